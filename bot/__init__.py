@@ -1,0 +1,1 @@
+"""dbops' surfaces: Slack adapter, console, CLI and scheduler jobs, over ``commands``."""

@@ -1,0 +1,101 @@
+"""The ``dbops`` command line: the Slack grammar from a shell, with exit codes for scripts.
+
+    dbops migrate status|validate|up|down|goto|force|dry-run … [--env ENV] [--format text|json] [--config PATH]
+
+Exit codes: 0 done or nothing to do, 1 failed, 2 usage, 3 refused or awaiting approval.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Sequence
+
+import structlog
+
+from bot.logs import configure_logging
+from bot.text import render_json, render_text
+from commands import grammar
+from commands.config import Settings, load_settings
+from commands.errors import CommandError, UsageError
+from commands.executor import Actor, Executor
+from commands.pg.database import PgDatabases
+from commands.redact import redact
+from commands.results import Outcome
+
+EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSED: 3}
+GRAMMAR_VERBS = ("migrate",)
+HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
+
+  dbops migrate status [ENV]            version, dirty flag, pending migrations, lock holder
+  dbops migrate validate [ENV]          parse every migration file; list what golang-migrate skips
+  dbops migrate up [N] [ENV]            apply pending migrations (all, or the next N)
+  dbops migrate down N [ENV]            roll back N migrations (or --all)
+  dbops migrate goto VERSION [ENV]      migrate up or down to VERSION
+  dbops migrate force VERSION [ENV]     set the recorded version, clearing the dirty flag (-1: none)
+  dbops migrate dry-run [N] [ENV]       run pending migrations in a transaction and roll it back
+
+ENV may also be given as --env ENV; it may be left out when one environment is configured.
+The configuration comes from --config or $DBOPS_CONFIG; with neither, a built-in demo runs on
+an embedded PostgreSQL.
+Exit codes: 0 done or nothing to do, 1 failed, 2 usage, 3 refused or awaiting approval."""
+
+
+def _take_option(args: list[str], name: str) -> str | None:
+    """Remove ``--name VALUE`` or ``--name=VALUE`` from ``args``; return VALUE."""
+    for i, arg in enumerate(args):
+        if arg == name:
+            if i + 1 >= len(args):
+                raise UsageError(f"{name} needs a value.")
+            value = args[i + 1]
+            del args[i:i + 2]
+            return value
+        if arg.startswith(name + "="):
+            del args[i]
+            return arg.split("=", 1)[1]
+    return None
+
+
+def load(config_path: str | None) -> Settings:
+    path = config_path or os.environ.get("DBOPS_CONFIG")
+    if path:
+        return load_settings(path)
+    from bot.demo import demo_settings
+    return demo_settings()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    configure_logging()
+    if not args or args[0] in ("-h", "--help", "help"):
+        print(HELP)
+        return 0 if args else 2
+    try:
+        config_path = _take_option(args, "--config")
+        output = _take_option(args, "--format") or "text"
+        if output not in ("text", "json"):
+            raise UsageError(f"--format must be text or json, not {output!r}.")
+        if args[0] not in GRAMMAR_VERBS:
+            raise UsageError(f"Unknown command {args[0]!r}. Run `dbops --help` for the list.")
+        if any(a in ("-h", "--help") for a in args[1:]):
+            print(HELP)
+            return 0
+        command = grammar.parse(args)
+        settings = load(config_path)
+        executor = Executor(settings, PgDatabases(application_name="dbops-cli"))
+        result = executor.run(command, Actor(user=os.environ.get("USER") or "cli"))
+    except CommandError as err:
+        # The grammar's usage lines are written as Slack commands; a shell user types dbops.
+        message = str(err).replace("Usage: /", "Usage: dbops ").replace("  or  /", "  or  dbops ")
+        print(redact(f"dbops: {message}"), file=sys.stderr)
+        return err.exit_code
+    except Exception:  # a bug: say so plainly, keep the traceback in the (redacted) log
+        structlog.get_logger("dbops.cli").exception("internal_error")
+        print("dbops: internal error; the log line above has the details.", file=sys.stderr)
+        return 1
+    print(redact(render_json(result) if output == "json" else render_text(result)))
+    return EXIT[result.outcome]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""dbops' Slack-free domain: grammar, executor, migrations, snapshots, locks, approvals."""

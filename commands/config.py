@@ -1,0 +1,262 @@
+"""Configuration: one TOML file, ``${VAR}`` expanded from the environment, every key checked.
+
+An unknown key or a value of the wrong type is a ConfigError naming the key and the file,
+so a typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from commands.errors import ConfigError
+from commands.redact import redact
+
+# Operations that may be listed in require_approval.
+APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release")
+DEFAULT_REQUIRE_APPROVAL = ("down", "goto", "force", "restore", "cleanup", "lock-release")
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+
+
+@dataclass(frozen=True, kw_only=True)
+class EnvironmentSettings:
+    name: str
+    database_url: str
+    migrations_dir: Path
+    snapshot_dir: Path | None = None
+    migrations_table: str = "schema_migrations"
+    migrations_schema: str | None = None  # None: the connection's current_schema(), as the CLI does
+    channels: tuple[str, ...] = ()
+    operators: tuple[str, ...] = ()
+    approvers: tuple[str, ...] = ()
+    require_approval: tuple[str, ...] = DEFAULT_REQUIRE_APPROVAL
+    approval_ttl_seconds: int = 900
+    retention_days: int = 7
+    keep_last: int = 3
+    cleanup_schedule: str = "0 3 * * *"
+    dirty_check_seconds: int = 30
+    lock_dirs: tuple[Path, ...] = ()
+    health_url: str | None = None
+    lock_wait_seconds: float = 15.0
+    lock_timeout: str = "10s"
+    statement_timeout: str = "0"
+    pre_migration_snapshot: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    path: Path | None
+    control_database_url: str | None
+    alerts_channel: str | None
+    environments: dict[str, EnvironmentSettings] = field(default_factory=dict)
+
+    def environment(self, name: str) -> EnvironmentSettings:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments)) or "none configured"
+            raise ConfigError(f"Unknown environment {name!r}. Known environments: {known}.") from None
+
+
+# --- value checkers: each returns the converted value or raises ValueError(description) ---
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a string")
+    return value
+
+
+def _nonempty_str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("a non-empty string")
+    return value
+
+
+def _str_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError("a list of non-empty strings")
+    return tuple(value)
+
+
+def _int(minimum: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise ValueError(f"a whole number of at least {minimum}")
+        return value
+    return check
+
+
+def _positive_number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError("a number greater than 0")
+    return float(value)
+
+
+def _bool(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("true or false")
+    return value
+
+
+def _approvals(value: Any) -> tuple[str, ...]:
+    items = _str_list(value)
+    unknown = [v for v in items if v not in APPROVABLE]
+    if unknown:
+        raise ValueError(f"a list of operations from {', '.join(APPROVABLE)} (unknown: {', '.join(unknown)})")
+    return items
+
+
+def _cron(value: Any) -> str:
+    if not isinstance(value, str) or len(value.split()) != 5:
+        raise ValueError('a five-field cron expression such as "0 3 * * *"')
+    return value
+
+
+def _pg_duration(value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return f"{value}ms"
+    if not isinstance(value, str) or not re.fullmatch(r"\d+\s*(us|ms|s|min|h|d)?", value.strip()):
+        raise ValueError('a PostgreSQL duration such as "10s", "500ms" or "0" (no limit)')
+    return value.strip()
+
+
+def _postgres_url(value: Any) -> str:
+    url = _nonempty_str(value)
+    if urlsplit(url).scheme not in ("postgres", "postgresql"):
+        raise ValueError("a postgres:// or postgresql:// URL")
+    return url
+
+
+def _identifier(value: Any) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", value):
+        raise ValueError("a plain SQL identifier (letters, digits, _ and $; at most 63 characters)")
+    return value
+
+
+_ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
+    "database_url": _postgres_url,
+    "migrations_dir": _nonempty_str,
+    "snapshot_dir": _nonempty_str,
+    "migrations_table": _identifier,
+    "migrations_schema": _identifier,
+    "channels": _str_list,
+    "operators": _str_list,
+    "approvers": _str_list,
+    "require_approval": _approvals,
+    "approval_ttl_seconds": _int(1),
+    "retention_days": _int(0),
+    "keep_last": _int(0),
+    "cleanup_schedule": _cron,
+    "dirty_check_seconds": _int(1),
+    "lock_dirs": _str_list,
+    "health_url": _nonempty_str,
+    "lock_wait_seconds": _positive_number,
+    "lock_timeout": _pg_duration,
+    "statement_timeout": _pg_duration,
+    "pre_migration_snapshot": _bool,
+}
+_REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
+_SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
+    "control": {"database_url": _postgres_url},
+    "slack": {"alerts_channel": _nonempty_str},
+}
+
+
+def _expand(value: Any, where: str, source: str, environ: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            name = match[1]
+            if name not in environ:
+                raise ConfigError(f"{source}: {where} uses ${{{name}}}, but the environment variable {name} is not set.")
+            return environ[name]
+        return _VAR.sub(substitute, value)
+    if isinstance(value, list):
+        return [_expand(v, where, source, environ) for v in value]
+    return value
+
+
+def _check_table(table: Any, schema: dict[str, Callable[[Any], Any]], prefix: str, source: str,
+                 environ: dict[str, str]) -> dict[str, Any]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{source}: [{prefix}] must be a table.")
+    checked: dict[str, Any] = {}
+    for key, raw in table.items():
+        where = f"{prefix}.{key}"
+        if key not in schema:
+            known = ", ".join(sorted(schema))
+            raise ConfigError(f"{source}: unknown key {where!r}. Keys allowed in [{prefix}]: {known}.")
+        value = _expand(raw, where, source, environ)
+        try:
+            checked[key] = schema[key](value)
+        except ValueError as err:
+            raise ConfigError(f"{source}: {where} must be {err}.") from None
+    return checked
+
+
+def _same_database(a: str, b: str) -> bool:
+    pa, pb = urlsplit(a), urlsplit(b)
+    return (pa.hostname or "", pa.port or 5432, pa.path.strip("/")) == (pb.hostname or "", pb.port or 5432, pb.path.strip("/"))
+
+
+def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
+                   environ: dict[str, str] | None = None, path: Path | None = None) -> Settings:
+    """Build Settings from a parsed TOML document; relative paths resolve against base_dir."""
+    environ = dict(os.environ) if environ is None else environ
+    unknown = sorted(set(document) - {"control", "slack", "environments"})
+    if unknown:
+        raise ConfigError(f"{source}: unknown section [{unknown[0]}]. Sections allowed: [control], [slack], [environments.NAME].")
+    control = _check_table(document.get("control", {}), _SECTION_KEYS["control"], "control", source, environ)
+    slack = _check_table(document.get("slack", {}), _SECTION_KEYS["slack"], "slack", source, environ)
+    raw_envs = document.get("environments", {})
+    if not isinstance(raw_envs, dict) or not raw_envs:
+        raise ConfigError(f"{source}: no environments configured; add at least one [environments.NAME] table.")
+
+    environments: dict[str, EnvironmentSettings] = {}
+    for name, table in raw_envs.items():
+        if not _ENV_NAME.match(name):
+            raise ConfigError(f"{source}: environment name {name!r} must be lower-case letters, digits, - or _, starting with a letter.")
+        values = _check_table(table, _ENVIRONMENT_KEYS, f"environments.{name}", source, environ)
+        missing = [k for k in _REQUIRED_ENVIRONMENT_KEYS if k not in values]
+        if missing:
+            raise ConfigError(f"{source}: environments.{name}.{missing[0]} is required.")
+        for key in ("migrations_dir", "snapshot_dir"):
+            if key in values:
+                values[key] = (base_dir / values[key]).resolve()
+        if "lock_dirs" in values:
+            values["lock_dirs"] = tuple((base_dir / p).resolve() for p in values["lock_dirs"])
+        environments[name] = EnvironmentSettings(name=name, **values)
+        redact.register(urlsplit(values["database_url"]).password)
+
+    control_url = control.get("database_url")
+    if control_url:
+        redact.register(urlsplit(control_url).password)
+        for env in environments.values():
+            if _same_database(control_url, env.database_url):
+                raise ConfigError(
+                    f"{source}: control.database_url points at the database of environment {env.name!r}. "
+                    "dbops' own state must live in a separate database, so that restoring a snapshot cannot erase it."
+                )
+    return Settings(path=path, control_database_url=control_url,
+                    alerts_channel=slack.get("alerts_channel"), environments=environments)
+
+
+def load_settings(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Settings:
+    """Read and check the TOML file at ``path``."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            document = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"Configuration file {path} does not exist.") from None
+    except PermissionError:
+        raise ConfigError(f"Configuration file {path} is not readable by this user.") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML: {err}.") from None
+    return parse_settings(document, source=str(path), base_dir=path.parent.resolve(),
+                          environ=environ, path=path)

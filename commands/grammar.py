@@ -1,0 +1,197 @@
+"""The command grammar shared by Slack, the console and the CLI: text in, Command out.
+
+``parse`` returns a frozen Command or raises UsageError whose message says what was wrong
+and whose ``usage`` is the line for that verb. It never raises anything else, whatever the
+input.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from dataclasses import dataclass
+
+from commands.errors import UsageError
+from commands.source import MAX_VERSION, NIL_VERSION
+
+MAX_STEPS = 1_000_000
+_ENV = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})  # Slack's smart quotes
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrateStatus:
+    env: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrateValidate:
+    env: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrateUp:
+    env: str | None = None
+    steps: int | None = None  # None: every pending migration
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrateDown:
+    env: str | None = None
+    steps: int | None = None  # None: all the way down (--all)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrateGoto:
+    env: str | None = None
+    version: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrateForce:
+    env: str | None = None
+    version: int  # -1 clears the version table, as ``migrate force -1`` does
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrateDryRun:
+    env: str | None = None
+    steps: int | None = None
+
+
+Command = MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
+COMMANDS: tuple[type, ...] = (MigrateStatus, MigrateValidate, MigrateUp, MigrateDown, MigrateGoto,
+                              MigrateForce, MigrateDryRun)
+STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce)
+
+USAGE = {
+    "status": "/migrate status [ENV]",
+    "validate": "/migrate validate [ENV]",
+    "up": "/migrate up [N] [ENV]",
+    "down": "/migrate down N [ENV]  or  /migrate down --all [ENV]",
+    "goto": "/migrate goto VERSION [ENV]",
+    "force": "/migrate force VERSION [ENV]   (VERSION may be -1: no version)",
+    "dry-run": "/migrate dry-run [N] [ENV]",
+}
+MIGRATE_USAGE = "/migrate status|validate|up|down|goto|force|dry-run …  (/dbops help for details)"
+
+
+def tokenize(text: str) -> list[str]:
+    try:
+        return shlex.split(text.translate(_QUOTES), comments=False, posix=True)
+    except ValueError as err:  # unbalanced quotes
+        raise UsageError(f"Could not read the command: {err}.") from None
+
+
+def _env(token: str, usage: str) -> str:
+    if not _ENV.match(token):
+        raise UsageError(f"{_shown(token)} is not an environment name.", usage=usage)
+    return token
+
+
+def _shown(token: str) -> str:
+    """A token quoted for a message: shortened, with control characters made visible."""
+    short = token if len(token) <= 40 else token[:37] + "…"
+    return repr(short)
+
+
+def _count(token: str, usage: str) -> int:
+    if not re.fullmatch(r"[0-9]+", token):
+        raise UsageError(f"{_shown(token)} is not a number of migrations.", usage=usage)
+    value = int(token)
+    if not 1 <= value <= MAX_STEPS:
+        raise UsageError(f"The number of migrations must be between 1 and {MAX_STEPS:,}.", usage=usage)
+    return value
+
+
+def _version(token: str, usage: str, *, allow_nil: bool = False) -> int:
+    if allow_nil and token == str(NIL_VERSION):
+        return NIL_VERSION
+    if not re.fullmatch(r"[0-9]+", token):
+        raise UsageError(f"{_shown(token)} is not a migration version (a whole number{', or -1' if allow_nil else ''}).",
+                         usage=usage)
+    value = int(token)
+    if value > MAX_VERSION:
+        raise UsageError(f"{_shown(token)} is larger than any golang-migrate version (unsigned 64-bit).", usage=usage)
+    return value
+
+
+def _split_options(args: list[str], usage: str, flags: tuple[str, ...]) -> tuple[list[str], str | None, set[str]]:
+    """Take ``--env ENV`` / ``--env=ENV`` and the boolean ``flags`` out of ``args``."""
+    positional: list[str] = []
+    env: str | None = None
+    seen: set[str] = set()
+    items = iter(args)
+    for arg in items:
+        if arg == "--env" or arg.startswith("--env="):
+            value = arg.partition("=")[2] if "=" in arg else next(items, None)
+            if not value:
+                raise UsageError("--env needs an environment name.", usage=usage)
+            if env is not None:
+                raise UsageError("The environment is given twice.", usage=usage)
+            env = _env(value, usage)
+        elif arg in flags:
+            seen.add(arg)
+        elif arg.startswith("--"):
+            raise UsageError(f"Unknown option {_shown(arg)}.", usage=usage)
+        else:
+            positional.append(arg)
+    return positional, env, seen
+
+
+def _trailing_env(positional: list[str], env: str | None, usage: str, max_before: int) -> tuple[list[str], str | None]:
+    """Positional arguments are ``[values…] [ENV]``: an ENV is the one that is not a number."""
+    if positional and not re.fullmatch(r"-?[0-9]+", positional[-1]):
+        if env is not None:
+            raise UsageError("The environment is given twice.", usage=usage)
+        env = _env(positional[-1], usage)
+        positional = positional[:-1]
+    if len(positional) > max_before:
+        raise UsageError(f"Too many arguments: {' '.join(_shown(p) for p in positional[max_before:])}.", usage=usage)
+    return positional, env
+
+
+def _parse_migrate(args: list[str]) -> Command:
+    if not args:
+        raise UsageError("Which migrate command?", usage=MIGRATE_USAGE)
+    verb, rest = args[0].lower(), args[1:]
+    usage = USAGE.get(verb)
+    if usage is None:
+        raise UsageError(f"Unknown migrate command {_shown(args[0])}.", usage=MIGRATE_USAGE)
+    flags = ("--all",) if verb == "down" else ()
+    positional, env, seen = _split_options(rest, usage, flags)
+
+    if verb in ("status", "validate"):
+        positional, env = _trailing_env(positional, env, usage, 0)
+        return (MigrateStatus if verb == "status" else MigrateValidate)(env=env)
+    if verb in ("up", "dry-run"):
+        positional, env = _trailing_env(positional, env, usage, 1)
+        steps = _count(positional[0], usage) if positional else None
+        return (MigrateUp if verb == "up" else MigrateDryRun)(env=env, steps=steps)
+    if verb == "down":
+        positional, env = _trailing_env(positional, env, usage, 1)
+        if "--all" in seen:
+            if positional:
+                raise UsageError("Give either N or --all, not both.", usage=usage)
+            return MigrateDown(env=env, steps=None)
+        if not positional:
+            raise UsageError("down needs an explicit number of migrations (or --all), so nothing is undone by accident.",
+                             usage=usage)
+        return MigrateDown(env=env, steps=_count(positional[0], usage))
+    # goto, force
+    positional, env = _trailing_env(positional, env, usage, 1)
+    if not positional:
+        raise UsageError(f"{verb} needs a version.", usage=usage)
+    version = _version(positional[0], usage, allow_nil=verb == "force")
+    return (MigrateGoto if verb == "goto" else MigrateForce)(env=env, version=version)
+
+
+def parse(text: str | list[str]) -> Command:
+    """Parse a command line such as ``migrate up 2 production`` (a leading / is allowed)."""
+    tokens = tokenize(text) if isinstance(text, str) else list(text)
+    if not tokens:
+        raise UsageError("Empty command.", usage=MIGRATE_USAGE)
+    head = tokens[0].lstrip("/").lower()
+    if head == "migrate":
+        return _parse_migrate(tokens[1:])
+    raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage=MIGRATE_USAGE)

@@ -1,0 +1,148 @@
+"""Running migration files against PostgreSQL.
+
+Two ways, chosen per file by ``commands.sqlscan``:
+- transactional (most files): the file and its version update commit in one transaction,
+  so a failing file leaves the database clean at the previous version;
+- own-transaction or no-transaction files: the whole file is sent as one simple-protocol
+  query, as golang-migrate sends it, between writing the target version dirty and clean.
+  If it fails, the database stays dirty at the target version, as with the CLI.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import psycopg
+
+from commands.pg.connect import describe
+from commands.pg.state import PgVersionStore
+from commands.results import SqlError
+from commands.sqlscan import Mode, SqlFile, position_of
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    lock_timeout: str
+    statement_timeout: str
+
+
+def sql_error(err: psycopg.Error, text: str, *, offset: int = 0) -> SqlError:
+    """PostgreSQL's error, located in ``text`` (``offset``: where the sent query began in it)."""
+    diag = err.diag
+    line = column = None
+    if diag.statement_position:
+        position = position_of(text, offset + int(diag.statement_position) - 1)
+        line, column = position.line, position.column
+    return SqlError(message=describe(err), sqlstate=err.sqlstate, detail=diag.message_detail,
+                    hint=diag.message_hint, context=diag.context, line=line, column=column)
+
+
+class PgMigrationRunner:
+    """Applies one file and records the version it leaves, on one autocommit connection.
+
+    Contract: ``apply`` returns None when the file ran and ``target`` is recorded clean, or
+    the SqlError; after an error in a transactional file the recorded state is unchanged,
+    after an error in any other file it is ``target`` dirty.
+    """
+
+    def __init__(self, conn: psycopg.Connection, store: PgVersionStore, timeouts: Timeouts) -> None:
+        self.conn = conn
+        self.store = store
+        self.timeouts = timeouts
+
+    def _set_timeouts(self, *, local: bool) -> None:
+        self.conn.execute(
+            "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s)",
+            (self.timeouts.lock_timeout, local, self.timeouts.statement_timeout, local),
+        )
+
+    def apply(self, sqlfile: SqlFile | None, target: int) -> SqlError | None:
+        if sqlfile is None or sqlfile.empty or sqlfile.mode is Mode.TRANSACTIONAL:
+            return self._apply_in_transaction(sqlfile, target)
+        return self._apply_dirty_protocol(sqlfile, target)
+
+    def _apply_in_transaction(self, sqlfile: SqlFile | None, target: int) -> SqlError | None:
+        try:
+            with self.conn.transaction():
+                self._set_timeouts(local=True)
+                if sqlfile is not None and not sqlfile.empty:
+                    self.conn.execute(sqlfile.text)
+                self.store.write(target, False)
+        except psycopg.Error as err:
+            return sql_error(err, sqlfile.text if sqlfile else "")
+        return None
+
+    def _apply_dirty_protocol(self, sqlfile: SqlFile, target: int) -> SqlError | None:
+        self.store.write(target, True)
+        self._set_timeouts(local=False)
+        try:
+            self.conn.execute(sqlfile.text)
+        except psycopg.Error as err:
+            self._abandon_transaction()
+            return sql_error(err, sqlfile.text)
+        finally:
+            self._reset_timeouts()
+        self.store.write(target, False)
+        return None
+
+    def _abandon_transaction(self) -> None:
+        """A file that opened its own transaction and failed leaves it aborted: end it."""
+        if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            self.conn.execute("ROLLBACK")
+
+    def _reset_timeouts(self) -> None:
+        if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            self.conn.execute("RESET lock_timeout; RESET statement_timeout")
+
+    def dry_run(self, files: list[tuple[str, SqlFile | None]]) -> list[tuple[str, str, str | None, SqlError | None, float]]:
+        """Run ``files`` in order in one transaction, then roll it all back.
+
+        Returns ``(key, status, note, error, ms)`` per file; status is ok, failed, skipped
+        or not_run. Statements that cannot run in a transaction are skipped (noted); a
+        file's own BEGIN/COMMIT are left out so its statements run inside the dry run.
+        Stops at the first failure: later files depend on it.
+        """
+        report: list[tuple[str, str, str | None, SqlError | None, float]] = []
+        failed = False
+        try:
+            with self.conn.transaction(force_rollback=True):
+                self._set_timeouts(local=True)
+                for key, sqlfile in files:
+                    if failed:
+                        report.append((key, "not_run", "an earlier file failed", None, 0.0))
+                        continue
+                    started = time.perf_counter()
+                    status, note, error = self._dry_run_file(sqlfile)
+                    failed = status == "failed"
+                    report.append((key, status, note, error, (time.perf_counter() - started) * 1000))
+        except psycopg.Error:
+            # Only the closing ROLLBACK can land here; each file's error is caught below.
+            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                self.conn.execute("ROLLBACK")
+        return report
+
+    def _dry_run_file(self, sqlfile: SqlFile | None) -> tuple[str, str | None, SqlError | None]:
+        if sqlfile is None or sqlfile.empty:
+            return "ok", "no statements (a no-op step)", None
+        if sqlfile.mode is Mode.TRANSACTIONAL:
+            chunks = [(0, sqlfile.text)]
+            note = None
+        else:
+            runnable = [s for s in sqlfile.statements if not s.transaction_control and not s.no_transaction]
+            chunks = [(s.start, sqlfile.text[s.start:s.end]) for s in runnable]
+            skipped = [f"{s.no_transaction} (line {s.line})" for s in sqlfile.statements if s.no_transaction]
+            note = "; ".join(
+                (["its own BEGIN/COMMIT left out"] if sqlfile.mode is Mode.OWN_TRANSACTION else [])
+                + ([f"{', '.join(skipped)} cannot run in a transaction: parsed, not run"] if skipped else [])
+            ) or None
+            if not chunks:
+                return "skipped", note, None
+        for offset, text in chunks:
+            try:
+                # A savepoint, so the error does not end the dry run's own transaction.
+                with self.conn.transaction():
+                    self.conn.execute(text)
+            except psycopg.Error as err:
+                return "failed", note, sql_error(err, sqlfile.text, offset=offset)
+        return "ok", note, None

@@ -1,0 +1,176 @@
+"""Results: plain, frozen data that every surface renders in its own words.
+
+A Result says what happened (``outcome``) and carries the facts a renderer needs; it never
+holds wording. Refusals are Results too, with a ``reason`` code the renderers know.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+
+
+class Outcome(str, Enum):
+    DONE = "done"
+    NO_CHANGE = "no_change"
+    REFUSED = "refused"
+    FAILED = "failed"
+
+
+class Reason(str, Enum):
+    """Why an operation was refused; each has its wording and recovery advice per surface."""
+
+    LOCK_HELD = "lock_held"
+    DIRTY = "dirty"
+    VERSION_MISMATCH = "version_mismatch"
+    SYNTAX_ERROR = "syntax_error"
+
+
+@dataclass(frozen=True, kw_only=True)
+class State:
+    """schema_migrations as golang-migrate reads it; version -1 means no row (nothing applied)."""
+
+    version: int
+    dirty: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockHolder:
+    pid: int
+    application_name: str
+    client: str          # address or "local socket"
+    user: str
+    since: datetime | None
+    state: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrationInfo:
+    version: int
+    name: str
+    has_up: bool
+    has_down: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class Mismatch:
+    """The database is at a version the files do not have (the guide's Issue 4)."""
+
+    database_version: int
+    latest_file_version: int
+    ahead: bool  # True: the database is past every file; False: a version missing in between
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusResult:
+    env: str
+    state: State
+    applied: tuple[MigrationInfo, ...]
+    pending: tuple[MigrationInfo, ...]
+    mismatch: Mismatch | None
+    missing_down: tuple[int, ...]
+    skipped_files: tuple[str, ...]
+    lock_holder: LockHolder | None
+    outcome: Outcome = Outcome.DONE
+    operation: str = "status"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SqlError:
+    """What PostgreSQL said about a failing file, located in the file."""
+
+    message: str
+    sqlstate: str | None = None
+    detail: str | None = None
+    hint: str | None = None
+    context: str | None = None
+    line: int | None = None
+    column: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepReport:
+    version: int
+    name: str
+    direction: str
+    filename: str | None  # None: no file for this direction (golang-migrate's no-op step)
+    mode: str
+    duration_ms: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepFailure:
+    version: int
+    name: str
+    direction: str
+    filename: str | None
+    mode: str
+    error: SqlError
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrateResult:
+    """The outcome of up/down/goto/force: what ran, what failed, the state before and after."""
+
+    env: str
+    operation: str
+    outcome: Outcome
+    before: State
+    after: State
+    steps: tuple[StepReport, ...] = ()
+    failure: StepFailure | None = None
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refusal:
+    env: str
+    operation: str
+    reason: Reason
+    state: State | None = None
+    holder: LockHolder | None = None
+    mismatch: Mismatch | None = None
+    problems: tuple["FileProblem", ...] = ()
+    outcome: Outcome = Outcome.REFUSED
+
+
+@dataclass(frozen=True, kw_only=True)
+class DryRunFile:
+    version: int
+    name: str
+    filename: str | None
+    status: str  # "ok", "failed", "skipped", "not_run"
+    note: str | None = None
+    error: SqlError | None = None
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DryRunResult:
+    env: str
+    state: State
+    files: tuple[DryRunFile, ...]
+    outcome: Outcome
+    operation: str = "dry-run"
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileProblem:
+    filename: str
+    severity: str  # "error" or "warning"
+    message: str
+    line: int | None = None
+    column: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidateResult:
+    env: str
+    files_checked: int
+    problems: tuple[FileProblem, ...] = field(default_factory=tuple)
+    outcome: Outcome = Outcome.DONE
+    operation: str = "validate"
+
+
+Result = StatusResult | MigrateResult | Refusal | DryRunResult | ValidateResult

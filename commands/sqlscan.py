@@ -1,0 +1,146 @@
+"""What a migration file holds, read with pglast (PostgreSQL's own parser).
+
+The executor needs three answers per file, and this module gives them without a database:
+- is it valid SQL at all (and if not, the line and column of the error);
+- can it run inside dbops' transaction, or does it manage its own (explicit BEGIN/COMMIT)
+  or hold statements PostgreSQL refuses in a transaction block (CREATE INDEX CONCURRENTLY…);
+- is it empty (no statements: an empty or comment-only file is a valid no-op step).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import pglast
+from pglast import ast
+from pglast.enums import TransactionStmtKind
+from pglast.parser import ParseError
+
+
+class Mode(str, Enum):
+    TRANSACTIONAL = "transactional"      # runs in dbops' transaction with its version update
+    OWN_TRANSACTION = "own-transaction"  # has BEGIN/COMMIT of its own: run whole, dirty protocol
+    NO_TRANSACTION = "no-transaction"    # cannot run in a transaction block: run whole, dirty protocol
+
+
+@dataclass(frozen=True, kw_only=True)
+class Position:
+    line: int    # 1-based
+    column: int  # 1-based, in characters
+
+
+@dataclass(frozen=True, kw_only=True)
+class Statement:
+    kind: str           # pglast node name, e.g. "CreateStmt"
+    start: int          # character offset in the file
+    end: int
+    line: int
+    no_transaction: str | None = None  # why it cannot run in a transaction block
+    transaction_control: bool = False  # BEGIN/COMMIT/ROLLBACK…
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyntaxProblem:
+    message: str
+    position: Position
+
+
+@dataclass(frozen=True, kw_only=True)
+class SqlFile:
+    text: str
+    statements: tuple[Statement, ...]
+    syntax_error: SyntaxProblem | None
+
+    @property
+    def empty(self) -> bool:
+        return self.syntax_error is None and not self.statements
+
+    @property
+    def mode(self) -> Mode:
+        if any(s.transaction_control for s in self.statements):
+            return Mode.OWN_TRANSACTION
+        if any(s.no_transaction for s in self.statements):
+            return Mode.NO_TRANSACTION
+        return Mode.TRANSACTIONAL
+
+    @property
+    def no_transaction_reasons(self) -> tuple[tuple[int, str], ...]:
+        return tuple((s.line, s.no_transaction) for s in self.statements if s.no_transaction)
+
+
+_OWN_TRANSACTION_KINDS = {
+    TransactionStmtKind.TRANS_STMT_BEGIN,
+    TransactionStmtKind.TRANS_STMT_START,
+    TransactionStmtKind.TRANS_STMT_COMMIT,
+    TransactionStmtKind.TRANS_STMT_ROLLBACK,
+    TransactionStmtKind.TRANS_STMT_PREPARE,
+    TransactionStmtKind.TRANS_STMT_COMMIT_PREPARED,
+    TransactionStmtKind.TRANS_STMT_ROLLBACK_PREPARED,
+}
+
+
+def _no_transaction_reason(node: ast.Node) -> str | None:
+    """Why PostgreSQL refuses ``node`` inside a transaction block, or None if it does not."""
+    match node:
+        case ast.IndexStmt(concurrent=True):
+            return "CREATE INDEX CONCURRENTLY"
+        case ast.DropStmt(concurrent=True):
+            return "DROP INDEX CONCURRENTLY"
+        case ast.ReindexStmt():
+            if any(getattr(p, "defname", None) == "concurrently" for p in node.params or ()):
+                return "REINDEX CONCURRENTLY"
+            if node.kind.name in ("REINDEX_OBJECT_SYSTEM", "REINDEX_OBJECT_DATABASE"):
+                return "REINDEX SYSTEM/DATABASE"
+        case ast.VacuumStmt(is_vacuumcmd=True):
+            return "VACUUM"
+        case ast.CreatedbStmt():
+            return "CREATE DATABASE"
+        case ast.DropdbStmt():
+            return "DROP DATABASE"
+        case ast.CreateTableSpaceStmt():
+            return "CREATE TABLESPACE"
+        case ast.DropTableSpaceStmt():
+            return "DROP TABLESPACE"
+        case ast.AlterSystemStmt():
+            return "ALTER SYSTEM"
+        case ast.CreateSubscriptionStmt():
+            return "CREATE SUBSCRIPTION"
+        case ast.DropSubscriptionStmt():
+            return "DROP SUBSCRIPTION"
+        case ast.ClusterStmt(relation=None):
+            return "CLUSTER (all tables)"
+    return None
+
+
+def position_of(text: str, offset: int) -> Position:
+    """The 1-based line and column of character ``offset`` in ``text``."""
+    offset = max(0, min(offset, len(text)))
+    line = text.count("\n", 0, offset) + 1
+    column = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return Position(line=line, column=column)
+
+
+def scan(text: str) -> SqlFile:
+    """Parse ``text``; never raises for bad SQL (the problem is in ``syntax_error``)."""
+    try:
+        raw = pglast.parse_sql(text)
+    except ParseError as err:
+        message, offset = err.args[0], (err.args[1] if len(err.args) > 1 else 0)
+        return SqlFile(text=text, statements=(),
+                       syntax_error=SyntaxProblem(message=str(message), position=position_of(text, int(offset))))
+    statements = []
+    for item in raw:
+        node = item.stmt
+        start = item.stmt_location or 0
+        # A statement's recorded start can precede leading comments/whitespace; report
+        # the line of its first real character.
+        stripped = len(text[start:]) - len(text[start:].lstrip())
+        end = start + item.stmt_len if item.stmt_len else len(text)
+        statements.append(Statement(
+            kind=type(node).__name__, start=start, end=end,
+            line=position_of(text, start + stripped).line,
+            no_transaction=_no_transaction_reason(node),
+            transaction_control=isinstance(node, ast.TransactionStmt) and node.kind in _OWN_TRANSACTION_KINDS,
+        ))
+    return SqlFile(text=text, statements=tuple(statements), syntax_error=None)

@@ -1,0 +1,3 @@
+DROP TABLE IF EXISTS events;
+DROP TABLE IF EXISTS places;
+DROP TABLE IF EXISTS organizations;

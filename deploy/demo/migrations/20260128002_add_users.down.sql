@@ -1,0 +1,2 @@
+DROP FUNCTION IF EXISTS touch_created_at();
+DROP TABLE IF EXISTS users CASCADE;

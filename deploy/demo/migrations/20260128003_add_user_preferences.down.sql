@@ -1,0 +1,2 @@
+ALTER TABLE users DROP COLUMN IF EXISTS status;
+DROP TABLE IF EXISTS user_preferences CASCADE;
