@@ -21,6 +21,8 @@ def _redact_event(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, 
 
 
 def configure_logging(*, level: str | None = None, stream: Any = None) -> None:
+    """Configure once per process; ``stream`` defaults to whatever sys.stderr is at write time."""
+    factory = (lambda *_: structlog.PrintLogger(sys.stderr)) if stream is None else structlog.PrintLoggerFactory(stream)
     stream = stream or sys.stderr
     level_name = (level or os.environ.get("DBOPS_LOG_LEVEL") or "WARNING").upper()
     renderer: Any
@@ -38,6 +40,6 @@ def configure_logging(*, level: str | None = None, stream: Any = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping().get(level_name, logging.WARNING)),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )

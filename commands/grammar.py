@@ -139,9 +139,11 @@ def _split_options(args: list[str], usage: str, flags: tuple[str, ...]) -> tuple
     return positional, env, seen
 
 
-def _trailing_env(positional: list[str], env: str | None, usage: str, max_before: int) -> tuple[list[str], str | None]:
-    """Positional arguments are ``[values…] [ENV]``: an ENV is the one that is not a number."""
-    if positional and not re.fullmatch(r"-?[0-9]+", positional[-1]):
+def _trailing_env(positional: list[str], env: str | None, usage: str, max_before: int,
+                  required: int = 0) -> tuple[list[str], str | None]:
+    """Positional arguments are ``values… [ENV]``: the ``required`` values come first, and a
+    last token that is not a number is the ENV (``goto abc`` is a bad version, not an ENV)."""
+    if len(positional) > required and not re.fullmatch(r"-?[0-9]+", positional[-1]):
         if env is not None:
             raise UsageError("The environment is given twice.", usage=usage)
         env = _env(positional[-1], usage)
@@ -169,7 +171,7 @@ def _parse_migrate(args: list[str]) -> Command:
         steps = _count(positional[0], usage) if positional else None
         return (MigrateUp if verb == "up" else MigrateDryRun)(env=env, steps=steps)
     if verb == "down":
-        positional, env = _trailing_env(positional, env, usage, 1)
+        positional, env = _trailing_env(positional, env, usage, 1, required=0 if "--all" in seen else 1)
         if "--all" in seen:
             if positional:
                 raise UsageError("Give either N or --all, not both.", usage=usage)
@@ -179,7 +181,7 @@ def _parse_migrate(args: list[str]) -> Command:
                              usage=usage)
         return MigrateDown(env=env, steps=_count(positional[0], usage))
     # goto, force
-    positional, env = _trailing_env(positional, env, usage, 1)
+    positional, env = _trailing_env(positional, env, usage, 1, required=1)
     if not positional:
         raise UsageError(f"{verb} needs a version.", usage=usage)
     version = _version(positional[0], usage, allow_nil=verb == "force")

@@ -27,10 +27,15 @@ class Timeouts:
     statement_timeout: str
 
 
-def sql_error(err: psycopg.Error, text: str, *, offset: int = 0) -> SqlError:
-    """PostgreSQL's error, located in ``text`` (``offset``: where the sent query began in it)."""
+def sql_error(err: psycopg.Error, text: str, *, offset: int = 0, line: int | None = None) -> SqlError:
+    """PostgreSQL's error, located in ``text``.
+
+    ``offset`` is where the query that failed began in ``text``; ``line`` is that
+    statement's first line, used when PostgreSQL gives no position (most utility
+    statements, such as ALTER TABLE on a missing table, do not).
+    """
     diag = err.diag
-    line = column = None
+    column = None
     if diag.statement_position:
         position = position_of(text, offset + int(diag.statement_position) - 1)
         line, column = position.line, position.column
@@ -66,12 +71,23 @@ class PgMigrationRunner:
         try:
             with self.conn.transaction():
                 self._set_timeouts(local=True)
-                if sqlfile is not None and not sqlfile.empty:
-                    self.conn.execute(sqlfile.text)
+                if sqlfile is not None:
+                    self._execute_statements(sqlfile, sqlfile.statements)
                 self.store.write(target, False)
+        except _StatementFailed as failed:
+            return failed.error
         except psycopg.Error as err:
-            return sql_error(err, sqlfile.text if sqlfile else "")
+            return sql_error(err, "")
         return None
+
+    def _execute_statements(self, sqlfile: SqlFile, statements) -> None:
+        """Run ``statements`` one by one in the current transaction, so an error names its
+        statement's line even when PostgreSQL gives no position."""
+        for statement in statements:
+            try:
+                self.conn.execute(sqlfile.text[statement.start:statement.end])
+            except psycopg.Error as err:
+                raise _StatementFailed(sql_error(err, sqlfile.text, offset=statement.start, line=statement.line)) from err
 
     def _apply_dirty_protocol(self, sqlfile: SqlFile, target: int) -> SqlError | None:
         self.store.write(target, True)
@@ -125,24 +141,26 @@ class PgMigrationRunner:
     def _dry_run_file(self, sqlfile: SqlFile | None) -> tuple[str, str | None, SqlError | None]:
         if sqlfile is None or sqlfile.empty:
             return "ok", "no statements (a no-op step)", None
-        if sqlfile.mode is Mode.TRANSACTIONAL:
-            chunks = [(0, sqlfile.text)]
-            note = None
-        else:
-            runnable = [s for s in sqlfile.statements if not s.transaction_control and not s.no_transaction]
-            chunks = [(s.start, sqlfile.text[s.start:s.end]) for s in runnable]
+        runnable = [s for s in sqlfile.statements if not s.transaction_control and not s.no_transaction]
+        note = None
+        if sqlfile.mode is not Mode.TRANSACTIONAL:
             skipped = [f"{s.no_transaction} (line {s.line})" for s in sqlfile.statements if s.no_transaction]
             note = "; ".join(
                 (["its own BEGIN/COMMIT left out"] if sqlfile.mode is Mode.OWN_TRANSACTION else [])
                 + ([f"{', '.join(skipped)} cannot run in a transaction: parsed, not run"] if skipped else [])
             ) or None
-            if not chunks:
+            if not runnable:
                 return "skipped", note, None
-        for offset, text in chunks:
-            try:
-                # A savepoint, so the error does not end the dry run's own transaction.
-                with self.conn.transaction():
-                    self.conn.execute(text)
-            except psycopg.Error as err:
-                return "failed", note, sql_error(err, sqlfile.text, offset=offset)
+        try:
+            # A savepoint, so the error does not end the dry run's own transaction.
+            with self.conn.transaction():
+                self._execute_statements(sqlfile, runnable)
+        except _StatementFailed as failed:
+            return "failed", note, failed.error
         return "ok", note, None
+
+
+class _StatementFailed(Exception):
+    def __init__(self, error: SqlError) -> None:
+        super().__init__(error.message)
+        self.error = error

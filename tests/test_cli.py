@@ -1,0 +1,131 @@
+"""The dbops command line: what a shell user sees, and the exit codes scripts rely on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from bot.cli import main
+
+FILES = {"1_users.up.sql": "CREATE TABLE users (id int);", "1_users.down.sql": "DROP TABLE users;",
+         "2_bad.up.sql": "INSERT INTO users VALUES ('x');"}
+
+
+@pytest.fixture
+def config(make_bed, tmp_path: Path):
+    bed = make_bed(FILES)
+    path = tmp_path / "dbops.toml"
+    path.write_text(f'''
+[environments.test]
+database_url = "${{TEST_DATABASE_URL}}"
+migrations_dir = "migrations"
+lock_wait_seconds = 0.3
+''')
+    os.environ["TEST_DATABASE_URL"] = bed.url
+    yield bed, str(path)
+    os.environ.pop("TEST_DATABASE_URL", None)
+
+
+def test_status_prints_the_version_and_exits_0(config, capsys):
+    bed, path = config
+    assert main(["migrate", "status", "--config", path]) == 0
+    out = capsys.readouterr().out
+    assert "Environment test: version no version (nothing applied)" in out
+    assert "pending  1_users" in out
+
+
+def test_environment_given_positionally_or_with_env_is_the_same(config, capsys):
+    bed, path = config
+    assert main(["migrate", "up", "1", "test", "--config", path]) == 0
+    assert main(["migrate", "down", "1", "--env", "test", "--config", path]) == 0
+    assert bed.state() is None and "users" not in bed.tables()
+
+
+def test_a_failed_migration_exits_1_and_names_file_and_line(config, capsys):
+    bed, path = config
+    assert main(["migrate", "up", "--config", path]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED at 2_bad" in out and "2_bad.up.sql, line 1" in out and "22P02" in out
+    assert "clean at 1 (clean)" in out
+
+
+def test_a_held_lock_exits_3_naming_the_holder(config, capsys):
+    bed, path = config
+    with psycopg.connect(bed.url, autocommit=True, application_name="deploy.sh migrate") as other:
+        other.execute("SELECT pg_advisory_lock(%s)", (_key(bed.url),))
+        pid = other.info.backend_pid
+        assert main(["migrate", "up", "1", "--config", path]) == 3
+    out = capsys.readouterr().out
+    assert f"pid {pid} (deploy.sh migrate" in out
+    assert bed.state() is None
+
+
+def _key(url: str) -> int:
+    from commands.pg.lock import golang_migrate_lock_key
+    return golang_migrate_lock_key(schema="public", table="schema_migrations", database_url=url)
+
+
+def test_json_output_carries_the_outcome_and_state(config, capsys):
+    bed, path = config
+    assert main(["migrate", "up", "1", "--format", "json", "--config", path]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["kind"] == "MigrateResult" and result["outcome"] == "done"
+    assert result["after"] == {"kind": "State", "version": 1, "dirty": False}
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["migrate", "down"], "explicit number"),
+    (["migrate", "goto", "abc"], "'abc' is not a migration version"),
+    (["migrate", "goto", "7"], "No migration file has version 7"),
+    (["migrate", "status", "--env", "staging"], "Unknown environment 'staging'. Known environments: test"),
+    (["migrate", "sideways"], "Unknown migrate command"),
+    (["migrate", "status", "--format", "yaml"], "--format must be text or json"),
+])
+def test_bad_input_exits_2_with_a_clear_message_and_changes_nothing(config, capsys, argv, message):
+    bed, path = config
+    assert main([*argv, "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert bed.state() is None
+
+
+def test_usage_lines_are_written_for_the_shell(config, capsys):
+    _, path = config
+    main(["migrate", "down", "--config", path])
+    assert "Usage: dbops migrate down N [ENV]" in capsys.readouterr().err
+
+
+def test_a_bad_config_exits_2_naming_key_and_file(tmp_path, capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text('[environments.prod]\ndatabase_url = "postgres://h/db"\nmigrations_dir = "m"\nretention = 3\n')
+    assert main(["migrate", "status", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'environments.prod.retention'" in err and str(path) in err
+
+
+def test_a_connection_failure_exits_1_and_never_shows_the_password(tmp_path, capsys):
+    (tmp_path / "m").mkdir()
+    path = tmp_path / "dbops.toml"
+    path.write_text('[environments.prod]\ndatabase_url = "postgresql://deploy:hunter2-secret@127.0.0.1:1/togather"\n'
+                    'migrations_dir = "m"\n')
+    assert main(["migrate", "status", "--config", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert "Cannot connect to postgresql://deploy:****@127.0.0.1:1/togather" in captured.err
+    assert "hunter2-secret" not in captured.out + captured.err
+
+
+def test_readme_main_command_shows_the_demo_status(tmp_path):
+    """The README's first command ends in `dbops migrate status` on the built-in demo."""
+    env = {**os.environ, "DBOPS_DEMO_DIR": str(tmp_path / "demo")}
+    env.pop("DBOPS_CONFIG", None)
+    done = subprocess.run([sys.executable, "-m", "bot.cli", "migrate", "status"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Environment demo: version no version (nothing applied)" in done.stdout
+    assert "pending  20260128001_initial_schema" in done.stdout
