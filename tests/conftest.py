@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import psycopg
 import pytest
+import structlog
 from psycopg import sql
 
 from commands import grammar
@@ -25,6 +26,14 @@ from commands.executor import Actor, Executor
 from commands.pg import embedded
 from commands.pg.database import PgDatabases
 from commands.results import Result
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """A test that configures logging (the CLI does) must not leave it for the next."""
+    yield
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
 
 
 @pytest.fixture(scope="session")

@@ -129,3 +129,32 @@ def test_readme_main_command_shows_the_demo_status(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "Environment demo: version no version (nothing applied)" in done.stdout
     assert "pending  20260128001_initial_schema" in done.stdout
+
+
+def test_a_dirty_database_is_refused_with_the_guides_recovery_options(config, capsys):
+    bed, path = config
+    main(["migrate", "up", "1", "--config", path])
+    bed.execute("UPDATE schema_migrations SET dirty = true")
+    capsys.readouterr()
+    assert main(["migrate", "up", "--config", path]) == 3
+    out = capsys.readouterr().out
+    assert "the database is at version 1 (dirty). Nothing was changed." in out
+    assert "Restore the snapshot taken before the failed migration (recommended)" in out
+    assert "`force 1` and run `up` again" in out and "`force 1`, then `down 1`" in out
+
+
+def test_logs_are_json_and_mask_secrets(tmp_path, capsys):
+    import io
+    import structlog
+    from bot.logs import configure_logging
+    from commands.redact import redact
+
+    redact.register("s3cr3t-signing")
+    stream = io.StringIO()
+    configure_logging(level="info", stream=stream)
+    structlog.get_logger("t").info("connect", url="postgresql://app:pa55word@db/x", note="sig s3cr3t-signing",
+                                   token="xoxb-1234567890-abcdef")
+    line = json.loads(stream.getvalue())
+    assert line["event"] == "connect" and line["level"] == "info"
+    assert line["url"] == "postgresql://app:****@db/x"
+    assert "s3cr3t-signing" not in stream.getvalue() and "xoxb-1234567890" not in stream.getvalue()

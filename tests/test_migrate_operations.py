@@ -119,9 +119,10 @@ END;
 $$;
 CREATE TRIGGER notes_bump BEFORE INSERT ON notes FOR EACH ROW EXECUTE FUNCTION bump();
 INSERT INTO notes (id) VALUES (1);
+INSERT INTO notes (id, body) SELECT 2, format('%s%%', 50) WHERE 'x%' LIKE 'x%%';
 """})
     assert bed.run("migrate up").outcome is Outcome.DONE
-    assert bed.query("SELECT body, meta FROM notes") == [("a;b;", "it's; here")]
+    assert bed.query("SELECT body, meta FROM notes ORDER BY id") == [("a;b;", "it's; here"), ("50%;", "it's; here")]
 
 
 def test_dirty_database_refuses_up_down_and_goto_with_recovery_options(make_bed):
