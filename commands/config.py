@@ -12,7 +12,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from commands.errors import ConfigError
 from commands.redact import redact
@@ -21,7 +21,7 @@ from commands.redact import redact
 APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release")
 DEFAULT_REQUIRE_APPROVAL = ("down", "goto", "force", "restore", "cleanup", "lock-release")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_ENV_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # fullmatch: "$" would accept a trailing newline
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,9 +112,25 @@ def _approvals(value: Any) -> tuple[str, ...]:
     return items
 
 
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
+_CRON_ITEM = re.compile(r"(\*|(\d{1,2})(?:-(\d{1,2}))?)(?:/(\d{1,2}))?")
+
+
 def _cron(value: Any) -> str:
+    """A standard five-field crontab line (numbers, ranges, lists, steps; no names)."""
+    shape = 'a five-field cron expression such as "0 3 * * *"'
     if not isinstance(value, str) or len(value.split()) != 5:
-        raise ValueError('a five-field cron expression such as "0 3 * * *"')
+        raise ValueError(shape)
+    for field_text, (label, low, high) in zip(value.split(), _CRON_FIELDS):
+        for item in field_text.split(","):
+            match = _CRON_ITEM.fullmatch(item)
+            if match is None:
+                raise ValueError(f"{shape}; {item!r} is not a valid {label}")
+            numbers = [int(n) for n in match.group(2, 3) if n is not None]
+            if any(not low <= n <= high for n in numbers) or (len(numbers) == 2 and numbers[0] > numbers[1]):
+                raise ValueError(f"{shape}; the {label} must be within {low}-{high}")
+            if match[4] is not None and int(match[4]) == 0:
+                raise ValueError(f"{shape}; a step of 0 never fires")
     return value
 
 
@@ -128,9 +144,21 @@ def _pg_duration(value: Any) -> str:
 
 def _postgres_url(value: Any) -> str:
     url = _nonempty_str(value)
-    if urlsplit(url).scheme not in ("postgres", "postgresql"):
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("a postgres:// or postgresql:// URL with a numeric port") from None
+    if parts.scheme not in ("postgres", "postgresql"):
         raise ValueError("a postgres:// or postgresql:// URL")
     return url
+
+
+def _register_password(url: str) -> None:
+    """Mask the password both as written in the URL and as decoded (``p%40ss`` is ``p@ss``)."""
+    password = urlsplit(url).password
+    if password:
+        redact.register(password, unquote(password))
 
 
 def _identifier(value: Any) -> str:
@@ -219,7 +247,7 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
 
     environments: dict[str, EnvironmentSettings] = {}
     for name, table in raw_envs.items():
-        if not _ENV_NAME.match(name):
+        if not _ENV_NAME.fullmatch(name):
             raise ConfigError(f"{source}: environment name {name!r} must be lower-case letters, digits, - or _, starting with a letter.")
         values = _check_table(table, _ENVIRONMENT_KEYS, f"environments.{name}", source, environ)
         missing = [k for k in _REQUIRED_ENVIRONMENT_KEYS if k not in values]
@@ -231,11 +259,11 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
         if "lock_dirs" in values:
             values["lock_dirs"] = tuple((base_dir / p).resolve() for p in values["lock_dirs"])
         environments[name] = EnvironmentSettings(name=name, **values)
-        redact.register(urlsplit(values["database_url"]).password)
+        _register_password(values["database_url"])
 
     control_url = control.get("database_url")
     if control_url:
-        redact.register(urlsplit(control_url).password)
+        _register_password(control_url)
         for env in environments.values():
             if _same_database(control_url, env.database_url):
                 raise ConfigError(
@@ -256,6 +284,10 @@ def load_settings(path: str | os.PathLike[str], *, environ: dict[str, str] | Non
         raise ConfigError(f"Configuration file {path} does not exist.") from None
     except PermissionError:
         raise ConfigError(f"Configuration file {path} is not readable by this user.") from None
+    except IsADirectoryError:
+        raise ConfigError(f"Configuration path {path} is a directory, not a TOML file.") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not valid UTF-8 (byte {err.start}); TOML files are UTF-8.") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}.") from None
     return parse_settings(document, source=str(path), base_dir=path.parent.resolve(),

@@ -15,7 +15,7 @@ from commands.errors import UsageError
 from commands.source import MAX_VERSION, NIL_VERSION
 
 MAX_STEPS = 1_000_000
-_ENV = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
+_ENV = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # used with fullmatch: "$" would accept a trailing newline
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})  # Slack's smart quotes
 
 
@@ -80,11 +80,11 @@ def tokenize(text: str) -> list[str]:
     try:
         return shlex.split(text.translate(_QUOTES), comments=False, posix=True)
     except ValueError as err:  # unbalanced quotes
-        raise UsageError(f"Could not read the command: {err}.") from None
+        raise UsageError(f"Could not read the command: {err}.", usage=MIGRATE_USAGE) from None
 
 
 def _env(token: str, usage: str) -> str:
-    if not _ENV.match(token):
+    if not _ENV.fullmatch(token):
         raise UsageError(f"{_shown(token)} is not an environment name.", usage=usage)
     return token
 
@@ -98,7 +98,7 @@ def _shown(token: str) -> str:
 def _count(token: str, usage: str) -> int:
     if not re.fullmatch(r"[0-9]+", token):
         raise UsageError(f"{_shown(token)} is not a number of migrations.", usage=usage)
-    value = int(token)
+    value = int(token) if len(token) <= 20 else MAX_STEPS + 1  # int() refuses 4,300+ digits
     if not 1 <= value <= MAX_STEPS:
         raise UsageError(f"The number of migrations must be between 1 and {MAX_STEPS:,}.", usage=usage)
     return value
@@ -110,7 +110,7 @@ def _version(token: str, usage: str, *, allow_nil: bool = False) -> int:
     if not re.fullmatch(r"[0-9]+", token):
         raise UsageError(f"{_shown(token)} is not a migration version (a whole number{', or -1' if allow_nil else ''}).",
                          usage=usage)
-    value = int(token)
+    value = int(token) if len(token) <= 20 else MAX_VERSION + 1  # int() refuses 4,300+ digits
     if value > MAX_VERSION:
         raise UsageError(f"{_shown(token)} is larger than any golang-migrate version (unsigned 64-bit).", usage=usage)
     return value
@@ -149,7 +149,9 @@ def _trailing_env(positional: list[str], env: str | None, usage: str, max_before
         env = _env(positional[-1], usage)
         positional = positional[:-1]
     if len(positional) > max_before:
-        raise UsageError(f"Too many arguments: {' '.join(_shown(p) for p in positional[max_before:])}.", usage=usage)
+        extra = positional[max_before:]
+        shown = " ".join(_shown(p) for p in extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+        raise UsageError(f"Too many arguments: {shown}.", usage=usage)
     return positional, env
 
 

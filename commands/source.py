@@ -20,7 +20,8 @@ from pathlib import Path
 
 from commands.errors import SourceError
 
-FILENAME = re.compile(r"^([0-9]+)_(.*)\.(up|down)\.sql$")
+# Matched with fullmatch: Python's "$" also matches before a final newline, Go's does not.
+FILENAME = re.compile(r"([0-9]+)_(.*)\.(up|down)\.sql")
 MAX_VERSION = 2**64 - 1
 NIL_VERSION = -1  # golang-migrate's "no version": schema_migrations has no row
 
@@ -89,15 +90,15 @@ class MigrationSource:
 
 def parse_filename(filename: str) -> MigrationFile | SkippedEntry:
     """Classify one directory entry name. Never raises, whatever the name."""
-    match = FILENAME.match(filename)
+    match = FILENAME.fullmatch(filename)
     if match is None:
-        if re.match(r"^[0-9]+_.*\.(up|down)\.[^.]+$", filename):
+        if re.fullmatch(r"[0-9]+_.*\.(up|down)\.[^.]+", filename):
             return SkippedEntry(filename=filename, reason="not a .sql file (golang-migrate's file source would read it; dbops reads .sql only)")
         return SkippedEntry(filename=filename, reason="not named VERSION_NAME.up.sql or VERSION_NAME.down.sql")
-    version = int(match[1])
-    if version > MAX_VERSION:
+    digits = match[1].lstrip("0") or "0"
+    if len(digits) > 20 or int(digits) > MAX_VERSION:
         return SkippedEntry(filename=filename, reason="version does not fit in an unsigned 64-bit number")
-    return MigrationFile(version=version, name=match[2], direction=match[3], path=Path(filename))
+    return MigrationFile(version=int(digits), name=match[2], direction=match[3], path=Path(filename))
 
 
 def load_source(directory: str | os.PathLike[str]) -> MigrationSource:
