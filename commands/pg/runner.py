@@ -55,14 +55,19 @@ class PgMigrationRunner:
         self.conn = conn
         self.store = store
         self.timeouts = timeouts
+        self._timeouts_set = False
 
-    def _set_timeouts(self, *, local: bool) -> None:
-        self.conn.execute(
-            "SELECT set_config('lock_timeout', %s, %s), set_config('statement_timeout', %s, %s)",
-            (self.timeouts.lock_timeout, local, self.timeouts.statement_timeout, local),
-        )
+    def _set_timeouts(self) -> None:
+        """Session-wide, once per operation: the connection lives for one operation only."""
+        if not self._timeouts_set:
+            self.conn.execute(
+                "SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
+                (self.timeouts.lock_timeout, self.timeouts.statement_timeout),
+            )
+            self._timeouts_set = True
 
     def apply(self, sqlfile: SqlFile | None, target: int) -> SqlError | None:
+        self._set_timeouts()
         if sqlfile is None or sqlfile.empty or sqlfile.mode is Mode.TRANSACTIONAL:
             return self._apply_in_transaction(sqlfile, target)
         return self._apply_dirty_protocol(sqlfile, target)
@@ -70,7 +75,6 @@ class PgMigrationRunner:
     def _apply_in_transaction(self, sqlfile: SqlFile | None, target: int) -> SqlError | None:
         try:
             with self.conn.transaction():
-                self._set_timeouts(local=True)
                 if sqlfile is not None:
                     self._execute_statements(sqlfile, sqlfile.statements)
                 self.store.write(target, False)
@@ -91,14 +95,11 @@ class PgMigrationRunner:
 
     def _apply_dirty_protocol(self, sqlfile: SqlFile, target: int) -> SqlError | None:
         self.store.write(target, True)
-        self._set_timeouts(local=False)
         try:
             self.conn.execute(sqlfile.text)
         except psycopg.Error as err:
             self._abandon_transaction()
             return sql_error(err, sqlfile.text)
-        finally:
-            self._reset_timeouts()
         self.store.write(target, False)
         return None
 
@@ -106,10 +107,6 @@ class PgMigrationRunner:
         """A file that opened its own transaction and failed leaves it aborted: end it."""
         if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             self.conn.execute("ROLLBACK")
-
-    def _reset_timeouts(self) -> None:
-        if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
-            self.conn.execute("RESET lock_timeout; RESET statement_timeout")
 
     def dry_run(self, files: list[tuple[str, SqlFile | None]]) -> list[tuple[str, str, str | None, SqlError | None, float]]:
         """Run ``files`` in order in one transaction, then roll it all back.
@@ -121,9 +118,9 @@ class PgMigrationRunner:
         """
         report: list[tuple[str, str, str | None, SqlError | None, float]] = []
         failed = False
+        self._set_timeouts()
         try:
             with self.conn.transaction(force_rollback=True):
-                self._set_timeouts(local=True)
                 for key, sqlfile in files:
                     if failed:
                         report.append((key, "not_run", "an earlier file failed", None, 0.0))

@@ -16,8 +16,12 @@ class PgVersionStore:
     Contract (golang-migrate ``database.Driver``):
     - ``read()``: no table or no row is ``State(-1, False)``; one row is that row; reading
       never creates anything;
-    - ``write(v, dirty)``: TRUNCATE then INSERT in the caller's transaction (or one of its
-      own); version -1 writes no row unless dirty, as the CLI does (golang-migrate#330);
+    - ``write(v, dirty)``: replace the row in the caller's transaction (or one of its own);
+      version -1 writes no row unless dirty, as the CLI does (golang-migrate#330). The CLI
+      uses TRUNCATE; dbops uses DELETE, which leaves the very same table for the CLI to read
+      but takes a lock that does not block readers (an app's health check reading the
+      version) and does not give the table new files on every migration (TRUNCATE cost
+      1.5 ms of a 4.5 ms migration in bench/apply_migrations.py);
     - ``ensure()``: creates the table if missing, and only then needs CREATE privilege.
     """
 
@@ -57,8 +61,14 @@ class PgVersionStore:
         return State(version=rows[0][0], dirty=rows[0][1])
 
     def write(self, version: int, dirty: bool) -> None:
-        with self.conn.transaction():
-            self.conn.execute(sql.SQL("TRUNCATE {}").format(self._name))
-            if version >= 0 or (version == NIL_VERSION and dirty):
-                self.conn.execute(sql.SQL("INSERT INTO {} (version, dirty) VALUES (%s, %s)").format(self._name),
-                                  (version, dirty))
+        if self.conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            with self.conn.transaction():
+                self._replace(version, dirty)
+        else:
+            self._replace(version, dirty)
+
+    def _replace(self, version: int, dirty: bool) -> None:
+        self.conn.execute(sql.SQL("DELETE FROM {}").format(self._name))
+        if version >= 0 or (version == NIL_VERSION and dirty):
+            self.conn.execute(sql.SQL("INSERT INTO {} (version, dirty) VALUES (%s, %s)").format(self._name),
+                              (version, dirty))
