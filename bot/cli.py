@@ -20,11 +20,12 @@ from commands.config import Settings, load_settings
 from commands.errors import CommandError, UsageError
 from commands.executor import Actor, Executor
 from commands.pg.database import PgDatabases
+from commands.pg.dump import PgDumpSnapshotter
 from commands.redact import redact
 from commands.results import Outcome
 
 EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSED: 3}
-GRAMMAR_VERBS = ("migrate",)
+GRAMMAR_VERBS = ("migrate", "snapshot")
 HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
 
   dbops migrate status [ENV]            version, dirty flag, pending migrations, lock holder
@@ -82,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         command = grammar.parse(args)
         settings = load(config_path)
-        executor = Executor(settings, PgDatabases(application_name="dbops-cli"))
+        executor = Executor(settings, PgDatabases(application_name="dbops-cli"), PgDumpSnapshotter())
         result = executor.run(command, Actor(user=os.environ.get("USER") or "cli"))
     except CommandError as err:
         # The grammar's usage lines are written as Slack commands; a shell user types dbops.

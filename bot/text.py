@@ -8,10 +8,36 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
+from datetime import timedelta, timezone
+
 from commands.results import (
-    DryRunResult, LockHolder, MigrateResult, Mismatch, Reason, Refusal, Result, SqlError, State, StatusResult,
-    ValidateResult,
+    CleanupResult, DiskUsage, DryRunResult, LockHolder, MigrateResult, Mismatch, PinResult, Reason, Refusal,
+    RestoreResult, Result, SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State,
+    StatusResult, ValidateResult,
 )
+
+
+def size_text(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TB"
+
+
+def age_text(age: timedelta) -> str:
+    seconds = max(0, int(age.total_seconds()))
+    for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= length:
+            n = seconds // length
+            return f"{n} {unit}{'s' if n != 1 else ''} ago"
+    return "just now"
+
+
+def disk_text(disk: DiskUsage) -> str:
+    return (f"snapshots {size_text(disk.snapshots_bytes)}; disk {size_text(disk.used)} used of "
+            f"{size_text(disk.total)} ({100 * disk.used / disk.total:.0f}%), {size_text(disk.free)} free")
 
 
 def version_text(state: State) -> str:
@@ -92,6 +118,12 @@ def _refusal(r: Refusal) -> list[str]:
                    [line.format(v=r.state.version) for line in RECOVERY_DIRTY]
         case Reason.VERSION_MISMATCH:
             return [f"{head}. Nothing was changed."] + mismatch_text(r.mismatch)
+        case Reason.SNAPSHOT_DAMAGED:
+            return [f"{head}: snapshot {r.snapshot} failed verification, so it was not restored. Nothing was changed."] + [
+                f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in r.checks] + [
+                "Pick another snapshot (/snapshot list)."]
+        case Reason.NO_SNAPSHOT_DIR:
+            return [f"{head}: no snapshot_dir is configured for {r.env}."]
         case Reason.SYNTAX_ERROR:
             return [f"{head}: a migration file does not parse, so nothing was run."] + [
                 f"  {p.filename}, line {p.line}, column {p.column}: {p.message}" for p in r.problems]
@@ -103,7 +135,8 @@ def _migrate(r: MigrateResult) -> list[str]:
         if r.outcome.value == "no_change":
             return [f"{r.env}: already at version {version_text(r.after)}; nothing changed."]
         return [f"{r.env}: version forced from {version_text(r.before)} to {version_text(r.after)}.",
-                "No migration ran: the schema itself was not changed."]
+                "No migration ran: the schema itself was not changed."] + (
+                    [f"  snapshot taken first: {r.snapshot}"] if r.snapshot else [])
     if r.outcome.value == "no_change":
         return [f"{r.env}: no change; the database is at version {version_text(r.after)}."]
     lines = []
@@ -111,6 +144,8 @@ def _migrate(r: MigrateResult) -> list[str]:
         lines.append(f"  {s.direction:<4} {s.version}_{s.name}  {s.duration_ms:.0f} ms"
                      + ("  (no file: no-op)" if s.filename is None else "")
                      + (f"  [{s.mode}]" if s.mode != "transactional" else ""))
+    if r.snapshot:
+        lines.insert(0, f"  snapshot taken first: {r.snapshot}")
     if r.failure is None:
         return [f"{r.env}: {r.operation} done, {len(r.steps)} migration(s) in {r.duration_ms:.0f} ms; "
                 f"now at version {version_text(r.after)}."] + lines
@@ -151,8 +186,76 @@ def _validate(r: ValidateResult) -> list[str]:
     return lines
 
 
-def render_text(result: Result) -> str:
+def _snapshot_row(s: SnapshotInfo, now: datetime) -> str:
+    version = "?" if s.version is None else ("none" if s.version < 0 else str(s.version))
+    flags = ("  [pinned]" if s.pinned else "") + ("  [legacy]" if s.kind == "legacy" else "") + (
+        "  [dirty]" if s.dirty else "")
+    return (f"  {s.name}\n    {s.created_at:%Y-%m-%d %H:%M:%S} UTC ({age_text(now - s.created_at)}), "
+            f"{size_text(s.size)}, version {version}, reason: {s.reason}{flags}")
+
+
+def _snapshot_list(r: SnapshotListResult, now: datetime) -> list[str]:
+    if not r.snapshots:
+        lines = [f"{r.env}: no snapshots yet."]
+    else:
+        lines = [f"{r.env}: {len(r.snapshots)} snapshot(s), newest first:"]
+        lines += [_snapshot_row(s, now) for s in r.snapshots[:50]]
+        if len(r.snapshots) > 50:
+            lines.append(f"  … and {len(r.snapshots) - 50} older (--format json lists all)")
+    lines.append(disk_text(r.disk))
+    if r.orphans:
+        lines.append(f"Sidecar files without their snapshot (not listed): {', '.join(r.orphans[:5])}"
+                     + (" …" if len(r.orphans) > 5 else ""))
+    if r.incomplete:
+        lines.append(f"Unfinished snapshot files (an interrupted run; removed at the next create): {len(r.incomplete)}")
+    return lines
+
+
+def _cleanup(r: CleanupResult, now: datetime) -> list[str]:
+    verb = "would delete" if r.dry_run else "deleted"
+    head = (f"{r.env}: cleanup{' (dry run: nothing was deleted)' if r.dry_run else ''}: {verb} {len(r.deleted)} "
+            f"snapshot(s), {'would free' if r.dry_run else 'freed'} {size_text(r.freed_bytes)} "
+            f"(retention {r.retention_days} days, keep the newest {r.keep_last}).")
+    lines = [head] + [f"  {verb} {s.name} ({size_text(s.size)}, {age_text(now - s.created_at)})" for s in r.deleted]
+    lines += [f"  kept    {s.name} ({why})" for s, why in r.kept]
+    lines.append(f"Before: {disk_text(r.disk_before)}")
+    if not r.dry_run:
+        lines.append(f"After:  {disk_text(r.disk_after)}")
+    return lines
+
+
+def _restore(r: RestoreResult) -> list[str]:
+    lines = [f"{r.env}: restored {r.name} ({r.mode}) in {r.duration_ms / 1000:.1f} s.",
+             f"  safety snapshot of the state before: {r.safety_snapshot or '(off for this environment)'}",
+             f"  version before: {version_text(r.before)}; after: {version_text(r.after)}"]
+    if r.kept_database:
+        lines.append(f"  the replaced database is kept as {r.kept_database} (drop it when no longer needed)")
+    if r.largest_tables:
+        lines.append("  largest tables: " + ", ".join(f"{t.table} {t.rows:,} rows" for t in r.largest_tables))
+    if r.after.dirty:
+        lines.append("The snapshot itself was taken in a dirty state: see `migrate status` for the recovery options.")
+    return lines
+
+
+def render_text(result: Result, *, now: datetime | None = None) -> str:
+    now = now or datetime.now(timezone.utc)
     match result:
+        case SnapshotListResult():
+            lines = _snapshot_list(result, now)
+        case SnapshotCreated(snapshot=s):
+            lines = [f"{result.env}: snapshot {s.name} created in {result.duration_ms / 1000:.1f} s: "
+                     f"{size_text(s.size)} (database {size_text(result.database_size)}), sha256 {result.sha256[:16]}…"]
+        case SnapshotVerifyResult():
+            verdict = "verified" if result.outcome.value == "done" else "FAILED verification"
+            lines = [f"{result.env}: snapshot {result.name} {verdict}."] + [
+                f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in result.checks]
+        case RestoreResult():
+            lines = _restore(result)
+        case PinResult():
+            state = "pinned (cleanup will never delete it)" if result.pinned else "unpinned"
+            lines = [f"{result.env}: {result.name} {'is already' if result.outcome.value == 'no_change' else 'is now'} {state}."]
+        case CleanupResult():
+            lines = _cleanup(result, now)
         case StatusResult():
             lines = _status(result)
         case Refusal():

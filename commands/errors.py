@@ -5,7 +5,8 @@
     ├── ConfigError              the configuration file is missing, unreadable or invalid (exit 2)
     ├── SourceError              the migrations directory cannot be used as golang-migrate would
     ├── DatabaseError            PostgreSQL could not be reached or answered with an error
-    └── VersionTableError        schema_migrations is not as golang-migrate leaves it
+    ├── VersionTableError        schema_migrations is not as golang-migrate leaves it
+    └── SnapshotFailed           a snapshot could not be made or restored; nothing was changed
 
 Each surface catches CommandError once and renders its message; nothing below a surface
 prints.
@@ -52,3 +53,7 @@ class DatabaseError(CommandError):
 
 class VersionTableError(CommandError):
     """schema_migrations has more than one row: no tool can tell which version is true."""
+
+
+class SnapshotFailed(CommandError):
+    """A snapshot could not be made, read or restored; the message says why and what was kept."""

@@ -1,87 +1,63 @@
 """The one executor every surface calls: ``Executor.run(command, actor) -> Result``.
 
-A state-changing operation always goes through the same order, written once in
-``_change``: policy → approval → lock → state check → snapshot → change → verify → audit →
-unlock. (Policy, approval, snapshot and audit join as their features land; the order does
-not change.) Refusals come back as Result values; faults are CommandError.
+It resolves the environment, binds the log context, and hands the command to its runner
+(``migrate_ops``, ``snapshot_ops``). Every Command type must have a runner: a missing one
+fails at start-up, not when a user first types it. Refusals come back as Result values;
+faults are CommandError.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from datetime import datetime
 from typing import Callable
 
 import structlog
 
 from commands import grammar as g
+from commands import migrate_ops, snapshot_ops
 from commands.config import EnvironmentSettings, Settings
-from commands.errors import SourceError, UsageError
-from commands.migrations import Databases, EnvironmentDatabase
-from commands.plans import Step, plan_down, plan_goto, plan_up, require_version
-from commands.results import (
-    DryRunFile, DryRunResult, FileProblem, MigrateResult, MigrationInfo, Mismatch, Outcome, Reason,
-    Refusal, Result, SqlError, State, StatusResult, StepFailure, StepReport, ValidateResult,
-)
-from commands.source import NIL_VERSION, Migration, MigrationFile, MigrationSource, load_source
-from commands.sqlscan import SqlFile, scan
+from commands.context import Actor, Context, utc_now
+from commands.errors import UsageError
+from commands.migrations import Databases, Snapshotter
+from commands.results import Result
 
-log = structlog.get_logger("dbops.executor")
+__all__ = ["Actor", "Executor"]
 
-
-@dataclass(frozen=True, kw_only=True)
-class Actor:
-    """Who asked, and from where (``channel`` None outside Slack)."""
-
-    user: str
-    channel: str | None = None
-
-
-def read_sql(file: MigrationFile) -> SqlFile:
-    try:
-        text = file.path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise SourceError(f"{file.filename} is not valid UTF-8 (byte {err.start}).") from None
-    except OSError as err:
-        raise SourceError(f"Cannot read {file.filename}: {err.strerror}.") from None
-    return scan(text)
-
-
-def mismatch_of(source: MigrationSource, state: State) -> Mismatch | None:
-    if state.version == NIL_VERSION or source.get(state.version) is not None:
-        return None
-    return Mismatch(database_version=state.version, latest_file_version=source.last_version,
-                    ahead=state.version > source.last_version)
-
-
-def _info(m: Migration) -> MigrationInfo:
-    return MigrationInfo(version=m.version, name=m.name, has_up=m.up is not None, has_down=m.down is not None)
+RUNNERS: dict[type, Callable[..., Result]] = {
+    g.MigrateStatus: migrate_ops.status,
+    g.MigrateValidate: migrate_ops.validate,
+    g.MigrateDryRun: migrate_ops.dry_run,
+    g.MigrateUp: migrate_ops.migrate,
+    g.MigrateDown: migrate_ops.migrate,
+    g.MigrateGoto: migrate_ops.migrate,
+    g.MigrateForce: migrate_ops.force,
+    g.SnapshotList: snapshot_ops.list_,
+    g.SnapshotCreate: snapshot_ops.create,
+    g.SnapshotVerify: snapshot_ops.verify,
+    g.SnapshotRestore: snapshot_ops.restore,
+    g.SnapshotPin: snapshot_ops.pin,
+    g.SnapshotCleanup: snapshot_ops.cleanup,
+}
 
 
 class Executor:
-    def __init__(self, settings: Settings, databases: Databases) -> None:
-        self.settings = settings
-        self.databases = databases
-        self._runners: dict[type, Callable[..., Result]] = {
-            g.MigrateStatus: self._status,
-            g.MigrateValidate: self._validate,
-            g.MigrateDryRun: self._dry_run,
-            g.MigrateUp: self._migrate,
-            g.MigrateDown: self._migrate,
-            g.MigrateGoto: self._migrate,
-            g.MigrateForce: self._force,
-        }
-        missing = [c.__name__ for c in g.COMMANDS if c not in self._runners]
+    def __init__(self, settings: Settings, databases: Databases, snapshots: Snapshotter,
+                 *, clock: Callable[[], datetime] = utc_now) -> None:
+        missing = [c.__name__ for c in g.COMMANDS if c not in RUNNERS]
         if missing:
             raise RuntimeError(f"no runner for {', '.join(missing)}")
-
-    # --- entry point ---
+        self.settings = settings
+        self.databases = databases
+        self.snapshots = snapshots
+        self.clock = clock
 
     def run(self, command: g.Command, actor: Actor) -> Result:
         env = self.resolve_environment(command.env, actor)
+        context = Context(settings=self.settings, databases=self.databases, snapshots=self.snapshots,
+                          actor=actor, clock=self.clock)
         structlog.contextvars.bind_contextvars(env=env.name, actor=actor.user, command=type(command).__name__)
         try:
-            return self._runners[type(command)](command, env)
+            return RUNNERS[type(command)](context, command, env)
         finally:
             structlog.contextvars.unbind_contextvars("env", "actor", "command")
 
@@ -95,200 +71,3 @@ class Executor:
             return candidates[0]
         names = ", ".join(sorted(e.name for e in candidates)) or ", ".join(sorted(self.settings.environments))
         raise UsageError(f"Which environment? Name one of: {names}.")
-
-    # --- read-only ---
-
-    def _status(self, command: g.MigrateStatus, env: EnvironmentSettings) -> Result:
-        source = load_source(env.migrations_dir)
-        with self.databases.open(env) as db:
-            state = db.store.read()
-            holder = db.lock.holder()
-        position = state.version
-        applied = tuple(_info(m) for m in source.migrations if position != NIL_VERSION and m.version <= position)
-        pending = tuple(_info(m) for m in source.migrations if position == NIL_VERSION or m.version > position)
-        return StatusResult(env=env.name, state=state, applied=applied, pending=pending,
-                            mismatch=mismatch_of(source, state),
-                            missing_down=tuple(m.version for m in source.missing_down),
-                            skipped_files=tuple(s.filename for s in source.skipped), lock_holder=holder)
-
-    def _validate(self, command: g.MigrateValidate, env: EnvironmentSettings) -> Result:
-        source = load_source(env.migrations_dir)
-        problems: list[FileProblem] = [
-            FileProblem(filename=s.filename, severity="warning", message=f"skipped: {s.reason}") for s in source.skipped
-        ]
-        checked = 0
-        for migration in source.migrations:
-            if migration.up is None:
-                problems.append(FileProblem(filename=migration.down.filename, severity="warning",
-                                            message="no up file: going up through this version changes nothing"))
-            if migration.down is None:
-                problems.append(FileProblem(filename=migration.up.filename, severity="warning",
-                                            message="no down file: rolling back through this version changes nothing"))
-            for file in (migration.up, migration.down):
-                if file is None:
-                    continue
-                checked += 1
-                problems.extend(self._file_problems(file))
-        failed = any(p.severity == "error" for p in problems)
-        return ValidateResult(env=env.name, files_checked=checked, problems=tuple(problems),
-                              outcome=Outcome.FAILED if failed else Outcome.DONE)
-
-    @staticmethod
-    def _file_problems(file: MigrationFile) -> list[FileProblem]:
-        try:
-            sqlfile = read_sql(file)
-        except SourceError as err:
-            return [FileProblem(filename=file.filename, severity="error", message=err.message)]
-        problems = []
-        if sqlfile.syntax_error is not None:
-            problem = sqlfile.syntax_error
-            problems.append(FileProblem(filename=file.filename, severity="error", message=problem.message,
-                                        line=problem.position.line, column=problem.position.column))
-        for line, reason in sqlfile.no_transaction_reasons:
-            if len(sqlfile.statements) > 1:
-                problems.append(FileProblem(
-                    filename=file.filename, severity="error", line=line,
-                    message=f"{reason} cannot run in a transaction block, and this file has other statements: "
-                            "PostgreSQL runs a multi-statement file in one implicit transaction, so it will fail. "
-                            "Put it in a file of its own."))
-        return problems
-
-    # --- state-changing ---
-
-    def _locked(self, db: EnvironmentDatabase, env: EnvironmentSettings, operation: str) -> Refusal | None:
-        holder = db.lock.acquire(env.lock_wait_seconds)
-        if holder is not None:
-            log.info("lock.refused", holder_pid=holder.pid, holder_application=holder.application_name)
-            return Refusal(env=env.name, operation=operation, reason=Reason.LOCK_HELD, holder=holder)
-        return None
-
-    def _plan(self, command: g.Command, source: MigrationSource, state: State, env: EnvironmentSettings,
-              operation: str) -> list[Step] | Refusal:
-        if state.dirty:
-            return Refusal(env=env.name, operation=operation, reason=Reason.DIRTY, state=state)
-        mismatch = mismatch_of(source, state)
-        if mismatch is not None:
-            return Refusal(env=env.name, operation=operation, reason=Reason.VERSION_MISMATCH, state=state,
-                           mismatch=mismatch)
-        match command:
-            case g.MigrateUp(steps=steps) | g.MigrateDryRun(steps=steps):
-                return plan_up(source, state.version, steps)
-            case g.MigrateDown(steps=steps):
-                return plan_down(source, state.version, steps)
-            case g.MigrateGoto(version=version):
-                return plan_goto(source, state.version, version)
-        raise AssertionError(f"not a migration: {command!r}")
-
-    @staticmethod
-    def _read_steps(steps: list[Step]) -> tuple[list[SqlFile | None], list[FileProblem]]:
-        """Every file of the plan, parsed before anything runs, so a bad one changes nothing."""
-        files, problems = [], []
-        for step in steps:
-            sqlfile = read_sql(step.file) if step.file is not None else None
-            if sqlfile is not None and sqlfile.syntax_error is not None:
-                problem = sqlfile.syntax_error
-                problems.append(FileProblem(filename=step.file.filename, severity="error", message=problem.message,
-                                            line=problem.position.line, column=problem.position.column))
-            files.append(sqlfile)
-        return files, problems
-
-    def _migrate(self, command: g.MigrateUp | g.MigrateDown | g.MigrateGoto, env: EnvironmentSettings) -> Result:
-        operation = {g.MigrateUp: "up", g.MigrateDown: "down", g.MigrateGoto: "goto"}[type(command)]
-        source = load_source(env.migrations_dir)
-        with self.databases.open(env) as db:
-            refusal = self._locked(db, env, operation)
-            if refusal is not None:
-                return refusal
-            try:
-                return self._change(db, env, command, source, operation)
-            finally:
-                db.lock.release()
-
-    def _change(self, db: EnvironmentDatabase, env: EnvironmentSettings, command: g.Command,
-                source: MigrationSource, operation: str) -> Result:
-        started = time.perf_counter()
-        db.store.ensure()
-        before = db.store.read()
-        plan = self._plan(command, source, before, env, operation)
-        if isinstance(plan, Refusal):
-            return plan
-        if not plan:
-            return MigrateResult(env=env.name, operation=operation, outcome=Outcome.NO_CHANGE, before=before, after=before)
-        files, problems = self._read_steps(plan)
-        if problems:
-            return Refusal(env=env.name, operation=operation, reason=Reason.SYNTAX_ERROR, state=before,
-                           problems=tuple(problems))
-        reports: list[StepReport] = []
-        failure: StepFailure | None = None
-        for step, sqlfile in zip(plan, files):
-            step_started = time.perf_counter()
-            mode = sqlfile.mode.value if sqlfile is not None and not sqlfile.empty else "transactional"
-            error = db.runner.apply(sqlfile, step.target)
-            filename = step.file.filename if step.file else None
-            if error is not None:
-                failure = StepFailure(version=step.migration.version, name=step.migration.name,
-                                      direction=step.direction, filename=filename, mode=mode, error=error)
-                log.warning("migration.failed", version=step.migration.version, direction=step.direction,
-                            sqlstate=error.sqlstate, line=error.line)
-                break
-            reports.append(StepReport(version=step.migration.version, name=step.migration.name,
-                                      direction=step.direction, filename=filename, mode=mode,
-                                      duration_ms=(time.perf_counter() - step_started) * 1000))
-            log.info("migration.applied", version=step.migration.version, direction=step.direction, mode=mode)
-        after = db.store.read()
-        return MigrateResult(env=env.name, operation=operation,
-                             outcome=Outcome.FAILED if failure else Outcome.DONE, before=before, after=after,
-                             steps=tuple(reports), failure=failure,
-                             duration_ms=(time.perf_counter() - started) * 1000)
-
-    def _force(self, command: g.MigrateForce, env: EnvironmentSettings) -> Result:
-        source = load_source(env.migrations_dir)
-        require_version(source, command.version, allow_nil=True)
-        with self.databases.open(env) as db:
-            refusal = self._locked(db, env, "force")
-            if refusal is not None:
-                return refusal
-            try:
-                db.store.ensure()
-                before = db.store.read()
-                db.store.write(command.version, False)
-                after = db.store.read()
-            finally:
-                db.lock.release()
-        log.info("migration.forced", version=command.version, before=before.version, was_dirty=before.dirty)
-        outcome = Outcome.NO_CHANGE if before == after else Outcome.DONE
-        return MigrateResult(env=env.name, operation="force", outcome=outcome, before=before, after=after)
-
-    def _dry_run(self, command: g.MigrateDryRun, env: EnvironmentSettings) -> Result:
-        source = load_source(env.migrations_dir)
-        with self.databases.open(env) as db:
-            refusal = self._locked(db, env, "dry-run")
-            if refusal is not None:
-                return refusal
-            try:
-                state = db.store.read()
-                plan = self._plan(command, source, state, env, "dry-run")
-                if isinstance(plan, Refusal):
-                    return plan
-                files, problems = self._read_steps(plan)
-                rows = [] if problems else db.runner.dry_run([(s.migration.label, f) for s, f in zip(plan, files)])
-            finally:
-                db.lock.release()
-        by_label = {label: row for label, *row in rows}
-        syntax = {p.filename: p for p in problems}
-        reports = []
-        for step in plan:
-            filename = step.file.filename if step.file else None
-            if filename in syntax:
-                p = syntax[filename]
-                status, note, ms = "failed", "syntax error found by the parser", 0.0
-                error = SqlError(message=p.message, sqlstate="42601", line=p.line, column=p.column)
-            elif problems:
-                status, note, error, ms = "not_run", "another file has a syntax error", None, 0.0
-            else:
-                status, note, error, ms = by_label[step.migration.label]
-            reports.append(DryRunFile(version=step.migration.version, name=step.migration.name, filename=filename,
-                                      status=status, note=note, error=error, duration_ms=ms))
-        failed = any(r.status == "failed" for r in reports)
-        outcome = Outcome.FAILED if failed else (Outcome.DONE if reports else Outcome.NO_CHANGE)
-        return DryRunResult(env=env.name, state=state, files=tuple(reports), outcome=outcome)

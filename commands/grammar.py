@@ -59,10 +59,51 @@ class MigrateDryRun:
     steps: int | None = None
 
 
-Command = MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
+@dataclass(frozen=True, kw_only=True)
+class SnapshotList:
+    env: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotCreate:
+    env: str | None = None
+    reason: str = "manual"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotVerify:
+    env: str | None = None
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotRestore:
+    env: str | None = None
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotPin:
+    env: str | None = None
+    name: str
+    pinned: bool = True  # False: unpin
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotCleanup:
+    env: str | None = None
+    retention_days: int | None = None  # None: the environment's retention_days
+    dry_run: bool = False
+
+
+Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
+           | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotRestore | SnapshotPin | SnapshotCleanup)
 COMMANDS: tuple[type, ...] = (MigrateStatus, MigrateValidate, MigrateUp, MigrateDown, MigrateGoto,
-                              MigrateForce, MigrateDryRun)
-STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce)
+                              MigrateForce, MigrateDryRun, SnapshotList, SnapshotCreate, SnapshotVerify,
+                              SnapshotRestore, SnapshotPin, SnapshotCleanup)
+STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, SnapshotRestore,
+                                    SnapshotCleanup)
+MAX_REASON = 500
 
 USAGE = {
     "status": "/migrate status [ENV]",
@@ -74,6 +115,16 @@ USAGE = {
     "dry-run": "/migrate dry-run [N] [ENV]",
 }
 MIGRATE_USAGE = "/migrate status|validate|up|down|goto|force|dry-run …  (/dbops help for details)"
+SNAPSHOT_USAGE_LINES = {
+    "list": "/snapshot list [ENV]",
+    "create": '/snapshot create [ENV] --reason "TEXT"',
+    "verify": "/snapshot verify NAME [ENV]",
+    "restore": "/snapshot restore NAME [ENV]",
+    "pin": "/snapshot pin NAME [ENV]",
+    "unpin": "/snapshot unpin NAME [ENV]",
+    "cleanup": "/snapshot cleanup [ENV] [--retention-days N] [--dry-run]",
+}
+SNAPSHOT_USAGE = "/snapshot list|create|verify|restore|pin|unpin|cleanup …  (/dbops help for details)"
 
 
 def tokenize(text: str) -> list[str]:
@@ -116,14 +167,25 @@ def _version(token: str, usage: str, *, allow_nil: bool = False) -> int:
     return value
 
 
-def _split_options(args: list[str], usage: str, flags: tuple[str, ...]) -> tuple[list[str], str | None, set[str]]:
-    """Take ``--env ENV`` / ``--env=ENV`` and the boolean ``flags`` out of ``args``."""
+def _split_options(args: list[str], usage: str, flags: tuple[str, ...],
+                   valued: tuple[str, ...] = ()) -> tuple[list[str], str | None, set[str], dict[str, str]]:
+    """Take ``--env ENV`` / ``--env=ENV``, the boolean ``flags`` and the ``valued`` options
+    (``--reason TEXT``) out of ``args``: returns positional, env, flags seen, option values."""
     positional: list[str] = []
     env: str | None = None
     seen: set[str] = set()
+    values: dict[str, str] = {}
     items = iter(args)
     for arg in items:
-        if arg == "--env" or arg.startswith("--env="):
+        option = arg.split("=", 1)[0]
+        if option in valued:
+            value = arg.split("=", 1)[1] if "=" in arg else next(items, None)
+            if value is None:
+                raise UsageError(f"{option} needs a value.", usage=usage)
+            if option in values:
+                raise UsageError(f"{option} is given twice.", usage=usage)
+            values[option] = value
+        elif arg == "--env" or arg.startswith("--env="):
             value = arg.partition("=")[2] if "=" in arg else next(items, None)
             if not value:
                 raise UsageError("--env needs an environment name.", usage=usage)
@@ -136,7 +198,7 @@ def _split_options(args: list[str], usage: str, flags: tuple[str, ...]) -> tuple
             raise UsageError(f"Unknown option {_shown(arg)}.", usage=usage)
         else:
             positional.append(arg)
-    return positional, env, seen
+    return positional, env, seen, values
 
 
 def _trailing_env(positional: list[str], env: str | None, usage: str, max_before: int,
@@ -163,7 +225,7 @@ def _parse_migrate(args: list[str]) -> Command:
     if usage is None:
         raise UsageError(f"Unknown migrate command {_shown(args[0])}.", usage=MIGRATE_USAGE)
     flags = ("--all",) if verb == "down" else ()
-    positional, env, seen = _split_options(rest, usage, flags)
+    positional, env, seen, _ = _split_options(rest, usage, flags)
 
     if verb in ("status", "validate"):
         positional, env = _trailing_env(positional, env, usage, 0)
@@ -190,6 +252,54 @@ def _parse_migrate(args: list[str]) -> Command:
     return (MigrateGoto if verb == "goto" else MigrateForce)(env=env, version=version)
 
 
+def _reason(text: str, usage: str) -> str:
+    reason = " ".join(text.split())
+    if not reason:
+        raise UsageError("--reason needs some text: why is this being done?", usage=usage)
+    if len(reason) > MAX_REASON:
+        raise UsageError(f"The reason is {len(reason)} characters; keep it under {MAX_REASON}.", usage=usage)
+    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
+        raise UsageError("The reason has control characters.", usage=usage)
+    return reason
+
+
+def _parse_snapshot(args: list[str]) -> Command:
+    if not args:
+        raise UsageError("Which snapshot command?", usage=SNAPSHOT_USAGE)
+    verb, rest = args[0].lower(), args[1:]
+    usage = SNAPSHOT_USAGE_LINES.get(verb)
+    if usage is None:
+        raise UsageError(f"Unknown snapshot command {_shown(args[0])}.", usage=SNAPSHOT_USAGE)
+    flags = ("--dry-run",) if verb == "cleanup" else ()
+    valued = {"create": ("--reason",), "cleanup": ("--retention-days",)}.get(verb, ())
+    positional, env, seen, values = _split_options(rest, usage, flags, valued)
+    if verb in ("list", "create", "cleanup"):
+        positional, env = _trailing_env(positional, env, usage, 0)
+        if verb == "list":
+            return SnapshotList(env=env)
+        if verb == "create":
+            return SnapshotCreate(env=env, reason=_reason(values.get("--reason", "manual"), usage))
+        days = values.get("--retention-days")
+        if days is not None and (not re.fullmatch(r"[0-9]{1,5}", days)):
+            raise UsageError(f"--retention-days takes a whole number of days, not {_shown(days)}.", usage=usage)
+        return SnapshotCleanup(env=env, retention_days=int(days) if days is not None else None,
+                               dry_run="--dry-run" in seen)
+    if len(positional) == 2:  # NAME ENV: names contain digits and dashes, so ENV is the second one
+        if env is not None:
+            raise UsageError("The environment is given twice.", usage=usage)
+        env = _env(positional[1], usage)
+        positional = positional[:1]
+    if len(positional) != 1:
+        raise UsageError(f"{verb} needs exactly one snapshot name." if not positional else
+                         "Too many arguments.", usage=usage)
+    name = positional[0]
+    if verb == "verify":
+        return SnapshotVerify(env=env, name=name)
+    if verb == "restore":
+        return SnapshotRestore(env=env, name=name)
+    return SnapshotPin(env=env, name=name, pinned=verb == "pin")
+
+
 def parse(text: str | list[str]) -> Command:
     """Parse a command line such as ``migrate up 2 production`` (a leading / is allowed)."""
     tokens = tokenize(text) if isinstance(text, str) else list(text)
@@ -198,4 +308,6 @@ def parse(text: str | list[str]) -> Command:
     head = tokens[0].lstrip("/").lower()
     if head == "migrate":
         return _parse_migrate(tokens[1:])
-    raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage=MIGRATE_USAGE)
+    if head == "snapshot":
+        return _parse_snapshot(tokens[1:])
+    raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage="/migrate …, /snapshot …")

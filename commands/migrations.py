@@ -1,6 +1,7 @@
-"""The collaborators a migration operation needs, as small Protocols with their contracts.
+"""The collaborators an operation needs, as small Protocols with their contracts.
 
-The executor is written against these; ``commands.pg`` implements them with psycopg.
+The operations are written against these; ``commands.pg`` implements them with psycopg and
+PostgreSQL's programs.
 """
 
 from __future__ import annotations
@@ -8,8 +9,11 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Protocol
 
+from typing import Callable
+
 from commands.config import EnvironmentSettings
-from commands.results import LockHolder, SqlError, State
+from commands.results import LockHolder, SqlError, State, TableRows
+from commands.snapshots import Created, Restored, Snapshot, Verified
 from commands.sqlscan import SqlFile
 
 
@@ -50,10 +54,30 @@ class MigrationRunner(Protocol):
         """Run ``files`` in one transaction that is always rolled back; report each."""
 
 
+class Inspector(Protocol):
+    def largest_tables(self, limit: int) -> list[TableRows]:
+        """The ``limit`` largest tables by size on disk, with exact row counts."""
+
+
 class EnvironmentDatabase(Protocol):
     store: VersionStore
     lock: MigrationLock
     runner: MigrationRunner
+    inspector: Inspector
+
+
+class Snapshotter(Protocol):
+    def create(self, env: EnvironmentSettings, *, reason: str, actor: str, state: State,
+               progress: Callable[[int, int], None] | None = None) -> Created:
+        """Write a complete, checksummed snapshot of ``env``'s database, or raise
+        SnapshotFailed leaving nothing behind. ``state`` is recorded in its name and manifest."""
+
+    def verify(self, env: EnvironmentSettings, snapshot: Snapshot) -> Verified:
+        """Check the file against its manifest's checksum and that pg_restore can read it."""
+
+    def restore(self, env: EnvironmentSettings, snapshot: Snapshot) -> Restored:
+        """Replace the database with the snapshot atomically: all of it, or nothing changes.
+        Raises SnapshotFailed (the database untouched) otherwise."""
 
 
 class Databases(Protocol):

@@ -25,6 +25,8 @@ class Reason(str, Enum):
     DIRTY = "dirty"
     VERSION_MISMATCH = "version_mismatch"
     SYNTAX_ERROR = "syntax_error"
+    SNAPSHOT_DAMAGED = "snapshot_damaged"
+    NO_SNAPSHOT_DIR = "no_snapshot_dir"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -120,6 +122,7 @@ class MigrateResult:
     after: State
     steps: tuple[StepReport, ...] = ()
     failure: StepFailure | None = None
+    snapshot: str | None = None  # the snapshot taken before anything changed
     duration_ms: float = 0.0
 
 
@@ -132,6 +135,8 @@ class Refusal:
     holder: LockHolder | None = None
     mismatch: Mismatch | None = None
     problems: tuple["FileProblem", ...] = ()
+    checks: tuple["Check", ...] = ()
+    snapshot: str | None = None
     outcome: Outcome = Outcome.REFUSED
 
 
@@ -173,4 +178,108 @@ class ValidateResult:
     operation: str = "validate"
 
 
-Result = StatusResult | MigrateResult | Refusal | DryRunResult | ValidateResult
+@dataclass(frozen=True, kw_only=True)
+class SnapshotInfo:
+    name: str
+    kind: str  # "dbops" or "legacy"
+    created_at: datetime
+    size: int
+    reason: str
+    version: int | None
+    dirty: bool
+    pinned: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiskUsage:
+    total: int
+    used: int
+    free: int
+    snapshots_bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotListResult:
+    env: str
+    snapshots: tuple[SnapshotInfo, ...]  # newest first
+    orphans: tuple[str, ...]
+    incomplete: tuple[str, ...]
+    disk: DiskUsage
+    outcome: Outcome = Outcome.DONE
+    operation: str = "snapshot list"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotCreated:
+    env: str
+    snapshot: SnapshotInfo
+    sha256: str
+    database_size: int
+    duration_ms: float
+    outcome: Outcome = Outcome.DONE
+    operation: str = "snapshot create"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotVerifyResult:
+    env: str
+    name: str
+    checks: tuple[Check, ...]
+    outcome: Outcome
+    operation: str = "snapshot verify"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TableRows:
+    table: str
+    rows: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestoreResult:
+    env: str
+    name: str
+    mode: str
+    safety_snapshot: str
+    before: State
+    after: State
+    largest_tables: tuple[TableRows, ...]
+    kept_database: str | None
+    duration_ms: float
+    outcome: Outcome = Outcome.DONE
+    operation: str = "snapshot restore"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PinResult:
+    env: str
+    name: str
+    pinned: bool
+    outcome: Outcome
+    operation: str = "snapshot pin"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleanupResult:
+    env: str
+    dry_run: bool
+    retention_days: int
+    keep_last: int
+    deleted: tuple[SnapshotInfo, ...]
+    kept: tuple[tuple[SnapshotInfo, str], ...]
+    freed_bytes: int
+    disk_before: DiskUsage
+    disk_after: DiskUsage
+    outcome: Outcome
+    operation: str = "snapshot cleanup"
+
+
+Result = (StatusResult | MigrateResult | Refusal | DryRunResult | ValidateResult | SnapshotListResult | SnapshotCreated
+          | SnapshotVerifyResult | RestoreResult | PinResult | CleanupResult)

@@ -25,6 +25,7 @@ from commands.config import Settings, parse_settings
 from commands.executor import Actor, Executor
 from commands.pg import embedded
 from commands.pg.database import PgDatabases
+from commands.pg.dump import PgDumpSnapshotter
 from commands.results import Result
 
 
@@ -108,10 +109,11 @@ def make_bed(database_url: str, tmp_path: Path):
         migrations = tmp_path / "migrations"
         migrations.mkdir(exist_ok=True)
         document = {"environments": {"test": {"database_url": database_url, "migrations_dir": str(migrations),
+                                              "snapshot_dir": str(tmp_path / "snapshots"),
                                               "lock_wait_seconds": 2, **env}}}
         settings = parse_settings(document, source="test", base_dir=tmp_path, environ={})
         bed = Bed(url=database_url, migrations=migrations, settings=settings,
-                  executor=Executor(settings, PgDatabases(application_name="dbops-test")))
+                  executor=Executor(settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter()))
         bed.write(files or {})
         return bed
     return make

@@ -25,6 +25,7 @@ def config(make_bed, tmp_path: Path):
 [environments.test]
 database_url = "${{TEST_DATABASE_URL}}"
 migrations_dir = "migrations"
+snapshot_dir = "snapshots"
 lock_wait_seconds = 0.3
 ''')
     os.environ["TEST_DATABASE_URL"] = bed.url
@@ -103,7 +104,8 @@ def test_usage_lines_are_written_for_the_shell(config, capsys):
 
 def test_a_bad_config_exits_2_naming_key_and_file(tmp_path, capsys):
     path = tmp_path / "bad.toml"
-    path.write_text('[environments.prod]\ndatabase_url = "postgres://h/db"\nmigrations_dir = "m"\nretention = 3\n')
+    path.write_text('[environments.prod]\ndatabase_url = "postgres://h/db"\nmigrations_dir = "m"\nsnapshot_dir = "s"\n'
+                    'retention = 3\n')
     assert main(["migrate", "status", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "unknown key 'environments.prod.retention'" in err and str(path) in err
@@ -113,7 +115,7 @@ def test_a_connection_failure_exits_1_and_never_shows_the_password(tmp_path, cap
     (tmp_path / "m").mkdir()
     path = tmp_path / "dbops.toml"
     path.write_text('[environments.prod]\ndatabase_url = "postgresql://deploy:hunter2-secret@127.0.0.1:1/togather"\n'
-                    'migrations_dir = "m"\n')
+                    'migrations_dir = "m"\nsnapshot_dir = "s"\n')
     assert main(["migrate", "status", "--config", str(path)]) == 1
     captured = capsys.readouterr()
     assert "Cannot connect to postgresql://deploy:****@127.0.0.1:1/togather" in captured.err

@@ -17,7 +17,8 @@ ENVIRON = {
     "DBOPS_CONTROL_DATABASE_URL": "postgresql://u:pw@ctl/dbops",
     "PRODUCTION_DATABASE_URL": "postgresql://u:secret@db/togather",
 }
-MINIMAL = '[environments.production]\ndatabase_url = "postgresql://u@db/app"\nmigrations_dir = "migrations"\n'
+MINIMAL = ('[environments.production]\ndatabase_url = "postgresql://u@db/app"\nmigrations_dir = "migrations"\n'
+           'snapshot_dir = "snapshots"\n')
 
 
 def write(tmp_path: Path, text: str, name: str = "dbops.toml") -> Path:
@@ -129,6 +130,14 @@ def test_wrong_value_is_an_error_naming_key_and_file(tmp_path: Path, line: str, 
     assert f"environments.production.{key}" in message and str(path) in message
 
 
+def test_a_missing_snapshot_dir_is_an_error_unless_snapshots_are_off(tmp_path: Path) -> None:
+    without = MINIMAL.replace('snapshot_dir = "snapshots"\n', "")
+    message = config_error(write(tmp_path, without))
+    assert "environments.production.snapshot_dir is required" in message and "pre_migration_snapshot" in message
+    settings = load_settings(write(tmp_path, without + "pre_migration_snapshot = false\n"), environ=ENVIRON)
+    assert settings.environment("production").snapshot_dir is None
+
+
 def test_valid_cron_forms_are_accepted(tmp_path: Path) -> None:
     for schedule in ("0 3 * * *", "*/15 0-6 1,15 * 1-5", "30 2 * * 0"):
         settings = load_settings(write(tmp_path, MINIMAL + f'cleanup_schedule = "{schedule}"\n'), environ=ENVIRON)
@@ -172,8 +181,8 @@ def test_environment_name_with_trailing_newline_is_refused(tmp_path: Path) -> No
 def test_relative_paths_resolve_against_the_config_files_directory(tmp_path: Path, monkeypatch) -> None:
     conf_dir = tmp_path / "etc" / "dbops"
     conf_dir.mkdir(parents=True)
-    path = write(conf_dir, MINIMAL.replace('"migrations"', '"../db/migrations"')
-                 + 'snapshot_dir = "snaps"\nlock_dirs = ["locks/a.lock"]\n')
+    path = write(conf_dir, MINIMAL.replace('"migrations"', '"../db/migrations"').replace('"snapshots"', '"snaps"')
+                 + 'lock_dirs = ["locks/a.lock"]\n')
     monkeypatch.chdir(tmp_path)  # the working directory must not matter
     prod = load_settings(path.relative_to(tmp_path), environ={}).environment("production")
     assert prod.migrations_dir == (tmp_path / "etc" / "db" / "migrations").resolve()

@@ -6,11 +6,29 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
+from psycopg import sql
+
 from commands.config import EnvironmentSettings
 from commands.pg.connect import connect
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
+from commands.results import TableRows
+
+
+class PgInspector:
+    def __init__(self, conn) -> None:
+        self.conn = conn
+
+    def largest_tables(self, limit: int) -> list[TableRows]:
+        tables = self.conn.execute(
+            """SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relkind IN ('r', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+               ORDER BY pg_total_relation_size(c.oid) DESC, 1, 2 LIMIT %s""", (limit,)).fetchall()
+        return [TableRows(table=f"{schema}.{name}",
+                          rows=self.conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                              sql.Identifier(schema, name))).fetchone()[0])
+                for schema, name in tables]
 
 
 @dataclass
@@ -18,6 +36,7 @@ class PgEnvironment:
     store: PgVersionStore
     lock: PgAdvisoryLock
     runner: PgMigrationRunner
+    inspector: PgInspector
 
 
 class PgDatabases:
@@ -36,6 +55,6 @@ class PgDatabases:
             lock = PgAdvisoryLock(conn, key)
             runner = PgMigrationRunner(conn, store, Timeouts(lock_timeout=env.lock_timeout,
                                                              statement_timeout=env.statement_timeout))
-            yield PgEnvironment(store=store, lock=lock, runner=runner)
+            yield PgEnvironment(store=store, lock=lock, runner=runner, inspector=PgInspector(conn))
         finally:
             conn.close()

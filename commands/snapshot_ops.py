@@ -1,0 +1,141 @@
+"""The snapshot operations: list, create, verify, restore, pin/unpin and cleanup."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import structlog
+
+from commands import grammar as g
+from commands.config import EnvironmentSettings
+from commands.context import Context
+from commands.migrate_ops import locked, safety_snapshot
+from commands.results import (
+    Check, CleanupResult, DiskUsage, Outcome, PinResult, Reason, Refusal, RestoreResult, Result, SnapshotCreated,
+    SnapshotInfo, SnapshotListResult, SnapshotVerifyResult,
+)
+from commands.snapshots import Snapshot, delete_files, find, list_snapshots, plan_cleanup, set_pinned
+
+log = structlog.get_logger("dbops.snapshots")
+LARGEST_TABLES = 5
+
+
+def info(snapshot: Snapshot) -> SnapshotInfo:
+    return SnapshotInfo(name=snapshot.name, kind=snapshot.kind, created_at=snapshot.created_at, size=snapshot.size,
+                        reason=snapshot.reason, version=snapshot.version, dirty=snapshot.dirty, pinned=snapshot.pinned)
+
+
+def _directory(env: EnvironmentSettings, operation: str) -> Path | Refusal:
+    if env.snapshot_dir is None:
+        return Refusal(env=env.name, operation=operation, reason=Reason.NO_SNAPSHOT_DIR)
+    return env.snapshot_dir
+
+
+def disk_usage(directory: Path, snapshots: tuple[Snapshot, ...]) -> DiskUsage:
+    probe = directory if directory.exists() else directory.parent
+    usage = shutil.disk_usage(probe)
+    return DiskUsage(total=usage.total, used=usage.used, free=usage.free,
+                     snapshots_bytes=sum(s.size for s in snapshots))
+
+
+def list_(ctx: Context, command: g.SnapshotList, env: EnvironmentSettings) -> Result:
+    directory = _directory(env, "snapshot list")
+    if isinstance(directory, Refusal):
+        return directory
+    listing = list_snapshots(directory)
+    return SnapshotListResult(env=env.name, snapshots=tuple(info(s) for s in listing.snapshots),
+                              orphans=listing.orphans, incomplete=listing.incomplete,
+                              disk=disk_usage(directory, listing.snapshots))
+
+
+def create(ctx: Context, command: g.SnapshotCreate, env: EnvironmentSettings) -> Result:
+    directory = _directory(env, "snapshot create")
+    if isinstance(directory, Refusal):
+        return directory
+    with ctx.databases.open(env) as db:
+        state = db.store.read()
+    created = ctx.snapshots.create(env, reason=command.reason, actor=ctx.actor.user, state=state)
+    snapshot = find(list_snapshots(directory), created.name)
+    log.info("snapshot.created", snapshot=created.name, size=snapshot.size)
+    return SnapshotCreated(env=env.name, snapshot=info(snapshot), sha256=created.manifest["sha256"],
+                           database_size=created.manifest["database_size"],
+                           duration_ms=created.manifest["duration_ms"])
+
+
+def verify(ctx: Context, command: g.SnapshotVerify, env: EnvironmentSettings) -> Result:
+    directory = _directory(env, "snapshot verify")
+    if isinstance(directory, Refusal):
+        return directory
+    snapshot = find(list_snapshots(directory), command.name)
+    verified = ctx.snapshots.verify(env, snapshot)
+    return SnapshotVerifyResult(env=env.name, name=snapshot.name,
+                                checks=tuple(Check(name=n, passed=p, detail=d) for n, p, d in verified.checks),
+                                outcome=Outcome.DONE if verified.ok else Outcome.FAILED)
+
+
+def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) -> Result:
+    directory = _directory(env, "snapshot restore")
+    if isinstance(directory, Refusal):
+        return directory
+    snapshot = find(list_snapshots(directory), command.name)
+    verified = ctx.snapshots.verify(env, snapshot)
+    if not verified.ok:
+        return Refusal(env=env.name, operation="snapshot restore", reason=Reason.SNAPSHOT_DAMAGED,
+                       snapshot=snapshot.name,
+                       checks=tuple(Check(name=n, passed=p, detail=d) for n, p, d in verified.checks))
+    started = time.perf_counter()
+    with ctx.databases.open(env) as db:
+        refusal = locked(db, env, "snapshot restore")
+        if refusal is not None:
+            return refusal
+        try:
+            before = db.store.read()
+            safety = safety_snapshot(ctx, env, before, f"pre-restore of {snapshot.name}", "restore")
+            restored = ctx.snapshots.restore(env, snapshot)
+        finally:
+            db.lock.release()
+    with ctx.databases.open(env) as db:  # a new session: new-database mode replaced the old one
+        after = db.store.read()
+        largest = tuple(db.inspector.largest_tables(LARGEST_TABLES))
+    log.info("snapshot.restored", snapshot=snapshot.name, mode=restored.mode, version=after.version)
+    return RestoreResult(env=env.name, name=snapshot.name, mode=restored.mode, safety_snapshot=safety,
+                         before=before, after=after, largest_tables=largest, kept_database=restored.kept_database,
+                         duration_ms=(time.perf_counter() - started) * 1000)
+
+
+def pin(ctx: Context, command: g.SnapshotPin, env: EnvironmentSettings) -> Result:
+    operation = "snapshot pin" if command.pinned else "snapshot unpin"
+    directory = _directory(env, operation)
+    if isinstance(directory, Refusal):
+        return directory
+    snapshot = find(list_snapshots(directory), command.name)
+    changed = set_pinned(snapshot, command.pinned)
+    return PinResult(env=env.name, name=snapshot.name, pinned=command.pinned,
+                     outcome=Outcome.DONE if changed else Outcome.NO_CHANGE, operation=operation)
+
+
+def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) -> Result:
+    directory = _directory(env, "snapshot cleanup")
+    if isinstance(directory, Refusal):
+        return directory
+    with ctx.databases.open(env) as db:
+        current = db.store.read()
+    listing = list_snapshots(directory)
+    retention = env.retention_days if command.retention_days is None else command.retention_days
+    plan = plan_cleanup(listing.snapshots, now=ctx.clock(), retention_days=retention, keep_last=env.keep_last,
+                        current_version=current.version)
+    before = disk_usage(directory, listing.snapshots)
+    freed = 0
+    if not command.dry_run:
+        for snapshot in plan.delete:
+            freed += delete_files(snapshot)
+            log.info("snapshot.deleted", snapshot=snapshot.name, size=snapshot.size)
+    else:
+        freed = sum(s.size for s in plan.delete)
+    after = before if command.dry_run else disk_usage(directory, list_snapshots(directory).snapshots)
+    outcome = Outcome.DONE if plan.delete else Outcome.NO_CHANGE
+    return CleanupResult(env=env.name, dry_run=command.dry_run, retention_days=retention, keep_last=env.keep_last,
+                         deleted=tuple(info(s) for s in plan.delete), kept=tuple((info(s), why) for s, why in plan.keep),
+                         freed_bytes=freed, disk_before=before, disk_after=after, outcome=outcome)

@@ -1,0 +1,217 @@
+"""Snapshots in a directory: names, listing, and which ones cleanup may delete.
+
+A dbops snapshot is two files: ``NAME.dump.zst`` (pg_dump's custom format, zstd-compressed)
+and ``NAME.manifest.json``. The manifest is written last, so it marks a complete snapshot:
+data without a manifest is an interrupted run, never listed. Everything the list shows is
+in the name (environment, time, version, reason), so listing 10,000 snapshots reads one
+directory and never opens a file.
+
+Legacy snapshots (``togather_<db>_<YYYYMMDD_HHMMSS>_<reason>.sql.gz``, plain SQL, with an
+optional ``.meta.json`` sidecar) are listed and restorable as they are.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from commands.errors import UsageError
+
+DATA_SUFFIX = ".dump.zst"
+MANIFEST_SUFFIX = ".manifest.json"
+PIN_SUFFIX = ".pinned"
+LEGACY_SUFFIX = ".sql.gz"
+LEGACY_SIDECAR = ".meta.json"
+TEMP_PREFIX = ".tmp-"
+
+_NAME = re.compile(
+    r"(?P<env>[a-z][a-z0-9_-]{0,39})_(?P<ts>\d{8}_\d{6})_v(?P<version>none|\d{1,20})(?P<dirty>-dirty)?"
+    r"_(?P<slug>[a-z0-9-]{1,80})(?:_(?P<n>\d{1,3}))?"
+)
+_LEGACY = re.compile(r"togather_(?P<db>.+?)_(?P<ts>\d{8}_\d{6})(?:_(?P<slug>[^/]*))?")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Snapshot:
+    name: str
+    kind: str  # "dbops" or "legacy"
+    path: Path  # the data file
+    created_at: datetime
+    size: int
+    reason: str
+    version: int | None  # the migration version when it was taken; None if unknown
+    dirty: bool
+    pinned: bool
+
+    def age(self, now: datetime) -> timedelta:
+        return now - self.created_at
+
+
+@dataclass(frozen=True, kw_only=True)
+class Created:
+    name: str
+    path: Path
+    manifest: dict
+
+
+@dataclass(frozen=True, kw_only=True)
+class Verified:
+    ok: bool
+    checks: tuple[tuple[str, bool, str], ...]  # (check, passed, detail)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Restored:
+    database: str
+    mode: str
+    kept_database: str | None  # new-database mode: the old database, kept for undo
+    duration_ms: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Listing:
+    snapshots: tuple[Snapshot, ...]  # newest first
+    orphans: tuple[str, ...]         # sidecars or manifests without their data file
+    incomplete: tuple[str, ...]      # data without a manifest, temporary files: interrupted runs
+
+
+def slug(reason: str) -> str:
+    text = re.sub(r"[^a-z0-9]+", "-", reason.lower()).strip("-")
+    return (text[:80].rstrip("-") or "manual")
+
+
+def snapshot_name(env: str, when: datetime, version: int | None, dirty: bool, reason: str) -> str:
+    vtag = "none" if version is None or version < 0 else str(version)
+    return f"{env}_{when.astimezone(timezone.utc):%Y%m%d_%H%M%S}_v{vtag}{'-dirty' if dirty else ''}_{slug(reason)}"
+
+
+def check_name(name: str) -> str:
+    """A snapshot name as a user typed it: refused unless it is a plain file name.
+
+    Nothing the user types can name a path outside the snapshot directory: no separators,
+    no ``..``, no NUL or control characters, no leading dot.
+    """
+    if not _SAFE_NAME.fullmatch(name) or ".." in name:
+        shown = repr(name if len(name) <= 60 else name[:57] + "…")
+        raise UsageError(f"{shown} is not a snapshot name. Names are shown by /snapshot list "
+                         "(letters, digits, '.', '_' and '-'; no paths).")
+    for suffix in (DATA_SUFFIX, MANIFEST_SUFFIX, LEGACY_SUFFIX):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def _utc(ts: str) -> datetime:
+    return datetime.strptime(ts, "%Y%m%d_%H%M%S").replace(tzinfo=timezone.utc)
+
+
+def list_snapshots(directory: Path) -> Listing:
+    """Everything in ``directory``, newest first. A missing directory has no snapshots."""
+    try:
+        with os.scandir(directory) as it:
+            entries = {e.name: e for e in it if e.is_file(follow_symlinks=False)}
+    except FileNotFoundError:
+        return Listing(snapshots=(), orphans=(), incomplete=())
+    snapshots: list[Snapshot] = []
+    orphans: list[str] = []
+    incomplete: list[str] = []
+    for filename, entry in entries.items():
+        if filename.startswith(TEMP_PREFIX):
+            incomplete.append(filename)
+        elif filename.endswith(DATA_SUFFIX):
+            name = filename[: -len(DATA_SUFFIX)]
+            match = _NAME.fullmatch(name)
+            if name + MANIFEST_SUFFIX not in entries or match is None:
+                incomplete.append(filename)
+                continue
+            snapshots.append(Snapshot(
+                name=name, kind="dbops", path=Path(entry.path), created_at=_utc(match["ts"]),
+                size=entry.stat().st_size, reason=match["slug"].replace("-", " "),
+                version=None if match["version"] == "none" else int(match["version"]),
+                dirty=bool(match["dirty"]), pinned=name + PIN_SUFFIX in entries))
+        elif filename.endswith(MANIFEST_SUFFIX):
+            if filename[: -len(MANIFEST_SUFFIX)] + DATA_SUFFIX not in entries:
+                orphans.append(filename)
+        elif filename.endswith(LEGACY_SUFFIX):
+            name = filename[: -len(LEGACY_SUFFIX)]
+            match = _LEGACY.fullmatch(name)
+            if match is None:
+                continue
+            snapshots.append(Snapshot(
+                name=name, kind="legacy", path=Path(entry.path), created_at=_utc(match["ts"]),
+                size=entry.stat().st_size, reason=(match["slug"] or "").replace("_", " ").strip() or "legacy",
+                version=None, dirty=False, pinned=name + PIN_SUFFIX in entries))
+        elif filename.endswith(LEGACY_SIDECAR):
+            if filename[: -len(LEGACY_SIDECAR)] + LEGACY_SUFFIX not in entries:
+                orphans.append(filename)
+    snapshots.sort(key=lambda s: (s.created_at, s.name), reverse=True)
+    return Listing(snapshots=tuple(snapshots), orphans=tuple(sorted(orphans)), incomplete=tuple(sorted(incomplete)))
+
+
+def find(listing: Listing, name: str) -> Snapshot:
+    wanted = check_name(name)
+    for snapshot in listing.snapshots:
+        if snapshot.name == wanted:
+            return snapshot
+    raise UsageError(f"No snapshot named {wanted!r}. /snapshot list shows the available ones.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CleanupPlan:
+    delete: tuple[Snapshot, ...]
+    keep: tuple[tuple[Snapshot, str], ...]  # each kept snapshot with why
+
+
+def plan_cleanup(snapshots: tuple[Snapshot, ...], *, now: datetime, retention_days: int, keep_last: int,
+                 current_version: int | None) -> CleanupPlan:
+    """Which snapshots cleanup deletes: older than ``retention_days``, except
+
+    - the newest ``keep_last`` (whatever their age);
+    - pinned ones;
+    - the newest snapshot taken before the migration the database is now at (the one a
+      rollback of that migration would restore: its version is below the current one).
+    """
+    newest_first = sorted(snapshots, key=lambda s: (s.created_at, s.name), reverse=True)
+    protected: dict[str, str] = {}
+    for snapshot in newest_first[:keep_last]:
+        protected[snapshot.name] = f"one of the newest {keep_last}"
+    if current_version is not None and current_version >= 0:
+        before = [s for s in newest_first if s.version is not None and s.version < current_version]
+        if before:
+            protected.setdefault(before[0].name, f"the newest taken before version {current_version}")
+    cutoff = now - timedelta(days=retention_days)
+    delete, keep = [], []
+    for snapshot in newest_first:
+        if snapshot.pinned:
+            keep.append((snapshot, "pinned"))
+        elif snapshot.name in protected:
+            keep.append((snapshot, protected[snapshot.name]))
+        elif snapshot.created_at >= cutoff:
+            keep.append((snapshot, f"younger than {retention_days} days"))
+        else:
+            delete.append(snapshot)
+    return CleanupPlan(delete=tuple(delete), keep=tuple(keep))
+
+
+def delete_files(snapshot: Snapshot) -> int:
+    """Remove a snapshot's files, data first: from that moment it is no longer listed."""
+    snapshot.path.unlink(missing_ok=True)
+    for suffix in (MANIFEST_SUFFIX, LEGACY_SIDECAR, PIN_SUFFIX):
+        snapshot.path.with_name(snapshot.name + suffix).unlink(missing_ok=True)
+    return snapshot.size
+
+
+def set_pinned(snapshot: Snapshot, pinned: bool) -> bool:
+    """Pin or unpin; returns False when it already was as asked."""
+    marker = snapshot.path.with_name(snapshot.name + PIN_SUFFIX)
+    if pinned == marker.exists():
+        return False
+    if pinned:
+        marker.touch()
+    else:
+        marker.unlink()
+    return True
