@@ -43,9 +43,10 @@ class Snapshot:
     created_at: datetime
     size: int
     reason: str
-    version: int | None  # the migration version when it was taken; None if unknown
+    version: int | None  # the migration version when it was taken (-1: none applied); None if unknown (legacy)
     dirty: bool
     pinned: bool
+    written_ns: int = 0  # the file's mtime: orders snapshots taken within the same second
 
     def age(self, now: datetime) -> timedelta:
         return now - self.created_at
@@ -128,10 +129,11 @@ def list_snapshots(directory: Path) -> Listing:
             if name + MANIFEST_SUFFIX not in entries or match is None:
                 incomplete.append(filename)
                 continue
+            stat = entry.stat()
             snapshots.append(Snapshot(
                 name=name, kind="dbops", path=Path(entry.path), created_at=_utc(match["ts"]),
-                size=entry.stat().st_size, reason=match["slug"].replace("-", " "),
-                version=None if match["version"] == "none" else int(match["version"]),
+                size=stat.st_size, written_ns=stat.st_mtime_ns, reason=match["slug"].replace("-", " "),
+                version=-1 if match["version"] == "none" else int(match["version"]),
                 dirty=bool(match["dirty"]), pinned=name + PIN_SUFFIX in entries))
         elif filename.endswith(MANIFEST_SUFFIX):
             if filename[: -len(MANIFEST_SUFFIX)] + DATA_SUFFIX not in entries:
@@ -141,15 +143,20 @@ def list_snapshots(directory: Path) -> Listing:
             match = _LEGACY.fullmatch(name)
             if match is None:
                 continue
+            stat = entry.stat()
             snapshots.append(Snapshot(
                 name=name, kind="legacy", path=Path(entry.path), created_at=_utc(match["ts"]),
-                size=entry.stat().st_size, reason=(match["slug"] or "").replace("_", " ").strip() or "legacy",
+                size=stat.st_size, written_ns=stat.st_mtime_ns, reason=(match["slug"] or "").replace("_", " ").strip() or "legacy",
                 version=None, dirty=False, pinned=name + PIN_SUFFIX in entries))
         elif filename.endswith(LEGACY_SIDECAR):
             if filename[: -len(LEGACY_SIDECAR)] + LEGACY_SUFFIX not in entries:
                 orphans.append(filename)
-    snapshots.sort(key=lambda s: (s.created_at, s.name), reverse=True)
+    snapshots.sort(key=_newest_first, reverse=True)
     return Listing(snapshots=tuple(snapshots), orphans=tuple(sorted(orphans)), incomplete=tuple(sorted(incomplete)))
+
+
+def _newest_first(snapshot: Snapshot) -> tuple:
+    return snapshot.created_at, snapshot.written_ns, snapshot.name
 
 
 def find(listing: Listing, name: str) -> Snapshot:
@@ -175,7 +182,7 @@ def plan_cleanup(snapshots: tuple[Snapshot, ...], *, now: datetime, retention_da
     - the newest snapshot taken before the migration the database is now at (the one a
       rollback of that migration would restore: its version is below the current one).
     """
-    newest_first = sorted(snapshots, key=lambda s: (s.created_at, s.name), reverse=True)
+    newest_first = sorted(snapshots, key=_newest_first, reverse=True)
     protected: dict[str, str] = {}
     for snapshot in newest_first[:keep_last]:
         protected[snapshot.name] = f"one of the newest {keep_last}"
