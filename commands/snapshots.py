@@ -39,7 +39,8 @@ _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 class Snapshot:
     name: str
     kind: str  # "dbops" or "legacy"
-    path: Path  # the data file
+    directory: Path
+    filename: str  # the data file's name
     created_at: datetime
     size: int
     reason: str
@@ -47,6 +48,11 @@ class Snapshot:
     dirty: bool
     pinned: bool
     written_ns: int = 0  # the file's mtime: orders snapshots taken within the same second
+
+    @property
+    def path(self) -> Path:
+        """The data file (built on demand: listing 10,000 snapshots builds no Path)."""
+        return self.directory / self.filename
 
     def age(self, now: datetime) -> timedelta:
         return now - self.created_at
@@ -107,7 +113,9 @@ def check_name(name: str) -> str:
 
 
 def _utc(ts: str) -> datetime:
-    return datetime.strptime(ts, "%Y%m%d_%H%M%S").replace(tzinfo=timezone.utc)
+    """YYYYMMDD_HHMMSS as UTC (by hand: strptime was half the time of listing 10,000)."""
+    return datetime(int(ts[0:4]), int(ts[4:6]), int(ts[6:8]), int(ts[9:11]), int(ts[11:13]), int(ts[13:15]),
+                    tzinfo=timezone.utc)
 
 
 def list_snapshots(directory: Path) -> Listing:
@@ -131,7 +139,7 @@ def list_snapshots(directory: Path) -> Listing:
                 continue
             stat = entry.stat()
             snapshots.append(Snapshot(
-                name=name, kind="dbops", path=Path(entry.path), created_at=_utc(match["ts"]),
+                name=name, kind="dbops", directory=directory, filename=filename, created_at=_utc(match["ts"]),
                 size=stat.st_size, written_ns=stat.st_mtime_ns, reason=match["slug"].replace("-", " "),
                 version=-1 if match["version"] == "none" else int(match["version"]),
                 dirty=bool(match["dirty"]), pinned=name + PIN_SUFFIX in entries))
@@ -145,7 +153,7 @@ def list_snapshots(directory: Path) -> Listing:
                 continue
             stat = entry.stat()
             snapshots.append(Snapshot(
-                name=name, kind="legacy", path=Path(entry.path), created_at=_utc(match["ts"]),
+                name=name, kind="legacy", directory=directory, filename=filename, created_at=_utc(match["ts"]),
                 size=stat.st_size, written_ns=stat.st_mtime_ns, reason=(match["slug"] or "").replace("_", " ").strip() or "legacy",
                 version=None, dirty=False, pinned=name + PIN_SUFFIX in entries))
         elif filename.endswith(LEGACY_SIDECAR):

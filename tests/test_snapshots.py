@@ -277,3 +277,41 @@ def test_a_create_killed_with_sigkill_leaves_no_listed_snapshot(make_bed, tmp_pa
     created = bed.run("snapshot create")  # the next run removes what the dead one left
     assert [p.name for p in directory.iterdir() if p.name.startswith(".tmp-")] == []
     assert [s.name for s in bed.run("snapshot list").snapshots] == [created.snapshot.name]
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A real 256 KiB file system (tmpfs) at tmp_path/snapshots: disk-full and read-only for real."""
+    mountpoint = tmp_path / "snapshots"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mountpoint)], check=True)
+    yield mountpoint
+    subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_a_full_disk_is_diagnosed_and_nothing_partial_is_left(make_bed, small_filesystem):
+    bed = make_bed({"1_a.up.sql": "SELECT 1;"}, snapshot_dir=str(small_filesystem))
+    bed.execute("CREATE TABLE bulk AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS t "
+                "FROM generate_series(1, 100000) g")
+    with pytest.raises(SnapshotFailed) as caught:
+        bed.run("snapshot create")
+    message = str(caught.value)
+    assert message.startswith("Not enough disk space:") and "free; the database is" in message
+    assert "Nothing was kept" in message
+    assert list(small_filesystem.iterdir()) == []
+    with pytest.raises(SnapshotFailed, match="The snapshot before up failed, so nothing was changed. Not enough disk"):
+        bed.run("migrate up")
+    assert bed.state() is None
+
+
+def test_a_read_only_snapshot_directory_is_diagnosed(make_bed, small_filesystem):
+    subprocess.run(["mount", "-o", "remount,ro", str(small_filesystem)], check=True)
+    bed = make_bed({"1_a.up.sql": "SELECT 1;"}, snapshot_dir=str(small_filesystem))
+    with pytest.raises(SnapshotFailed, match="No permission: .* is on a read-only file system"):
+        bed.run("snapshot create")
+
+
+def test_the_password_goes_to_the_child_environment_never_its_arguments():
+    env = child_env("postgresql://deploy:pa%40ss@db.internal:6432/togather?sslmode=require")
+    assert (env["PGPASSWORD"], env["PGUSER"], env["PGHOST"], env["PGPORT"], env["PGDATABASE"], env["PGSSLMODE"]) == \
+        ("pa@ss", "deploy", "db.internal", "6432", "togather", "require")

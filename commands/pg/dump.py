@@ -198,22 +198,24 @@ class _EnvSnapshotter:
 
     def _dump_into(self, fd: int, url: str, directory: Path, db_size: int,
                    progress: Progress | None) -> tuple[str, int]:
-        with tempfile.TemporaryFile() as stderr, os.fdopen(fd, "wb") as fh:
+        with tempfile.TemporaryFile() as stderr:
             process = subprocess.Popen([self.tools.path("pg_dump"), "--format=custom", "--compress=0", "--no-password"],
                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
                                        env=child_env(url))
-            sink = _HashingWriter(fh)
             compressor = zstandard.ZstdCompressor(level=self.compression_level, threads=self.threads)
             read = 0
             try:
-                with compressor.stream_writer(sink, closefd=False) as writer:
-                    while chunk := process.stdout.read(CHUNK):
-                        writer.write(chunk)
-                        read += len(chunk)
-                        if progress is not None:
-                            progress(read, sink.written)
-                fh.flush()
-                os.fsync(fh.fileno())
+                # Everything that writes is inside: a full disk can surface at the final flush.
+                with os.fdopen(fd, "wb") as fh:
+                    sink = _HashingWriter(fh)
+                    with compressor.stream_writer(sink, closefd=False) as writer:
+                        while chunk := process.stdout.read(CHUNK):
+                            writer.write(chunk)
+                            read += len(chunk)
+                            if progress is not None:
+                                progress(read, sink.written)
+                    fh.flush()
+                    os.fsync(fh.fileno())
             except OSError as err:
                 process.kill()
                 process.wait()
