@@ -21,9 +21,9 @@ FILES = {"1_users.up.sql": "CREATE TABLE users (id int);", "1_users.down.sql": "
 def config(make_bed, tmp_path: Path):
     bed = make_bed(FILES)
     path = tmp_path / "dbops.toml"
-    path.write_text(f'''
+    path.write_text('''
 [environments.test]
-database_url = "${{TEST_DATABASE_URL}}"
+database_url = "${TEST_DATABASE_URL}"
 migrations_dir = "migrations"
 snapshot_dir = "snapshots"
 lock_wait_seconds = 0.3

@@ -7,7 +7,6 @@ import json
 import subprocess
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from commands.errors import SnapshotFailed, UsageError

@@ -1,0 +1,160 @@
+"""Restoring a snapshot atomically: all of it, or the database exactly as it was.
+
+in-place:     one psql session; dbops writes BEGIN, a prelude that empties every user
+              schema (so objects created after the snapshot go too), the snapshot's SQL,
+              and COMMIT only once all of it arrived. A failure anywhere, or this process
+              dying, ends psql's input inside the open transaction: the server rolls back.
+new-database: restore into a fresh database, then rename it over the old one in one
+              transaction; the old one is kept for undo.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Iterator
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from commands.errors import SnapshotFailed
+from commands.pg.connect import connect, describe
+from commands.pg.embedded import database_url
+from commands.pg.streams import CHUNK, feed, gzip_chunks, stderr_tail, zstd_chunks
+from commands.pg.tools import Tools, child_env
+from commands.snapshots import Restored, Snapshot
+
+
+class PgRestorer:
+    def __init__(self, tools: Tools) -> None:
+        self.tools = tools
+
+    def restore(self, snapshot: Snapshot, *, url: str, mode: str, lock_timeout: str) -> Restored:
+        started = time.perf_counter()
+        if mode == "in-place":
+            self._restore_in_place(snapshot, url, lock_timeout)
+            kept = None
+        else:
+            kept = self._restore_new_database(snapshot, url)
+        return Restored(database=conninfo_dbname(url), mode=mode, kept_database=kept,
+                        duration_ms=(time.perf_counter() - started) * 1000)
+
+    def _sql_chunks(self, snapshot: Snapshot, failures: list[str]) -> Iterator[bytes]:
+        """The snapshot as SQL: pg_restore's output for dbops snapshots, gunzip for legacy
+        ones. Anything that goes wrong on the way is appended to ``failures``."""
+        if snapshot.kind == "legacy":
+            try:
+                yield from gzip_chunks(snapshot.path)
+            except (OSError, EOFError) as err:
+                failures.append(f"the gzip stream is damaged ({err})")
+            return
+        with tempfile.TemporaryFile() as stderr:
+            restore = subprocess.Popen([self.tools.path("pg_restore"), "--clean", "--if-exists", "--file=-"],
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+            feeder = threading.Thread(target=feed, args=(restore.stdin, zstd_chunks(snapshot.path), failures),
+                                      daemon=True)
+            feeder.start()
+            try:
+                while chunk := restore.stdout.read(CHUNK):
+                    yield chunk
+            finally:
+                restore.stdout.close()
+                feeder.join()
+                if restore.wait() != 0:
+                    failures.append(f"pg_restore could not read it: {stderr_tail(stderr)}")
+
+    def _psql_restore(self, snapshot: Snapshot, env: dict[str, str], *, prelude: str | None) -> None:
+        """Run the snapshot's SQL in one transaction that commits only if all of it arrived.
+
+        dbops writes BEGIN and, once the source has ended cleanly, COMMIT. If the source
+        fails, or this process dies, psql reaches the end of its input inside the open
+        transaction and the server rolls it back: nothing half-restored is ever committed.
+        """
+        argv = [self.tools.path("psql"), "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1",
+                "--output=/dev/null", "--file=-"]
+        failures: list[str] = []
+        with tempfile.TemporaryFile() as stderr:
+            psql = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+            try:
+                psql.stdin.write(b"BEGIN;\n" + (prelude.encode() + b"\n" if prelude else b""))
+                for chunk in self._sql_chunks(snapshot, failures):
+                    psql.stdin.write(chunk)
+                if not failures:
+                    psql.stdin.write(b"\nCOMMIT;\n")
+            except BrokenPipeError:
+                pass  # psql stopped at an error; its exit code and stderr say which
+            finally:
+                try:
+                    psql.stdin.close()
+                except BrokenPipeError:
+                    pass
+            code = psql.wait()
+            if code != 0:
+                raise SnapshotFailed(f"Restore of {snapshot.name} failed and was rolled back; the database is as it "
+                                     f"was. psql said: {stderr_tail(stderr)}")
+        if failures:
+            raise SnapshotFailed(f"Restore of {snapshot.name} was rolled back; the database is as it was: "
+                                 f"{'; '.join(failures)}.")
+
+    def _restore_in_place(self, snapshot: Snapshot, url: str, lock_timeout: str) -> None:
+        with connect(url, application_name="dbops-restore") as conn:
+            major = conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()[0]
+        self._psql_restore(snapshot, child_env(url, options=f"-c lock_timeout={lock_timeout}"),
+                           prelude=empty_schemas_sql(major))
+
+    def _restore_new_database(self, snapshot: Snapshot, url: str) -> str:
+        target = conninfo_dbname(url)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
+        fresh, kept = f"{target}_restoring_{stamp}"[:63], f"{target}_before_restore_{stamp}"[:63]
+        maintenance = database_url(url, "postgres")
+        with connect(maintenance, application_name="dbops-restore") as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(fresh)))
+            try:
+                self._psql_restore(snapshot, child_env(url, dbname=fresh), prelude=None)
+            except BaseException:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(fresh)))
+                raise
+            try:
+                self._swap(admin, target, fresh, kept)
+            except psycopg.Error as err:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(fresh)))
+                raise SnapshotFailed(f"Could not swap in the restored database: {describe(err)}. "
+                                     f"{target} is unchanged.") from None
+        return kept
+
+    @staticmethod
+    def _swap(admin: psycopg.Connection, target: str, fresh: str, kept: str) -> None:
+        """Rename target -> kept and fresh -> target in one transaction, after closing the
+        target to new sessions and ending the ones it has (the application should be stopped)."""
+        admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(target)))
+        try:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
+                          "AND pid <> pg_backend_pid()", (target,))
+            with admin.transaction():
+                admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(target), sql.Identifier(kept)))
+                admin.execute(sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(fresh), sql.Identifier(target)))
+        except psycopg.Error:
+            admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(target)))
+            raise
+
+
+def conninfo_dbname(url: str) -> str:
+    return str(conninfo_to_dict(url).get("dbname") or "postgres")
+
+
+def empty_schemas_sql(server_major: int) -> str:
+    """Drop every user schema and large object, then recreate ``public`` as initdb makes it,
+    so the snapshot's SQL rebuilds the database exactly (objects made later go too)."""
+    public_acl = ("ALTER SCHEMA public OWNER TO pg_database_owner; GRANT USAGE ON SCHEMA public TO PUBLIC;"
+                  if server_major >= 15 else "GRANT ALL ON SCHEMA public TO PUBLIC;")
+    return (
+        "DO $dbops$ DECLARE s record; BEGIN "
+        "FOR s IN SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' AND nspname <> 'information_schema' LOOP "
+        "EXECUTE format('DROP SCHEMA %I CASCADE', s.nspname); END LOOP; "
+        "PERFORM lo_unlink(oid) FROM pg_largeobject_metadata; END $dbops$; "
+        f"CREATE SCHEMA public; {public_acl}"
+    )

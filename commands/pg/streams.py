@@ -1,0 +1,103 @@
+"""Streaming helpers for snapshot files: chunked zstd/gzip reading, hashing, feeding a child.
+
+Every snapshot byte moves in CHUNK-sized pieces, so memory stays flat whatever the size.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import subprocess
+from pathlib import Path
+from typing import IO, Iterator
+
+import zstandard
+
+from commands.redact import redact
+
+CHUNK = 1 << 20
+
+
+class HashingWriter:
+    """A file wrapper for zstd's stream writer: hashes and counts what reaches the disk."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self.fh = fh
+        self.sha256 = hashlib.sha256()
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        self.written += len(data)
+        return self.fh.write(data)
+
+    def flush(self) -> None:
+        self.fh.flush()
+
+
+def fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def stderr_tail(fh: IO[bytes], lines: int = 5) -> str:
+    fh.seek(0)
+    text = fh.read().decode("utf-8", "replace").strip().splitlines()
+    return redact(" | ".join(text[-lines:]))
+
+
+def pipe_into(argv: list[str], chunks: Iterator[bytes], **popen) -> int:
+    """Feed ``chunks`` to ``argv``'s stdin; return its exit code."""
+    process = subprocess.Popen(argv, stdin=subprocess.PIPE, **popen)
+    failures: list[str] = []
+    feed(process.stdin, chunks, failures)
+    code = process.wait()
+    return code if not failures else (code or 1)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def zstd_chunks(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
+        while chunk := reader.read(CHUNK):
+            yield chunk
+
+
+def gzip_chunks(path: Path) -> Iterator[bytes]:
+    with gzip.open(path, "rb") as fh:
+        while chunk := fh.read(CHUNK):
+            yield chunk
+
+
+def feed(stdin: IO[bytes], chunks: Iterator[bytes], failures: list[str]) -> None:
+    try:
+        for chunk in chunks:
+            stdin.write(chunk)
+    except BrokenPipeError:
+        pass  # the reader stopped; its exit code tells why
+    except (zstandard.ZstdError, OSError) as err:
+        failures.append(f"the snapshot file is damaged ({err})")
+    finally:
+        try:
+            stdin.close()
+        except BrokenPipeError:
+            pass
+
+
+def human_size(size: int | None) -> str:
+    value = float(size or 0)
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
+        value /= 1024
+    return f"{value:.1f} TB"
