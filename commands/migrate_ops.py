@@ -8,6 +8,8 @@ is written once, in ``_change``.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import structlog
 
@@ -87,6 +89,7 @@ def status(ctx: Context, command: g.MigrateStatus, env: EnvironmentSettings) -> 
                         missing_down=tuple(m.version for m in source.missing_down),
                         skipped_files=tuple(s.filename for s in source.skipped), lock_holder=holder)
 
+
 def validate(ctx: Context, command: g.MigrateValidate, env: EnvironmentSettings) -> Result:
     source = load_source(env.migrations_dir)
     problems: list[FileProblem] = [
@@ -109,6 +112,7 @@ def validate(ctx: Context, command: g.MigrateValidate, env: EnvironmentSettings)
     return ValidateResult(env=env.name, files_checked=checked, problems=tuple(problems),
                           outcome=Outcome.FAILED if failed else Outcome.DONE)
 
+
 def _file_problems(file: MigrationFile) -> list[FileProblem]:
     try:
         sqlfile = read_sql(file)
@@ -129,13 +133,21 @@ def _file_problems(file: MigrationFile) -> list[FileProblem]:
     return problems
 
 
+@contextmanager
+def migration_lock(ctx: Context, env: EnvironmentSettings, operation: str) -> Iterator[EnvironmentDatabase | Refusal]:
+    """A session on ``env``'s database holding the migration lock, or the Refusal naming
+    who holds it. The lock is released on the way out, whatever happened inside."""
+    with ctx.databases.open(env) as db:
+        holder = db.lock.acquire(env.lock_wait_seconds)
+        if holder is not None:
+            log.info("lock.refused", holder_pid=holder.pid, holder_application=holder.application_name)
+            yield Refusal(env=env.name, operation=operation, reason=Reason.LOCK_HELD, holder=holder)
+            return
+        try:
+            yield db
+        finally:
+            db.lock.release()
 
-def locked(db: EnvironmentDatabase, env: EnvironmentSettings, operation: str) -> Refusal | None:
-    holder = db.lock.acquire(env.lock_wait_seconds)
-    if holder is not None:
-        log.info("lock.refused", holder_pid=holder.pid, holder_application=holder.application_name)
-        return Refusal(env=env.name, operation=operation, reason=Reason.LOCK_HELD, holder=holder)
-    return None
 
 def _plan(command: g.Command, source: MigrationSource, state: State, env: EnvironmentSettings,
           operation: str) -> list[Step] | Refusal:
@@ -154,6 +166,7 @@ def _plan(command: g.Command, source: MigrationSource, state: State, env: Enviro
             return plan_goto(source, state.version, version)
     raise AssertionError(f"not a migration: {command!r}")
 
+
 def _read_steps(steps: list[Step]) -> tuple[list[SqlFile | None], list[FileProblem]]:
     """Every file of the plan, parsed before anything runs, so a bad one changes nothing."""
     files, problems = [], []
@@ -166,17 +179,15 @@ def _read_steps(steps: list[Step]) -> tuple[list[SqlFile | None], list[FileProbl
         files.append(sqlfile)
     return files, problems
 
+
 def migrate(ctx: Context, command: g.MigrateUp | g.MigrateDown | g.MigrateGoto, env: EnvironmentSettings) -> Result:
     operation = {g.MigrateUp: "up", g.MigrateDown: "down", g.MigrateGoto: "goto"}[type(command)]
     source = load_source(env.migrations_dir)
-    with ctx.databases.open(env) as db:
-        refusal = locked(db, env, operation)
-        if refusal is not None:
-            return refusal
-        try:
-            return _change(ctx, db, env, command, source, operation)
-        finally:
-            db.lock.release()
+    with migration_lock(ctx, env, operation) as db:
+        if isinstance(db, Refusal):
+            return db
+        return _change(ctx, db, env, command, source, operation)
+
 
 def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, command: g.Command,
             source: MigrationSource, operation: str) -> Result:
@@ -217,44 +228,38 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
                          steps=tuple(reports), failure=failure, snapshot=snapshot,
                          duration_ms=(time.perf_counter() - started) * 1000)
 
+
 def force(ctx: Context, command: g.MigrateForce, env: EnvironmentSettings) -> Result:
     source = load_source(env.migrations_dir)
     require_version(source, command.version, allow_nil=True)
-    with ctx.databases.open(env) as db:
-        refusal = locked(db, env, "force")
-        if refusal is not None:
-            return refusal
-        try:
-            db.store.ensure()
-            before = db.store.read()
-            if before == State(version=command.version, dirty=False):
-                return MigrateResult(env=env.name, operation="force", outcome=Outcome.NO_CHANGE, before=before,
-                                     after=before)
-            snapshot = safety_snapshot(ctx, env, before, f"pre-force v{_v(before.version)} to v{_v(command.version)}",
-                                       "force")
-            db.store.write(command.version, False)
-            after = db.store.read()
-        finally:
-            db.lock.release()
+    with migration_lock(ctx, env, "force") as db:
+        if isinstance(db, Refusal):
+            return db
+        db.store.ensure()
+        before = db.store.read()
+        if before == State(version=command.version, dirty=False):
+            return MigrateResult(env=env.name, operation="force", outcome=Outcome.NO_CHANGE, before=before,
+                                 after=before)
+        snapshot = safety_snapshot(ctx, env, before, f"pre-force v{_v(before.version)} to v{_v(command.version)}",
+                                   "force")
+        db.store.write(command.version, False)
+        after = db.store.read()
     log.info("migration.forced", version=command.version, before=before.version, was_dirty=before.dirty)
     return MigrateResult(env=env.name, operation="force", outcome=Outcome.DONE, before=before, after=after,
                          snapshot=snapshot)
 
+
 def dry_run(ctx: Context, command: g.MigrateDryRun, env: EnvironmentSettings) -> Result:
     source = load_source(env.migrations_dir)
-    with ctx.databases.open(env) as db:
-        refusal = locked(db, env, "dry-run")
-        if refusal is not None:
-            return refusal
-        try:
-            state = db.store.read()
-            plan = _plan(command, source, state, env, "dry-run")
-            if isinstance(plan, Refusal):
-                return plan
-            files, problems = _read_steps(plan)
-            rows = [] if problems else db.runner.dry_run([(s.migration.label, f) for s, f in zip(plan, files)])
-        finally:
-            db.lock.release()
+    with migration_lock(ctx, env, "dry-run") as db:
+        if isinstance(db, Refusal):
+            return db
+        state = db.store.read()
+        plan = _plan(command, source, state, env, "dry-run")
+        if isinstance(plan, Refusal):
+            return plan
+        files, problems = _read_steps(plan)
+        rows = [] if problems else db.runner.dry_run([(s.migration.label, f) for s, f in zip(plan, files)])
     by_label = {label: row for label, *row in rows}
     syntax = {p.filename: p for p in problems}
     reports = []

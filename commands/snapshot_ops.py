@@ -11,12 +11,12 @@ import structlog
 from commands import grammar as g
 from commands.config import EnvironmentSettings
 from commands.context import Context
-from commands.migrate_ops import locked, safety_snapshot
+from commands.migrate_ops import migration_lock, safety_snapshot
 from commands.results import (
     Check, CleanupResult, DiskUsage, Outcome, PinResult, Reason, Refusal, RestoreResult, Result, SnapshotCreated,
     SnapshotInfo, SnapshotListResult, SnapshotVerifyResult,
 )
-from commands.snapshots import Snapshot, delete_files, find, list_snapshots, plan_cleanup, set_pinned
+from commands.snapshots import Snapshot, Verified, delete_files, find, list_snapshots, plan_cleanup, set_pinned
 
 log = structlog.get_logger("dbops.snapshots")
 LARGEST_TABLES = 5
@@ -27,10 +27,21 @@ def info(snapshot: Snapshot) -> SnapshotInfo:
                         reason=snapshot.reason, version=snapshot.version, dirty=snapshot.dirty, pinned=snapshot.pinned)
 
 
+def _checks(verified: Verified) -> tuple[Check, ...]:
+    return tuple(Check(name=name, passed=passed, detail=detail) for name, passed, detail in verified.checks)
+
+
 def _directory(env: EnvironmentSettings, operation: str) -> Path | Refusal:
+    """The environment's snapshot directory, or the Refusal for one that has none."""
     if env.snapshot_dir is None:
         return Refusal(env=env.name, operation=operation, reason=Reason.NO_SNAPSHOT_DIR)
     return env.snapshot_dir
+
+
+def _named(env: EnvironmentSettings, name: str, operation: str) -> Snapshot | Refusal:
+    """The snapshot the user named (UsageError if there is none by that name)."""
+    directory = _directory(env, operation)
+    return directory if isinstance(directory, Refusal) else find(list_snapshots(directory), name)
 
 
 def disk_usage(directory: Path, snapshots: tuple[Snapshot, ...]) -> DiskUsage:
@@ -65,37 +76,31 @@ def create(ctx: Context, command: g.SnapshotCreate, env: EnvironmentSettings) ->
 
 
 def verify(ctx: Context, command: g.SnapshotVerify, env: EnvironmentSettings) -> Result:
-    directory = _directory(env, "snapshot verify")
-    if isinstance(directory, Refusal):
-        return directory
-    snapshot = find(list_snapshots(directory), command.name)
+    snapshot = _named(env, command.name, "snapshot verify")
+    if isinstance(snapshot, Refusal):
+        return snapshot
     verified = ctx.snapshots.verify(env, snapshot)
     return SnapshotVerifyResult(env=env.name, name=snapshot.name,
-                                checks=tuple(Check(name=n, passed=p, detail=d) for n, p, d in verified.checks),
+                                checks=_checks(verified),
                                 outcome=Outcome.DONE if verified.ok else Outcome.FAILED)
 
 
 def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) -> Result:
-    directory = _directory(env, "snapshot restore")
-    if isinstance(directory, Refusal):
-        return directory
-    snapshot = find(list_snapshots(directory), command.name)
+    snapshot = _named(env, command.name, "snapshot restore")
+    if isinstance(snapshot, Refusal):
+        return snapshot
     verified = ctx.snapshots.verify(env, snapshot)
     if not verified.ok:
         return Refusal(env=env.name, operation="snapshot restore", reason=Reason.SNAPSHOT_DAMAGED,
                        snapshot=snapshot.name,
-                       checks=tuple(Check(name=n, passed=p, detail=d) for n, p, d in verified.checks))
+                       checks=_checks(verified))
     started = time.perf_counter()
-    with ctx.databases.open(env) as db:
-        refusal = locked(db, env, "snapshot restore")
-        if refusal is not None:
-            return refusal
-        try:
-            before = db.store.read()
-            safety = safety_snapshot(ctx, env, before, f"pre-restore of {snapshot.name}", "restore")
-            restored = ctx.snapshots.restore(env, snapshot)
-        finally:
-            db.lock.release()
+    with migration_lock(ctx, env, "snapshot restore") as db:
+        if isinstance(db, Refusal):
+            return db
+        before = db.store.read()
+        safety = safety_snapshot(ctx, env, before, f"pre-restore of {snapshot.name}", "restore")
+        restored = ctx.snapshots.restore(env, snapshot)
     with ctx.databases.open(env) as db:  # a new session: new-database mode replaced the old one
         after = db.store.read()
         largest = tuple(db.inspector.largest_tables(LARGEST_TABLES))
@@ -107,10 +112,9 @@ def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) 
 
 def pin(ctx: Context, command: g.SnapshotPin, env: EnvironmentSettings) -> Result:
     operation = "snapshot pin" if command.pinned else "snapshot unpin"
-    directory = _directory(env, operation)
-    if isinstance(directory, Refusal):
-        return directory
-    snapshot = find(list_snapshots(directory), command.name)
+    snapshot = _named(env, command.name, operation)
+    if isinstance(snapshot, Refusal):
+        return snapshot
     changed = set_pinned(snapshot, command.pinned)
     return PinResult(env=env.name, name=snapshot.name, pinned=command.pinned,
                      outcome=Outcome.DONE if changed else Outcome.NO_CHANGE, operation=operation)
