@@ -19,13 +19,14 @@ from commands import grammar
 from commands.config import Settings, load_settings
 from commands.errors import CommandError, UsageError
 from commands.executor import Actor, Executor
+from commands.pg.control import PgAuditLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.redact import redact
 from commands.results import Outcome
 
 EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSED: 3}
-GRAMMAR_VERBS = ("migrate", "snapshot")
+GRAMMAR_VERBS = ("migrate", "snapshot", "dbops")
 HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
 
   dbops migrate status [ENV]            version, dirty flag, pending migrations, lock holder
@@ -65,6 +66,16 @@ def load(config_path: str | None) -> Settings:
     return demo_settings()
 
 
+def build_executor(settings: Settings) -> Executor:
+    """The composition root: the real collaborators, and the audit log when a control
+    database is configured (its schema brought up to date first)."""
+    audit = None
+    if settings.control_database_url:
+        migrate_control_database(settings.control_database_url)
+        audit = PgAuditLog(settings.control_database_url)
+    return Executor(settings, PgDatabases(application_name="dbops-cli"), PgDumpSnapshotter(), audit=audit)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     configure_logging()
@@ -83,8 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         command = grammar.parse(args)
         settings = load(config_path)
-        executor = Executor(settings, PgDatabases(application_name="dbops-cli"), PgDumpSnapshotter())
-        result = executor.run(command, Actor(user=os.environ.get("USER") or "cli"))
+        result = build_executor(settings).run(command, Actor(user=os.environ.get("USER") or "cli", surface="cli"))
     except CommandError as err:
         # The grammar's usage lines are written as Slack commands; a shell user types dbops.
         message = str(err).replace("Usage: /", "Usage: dbops ").replace("  or  /", "  or  dbops ")

@@ -11,7 +11,7 @@ from typing import Any
 from datetime import timedelta, timezone
 
 from commands.results import (
-    CleanupResult, DiskUsage, DryRunResult, LockHolder, MigrateResult, Mismatch, PinResult, Reason, Refusal,
+    CleanupResult, DiskUsage, DryRunResult, HelpResult, HistoryResult, LockHolder, MigrateResult, Mismatch, PinResult, Reason, Refusal,
     RestoreResult, Result, SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State,
     StatusResult, ValidateResult,
 )
@@ -237,6 +237,20 @@ def _restore(r: RestoreResult) -> list[str]:
     return lines
 
 
+def _history(r: HistoryResult, now: datetime) -> list[str]:
+    scope = f"{r.env}" if r.env else "all environments"
+    if not r.entries:
+        return [f"No history yet for {scope} (or no control database configured)."]
+    lines = [f"Latest {len(r.entries)} command(s), {scope}, newest first:"]
+    for e in r.entries:
+        args = " ".join(f"{k}={v}" for k, v in e.arguments.items() if v not in (None, False))
+        where = f" in {e.channel}" if e.channel else ""
+        lines.append(f"  {e.at:%Y-%m-%d %H:%M:%S} {e.actor} ({e.surface}{where}) {e.environment or '-'}: {e.command}"
+                     f"{' ' + args if args else ''} -> {e.outcome} ({e.duration_ms:.0f} ms)"
+                     + (f": {e.detail}" if e.detail else ""))
+    return lines
+
+
 def render_text(result: Result, *, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     match result:
@@ -256,6 +270,10 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
             lines = [f"{result.env}: {result.name} {'is already' if result.outcome.value == 'no_change' else 'is now'} {state}."]
         case CleanupResult():
             lines = _cleanup(result, now)
+        case HelpResult():
+            lines = ["dbops commands (in a shell: `dbops` instead of the slash):"] + [f"  {u}" for u in result.usage]
+        case HistoryResult():
+            lines = _history(result, now)
         case StatusResult():
             lines = _status(result)
         case Refusal():

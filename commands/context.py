@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from commands.config import Settings
-from commands.migrations import Databases, Snapshotter
+from commands.migrations import AuditLog, Databases, Snapshotter
 
 
 def utc_now() -> datetime:
@@ -20,6 +20,7 @@ class Actor:
 
     user: str
     channel: str | None = None
+    surface: str = "cli"  # "slack", "console", "cli", "scheduler"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -28,4 +29,5 @@ class Context:
     databases: Databases
     snapshots: Snapshotter
     actor: Actor
+    audit: AuditLog | None = None
     clock: Callable[[], datetime] = utc_now

@@ -1,25 +1,31 @@
 """The one executor every surface calls: ``Executor.run(command, actor) -> Result``.
 
-It resolves the environment, binds the log context, and hands the command to its runner
-(``migrate_ops``, ``snapshot_ops``). Every Command type must have a runner: a missing one
-fails at start-up, not when a user first types it. Refusals come back as Result values;
-faults are CommandError.
+It resolves the environment, binds the log context, hands the command to its runner
+(``migrate_ops``, ``snapshot_ops``, ``dbops_ops``), and records what happened in the audit
+log, faults included. Every Command type must have a runner: a missing one fails at
+start-up, not when a user first types it. Refusals come back as Result values; faults are
+CommandError.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from datetime import datetime
 from typing import Callable
 
 import structlog
 
-from commands import grammar as g
+from commands import dbops_ops, grammar as g
 from commands import migrate_ops, snapshot_ops
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Actor, Context, utc_now
-from commands.errors import UsageError
-from commands.migrations import Databases, Snapshotter
-from commands.results import Result
+from commands.errors import CommandError, UsageError
+from commands.migrations import AuditLog, Databases, Snapshotter
+from commands.redact import redact
+from commands.results import AuditEntry, Result
+
+log = structlog.get_logger("dbops.executor")
 
 __all__ = ["Actor", "Executor"]
 
@@ -37,36 +43,80 @@ RUNNERS: dict[type, Callable[..., Result]] = {
     g.SnapshotRestore: snapshot_ops.restore,
     g.SnapshotPin: snapshot_ops.pin,
     g.SnapshotCleanup: snapshot_ops.cleanup,
+    g.DbopsHistory: dbops_ops.history,
+    g.DbopsHelp: dbops_ops.help_,
 }
+
+
+def command_name(command: g.Command) -> str:
+    """``MigrateUp`` -> ``migrate up``: the words a user typed."""
+    words, word = [], ""
+    for char in type(command).__name__:
+        if char.isupper() and word:
+            words.append(word)
+            word = ""
+        word += char.lower()
+    words.append(word)
+    return " ".join(words).replace("dry run", "dry-run")
 
 
 class Executor:
     def __init__(self, settings: Settings, databases: Databases, snapshots: Snapshotter,
-                 *, clock: Callable[[], datetime] = utc_now) -> None:
+                 *, audit: AuditLog | None = None, clock: Callable[[], datetime] = utc_now) -> None:
         missing = [c.__name__ for c in g.COMMANDS if c not in RUNNERS]
         if missing:
             raise RuntimeError(f"no runner for {', '.join(missing)}")
         self.settings = settings
         self.databases = databases
         self.snapshots = snapshots
+        self.audit = audit
         self.clock = clock
 
     def run(self, command: g.Command, actor: Actor) -> Result:
-        env = self.resolve_environment(command.env, actor)
-        context = Context(settings=self.settings, databases=self.databases, snapshots=self.snapshots,
-                          actor=actor, clock=self.clock)
-        structlog.contextvars.bind_contextvars(env=env.name, actor=actor.user, command=type(command).__name__)
+        started, at = time.perf_counter(), self.clock()
+        env: EnvironmentSettings | None = None
+        outcome, detail = "error", None
+        structlog.contextvars.bind_contextvars(actor=actor.user, command=command_name(command))
         try:
-            return RUNNERS[type(command)](context, command, env)
+            if command.env is not None or getattr(type(command), "needs_environment", True):
+                env = self.resolve_environment(command.env, actor)
+                structlog.contextvars.bind_contextvars(env=env.name)
+            context = Context(settings=self.settings, databases=self.databases, snapshots=self.snapshots,
+                              actor=actor, audit=self.audit, clock=self.clock)
+            result = RUNNERS[type(command)](context, command, env)
+            outcome = result.outcome.value
+            return result
+        except CommandError as err:
+            detail = err.message
+            raise
+        except Exception as err:
+            detail = f"internal error: {type(err).__name__}"
+            raise
         finally:
+            self._audit(command, actor, env, at, outcome, detail, started)
             structlog.contextvars.unbind_contextvars("env", "actor", "command")
+
+    def _audit(self, command: g.Command, actor: Actor, env: EnvironmentSettings | None, at: datetime,
+               outcome: str, detail: str | None, started: float) -> None:
+        if self.audit is None:
+            return
+        arguments = {k: v for k, v in dataclasses.asdict(command).items() if k != "env"}
+        entry = AuditEntry(at=at, actor=actor.user, channel=actor.channel, surface=actor.surface,
+                           environment=env.name if env else command.env, command=command_name(command),
+                           arguments=arguments, outcome=outcome, detail=redact(detail) if detail else None,
+                           duration_ms=(time.perf_counter() - started) * 1000)
+        try:
+            self.audit.record(entry)
+        except CommandError as err:
+            # The command already ran; its result must still reach the user. Say it loudly.
+            log.error("audit.write_failed", error=err.message)
 
     def resolve_environment(self, name: str | None, actor: Actor) -> EnvironmentSettings:
         if name is not None:
             return self.settings.environment(name)
         candidates = list(self.settings.environments.values())
-        if actor.channel is not None:
-            candidates = [e for e in candidates if actor.channel in e.channels]
+        mapped = [e for e in candidates if actor.channel is not None and actor.channel in e.channels]
+        candidates = mapped or candidates  # a channel mapped to one environment names it
         if len(candidates) == 1:
             return candidates[0]
         names = ", ".join(sorted(e.name for e in candidates)) or ", ".join(sorted(self.settings.environments))

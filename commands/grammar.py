@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
+from typing import ClassVar
 
 from commands.errors import UsageError
 from commands.source import MAX_VERSION, NIL_VERSION
@@ -96,11 +97,25 @@ class SnapshotCleanup:
     dry_run: bool = False
 
 
+@dataclass(frozen=True, kw_only=True)
+class DbopsHistory:
+    env: str | None = None  # None: every environment
+    limit: int = 20
+    needs_environment: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class DbopsHelp:
+    env: str | None = None
+    needs_environment: ClassVar[bool] = False
+
+
 Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
-           | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotRestore | SnapshotPin | SnapshotCleanup)
+           | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotRestore | SnapshotPin | SnapshotCleanup
+           | DbopsHistory | DbopsHelp)
 COMMANDS: tuple[type, ...] = (MigrateStatus, MigrateValidate, MigrateUp, MigrateDown, MigrateGoto,
                               MigrateForce, MigrateDryRun, SnapshotList, SnapshotCreate, SnapshotVerify,
-                              SnapshotRestore, SnapshotPin, SnapshotCleanup)
+                              SnapshotRestore, SnapshotPin, SnapshotCleanup, DbopsHistory, DbopsHelp)
 STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, SnapshotRestore,
                                     SnapshotCleanup)
 MAX_REASON = 500
@@ -125,6 +140,16 @@ SNAPSHOT_USAGE_LINES = {
     "cleanup": "/snapshot cleanup [ENV] [--retention-days N] [--dry-run]",
 }
 SNAPSHOT_USAGE = "/snapshot list|create|verify|restore|pin|unpin|cleanup …  (/dbops help for details)"
+DBOPS_USAGE_LINES = {
+    "help": "/dbops help",
+    "history": "/dbops history [ENV]",
+}
+DBOPS_USAGE = "/dbops help|history …"
+
+
+def all_usage() -> tuple[str, ...]:
+    """Every command's usage line, for help."""
+    return tuple(USAGE.values()) + tuple(SNAPSHOT_USAGE_LINES.values()) + tuple(DBOPS_USAGE_LINES.values())
 
 
 def tokenize(text: str) -> list[str]:
@@ -300,6 +325,18 @@ def _parse_snapshot(args: list[str]) -> Command:
     return SnapshotPin(env=env, name=name, pinned=verb == "pin")
 
 
+def _parse_dbops(args: list[str]) -> Command:
+    if not args:
+        return DbopsHelp()
+    verb, rest = args[0].lower(), args[1:]
+    usage = DBOPS_USAGE_LINES.get(verb)
+    if usage is None:
+        raise UsageError(f"Unknown dbops command {_shown(args[0])}.", usage=DBOPS_USAGE)
+    positional, env, _, _ = _split_options(rest, usage, ())
+    positional, env = _trailing_env(positional, env, usage, 0)
+    return DbopsHelp() if verb == "help" else DbopsHistory(env=env)
+
+
 def parse(text: str | list[str]) -> Command:
     """Parse a command line such as ``migrate up 2 production`` (a leading / is allowed)."""
     tokens = tokenize(text) if isinstance(text, str) else list(text)
@@ -310,4 +347,6 @@ def parse(text: str | list[str]) -> Command:
         return _parse_migrate(tokens[1:])
     if head == "snapshot":
         return _parse_snapshot(tokens[1:])
-    raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage="/migrate …, /snapshot …")
+    if head == "dbops":
+        return _parse_dbops(tokens[1:])
+    raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage="/migrate …, /snapshot …, /dbops help")

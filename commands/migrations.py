@@ -12,7 +12,7 @@ from typing import Protocol
 from typing import Callable
 
 from commands.config import EnvironmentSettings
-from commands.results import LockHolder, SqlError, State, TableRows
+from commands.results import AuditEntry, LockHolder, SqlError, State, TableRows
 from commands.snapshots import Created, Restored, Snapshot, Verified
 from commands.sqlscan import SqlFile
 
@@ -83,3 +83,11 @@ class Snapshotter(Protocol):
 class Databases(Protocol):
     def open(self, env: EnvironmentSettings) -> AbstractContextManager[EnvironmentDatabase]:
         """A connection to ``env``'s database for one operation, closed on exit."""
+
+
+class AuditLog(Protocol):
+    def record(self, entry: AuditEntry) -> None:
+        """Append ``entry`` to the audit log in the control database."""
+
+    def latest(self, environment: str | None, limit: int) -> list[AuditEntry]:
+        """The newest ``limit`` entries, newest first; for one environment, or all (None)."""

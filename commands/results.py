@@ -281,5 +281,35 @@ class CleanupResult:
     operation: str = "snapshot cleanup"
 
 
+@dataclass(frozen=True, kw_only=True)
+class AuditEntry:
+    at: datetime
+    actor: str
+    channel: str | None
+    surface: str  # "slack", "console", "cli", "scheduler"
+    environment: str | None
+    command: str  # the command as the grammar reads it, e.g. "migrate up"
+    arguments: dict
+    outcome: str  # an Outcome value, or "error"
+    detail: str | None
+    duration_ms: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class HistoryResult:
+    env: str | None
+    entries: tuple[AuditEntry, ...]  # newest first
+    outcome: Outcome = Outcome.DONE
+    operation: str = "history"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HelpResult:
+    usage: tuple[str, ...]
+    env: str | None = None
+    outcome: Outcome = Outcome.DONE
+    operation: str = "help"
+
+
 Result = (StatusResult | MigrateResult | Refusal | DryRunResult | ValidateResult | SnapshotListResult | SnapshotCreated
-          | SnapshotVerifyResult | RestoreResult | PinResult | CleanupResult)
+          | SnapshotVerifyResult | RestoreResult | PinResult | CleanupResult | HistoryResult | HelpResult)

@@ -70,14 +70,25 @@ def server_url() -> Iterator[str]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def database_url(server_url: str) -> Iterator[str]:
-    name = f"t_{uuid.uuid4().hex[:16]}"
+def _fresh_database(server_url: str, prefix: str) -> Iterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     yield embedded.database_url(server_url, name)
     with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def database_url(server_url: str) -> Iterator[str]:
+    """A fresh managed database."""
+    yield from _fresh_database(server_url, "t")
+
+
+@pytest.fixture
+def control_url(server_url: str) -> Iterator[str]:
+    """A fresh control database (dbops' own state), separate from the managed one."""
+    yield from _fresh_database(server_url, "c")
 
 
 @dataclass

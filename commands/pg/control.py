@@ -1,0 +1,82 @@
+"""dbops' own state, in the control database: never one of the databases it manages, so
+restoring a snapshot can never erase the record of who restored it.
+
+Its schema is a golang-migrate migration set (``commands/control_migrations``) applied by
+dbops' own engine at start-up, under the same advisory lock, so several replicas starting
+at once apply it once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from commands.errors import DatabaseError
+from commands.pg.connect import connect, describe
+from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
+from commands.pg.runner import PgMigrationRunner, Timeouts
+from commands.pg.state import PgVersionStore
+from commands.plans import plan_up
+from commands.results import AuditEntry
+from commands.source import load_source
+from commands.sqlscan import scan
+
+CONTROL_MIGRATIONS = Path(__file__).resolve().parents[1] / "control_migrations"
+CONTROL_TABLE = "dbops_schema_migrations"
+
+
+def migrate_control_database(url: str) -> int:
+    """Bring the control database's schema up to date; return its version."""
+    source = load_source(CONTROL_MIGRATIONS)
+    with connect(url, application_name="dbops-control") as conn:
+        schema = conn.execute("SELECT coalesce(current_schema(), 'public')").fetchone()[0]
+        lock = PgAdvisoryLock(conn, golang_migrate_lock_key(schema=schema, table=CONTROL_TABLE, database_url=url))
+        holder = lock.acquire(60)
+        if holder is not None:
+            raise DatabaseError(f"The control database's schema is being changed by pid {holder.pid} "
+                                f"({holder.application_name}); try again when it is done.")
+        try:
+            store = PgVersionStore(conn, schema=schema, table=CONTROL_TABLE)
+            store.ensure()
+            state = store.read()
+            if state.dirty:
+                raise DatabaseError(f"The control database is dirty at version {state.version}; "
+                                    "restore it or fix it by hand before starting dbops.")
+            runner = PgMigrationRunner(conn, store, Timeouts(lock_timeout="30s", statement_timeout="0"))
+            for step in plan_up(source, state.version, None):
+                error = runner.apply(scan(step.file.path.read_text(encoding="utf-8")), step.target)
+                if error is not None:
+                    raise DatabaseError(f"Control database migration {step.migration.label} failed: {error.message}")
+            return store.read().version
+        finally:
+            lock.release()
+
+
+class PgAuditLog:
+    """The audit log (contract: ``commands.migrations.AuditLog``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def record(self, entry: AuditEntry) -> None:
+        try:
+            with connect(self.url, application_name="dbops-audit") as conn:
+                conn.execute(
+                    """INSERT INTO dbops_audit_log (at, actor, channel, surface, environment, command, arguments,
+                                                    outcome, detail, duration_ms)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                    (entry.at, entry.actor, entry.channel, entry.surface, entry.environment, entry.command,
+                     Jsonb(entry.arguments), entry.outcome, entry.detail, entry.duration_ms))
+        except psycopg.Error as err:
+            raise DatabaseError(f"Could not write the audit log: {describe(err)}") from None
+
+    def latest(self, environment: str | None, limit: int) -> list[AuditEntry]:
+        with connect(self.url, application_name="dbops-audit") as conn:
+            rows = conn.execute(
+                """SELECT at, actor, channel, surface, environment, command, arguments, outcome, detail, duration_ms
+                   FROM dbops_audit_log WHERE %(env)s::text IS NULL OR environment = %(env)s
+                   ORDER BY at DESC, id DESC LIMIT %(limit)s""", {"env": environment, "limit": limit}).fetchall()
+        return [AuditEntry(at=r[0], actor=r[1], channel=r[2], surface=r[3], environment=r[4], command=r[5],
+                           arguments=r[6], outcome=r[7], detail=r[8], duration_ms=r[9]) for r in rows]
