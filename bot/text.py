@@ -4,26 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
-
-from datetime import timedelta, timezone
 
 from commands.results import (
     CleanupResult, DiskUsage, DryRunResult, HelpResult, HistoryResult, LockHolder, MigrateResult, Mismatch, PinResult, Reason, Refusal,
     RestoreResult, Result, SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State,
     StatusResult, ValidateResult,
 )
-
-
-def size_text(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
+from commands.units import human_size
 
 
 def age_text(age: timedelta) -> str:
@@ -36,8 +26,8 @@ def age_text(age: timedelta) -> str:
 
 
 def disk_text(disk: DiskUsage) -> str:
-    return (f"snapshots {size_text(disk.snapshots_bytes)}; disk {size_text(disk.used)} used of "
-            f"{size_text(disk.total)} ({100 * disk.used / disk.total:.0f}%), {size_text(disk.free)} free")
+    return (f"snapshots {human_size(disk.snapshots_bytes)}; disk {human_size(disk.used)} used of "
+            f"{human_size(disk.total)} ({100 * disk.used / disk.total:.0f}%), {human_size(disk.free)} free")
 
 
 def version_text(state: State) -> str:
@@ -191,7 +181,7 @@ def _snapshot_row(s: SnapshotInfo, now: datetime) -> str:
     flags = ("  [pinned]" if s.pinned else "") + ("  [legacy]" if s.kind == "legacy" else "") + (
         "  [dirty]" if s.dirty else "")
     return (f"  {s.name}\n    {s.created_at:%Y-%m-%d %H:%M:%S} UTC ({age_text(now - s.created_at)}), "
-            f"{size_text(s.size)}, version {version}, reason: {s.reason}{flags}")
+            f"{human_size(s.size)}, version {version}, reason: {s.reason}{flags}")
 
 
 def _snapshot_list(r: SnapshotListResult, now: datetime) -> list[str]:
@@ -214,9 +204,9 @@ def _snapshot_list(r: SnapshotListResult, now: datetime) -> list[str]:
 def _cleanup(r: CleanupResult, now: datetime) -> list[str]:
     verb = "would delete" if r.dry_run else "deleted"
     head = (f"{r.env}: cleanup{' (dry run: nothing was deleted)' if r.dry_run else ''}: {verb} {len(r.deleted)} "
-            f"snapshot(s), {'would free' if r.dry_run else 'freed'} {size_text(r.freed_bytes)} "
+            f"snapshot(s), {'would free' if r.dry_run else 'freed'} {human_size(r.freed_bytes)} "
             f"(retention {r.retention_days} days, keep the newest {r.keep_last}).")
-    lines = [head] + [f"  {verb} {s.name} ({size_text(s.size)}, {age_text(now - s.created_at)})" for s in r.deleted]
+    lines = [head] + [f"  {verb} {s.name} ({human_size(s.size)}, {age_text(now - s.created_at)})" for s in r.deleted]
     lines += [f"  kept    {s.name} ({why})" for s, why in r.kept]
     lines.append(f"Before: {disk_text(r.disk_before)}")
     if not r.dry_run:
@@ -258,7 +248,7 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
             lines = _snapshot_list(result, now)
         case SnapshotCreated(snapshot=s):
             lines = [f"{result.env}: snapshot {s.name} created in {result.duration_ms / 1000:.1f} s: "
-                     f"{size_text(s.size)} (database {size_text(result.database_size)}), sha256 {result.sha256[:16]}…"]
+                     f"{human_size(s.size)} (database {human_size(result.database_size)}), sha256 {result.sha256[:16]}…"]
         case SnapshotVerifyResult():
             verdict = "verified" if result.outcome.value == "done" else "FAILED verification"
             lines = [f"{result.env}: snapshot {result.name} {verdict}."] + [

@@ -29,7 +29,7 @@ from commands.errors import SnapshotFailed
 from commands.pg.connect import connect
 from commands.pg.restore import PgRestorer
 from commands.pg.streams import (
-    CHUNK, HashingWriter, fsync_dir, human_size, pipe_into, sha256_of, stderr_tail, zstd_chunks,
+    CHUNK, HashingWriter, fsync_dir, pipe_into, sha256_of, stderr_tail, zstd_chunks,
 )
 from commands.pg.tools import Tools, child_env
 from commands.redact import mask_url
@@ -37,6 +37,7 @@ from commands.results import State
 from commands.snapshots import (
     DATA_SUFFIX, MANIFEST_SUFFIX, TEMP_PREFIX, Created, Restored, Snapshot, Verified, snapshot_name,
 )
+from commands.units import human_size
 
 # zstd workers: two already compress faster than pg_dump produces (about 500 MB/s against
 # 250 MB/s), and each further one adds about 15 MB of buffers; at two, dbops peaks at

@@ -131,8 +131,7 @@ class PgMigrationRunner:
                     report.append((key, status, note, error, (time.perf_counter() - started) * 1000))
         except psycopg.Error:
             # Only the closing ROLLBACK can land here; each file's error is caught below.
-            if self.conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                self.conn.execute("ROLLBACK")
+            self._abandon_transaction()
         return report
 
     def _dry_run_file(self, sqlfile: SqlFile | None) -> tuple[str, str | None, SqlError | None]:

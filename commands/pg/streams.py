@@ -92,12 +92,3 @@ def feed(stdin: IO[bytes], chunks: Iterator[bytes], failures: list[str]) -> None
             stdin.close()
         except BrokenPipeError:
             pass
-
-
-def human_size(size: int | None) -> str:
-    value = float(size or 0)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{int(value)} B"
-        value /= 1024
-    return f"{value:.1f} TB"
