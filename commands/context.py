@@ -8,6 +8,11 @@ from typing import Callable
 
 from commands.config import Settings
 from commands.migrations import AuditLog, Databases, Snapshotter
+from commands.results import Progress
+
+
+def ignore_progress(progress: Progress) -> None:
+    """The default for surfaces that only show the result."""
 
 
 def utc_now() -> datetime:
@@ -31,3 +36,11 @@ class Context:
     actor: Actor
     audit: AuditLog | None = None
     clock: Callable[[], datetime] = utc_now
+    progress: Callable[[Progress], None] = ignore_progress
+
+    def step(self, step: str, detail: str | None = None) -> None:
+        self.progress(Progress(step=step, detail=detail))
+
+    def snapshot_progress(self, read: int, written: int, total: int) -> None:
+        """The Snapshotter's progress callback, passed on as a "snapshot" step."""
+        self.progress(Progress(step="snapshot", read_bytes=read, written_bytes=written, total_bytes=total))

@@ -1,6 +1,7 @@
 """The one executor every surface calls: ``Executor.run(command, actor) -> Result``.
 
-It resolves the environment, binds the log context, hands the command to its runner
+It resolves the environment, binds the log context, asks the Policy whether this actor may
+run this command here, hands the command to its runner
 (``migrate_ops``, ``snapshot_ops``, ``dbops_ops``), and records what happened in the audit
 log, faults included. Every Command type must have a runner: a missing one fails at
 start-up, not when a user first types it. Refusals come back as Result values; faults are
@@ -19,11 +20,12 @@ import structlog
 from commands import dbops_ops, grammar as g
 from commands import migrate_ops, snapshot_ops
 from commands.config import EnvironmentSettings, Settings
-from commands.context import Actor, Context, utc_now
+from commands.context import Actor, Context, ignore_progress, utc_now
 from commands.errors import CommandError, UsageError
 from commands.migrations import AuditLog, Databases, Snapshotter
+from commands.policy import Policy
 from commands.redact import redact
-from commands.results import AuditEntry, Result
+from commands.results import AuditEntry, Progress, Result
 
 log = structlog.get_logger("dbops.executor")
 
@@ -62,7 +64,8 @@ def command_name(command: g.Command) -> str:
 
 class Executor:
     def __init__(self, settings: Settings, databases: Databases, snapshots: Snapshotter,
-                 *, audit: AuditLog | None = None, clock: Callable[[], datetime] = utc_now) -> None:
+                 *, audit: AuditLog | None = None, policy: Policy | None = None,
+                 clock: Callable[[], datetime] = utc_now) -> None:
         missing = [c.__name__ for c in g.COMMANDS if c not in RUNNERS]
         if missing:
             raise RuntimeError(f"no runner for {', '.join(missing)}")
@@ -70,9 +73,12 @@ class Executor:
         self.databases = databases
         self.snapshots = snapshots
         self.audit = audit
+        self.policy = policy or Policy()
         self.clock = clock
 
-    def run(self, command: g.Command, actor: Actor) -> Result:
+    def run(self, command: g.Command, actor: Actor,
+            progress: Callable[[Progress], None] = ignore_progress) -> Result:
+        """Run ``command`` for ``actor``; ``progress`` hears each step of a long operation."""
         started, at = time.perf_counter(), self.clock()
         env: EnvironmentSettings | None = None
         outcome, detail = "error", None
@@ -81,8 +87,12 @@ class Executor:
             if command.env is not None or getattr(type(command), "needs_environment", True):
                 env = self.resolve_environment(command.env, actor)
                 structlog.contextvars.bind_contextvars(env=env.name)
+            refusal = self.policy.check(command, actor, env, command_name(command)) if env else None
+            if refusal is not None:
+                outcome = refusal.outcome.value
+                return refusal
             context = Context(settings=self.settings, databases=self.databases, snapshots=self.snapshots,
-                              actor=actor, audit=self.audit, clock=self.clock)
+                              actor=actor, audit=self.audit, clock=self.clock, progress=progress)
             result = RUNNERS[type(command)](context, command, env)
             outcome = result.outcome.value
             return result

@@ -60,7 +60,9 @@ def safety_snapshot(ctx: Context, env: EnvironmentSettings, state: State, reason
     if not env.pre_migration_snapshot:
         return None
     try:
-        created = ctx.snapshots.create(env, reason=reason, actor=ctx.actor.user, state=state)
+        created = ctx.snapshots.create(env, reason=reason, actor=ctx.actor.user, state=state,
+                                       progress=ctx.snapshot_progress)
+        ctx.step("verify", created.name)
         verified = ctx.snapshots.verify(env, find(list_snapshots(env.snapshot_dir), created.name))
     except SnapshotFailed as err:
         raise SnapshotFailed(f"The snapshot before {operation} failed, so nothing was changed. {err.message}") from None
@@ -84,8 +86,9 @@ def status(ctx: Context, command: g.MigrateStatus, env: EnvironmentSettings) -> 
     position = state.version
     applied = tuple(_info(m) for m in source.migrations if position != NIL_VERSION and m.version <= position)
     pending = tuple(_info(m) for m in source.migrations if position == NIL_VERSION or m.version > position)
+    newest = list_snapshots(env.snapshot_dir).snapshots[:1] if env.snapshot_dir else ()
     return StatusResult(env=env.name, state=state, applied=applied, pending=pending,
-                        mismatch=mismatch_of(source, state),
+                        mismatch=mismatch_of(source, state), newest_snapshot=newest[0].info() if newest else None,
                         missing_down=tuple(m.version for m in source.missing_down),
                         skipped_files=tuple(s.filename for s in source.skipped), lock_holder=holder)
 
@@ -138,6 +141,7 @@ def migration_lock(ctx: Context, env: EnvironmentSettings, operation: str) -> It
     """A session on ``env``'s database holding the migration lock, or the Refusal naming
     who holds it. The lock is released on the way out, whatever happened inside."""
     with ctx.databases.open(env) as db:
+        ctx.step("lock")
         holder = db.lock.acquire(env.lock_wait_seconds)
         if holder is not None:
             log.info("lock.refused", holder_pid=holder.pid, holder_application=holder.application_name)
@@ -210,6 +214,7 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
     for step, sqlfile in zip(plan, files):
         step_started = time.perf_counter()
         mode = sqlfile.mode.value if sqlfile is not None and not sqlfile.empty else "transactional"
+        ctx.step("apply", step.file.filename if step.file else f"{step.migration.version} (no {step.direction} file)")
         error = db.runner.apply(sqlfile, step.target)
         filename = step.file.filename if step.file else None
         if error is not None:

@@ -7,9 +7,7 @@ PostgreSQL's programs.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import Protocol
-
-from typing import Callable
+from typing import Callable, Protocol
 
 from commands.config import EnvironmentSettings
 from commands.results import AuditEntry, LockHolder, SqlError, State, TableRows
@@ -68,9 +66,10 @@ class EnvironmentDatabase(Protocol):
 
 class Snapshotter(Protocol):
     def create(self, env: EnvironmentSettings, *, reason: str, actor: str, state: State,
-               progress: Callable[[int, int], None] | None = None) -> Created:
+               progress: Callable[[int, int, int], None] | None = None) -> Created:
         """Write a complete, checksummed snapshot of ``env``'s database, or raise
-        SnapshotFailed leaving nothing behind. ``state`` is recorded in its name and manifest."""
+        SnapshotFailed leaving nothing behind. ``state`` is recorded in its name and manifest.
+        ``progress(read, written, database_size)`` is called as the dump streams."""
 
     def verify(self, env: EnvironmentSettings, snapshot: Snapshot) -> Verified:
         """Check the file against its manifest's checksum and that pg_restore can read it."""

@@ -27,6 +27,23 @@ class Reason(str, Enum):
     SYNTAX_ERROR = "syntax_error"
     SNAPSHOT_DAMAGED = "snapshot_damaged"
     NO_SNAPSHOT_DIR = "no_snapshot_dir"
+    WRONG_CHANNEL = "wrong_channel"  # the environment does not take commands from this channel
+    NOT_OPERATOR = "not_operator"    # a state-changing command from someone not in ``operators``
+
+
+@dataclass(frozen=True, kw_only=True)
+class Progress:
+    """Where a long operation is, for surfaces that show it while it runs.
+
+    ``step``: "lock" (waiting for the migration lock), "snapshot" (with bytes of the database
+    read, written and its size), "verify", "apply" (``detail``: the file), "restore", "read-back".
+    """
+
+    step: str
+    detail: str | None = None
+    read_bytes: int | None = None
+    written_bytes: int | None = None
+    total_bytes: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,6 +91,7 @@ class StatusResult:
     missing_down: tuple[int, ...]
     skipped_files: tuple[str, ...]
     lock_holder: LockHolder | None
+    newest_snapshot: SnapshotInfo | None = None
     outcome: Outcome = Outcome.DONE
     operation: str = "status"
 
@@ -137,6 +155,7 @@ class Refusal:
     problems: tuple["FileProblem", ...] = ()
     checks: tuple["Check", ...] = ()
     snapshot: str | None = None
+    allowed: tuple[str, ...] = ()  # WRONG_CHANNEL: the channels; NOT_OPERATOR: the operators
     outcome: Outcome = Outcome.REFUSED
 
 

@@ -14,17 +14,12 @@ from commands.context import Context
 from commands.migrate_ops import migration_lock, safety_snapshot
 from commands.results import (
     Check, CleanupResult, DiskUsage, Outcome, PinResult, Reason, Refusal, RestoreResult, Result, SnapshotCreated,
-    SnapshotInfo, SnapshotListResult, SnapshotVerifyResult,
+    SnapshotListResult, SnapshotVerifyResult,
 )
 from commands.snapshots import Snapshot, Verified, delete_files, find, list_snapshots, plan_cleanup, set_pinned
 
 log = structlog.get_logger("dbops.snapshots")
 LARGEST_TABLES = 5
-
-
-def info(snapshot: Snapshot) -> SnapshotInfo:
-    return SnapshotInfo(name=snapshot.name, kind=snapshot.kind, created_at=snapshot.created_at, size=snapshot.size,
-                        reason=snapshot.reason, version=snapshot.version, dirty=snapshot.dirty, pinned=snapshot.pinned)
 
 
 def _checks(verified: Verified) -> tuple[Check, ...]:
@@ -56,7 +51,7 @@ def list_(ctx: Context, command: g.SnapshotList, env: EnvironmentSettings) -> Re
     if isinstance(directory, Refusal):
         return directory
     listing = list_snapshots(directory)
-    return SnapshotListResult(env=env.name, snapshots=tuple(info(s) for s in listing.snapshots),
+    return SnapshotListResult(env=env.name, snapshots=tuple(s.info() for s in listing.snapshots),
                               orphans=listing.orphans, incomplete=listing.incomplete,
                               disk=disk_usage(directory, listing.snapshots))
 
@@ -67,10 +62,11 @@ def create(ctx: Context, command: g.SnapshotCreate, env: EnvironmentSettings) ->
         return directory
     with ctx.databases.open(env) as db:
         state = db.store.read()
-    created = ctx.snapshots.create(env, reason=command.reason, actor=ctx.actor.user, state=state)
+    created = ctx.snapshots.create(env, reason=command.reason, actor=ctx.actor.user, state=state,
+                                   progress=ctx.snapshot_progress)
     snapshot = find(list_snapshots(directory), created.name)
     log.info("snapshot.created", snapshot=created.name, size=snapshot.size)
-    return SnapshotCreated(env=env.name, snapshot=info(snapshot), sha256=created.manifest["sha256"],
+    return SnapshotCreated(env=env.name, snapshot=snapshot.info(), sha256=created.manifest["sha256"],
                            database_size=created.manifest["database_size"],
                            duration_ms=created.manifest["duration_ms"])
 
@@ -89,6 +85,7 @@ def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) 
     snapshot = _named(env, command.name, "snapshot restore")
     if isinstance(snapshot, Refusal):
         return snapshot
+    ctx.step("verify", snapshot.name)
     verified = ctx.snapshots.verify(env, snapshot)
     if not verified.ok:
         return Refusal(env=env.name, operation="snapshot restore", reason=Reason.SNAPSHOT_DAMAGED,
@@ -100,7 +97,9 @@ def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) 
             return db
         before = db.store.read()
         safety = safety_snapshot(ctx, env, before, f"pre-restore of {snapshot.name}", "restore")
+        ctx.step("restore", snapshot.name)
         restored = ctx.snapshots.restore(env, snapshot)
+    ctx.step("read-back")
     with ctx.databases.open(env) as db:  # a new session: new-database mode replaced the old one
         after = db.store.read()
         largest = tuple(db.inspector.largest_tables(LARGEST_TABLES))
@@ -141,5 +140,5 @@ def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) 
     after = before if command.dry_run else disk_usage(directory, list_snapshots(directory).snapshots)
     outcome = Outcome.DONE if plan.delete else Outcome.NO_CHANGE
     return CleanupResult(env=env.name, dry_run=command.dry_run, retention_days=retention, keep_last=env.keep_last,
-                         deleted=tuple(info(s) for s in plan.delete), kept=tuple((info(s), why) for s, why in plan.keep),
+                         deleted=tuple(s.info() for s in plan.delete), kept=tuple((s.info(), why) for s, why in plan.keep),
                          freed_bytes=freed, disk_before=before, disk_after=after, outcome=outcome)

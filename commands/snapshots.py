@@ -19,6 +19,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from commands.errors import UsageError
+from commands.results import SnapshotInfo
 
 DATA_SUFFIX = ".dump.zst"
 MANIFEST_SUFFIX = ".manifest.json"
@@ -56,6 +57,11 @@ class Snapshot:
 
     def age(self, now: datetime) -> timedelta:
         return now - self.created_at
+
+    def info(self) -> SnapshotInfo:
+        """What a surface shows of it."""
+        return SnapshotInfo(name=self.name, kind=self.kind, created_at=self.created_at, size=self.size,
+                            reason=self.reason, version=self.version, dirty=self.dirty, pinned=self.pinned)
 
 
 @dataclass(frozen=True, kw_only=True)

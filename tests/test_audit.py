@@ -24,7 +24,7 @@ FILES = {"1_users.up.sql": "CREATE TABLE users (id int);", "1_users.down.sql": "
 
 @pytest.fixture
 def audited(make_bed, control_url):
-    bed = make_bed(FILES)
+    bed = make_bed(FILES, channels=["C0INCIDENT"])
     migrate_control_database(control_url)
     bed.executor = Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
                             audit=PgAuditLog(control_url))

@@ -44,7 +44,7 @@ from commands.units import human_size
 # 120 MB whatever the host's core count or the database's size (bench/snapshots.py).
 MAX_ZSTD_THREADS = 2
 LEFTOVER_AGE_SECONDS = 600
-Progress = Callable[[int, int], None]  # (bytes read from pg_dump, bytes written)
+Progress = Callable[[int, int, int], None]  # (bytes read from pg_dump, bytes written, database size)
 
 
 def remove_leftovers(directory: Path) -> list[str]:
@@ -182,7 +182,7 @@ class _EnvSnapshotter:
                             writer.write(chunk)
                             read += len(chunk)
                             if progress is not None:
-                                progress(read, sink.written)
+                                progress(read, sink.written, db_size)
                     fh.flush()
                     os.fsync(fh.fileno())
             except OSError as err:
