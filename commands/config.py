@@ -57,6 +57,7 @@ class Settings:
     path: Path | None
     control_database_url: str | None
     alerts_channel: str | None
+    heartbeat_seconds: float = 10.0  # running operations' heartbeat; stale after 3 missed beats
     environments: dict[str, EnvironmentSettings] = field(default_factory=dict)
 
     def environment(self, name: str) -> EnvironmentSettings:
@@ -213,7 +214,7 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
 }
 _REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
 _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "control": {"database_url": _postgres_url},
+    "control": {"database_url": _postgres_url, "heartbeat_seconds": _positive_number},
     "slack": {"alerts_channel": _nonempty_str},
 }
 
@@ -296,6 +297,7 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
                     "dbops' own state must live in a separate database, so that restoring a snapshot cannot erase it."
                 )
     return Settings(path=path, control_database_url=control_url,
+                    heartbeat_seconds=control.get("heartbeat_seconds", Settings.heartbeat_seconds),
                     alerts_channel=slack.get("alerts_channel"), environments=environments)
 
 

@@ -93,6 +93,7 @@ class Executor:
                 return refusal
             context = Context(settings=self.settings, databases=self.databases, snapshots=self.snapshots,
                               actor=actor, audit=self.audit, clock=self.clock, progress=progress)
+            context.step("start")  # allowed: a surface may now show the operation as running
             result = RUNNERS[type(command)](context, command, env)
             outcome = result.outcome.value
             return result

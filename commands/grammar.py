@@ -349,4 +349,7 @@ def parse(text: str | list[str]) -> Command:
         return _parse_snapshot(tokens[1:])
     if head == "dbops":
         return _parse_dbops(tokens[1:])
+    if head == "rollback":
+        raise UsageError("/rollback (the guided, approved rollback) is not available in this version yet. "
+                         "Until it is: /migrate status, then /snapshot restore NAME or /migrate down N.")
     raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage="/migrate …, /snapshot …, /dbops help")

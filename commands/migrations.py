@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from typing import Callable, Protocol
 
 from commands.config import EnvironmentSettings
-from commands.results import AuditEntry, LockHolder, SqlError, State, TableRows
+from commands.results import AuditEntry, LockHolder, OperationRecord, SqlError, State, TableRows
 from commands.snapshots import Created, Restored, Snapshot, Verified
 from commands.sqlscan import SqlFile
 
@@ -90,3 +90,25 @@ class AuditLog(Protocol):
 
     def latest(self, environment: str | None, limit: int) -> list[AuditEntry]:
         """The newest ``limit`` entries, newest first; for one environment, or all (None)."""
+
+
+class Operations(Protocol):
+    """Operations running now, in the control database, kept alive by a heartbeat."""
+
+    def start(self, *, environment: str | None, command: str, actor: str, channel: str | None,
+              message_ts: str | None, owner: str) -> int:
+        """Record a running operation of process ``owner``; return its id."""
+
+    def record_step(self, operation_id: int, step: str) -> None:
+        """Note the step it is at, so an interruption can say where it stopped."""
+
+    def beat(self, owner: str) -> None:
+        """Refresh the heartbeat of every running operation of ``owner``."""
+
+    def finish(self, operation_id: int, outcome: str) -> None:
+        """Mark it finished with ``outcome`` (an Outcome value, or "error")."""
+
+    def reap(self, stale_after_seconds: float) -> list[OperationRecord]:
+        """Mark interrupted every running operation whose heartbeat is older than
+        ``stale_after_seconds`` and return them. Each is returned to exactly one caller, even
+        when several processes reap at once, so each is reported once."""

@@ -35,7 +35,7 @@ class Reason(str, Enum):
 class Progress:
     """Where a long operation is, for surfaces that show it while it runs.
 
-    ``step``: "lock" (waiting for the migration lock), "snapshot" (with bytes of the database
+    ``step``: "start" (the policy allowed it; nothing done yet), "lock" (waiting for the migration lock), "snapshot" (with bytes of the database
     read, written and its size), "verify", "apply" (``detail``: the file), "restore", "read-back".
     """
 
@@ -312,6 +312,22 @@ class AuditEntry:
     outcome: str  # an Outcome value, or "error"
     detail: str | None
     duration_ms: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class OperationRecord:
+    """An operation as the control database knows it while it runs (or after it was cut off)."""
+
+    id: int
+    environment: str | None
+    command: str
+    actor: str
+    channel: str | None
+    message_ts: str | None
+    owner: str
+    step: str | None
+    started_at: datetime
+    heartbeat_at: datetime
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -41,9 +41,9 @@ def test_the_control_schema_is_applied_by_dbops_own_engine_once(control_url):
         t.start()
     for t in threads:
         t.join(timeout=60)
-    assert migrate_control_database(control_url) == 1
+    assert migrate_control_database(control_url) == 2
     with psycopg.connect(control_url) as conn:
-        assert conn.execute("SELECT version, dirty FROM dbops_schema_migrations").fetchall() == [(1, False)]
+        assert conn.execute("SELECT version, dirty FROM dbops_schema_migrations").fetchall() == [(2, False)]
         assert conn.execute("SELECT count(*) FROM dbops_audit_log").fetchone() == (0,)
 
 

@@ -19,7 +19,7 @@ from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
 from commands.plans import plan_up
-from commands.results import AuditEntry
+from commands.results import AuditEntry, OperationRecord
 from commands.source import load_source
 from commands.sqlscan import scan
 
@@ -80,3 +80,50 @@ class PgAuditLog:
                    ORDER BY at DESC, id DESC LIMIT %(limit)s""", {"env": environment, "limit": limit}).fetchall()
         return [AuditEntry(at=r[0], actor=r[1], channel=r[2], surface=r[3], environment=r[4], command=r[5],
                            arguments=r[6], outcome=r[7], detail=r[8], duration_ms=r[9]) for r in rows]
+
+
+class PgOperations:
+    """Running operations and their heartbeats (contract: ``commands.migrations.Operations``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _execute(self, query: str, params: dict) -> list[tuple]:
+        try:
+            with connect(self.url, application_name="dbops-operations") as conn:
+                cursor = conn.execute(query, params)
+                return cursor.fetchall() if cursor.description else []
+        except psycopg.Error as err:
+            raise DatabaseError(f"Could not update the operations table: {describe(err)}") from None
+
+    def start(self, *, environment: str | None, command: str, actor: str, channel: str | None,
+              message_ts: str | None, owner: str) -> int:
+        return self._execute(
+            """INSERT INTO dbops_operations (environment, command, actor, channel, message_ts, owner)
+               VALUES (%(environment)s, %(command)s, %(actor)s, %(channel)s, %(message_ts)s, %(owner)s)
+               RETURNING id""",
+            {"environment": environment, "command": command, "actor": actor, "channel": channel,
+             "message_ts": message_ts, "owner": owner})[0][0]
+
+    def record_step(self, operation_id: int, step: str) -> None:
+        self._execute("UPDATE dbops_operations SET step = %(step)s, heartbeat_at = now() WHERE id = %(id)s",
+                      {"step": step, "id": operation_id})
+
+    def beat(self, owner: str) -> None:
+        self._execute("UPDATE dbops_operations SET heartbeat_at = now() WHERE owner = %(owner)s AND state = 'running'",
+                      {"owner": owner})
+
+    def finish(self, operation_id: int, outcome: str) -> None:
+        self._execute("""UPDATE dbops_operations SET state = 'finished', outcome = %(outcome)s, finished_at = now()
+                         WHERE id = %(id)s AND state = 'running'""", {"outcome": outcome, "id": operation_id})
+
+    def reap(self, stale_after_seconds: float) -> list[OperationRecord]:
+        # The state condition makes the update the arbiter: of two processes reaping at once,
+        # only one updates (and so returns) each row.
+        rows = self._execute(
+            """UPDATE dbops_operations SET state = 'interrupted', finished_at = now()
+               WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => %(stale)s)
+               RETURNING id, environment, command, actor, channel, message_ts, owner, step, started_at, heartbeat_at""",
+            {"stale": stale_after_seconds})
+        return [OperationRecord(id=r[0], environment=r[1], command=r[2], actor=r[3], channel=r[4], message_ts=r[5],
+                                owner=r[6], step=r[7], started_at=r[8], heartbeat_at=r[9]) for r in sorted(rows)]
