@@ -29,6 +29,9 @@ EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSE
 GRAMMAR_VERBS = ("migrate", "snapshot", "dbops")
 HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
 
+  dbops serve [--port P]                the Slack bot over Socket Mode ($SLACK_APP_TOKEN); /health on P
+  dbops serve --http [--host H] [--port P]   the Slack bot over HTTP: POST /slack/events, GET /health
+
   dbops migrate status [ENV]            version, dirty flag, pending migrations, lock holder
   dbops migrate validate [ENV]          parse every migration file; list what golang-migrate skips
   dbops migrate up [N] [ENV]            apply pending migrations (all, or the next N)
@@ -76,6 +79,16 @@ def build_executor(settings: Settings) -> Executor:
     return Executor(settings, PgDatabases(application_name="dbops-cli"), PgDumpSnapshotter(), audit=audit)
 
 
+def _serve(args: list[str], config_path: str | None) -> int:
+    from bot.serve import serve
+    host, port = _take_option(args, "--host"), _take_option(args, "--port")
+    http = "--http" in args
+    unknown = [a for a in args if a != "--http"]
+    if unknown:
+        raise UsageError(f"dbops serve does not take {unknown[0]!r}. Run `dbops --help` for the list.")
+    return serve(load(config_path), http=http, host=host, port=port)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     configure_logging()
@@ -87,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         output = _take_option(args, "--format") or "text"
         if output not in ("text", "json"):
             raise UsageError(f"--format must be text or json, not {output!r}.")
+        if args[0] == "serve":
+            return _serve(args[1:], config_path)
         if args[0] not in GRAMMAR_VERBS:
             raise UsageError(f"Unknown command {args[0]!r}. Run `dbops --help` for the list.")
         if any(a in ("-h", "--help") for a in args[1:]):

@@ -117,6 +117,14 @@ def _refusal(r: Refusal) -> list[str]:
         case Reason.SYNTAX_ERROR:
             return [f"{head}: a migration file does not parse, so nothing was run."] + [
                 f"  {p.filename}, line {p.line}, column {p.column}: {p.message}" for p in r.problems]
+        case Reason.WRONG_CHANNEL:
+            if not r.allowed:
+                return [(f"{head}: no channel is configured for {r.env}, so it takes no commands from a channel "
+                         f"(set `channels` under [environments.{r.env}]).")]
+            return [f"{head}: {r.env} takes commands only in channel {' or '.join(r.allowed)}. Nothing was changed."]
+        case Reason.NOT_OPERATOR:
+            return [(f"{head}: only the operators of {r.env} may run state-changing commands: "
+                     f"{', '.join(r.allowed)}. Nothing was changed.")]
     return [f"{head}: {r.reason.value}"]
 
 

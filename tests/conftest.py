@@ -131,12 +131,14 @@ class Bed:
 
 @pytest.fixture
 def make_bed(database_url: str, tmp_path: Path):
-    def make(files: dict[str, str] | None = None, **env: Any) -> Bed:
+    def make(files: dict[str, str] | None = None, *, control: str | None = None, **env: Any) -> Bed:
         migrations = tmp_path / "migrations"
         migrations.mkdir(exist_ok=True)
         document = {"environments": {"test": {"database_url": database_url, "migrations_dir": str(migrations),
                                               "snapshot_dir": str(tmp_path / "snapshots"),
                                               "lock_wait_seconds": 2, **env}}}
+        if control is not None:
+            document["control"] = {"database_url": control}
         settings = parse_settings(document, source="test", base_dir=tmp_path, environ={})
         bed = Bed(url=database_url, migrations=migrations, settings=settings,
                   executor=Executor(settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter()))

@@ -1,0 +1,103 @@
+"""The composition root of ``dbops serve``: settings in, a running bolt App out.
+
+Nothing here runs at import time. ``build_bot`` wires the executor (with the policy and the
+audit log), the Slack Web API client (``SLACK_API_URL`` may point it elsewhere, as the tests
+do), the listeners and the operation tracker; the transports (``bot.http``, Socket Mode) only
+translate requests into ``App.dispatch``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Mapping
+
+from slack_bolt import App
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.blocks import render_interrupted
+from bot.directory import SlackDirectory
+from bot.listeners import Handlers, register
+from bot.operations import OperationTracker
+from commands.config import Settings
+from commands.errors import ConfigError
+from commands.executor import Executor
+from commands.pg.control import PgAuditLog, PgOperations, migrate_control_database
+from commands.pg.database import PgDatabases
+from commands.pg.dump import PgDumpSnapshotter
+from commands.policy import Policy
+from commands.redact import redact
+from commands.results import OperationRecord
+
+DEFAULT_API_URL = "https://slack.com/api/"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SlackSettings:
+    bot_token: str
+    signing_secret: str | None
+    app_token: str | None
+    api_url: str
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str], *, socket_mode: bool) -> "SlackSettings":
+        needed = ["SLACK_BOT_TOKEN", "SLACK_APP_TOKEN" if socket_mode else "SLACK_SIGNING_SECRET"]
+        missing = [name for name in needed if not environ.get(name)]
+        if missing:
+            how = "Socket Mode" if socket_mode else "HTTP mode (--http)"
+            raise ConfigError(f"{how} needs {' and '.join(missing)} in the environment.")
+        for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+            if environ.get(name):
+                redact.register(environ[name])
+        api_url = environ.get("SLACK_API_URL") or DEFAULT_API_URL
+        return cls(bot_token=environ["SLACK_BOT_TOKEN"], signing_secret=environ.get("SLACK_SIGNING_SECRET"),
+                   app_token=environ.get("SLACK_APP_TOKEN"), api_url=api_url if api_url.endswith("/") else api_url + "/")
+
+
+@dataclass
+class Bot:
+    app: App
+    executor: Executor
+    client: WebClient
+    tracker: OperationTracker | None
+
+    def stop(self) -> None:
+        if self.tracker is not None:
+            self.tracker.stop()
+
+
+def web_client(slack: SlackSettings) -> WebClient:
+    client = WebClient(token=slack.bot_token, base_url=slack.api_url)
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))  # honours Retry-After
+    return client
+
+
+def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = False,
+              progress_interval: float = 5.0, application_name: str = "dbops-bot",
+              environ: Mapping[str, str] = os.environ) -> Bot:
+    client = web_client(slack)
+    audit = tracker = None
+    if settings.control_database_url:
+        migrate_control_database(settings.control_database_url)
+        audit = PgAuditLog(settings.control_database_url)
+        tracker = OperationTracker(PgOperations(settings.control_database_url),
+                                   heartbeat_seconds=settings.heartbeat_seconds,
+                                   report=lambda record: report_interrupted(client, record))
+    executor = Executor(settings, PgDatabases(application_name=application_name), PgDumpSnapshotter(),
+                        audit=audit, policy=Policy(SlackDirectory(client)))
+    app = App(client=client, signing_secret=slack.signing_secret, process_before_response=False,
+              request_verification_enabled=not socket_mode)
+    register(app, Handlers(executor=executor, progress_interval=progress_interval, tracker=tracker))
+    if tracker is not None:
+        tracker.run_in_background()
+    return Bot(app=app, executor=executor, client=client, tracker=tracker)
+
+
+def report_interrupted(client: WebClient, record: OperationRecord) -> None:
+    """Tell the channel, in the operation's thread, that it was cut off and not retried."""
+    if record.channel is None:
+        return
+    message = render_interrupted(record)
+    client.chat_postMessage(channel=record.channel, thread_ts=record.message_ts, reply_broadcast=True,
+                            text=message.text, blocks=message.blocks)

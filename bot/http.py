@@ -1,0 +1,77 @@
+"""HTTP transport: ``POST /slack/events`` (bolt, signatures checked) and ``GET /health``, on
+one port, served by waitress (a production WSGI server, not bolt's development server).
+
+In Socket Mode the same server answers ``/health`` only, for liveness and readiness probes.
+
+``GET /health`` answers 200 when every check passes and 503 otherwise:
+
+    {"status": "pass",
+     "environments": {"production": {"checks": {"migrations": {"status": "pass", "message": …,
+                                                               "latency_ms": 12,
+                                                               "details": {"version": 5, "dirty": false,
+                                                                           "pending": 0}}}}}}
+
+so ``jq '.environments.production.checks.migrations'`` prints the guide's shape.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Iterable
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress.server import create_server
+
+from commands.config import Settings
+from commands.health import check_migrations
+from commands.migrations import Databases
+
+EVENTS_PATH = "/slack/events"
+HEALTH_PATH = "/health"
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+def health_report(settings: Settings, databases: Databases) -> tuple[bool, dict]:
+    """Every environment checked at once: one slow database does not add up with the others."""
+    envs = list(settings.environments.values())
+    if not envs:
+        return True, {"status": "pass", "environments": {}}
+    with ThreadPoolExecutor(max_workers=min(8, len(envs)), thread_name_prefix="health") as pool:
+        checks = list(pool.map(lambda env: check_migrations(env, databases), envs))
+    healthy = all(c.passed for c in checks)
+    return healthy, {"status": "pass" if healthy else "fail",
+                     "environments": {c.env: {"checks": {"migrations": c.as_json()}} for c in checks}}
+
+
+def _respond(start_response, status: str, body: bytes, content_type: str) -> list[bytes]:
+    start_response(status, [("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def wsgi_app(settings: Settings, databases: Databases, app: App | None) -> WSGIApp:
+    """Route the two paths; ``app`` None serves health only (Socket Mode)."""
+    slack = SlackRequestHandler(app, path=EVENTS_PATH) if app is not None else None
+
+    def application(environ: dict, start_response) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
+        if path == EVENTS_PATH and slack is not None:
+            if method != "POST":
+                return _respond(start_response, "405 Method Not Allowed", b"POST only\n", "text/plain")
+            return slack(environ, start_response)
+        if path == HEALTH_PATH and method in ("GET", "HEAD"):
+            healthy, report = health_report(settings, databases)
+            body = json.dumps(report, indent=2).encode() + b"\n"
+            return _respond(start_response, "200 OK" if healthy else "503 Service Unavailable", body,
+                            "application/json")
+        return _respond(start_response, "404 Not Found", b"Not Found\n", "text/plain")
+
+    return application
+
+
+def make_server(application: WSGIApp, *, host: str, port: int, threads: int = 8):
+    """A waitress server bound now (port 0 picks a free one: ``server.effective_port``);
+    ``server.run()`` serves until ``server.close()``."""
+    return create_server(application, host=host, port=port, threads=threads, ident="dbops",
+                         clear_untrusted_proxy_headers=True)

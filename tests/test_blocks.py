@@ -1,0 +1,492 @@
+"""The Slack replies: golden files for every kind, Slack's limits and escaping whatever the input.
+
+Results are built by hand (no database). ``DBOPS_UPDATE_GOLDEN=1`` rewrites the golden files;
+read the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from slack_sdk.models.blocks import Block
+
+from bot.blocks import (
+    Message, attributed, render, render_error, render_internal_error, render_interrupted, render_progress,
+    with_refresh,
+)
+from bot.text import render_text
+from commands import grammar
+from commands.errors import SnapshotFailed, UsageError
+from commands.results import (
+    AuditEntry, Check, CleanupResult, DiskUsage, DryRunFile, DryRunResult, FileProblem, HelpResult, HistoryResult,
+    LockHolder, MigrateResult, MigrationInfo, Mismatch, OperationRecord, Outcome, PinResult, Progress, Reason,
+    Refusal, RestoreResult, SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State,
+    StatusResult, StepFailure, StepReport, TableRows, ValidateResult,
+)
+
+GOLDEN = Path(__file__).parent / "golden"
+NOW = datetime(2026, 1, 28, 16, 30, tzinfo=UTC)
+GB = 1024 ** 3
+MB = 1024 ** 2
+V1, V2, V3, V4, V5 = 20260128001, 20260128002, 20260128003, 20260128004, 20260128005
+NAMES = {V1: "initial_schema", V2: "add_users", V3: "add_user_preferences", V4: "index_events_start_time",
+         V5: "add_event_status"}
+DISK = DiskUsage(total=100 * GB, used=61 * GB, free=39 * GB, snapshots_bytes=212 * MB)
+HOLDER = LockHolder(pid=48213, application_name="migrate", client="10.0.4.17", user="togather",
+                    since=NOW - timedelta(minutes=12), state="idle in transaction")
+
+
+def info(v: int, *, up: bool = True, down: bool = True) -> MigrationInfo:
+    return MigrationInfo(version=v, name=NAMES[v], has_up=up, has_down=down)
+
+
+def snap(minutes_ago: float, version: int | None, reason: str, *, pinned: bool = False, dirty: bool = False,
+         kind: str = "dbops", size: int = 42 * MB, name: str | None = None) -> SnapshotInfo:
+    at = NOW - timedelta(minutes=minutes_ago)
+    slug = re.sub(r"[^a-z0-9]+", "-", reason.lower()).strip("-")[:40] or "x"
+    default = f"production_{at:%Y%m%d_%H%M%S}_v{'none' if version is None else version}{'-dirty' if dirty else ''}_{slug}"
+    return SnapshotInfo(name=name or default, kind=kind, created_at=at, size=size, reason=reason, version=version,
+                        dirty=dirty, pinned=pinned)
+
+
+PRE_MIGRATION = snap(45, V3, f"pre-migration v{V3} to v{V5}")
+
+
+# --- one sample per reply kind -------------------------------------------------------------------
+
+def status_clean() -> StatusResult:
+    return StatusResult(env="production", state=State(version=V3, dirty=False),
+                        applied=(info(V1), info(V2), info(V3)), pending=(info(V4), info(V5)), mismatch=None,
+                        missing_down=(), skipped_files=(), lock_holder=None, newest_snapshot=PRE_MIGRATION)
+
+
+V6 = 20260129001  # applied by a newer checkout, which failed it and was rolled back
+
+
+def status_dirty() -> StatusResult:
+    return StatusResult(env="production", state=State(version=V6, dirty=True),
+                        applied=(info(V1), info(V2), info(V3), info(V4, down=False), info(V5)), pending=(),
+                        mismatch=Mismatch(database_version=V6, latest_file_version=V5, ahead=True),
+                        missing_down=(V4,), skipped_files=("README.md", "seed_dev.sql"), lock_holder=HOLDER,
+                        newest_snapshot=snap(20, V5, f"pre-migration v{V5} to v{V6}"))
+
+
+def snapshot_list() -> SnapshotListResult:
+    return SnapshotListResult(env="production", snapshots=(
+        PRE_MIGRATION,
+        snap(60 * 26, V3, "before_risky_change", pinned=True, size=41 * MB),
+        snap(60 * 50, V2, "manual", dirty=True, size=40 * MB),
+        snap(60 * 24 * 9, None, "", kind="legacy", size=39 * MB, name="togather_production_20260119_163000.sql.gz"),
+    ), orphans=("production_20260101_120000_v3_manual.manifest.json",), incomplete=(".tmp-production_20260128_1620",),
+        disk=DISK)
+
+
+def migrate_done() -> MigrateResult:
+    return MigrateResult(env="production", operation="up", outcome=Outcome.DONE, before=State(version=V3, dirty=False),
+                         after=State(version=V5, dirty=False), steps=(
+                             StepReport(version=V4, name=NAMES[V4], direction="up", filename=f"{V4}_{NAMES[V4]}.up.sql",
+                                        mode="no-transaction", duration_ms=8412.0),
+                             StepReport(version=V5, name=NAMES[V5], direction="up", filename=f"{V5}_{NAMES[V5]}.up.sql",
+                                        mode="transactional", duration_ms=37.4)),
+                         snapshot=PRE_MIGRATION.name, duration_ms=14_230.0)
+
+
+def migrate_failed(*, dirty: bool) -> MigrateResult:
+    if dirty:
+        error = SqlError(message='could not create unique index "users_email_key"', sqlstate="23505",
+                         detail="Key (email)=(ana@example.com) is duplicated.", line=1, column=1)
+        mode = "no-transaction"
+        version = V4
+    else:
+        error = SqlError(message='column "status" of relation "events" already exists', sqlstate="42701",
+                         hint="Use ADD COLUMN IF NOT EXISTS to make the migration idempotent.", line=3, column=27)
+        mode = "transactional"
+        version = V5
+    done = () if dirty else (StepReport(version=V4, name=NAMES[V4], direction="up",
+                                        filename=f"{V4}_{NAMES[V4]}.up.sql", mode="transactional", duration_ms=212.0),)
+    return MigrateResult(env="production", operation="up", outcome=Outcome.FAILED,
+                         before=State(version=V3, dirty=False),
+                         after=State(version=V4, dirty=True) if dirty else State(version=V4, dirty=False),
+                         steps=done, failure=StepFailure(version=version, name=NAMES[version], direction="up",
+                                                         filename=f"{version}_{NAMES[version]}.up.sql", mode=mode,
+                                                         error=error),
+                         snapshot=PRE_MIGRATION.name, duration_ms=3_020.0)
+
+
+def migrate_force() -> MigrateResult:
+    return MigrateResult(env="production", operation="force", outcome=Outcome.DONE,
+                         before=State(version=V4, dirty=True), after=State(version=V3, dirty=False),
+                         snapshot="production_20260128_162800_v20260128004-dirty_pre-force")
+
+
+def dry_run() -> DryRunResult:
+    return DryRunResult(env="staging", state=State(version=V2, dirty=False), outcome=Outcome.FAILED, files=(
+        DryRunFile(version=V3, name=NAMES[V3], filename=f"{V3}_{NAMES[V3]}.up.sql", status="ok", duration_ms=18.2),
+        DryRunFile(version=V4, name=NAMES[V4], filename=f"{V4}_{NAMES[V4]}.up.sql", status="skipped",
+                   note="CREATE INDEX CONCURRENTLY cannot run in a transaction; not tried"),
+        DryRunFile(version=V5, name=NAMES[V5], filename=f"{V5}_{NAMES[V5]}.up.sql", status="failed",
+                   error=SqlError(message='relation "event" does not exist', sqlstate="42P01", line=2, column=13)),
+    ))
+
+
+def validate() -> ValidateResult:
+    return ValidateResult(env="production", files_checked=9, outcome=Outcome.FAILED, problems=(
+        FileProblem(filename="seed_dev.sql", severity="warning", message="skipped: not a migration file name"),
+        FileProblem(filename=f"{V4}_{NAMES[V4]}.up.sql", severity="warning",
+                    message="no down file: rolling back through this version changes nothing"),
+        FileProblem(filename=f"{V5}_{NAMES[V5]}.up.sql", severity="error", message='syntax error at or near "COLUM"',
+                    line=2, column=28),
+    ))
+
+
+def snapshot_created() -> SnapshotCreated:
+    return SnapshotCreated(env="production", snapshot=snap(0, V5, "before rollback of migration 8"),
+                           sha256="9f2c1e7a4b5d6c8e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7a8",
+                           database_size=570 * MB, duration_ms=41_800.0)
+
+
+def verify_failed() -> SnapshotVerifyResult:
+    return SnapshotVerifyResult(env="production", name=PRE_MIGRATION.name, outcome=Outcome.FAILED, checks=(
+        Check(name="checksum", passed=False, detail="sha256 5be0c9a1d2e3… does not match the manifest's 9f2c1e7a4b5d…"),
+    ))
+
+
+def restore() -> RestoreResult:
+    return RestoreResult(env="production", name=PRE_MIGRATION.name, mode="new-database",
+                         safety_snapshot="production_20260128_162900_v20260128005_pre-restore-of-production-2026",
+                         before=State(version=V5, dirty=False), after=State(version=V3, dirty=False),
+                         largest_tables=(TableRows(table="public.events", rows=1_284_311),
+                                         TableRows(table="public.users", rows=48_120),
+                                         TableRows(table="public.organizations", rows=912)),
+                         kept_database="togather_before_restore_20260128_162931", duration_ms=96_400.0)
+
+
+def pin() -> PinResult:
+    return PinResult(env="production", name=PRE_MIGRATION.name, pinned=True, outcome=Outcome.DONE)
+
+
+def cleanup(*, dry_run: bool) -> CleanupResult:
+    old = (snap(60 * 24 * 9, V2, "manual", size=40 * MB), snap(60 * 24 * 12, V1, "pre-migration", size=38 * MB))
+    kept = ((PRE_MIGRATION, "one of the newest 3"), (snap(60 * 26, V3, "before_risky_change", pinned=True), "pinned"),
+            (snap(60 * 24 * 3, V2, "nightly"), "younger than 7 days"))
+    after = DiskUsage(total=DISK.total, used=DISK.used - 78 * MB, free=DISK.free + 78 * MB,
+                      snapshots_bytes=DISK.snapshots_bytes - 78 * MB)
+    return CleanupResult(env="production", dry_run=dry_run, retention_days=7, keep_last=3, deleted=old, kept=kept,
+                         freed_bytes=78 * MB, disk_before=DISK, disk_after=DISK if dry_run else after,
+                         outcome=Outcome.DONE)
+
+
+def history() -> HistoryResult:
+    def entry(minutes_ago: float, actor: str, command: str, outcome: str, ms: float, **kw) -> AuditEntry:
+        return AuditEntry(at=NOW - timedelta(minutes=minutes_ago), actor=actor, channel=kw.pop("channel", "C0INCIDENT"),
+                          surface=kw.pop("surface", "slack"), environment="production", command=command,
+                          arguments=kw.pop("arguments", {}), outcome=outcome, detail=kw.pop("detail", None),
+                          duration_ms=ms)
+    return HistoryResult(env="production", entries=(
+        entry(3, "U0BOB", "migrate status", "done", 41),
+        entry(12, "U0ALICE", "migrate up", "failed", 3020, arguments={"steps": None}),
+        entry(40, "U0ALICE", "snapshot create", "done", 41800, arguments={"reason": "before deploy"}),
+        entry(95, "deploy", "migrate up", "error", 120, channel=None, surface="cli",
+              detail="PostgreSQL could not be reached: connection refused"),
+    ))
+
+
+def refusal(reason: Reason, **kw) -> Refusal:
+    kw.setdefault("operation", "up")
+    return Refusal(env="production", reason=reason, **kw)
+
+
+def usage_error() -> UsageError:
+    with pytest.raises(UsageError) as caught:
+        grammar.parse("/migrate dwon 2 production")
+    return caught.value
+
+
+SAMPLES = {
+    "status_clean": lambda: render(status_clean(), now=NOW, command="/migrate status production"),
+    "status_dirty": lambda: render(status_dirty(), now=NOW, command="/migrate status production"),
+    "snapshot_list": lambda: render(snapshot_list(), now=NOW, command="/snapshot list production"),
+    "migrate_done": lambda: render(migrate_done(), now=NOW, command="/migrate up production"),
+    "migrate_failed_clean": lambda: render(migrate_failed(dirty=False), now=NOW, command="/migrate up production"),
+    "migrate_failed_dirty": lambda: render(migrate_failed(dirty=True), now=NOW, command="/migrate up production"),
+    "migrate_force": lambda: render(migrate_force(), now=NOW, command=f"/migrate force {V3} production"),
+    "dry_run": lambda: render(dry_run(), now=NOW, command="/migrate dry-run staging"),
+    "validate": lambda: render(validate(), now=NOW, command="/migrate validate production"),
+    "snapshot_create": lambda: render(snapshot_created(), now=NOW,
+                                      command='/snapshot create production --reason "before rollback of migration 8"'),
+    "verify_failed": lambda: render(verify_failed(), now=NOW, command=f"/snapshot verify {PRE_MIGRATION.name}"),
+    "restore": lambda: render(restore(), now=NOW, command=f"/snapshot restore {PRE_MIGRATION.name} production"),
+    "pin": lambda: render(pin(), now=NOW, command=f"/snapshot pin {PRE_MIGRATION.name}"),
+    "cleanup_dry_run": lambda: render(cleanup(dry_run=True), now=NOW, command="/snapshot cleanup --dry-run"),
+    "cleanup": lambda: render(cleanup(dry_run=False), now=NOW, command="/snapshot cleanup"),
+    "history": lambda: render(history(), now=NOW, command="/dbops history production"),
+    "help": lambda: render(HelpResult(usage=grammar.all_usage()), now=NOW, command="/dbops help"),
+    "refusal_lock_held": lambda: render(refusal(Reason.LOCK_HELD, holder=HOLDER), now=NOW,
+                                        command="/migrate up production"),
+    "refusal_dirty": lambda: render(refusal(Reason.DIRTY, state=State(version=V4, dirty=True)), now=NOW,
+                                    command="/migrate up production"),
+    "refusal_version_mismatch": lambda: render(
+        refusal(Reason.VERSION_MISMATCH, state=State(version=20260130001, dirty=False),
+                mismatch=Mismatch(database_version=20260130001, latest_file_version=V5, ahead=True)),
+        now=NOW, command="/migrate up production"),
+    "refusal_syntax_error": lambda: render(refusal(Reason.SYNTAX_ERROR, state=State(version=V3, dirty=False), problems=(
+        FileProblem(filename=f"{V5}_{NAMES[V5]}.up.sql", severity="error", message='syntax error at or near "COLUM"',
+                    line=2, column=28),)), now=NOW, command="/migrate up production"),
+    "refusal_snapshot_damaged": lambda: render(
+        refusal(Reason.SNAPSHOT_DAMAGED, operation="snapshot restore", snapshot=PRE_MIGRATION.name,
+                checks=verify_failed().checks), now=NOW, command=f"/snapshot restore {PRE_MIGRATION.name}"),
+    "refusal_no_snapshot_dir": lambda: render(refusal(Reason.NO_SNAPSHOT_DIR, operation="snapshot list"), now=NOW,
+                                              command="/snapshot list production"),
+    "refusal_wrong_channel": lambda: render(refusal(Reason.WRONG_CHANNEL, operation="migrate up",
+                                                    allowed=("C0INCIDENT",)), now=NOW, command="/migrate up production"),
+    "refusal_wrong_channel_none": lambda: render(refusal(Reason.WRONG_CHANNEL, operation="migrate status"), now=NOW,
+                                                 command="/migrate status production"),
+    "refusal_not_operator": lambda: render(refusal(Reason.NOT_OPERATOR, operation="migrate up",
+                                                   allowed=("U0ALICE", "S0DBAS")), now=NOW,
+                                           command="/migrate up production"),
+    "usage_error": lambda: render_error(usage_error(), command="/migrate dwon 2 production"),
+    "snapshot_failed_error": lambda: render_error(SnapshotFailed(
+        "The snapshot before up failed, so nothing was changed. Not enough disk space: /var/lib/togather/db-snapshots "
+        "has 120.0 MB free; the database is 570.0 MB. pg_dump said: could not write to output file: No space left on "
+        "device. Nothing was kept."), command="/migrate up production"),
+    "progress_snapshot": lambda: render_progress(command="/migrate up production", user="U0ALICE", elapsed_s=42.4,
+                                                 progress=Progress(step="snapshot", read_bytes=120 * MB,
+                                                                   written_bytes=31 * MB, total_bytes=570 * MB)),
+    "internal_error": lambda: render_internal_error(command="/migrate up production", reference="3f9a1c07be21"),
+    "interrupted": lambda: render_interrupted(OperationRecord(
+        id=7, environment="production", command="/migrate up production", actor="U0ALICE", channel="C0INCIDENT",
+        message_ts="1769617800.000100", owner="bot-1:812:1a2b3c4d", step="apply", started_at=NOW - timedelta(minutes=9),
+        heartbeat_at=NOW - timedelta(minutes=6))),
+}
+
+
+# --- what every message must be ---------------------------------------------------------------------
+
+_MENTION = re.compile(r"<(@[UW][A-Z0-9]+|#[CGD][A-Z0-9]+|!subteam\^S[A-Z0-9]+)>")
+
+
+def _texts(block: dict) -> list[str]:
+    """Every mrkdwn/plain text in a block."""
+    found = []
+    if "text" in block:
+        found.append(block["text"]["text"])
+    found += [f["text"] for f in block.get("fields", ())]
+    found += [e["text"] for e in block.get("elements", ()) if e.get("type") in ("mrkdwn", "plain_text")]
+    return found
+
+
+def assert_fits_slack(message: Message) -> None:
+    assert isinstance(message.text, str) and 0 < len(message.text) <= 3000
+    assert 0 < len(message.blocks) <= 50
+    for block in message.blocks:
+        Block.parse(block).validate_json()
+        assert Block.parse(block).to_dict() == block, "a key slack_sdk does not know"
+        kind = block["type"]
+        if kind == "section":
+            assert "text" in block or block.get("fields")
+            assert len(block.get("text", {}).get("text", "")) <= 3000
+            assert len(block.get("fields", ())) <= 10
+            assert all(len(f["text"]) <= 2000 for f in block.get("fields", ()))
+        elif kind == "header":
+            assert block["text"]["type"] == "plain_text" and len(block["text"]["text"]) <= 150
+        elif kind == "context":
+            assert 0 < len(block["elements"]) <= 10
+            assert all(len(e["text"]) <= 3000 for e in block["elements"])
+        else:
+            assert kind in ("divider", "actions")
+        for text in _texts(block):
+            assert text.strip()
+    for text in [message.text] + [t for b in message.blocks if b["type"] != "header" for t in _texts(b)]:
+        # the only markup in angle brackets is a mention or channel we wrote on purpose (Slack
+        # does not parse a header's plain_text)
+        assert "<" not in _MENTION.sub("", text) and ">" not in _MENTION.sub("", text), text
+    for text in (t for b in message.blocks if b["type"] != "header" for t in _texts(b)):
+        assert text.count("```") % 2 == 0, text
+        assert text.replace("```", "").count("`") % 2 == 0, f"a code span is broken: {text}"
+
+
+# --- golden files ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_reply_matches_its_golden_file(name: str) -> None:
+    message = SAMPLES[name]()
+    rendered = json.dumps({"text": message.text, "blocks": message.blocks}, indent=2, sort_keys=True,
+                          ensure_ascii=False) + "\n"
+    path = GOLDEN / f"{name}.json"
+    if os.environ.get("DBOPS_UPDATE_GOLDEN") == "1":
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(rendered, encoding="utf-8")
+    assert path.exists(), f"no golden file {path.name}: run with DBOPS_UPDATE_GOLDEN=1"
+    assert rendered == path.read_text(encoding="utf-8"), f"{path.name} changed: rerun with DBOPS_UPDATE_GOLDEN=1"
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_every_reply_is_block_kit_slack_accepts(name: str) -> None:
+    message = SAMPLES[name]()
+    assert_fits_slack(message)
+    assert_fits_slack(with_refresh(attributed(message, user="U0ALICE", command="/migrate status"), "/migrate status"))
+
+
+def test_every_result_and_reason_has_a_sample() -> None:
+    from commands.results import Result
+    kinds = {type(f()) for f in (status_clean, snapshot_list, migrate_done, dry_run, validate, snapshot_created,
+                                 verify_failed, restore, pin, history, lambda: cleanup(dry_run=True))}
+    kinds |= {HelpResult, Refusal}
+    assert kinds == set(Result.__args__)
+    assert {f"refusal_{r.value}" for r in Reason} <= set(SAMPLES)
+
+
+# --- outcomes an engineer reads first --------------------------------------------------------------------
+
+def headline(message: Message) -> str:
+    return message.blocks[0]["text"]["text"]
+
+
+def test_state_changes_open_with_a_plain_headline() -> None:
+    assert headline(SAMPLES["migrate_done"]()) == f"*production*: migrated up from {V3} to {V5}"
+    assert headline(SAMPLES["migrate_failed_clean"]()) == \
+        f"*production*: migration {V5} failed; the database is clean at {V4}"
+    assert headline(SAMPLES["migrate_failed_dirty"]()) == \
+        f"*production*: migration {V4} failed and left the database dirty at {V4}"
+    for name in ("migrate_done", "migrate_failed_clean", "migrate_failed_dirty", "restore", "cleanup", "pin"):
+        assert not re.search(r":[a-z_]+:", headline(SAMPLES[name]())), name
+
+
+def test_a_dirty_failure_gives_the_guides_three_recovery_options_with_the_snapshot() -> None:
+    text = json.dumps(SAMPLES["migrate_failed_dirty"]().blocks)
+    assert "Recovery options (the troubleshooting guide, Issue 2)" in text
+    assert all(f"  {n}. " not in text and f"{n}. " in text for n in (1, 2, 3))
+    assert f"/snapshot restore {PRE_MIGRATION.name} production" in text
+    assert "SQLSTATE 23505" in text and "Key (email)=(ana@example.com) is duplicated." in text
+
+
+def test_wrong_channel_names_the_channel_or_says_none_is_configured() -> None:
+    assert headline(SAMPLES["refusal_wrong_channel"]()) == \
+        "`/migrate up` for *production* is only accepted in <#C0INCIDENT>"
+    assert "no channel is configured for that environment" in json.dumps(SAMPLES["refusal_wrong_channel_none"]().blocks).lower()
+
+
+def test_not_operator_lists_users_and_groups_as_mentions() -> None:
+    text = json.dumps(SAMPLES["refusal_not_operator"]().blocks)
+    assert "<@U0ALICE>, <!subteam^S0DBAS>" in text
+    assert "only the operators may run state-changing commands" in text
+
+
+def test_progress_shows_bytes_read_and_elapsed_time() -> None:
+    assert SAMPLES["progress_snapshot"]().blocks[0]["text"]["text"] == (
+        "⏳ <@U0ALICE> ran `/migrate up production` — taking a snapshot: 120.0 MB of 570.0 MB read, "
+        "31.0 MB written, 0:42 elapsed")
+
+
+def test_text_surface_words_the_new_refusals() -> None:
+    assert "only in channel C0INCIDENT" in render_text(refusal(Reason.WRONG_CHANNEL, allowed=("C0INCIDENT",)))
+    assert "no channel is configured for production" in render_text(refusal(Reason.WRONG_CHANNEL))
+    assert "U0ALICE, S0DBAS" in render_text(refusal(Reason.NOT_OPERATOR, allowed=("U0ALICE", "S0DBAS")))
+
+
+# --- big and hostile inputs ---------------------------------------------------------------------------------
+
+HOSTILE = "<!channel> `rm -rf` & <@U0EVE> ```x``` <#C0ALL> *bold* > done"
+
+
+def test_ten_thousand_snapshots_are_summed_up_in_one_line() -> None:
+    many = tuple(snap(i, V3, f"nightly {i}") for i in range(10_000))
+    result = SnapshotListResult(env="production", snapshots=many, orphans=(), incomplete=(), disk=DISK)
+    message = render(result, now=NOW, command="/snapshot list")
+    assert_fits_slack(message)
+    shown = sum(b["text"]["text"].count("`production_") for b in message.blocks if b["type"] == "section")
+    more = [e["text"] for b in message.blocks if b["type"] == "context" for e in b["elements"]
+            if e["text"].startswith("…and")]
+    assert more == [f"…and {10_000 - shown:,} more (use `dbops snapshot list production --format json` for all)"]
+
+
+def test_long_lists_stay_within_the_limits() -> None:
+    pending = tuple(MigrationInfo(version=V5 + i, name="x" * 120, has_up=True, has_down=i % 2 == 0)
+                    for i in range(300))
+    status = StatusResult(env="production", state=State(version=V4, dirty=True), applied=(), pending=pending,
+                          mismatch=None, missing_down=tuple(range(300)), skipped_files=tuple(f"{HOSTILE}{i}.txt"
+                                                                                          for i in range(300)),
+                          lock_holder=HOLDER)
+    problems = tuple(FileProblem(filename=f"{i}_{HOSTILE}.up.sql", severity="error", message=HOSTILE * 40, line=i)
+                     for i in range(500))
+    entries = tuple(AuditEntry(at=NOW, actor="U0ALICE", channel="C0INCIDENT", surface="slack", environment="production",
+                               command="snapshot create", arguments={"reason": HOSTILE * 10}, outcome="done",
+                               detail=HOSTILE * 20, duration_ms=1.0) for _ in range(200))
+    steps = tuple(StepReport(version=i, name=HOSTILE, direction="up", filename=f"{i}_{HOSTILE}.up.sql",
+                             mode="transactional", duration_ms=1.0) for i in range(1000))
+    for result in (status, ValidateResult(env="production", files_checked=500, problems=problems),
+                   refusal(Reason.SYNTAX_ERROR, problems=problems), HistoryResult(env=None, entries=entries),
+                   MigrateResult(env="production", operation="up", outcome=Outcome.DONE, before=State(version=0, dirty=False),
+                                 after=State(version=999, dirty=False), steps=steps),
+                   dataclasses.replace(cleanup(dry_run=False), deleted=tuple(snap(i, 1, HOSTILE) for i in range(5000)),
+                                       kept=tuple((snap(i, 1, HOSTILE), HOSTILE) for i in range(5000)))):
+        message = render(result, now=NOW, command="/x")
+        assert_fits_slack(message)
+        assert "more" in json.dumps(message.blocks)
+
+
+def test_a_huge_postgresql_error_and_a_hostile_reason_cannot_ping_or_break_formatting() -> None:
+    error = SqlError(message=HOSTILE + "e" * 10_000, sqlstate="XX000", detail=HOSTILE * 300, hint="<!here>" * 500,
+                     context="`" * 3000, line=1)
+    failed = MigrateResult(env="production", operation="up", outcome=Outcome.FAILED, before=State(version=1, dirty=False),
+                           after=State(version=2, dirty=True), failure=StepFailure(
+                               version=2, name=HOSTILE, direction="up", filename=f"2_{HOSTILE}.up.sql",
+                               mode="no-transaction", error=error), snapshot=HOSTILE)
+    created = SnapshotCreated(env="production", snapshot=snap(0, 1, HOSTILE * 20), sha256="0" * 64, database_size=1,
+                              duration_ms=1)
+    for message in (render(failed, now=NOW, command=HOSTILE), render(created, now=NOW, command=HOSTILE),
+                    render_error(UsageError(HOSTILE * 200, usage=HOSTILE), command=HOSTILE * 100),
+                    render_internal_error(command=HOSTILE, reference=HOSTILE),
+                    render_progress(command=HOSTILE * 100, user=HOSTILE, progress=Progress(step="apply", detail=HOSTILE),
+                                    elapsed_s=1e7),
+                    attributed(render(created, now=NOW, command="/x"), user=HOSTILE, command=HOSTILE)):
+        assert_fits_slack(message)
+        assert "<!channel>" not in json.dumps(message.blocks) and "<!here>" not in message.text
+        assert "&lt;!channel&gt;" in json.dumps(message.blocks)
+
+
+_hostile_text = st.lists(st.sampled_from(list("<>&`*_~!@#:\n xé🚀") + ["<!channel>", "```", "&amp;", "<@U0EVE>"]),
+                         max_size=1500).map("".join)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(reason=_hostile_text, message=_hostile_text, name=_hostile_text, env=_hostile_text,
+       n=st.integers(min_value=0, max_value=400))
+def test_any_text_and_any_length_stays_within_slacks_limits(reason: str, message: str, name: str, env: str,
+                                                            n: int) -> None:
+    snapshots = tuple(snap(i, i, reason, name=f"{name}{i}") for i in range(n))
+    results = [
+        SnapshotListResult(env=env, snapshots=snapshots, orphans=(name,) * n, incomplete=(name,), disk=DISK),
+        DryRunResult(env=env, state=State(version=1, dirty=False), outcome=Outcome.FAILED, files=tuple(
+            DryRunFile(version=i, name=name, filename=name, status="failed", note=reason,
+                       error=SqlError(message=message, detail=reason, line=i)) for i in range(n))),
+        refusal(Reason.LOCK_HELD, holder=LockHolder(pid=1, application_name=name, client=reason, user=message,
+                                                    since=NOW, state=reason)),
+        refusal(Reason.SNAPSHOT_DAMAGED, snapshot=name, checks=tuple(Check(name=name, passed=False, detail=message)
+                                                                     for _ in range(n))),
+        refusal(Reason.NOT_OPERATOR, allowed=(name, reason) * n),
+        RestoreResult(env=env, name=name, mode=reason, safety_snapshot=name, before=State(version=1, dirty=False),
+                      after=State(version=1, dirty=True), largest_tables=(TableRows(table=message, rows=n),) * 5,
+                      kept_database=name, duration_ms=n),
+    ]
+    for result in results:
+        assert_fits_slack(render(result, now=NOW, command=message))
+    assert_fits_slack(render_error(SnapshotFailed(message, hint=reason), command=name))
+
+
+def test_cutting_text_to_a_limit_never_splits_an_entity_a_mention_or_a_code_block() -> None:
+    from bot.blocks_kit import clip
+    for filler in range(2980, 3000):
+        for tail in ("&amp;" * 10, "<@U0ALICE>" * 5, "```" + "x" * 50, "`abc` `" + "y" * 50):
+            cut = clip("x" * filler + tail, 3000)
+            assert len(cut) <= 3000
+            assert not re.search(r"&[a-z]*…", cut) and not re.search(r"<[^>]*…", cut), cut[-20:]
+            assert cut.count("```") % 2 == 0 and cut.replace("```", "").count("`") % 2 == 0, cut[-20:]
