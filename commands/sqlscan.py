@@ -1,10 +1,13 @@
 """What a migration file holds, read with pglast (PostgreSQL's own parser).
 
-The executor needs three answers per file, and this module gives them without a database:
+The executor needs four answers per file, and this module gives them without a database:
 - is it valid SQL at all (and if not, the line and column of the error);
 - can it run inside dbops' transaction, or does it manage its own (explicit BEGIN/COMMIT)
   or hold statements PostgreSQL refuses in a transaction block (CREATE INDEX CONCURRENTLY…);
-- is it empty (no statements: an empty or comment-only file is a valid no-op step).
+- is it empty (no statements: an empty or comment-only file is a valid no-op step);
+- which statements lose data (dropped tables or columns, deleted rows…), in plain words for
+  the approver. Only what the file's own statements do: bodies of DO blocks and functions
+  are opaque strings to the parser, and cascades through foreign keys need the database.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from enum import Enum
 
 import pglast
 from pglast import ast
-from pglast.enums import TransactionStmtKind
+from pglast.enums import AlterTableType, CmdType, DropBehavior, ObjectType, TransactionStmtKind
 from pglast.parser import ParseError
+from pglast.stream import maybe_double_quote_name
 
 
 class Mode(str, Enum):
@@ -38,6 +42,7 @@ class Statement:
     line: int
     no_transaction: str | None = None  # why it cannot run in a transaction block
     transaction_control: bool = False  # BEGIN/COMMIT/ROLLBACK…
+    data_loss: tuple[str, ...] = ()    # one plain-words line per destructive action
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,6 +72,11 @@ class SqlFile:
     @property
     def no_transaction_reasons(self) -> tuple[tuple[int, str], ...]:
         return tuple((s.line, s.no_transaction) for s in self.statements if s.no_transaction)
+
+    @property
+    def data_loss(self) -> tuple[tuple[int, str], ...]:
+        """(line, description) of every destructive action, in file order."""
+        return tuple((s.line, d) for s in self.statements for d in s.data_loss)
 
 
 _OWN_TRANSACTION_KINDS = {
@@ -113,6 +123,61 @@ def _no_transaction_reason(node: ast.Node) -> str | None:
     return None
 
 
+def _name(*parts: str | None) -> str:
+    """A dotted name as SQL would write it: quoted only where PostgreSQL needs quotes."""
+    return ".".join(maybe_double_quote_name(p) for p in parts if p)
+
+
+def _table(rel: ast.RangeVar) -> str:
+    return _name(rel.catalogname, rel.schemaname, rel.relname)
+
+
+def _listing(noun: str, names: list[str]) -> str:
+    return f"{noun}{'s' if len(names) > 1 else ''} {', '.join(names)}"
+
+
+def _them(names: list[str]) -> str:
+    return "them" if len(names) > 1 else "it"
+
+
+def _data_loss(node: ast.Node) -> list[str]:
+    """What ``node`` destroys, one description per action; [] if it destroys nothing.
+
+    Views (plain or materialized) hold no data of their own, UPDATE keeps its rows, and
+    DROP SCHEMA without CASCADE fails on a non-empty schema, so none of them count.
+    """
+    found = []
+    # A DELETE in a WITH runs even under a statement that only reads: WITH d AS (DELETE…) SELECT…
+    with_clause = getattr(node, "withClause", None)
+    for cte in (with_clause.ctes if with_clause else None) or ():
+        found += _data_loss(cte.ctequery)
+    match node:
+        case ast.DropStmt(removeType=ObjectType.OBJECT_TABLE):
+            found.append("drops " + _listing("table", [_name(*(s.sval for s in o)) for o in node.objects]))
+        case ast.DropStmt(removeType=ObjectType.OBJECT_SCHEMA, behavior=DropBehavior.DROP_CASCADE):
+            schemas = [_name(s.sval) for s in node.objects]
+            found.append(f"drops {_listing('schema', schemas)} with everything in {_them(schemas)} (CASCADE)")
+        case ast.AlterTableStmt(objtype=ObjectType.OBJECT_TABLE):
+            for cmd in node.cmds:
+                column = f"{_table(node.relation)}.{_name(cmd.name)}"
+                if cmd.subtype == AlterTableType.AT_DropColumn:
+                    found.append(f"drops column {column}")
+                elif cmd.subtype == AlterTableType.AT_AlterColumnType:
+                    found.append(f"changes the type of column {column}")
+        case ast.TruncateStmt():
+            tables = [_table(r) for r in node.relations]
+            found.append(f"truncates {', '.join(tables)}" + (
+                f" and every table with a foreign key to {_them(tables)} (CASCADE)"
+                if node.behavior == DropBehavior.DROP_CASCADE else ""))
+        case ast.DeleteStmt():
+            found.append(f"deletes rows from {_table(node.relation)}"
+                         + ("" if node.whereClause else " (no WHERE: every row)"))
+        case ast.MergeStmt():
+            if any(w.commandType == CmdType.CMD_DELETE for w in node.mergeWhenClauses):
+                found.append(f"deletes matched rows from {_table(node.relation)} (MERGE)")
+    return found
+
+
 def position_of(text: str, offset: int) -> Position:
     """The 1-based line and column of character ``offset`` in ``text``."""
     offset = max(0, min(offset, len(text)))
@@ -142,5 +207,6 @@ def scan(text: str) -> SqlFile:
             line=position_of(text, start + stripped).line,
             no_transaction=_no_transaction_reason(node),
             transaction_control=isinstance(node, ast.TransactionStmt) and node.kind in _OWN_TRANSACTION_KINDS,
+            data_loss=tuple(_data_loss(node)),
         ))
     return SqlFile(text=text, statements=tuple(statements), syntax_error=None)
