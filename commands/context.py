@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from commands.config import Settings
-from commands.migrations import AuditLog, Databases, Snapshotter
+from commands.config import EnvironmentSettings, Settings
+from commands.errors import ConfigError
+from commands.migrations import Approvals, AuditLog, Databases, Snapshotter
 from commands.results import Progress
+
+if TYPE_CHECKING:
+    from commands.policy import Policy
 
 
 def ignore_progress(progress: Progress) -> None:
@@ -37,6 +41,18 @@ class Context:
     audit: AuditLog | None = None
     clock: Callable[[], datetime] = utc_now
     progress: Callable[[Progress], None] = ignore_progress
+    policy: "Policy | None" = None
+    approvals_store: Approvals | None = None
+    # Runs an approved command as its requester, audited (the executor supplies it).
+    execute: Callable[[Any, EnvironmentSettings, Actor], Any] | None = None
+
+    @property
+    def approvals(self) -> Approvals:
+        if self.approvals_store is None:
+            raise ConfigError("This needs a second person's approval (require_approval), and approvals live in "
+                              "dbops' control database: set [control] database_url, or take the operation out "
+                              "of require_approval.")
+        return self.approvals_store
 
     def step(self, step: str, detail: str | None = None) -> None:
         self.progress(Progress(step=step, detail=detail))

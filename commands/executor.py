@@ -17,12 +17,14 @@ from typing import Callable
 
 import structlog
 
-from commands import dbops_ops, grammar as g
+from commands import approval_ops, dbops_ops, grammar as g
+from commands.grammar import command_name
 from commands import migrate_ops, snapshot_ops
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Actor, Context, ignore_progress, utc_now
 from commands.errors import CommandError, UsageError
-from commands.migrations import AuditLog, Databases, Snapshotter
+from commands.approvals import needs_approval
+from commands.migrations import Approvals, AuditLog, Databases, Snapshotter
 from commands.policy import Policy
 from commands.redact import redact
 from commands.results import AuditEntry, Progress, Result
@@ -47,24 +49,17 @@ RUNNERS: dict[type, Callable[..., Result]] = {
     g.SnapshotCleanup: snapshot_ops.cleanup,
     g.DbopsHistory: dbops_ops.history,
     g.DbopsHelp: dbops_ops.help_,
+    g.DbopsApprovals: approval_ops.approvals,
+    g.DbopsApprove: approval_ops.approve,
+    g.DbopsDeny: approval_ops.deny,
+    g.DbopsCancel: approval_ops.cancel,
 }
-
-
-def command_name(command: g.Command) -> str:
-    """``MigrateUp`` -> ``migrate up``: the words a user typed."""
-    words, word = [], ""
-    for char in type(command).__name__:
-        if char.isupper() and word:
-            words.append(word)
-            word = ""
-        word += char.lower()
-    words.append(word)
-    return " ".join(words).replace("dry run", "dry-run")
 
 
 class Executor:
     def __init__(self, settings: Settings, databases: Databases, snapshots: Snapshotter,
                  *, audit: AuditLog | None = None, policy: Policy | None = None,
+                 approvals: Approvals | None = None,
                  clock: Callable[[], datetime] = utc_now) -> None:
         missing = [c.__name__ for c in g.COMMANDS if c not in RUNNERS]
         if missing:
@@ -74,27 +69,55 @@ class Executor:
         self.snapshots = snapshots
         self.audit = audit
         self.policy = policy or Policy()
+        self.approvals = approvals
         self.clock = clock
 
     def run(self, command: g.Command, actor: Actor,
             progress: Callable[[Progress], None] = ignore_progress) -> Result:
-        """Run ``command`` for ``actor``; ``progress`` hears each step of a long operation."""
+        """Run ``command`` for ``actor``; ``progress`` hears each step of a long operation.
+
+        The fixed order: environment → policy → approval (a request, when one is needed) →
+        the operation's runner (lock → state check → snapshot → change → verify → unlock) →
+        audit, whatever happened.
+        """
+        def go(env: EnvironmentSettings | None) -> Result:
+            refusal = self.policy.check(command, actor, env, command_name(command)) if env else None
+            if refusal is not None:
+                return refusal
+            context = self._context(actor, progress)
+            if env is not None and needs_approval(command, env):
+                return approval_ops.request(context, command, env)
+            if not isinstance(command, g.ABOUT_DBOPS):
+                context.step("start")  # allowed: a surface may now show the operation as running
+            return RUNNERS[type(command)](context, command, env)
+        return self._audited(command, actor, go)
+
+    def _run_approved(self, command: g.Command, env: EnvironmentSettings, requester: Actor,
+                      progress: Callable[[Progress], None]) -> Result:
+        """An approved command, run as its requester (its approval was checked by the caller)."""
+        def go(env: EnvironmentSettings | None) -> Result:
+            context = self._context(requester, progress)
+            context.step("start")
+            return RUNNERS[type(command)](context, command, env)
+        return self._audited(command, requester, go, env=env)
+
+    def _context(self, actor: Actor, progress: Callable[[Progress], None]) -> Context:
+        return Context(settings=self.settings, databases=self.databases, snapshots=self.snapshots, actor=actor,
+                       audit=self.audit, clock=self.clock, progress=progress, policy=self.policy,
+                       approvals_store=self.approvals,
+                       execute=lambda command, env, requester: self._run_approved(command, env, requester, progress))
+
+    def _audited(self, command: g.Command, actor: Actor, go: Callable[[EnvironmentSettings | None], Result],
+                 env: EnvironmentSettings | None = None) -> Result:
         started, at = time.perf_counter(), self.clock()
-        env: EnvironmentSettings | None = None
         outcome, detail = "error", None
         structlog.contextvars.bind_contextvars(actor=actor.user, command=command_name(command))
         try:
-            if command.env is not None or getattr(type(command), "needs_environment", True):
+            if env is None and (command.env is not None or getattr(type(command), "needs_environment", True)):
                 env = self.resolve_environment(command.env, actor)
+            if env is not None:
                 structlog.contextvars.bind_contextvars(env=env.name)
-            refusal = self.policy.check(command, actor, env, command_name(command)) if env else None
-            if refusal is not None:
-                outcome = refusal.outcome.value
-                return refusal
-            context = Context(settings=self.settings, databases=self.databases, snapshots=self.snapshots,
-                              actor=actor, audit=self.audit, clock=self.clock, progress=progress)
-            context.step("start")  # allowed: a surface may now show the operation as running
-            result = RUNNERS[type(command)](context, command, env)
+            result = go(env)
             outcome = result.outcome.value
             return result
         except CommandError as err:

@@ -105,6 +105,34 @@ class DbopsHistory:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DbopsApprovals:
+    env: str | None = None  # None: every environment
+    needs_environment: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class DbopsApprove:
+    request_id: str
+    env: str | None = None  # the request's environment, read from the request
+    needs_environment: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class DbopsDeny:
+    request_id: str
+    reason: str
+    env: str | None = None
+    needs_environment: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class DbopsCancel:
+    request_id: str
+    env: str | None = None
+    needs_environment: ClassVar[bool] = False
+
+
+@dataclass(frozen=True, kw_only=True)
 class DbopsHelp:
     env: str | None = None
     needs_environment: ClassVar[bool] = False
@@ -112,12 +140,15 @@ class DbopsHelp:
 
 Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
            | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotRestore | SnapshotPin | SnapshotCleanup
-           | DbopsHistory | DbopsHelp)
+           | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel)
 COMMANDS: tuple[type, ...] = (MigrateStatus, MigrateValidate, MigrateUp, MigrateDown, MigrateGoto,
                               MigrateForce, MigrateDryRun, SnapshotList, SnapshotCreate, SnapshotVerify,
-                              SnapshotRestore, SnapshotPin, SnapshotCleanup, DbopsHistory, DbopsHelp)
+                              SnapshotRestore, SnapshotPin, SnapshotCleanup, DbopsHistory, DbopsHelp,
+                              DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
 STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, SnapshotRestore,
                                     SnapshotCleanup)
+# Commands about dbops itself rather than a database: never shown as a running operation.
+ABOUT_DBOPS: tuple[type, ...] = (DbopsHistory, DbopsHelp, DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
 MAX_REASON = 500
 
 USAGE = {
@@ -143,8 +174,43 @@ SNAPSHOT_USAGE = "/snapshot list|create|verify|restore|pin|unpin|cleanup …  (/
 DBOPS_USAGE_LINES = {
     "help": "/dbops help",
     "history": "/dbops history [ENV]",
+    "approvals": "/dbops approvals [ENV]",
+    "approve": "/dbops approve REQUEST",
+    "deny": '/dbops deny REQUEST --reason "TEXT"',
+    "cancel": "/dbops cancel REQUEST",
 }
-DBOPS_USAGE = "/dbops help|history …"
+DBOPS_USAGE = "/dbops help|history|approvals|approve|deny|cancel …"
+_REQUEST_ID = re.compile(r"r[0-9a-f]{10}")
+
+
+def command_name(command: Command) -> str:
+    """``MigrateUp`` -> ``migrate up``: the words a user typed."""
+    words, word = [], ""
+    for char in type(command).__name__:
+        if char.isupper() and word:
+            words.append(word)
+            word = ""
+        word += char.lower()
+    words.append(word)
+    return " ".join(words).replace("dry run", "dry-run")
+
+
+def canonical(command: Command, env: str) -> str:
+    """The command as one line that parses back to it, e.g. ``migrate down 2 production``."""
+    match command:
+        case MigrateUp(steps=steps) | MigrateDryRun(steps=steps):
+            args = [] if steps is None else [str(steps)]
+        case MigrateDown(steps=steps):
+            args = ["--all"] if steps is None else [str(steps)]
+        case MigrateGoto(version=version) | MigrateForce(version=version):
+            args = [str(version)]
+        case SnapshotRestore(name=name) | SnapshotVerify(name=name):
+            args = [name]
+        case SnapshotCleanup(retention_days=days, dry_run=dry_run):
+            args = ([] if days is None else ["--retention-days", str(days)]) + (["--dry-run"] if dry_run else [])
+        case _:
+            args = []
+    return " ".join([command_name(command), *args, env])
 
 
 def all_usage() -> tuple[str, ...]:
@@ -332,8 +398,25 @@ def _parse_dbops(args: list[str]) -> Command:
     usage = DBOPS_USAGE_LINES.get(verb)
     if usage is None:
         raise UsageError(f"Unknown dbops command {_shown(args[0])}.", usage=DBOPS_USAGE)
+    if verb in ("approve", "deny", "cancel"):
+        positional, env, _, values = _split_options(rest, usage, (), ("--reason",) if verb == "deny" else ())
+        if len(positional) != 1:
+            raise UsageError("Name one request (its id is on the request's card and in /dbops approvals).",
+                             usage=usage)
+        request_id = positional[0].lower()
+        if not _REQUEST_ID.fullmatch(request_id):
+            raise UsageError(f"{_shown(positional[0])} is not a request id (they look like r1a2b3c4d5).", usage=usage)
+        if verb == "approve":
+            return DbopsApprove(request_id=request_id)
+        if verb == "cancel":
+            return DbopsCancel(request_id=request_id)
+        if "--reason" not in values:
+            raise UsageError("A denial needs a reason: --reason \"TEXT\".", usage=usage)
+        return DbopsDeny(request_id=request_id, reason=_reason(values["--reason"], usage))
     positional, env, _, _ = _split_options(rest, usage, ())
     positional, env = _trailing_env(positional, env, usage, 0)
+    if verb == "approvals":
+        return DbopsApprovals(env=env)
     return DbopsHelp() if verb == "help" else DbopsHistory(env=env)
 
 

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from typing import Callable, Protocol
 
 from commands.config import EnvironmentSettings
-from commands.results import AuditEntry, LockHolder, OperationRecord, SqlError, State, TableRows
+from commands.results import ApprovalRequest, AuditEntry, LockHolder, OperationRecord, SqlError, State, TableRows
 from commands.snapshots import Created, Restored, Snapshot, Verified
 from commands.sqlscan import SqlFile
 
@@ -112,3 +112,26 @@ class Operations(Protocol):
         """Mark interrupted every running operation whose heartbeat is older than
         ``stale_after_seconds`` and return them. Each is returned to exactly one caller, even
         when several processes reap at once, so each is reported once."""
+
+
+class Approvals(Protocol):
+    """The approval requests, in the control database. Every state change is conditional on
+    the state it leaves, so concurrent callers (double clicks, two approvers, two replicas)
+    never both move the same request."""
+
+    def create(self, request: ApprovalRequest, command_args: dict) -> None:
+        """Store a new pending request with the encoded command it would run."""
+
+    def get(self, request_id: str) -> tuple[ApprovalRequest, dict] | None:
+        """The request and its encoded command, or None."""
+
+    def transition(self, request_id: str, *, from_state: str, to_state: str, actor: str | None = None,
+                   reason: str | None = None, outcome: str | None = None) -> ApprovalRequest | None:
+        """Move the request from ``from_state`` to ``to_state`` if it is still in
+        ``from_state``; the updated request, or None when someone else moved it first."""
+
+    def attach_message(self, request_id: str, message_ts: str) -> None:
+        """Remember the channel message that shows the request (its card)."""
+
+    def pending(self, environment: str | None) -> list[ApprovalRequest]:
+        """Pending requests, oldest first; for one environment, or all (None)."""

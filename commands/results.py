@@ -16,6 +16,7 @@ class Outcome(str, Enum):
     NO_CHANGE = "no_change"
     REFUSED = "refused"
     FAILED = "failed"
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 class Reason(str, Enum):
@@ -27,6 +28,13 @@ class Reason(str, Enum):
     SYNTAX_ERROR = "syntax_error"
     SNAPSHOT_DAMAGED = "snapshot_damaged"
     NO_SNAPSHOT_DIR = "no_snapshot_dir"
+    SELF_APPROVAL = "self_approval"  # the requester pressed Approve on their own request
+    NOT_APPROVER = "not_approver"    # someone not in ``approvers`` pressed Approve
+    EXPIRED = "expired"              # the request outlived approval_ttl_seconds
+    DECIDED = "decided"              # already approved, denied, cancelled or executed
+    STATE_CHANGED = "state_changed"  # the database is not as it was when the request was made
+    NOT_REQUESTER = "not_requester"  # only the requester may cancel
+    UNKNOWN_REQUEST = "unknown_request"
     WRONG_CHANNEL = "wrong_channel"  # the environment does not take commands from this channel
     NOT_OPERATOR = "not_operator"    # a state-changing command from someone not in ``operators``
 
@@ -315,6 +323,93 @@ class AuditEntry:
 
 
 @dataclass(frozen=True, kw_only=True)
+class LossyStatement:
+    filename: str
+    line: int
+    description: str  # e.g. "drops table users"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Impact:
+    """What an operation will do, computed from the live state when it was requested."""
+
+    before: State
+    target: int | None = None                      # the version it leads to (migrations)
+    applies: tuple[MigrationInfo, ...] = ()        # up (or goto upwards), in order
+    reverts: tuple[MigrationInfo, ...] = ()        # down (or goto downwards), in order
+    data_loss: tuple[LossyStatement, ...] = ()     # statements in the down files that lose data
+    missing_down: tuple[int, ...] = ()             # reverted versions with no down file: nothing undone
+    snapshot: SnapshotInfo | None = None           # restore: everything written since its created_at is lost
+    deletes: tuple[SnapshotInfo, ...] = ()         # cleanup
+    delete_bytes: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRequest:
+    """A request for a second person, as the control database holds it."""
+
+    id: str
+    env: str
+    operation: str          # "down", "restore", …: the require_approval word
+    command: str            # the words the requester typed, e.g. "migrate down 2"
+    requester: str
+    channel: str | None
+    surface: str
+    fingerprint: str
+    impact: Impact
+    state: str              # pending, executing, executed, failed, denied, cancelled, expired, void
+    created_at: datetime
+    expires_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None   # the denial's reason, or why it was void
+    message_ts: str | None = None
+    outcome: str | None = None  # the execution's outcome
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalNeeded:
+    """The operation needs a second person: a request was made and waits for them."""
+
+    env: str
+    request: ApprovalRequest
+    outcome: Outcome = Outcome.AWAITING_APPROVAL
+    operation: str = "approval request"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalRefused:
+    """Approve, deny or cancel refused; ``request`` None when there is no such request."""
+
+    env: str | None
+    request_id: str
+    reason: Reason
+    request: ApprovalRequest | None = None
+    detail: str | None = None
+    outcome: Outcome = Outcome.REFUSED
+    operation: str = "approval"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalDecided:
+    """A request approved and executed (``result``), denied or cancelled."""
+
+    env: str
+    request: ApprovalRequest
+    result: "Result | None" = None
+    outcome: Outcome = Outcome.DONE
+    operation: str = "approval"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApprovalsResult:
+    env: str | None
+    pending: tuple[ApprovalRequest, ...]
+    outcome: Outcome = Outcome.DONE
+    operation: str = "approvals"
+
+
+@dataclass(frozen=True, kw_only=True)
 class OperationRecord:
     """An operation as the control database knows it while it runs (or after it was cut off)."""
 
@@ -347,4 +442,5 @@ class HelpResult:
 
 
 Result = (StatusResult | MigrateResult | Refusal | DryRunResult | ValidateResult | SnapshotListResult | SnapshotCreated
-          | SnapshotVerifyResult | RestoreResult | PinResult | CleanupResult | HistoryResult | HelpResult)
+          | SnapshotVerifyResult | RestoreResult | PinResult | CleanupResult | HistoryResult | HelpResult
+          | ApprovalNeeded | ApprovalRefused | ApprovalDecided | ApprovalsResult)

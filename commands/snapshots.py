@@ -12,13 +12,14 @@ optional ``.meta.json`` sidecar) are listed and restorable as they are.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from commands.errors import UsageError
+from commands.errors import SnapshotFailed, UsageError
 from commands.results import SnapshotInfo
 
 DATA_SUFFIX = ".dump.zst"
@@ -236,3 +237,11 @@ def set_pinned(snapshot: Snapshot, pinned: bool) -> bool:
     else:
         marker.unlink()
     return True
+
+
+def read_manifest(snapshot: Snapshot) -> dict:
+    path = snapshot.path.with_name(snapshot.name + MANIFEST_SUFFIX)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise SnapshotFailed(f"The manifest of {snapshot.name} cannot be read ({err}).") from None

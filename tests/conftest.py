@@ -136,7 +136,7 @@ def make_bed(database_url: str, tmp_path: Path):
         migrations.mkdir(exist_ok=True)
         document = {"environments": {"test": {"database_url": database_url, "migrations_dir": str(migrations),
                                               "snapshot_dir": str(tmp_path / "snapshots"),
-                                              "lock_wait_seconds": 2, **env}}}
+                                              "lock_wait_seconds": 2, "require_approval": [], **env}}}
         if control is not None:
             document["control"] = {"database_url": control}
         settings = parse_settings(document, source="test", base_dir=tmp_path, environ={})

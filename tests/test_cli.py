@@ -27,6 +27,7 @@ database_url = "${TEST_DATABASE_URL}"
 migrations_dir = "migrations"
 snapshot_dir = "snapshots"
 lock_wait_seconds = 0.3
+require_approval = []
 ''')
     os.environ["TEST_DATABASE_URL"] = bed.url
     yield bed, str(path)

@@ -35,6 +35,7 @@ from commands.pg.tools import Tools, child_env
 from commands.redact import mask_url
 from commands.results import State
 from commands.snapshots import (
+    read_manifest,
     DATA_SUFFIX, MANIFEST_SUFFIX, TEMP_PREFIX, Created, Restored, Snapshot, Verified, snapshot_name,
 )
 from commands.units import human_size
@@ -277,12 +278,3 @@ class _EnvSnapshotter:
         ))
 
     # --- restore ---
-
-def read_manifest(snapshot: Snapshot) -> dict:
-    path = snapshot.path.with_name(snapshot.name + MANIFEST_SUFFIX)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise SnapshotFailed(f"The manifest of {snapshot.name} cannot be read ({err}).") from None
-
-

@@ -1,0 +1,150 @@
+"""The approval operations: request, approve (and execute, exactly once), deny, cancel, list.
+
+Approval and execution are one state machine in the control database (see
+``control_migrations/3_approvals.up.sql``): approving moves a request from pending to
+executing with a conditional update, so of any number of concurrent approvals one wins and
+the others are told it was already decided. A request whose execution was cut off stays in
+executing: it is never run a second time.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import structlog
+
+from commands import grammar as g
+from commands.approvals import decode_command, encode_command, needs_approval, new_request_id, operation_of
+from commands.approvals import refuse_approval, situation
+from commands.config import EnvironmentSettings
+from commands.context import Actor, Context
+from commands.errors import CommandError, ConfigError
+from commands.results import (
+    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Outcome, Reason, Result,
+)
+
+log = structlog.get_logger("dbops.approvals")
+
+__all__ = ["needs_approval", "request", "approve", "deny", "cancel", "approvals"]
+
+
+def request(ctx: Context, command: g.Command, env: EnvironmentSettings) -> Result:
+    fingerprint, impact = situation(ctx, command, env)
+    now = ctx.clock()
+    made = ApprovalRequest(id=new_request_id(), env=env.name, operation=operation_of(command) or "",
+                           command=g.canonical(command, env.name), requester=ctx.actor.user,
+                           channel=ctx.actor.channel, surface=ctx.actor.surface, fingerprint=fingerprint,
+                           impact=impact, state="pending", created_at=now,
+                           expires_at=now + timedelta(seconds=env.approval_ttl_seconds))
+    ctx.approvals.create(made, encode_command(command))
+    log.info("approval.requested", request=made.id, operation=made.operation)
+    return ApprovalNeeded(env=env.name, request=made)
+
+
+def _find(ctx: Context, request_id: str) -> tuple[ApprovalRequest, dict, EnvironmentSettings] | ApprovalRefused:
+    found = ctx.approvals.get(request_id)
+    if found is None:
+        return ApprovalRefused(env=None, request_id=request_id, reason=Reason.UNKNOWN_REQUEST)
+    request_, args = found
+    try:
+        env = ctx.settings.environment(request_.env)
+    except ConfigError:
+        return ApprovalRefused(env=request_.env, request_id=request_id, reason=Reason.UNKNOWN_REQUEST,
+                               request=request_, detail="its environment is no longer configured")
+    if ctx.actor.channel is not None and ctx.actor.channel not in env.channels:
+        return ApprovalRefused(env=env.name, request_id=request_id, reason=Reason.WRONG_CHANNEL, request=request_)
+    return request_, args, env
+
+
+def _expire(ctx: Context, request_: ApprovalRequest) -> ApprovalRequest:
+    """Record that a pending request ran out of time (whoever notices first)."""
+    return ctx.approvals.transition(request_.id, from_state="pending", to_state="expired") or request_
+
+
+def approve(ctx: Context, command: g.DbopsApprove, _env: None) -> Result:
+    found = _find(ctx, command.request_id)
+    if isinstance(found, ApprovalRefused):
+        return found
+    pending, args, env = found
+    why = refuse_approval(pending, ctx.actor.user, env, ctx.policy, ctx.clock())
+    if why is not None:
+        shown = _expire(ctx, pending) if why is Reason.EXPIRED else pending
+        return ApprovalRefused(env=env.name, request_id=pending.id, reason=why, request=shown)
+    claimed = ctx.approvals.transition(pending.id, from_state="pending", to_state="executing", actor=ctx.actor.user)
+    if claimed is None:  # another click, approver or replica got there first
+        latest = ctx.approvals.get(pending.id)
+        return ApprovalRefused(env=env.name, request_id=pending.id, reason=Reason.DECIDED,
+                               request=latest[0] if latest else pending)
+    inner = decode_command(args)
+    try:
+        fingerprint, current = situation(ctx, inner, env)
+    except CommandError as err:
+        ctx.approvals.transition(claimed.id, from_state="executing", to_state="failed", outcome="error",
+                                          reason=err.message)
+        log.warning("approval.failed", request=claimed.id, error=err.message)
+        raise
+    if fingerprint != claimed.fingerprint:
+        then = claimed.impact.before
+        detail = (f"when it was requested the database was at {then.version}{' (dirty)' if then.dirty else ''}; "
+                  f"now it is at {current.before.version}{' (dirty)' if current.before.dirty else ''}"
+                  if then != current.before else "the lock holder or the snapshots changed since it was requested")
+        void = ctx.approvals.transition(claimed.id, from_state="executing", to_state="void", reason=detail)
+        log.warning("approval.void", request=claimed.id, detail=detail)
+        return ApprovalRefused(env=env.name, request_id=claimed.id, reason=Reason.STATE_CHANGED,
+                               request=void or claimed, detail=detail)
+    requester = Actor(user=claimed.requester, channel=claimed.channel, surface=claimed.surface)
+    log.info("approval.executing", request=claimed.id, approver=ctx.actor.user)
+    try:
+        result = ctx.execute(inner, env, requester)
+    except CommandError as err:
+        ctx.approvals.transition(claimed.id, from_state="executing", to_state="failed", outcome="error",
+                                 reason=err.message)
+        raise
+    final = "failed" if result.outcome in (Outcome.FAILED, Outcome.REFUSED) else "executed"
+    done = ctx.approvals.transition(claimed.id, from_state="executing", to_state=final,
+                                    outcome=result.outcome.value)
+    return ApprovalDecided(env=env.name, request=done or claimed, result=result, outcome=result.outcome)
+
+
+def deny(ctx: Context, command: g.DbopsDeny, _env: None) -> Result:
+    found = _find(ctx, command.request_id)
+    if isinstance(found, ApprovalRefused):
+        return found
+    pending, _, env = found
+    why = refuse_approval(pending, ctx.actor.user, env, ctx.policy, ctx.clock())
+    if why is Reason.SELF_APPROVAL:
+        why = Reason.NOT_APPROVER  # the requester withdraws with cancel, not deny
+    if why is not None:
+        shown = _expire(ctx, pending) if why is Reason.EXPIRED else pending
+        return ApprovalRefused(env=env.name, request_id=pending.id, reason=why, request=shown)
+    denied = ctx.approvals.transition(pending.id, from_state="pending", to_state="denied", actor=ctx.actor.user,
+                                      reason=command.reason)
+    if denied is None:
+        return ApprovalRefused(env=env.name, request_id=pending.id, reason=Reason.DECIDED, request=pending)
+    return ApprovalDecided(env=env.name, request=denied, outcome=Outcome.DONE)
+
+
+def cancel(ctx: Context, command: g.DbopsCancel, _env: None) -> Result:
+    found = _find(ctx, command.request_id)
+    if isinstance(found, ApprovalRefused):
+        return found
+    pending, _, env = found
+    if ctx.actor.user != pending.requester:
+        return ApprovalRefused(env=env.name, request_id=pending.id, reason=Reason.NOT_REQUESTER, request=pending)
+    cancelled = ctx.approvals.transition(pending.id, from_state="pending", to_state="cancelled", actor=ctx.actor.user)
+    if cancelled is None:
+        latest = ctx.approvals.get(pending.id)
+        return ApprovalRefused(env=env.name, request_id=pending.id, reason=Reason.DECIDED,
+                               request=latest[0] if latest else pending)
+    return ApprovalDecided(env=env.name, request=cancelled, outcome=Outcome.DONE)
+
+
+def approvals(ctx: Context, command: g.DbopsApprovals, _env: None) -> Result:
+    now = ctx.clock()
+    live = []
+    for pending in ctx.approvals.pending(command.env):
+        if now >= pending.expires_at:
+            _expire(ctx, pending)
+        else:
+            live.append(pending)
+    return ApprovalsResult(env=command.env, pending=tuple(live))

@@ -1,0 +1,145 @@
+"""The two-person rule: which operations need a second person, what a request is bound to,
+and the rules an approval must pass.
+
+A request is bound to a fingerprint of the exact operation and of the state it was requested
+against: the recorded version and dirty flag, who holds the migration lock, the checksum of
+the snapshot a restore would use, and the snapshots a cleanup would delete. When the request
+is approved the fingerprint is computed again from the live state; any difference voids it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import secrets
+from datetime import datetime
+from typing import Any
+
+from commands import grammar as g
+from commands.config import EnvironmentSettings
+from commands.context import Context
+from commands.migrate_ops import _plan, read_sql
+from commands.policy import Policy
+from commands.results import (
+    ApprovalRequest, Impact, LossyStatement, MigrationInfo, Reason, Refusal, SnapshotInfo, State,
+)
+from commands.snapshots import find, list_snapshots, plan_cleanup, read_manifest
+from commands.source import load_source
+
+OPERATIONS: dict[type, str] = {
+    g.MigrateUp: "up", g.MigrateDown: "down", g.MigrateGoto: "goto", g.MigrateForce: "force",
+    g.SnapshotRestore: "restore", g.SnapshotCleanup: "cleanup",
+}
+
+
+def operation_of(command: g.Command) -> str | None:
+    """The ``require_approval`` word for ``command``; None for what never needs one."""
+    if isinstance(command, g.SnapshotCleanup) and command.dry_run:
+        return None
+    return OPERATIONS.get(type(command))
+
+
+def needs_approval(command: g.Command, env: EnvironmentSettings) -> bool:
+    operation = operation_of(command)
+    return operation is not None and operation in env.require_approval
+
+
+def new_request_id() -> str:
+    """Short enough to type (``/dbops approve r7k2m9qx``), long enough not to guess."""
+    return "r" + secrets.token_hex(5)
+
+
+# --- the bound state ------------------------------------------------------------------------
+
+def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tuple[str, Impact]:
+    """The fingerprint of ``command`` against the live state of ``env``, and its impact."""
+    with ctx.databases.open(env) as db:
+        state = db.store.read()
+        holder = db.lock.holder()
+    bound: dict[str, Any] = {"command": encode_command(command), "env": env.name, "version": state.version,
+                             "dirty": state.dirty, "lock_holder": holder.pid if holder else None}
+    impact = Impact(before=state)
+    match command:
+        case g.MigrateUp() | g.MigrateDown() | g.MigrateGoto():
+            impact = _migration_impact(command, env, state)
+        case g.MigrateForce(version=version):
+            impact = Impact(before=state, target=version)
+        case g.SnapshotRestore(name=name):
+            snapshot = find(list_snapshots(env.snapshot_dir), name)
+            bound["snapshot"] = read_manifest(snapshot).get("sha256") if snapshot.kind == "dbops" else (
+                snapshot.name, snapshot.size, snapshot.written_ns)
+            impact = Impact(before=state, snapshot=snapshot.info())
+        case g.SnapshotCleanup(retention_days=days):
+            listing = list_snapshots(env.snapshot_dir)
+            plan = plan_cleanup(listing.snapshots, now=ctx.clock(), keep_last=env.keep_last,
+                                retention_days=env.retention_days if days is None else days,
+                                current_version=state.version)
+            bound["deletes"] = [s.name for s in plan.delete]
+            impact = Impact(before=state, deletes=tuple(s.info() for s in plan.delete),
+                            delete_bytes=sum(s.size for s in plan.delete))
+    digest = hashlib.sha256(json.dumps(bound, sort_keys=True, default=str).encode()).hexdigest()
+    return digest, impact
+
+
+def _migration_impact(command: g.Command, env: EnvironmentSettings, state: State) -> Impact:
+    source = load_source(env.migrations_dir)
+    plan = _plan(command, source, state, env, operation_of(command) or "")
+    if isinstance(plan, Refusal) or not plan:
+        return Impact(before=state)
+    info = [MigrationInfo(version=s.migration.version, name=s.migration.name, has_up=s.migration.up is not None,
+                          has_down=s.migration.down is not None) for s in plan]
+    downs = [s for s in plan if s.direction == "down"]
+    losses = []
+    for step in downs:
+        if step.file is None:
+            continue
+        for line, description in read_sql(step.file).data_loss:
+            losses.append(LossyStatement(filename=step.file.filename, line=line, description=description))
+    return Impact(before=state, target=plan[-1].target,
+                  applies=tuple(i for i, s in zip(info, plan) if s.direction == "up"),
+                  reverts=tuple(i for i, s in zip(info, plan) if s.direction == "down"),
+                  data_loss=tuple(losses), missing_down=tuple(s.migration.version for s in downs if s.file is None))
+
+
+# --- the rules ------------------------------------------------------------------------------
+
+def refuse_approval(request: ApprovalRequest, approver: str, env: EnvironmentSettings, policy: Policy,
+                    now: datetime) -> Reason | None:
+    """Why ``approver`` may not approve ``request`` now, or None."""
+    if request.state != "pending":
+        return Reason.DECIDED
+    if approver == request.requester:
+        return Reason.SELF_APPROVAL
+    if not policy.includes(env.approvers, approver):
+        return Reason.NOT_APPROVER
+    if now >= request.expires_at:
+        return Reason.EXPIRED
+    return None
+
+
+# --- storage form -----------------------------------------------------------------------------
+
+def encode_command(command: g.Command) -> dict:
+    return {"type": type(command).__name__, "fields": dataclasses.asdict(command)}
+
+
+def decode_command(data: dict) -> g.Command:
+    kinds = {kind.__name__: kind for kind in g.COMMANDS}
+    return kinds[data["type"]](**data["fields"])
+
+
+def encode_impact(impact: Impact) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(impact), default=lambda v: v.isoformat()))
+
+
+def decode_impact(data: dict) -> Impact:
+    def snapshot(d: dict) -> SnapshotInfo:
+        return SnapshotInfo(**{**d, "created_at": datetime.fromisoformat(d["created_at"])})
+    return Impact(before=State(**data["before"]), target=data["target"],
+                  applies=tuple(MigrationInfo(**m) for m in data["applies"]),
+                  reverts=tuple(MigrationInfo(**m) for m in data["reverts"]),
+                  data_loss=tuple(LossyStatement(**s) for s in data["data_loss"]),
+                  missing_down=tuple(data["missing_down"]),
+                  snapshot=snapshot(data["snapshot"]) if data["snapshot"] else None,
+                  deletes=tuple(snapshot(s) for s in data["deletes"]), delete_bytes=data["delete_bytes"])

@@ -1,0 +1,79 @@
+"""Approval requests in the control database (contract: ``commands.migrations.Approvals``)."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from commands.approvals import decode_impact, encode_impact
+from commands.errors import DatabaseError
+from commands.pg.connect import connect, describe
+from commands.results import ApprovalRequest
+
+COLUMNS = ("id, environment, operation, command, requester, channel, surface, fingerprint, impact, state, created_at, "
+           "expires_at, decided_by, decided_at, reason, message_ts, outcome")
+DECIDED = ("executing", "void", "denied", "cancelled", "expired")
+
+
+def _request(row: dict) -> ApprovalRequest:
+    return ApprovalRequest(id=row["id"], env=row["environment"], operation=row["operation"], command=row["command"],
+                           requester=row["requester"], channel=row["channel"], surface=row["surface"],
+                           fingerprint=row["fingerprint"], impact=decode_impact(row["impact"]), state=row["state"],
+                           created_at=row["created_at"], expires_at=row["expires_at"], decided_by=row["decided_by"],
+                           decided_at=row["decided_at"], reason=row["reason"], message_ts=row["message_ts"],
+                           outcome=row["outcome"])
+
+
+class PgApprovals:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def _rows(self, query: str, params: dict) -> list[dict]:
+        try:
+            with connect(self.url, application_name="dbops-approvals") as conn:
+                cursor = conn.cursor(row_factory=dict_row)
+                cursor.execute(query, params)
+                return cursor.fetchall() if cursor.description else []
+        except psycopg.Error as err:
+            raise DatabaseError(f"Could not read or write approval requests: {describe(err)}") from None
+
+    def create(self, request: ApprovalRequest, command_args: dict) -> None:
+        self._rows(
+            """INSERT INTO dbops_approvals (id, environment, operation, command, command_args, requester, channel,
+                                            surface, fingerprint, impact, created_at, expires_at)
+               VALUES (%(id)s, %(env)s, %(operation)s, %(command)s, %(args)s, %(requester)s, %(channel)s,
+                       %(surface)s, %(fingerprint)s, %(impact)s, %(created_at)s, %(expires_at)s)""",
+            {"id": request.id, "env": request.env, "operation": request.operation, "command": request.command,
+             "args": Jsonb(command_args), "requester": request.requester, "channel": request.channel,
+             "surface": request.surface, "fingerprint": request.fingerprint, "impact": Jsonb(encode_impact(request.impact)),
+             "created_at": request.created_at, "expires_at": request.expires_at})
+
+    def get(self, request_id: str) -> tuple[ApprovalRequest, dict] | None:
+        rows = self._rows(f"SELECT {COLUMNS}, command_args FROM dbops_approvals WHERE id = %(id)s", {"id": request_id})
+        return (_request(rows[0]), rows[0]["command_args"]) if rows else None
+
+    def transition(self, request_id: str, *, from_state: str, to_state: str, actor: str | None = None,
+                   reason: str | None = None, outcome: str | None = None) -> ApprovalRequest | None:
+        # The WHERE on state is the arbiter: of concurrent callers, one updates the row.
+        rows = self._rows(
+            f"""UPDATE dbops_approvals SET state = %(to)s,
+                       decided_by = CASE WHEN %(decides)s THEN %(actor)s ELSE decided_by END,
+                       decided_at = CASE WHEN %(decides)s THEN now() ELSE decided_at END,
+                       reason = coalesce(%(reason)s, reason), outcome = coalesce(%(outcome)s, outcome),
+                       finished_at = CASE WHEN %(decides)s THEN finished_at ELSE now() END
+                WHERE id = %(id)s AND state = %(from)s
+                RETURNING {COLUMNS}""",
+            {"to": to_state, "from": from_state, "id": request_id, "actor": actor, "reason": reason,
+             "outcome": outcome, "decides": to_state in DECIDED})
+        return _request(rows[0]) if rows else None
+
+    def attach_message(self, request_id: str, message_ts: str) -> None:
+        self._rows("UPDATE dbops_approvals SET message_ts = %(ts)s WHERE id = %(id)s", {"ts": message_ts, "id": request_id})
+
+    def pending(self, environment: str | None) -> list[ApprovalRequest]:
+        rows = self._rows(
+            f"""SELECT {COLUMNS} FROM dbops_approvals
+                WHERE state = 'pending' AND (%(env)s::text IS NULL OR environment = %(env)s) ORDER BY created_at""",
+            {"env": environment})
+        return [_request(r) for r in rows]
