@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot import blocks_migrate as migrate_blocks, blocks_snapshots as snapshot_blocks
+from bot import blocks_approvals as approval_blocks, blocks_migrate as migrate_blocks
+from bot import blocks_snapshots as snapshot_blocks
 from bot.blocks_kit import (
     Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, extended, mrkdwn, plain,
     principal_ref, shorten, user_ref, when,
@@ -21,9 +22,9 @@ from commands.errors import (
     CommandError, ConfigError, DatabaseError, SnapshotFailed, SourceError, UsageError, VersionTableError,
 )
 from commands.results import (
-    CleanupResult, DryRunResult, HelpResult, HistoryResult, MigrateResult, OperationRecord, PinResult, Progress,
-    Reason, Refusal, RestoreResult, Result, SnapshotCreated, SnapshotListResult, SnapshotVerifyResult, State,
-    StatusResult, ValidateResult,
+    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult, CleanupResult, DryRunResult, HelpResult,
+    HistoryResult, MigrateResult, OperationRecord, PinResult, Progress, Reason, Refusal, RestoreResult, Result,
+    SnapshotCreated, SnapshotListResult, SnapshotVerifyResult, State, StatusResult, ValidateResult,
 )
 from commands.units import human_size
 
@@ -64,6 +65,15 @@ def render(result: Result, *, now: datetime, command: str) -> Message:
             return _history(result)
         case HelpResult():
             return _help(result)
+        case ApprovalNeeded():
+            return approval_blocks.needed(result, now)
+        case ApprovalRefused():
+            return approval_blocks.refused(result, now)
+        case ApprovalDecided():
+            inner = render(result.result, now=now, command=command) if result.result is not None else None
+            return approval_blocks.decided(result, now, inner)
+        case ApprovalsResult():
+            return approval_blocks.pending_list(result, now)
     raise TypeError(f"no Slack renderer for {type(result).__name__}")
 
 

@@ -19,13 +19,14 @@ from commands import grammar
 from commands.config import Settings, load_settings
 from commands.errors import CommandError, UsageError
 from commands.executor import Actor, Executor
+from commands.pg.approvals import PgApprovals
 from commands.pg.control import PgAuditLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.redact import redact
 from commands.results import Outcome
 
-EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSED: 3}
+EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSED: 3, Outcome.AWAITING_APPROVAL: 3}
 GRAMMAR_VERBS = ("migrate", "snapshot", "dbops")
 HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
 
@@ -72,11 +73,13 @@ def load(config_path: str | None) -> Settings:
 def build_executor(settings: Settings) -> Executor:
     """The composition root: the real collaborators, and the audit log when a control
     database is configured (its schema brought up to date first)."""
-    audit = None
+    audit = approvals = None
     if settings.control_database_url:
         migrate_control_database(settings.control_database_url)
         audit = PgAuditLog(settings.control_database_url)
-    return Executor(settings, PgDatabases(application_name="dbops-cli"), PgDumpSnapshotter(), audit=audit)
+        approvals = PgApprovals(settings.control_database_url)
+    return Executor(settings, PgDatabases(application_name="dbops-cli"), PgDumpSnapshotter(), audit=audit,
+                    approvals=approvals)
 
 
 def _serve(args: list[str], config_path: str | None) -> int:

@@ -23,13 +23,15 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.blocks import REFRESH_ACTION, Message, attributed, render, render_error, render_internal_error, with_refresh
+from bot.approval_listeners import DENY_MODAL, ApprovalHandlers
+from bot.blocks_approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION
 from bot.operations import OperationTracker
 from bot.progress import ProgressMessage
 from commands import grammar as g
 from commands.context import Actor, ignore_progress
 from commands.errors import CommandError, UsageError
 from commands.executor import Executor
-from commands.results import Result
+from commands.results import ApprovalNeeded, Result
 
 log = structlog.get_logger("dbops.slack")
 
@@ -75,7 +77,7 @@ class Handlers:
         if isinstance(parsed, PUBLIC):
             reporter = ProgressMessage(client, channel=actor.channel, user=actor.user, command=text,
                                        environment=parsed.env, interval=self.progress_interval, tracker=self.tracker)
-        result, message = self._execute(parsed, actor, text, reporter)
+        result, message = self.execute(parsed, actor, text, reporter)
         if isinstance(parsed, REFRESHABLE) and result is not None:
             message = with_refresh(message, text)
         self._deliver(message, result, actor, text, reporter, client, respond)
@@ -91,19 +93,19 @@ class Handlers:
         try:
             parsed = g.parse(text)
         except UsageError as err:
-            self._send(respond, client, actor, render_error(err, command=text), replace_original=False)
+            self.send(respond, client, actor, render_error(err, command=text), replace_original=False)
             return
         if not isinstance(parsed, REFRESHABLE):  # a forged value must not run anything else
             refusal = UsageError("Refresh only re-runs /migrate status, /snapshot list and /dbops history.")
-            self._send(respond, client, actor, render_error(refusal, command=text), replace_original=False)
+            self.send(respond, client, actor, render_error(refusal, command=text), replace_original=False)
             return
-        result, message = self._execute(parsed, actor, text, None)
+        result, message = self.execute(parsed, actor, text, None)
         if result is not None:
             message = with_refresh(message, text)
-        self._send(respond, client, actor, message, replace_original=True)
+        self.send(respond, client, actor, message, replace_original=True)
 
     # --- shared -------------------------------------------------------------------------
-    def _execute(self, command: g.Command, actor: Actor, text: str,
+    def execute(self, command: g.Command, actor: Actor, text: str,
                  reporter: ProgressMessage | None) -> tuple[Result | None, Message]:
         try:
             result = self.executor.run(command, actor, progress=reporter or ignore_progress)
@@ -118,19 +120,32 @@ class Handlers:
     def _deliver(self, message: Message, result: Result | None, actor: Actor, text: str,
                  reporter: ProgressMessage | None, client: WebClient, respond) -> None:
         outcome = result.outcome.value if result is not None else "error"
+        if isinstance(result, ApprovalNeeded):
+            self._post_card(client, actor, result, message, respond)
+            return
         if reporter is not None and reporter.began:
             shown = attributed(message, user=actor.user, command=text)
             if not reporter.finish(shown, outcome):
                 # No progress message to replace (the bot may not be in the channel): the
                 # response URL can still tell everyone.
-                self._send(respond, client, actor, shown, response_type="in_channel")
+                self.send(respond, client, actor, shown, response_type="in_channel")
             return
         # Not started (refused by the policy, or a usage error): only the asker needs to know.
-        self._send(respond, client, actor, message)
+        self.send(respond, client, actor, message)
 
+
+    def _post_card(self, client: WebClient, actor: Actor, needed: ApprovalNeeded, message: Message, respond) -> None:
+        """A request for approval is shown to the whole channel, where an approver can act on it."""
+        try:
+            posted = client.chat_postMessage(channel=actor.channel, text=message.text, blocks=message.blocks)
+        except SlackApiError as err:
+            log.warning("approval.card_post_failed", error=err.response.get("error"))
+            self.send(respond, client, actor, message, response_type="in_channel")
+            return
+        self.executor.approvals.attach_message(needed.request.id, posted["ts"])
 
     @staticmethod
-    def _send(respond, client: WebClient, actor: Actor, message: Message, *, response_type: str = "ephemeral",
+    def send(respond, client: WebClient, actor: Actor, message: Message, *, response_type: str = "ephemeral",
               **options) -> None:
         """Answer through the response URL; if Slack refuses it (expired after 30 minutes, used
         five times), post the same answer through the Web API, so no answer is lost."""
@@ -154,3 +169,8 @@ def register(app, handlers: Handlers) -> None:
     # A command dbops does not know (a manifest edited by hand) still gets a usage answer.
     app.command(re.compile(r"^/"))(ack=handlers.ack_command, lazy=[handlers.run_command])
     app.action(REFRESH_ACTION)(ack=handlers.ack_action, lazy=[handlers.run_refresh])
+    approvals = ApprovalHandlers(handlers)
+    app.action(APPROVE_ACTION)(ack=approvals.ack, lazy=[approvals.approve])
+    app.action(CANCEL_ACTION)(ack=approvals.ack, lazy=[approvals.cancel])
+    app.action(DENY_ACTION)(approvals.open_deny_now)  # the modal needs the click's trigger at once
+    app.view(DENY_MODAL)(ack=approvals.ack_deny, lazy=[approvals.deny])

@@ -25,15 +25,16 @@ log = structlog.get_logger("dbops.progress")
 
 class ProgressMessage:
     def __init__(self, client: WebClient, *, channel: str, user: str, command: str, environment: str | None,
-                 interval: float, tracker: OperationTracker | None = None,
+                 interval: float, tracker: OperationTracker | None = None, ts: str | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
+        """``ts``: show the progress in that existing message (an approval's card) instead of a new one."""
         self.client = client
         self.channel, self.user, self.command, self.environment = channel, user, command, environment
         self.interval = interval
         self.tracker = tracker
         self.clock = clock
         self.started = clock()
-        self.ts: str | None = None
+        self.ts = ts
         self.operation_id: int | None = None
         self._latest: Progress | None = None
         self._lock = threading.Lock()
@@ -50,21 +51,24 @@ class ProgressMessage:
         """The executor's progress callback: called from the operation's thread."""
         with self._lock:
             previous, self._latest = self._latest, progress
-        if self.ts is None:
-            if previous is None:  # only once: a channel the bot cannot post in stays that way
-                self._post()
-        elif previous is None or previous.step != progress.step:
+        if previous is None:  # the first step: show the message, then keep it fresh
+            self._begin()
+        elif self.ts is not None and previous.step != progress.step:
             self._update(self._progress_message())
             if self.tracker is not None and self.operation_id is not None:
                 self.tracker.record_step(self.operation_id, progress.step)
 
-    def finish(self, message: Message, outcome: str) -> bool:
-        """Replace the progress message with the result; False if there was none to replace."""
+    def stop(self, outcome: str) -> None:
+        """Stop updating, and record the operation finished."""
         self._done.set()
         if self._ticker is not None:
             self._ticker.join()
         if self.tracker is not None and self.operation_id is not None:
             self.tracker.finish(self.operation_id, outcome)
+
+    def finish(self, message: Message, outcome: str) -> bool:
+        """Stop, and replace the progress message with the result; False if there was none."""
+        self.stop(outcome)
         if self.ts is None:
             return False
         return self._update(message)
@@ -75,16 +79,20 @@ class ProgressMessage:
         return render_progress(command=self.command, user=self.user, progress=latest,
                                elapsed_s=self.clock() - self.started)
 
-    def _post(self) -> None:
+    def _begin(self) -> None:
         message = self._progress_message()
-        try:
-            response = self.client.chat_postMessage(channel=self.channel, text=message.text, blocks=message.blocks)
-        except SlackApiError as err:
-            # The operation must not fail for want of a progress message; its result will be
-            # delivered through the command's response URL instead.
-            log.warning("progress.post_failed", error=err.response.get("error"))
-            return
-        self.ts = response["ts"]
+        if self.ts is not None:
+            self._update(message)
+        else:
+            try:
+                response = self.client.chat_postMessage(channel=self.channel, text=message.text, blocks=message.blocks)
+            except SlackApiError as err:
+                # The operation must not fail for want of a progress message; its result will
+                # be delivered through the command's response URL instead. Tried once only: a
+                # channel the bot cannot post in stays that way.
+                log.warning("progress.post_failed", error=err.response.get("error"))
+                return
+            self.ts = response["ts"]
         if self.tracker is not None:
             self.operation_id = self.tracker.start(environment=self.environment, command=self.command,
                                                    actor=self.user, channel=self.channel, message_ts=self.ts)

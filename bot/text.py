@@ -9,20 +9,26 @@ from enum import Enum
 from typing import Any
 
 from commands.results import (
-    CleanupResult, DiskUsage, DryRunResult, HelpResult, HistoryResult, LockHolder, MigrateResult, Mismatch, PinResult, Reason, Refusal,
+    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
+    DryRunResult, HelpResult, HistoryResult, LockHolder, MigrateResult, Mismatch, PinResult, Reason, Refusal,
     RestoreResult, Result, SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State,
     StatusResult, ValidateResult,
 )
 from commands.units import human_size
 
 
-def age_text(age: timedelta) -> str:
-    seconds = max(0, int(age.total_seconds()))
+def span_text(span: timedelta) -> str:
+    """A length of time in its largest whole unit: "15 minutes", "2 hours", "less than a minute"."""
+    seconds = max(0, int(span.total_seconds()))
     for unit, length in (("day", 86400), ("hour", 3600), ("minute", 60)):
         if seconds >= length:
             n = seconds // length
-            return f"{n} {unit}{'s' if n != 1 else ''} ago"
-    return "just now"
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return "less than a minute"
+
+
+def age_text(age: timedelta) -> str:
+    return "just now" if age.total_seconds() < 60 else f"{span_text(age)} ago"
 
 
 def disk_text(disk: DiskUsage) -> str:
@@ -249,6 +255,101 @@ def _history(r: HistoryResult, now: datetime) -> list[str]:
     return lines
 
 
+# --- the two-person rule ----------------------------------------------------------------------
+
+LISTED = 50
+
+
+def _listed(rows: list[str]) -> list[str]:
+    return rows[:LISTED] + ([f"    … and {len(rows) - LISTED} more"] if len(rows) > LISTED else [])
+
+
+def _impact(r: ApprovalRequest, now: datetime) -> list[str]:
+    i = r.impact
+    if r.operation == "force":
+        return [f"  Sets the recorded version to {i.target} (now {version_text(i.before)}). No SQL runs: "
+                "the schema is not changed."]
+    if i.reverts:
+        return ([f"  Reverts {len(i.reverts)} migration(s), to version {i.target}, in this order:"]
+                + _listed([f"    {m.version}_{m.name}" for m in i.reverts])
+                + _listed([f"  LOSES DATA: {s.filename} line {s.line}: {s.description}" for s in i.data_loss])
+                + _listed([f"  No down file: nothing is undone for version {v}" for v in i.missing_down]))
+    if i.applies:
+        return ([f"  Applies {len(i.applies)} migration(s), to version {i.target}, in this order:"]
+                + _listed([f"    {m.version}_{m.name}" for m in i.applies]))
+    if i.snapshot is not None:
+        s = i.snapshot
+        return [f"  Restores snapshot {s.name}, taken {s.created_at:%Y-%m-%d %H:%M} UTC.",
+                f"  Everything written since {s.created_at:%Y-%m-%d %H:%M} UTC ({age_text(now - s.created_at)}) "
+                "will be lost."]
+    if i.deletes:
+        return ([f"  Deletes {len(i.deletes)} snapshot(s), {human_size(i.delete_bytes)}:"]
+                + _listed([f"    {s.name} ({human_size(s.size)}, {age_text(now - s.created_at)})" for s in i.deletes]))
+    return ["  At the state it was requested against, it changes nothing."]
+
+
+def _request_state(r: ApprovalRequest) -> str:
+    by = f"{r.decided_by or 'someone'}" + (f" at {r.decided_at:%H:%M} UTC" if r.decided_at else "")
+    return {"pending": "waiting for approval", "executing": f"approved by {by} and running",
+            "executed": f"approved by {by} and run", "failed": f"approved by {by}; it failed"
+            + (f": {r.reason}" if r.reason else ""),
+            "denied": f"denied by {by}" + (f": {r.reason}" if r.reason else ""),
+            "cancelled": f"cancelled by {by}", "expired": f"expired at {r.expires_at:%Y-%m-%d %H:%M} UTC",
+            "void": "void: the database changed since it was requested" + (f" ({r.reason})" if r.reason else ""),
+            }.get(r.state, r.state)
+
+
+def _approval_needed(r: ApprovalRequest, now: datetime) -> list[str]:
+    return [f"Approval needed: request {r.id} ({r.command}) waits for a second person. Approve it in Slack or "
+            f"with `dbops dbops approve {r.id}` as someone else. It expires at {r.expires_at:%Y-%m-%d %H:%M} UTC "
+            f"(in {span_text(r.expires_at - now)}).",
+            f"  The database is at version {version_text(r.impact.before)}."] + _impact(r, now)
+
+
+def _approval_refused(r: ApprovalRefused) -> list[str]:
+    req = r.request
+    what = f"request {r.request_id}" + (f" ({req.command})" if req else "")
+    head = f"Refused: {what}"
+    match r.reason:
+        case Reason.SELF_APPROVAL:
+            return [f"{head}: you asked for it; someone else among the approvers of {r.env} must approve it."]
+        case Reason.NOT_APPROVER:
+            return [f"{head}: you are not one of the approvers of {r.env}."]
+        case Reason.EXPIRED:
+            return [f"{head}: it expired" + (f" at {req.expires_at:%Y-%m-%d %H:%M} UTC" if req else "")
+                    + "; nothing was changed. Ask again."]
+        case Reason.DECIDED:
+            return [f"{head}: it was already decided: {_request_state(req) if req else 'no longer pending'}."]
+        case Reason.STATE_CHANGED:
+            return [f"{head}: the request is void: the database is not as it was when it was requested"
+                    + (f" ({r.detail})" if r.detail else "") + ". Nothing was run; make a new one."]
+        case Reason.NOT_REQUESTER:
+            return [f"{head}: only {req.requester if req else 'whoever asked for it'} can cancel it."]
+        case Reason.UNKNOWN_REQUEST:
+            return [f"{head}: there is no such request" + (f" ({r.detail})" if r.detail else "")
+                    + ". `dbops dbops approvals` lists the ones waiting."]
+        case Reason.WRONG_CHANNEL:
+            return [f"{head}: {r.env} does not take commands from this channel; answer it in its own channel."]
+    return [f"{head}: {r.reason.value}"]
+
+
+def _approval_decided(r: ApprovalDecided, now: datetime) -> list[str]:
+    q = r.request
+    if r.result is not None:
+        return [f"Approved by {q.decided_by}: request {q.id} ({q.command}), asked by {q.requester}."] + \
+            render_text(r.result, now=now).splitlines()
+    return [f"Request {q.id} ({q.command}): {_request_state(q)}. Nothing was changed."]
+
+
+def _approvals(r: ApprovalsResult, now: datetime) -> list[str]:
+    scope = f" for {r.env}" if r.env else ""
+    if not r.pending:
+        return [f"No requests are waiting for approval{scope}."]
+    return [f"{len(r.pending)} request(s) waiting for approval{scope}, oldest first:"] + _listed([
+        f"  {q.id}  {q.env}: {q.command}  asked by {q.requester} {age_text(now - q.created_at)}, "
+        f"expires in {span_text(q.expires_at - now)}" for q in r.pending])
+
+
 def render_text(result: Result, *, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     match result:
@@ -282,6 +383,14 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
             lines = _dry_run(result)
         case ValidateResult():
             lines = _validate(result)
+        case ApprovalNeeded():
+            lines = _approval_needed(result.request, now)
+        case ApprovalRefused():
+            lines = _approval_refused(result)
+        case ApprovalDecided():
+            lines = _approval_decided(result, now)
+        case ApprovalsResult():
+            lines = _approvals(result, now)
         case _:
             raise TypeError(f"no text renderer for {type(result).__name__}")
     return "\n".join(lines)

@@ -12,6 +12,7 @@ The request builders (``sign``, ``slash_command_body``, ``block_actions_body``,
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import threading
@@ -22,7 +23,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
-from tests.slack_fake_messages import Message, SlackError, as_slack_message, check_message
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.views import View
+
+from tests.slack_fake_messages import Message, SlackError, as_slack_message, block_errors, check_message
 from tests.slack_fake_requests import (
     BOT_ID,
     BOT_USER_ID,
@@ -117,7 +121,9 @@ class FakeSlack:
             "usergroups.users.list": self._usergroups_users_list,
             "conversations.info": self._conversations_info,
             "apps.connections.open": self._apps_connections_open,
+            "views.open": self._views_open,
         }
+        self.views: list[dict[str, Any]] = []  # modals opened, as sent
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -278,6 +284,26 @@ class FakeSlack:
         text, blocks = check_message(params)
         message = self._update(channel, ts, params, text, blocks)
         return {"channel": channel, "ts": ts, "text": message.text or "", "message": as_slack_message(message)}
+
+    def _views_open(self, params: dict) -> dict:
+        """A modal: a known trigger, and a view slack_sdk's View model accepts unchanged."""
+        _required(params, "trigger_id")
+        raw = params.get("view")
+        view = json.loads(raw) if isinstance(raw, str) else raw
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise SlackError("invalid_arguments")
+        errors = block_errors(view.get("blocks") or [])
+        try:
+            rendered = View(**copy.deepcopy(view)).to_dict()
+        except (SlackObjectFormationError, TypeError) as invalid:
+            errors.append(str(invalid))
+            rendered = view
+        if errors or rendered != view:
+            raise SlackError("invalid_arguments", errors=errors or ["view has unknown or invalid fields"])
+        with self._cond:
+            self.views.append(view)
+            self._cond.notify_all()
+        return {"view": {"id": f"V{len(self.views):08d}", **view}}
 
     def _usergroups_users_list(self, params: dict) -> dict:
         group = _required(params, "usergroup")

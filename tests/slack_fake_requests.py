@@ -161,3 +161,27 @@ def press_button(
                     is_ephemeral=message.ephemeral_to is not None,
                 )
     raise AssertionError(f"no button {label!r} in message {message.ts}: {message.blocks!r}")
+
+
+def view_submission_body(view: dict[str, Any], values: dict[str, dict[str, str]], *, user_id: str = "U0BOB",
+                         user_name: str = "bob") -> str:
+    """``payload=<JSON>`` of a modal submitted by ``user_id``, as Slack sends ``view_submission``.
+
+    ``values`` maps block_id -> {action_id: typed text} (plain_text_input values).
+    """
+    state = {block: {action: {"type": "plain_text_input", "value": text} for action, text in actions.items()}
+             for block, actions in values.items()}
+    payload = {
+        "type": "view_submission",
+        "team": {"id": TEAM_ID, "domain": TEAM_DOMAIN},
+        "user": {"id": user_id, "username": user_name, "name": user_name, "team_id": TEAM_ID},
+        "api_app_id": APP_ID,
+        "token": "fake-verification-token",
+        "trigger_id": "1.1.fake-trigger",
+        "view": {**view, "id": "V00000001", "team_id": TEAM_ID, "state": {"values": state}, "hash": "1.fake",
+                 "app_id": APP_ID, "bot_id": BOT_ID},
+        "response_urls": [],
+        "is_enterprise_install": False,
+        "enterprise": None,
+    }
+    return urlencode({"payload": json.dumps(payload)})

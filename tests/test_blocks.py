@@ -22,10 +22,12 @@ from bot.blocks import (
     Message, attributed, render, render_error, render_internal_error, render_interrupted, render_progress,
     with_refresh,
 )
+from bot.blocks_approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, deny_modal_view, render_request_final
 from bot.text import render_text
 from commands import grammar
 from commands.errors import SnapshotFailed, UsageError
 from commands.results import (
+    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, LossyStatement,
     AuditEntry, Check, CleanupResult, DiskUsage, DryRunFile, DryRunResult, FileProblem, HelpResult, HistoryResult,
     LockHolder, MigrateResult, MigrationInfo, Mismatch, OperationRecord, Outcome, PinResult, Progress, Reason,
     Refusal, RestoreResult, SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State,
@@ -210,6 +212,89 @@ def usage_error() -> UsageError:
     return caught.value
 
 
+# --- the two-person rule --------------------------------------------------------------------------
+
+REQUEST_ID = "r1a2b3c4d5"
+DOWN_IMPACT = Impact(before=State(version=V5, dirty=False), target=V3, reverts=(info(V5), info(V4, down=False)),
+                     data_loss=(LossyStatement(filename=f"{V5}_{NAMES[V5]}.down.sql", line=1,
+                                               description="drops column status of events"),
+                                LossyStatement(filename=f"{V5}_{NAMES[V5]}.down.sql", line=3,
+                                               description="drops table event_status_history")),
+                     missing_down=(V4,))
+# Reasons only the approve/deny/cancel commands give; WRONG_CHANNEL is shared with Refusal.
+APPROVAL_REASONS = {Reason.SELF_APPROVAL, Reason.NOT_APPROVER, Reason.EXPIRED, Reason.DECIDED, Reason.STATE_CHANGED,
+                    Reason.NOT_REQUESTER, Reason.UNKNOWN_REQUEST}
+REFUSED_SAMPLES = {reason: f"approval_refused_{'self' if reason is Reason.SELF_APPROVAL else reason.value}"
+                   for reason in APPROVAL_REASONS | {Reason.WRONG_CHANNEL}}
+
+
+def request(state: str = "pending", *, operation: str = "down", command: str = "migrate down 2 production",
+            impact: Impact = DOWN_IMPACT, **kw) -> ApprovalRequest:
+    return ApprovalRequest(id=kw.pop("id", REQUEST_ID), env="production", operation=operation, command=command,
+                           requester=kw.pop("requester", "U0BOB"), channel="C0INCIDENT", surface="slack",
+                           fingerprint="9" * 64, impact=impact, state=state, created_at=NOW - timedelta(minutes=3),
+                           expires_at=kw.pop("expires_at", NOW + timedelta(minutes=12)), **kw)
+
+
+def restore_request() -> ApprovalRequest:
+    return request(operation="restore", command=f"snapshot restore {PRE_MIGRATION.name} production",
+                   impact=Impact(before=State(version=V5, dirty=False), snapshot=PRE_MIGRATION))
+
+
+def cleanup_request() -> ApprovalRequest:
+    deletes = tuple(snap(60 * 24 * (8 + i), V2, f"nightly {i}", size=40 * MB) for i in range(40))
+    return request(operation="cleanup", command="snapshot cleanup production",
+                   impact=Impact(before=State(version=V5, dirty=False), deletes=deletes,
+                                 delete_bytes=sum(s.size for s in deletes)))
+
+
+def approved(state: str = "executed", **kw) -> ApprovalRequest:
+    return request(state, decided_by="U0ALICE", decided_at=NOW - timedelta(minutes=1), **kw)
+
+
+def migrate_down() -> MigrateResult:
+    return MigrateResult(env="production", operation="down", outcome=Outcome.DONE,
+                         before=State(version=V5, dirty=False), after=State(version=V3, dirty=False), steps=(
+                             StepReport(version=V5, name=NAMES[V5], direction="down",
+                                        filename=f"{V5}_{NAMES[V5]}.down.sql", mode="transactional", duration_ms=61.0),
+                             StepReport(version=V4, name=NAMES[V4], direction="down", filename=None,
+                                        mode="transactional", duration_ms=0.4)),
+                         snapshot=snap(1, V5, "pre-down").name, duration_ms=12_400.0)
+
+
+def approval_needed() -> ApprovalNeeded:
+    return ApprovalNeeded(env="production", request=request())
+
+
+def approval_refused(reason: Reason) -> ApprovalRefused:
+    match reason:
+        case Reason.UNKNOWN_REQUEST:
+            return ApprovalRefused(env=None, request_id=REQUEST_ID, reason=reason)
+        case Reason.EXPIRED:
+            return ApprovalRefused(env="production", request_id=REQUEST_ID, reason=reason,
+                                   request=request("expired", expires_at=NOW - timedelta(minutes=2)))
+        case Reason.DECIDED:
+            return ApprovalRefused(env="production", request_id=REQUEST_ID, reason=reason,
+                                   request=approved("executing"))
+        case Reason.STATE_CHANGED:
+            detail = f"when it was requested the database was at {V5}; now it is at {V4} (dirty)"
+            return ApprovalRefused(env="production", request_id=REQUEST_ID, reason=reason, detail=detail,
+                                   request=approved("void", reason=detail))
+    return ApprovalRefused(env="production", request_id=REQUEST_ID, reason=reason, request=request())
+
+
+def approval_decided() -> ApprovalDecided:
+    return ApprovalDecided(env="production", request=approved(), result=migrate_down())
+
+
+def approvals_list() -> ApprovalsResult:
+    return ApprovalsResult(env=None, pending=(
+        request(),
+        request(id="r9f8e7d6c5", operation="restore", command=f"snapshot restore {PRE_MIGRATION.name} production",
+                requester="U0CAROL"),
+    ))
+
+
 SAMPLES = {
     "status_clean": lambda: render(status_clean(), now=NOW, command="/migrate status production"),
     "status_dirty": lambda: render(status_dirty(), now=NOW, command="/migrate status production"),
@@ -265,6 +350,22 @@ SAMPLES = {
         id=7, environment="production", command="/migrate up production", actor="U0ALICE", channel="C0INCIDENT",
         message_ts="1769617800.000100", owner="bot-1:812:1a2b3c4d", step="apply", started_at=NOW - timedelta(minutes=9),
         heartbeat_at=NOW - timedelta(minutes=6))),
+    "approval_request_down": lambda: render(approval_needed(), now=NOW, command="/migrate down 2 production"),
+    "approval_request_restore": lambda: render(ApprovalNeeded(env="production", request=restore_request()), now=NOW,
+                                               command=f"/snapshot restore {PRE_MIGRATION.name} production"),
+    "approval_request_cleanup": lambda: render(ApprovalNeeded(env="production", request=cleanup_request()), now=NOW,
+                                               command="/snapshot cleanup production"),
+    "approval_final_executed": lambda: render_request_final(
+        approved(), now=NOW, result_message=render(migrate_down(), now=NOW, command="/migrate down 2 production")),
+    "approval_final_denied": lambda: render_request_final(
+        approved("denied", reason="not during the incident: wait until the deploy is rolled back"), now=NOW),
+    "approval_final_void": lambda: render_request_final(approval_refused(Reason.STATE_CHANGED).request, now=NOW),
+    "approval_decided": lambda: render(approval_decided(), now=NOW, command=f"/dbops approve {REQUEST_ID}"),
+    "approval_cancelled": lambda: render(ApprovalDecided(env="production", request=request(
+        "cancelled", decided_by="U0BOB", decided_at=NOW)), now=NOW, command=f"/dbops cancel {REQUEST_ID}"),
+    **{name: (lambda reason=reason: render(approval_refused(reason), now=NOW, command=f"/dbops approve {REQUEST_ID}"))
+       for reason, name in REFUSED_SAMPLES.items()},
+    "approvals_list": lambda: render(approvals_list(), now=NOW, command="/dbops approvals"),
 }
 
 
@@ -338,10 +439,12 @@ def test_every_reply_is_block_kit_slack_accepts(name: str) -> None:
 def test_every_result_and_reason_has_a_sample() -> None:
     from commands.results import Result
     kinds = {type(f()) for f in (status_clean, snapshot_list, migrate_done, dry_run, validate, snapshot_created,
-                                 verify_failed, restore, pin, history, lambda: cleanup(dry_run=True))}
-    kinds |= {HelpResult, Refusal}
+                                 verify_failed, restore, pin, history, lambda: cleanup(dry_run=True), approval_needed,
+                                 approval_decided, approvals_list)}
+    kinds |= {HelpResult, Refusal, ApprovalRefused}
     assert kinds == set(Result.__args__)
-    assert {f"refusal_{r.value}" for r in Reason} <= set(SAMPLES)
+    assert {f"refusal_{r.value}" for r in Reason if r not in APPROVAL_REASONS} <= set(SAMPLES)
+    assert set(REFUSED_SAMPLES) >= APPROVAL_REASONS and set(REFUSED_SAMPLES.values()) <= set(SAMPLES)
 
 
 # --- outcomes an engineer reads first --------------------------------------------------------------------
@@ -390,6 +493,95 @@ def test_text_surface_words_the_new_refusals() -> None:
     assert "only in channel C0INCIDENT" in render_text(refusal(Reason.WRONG_CHANNEL, allowed=("C0INCIDENT",)))
     assert "no channel is configured for production" in render_text(refusal(Reason.WRONG_CHANNEL))
     assert "U0ALICE, S0DBAS" in render_text(refusal(Reason.NOT_OPERATOR, allowed=("U0ALICE", "S0DBAS")))
+
+
+# --- the two-person rule ------------------------------------------------------------------------------------
+
+def test_request_card_has_approve_deny_and_cancel_buttons_carrying_the_request_id() -> None:
+    actions = SAMPLES["approval_request_down"]().blocks[-1]
+    assert actions["type"] == "actions"
+    assert [(b["text"]["text"], b.get("style"), b["action_id"], b["value"]) for b in actions["elements"]] == [
+        ("Approve", "primary", APPROVE_ACTION, REQUEST_ID), ("Deny", "danger", DENY_ACTION, REQUEST_ID),
+        ("Cancel", None, CANCEL_ACTION, REQUEST_ID)]
+    assert (APPROVE_ACTION, DENY_ACTION, CANCEL_ACTION) == ("dbops_approve", "dbops_deny", "dbops_cancel")
+
+
+def test_request_card_says_who_asks_what_and_what_will_be_lost() -> None:
+    message = SAMPLES["approval_request_down"]()
+    text = json.dumps(message.blocks, ensure_ascii=False)
+    assert headline(message) == ("*production*: <@U0BOB> asks to run `/migrate down 2 production`: "
+                                 "a second person must approve it")
+    assert "in 12 minutes, at 16:42 UTC" in text and f"`{REQUEST_ID}`" in text
+    assert f"`{V5}_{NAMES[V5]}.down.sql` line 1: drops column status of events" in text
+    assert f"No down file: nothing is undone for version {V4}" in text
+    restore_text = json.dumps(SAMPLES["approval_request_restore"]().blocks)
+    assert "Everything written since 2026-01-28 15:45 UTC (45 minutes ago) will be lost." in restore_text
+
+
+def test_deny_opens_a_modal_that_asks_for_the_reason() -> None:
+    from slack_sdk.models.views import View
+    view = deny_modal_view(request_id=REQUEST_ID, callback_id="dbops_deny_reason",
+                           private_metadata=f"{REQUEST_ID}|C0INCIDENT|1769617800.000100")
+    View(**view).validate_json()
+    assert view["blocks"][-1]["block_id"] == "reason" and view["blocks"][-1]["element"]["action_id"] == "reason"
+    assert view["submit"]["text"] == "Deny"
+
+
+def test_a_decided_card_has_no_buttons() -> None:
+    for state in ("executing", "executed", "failed", "denied", "cancelled", "expired", "void"):
+        message = render_request_final(approved(state), now=NOW)
+        assert_fits_slack(message)
+        assert all(b["type"] != "actions" for b in message.blocks), state
+    assert "running…" in headline(render_request_final(approved("executing"), now=NOW))
+
+
+def test_approval_replies_stay_within_limits_and_cannot_ping_whatever_the_input() -> None:
+    many = Impact(before=State(version=V5, dirty=False), target=0,
+                  reverts=tuple(MigrationInfo(version=i, name=HOSTILE, has_up=True, has_down=False)
+                                for i in range(2000)),
+                  data_loss=tuple(LossyStatement(filename=HOSTILE * 5, line=i, description=HOSTILE * 20)
+                                  for i in range(2000)), missing_down=tuple(range(2000)))
+    hostile = request(command=HOSTILE * 40, impact=many, requester=HOSTILE, reason=HOSTILE * 100, decided_by=HOSTILE)
+    cleanup_all = request(operation="cleanup", impact=Impact(before=State(version=1, dirty=False), deletes=tuple(
+        snap(i, 1, HOSTILE) for i in range(5000)), delete_bytes=5000 * MB))
+    long_result = render(dataclasses.replace(migrate_down(), steps=migrate_down().steps * 500), now=NOW, command="/x")
+    messages = [render(ApprovalNeeded(env=HOSTILE, request=hostile), now=NOW, command="/x"),
+                render(ApprovalNeeded(env="production", request=cleanup_all), now=NOW, command="/x"),
+                render_request_final(dataclasses.replace(hostile, state="executed"), now=NOW,
+                                     result_message=long_result),
+                render(ApprovalDecided(env="production", request=approved(), result=migrate_down()), now=NOW,
+                       command=HOSTILE),
+                render(ApprovalsResult(env=HOSTILE, pending=(hostile,) * 300), now=NOW, command="/x")]
+    messages += [render_request_final(dataclasses.replace(hostile, state=state), now=NOW)
+                 for state in ("denied", "void", "failed", HOSTILE)]
+    messages += [render(ApprovalRefused(env=HOSTILE, request_id=HOSTILE, reason=reason, request=hostile,
+                                        detail=HOSTILE * 100), now=NOW, command="/x") for reason in Reason]
+    for message in messages:
+        assert_fits_slack(message)
+        parsed = [b for b in message.blocks if b["type"] != "header"]  # Slack shows a header's text as it is
+        assert "<!channel>" not in json.dumps(parsed) and "<!channel>" not in message.text
+    assert "more" in json.dumps(messages[0].blocks) and "more" in json.dumps(messages[1].blocks)
+
+
+def test_empty_approvals_list_says_nothing_waits() -> None:
+    message = render(ApprovalsResult(env=None, pending=()), now=NOW, command="/dbops approvals")
+    assert headline(message) == "No requests are waiting for approval."
+    assert render_text(ApprovalsResult(env=None, pending=()), now=NOW) == "No requests are waiting for approval."
+
+
+def test_text_surface_prints_the_request_id_and_the_impact() -> None:
+    text = render_text(approval_needed(), now=NOW)
+    assert text.startswith(f"Approval needed: request {REQUEST_ID} (migrate down 2 production) waits for a second "
+                           f"person. Approve it in Slack or with `dbops dbops approve {REQUEST_ID}` as someone else. "
+                           "It expires at 2026-01-28 16:42 UTC (in 12 minutes).")
+    assert f"LOSES DATA: {V5}_{NAMES[V5]}.down.sql line 1: drops column status of events" in text
+    assert f"No down file: nothing is undone for version {V4}" in text
+    assert "will be lost" in render_text(ApprovalNeeded(env="production", request=restore_request()), now=NOW)
+    for reason in APPROVAL_REASONS | {Reason.WRONG_CHANNEL}:
+        assert render_text(approval_refused(reason), now=NOW).startswith(f"Refused: request {REQUEST_ID}")
+    decided = render_text(approval_decided(), now=NOW)
+    assert decided.startswith(f"Approved by U0ALICE: request {REQUEST_ID}") and "down done" in decided
+    assert f"{REQUEST_ID}  production: migrate down 2 production" in render_text(approvals_list(), now=NOW)
 
 
 # --- big and hostile inputs ---------------------------------------------------------------------------------

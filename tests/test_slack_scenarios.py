@@ -5,23 +5,15 @@ that records every call and rejects what Slack rejects. Real PostgreSQL undernea
 from __future__ import annotations
 
 import json
-import threading
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass
-from typing import Any
 
 import psycopg
 import pytest
 
-from bot.app import Bot, SlackSettings, build_bot
-from bot.http import make_server, wsgi_app
-from tests.conftest import Bed, wait_for
+from tests.conftest import wait_for
+from tests.slack_bed import SECRET, serving, text_of
 from tests.slack_fake import FakeSlack
 from tests.slack_fake_requests import press_button, sign, slash_command_body
-
-SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 FILES = {
     "1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);",
     "1_users.down.sql": "DROP TABLE users;",
@@ -30,68 +22,12 @@ FILES = {
 }
 
 
-@dataclass
-class Scenario:
-    bed: Bed
-    fake: FakeSlack
-    bot: Bot
-    port: int
-    control_url: str
-
-    def post(self, body: str, headers: dict[str, str]) -> tuple[int, str]:
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/slack/events", data=body.encode(),
-                                         headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read().decode()
-        except urllib.error.HTTPError as err:
-            return err.code, err.read().decode()
-
-    def command(self, text: str, *, command: str = "/migrate", user: str = "U0ALICE",
-                channel: str = "C0INCIDENT", timestamp: int | None = None,
-                secret: str = SECRET) -> tuple[int, str, str]:
-        """Send a slash command; return (HTTP status, ack body, the command's response URL id)."""
-        url = self.fake.response_url(channel=channel, user=user)
-        body = slash_command_body(command, text, user_id=user, channel_id=channel, response_url=url)
-        status, ack = self.post(body, sign(secret, body, timestamp))
-        return status, ack, url.rsplit("/", 1)[1]
-
-    def reply(self, url_id: str, timeout: float = 30) -> dict[str, Any]:
-        return self.fake.wait_for_response(lambda r: r.url_id == url_id, timeout=timeout).body
-
-    def health(self) -> tuple[int, dict]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
-
-    def audit(self) -> list[tuple]:
-        with psycopg.connect(self.control_url, autocommit=True) as conn:
-            return conn.execute("SELECT actor, channel, command, outcome FROM dbops_audit_log ORDER BY id").fetchall()
-
-
-def text_of(message: dict[str, Any] | Any) -> str:
-    """Everything a user reads in a message: its blocks' text, flattened."""
-    blocks = message["blocks"] if isinstance(message, dict) else message.blocks
-    return json.dumps(blocks, ensure_ascii=False)
-
-
 @pytest.fixture
 def scenario(make_bed, control_url):
     with FakeSlack(usergroups={"S0OPS": ["U0BOB"]}) as fake:
         bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"], operators=["U0ALICE", "S0OPS"])
-        slack = SlackSettings(bot_token=fake.bot_token, signing_secret=SECRET, app_token=None, api_url=fake.api_url)
-        bot = build_bot(bed.settings, slack, progress_interval=0.1)
-        server = make_server(wsgi_app(bed.settings, bot.executor.databases, bot.app), host="127.0.0.1", port=0)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        yield Scenario(bed=bed, fake=fake, bot=bot, port=server.effective_port, control_url=control_url)
-        server.close()
-        server.task_dispatcher.shutdown()
-        bot.stop()
-        rejected = [c for c in fake.calls if not c.ok] + [r for r in fake.responses if not r.ok]
-        assert not rejected, f"Slack rejected: {rejected}"
+        with serving(bed, fake, control_url) as scenario:
+            yield scenario
 
 
 def test_status_is_answered_privately_with_the_status_card(scenario):

@@ -1,0 +1,87 @@
+"""A running ``dbops serve --http`` app for scenario tests: waitress and bolt in this process,
+the Web API pointed at a FakeSlack, signed requests sent over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import threading
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import psycopg
+
+from bot.app import Bot, SlackSettings, build_bot
+from bot.http import make_server, wsgi_app
+from tests.conftest import Bed
+from tests.slack_fake import FakeSlack
+from tests.slack_fake_requests import sign, slash_command_body
+
+SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+
+
+@dataclass
+class Scenario:
+    bed: Bed
+    fake: FakeSlack
+    bot: Bot
+    port: int
+    control_url: str
+
+    def post(self, body: str, headers: dict[str, str]) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/slack/events", data=body.encode(),
+                                         headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read().decode()
+
+    def command(self, text: str, *, command: str = "/migrate", user: str = "U0ALICE",
+                channel: str = "C0INCIDENT", timestamp: int | None = None,
+                secret: str = SECRET) -> tuple[int, str, str]:
+        """Send a slash command; return (HTTP status, ack body, the command's response URL id)."""
+        url = self.fake.response_url(channel=channel, user=user)
+        body = slash_command_body(command, text, user_id=user, channel_id=channel, response_url=url)
+        status, ack = self.post(body, sign(secret, body, timestamp))
+        return status, ack, url.rsplit("/", 1)[1]
+
+    def reply(self, url_id: str, timeout: float = 30) -> dict[str, Any]:
+        return self.fake.wait_for_response(lambda r: r.url_id == url_id, timeout=timeout).body
+
+    def health(self) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    def audit(self) -> list[tuple]:
+        with psycopg.connect(self.control_url, autocommit=True) as conn:
+            return conn.execute("SELECT actor, channel, command, outcome FROM dbops_audit_log ORDER BY id").fetchall()
+
+
+def text_of(message: dict[str, Any] | Any) -> str:
+    """Everything a user reads in a message: its blocks' text, flattened."""
+    blocks = message["blocks"] if isinstance(message, dict) else message.blocks
+    return json.dumps(blocks, ensure_ascii=False)
+
+
+@contextmanager
+def serving(bed: Bed, fake: FakeSlack, control_url: str) -> Iterator[Scenario]:
+    """Serve ``bed``'s settings; on the way out, fail if Slack rejected anything dbops sent."""
+    slack = SlackSettings(bot_token=fake.bot_token, signing_secret=SECRET, app_token=None, api_url=fake.api_url)
+    bot = build_bot(bed.settings, slack, progress_interval=0.1)
+    server = make_server(wsgi_app(bed.settings, bot.executor.databases, bot.app), host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield Scenario(bed=bed, fake=fake, bot=bot, port=server.effective_port, control_url=control_url)
+    finally:
+        server.close()
+        server.task_dispatcher.shutdown()
+        bot.stop()
+    rejected = [c for c in fake.calls if not c.ok] + [r for r in fake.responses if not r.ok]
+    assert not rejected, f"Slack rejected: {rejected}"

@@ -1,0 +1,105 @@
+"""The two-person rule in Slack: the request card, its buttons, and the card's final state."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import psycopg
+import pytest
+
+from tests.conftest import wait_for
+from tests.slack_bed import SECRET, serving, text_of
+from tests.slack_fake import FakeSlack
+from tests.slack_fake_requests import press_button, sign, view_submission_body
+
+FILES = {
+    "1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text);",
+    "1_users.down.sql": "DROP TABLE users;",
+    "2_orders.up.sql": "CREATE TABLE orders (id bigint PRIMARY KEY);",
+    "2_orders.down.sql": "DELETE FROM orders;\nDROP TABLE orders;",
+}
+
+
+@pytest.fixture
+def desk(make_bed, control_url):
+    with FakeSlack(usergroups={"S0DBAS": ["U0CAROL"]}) as fake:
+        bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"], approvers=["U0BOB", "S0DBAS"],
+                       require_approval=["down"])
+        with serving(bed, fake, control_url) as scenario:
+            _, _, _ = scenario.command("up")
+            wait_for(lambda: bed.state() == (2, False), what="the migrations")
+            yield scenario
+
+
+def request_card(desk):
+    status, ack, _ = desk.command("down 1")
+    assert status == 200 and ack == ""
+    return desk.fake.wait_for_message("C0INCIDENT", lambda m: any(
+        b.get("type") == "actions" and "Approve" in json.dumps(b) for b in m.blocks or []))
+
+
+def click(desk, card, label, user):
+    body = press_button(card, label, user_id=user, response_url=desk.fake.response_url(user=user, message_ts=card.ts))
+    assert desk.post(body, sign(SECRET, body))[0] == 200
+
+
+def current(desk, card):
+    return next(m for m in desk.fake.messages("C0INCIDENT") if m.ts == card.ts)
+
+
+def test_a_down_posts_a_card_with_its_impact_and_changes_nothing(desk):
+    card = request_card(desk)
+
+    shown = text_of(card)
+    assert "orders" in shown and "drops table orders" in shown and "deletes rows from orders" in shown
+    assert "U0ALICE" in shown and card.ephemeral_to is None  # the whole channel sees it
+    assert desk.bed.state() == (2, False)
+
+
+def test_the_requester_pressing_approve_is_told_privately_and_nothing_runs(desk):
+    card = request_card(desk)
+
+    click(desk, card, "Approve", "U0ALICE")
+
+    refusal = desk.fake.wait_for_response(lambda r: r.body.get("response_type") == "ephemeral")
+    assert "someone else" in text_of(refusal.body).lower()
+    assert desk.bed.state() == (2, False)
+    assert "Approve" in text_of(current(desk, card))  # still waiting for a second person
+
+
+def test_a_double_click_by_an_approver_runs_the_rollback_once_and_closes_the_card(desk):
+    card = request_card(desk)
+
+    clicks = [threading.Thread(target=click, args=(desk, card, "Approve", "U0CAROL")) for _ in range(2)]
+    for t in clicks:
+        t.start()
+    for t in clicks:
+        t.join(timeout=30)
+
+    wait_for(lambda: desk.bed.state() == (1, False), what="the approved rollback")
+    final = desk.fake.wait_for_message("C0INCIDENT", lambda m: m.ts == card.ts and "U0CAROL" in text_of(m)
+                                       and "Approve" not in text_of(m) and "elapsed" not in text_of(m))
+    assert "2_orders" in text_of(final)
+    with psycopg.connect(desk.control_url) as conn:
+        assert conn.execute("SELECT count(*) FROM dbops_audit_log WHERE command = 'migrate down' "
+                            "AND outcome = 'done'").fetchone() == (1,)
+        assert conn.execute("SELECT state, decided_by FROM dbops_approvals").fetchall() == [("executed", "U0CAROL")]
+
+
+def test_deny_asks_for_a_reason_and_the_card_shows_it(desk):
+    card = request_card(desk)
+
+    click(desk, card, "Deny", "U0BOB")
+    view = wait_for(lambda: desk.fake.views, what="the deny modal")[0]
+    empty = view_submission_body(view, {"reason": {"reason": "   "}}, user_id="U0BOB")
+    status, answer = desk.post(empty, sign(SECRET, empty))
+    assert status == 200 and json.loads(answer)["response_action"] == "errors"
+
+    body = view_submission_body(view, {"reason": {"reason": "restore the snapshot instead"}}, user_id="U0BOB")
+    assert desk.post(body, sign(SECRET, body))[0] == 200
+
+    final = desk.fake.wait_for_message("C0INCIDENT", lambda m: m.ts == card.ts and "restore the snapshot instead"
+                                       in text_of(m))
+    assert "Approve" not in text_of(final)
+    assert desk.bed.state() == (2, False)
