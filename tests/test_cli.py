@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,33 @@ def test_logs_are_json_and_mask_secrets(tmp_path, capsys):
     assert line["event"] == "connect" and line["level"] == "info"
     assert line["url"] == "postgresql://app:****@db/x"
     assert "s3cr3t-signing" not in stream.getvalue() and "xoxb-1234567890" not in stream.getvalue()
+
+
+def test_a_request_from_the_shell_prints_its_id_exits_3_and_is_approved_by_someone_else(
+        make_bed, control_url, tmp_path, capsys, monkeypatch):
+    bed = make_bed(FILES)
+    path = tmp_path / "approvals.toml"
+    path.write_text(f'''
+[control]
+database_url = "{control_url}"
+
+[environments.test]
+database_url = "{bed.url}"
+migrations_dir = "migrations"
+snapshot_dir = "snapshots"
+approvers = ["bob"]
+''')
+    monkeypatch.setenv("USER", "alice")
+    assert main(["migrate", "up", "1", "--config", str(path)]) == 0
+    capsys.readouterr()
+
+    assert main(["migrate", "down", "1", "--config", str(path)]) == 3
+    printed = capsys.readouterr().out
+    request_id = re.search(r"request (r[0-9a-f]{10})", printed)[1]
+    assert f"dbops dbops approve {request_id}" in printed and bed.state() == (1, False)
+
+    assert main(["dbops", "approve", request_id, "--config", str(path)]) == 3  # alice asked: not hers to approve
+    assert "someone else" in capsys.readouterr().out.lower()
+    monkeypatch.setenv("USER", "bob")
+    assert main(["dbops", "approve", request_id, "--config", str(path)]) == 0
+    assert "users" not in bed.tables()

@@ -103,3 +103,91 @@ def test_deny_asks_for_a_reason_and_the_card_shows_it(desk):
                                        in text_of(m))
     assert "Approve" not in text_of(final)
     assert desk.bed.state() == (2, False)
+
+
+def test_someone_not_an_approver_is_refused_privately(desk):
+    card = request_card(desk)
+
+    click(desk, card, "Approve", "U0DAVE")
+
+    refusal = desk.fake.wait_for_response(lambda r: r.body.get("response_type") == "ephemeral")
+    assert "not one of the approvers" in text_of(refusal.body)
+    assert desk.bed.state() == (2, False)
+
+
+def test_an_expired_request_cannot_be_approved_and_its_card_says_so(desk):
+    card = request_card(desk)
+    with psycopg.connect(desk.control_url, autocommit=True) as conn:  # fifteen minutes pass
+        conn.execute("UPDATE dbops_approvals SET expires_at = now() - interval '1 second'")
+
+    click(desk, card, "Approve", "U0BOB")
+
+    refusal = desk.fake.wait_for_response(lambda r: r.body.get("response_type") == "ephemeral")
+    assert "expired" in text_of(refusal.body).lower()
+    closed = desk.fake.wait_for_message("C0INCIDENT", lambda m: m.ts == card.ts and "Approve" not in text_of(m))
+    assert "expired" in text_of(closed).lower()
+    assert desk.bed.state() == (2, False)
+
+
+def test_an_approval_is_void_when_someone_ran_up_meanwhile(desk):
+    card = request_card(desk)
+    desk.bed.write({"3_audit.up.sql": "CREATE TABLE audit (id bigint);", "3_audit.down.sql": "DROP TABLE audit;"})
+    desk.command("up")
+    wait_for(lambda: desk.bed.state() == (3, False), what="the other up")
+
+    click(desk, card, "Approve", "U0BOB")
+
+    refusal = desk.fake.wait_for_response(lambda r: r.body.get("response_type") == "ephemeral")
+    assert "now it is at 3" in text_of(refusal.body)
+    assert desk.bed.state() == (3, False)  # the down 1 meant for version 2 did not run at 3
+    void = desk.fake.wait_for_message("C0INCIDENT", lambda m: m.ts == card.ts and "Approve" not in text_of(m))
+    assert "void" in text_of(void).lower() or "no longer" in text_of(void).lower()
+
+
+def test_two_approvers_clicking_at_once_run_it_once(desk):
+    card = request_card(desk)
+    barrier = threading.Barrier(2)
+
+    def approve(user):
+        barrier.wait()
+        click(desk, card, "Approve", user)
+
+    clicks = [threading.Thread(target=approve, args=(u,)) for u in ("U0BOB", "U0CAROL")]
+    for t in clicks:
+        t.start()
+    for t in clicks:
+        t.join(timeout=30)
+
+    wait_for(lambda: desk.bed.state() == (1, False), what="the approved rollback")
+    desk.fake.wait_for_response(lambda r: "already" in text_of(r.body).lower())  # the loser is told
+    with psycopg.connect(desk.control_url) as conn:
+        assert conn.execute("SELECT count(*) FROM dbops_audit_log WHERE command = 'migrate down' "
+                            "AND outcome = 'done'").fetchone() == (1,)
+
+
+def test_two_bot_instances_sharing_the_control_database_execute_once(desk):
+    card = request_card(desk)
+    with serving(desk.bed, desk.fake, desk.control_url) as other:
+        clicks = [threading.Thread(target=click, args=(instance, card, "Approve", "U0BOB")) for instance in (desk, other)]
+        for t in clicks:
+            t.start()
+        for t in clicks:
+            t.join(timeout=30)
+        wait_for(lambda: desk.bed.state() == (1, False), what="the approved rollback")
+        desk.fake.wait_for_response(lambda r: "already" in text_of(r.body).lower())
+    with psycopg.connect(desk.control_url) as conn:
+        assert conn.execute("SELECT count(*) FROM dbops_audit_log WHERE command = 'migrate down' "
+                            "AND outcome = 'done'").fetchone() == (1,)
+
+
+def test_a_request_survives_a_restart_of_the_bot(make_bed, control_url):
+    with FakeSlack() as fake:
+        bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"], approvers=["U0BOB"],
+                       require_approval=["down"])
+        with serving(bed, fake, control_url) as first:
+            first.command("up")
+            wait_for(lambda: bed.state() == (2, False), what="the migrations")
+            card = request_card(first)
+        with serving(bed, fake, control_url) as second:  # a new process: nothing in memory
+            click(second, card, "Approve", "U0BOB")
+            wait_for(lambda: bed.state() == (1, False), what="the approved rollback after the restart")
