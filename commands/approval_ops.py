@@ -92,7 +92,8 @@ def approve(ctx: Context, command: g.DbopsApprove, _env: None) -> Result:
         log.warning("approval.void", request=claimed.id, detail=detail)
         return ApprovalRefused(env=env.name, request_id=claimed.id, reason=Reason.STATE_CHANGED,
                                request=void or claimed, detail=detail)
-    requester = Actor(user=claimed.requester, channel=claimed.channel, surface=claimed.surface)
+    requester = Actor(user=claimed.requester, channel=claimed.channel, surface=claimed.surface,
+                      approved_by=ctx.actor.user)
     log.info("approval.executing", request=claimed.id, approver=ctx.actor.user)
     try:
         result = ctx.execute(inner, env, requester)

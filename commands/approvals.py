@@ -37,7 +37,21 @@ def operation_of(command: g.Command) -> str | None:
     """The ``require_approval`` word for ``command``; None for what never needs one."""
     if isinstance(command, g.SnapshotCleanup) and command.dry_run:
         return None
+    if isinstance(command, g.Rollback):
+        equivalent = rollback_equivalent(command)
+        return None if equivalent is None else OPERATIONS[type(equivalent)]
     return OPERATIONS.get(type(command))
+
+
+def rollback_equivalent(command: g.Rollback) -> g.Command | None:
+    """The plain command a rollback's method comes down to (None: the plan, which changes nothing)."""
+    if command.snapshot is not None:
+        return g.SnapshotRestore(env=command.env, name=command.snapshot)
+    if command.to is not None:
+        return g.MigrateGoto(env=command.env, version=command.to)
+    if command.steps is not None:
+        return g.MigrateDown(env=command.env, steps=command.steps)
+    return None
 
 
 def needs_approval(command: g.Command, env: EnvironmentSettings) -> bool:
@@ -60,6 +74,8 @@ def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tup
     bound: dict[str, Any] = {"command": encode_command(command), "env": env.name, "version": state.version,
                              "dirty": state.dirty, "lock_holder": holder.pid if holder else None}
     impact = Impact(before=state)
+    if isinstance(command, g.Rollback):  # bound to the rollback, described by what it runs
+        command = rollback_equivalent(command) or command
     match command:
         case g.MigrateUp() | g.MigrateDown() | g.MigrateGoto():
             impact = _migration_impact(command, env, state)

@@ -43,6 +43,7 @@ class EnvironmentSettings:
     dirty_check_seconds: int = 30
     lock_dirs: tuple[Path, ...] = ()
     health_url: str | None = None
+    deployment_state_file: Path | None = None  # the guide's deployment-state.json: gets last_rollback
     lock_wait_seconds: float = 15.0
     lock_timeout: str = "10s"
     statement_timeout: str = "0"
@@ -204,6 +205,7 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "dirty_check_seconds": _int(1),
     "lock_dirs": _str_list,
     "health_url": _nonempty_str,
+    "deployment_state_file": _nonempty_str,
     "lock_wait_seconds": _positive_number,
     "lock_timeout": _pg_duration,
     "statement_timeout": _pg_duration,
@@ -279,7 +281,7 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
         if values.get("pre_migration_snapshot", True) and "snapshot_dir" not in values:
             raise ConfigError(f"{source}: environments.{name}.snapshot_dir is required: every migration takes a "
                               "snapshot first. (Set pre_migration_snapshot = false to run without one.)")
-        for key in ("migrations_dir", "snapshot_dir", "pg_bin_dir"):
+        for key in ("migrations_dir", "snapshot_dir", "pg_bin_dir", "deployment_state_file"):
             if key in values:
                 values[key] = (base_dir / values[key]).resolve()
         if "lock_dirs" in values:

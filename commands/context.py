@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from commands.config import EnvironmentSettings, Settings
 from commands.errors import ConfigError
-from commands.migrations import Approvals, AuditLog, Databases, Snapshotter
+from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter
 from commands.results import Progress
 
 if TYPE_CHECKING:
@@ -30,6 +30,7 @@ class Actor:
     user: str
     channel: str | None = None
     surface: str = "cli"  # "slack", "console", "cli", "scheduler"
+    approved_by: str | None = None  # set when this actor's request runs after a second person approved it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,6 +44,7 @@ class Context:
     progress: Callable[[Progress], None] = ignore_progress
     policy: "Policy | None" = None
     approvals_store: Approvals | None = None
+    rollback_log: RollbackLog | None = None
     # Runs an approved command as its requester, audited (the executor supplies it).
     execute: Callable[[Any, EnvironmentSettings, Actor], Any] | None = None
 

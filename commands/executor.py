@@ -17,14 +17,14 @@ from typing import Callable
 
 import structlog
 
-from commands import approval_ops, dbops_ops, grammar as g
+from commands import approval_ops, dbops_ops, grammar as g, rollback_ops
 from commands.grammar import command_name
 from commands import migrate_ops, snapshot_ops
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Actor, Context, ignore_progress, utc_now
 from commands.errors import CommandError, UsageError
 from commands.approvals import needs_approval
-from commands.migrations import Approvals, AuditLog, Databases, Snapshotter
+from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter
 from commands.policy import Policy
 from commands.redact import redact
 from commands.results import AuditEntry, Progress, Result
@@ -53,13 +53,14 @@ RUNNERS: dict[type, Callable[..., Result]] = {
     g.DbopsApprove: approval_ops.approve,
     g.DbopsDeny: approval_ops.deny,
     g.DbopsCancel: approval_ops.cancel,
+    g.Rollback: rollback_ops.rollback,
 }
 
 
 class Executor:
     def __init__(self, settings: Settings, databases: Databases, snapshots: Snapshotter,
                  *, audit: AuditLog | None = None, policy: Policy | None = None,
-                 approvals: Approvals | None = None,
+                 approvals: Approvals | None = None, rollback_log: RollbackLog | None = None,
                  clock: Callable[[], datetime] = utc_now) -> None:
         missing = [c.__name__ for c in g.COMMANDS if c not in RUNNERS]
         if missing:
@@ -70,6 +71,7 @@ class Executor:
         self.audit = audit
         self.policy = policy or Policy()
         self.approvals = approvals
+        self.rollback_log = rollback_log
         self.clock = clock
 
     def run(self, command: g.Command, actor: Actor,
@@ -104,7 +106,7 @@ class Executor:
     def _context(self, actor: Actor, progress: Callable[[Progress], None]) -> Context:
         return Context(settings=self.settings, databases=self.databases, snapshots=self.snapshots, actor=actor,
                        audit=self.audit, clock=self.clock, progress=progress, policy=self.policy,
-                       approvals_store=self.approvals,
+                       approvals_store=self.approvals, rollback_log=self.rollback_log,
                        execute=lambda command, env, requester: self._run_approved(command, env, requester, progress))
 
     def _audited(self, command: g.Command, actor: Actor, go: Callable[[EnvironmentSettings | None], Result],

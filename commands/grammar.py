@@ -105,6 +105,26 @@ class DbopsHistory:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Rollback:
+    """``/rollback``: with no target, the plan; with one (and a reason), the rollback itself.
+
+    ``steps``: down through the down files (on a dirty database, only 1: force the failed
+    version clean, then run its down file — the guide's option A); ``to``: goto a lower
+    version; ``snapshot``: restore that snapshot.
+    """
+
+    env: str | None = None
+    steps: int | None = None
+    to: int | None = None
+    snapshot: str | None = None
+    reason: str | None = None
+
+    @property
+    def planning(self) -> bool:
+        return self.steps is None and self.to is None and self.snapshot is None
+
+
+@dataclass(frozen=True, kw_only=True)
 class DbopsApprovals:
     env: str | None = None  # None: every environment
     needs_environment: ClassVar[bool] = False
@@ -140,13 +160,13 @@ class DbopsHelp:
 
 Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
            | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotRestore | SnapshotPin | SnapshotCleanup
-           | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel)
+           | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel | Rollback)
 COMMANDS: tuple[type, ...] = (MigrateStatus, MigrateValidate, MigrateUp, MigrateDown, MigrateGoto,
                               MigrateForce, MigrateDryRun, SnapshotList, SnapshotCreate, SnapshotVerify,
                               SnapshotRestore, SnapshotPin, SnapshotCleanup, DbopsHistory, DbopsHelp,
-                              DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
+                              DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel, Rollback)
 STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, SnapshotRestore,
-                                    SnapshotCleanup)
+                                    SnapshotCleanup, Rollback)
 # Commands about dbops itself rather than a database: never shown as a running operation.
 ABOUT_DBOPS: tuple[type, ...] = (DbopsHistory, DbopsHelp, DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
 MAX_REASON = 500
@@ -170,6 +190,7 @@ SNAPSHOT_USAGE_LINES = {
     "unpin": "/snapshot unpin NAME [ENV]",
     "cleanup": "/snapshot cleanup [ENV] [--retention-days N] [--dry-run]",
 }
+ROLLBACK_USAGE = '/rollback [ENV] [--steps N | --to VERSION | --snapshot NAME] [--reason "TEXT"]'
 SNAPSHOT_USAGE = "/snapshot list|create|verify|restore|pin|unpin|cleanup …  (/dbops help for details)"
 DBOPS_USAGE_LINES = {
     "help": "/dbops help",
@@ -181,6 +202,11 @@ DBOPS_USAGE_LINES = {
 }
 DBOPS_USAGE = "/dbops help|history|approvals|approve|deny|cancel …"
 _REQUEST_ID = re.compile(r"r[0-9a-f]{10}")
+
+
+def changes_state(command: Command) -> bool:
+    """Whether running ``command`` may change a database (a rollback's plan does not)."""
+    return isinstance(command, STATE_CHANGING) and not (isinstance(command, Rollback) and command.planning)
 
 
 def command_name(command: Command) -> str:
@@ -206,6 +232,10 @@ def canonical(command: Command, env: str) -> str:
             args = [str(version)]
         case SnapshotRestore(name=name) | SnapshotVerify(name=name):
             args = [name]
+        case Rollback(steps=steps, to=to, snapshot=snapshot, reason=reason):
+            args = ([] if steps is None else ["--steps", str(steps)]) + ([] if to is None else ["--to", str(to)])
+            args += ([] if snapshot is None else ["--snapshot", snapshot])
+            args += ([] if reason is None else ["--reason", shlex.quote(reason)])
         case SnapshotCleanup(retention_days=days, dry_run=dry_run):
             args = ([] if days is None else ["--retention-days", str(days)]) + (["--dry-run"] if dry_run else [])
         case _:
@@ -215,7 +245,8 @@ def canonical(command: Command, env: str) -> str:
 
 def all_usage() -> tuple[str, ...]:
     """Every command's usage line, for help."""
-    return tuple(USAGE.values()) + tuple(SNAPSHOT_USAGE_LINES.values()) + tuple(DBOPS_USAGE_LINES.values())
+    return (tuple(USAGE.values()) + tuple(SNAPSHOT_USAGE_LINES.values()) + (ROLLBACK_USAGE,)
+            + tuple(DBOPS_USAGE_LINES.values()))
 
 
 def tokenize(text: str) -> list[str]:
@@ -420,6 +451,22 @@ def _parse_dbops(args: list[str]) -> Command:
     return DbopsHelp() if verb == "help" else DbopsHistory(env=env)
 
 
+def _parse_rollback(args: list[str]) -> Command:
+    usage = ROLLBACK_USAGE
+    positional, env, _, values = _split_options(args, usage, (), ("--steps", "--to", "--snapshot", "--reason"))
+    positional, env = _trailing_env(positional, env, usage, 0)
+    targets = [option for option in ("--steps", "--to", "--snapshot") if option in values]
+    if len(targets) > 1:
+        raise UsageError(f"Give one of --steps, --to and --snapshot, not {' and '.join(targets)}.", usage=usage)
+    reason = _reason(values["--reason"], usage) if "--reason" in values else None
+    if targets and reason is None:
+        raise UsageError("A rollback needs a reason, recorded with it: --reason \"TEXT\".", usage=usage)
+    steps = _count(values["--steps"], usage) if "--steps" in values else None
+    to = _version(values["--to"], usage, allow_nil=True) if "--to" in values else None
+    snapshot = values.get("--snapshot")  # checked against the snapshot directory when it runs
+    return Rollback(env=env, steps=steps, to=to, snapshot=snapshot, reason=reason)
+
+
 def parse(text: str | list[str]) -> Command:
     """Parse a command line such as ``migrate up 2 production`` (a leading / is allowed)."""
     tokens = tokenize(text) if isinstance(text, str) else list(text)
@@ -433,6 +480,5 @@ def parse(text: str | list[str]) -> Command:
     if head == "dbops":
         return _parse_dbops(tokens[1:])
     if head == "rollback":
-        raise UsageError("/rollback (the guided, approved rollback) is not available in this version yet. "
-                         "Until it is: /migrate status, then /snapshot restore NAME or /migrate down N.")
+        return _parse_rollback(tokens[1:])
     raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage="/migrate …, /snapshot …, /dbops help")

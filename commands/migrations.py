@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager
 from typing import Callable, Protocol
 
 from commands.config import EnvironmentSettings
-from commands.results import ApprovalRequest, AuditEntry, LockHolder, OperationRecord, SqlError, State, TableRows
+from commands.results import ApprovalRequest, AuditEntry, LockHolder, OperationRecord, OrphanCount, RollbackResult, SqlError, State, TableRows
 from commands.snapshots import Created, Restored, Snapshot, Verified
 from commands.sqlscan import SqlFile
 
@@ -55,6 +55,9 @@ class MigrationRunner(Protocol):
 class Inspector(Protocol):
     def largest_tables(self, limit: int) -> list[TableRows]:
         """The ``limit`` largest tables by size on disk, with exact row counts."""
+
+    def foreign_key_orphans(self) -> list[OrphanCount]:
+        """For every foreign key in the database, the rows that violate it (0 included)."""
 
 
 class EnvironmentDatabase(Protocol):
@@ -135,3 +138,8 @@ class Approvals(Protocol):
 
     def pending(self, environment: str | None) -> list[ApprovalRequest]:
         """Pending requests, oldest first; for one environment, or all (None)."""
+
+
+class RollbackLog(Protocol):
+    def record(self, result: RollbackResult) -> None:
+        """Append a finished rollback (reason, people, method, versions, checks) to the log."""

@@ -43,6 +43,6 @@ class Policy:
             return None
         if actor.channel not in env.channels:
             return Refusal(env=env.name, operation=operation, reason=Reason.WRONG_CHANNEL, allowed=env.channels)
-        if isinstance(command, g.STATE_CHANGING) and env.operators and not self.includes(env.operators, actor.user):
+        if g.changes_state(command) and env.operators and not self.includes(env.operators, actor.user):
             return Refusal(env=env.name, operation=operation, reason=Reason.NOT_OPERATOR, allowed=env.operators)
         return None

@@ -75,6 +75,11 @@ class MigrationSource:
     def get(self, version: int) -> Migration | None:
         return self._by_version.get(version)
 
+    def previous(self, version: int) -> int:
+        """The version before ``version`` in file order (NIL_VERSION before the first)."""
+        earlier = [m.version for m in self.migrations if m.version < version]
+        return earlier[-1] if earlier else NIL_VERSION
+
     @property
     def missing_down(self) -> tuple[Migration, ...]:
         return tuple(m for m in self.migrations if m.up is not None and m.down is None)

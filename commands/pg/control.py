@@ -19,7 +19,7 @@ from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
 from commands.plans import plan_up
-from commands.results import AuditEntry, OperationRecord
+from commands.results import AuditEntry, OperationRecord, RollbackResult
 from commands.source import load_source
 from commands.sqlscan import scan
 
@@ -127,3 +127,29 @@ class PgOperations:
             {"stale": stale_after_seconds})
         return [OperationRecord(id=r[0], environment=r[1], command=r[2], actor=r[3], channel=r[4], message_ts=r[5],
                                 owner=r[6], step=r[7], started_at=r[8], heartbeat_at=r[9]) for r in sorted(rows)]
+
+
+class PgRollbackLog:
+    """The rollback log (contract: ``commands.migrations.RollbackLog``)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def record(self, result: RollbackResult) -> None:
+        checks = {"foreign_keys_checked": result.foreign_keys_checked,
+                  "orphans": [{"constraint": o.constraint, "table": o.table, "rows": o.rows} for o in result.orphans],
+                  "app_health": None if result.app_health is None else {
+                      "url": result.app_health.url, "passed": result.app_health.passed,
+                      "message": result.app_health.message},
+                  "snapshots": list(result.snapshots)}
+        try:
+            with connect(self.url, application_name="dbops-rollbacks") as conn:
+                conn.execute(
+                    """INSERT INTO dbops_rollbacks (environment, method, reason, requester, approved_by, version_before,
+                                                    dirty_before, version_after, dirty_after, outcome, checks)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                    (result.env, result.method, result.reason, result.requester, result.approved_by,
+                     result.before.version, result.before.dirty, result.after.version, result.after.dirty,
+                     result.outcome.value, Jsonb(checks)))
+        except psycopg.Error as err:
+            raise DatabaseError(f"Could not write the rollback log: {describe(err)}") from None

@@ -13,7 +13,8 @@ from commands.pg.connect import connect
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
-from commands.results import TableRows
+from commands.pg.integrity import orphaned_rows
+from commands.results import OrphanCount, TableRows
 
 
 class PgInspector:
@@ -29,6 +30,10 @@ class PgInspector:
                           rows=self.conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
                               sql.Identifier(schema, name))).fetchone()[0])
                 for schema, name in tables]
+
+    def foreign_key_orphans(self) -> list[OrphanCount]:
+        return [OrphanCount(constraint=o.constraint, table=o.table, columns=o.columns, references=o.references,
+                            rows=o.rows) for o in orphaned_rows(self.conn)]
 
 
 @dataclass
