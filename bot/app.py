@@ -24,7 +24,7 @@ from commands.config import Settings
 from commands.errors import ConfigError
 from commands.executor import Executor
 from commands.pg.approvals import PgApprovals
-from commands.pg.control import PgAuditLog, PgOperations, migrate_control_database
+from commands.pg.control import PgAuditLog, PgOperations, PgRollbackLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.policy import Policy
@@ -78,16 +78,17 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
               progress_interval: float = 5.0, application_name: str = "dbops-bot",
               environ: Mapping[str, str] = os.environ) -> Bot:
     client = web_client(slack)
-    audit = tracker = approvals = None
+    audit = tracker = approvals = rollbacks = None
     if settings.control_database_url:
         migrate_control_database(settings.control_database_url)
         audit = PgAuditLog(settings.control_database_url)
         approvals = PgApprovals(settings.control_database_url)
+        rollbacks = PgRollbackLog(settings.control_database_url)
         tracker = OperationTracker(PgOperations(settings.control_database_url),
                                    heartbeat_seconds=settings.heartbeat_seconds,
                                    report=lambda record: report_interrupted(client, record))
     executor = Executor(settings, PgDatabases(application_name=application_name), PgDumpSnapshotter(),
-                        audit=audit, approvals=approvals, policy=Policy(SlackDirectory(client)))
+                        audit=audit, approvals=approvals, rollback_log=rollbacks, policy=Policy(SlackDirectory(client)))
     app = App(client=client, signing_secret=slack.signing_secret, process_before_response=False,
               request_verification_enabled=not socket_mode)
     register(app, Handlers(executor=executor, progress_interval=progress_interval, tracker=tracker))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot import blocks_approvals as approval_blocks, blocks_migrate as migrate_blocks
-from bot import blocks_snapshots as snapshot_blocks
+from bot import blocks_rollback as rollback_blocks, blocks_snapshots as snapshot_blocks
 from bot.blocks_kit import (
     Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, extended, mrkdwn, plain,
     principal_ref, shorten, user_ref, when,
@@ -24,7 +24,8 @@ from commands.errors import (
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult, CleanupResult, DryRunResult, HelpResult,
     HistoryResult, MigrateResult, OperationRecord, PinResult, Progress, Reason, Refusal, RestoreResult, Result,
-    SnapshotCreated, SnapshotListResult, SnapshotVerifyResult, State, StatusResult, ValidateResult,
+    RollbackPlan, RollbackResult, SnapshotCreated, SnapshotListResult, SnapshotVerifyResult, State, StatusResult,
+    ValidateResult,
 )
 from commands.units import human_size
 
@@ -74,6 +75,10 @@ def render(result: Result, *, now: datetime, command: str) -> Message:
             return approval_blocks.decided(result, now, inner)
         case ApprovalsResult():
             return approval_blocks.pending_list(result, now)
+        case RollbackPlan():
+            return rollback_blocks.plan(result, now)
+        case RollbackResult():
+            return rollback_blocks.result(result, render(result.step, now=now, command=command))
     raise TypeError(f"no Slack renderer for {type(result).__name__}")
 
 

@@ -20,7 +20,7 @@ from commands.config import Settings, load_settings
 from commands.errors import CommandError, UsageError
 from commands.executor import Actor, Executor
 from commands.pg.approvals import PgApprovals
-from commands.pg.control import PgAuditLog, migrate_control_database
+from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.redact import redact
@@ -73,13 +73,14 @@ def load(config_path: str | None) -> Settings:
 def build_executor(settings: Settings) -> Executor:
     """The composition root: the real collaborators, and the audit log when a control
     database is configured (its schema brought up to date first)."""
-    audit = approvals = None
+    audit = approvals = rollbacks = None
     if settings.control_database_url:
         migrate_control_database(settings.control_database_url)
         audit = PgAuditLog(settings.control_database_url)
         approvals = PgApprovals(settings.control_database_url)
+        rollbacks = PgRollbackLog(settings.control_database_url)
     return Executor(settings, PgDatabases(application_name="dbops-cli"), PgDumpSnapshotter(), audit=audit,
-                    approvals=approvals)
+                    approvals=approvals, rollback_log=rollbacks)
 
 
 def _serve(args: list[str], config_path: str | None) -> int:

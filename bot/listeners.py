@@ -25,7 +25,9 @@ from slack_sdk.errors import SlackApiError
 from bot.blocks import REFRESH_ACTION, Message, attributed, render, render_error, render_internal_error, with_refresh
 from bot.approval_listeners import DENY_MODAL, ApprovalHandlers
 from bot.blocks_approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION
+from bot.blocks_rollback import CHOOSE_ACTION
 from bot.operations import OperationTracker
+from bot.rollback_listeners import REASON_MODAL, RollbackHandlers
 from bot.progress import ProgressMessage
 from commands import grammar as g
 from commands.context import Actor, ignore_progress
@@ -69,6 +71,11 @@ class Handlers:
     def run_command(self, command: dict, client: WebClient, respond) -> None:
         text = command_text(command["command"], command.get("text", ""))
         actor = Actor(user=command["user_id"], channel=command["channel_id"], surface="slack")
+        self.perform(text, actor, client, respond)
+
+    def perform(self, text: str, actor: Actor, client: WebClient, respond) -> None:
+        """Run ``text`` for ``actor`` and show the outcome where it belongs (``respond`` may be
+        None where Slack gives no response URL, as for a modal's submission)."""
         try:
             parsed = g.parse(text)
         except UsageError:
@@ -149,10 +156,11 @@ class Handlers:
               **options) -> None:
         """Answer through the response URL; if Slack refuses it (expired after 30 minutes, used
         five times), post the same answer through the Web API, so no answer is lost."""
-        answer = respond(response_type=response_type, **options, **_payload(message))
-        if answer.status_code == 200:
-            return
-        log.warning("slack.respond_failed", status=answer.status_code, body=answer.body)
+        if respond is not None:
+            answer = respond(response_type=response_type, **options, **_payload(message))
+            if answer.status_code == 200:
+                return
+            log.warning("slack.respond_failed", status=answer.status_code, body=answer.body)
         try:
             if response_type == "in_channel":
                 client.chat_postMessage(channel=actor.channel, **_payload(message))
@@ -174,3 +182,6 @@ def register(app, handlers: Handlers) -> None:
     app.action(CANCEL_ACTION)(ack=approvals.ack, lazy=[approvals.cancel])
     app.action(DENY_ACTION)(approvals.open_deny_now)  # the modal needs the click's trigger at once
     app.view(DENY_MODAL)(ack=approvals.ack_deny, lazy=[approvals.deny])
+    rollbacks = RollbackHandlers(handlers)
+    app.action(CHOOSE_ACTION)(ack=rollbacks.ack, lazy=[rollbacks.choose])
+    app.view(REASON_MODAL)(ack=rollbacks.ack_reason, lazy=[rollbacks.submit])

@@ -8,11 +8,12 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
+from bot import text_rollback
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
     DryRunResult, HelpResult, HistoryResult, LockHolder, MigrateResult, Mismatch, PinResult, Reason, Refusal,
-    RestoreResult, Result, SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State,
-    StatusResult, ValidateResult,
+    RestoreResult, Result, RollbackPlan, RollbackResult, SnapshotCreated, SnapshotInfo, SnapshotListResult,
+    SnapshotVerifyResult, SqlError, State, StatusResult, ValidateResult,
 )
 from commands.units import human_size
 
@@ -391,6 +392,10 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
             lines = _approval_decided(result, now)
         case ApprovalsResult():
             lines = _approvals(result, now)
+        case RollbackPlan():
+            lines = text_rollback.plan_lines(result, now)
+        case RollbackResult():
+            lines = text_rollback.result_lines(result, render_text(result.step, now=now))
         case _:
             raise TypeError(f"no text renderer for {type(result).__name__}")
     return "\n".join(lines)

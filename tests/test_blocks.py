@@ -23,15 +23,17 @@ from bot.blocks import (
     with_refresh,
 )
 from bot.blocks_approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, deny_modal_view, render_request_final
+from bot.blocks_rollback import CHOOSE_ACTION
 from bot.text import render_text
 from commands import grammar
 from commands.errors import SnapshotFailed, UsageError
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, LossyStatement,
     AuditEntry, Check, CleanupResult, DiskUsage, DryRunFile, DryRunResult, FileProblem, HelpResult, HistoryResult,
-    LockHolder, MigrateResult, MigrationInfo, Mismatch, OperationRecord, Outcome, PinResult, Progress, Reason,
-    Refusal, RestoreResult, SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State,
-    StatusResult, StepFailure, StepReport, TableRows, ValidateResult,
+    AppHealthCheck, LockHolder, MigrateResult, MigrationInfo, Mismatch, OperationRecord, OrphanCount, Outcome,
+    PinResult, Progress, Reason, Refusal, RestoreResult, RollbackOption, RollbackPlan, RollbackResult,
+    SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State, StatusResult,
+    StepFailure, StepReport, TableRows, ValidateResult,
 )
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -295,6 +297,84 @@ def approvals_list() -> ApprovalsResult:
     ))
 
 
+# --- /rollback ----------------------------------------------------------------------------------------------
+
+LOSES_STATUS = f"{V5}_{NAMES[V5]}.down.sql line 1: drops column status of events"
+LOST_SINCE = f"Everything written since {PRE_MIGRATION.created_at:%Y-%m-%d %H:%M:%S} UTC is lost."
+
+
+def restore_option(*, recommended: bool) -> RollbackOption:
+    return RollbackOption(method="restore", command=f"/rollback --snapshot {PRE_MIGRATION.name} production",
+                          recommended=recommended, available=True, warnings=(LOST_SINCE,),
+                          impact=Impact(before=State(version=V5, dirty=False), snapshot=PRE_MIGRATION))
+
+
+def rollback_plan_clean() -> RollbackPlan:
+    down = RollbackOption(method="down", command="/rollback --steps 1 production", recommended=True, available=True,
+                          impact=Impact(before=State(version=V5, dirty=False), target=V4, reverts=(info(V5),),
+                                        data_loss=(LossyStatement(filename=f"{V5}_{NAMES[V5]}.down.sql", line=1,
+                                                                  description="drops column status of events"),)),
+                          warnings=(LOSES_STATUS,))
+    return RollbackPlan(env="production", state=State(version=V5, dirty=False), migration=info(V5),
+                        options=(down, restore_option(recommended=False)))
+
+
+def rollback_plan_dirty() -> RollbackPlan:
+    dirty = State(version=V4, dirty=True)
+    return RollbackPlan(env="production", state=dirty, migration=info(V4), options=(
+        dataclasses.replace(restore_option(recommended=True), impact=Impact(before=dirty, snapshot=PRE_MIGRATION)),
+        RollbackOption(method="force-previous", command=f"/migrate force {V3} production", recommended=False,
+                       available=True, impact=Impact(before=dirty, target=V3), warnings=(
+                           f"Only if migration {V4} changed nothing, or you have undone its changes by hand: this "
+                           f"records version {V3} as clean and runs no SQL. Then fix the file and run /migrate up "
+                           "again.",)),
+        RollbackOption(method="force-down", command="/rollback --steps 1 production", recommended=False,
+                       available=True, impact=Impact(before=dirty), warnings=(
+                           f"Marks the half-applied {V4} as applied, then runs its down file: a down file that assumes "
+                           "the whole migration ran (no IF EXISTS) may fail half-way and leave it dirty again.",))))
+
+
+def rollback_plan_missing_down() -> RollbackPlan:
+    return RollbackPlan(env="production", state=State(version=V4, dirty=False), migration=info(V4, down=False),
+                        options=(dataclasses.replace(restore_option(recommended=True),
+                                                     impact=Impact(before=State(version=V4, dirty=False),
+                                                                   snapshot=PRE_MIGRATION)),
+                                 RollbackOption(method="down", command="/rollback --steps 1 production",
+                                                recommended=False, available=False,
+                                                why_not=f"version {V4} has no down file: golang-migrate would only "
+                                                        "change the recorded version and undo nothing")))
+
+
+def rollback_down_step() -> MigrateResult:
+    return MigrateResult(env="production", operation="down", outcome=Outcome.DONE,
+                         before=State(version=V5, dirty=False), after=State(version=V4, dirty=False), steps=(
+                             StepReport(version=V5, name=NAMES[V5], direction="down",
+                                        filename=f"{V5}_{NAMES[V5]}.down.sql", mode="transactional", duration_ms=61.0),),
+                         snapshot=snap(1, V5, "pre-down").name, duration_ms=12_400.0)
+
+
+def rollback_result(**kw) -> RollbackResult:
+    fields = dict(env="production", method="down", reason="event status broke the <!channel> feed & `search`",
+                  requester="U0BOB", approved_by="U0ALICE", before=State(version=V5, dirty=False),
+                  after=State(version=V4, dirty=False), expected_version=V4, step=rollback_down_step(),
+                  snapshots=(snap(1, V5, "pre-down").name,), foreign_keys_checked=12, orphans=(),
+                  app_health=AppHealthCheck(url="https://togather.example.com/health", passed=True,
+                                            message="Migrations applied successfully (version 20260128004)",
+                                            version=V4, dirty=False),
+                  recorded=True, deployment_state="/opt/togather/deploy/config/deployment-state.json")
+    return RollbackResult(**{**fields, **kw})
+
+
+def rollback_result_orphans() -> RollbackResult:
+    return rollback_result(approved_by=None, deployment_state=None, orphans=(
+        OrphanCount(constraint="orders_user_id_fkey", table="orders", columns=("user_id",), references="users", rows=3),
+        OrphanCount(constraint="events_place_fkey", table="events", columns=("place_id", "org_id"),
+                    references="places", rows=1)),
+        app_health=AppHealthCheck(url="https://togather.example.com/health", passed=False,
+                                  message="HTTP 503: migrations check failed", version=V5, dirty=False),
+        outcome=Outcome.DONE)
+
+
 SAMPLES = {
     "status_clean": lambda: render(status_clean(), now=NOW, command="/migrate status production"),
     "status_dirty": lambda: render(status_dirty(), now=NOW, command="/migrate status production"),
@@ -366,6 +446,13 @@ SAMPLES = {
     **{name: (lambda reason=reason: render(approval_refused(reason), now=NOW, command=f"/dbops approve {REQUEST_ID}"))
        for reason, name in REFUSED_SAMPLES.items()},
     "approvals_list": lambda: render(approvals_list(), now=NOW, command="/dbops approvals"),
+    "rollback_plan_clean": lambda: render(rollback_plan_clean(), now=NOW, command="/rollback production"),
+    "rollback_plan_dirty": lambda: render(rollback_plan_dirty(), now=NOW, command="/rollback production"),
+    "rollback_plan_missing_down": lambda: render(rollback_plan_missing_down(), now=NOW, command="/rollback production"),
+    "rollback_result_done": lambda: render(rollback_result(), now=NOW,
+                                           command='/rollback --steps 1 production --reason "event status broke"'),
+    "rollback_result_orphans": lambda: render(rollback_result_orphans(), now=NOW,
+                                              command='/rollback --steps 1 production --reason "event status broke"'),
 }
 
 
@@ -440,7 +527,7 @@ def test_every_result_and_reason_has_a_sample() -> None:
     from commands.results import Result
     kinds = {type(f()) for f in (status_clean, snapshot_list, migrate_done, dry_run, validate, snapshot_created,
                                  verify_failed, restore, pin, history, lambda: cleanup(dry_run=True), approval_needed,
-                                 approval_decided, approvals_list)}
+                                 approval_decided, approvals_list, rollback_plan_clean, rollback_result)}
     kinds |= {HelpResult, Refusal, ApprovalRefused}
     assert kinds == set(Result.__args__)
     assert {f"refusal_{r.value}" for r in Reason if r not in APPROVAL_REASONS} <= set(SAMPLES)
@@ -682,3 +769,117 @@ def test_cutting_text_to_a_limit_never_splits_an_entity_a_mention_or_a_code_bloc
             assert len(cut) <= 3000
             assert not re.search(r"&[a-z]*…", cut) and not re.search(r"<[^>]*…", cut), cut[-20:]
             assert cut.count("```") % 2 == 0 and cut.replace("```", "").count("`") % 2 == 0, cut[-20:]
+
+
+# --- /rollback ---------------------------------------------------------------------------------------------
+
+def test_rollback_plan_offers_each_available_option_with_a_choose_button_that_carries_its_command() -> None:
+    message = SAMPLES["rollback_plan_dirty"]()
+    options = [b for b in message.blocks if b["type"] == "section" and "accessory" in b]
+    buttons = [(b["accessory"]["action_id"], b["accessory"]["value"], b["accessory"].get("style")) for b in options]
+    assert buttons == [(CHOOSE_ACTION, f"/rollback --snapshot {PRE_MIGRATION.name} production", "primary"),
+                       (CHOOSE_ACTION, f"/migrate force {V3} production", None),
+                       (CHOOSE_ACTION, "/rollback --steps 1 production", None)]
+    assert CHOOSE_ACTION == "dbops_rollback_choose"
+    assert options[0]["text"]["text"].startswith(f"*1. Restore snapshot `{PRE_MIGRATION.name}`* · *Recommended*")
+    assert "Scenario 4, option A" in options[2]["text"]["text"]
+    assert message.blocks[0]["text"]["text"] == f"production: rollback options at version {V4} (dirty)"
+    assert "Choosing asks for a reason, then a second person's approval." in json.dumps(message.blocks)
+
+
+def test_rollback_plan_says_why_an_option_is_not_available_instead_of_offering_it() -> None:
+    message = SAMPLES["rollback_plan_missing_down"]()
+    unavailable = message.blocks[-2]
+    assert "accessory" not in unavailable
+    assert f"*Not available:* version {V4} has no down file" in unavailable["text"]["text"]
+    clean = json.dumps(SAMPLES["rollback_plan_clean"]().blocks, ensure_ascii=False)
+    assert f":warning: {LOSES_STATUS}" in clean and f":warning: {LOST_SINCE}" in clean
+    assert "(45 minutes ago)" in clean
+
+
+def test_rollback_plan_with_nothing_applied_says_there_is_nothing_to_roll_back() -> None:
+    empty = RollbackPlan(env="production", state=State(version=-1, dirty=False), migration=None, options=())
+    assert headline(render(empty, now=NOW, command="/rollback")) == \
+        "*production*: Nothing to roll back: no migration is applied."
+    assert render_text(empty, now=NOW) == "production: Nothing to roll back: no migration is applied."
+
+
+def test_rollback_result_ticks_the_guides_checklist_from_what_happened() -> None:
+    done = SAMPLES["rollback_result_done"]()
+    assert headline(done) == (f"*production*: rolled back from {V5} to {V4} by the down file (reason: “event status "
+                              "broke the &lt;!channel&gt; feed &amp; ˋsearchˋ”)")
+    checklist = done.blocks[1]["text"]["text"]
+    assert checklist.count("✅") == 6 and "❌" not in checklist
+    assert "✅ *Approved by a second person:* <@U0ALICE> (requested by <@U0BOB>)" in checklist
+    assert f"✅ *Version verified:* now at {V4} (clean), as expected" in checklist
+    assert "✅ *Integrity:* 12 foreign keys checked: no orphaned rows" in checklist
+    assert {"type": "divider"} in done.blocks and headline(done) != done.blocks[-1]["text"]["text"]
+    orphans = json.dumps(SAMPLES["rollback_result_orphans"]().blocks, ensure_ascii=False)
+    assert "➖ *Second person's approval:* not required for this environment" in orphans
+    assert "❌ *Health check FAILED:*" in orphans and "HTTP 503" in orphans
+    assert "❌ *Integrity: 4 orphaned rows* in 2 of the 12 foreign keys checked" in orphans
+    assert "`orders.user_id` → `users`: 3 rows" in orphans
+    assert "☐ Roll the application back first" in orphans and "☐ Tell the team" in orphans
+
+
+def test_a_rollback_that_missed_its_version_says_so_first() -> None:
+    missed = rollback_result(after=State(version=V5, dirty=True), outcome=Outcome.FAILED, snapshots=(),
+                             recorded=False, app_health=None, foreign_keys_checked=0)
+    message = render(missed, now=NOW, command="/rollback --steps 1 production")
+    assert headline(message) == f"*production*: rollback failed: expected {V4}, found {V5} (dirty)"
+    checklist = message.blocks[1]["text"]["text"]
+    assert f"❌ *Version NOT as expected:* expected {V4}, found {V5} (dirty)" in checklist
+    assert "❌ *No snapshot was taken before the rollback*" in checklist
+    assert "❌ *Reason not recorded*" in checklist
+    assert "➖ *Health check:* no `health_url` configured" in checklist
+    text = render_text(missed, now=NOW)
+    assert text.startswith(f"production: rollback failed: expected {V4}, found {V5} (dirty)")
+    assert f"  [ ] Version verified: expected {V4}, found {V5} (dirty)" in text
+    assert "  [-] Health check: no health_url configured" in text
+
+
+def test_text_surface_prints_the_rollback_plan_and_checklist() -> None:
+    plan = render_text(rollback_plan_clean(), now=NOW)
+    assert plan.startswith(f"production: rollback options at version {V5} (clean)")
+    assert "  1. Run the down file of" in plan and "[Recommended]" in plan
+    assert "run: dbops rollback --steps 1 production --reason \"TEXT\"" in plan
+    assert f"⚠ {LOSES_STATUS}" in plan
+    assert "not available: version" in render_text(rollback_plan_missing_down(), now=NOW)
+    result = render_text(rollback_result_orphans(), now=NOW)
+    assert "  [x] Version verified" in result and "  [-] Second person's approval" in result
+    assert "        orders.user_id → users: 3 rows (constraint orders_user_id_fkey)" in result
+    assert "  [ ] Tell the team in the incident channel / status page" in result
+    assert "What ran:\n  production: down done" in result
+
+
+def test_rollback_replies_stay_within_limits_and_cannot_ping_whatever_the_input() -> None:
+    orphans = tuple(OrphanCount(constraint=HOSTILE, table=HOSTILE, columns=(HOSTILE,) * 3, references=HOSTILE, rows=i)
+                    for i in range(3000))
+    hostile = rollback_result(env=HOSTILE, reason=HOSTILE * 100, requester=HOSTILE, approved_by=HOSTILE,
+                              snapshots=(HOSTILE * 30,) * 20, orphans=orphans, deployment_state=HOSTILE * 20,
+                              app_health=AppHealthCheck(url=HOSTILE * 20, passed=False, message=HOSTILE * 200),
+                              step=dataclasses.replace(migrate_down(), steps=migrate_down().steps * 500),
+                              outcome=Outcome.FAILED)
+    option = RollbackOption(method=HOSTILE, command=HOSTILE * 100, recommended=True, available=True,
+                            warnings=(HOSTILE * 100,) * 30, impact=DOWN_IMPACT)
+    plans = [RollbackPlan(env=HOSTILE, state=State(version=V5, dirty=True), migration=None, options=(option,) * 60),
+             RollbackPlan(env=HOSTILE, state=State(version=V5, dirty=False),
+                          migration=MigrationInfo(version=V5, name=HOSTILE * 20, has_up=True, has_down=True),
+                          options=tuple(dataclasses.replace(o, command=HOSTILE) for o in rollback_plan_dirty().options))]
+    for result in [hostile, *plans]:
+        message = render(result, now=NOW, command=HOSTILE)
+        assert_fits_slack(message)
+        assert_fits_slack(with_refresh(attributed(message, user="U0ALICE", command="/rollback"), "/rollback"))
+        shown = [t for b in message.blocks if b["type"] != "header" for t in _texts(b)]  # a button's value is data
+        assert "<!channel>" not in json.dumps(shown) and "<!channel>" not in message.text
+    assert "more" in json.dumps(render(hostile, now=NOW, command="/x").blocks)
+
+
+def test_choosing_a_rollback_opens_a_modal_that_asks_for_the_reason() -> None:
+    from slack_sdk.models.views import View
+    from bot.blocks_rollback import reason_modal_view
+    view = reason_modal_view(command="/rollback --steps 1 production", callback_id="dbops_rollback_reason",
+                             private_metadata="C0INCIDENT|/rollback --steps 1 production")
+    View(**view).validate_json()
+    assert view["blocks"][-1]["block_id"] == "reason" and view["blocks"][-1]["element"]["action_id"] == "reason"
+    assert "`/rollback --steps 1 production`" in view["blocks"][0]["text"]["text"]
