@@ -79,7 +79,7 @@ def problem_row(p: FileProblem) -> str:
 def sql_error_block(error: SqlError, filename: str | None) -> str:
     short = dataclasses.replace(
         error, message=shorten(error.message, ERROR_CHARS),
-        **{k: shorten(getattr(error, k), ERROR_CHARS // 3) for k in ("detail", "hint", "context") if getattr(error, k)})
+        **{k: shorten(getattr(error, k), ERROR_CHARS // 3) for k in ("detail", "hint", "context", "dependency") if getattr(error, k)})
     return pre("\n".join(line.strip() for line in sql_error_lines(short, filename)))
 
 

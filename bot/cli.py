@@ -27,7 +27,7 @@ from commands.redact import redact
 from commands.results import Outcome
 
 EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSED: 3, Outcome.AWAITING_APPROVAL: 3}
-GRAMMAR_VERBS = ("migrate", "snapshot", "dbops")
+GRAMMAR_VERBS = ("migrate", "snapshot", "rollback", "dbops")
 HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
 
   dbops serve [--port P]                the Slack bot over Socket Mode ($SLACK_APP_TOKEN); /health on P
@@ -40,6 +40,11 @@ HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
   dbops migrate goto VERSION [ENV]      migrate up or down to VERSION
   dbops migrate force VERSION [ENV]     set the recorded version, clearing the dirty flag (-1: none)
   dbops migrate dry-run [N] [ENV]       run pending migrations in a transaction and roll it back
+
+  dbops rollback [ENV]                  the rollback options for the current state, ranked
+  dbops rollback [ENV] --steps N | --to V | --snapshot NAME --reason "TEXT"
+                                        roll back (a request for approval where one is required)
+  dbops dbops approvals | approve ID | deny ID --reason "TEXT" | cancel ID | history [ENV]
 
 ENV may also be given as --env ENV; it may be left out when one environment is configured.
 The configuration comes from --config or $DBOPS_CONFIG; with neither, a built-in demo runs on

@@ -78,7 +78,8 @@ def sql_error_lines(error: SqlError, filename: str | None) -> list[str]:
         where += f", line {error.line}" + (f", column {error.column}" if error.column else "")
     lines = [f"  {where}: {error.message}" + (f" [SQLSTATE {error.sqlstate}]" if error.sqlstate else "")]
     lines += [f"  {label}: {value}" for label, value in (("detail", error.detail), ("hint", error.hint),
-                                                         ("context", error.context)) if value]
+                                                         ("context", error.context),
+                                                         ("depends on", error.dependency)) if value]
     return lines
 
 

@@ -115,6 +115,8 @@ class SqlError:
     context: str | None = None
     line: int | None = None
     column: int | None = None
+    constraint: str | None = None
+    dependency: str | None = None  # for a foreign-key-order failure: the dependency that caused it
 
 
 @dataclass(frozen=True, kw_only=True)

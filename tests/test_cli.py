@@ -192,3 +192,17 @@ approvers = ["bob"]
     monkeypatch.setenv("USER", "bob")
     assert main(["dbops", "approve", request_id, "--config", str(path)]) == 0
     assert "users" not in bed.tables()
+
+
+def test_rollback_from_the_shell_plans_and_runs(config, capsys):
+    bed, path = config
+    assert main(["migrate", "up", "1", "--config", path]) == 0
+    capsys.readouterr()
+
+    assert main(["rollback", "--config", path]) == 0
+    plan = capsys.readouterr().out
+    assert "dbops rollback --steps 1 test --reason" in plan
+
+    assert main(["rollback", "--steps", "1", "--reason", "bad release", "--config", path]) == 0
+    assert "bad release" in capsys.readouterr().out
+    assert "users" not in bed.tables()

@@ -135,3 +135,17 @@ def test_a_rollback_needs_a_reason_and_only_goes_down(desk):
     with pytest.raises(UsageError, match="only goes down"):
         ask(desk, 'rollback --to 2 --reason "typo"')
     assert desk.state() == (2, False)
+
+
+def test_a_foreign_key_order_failure_names_the_dependency_that_caused_it(desk):
+    desk.write({"3_archive.up.sql": "CREATE TABLE archive (id bigint PRIMARY KEY);\n"
+                                    "ALTER TABLE orders ADD COLUMN archive_id bigint REFERENCES archive;",
+                "3_archive.down.sql": "DROP TABLE archive;\nALTER TABLE orders DROP COLUMN archive_id;"})
+    desk.run("migrate up")
+
+    result = ask(desk, 'rollback --steps 1 --reason "archive feature pulled"')
+
+    assert result.outcome is Outcome.FAILED and desk.state() == (3, False)
+    error = result.step.failure.error
+    assert error.sqlstate == "2BP01" and error.line == 1
+    assert error.dependency.startswith("orders.archive_id references archive.id")

@@ -11,11 +11,13 @@ Two ways, chosen per file by ``commands.sqlscan``:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import psycopg
 
+from commands.errors import CommandError
 from commands.pg.connect import describe
+from commands.pg.integrity import DEPENDENT_OBJECTS_STILL_EXIST, FOREIGN_KEY_VIOLATION, dependency_of
 from commands.pg.state import PgVersionStore
 from commands.results import SqlError
 from commands.sqlscan import Mode, SqlFile, position_of
@@ -40,7 +42,8 @@ def sql_error(err: psycopg.Error, text: str, *, offset: int = 0, line: int | Non
         position = position_of(text, offset + int(diag.statement_position) - 1)
         line, column = position.line, position.column
     return SqlError(message=describe(err), sqlstate=err.sqlstate, detail=diag.message_detail,
-                    hint=diag.message_hint, context=diag.context, line=line, column=column)
+                    hint=diag.message_hint, context=diag.context, line=line, column=column,
+                    constraint=diag.constraint_name)
 
 
 class PgMigrationRunner:
@@ -69,8 +72,21 @@ class PgMigrationRunner:
     def apply(self, sqlfile: SqlFile | None, target: int) -> SqlError | None:
         self._set_timeouts()
         if sqlfile is None or sqlfile.empty or sqlfile.mode is Mode.TRANSACTIONAL:
-            return self._apply_in_transaction(sqlfile, target)
-        return self._apply_dirty_protocol(sqlfile, target)
+            error = self._apply_in_transaction(sqlfile, target)
+        else:
+            error = self._apply_dirty_protocol(sqlfile, target)
+        return self._explained(error)
+
+    def _explained(self, error: SqlError | None) -> SqlError | None:
+        """A foreign-key-order failure names the dependency that caused it (read after the
+        failed transaction has ended, from the catalog as it now is)."""
+        if error is None or error.sqlstate not in (FOREIGN_KEY_VIOLATION, DEPENDENT_OBJECTS_STILL_EXIST):
+            return error
+        try:
+            dependency = dependency_of(self.conn, error.sqlstate, error.constraint, detail=error.detail)
+        except CommandError:
+            return error
+        return replace(error, dependency=dependency)
 
     def _apply_in_transaction(self, sqlfile: SqlFile | None, target: int) -> SqlError | None:
         try:
