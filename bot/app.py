@@ -14,7 +14,7 @@ from typing import Mapping
 
 from slack_bolt import App
 from slack_sdk import WebClient
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
 from bot.blocks import render_interrupted
 from bot.directory import SlackDirectory
@@ -71,6 +71,7 @@ class Bot:
 def web_client(slack: SlackSettings) -> WebClient:
     client = WebClient(token=slack.bot_token, base_url=slack.api_url)
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))  # honours Retry-After
+    client.retry_handlers.append(ServerErrorRetryHandler(max_retry_count=2))
     return client
 
 

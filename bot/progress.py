@@ -86,11 +86,11 @@ class ProgressMessage:
         else:
             try:
                 response = self.client.chat_postMessage(channel=self.channel, text=message.text, blocks=message.blocks)
-            except SlackApiError as err:
+            except (SlackApiError, OSError) as err:
                 # The operation must not fail for want of a progress message; its result will
                 # be delivered through the command's response URL instead. Tried once only: a
                 # channel the bot cannot post in stays that way.
-                log.warning("progress.post_failed", error=err.response.get("error"))
+                log.warning("progress.post_failed", error=_why(err))
                 return
             self.ts = response["ts"]
         if self.tracker is not None:
@@ -107,8 +107,12 @@ class ProgressMessage:
         try:
             self.client.chat_update(channel=self.channel, ts=self.ts, text=message.text, blocks=message.blocks)
             return True
-        except SlackApiError as err:
-            # Progress is a courtesy; the operation goes on, and a result that cannot replace the
-            # message is delivered another way by the caller.
-            log.warning("progress.update_failed", error=err.response.get("error"))
+        except (SlackApiError, OSError) as err:
+            # Progress is a courtesy (Slack may be rate-limiting or unreachable): the operation
+            # goes on, and a result that cannot replace the message is delivered another way.
+            log.warning("progress.update_failed", error=_why(err))
             return False
+
+
+def _why(err: Exception) -> str:
+    return err.response.get("error", "?") if isinstance(err, SlackApiError) else f"{type(err).__name__}: {err}"

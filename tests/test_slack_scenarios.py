@@ -194,3 +194,14 @@ def test_an_answer_whose_response_url_has_expired_still_reaches_the_user(scenari
     answer = scenario.fake.wait_for(lambda c: c.method == "chat.postEphemeral")
     assert answer.params["user"] == "U0BOB" and "2 pending" in json.dumps(answer.params["blocks"])
     scenario.fake.responses.clear()  # the expired URL's refusal was the point of this test
+
+
+def test_slack_failing_during_progress_does_not_stop_the_operation(scenario):
+    scenario.bed.write({"3_slow.up.sql": "SELECT pg_sleep(0.5);", "3_slow.down.sql": ""})
+    scenario.fake.fail_next("chat.update", status=500, count=6)  # two updates, each past the client's retries
+
+    scenario.command("up")
+
+    wait_for(lambda: scenario.bed.state() == (3, False), what="the migration, whatever Slack does")
+    scenario.fake.wait_for_message("C0INCIDENT", lambda m: "3_slow" in text_of(m) and "elapsed" not in text_of(m))
+    scenario.fake.calls[:] = [c for c in scenario.fake.calls if c.method != "chat.update" or c.ok]  # the injected 500s
