@@ -102,14 +102,17 @@ def needed(result: ApprovalNeeded, now: datetime) -> Message:
 
 
 def deny_modal_view(*, request_id: str, callback_id: str, private_metadata: str) -> dict:
-    """The modal Deny opens: a denial needs a reason, which the requester sees on the card.
+    """The modal Deny opens: a denial needs a reason, which the requester sees on the card."""
+    return reason_modal(title="Deny request", submit="Deny", callback_id=callback_id,
+                        private_metadata=private_metadata,
+                        text=f"Deny request {code(request_id)}? Say why: the requester sees it on the request card.")
 
-    The reason is read back from ``state.values["reason"]["reason"]``.
-    """
-    text = f"Deny request {code(request_id)}? Say why: the requester sees it on the request card."
+
+def reason_modal(*, title: str, submit: str, text: str, callback_id: str, private_metadata: str) -> dict:
+    """A modal that asks for a reason, read back from ``state.values["reason"]["reason"]``."""
     return {"type": "modal", "callback_id": callback_id, "private_metadata": private_metadata,
-            "title": {"type": "plain_text", "text": "Deny request"},
-            "submit": {"type": "plain_text", "text": "Deny"}, "close": {"type": "plain_text", "text": "Back"},
+            "title": {"type": "plain_text", "text": title},
+            "submit": {"type": "plain_text", "text": submit}, "close": {"type": "plain_text", "text": "Back"},
             "blocks": [{"type": "section", "text": mrkdwn(text)},
                        {"type": "input", "block_id": "reason", "label": {"type": "plain_text", "text": "Reason"},
                         "element": {"type": "plain_text_input", "action_id": "reason", "multiline": True,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.blocks_approvals import reason_modal
 from bot.blocks_kit import (
     BODY_BLOCKS, ELLIPSIS, Card, Message, bold, code, count, esc, mrkdwn, plain, shorten, user_ref, when,
 )
@@ -22,7 +23,6 @@ from bot.text_rollback import (
     APP_FIRST, CHOOSING, METHOD_SOURCES, NOTHING_APPLIED, REMINDERS, failure_words, health_text, method_words,
     migration_label, number, option_title, orphan_columns, rows_text, version_verified,
 )
-from commands.grammar import MAX_REASON
 from commands.results import Outcome, RollbackOption, RollbackPlan, RollbackResult
 
 __all__ = ["CHOOSE_ACTION", "plan", "reason_modal_view", "result"]
@@ -100,19 +100,11 @@ def plan(r: RollbackPlan, now: datetime) -> Message:
 
 
 def reason_modal_view(*, command: str, callback_id: str, private_metadata: str) -> dict:
-    """The modal Choose opens: a rollback is recorded with why it was needed (the guide's practice 4).
-
-    The reason is read back from ``state.values["reason"]["reason"]``.
-    """
-    text = (f"Why roll back? {code(command)} runs with your reason, which is recorded in the rollback log and shown "
-            "to whoever approves it.")
-    return {"type": "modal", "callback_id": callback_id, "private_metadata": private_metadata,
-            "title": {"type": "plain_text", "text": "Roll back"},
-            "submit": {"type": "plain_text", "text": "Roll back"}, "close": {"type": "plain_text", "text": "Back"},
-            "blocks": [{"type": "section", "text": mrkdwn(text)},
-                       {"type": "input", "block_id": "reason", "label": {"type": "plain_text", "text": "Reason"},
-                        "element": {"type": "plain_text_input", "action_id": "reason", "multiline": True,
-                                    "max_length": MAX_REASON}}]}
+    """The modal Choose opens: a rollback is recorded with why it was needed (the guide's practice 4)."""
+    return reason_modal(title="Roll back", submit="Roll back", callback_id=callback_id,
+                        private_metadata=private_metadata,
+                        text=f"Why roll back? {code(command)} runs with your reason, which is recorded in the "
+                             "rollback log and shown to whoever approves it.")
 
 
 # --- after the rollback -------------------------------------------------------------------------

@@ -61,6 +61,12 @@ def _expire(ctx: Context, request_: ApprovalRequest) -> ApprovalRequest:
     return ctx.approvals.transition(request_.id, from_state="pending", to_state="expired") or request_
 
 
+def _refused(ctx: Context, pending: ApprovalRequest, env: EnvironmentSettings, why: Reason) -> ApprovalRefused:
+    """The refusal, with the request as it is now (an expired one recorded as such)."""
+    shown = _expire(ctx, pending) if why is Reason.EXPIRED else pending
+    return ApprovalRefused(env=env.name, request_id=pending.id, reason=why, request=shown)
+
+
 def approve(ctx: Context, command: g.DbopsApprove, _env: None) -> Result:
     found = _find(ctx, command.request_id)
     if isinstance(found, ApprovalRefused):
@@ -68,8 +74,7 @@ def approve(ctx: Context, command: g.DbopsApprove, _env: None) -> Result:
     pending, args, env = found
     why = refuse_approval(pending, ctx.actor.user, env, ctx.policy, ctx.clock())
     if why is not None:
-        shown = _expire(ctx, pending) if why is Reason.EXPIRED else pending
-        return ApprovalRefused(env=env.name, request_id=pending.id, reason=why, request=shown)
+        return _refused(ctx, pending, env, why)
     claimed = ctx.approvals.transition(pending.id, from_state="pending", to_state="executing", actor=ctx.actor.user)
     if claimed is None:  # another click, approver or replica got there first
         latest = ctx.approvals.get(pending.id)
@@ -116,8 +121,7 @@ def deny(ctx: Context, command: g.DbopsDeny, _env: None) -> Result:
     if why is Reason.SELF_APPROVAL:
         why = Reason.NOT_APPROVER  # the requester withdraws with cancel, not deny
     if why is not None:
-        shown = _expire(ctx, pending) if why is Reason.EXPIRED else pending
-        return ApprovalRefused(env=env.name, request_id=pending.id, reason=why, request=shown)
+        return _refused(ctx, pending, env, why)
     denied = ctx.approvals.transition(pending.id, from_state="pending", to_state="denied", actor=ctx.actor.user,
                                       reason=command.reason)
     if denied is None:
