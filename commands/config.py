@@ -41,6 +41,7 @@ class EnvironmentSettings:
     keep_last: int = 3
     cleanup_schedule: str = "0 3 * * *"
     dirty_check_seconds: int = 30
+    dirty_reminder_minutes: int = 30  # while still dirty, remind this often (not every check)
     lock_dirs: tuple[Path, ...] = ()
     health_url: str | None = None
     deployment_state_file: Path | None = None  # the guide's deployment-state.json: gets last_rollback
@@ -205,6 +206,7 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "dirty_check_seconds": _int(1),
     "lock_dirs": _str_list,
     "health_url": _nonempty_str,
+    "dirty_reminder_minutes": _int(1),
     "deployment_state_file": _nonempty_str,
     "lock_wait_seconds": _positive_number,
     "lock_timeout": _pg_duration,

@@ -7,10 +7,11 @@ PostgreSQL's programs.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Callable, Protocol
 
 from commands.config import EnvironmentSettings
-from commands.results import ApprovalRequest, AuditEntry, LockHolder, OperationRecord, OrphanCount, RollbackResult, SqlError, State, TableRows
+from commands.results import Alert, ApprovalRequest, AuditEntry, LockHolder, OperationRecord, OrphanCount, RollbackResult, SqlError, State, TableRows
 from commands.snapshots import Created, Restored, Snapshot, Verified
 from commands.sqlscan import SqlFile
 
@@ -143,3 +144,25 @@ class Approvals(Protocol):
 class RollbackLog(Protocol):
     def record(self, result: RollbackResult) -> None:
         """Append a finished rollback (reason, people, method, versions, checks) to the log."""
+
+
+class Alerts(Protocol):
+    """Watchers' alerts in the control database. Opening, reminding and resolving are each
+    conditional, so several replicas watching one database raise each message once."""
+
+    def open_alert(self, env: str, subject: str) -> Alert | None:
+        """The environment's unresolved alert about ``subject``, if any."""
+
+    def raise_alert(self, alert: Alert) -> Alert | None:
+        """Store a new open alert; None when one about the same subject is already open."""
+
+    def remind(self, alert_id: int, *, last_notified: datetime, now: datetime) -> Alert | None:
+        """Record a reminder if nobody reminded since ``last_notified``; None otherwise."""
+
+    def resolve(self, alert_id: int, *, now: datetime, resolved_by: str | None,
+                resolved_with: str | None) -> Alert | None:
+        """Close the alert if it is still open (with who fixed it and how, when dbops knows);
+        None when another caller closed it."""
+
+    def attach_message(self, alert_id: int, channel: str, message_ts: str) -> None:
+        """Remember the channel message that shows the alert (replies go in its thread)."""

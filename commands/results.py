@@ -476,6 +476,38 @@ class RollbackResult:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Alert:
+    """A watcher's alert about an environment's migration state, as the control database holds it."""
+
+    id: int
+    env: str
+    subject: str                 # "dirty" or "mismatch"
+    version: int
+    opened_at: datetime
+    notified_at: datetime
+    reminders: int
+    failed_file: str | None      # the migration file that left it dirty (or the newest file, for a mismatch)
+    latest_file_version: int | None
+    snapshot: SnapshotInfo | None  # the newest snapshot taken before that migration
+    channel: str | None = None
+    message_ts: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None    # who ran the command that fixed it; None: fixed outside dbops
+    resolved_with: str | None = None  # that command, e.g. "snapshot restore"
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertEvent:
+    """What a watcher's tick has to say: an alert ``opened``, a ``reminder``, or ``resolved``."""
+
+    kind: str
+    alert: Alert
+    state: State
+    outcome: Outcome = Outcome.DONE
+    operation: str = "watch"
+
+
+@dataclass(frozen=True, kw_only=True)
 class OperationRecord:
     """An operation as the control database knows it while it runs (or after it was cut off)."""
 
