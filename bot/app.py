@@ -9,6 +9,7 @@ translate requests into ``App.dispatch``.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -76,8 +77,10 @@ def web_client(slack: SlackSettings) -> WebClient:
 
 
 def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = False,
-              progress_interval: float = 5.0, application_name: str = "dbops-bot",
+              progress_interval: float = 5.0, application_name: str = "dbops-bot", workers: int = 32,
               environ: Mapping[str, str] = os.environ) -> Bot:
+    """``workers``: threads for the work after the ack (operations waiting on the migration lock
+    hold one each); acks never wait for them."""
     client = web_client(slack)
     audit = tracker = approvals = rollbacks = None
     if settings.control_database_url:
@@ -90,8 +93,12 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
                                    report=lambda record: report_interrupted(client, record))
     executor = Executor(settings, PgDatabases(application_name=application_name), PgDumpSnapshotter(),
                         audit=audit, approvals=approvals, rollback_log=rollbacks, policy=Policy(SlackDirectory(client)))
-    app = App(client=client, signing_secret=slack.signing_secret, process_before_response=False,
-              request_verification_enabled=not socket_mode)
+    # The ack runs in the request's own thread (process_before_response): were it queued with
+    # the work, busy workers would delay it past Slack's 3 s, and bolt would then hand the
+    # request to the next matching listener and run it twice.
+    app = App(client=client, signing_secret=slack.signing_secret, process_before_response=True,
+              request_verification_enabled=not socket_mode,
+              listener_executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbops-work"))
     register(app, Handlers(executor=executor, progress_interval=progress_interval, tracker=tracker))
     if tracker is not None:
         tracker.run_in_background()

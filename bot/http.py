@@ -17,6 +17,7 @@ so ``jq '.environments.production.checks.migrations'`` prints the guide's shape.
 from __future__ import annotations
 
 import json
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
@@ -73,5 +74,8 @@ def wsgi_app(settings: Settings, databases: Databases, app: App | None) -> WSGIA
 def make_server(application: WSGIApp, *, host: str, port: int, threads: int = 8):
     """A waitress server bound now (port 0 picks a free one: ``server.effective_port``);
     ``server.run()`` serves until ``server.close()``."""
+    # Queue depth is reported per request under load, in plain text beside the JSON log: the
+    # bench measures it instead.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     return create_server(application, host=host, port=port, threads=threads, ident="dbops",
                          clear_untrusted_proxy_headers=True)

@@ -174,8 +174,10 @@ def register(app, handlers: Handlers) -> None:
     """Wire the listeners into a bolt App: every slash command, then the buttons."""
     for name in SLASH_COMMANDS:
         app.command(name)(ack=handlers.ack_command, lazy=[handlers.run_command])
-    # A command dbops does not know (a manifest edited by hand) still gets a usage answer.
-    app.command(re.compile(r"^/"))(ack=handlers.ack_command, lazy=[handlers.run_command])
+    # A command dbops does not know (a manifest edited by hand) still gets a usage answer; the
+    # pattern excludes the known ones so that no request can ever match two listeners.
+    known = "|".join(re.escape(name[1:]) for name in SLASH_COMMANDS)
+    app.command(re.compile(rf"^/(?!(?:{known})$)"))(ack=handlers.ack_command, lazy=[handlers.run_command])
     app.action(REFRESH_ACTION)(ack=handlers.ack_action, lazy=[handlers.run_refresh])
     approvals = ApprovalHandlers(handlers)
     app.action(APPROVE_ACTION)(ack=approvals.ack, lazy=[approvals.approve])

@@ -70,10 +70,10 @@ def text_of(message: dict[str, Any] | Any) -> str:
 
 
 @contextmanager
-def serving(bed: Bed, fake: FakeSlack, control_url: str) -> Iterator[Scenario]:
+def serving(bed: Bed, fake: FakeSlack, control_url: str, *, workers: int = 32) -> Iterator[Scenario]:
     """Serve ``bed``'s settings; on the way out, fail if Slack rejected anything dbops sent."""
     slack = SlackSettings(bot_token=fake.bot_token, signing_secret=SECRET, app_token=None, api_url=fake.api_url)
-    bot = build_bot(bed.settings, slack, progress_interval=0.1)
+    bot = build_bot(bed.settings, slack, progress_interval=0.1, workers=workers)
     server = make_server(wsgi_app(bed.settings, bot.executor.databases, bot.app), host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

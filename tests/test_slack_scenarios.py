@@ -205,3 +205,23 @@ def test_slack_failing_during_progress_does_not_stop_the_operation(scenario):
     wait_for(lambda: scenario.bed.state() == (3, False), what="the migration, whatever Slack does")
     scenario.fake.wait_for_message("C0INCIDENT", lambda m: "3_slow" in text_of(m) and "elapsed" not in text_of(m))
     scenario.fake.calls[:] = [c for c in scenario.fake.calls if c.method != "chat.update" or c.ok]  # the injected 500s
+
+
+def test_acks_never_wait_behind_busy_workers_and_nothing_runs_twice(make_bed, control_url):
+    from commands.pg.lock import golang_migrate_lock_key
+    with FakeSlack() as fake:
+        bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"], lock_wait_seconds=30)
+        with serving(bed, fake, control_url, workers=2) as scenario:
+            key = golang_migrate_lock_key(schema="public", table="schema_migrations", database_url=bed.url)
+            with psycopg.connect(bed.url, autocommit=True) as deploy:  # a deploy holds the lock
+                deploy.execute("SELECT pg_advisory_lock(%s)", (key,))
+                for _ in range(3):  # two workers wait for the lock, the third command is queued
+                    scenario.command("dry-run")
+                wait_for(lambda: len(deploy.execute("SELECT 1 FROM pg_locks WHERE locktype = 'advisory' "
+                                                    "AND NOT granted").fetchall()) == 2, what="two waiting workers")
+                status, ack, _ = scenario.command("upp")
+                assert status == 200 and "Unknown migrate command" in ack  # answered by the ack itself
+            done = wait_for(lambda: [m for m in fake.messages("C0INCIDENT") if "elapsed" not in text_of(m)]
+                            if len([m for m in fake.messages("C0INCIDENT") if "elapsed" not in text_of(m)]) == 3
+                            else None, what="three dry-run results")
+            assert len(fake.calls_to("chat.postMessage")) == 3 and len(done) == 3  # each ran once
