@@ -21,9 +21,12 @@ from bot.blocks import render_interrupted
 from bot.directory import SlackDirectory
 from bot.listeners import Handlers, register
 from bot.operations import OperationTracker
+from bot.watchers import AlertPoster, Watchers
 from commands.config import Settings
 from commands.errors import ConfigError
 from commands.executor import Executor
+from commands.context import utc_now
+from commands.pg.alerts import PgAlerts
 from commands.pg.approvals import PgApprovals
 from commands.pg.control import PgAuditLog, PgOperations, PgRollbackLog, migrate_control_database
 from commands.pg.database import PgDatabases
@@ -31,6 +34,7 @@ from commands.pg.dump import PgDumpSnapshotter
 from commands.policy import Policy
 from commands.redact import redact
 from commands.results import OperationRecord
+from commands.watch import DirtyWatcher
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -63,8 +67,11 @@ class Bot:
     executor: Executor
     client: WebClient
     tracker: OperationTracker | None
+    watchers: Watchers | None = None  # started by ``dbops serve`` (tests tick them by hand)
 
     def stop(self) -> None:
+        if self.watchers is not None:
+            self.watchers.stop()
         if self.tracker is not None:
             self.tracker.stop()
 
@@ -100,9 +107,15 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
               request_verification_enabled=not socket_mode,
               listener_executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbops-work"))
     register(app, Handlers(executor=executor, progress_interval=progress_interval, tracker=tracker))
+    watchers = None
+    if settings.control_database_url:
+        alerts = PgAlerts(settings.control_database_url)
+        watcher = DirtyWatcher(PgDatabases(application_name=f"{application_name}-watch"), alerts, audit=audit,
+                               clock=utc_now)
+        watchers = Watchers(watcher, AlertPoster(client, executor, alerts, settings), settings)
     if tracker is not None:
         tracker.run_in_background()
-    return Bot(app=app, executor=executor, client=client, tracker=tracker)
+    return Bot(app=app, executor=executor, client=client, tracker=tracker, watchers=watchers)
 
 
 def report_interrupted(client: WebClient, record: OperationRecord) -> None:

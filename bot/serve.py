@@ -52,6 +52,8 @@ def serve(settings: Settings, *, http: bool, host: str | None, port: str | None)
 
     signal.signal(signal.SIGTERM, shut_down)
     signal.signal(signal.SIGINT, shut_down)
+    if bot.watchers is not None:
+        bot.watchers.start()
     try:
         if http:
             server.run()

@@ -82,6 +82,8 @@ class DirtyWatcher:
         for entry in self.audit.latest(alert.env, 50):
             if entry.at <= alert.opened_at:
                 break
-            if entry.command in FIXES and entry.outcome == "done":
+            planned_only = entry.command == "rollback" and not any(
+                entry.arguments.get(key) is not None for key in ("steps", "to", "snapshot"))
+            if entry.command in FIXES and entry.outcome == "done" and not planned_only:
                 return entry.actor, entry.command
         return None, None

@@ -1,0 +1,100 @@
+"""The watchers inside ``dbops serve``: APScheduler runs each environment's dirty-state tick
+every ``dirty_check_seconds``, and what a tick reports is posted to the environment's first
+channel (the alert, with the recovery options of /rollback as buttons) or in the alert's
+thread (reminders, the resolved message). The ticks decide; this module only posts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Callable
+
+import structlog
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot import blocks_alerts
+from bot.blocks import render, render_error
+from bot.blocks_rollback import plan as render_plan
+from commands import grammar as g
+from commands.config import EnvironmentSettings, Settings
+from commands.context import Actor
+from commands.errors import CommandError
+from commands.executor import Executor
+from commands.migrations import Alerts
+from commands.results import AlertEvent
+from commands.watch import DirtyWatcher
+
+log = structlog.get_logger("dbops.watchers")
+WATCHER = Actor(user="dbops", surface="scheduler")
+
+
+class AlertPoster:
+    def __init__(self, client: WebClient, executor: Executor, alerts: Alerts, settings: Settings,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.client, self.executor, self.alerts, self.settings, self.now = client, executor, alerts, settings, now
+
+    def channel_of(self, env: EnvironmentSettings) -> str | None:
+        return env.channels[0] if env.channels else self.settings.alerts_channel
+
+    def post(self, env: EnvironmentSettings, event: AlertEvent) -> None:
+        now = self.now()
+        alert = event.alert
+        try:
+            if event.kind == "opened":
+                channel = self.channel_of(env)
+                if channel is None:
+                    log.error("alert.no_channel", env=env.name)
+                    return
+                message = blocks_alerts.alert(event, self._plan(env), now=now, render_plan=render_plan)
+                posted = self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+                self.alerts.attach_message(alert.id, channel, posted["ts"])
+                return
+            message = (blocks_alerts.reminder(event, now=now) if event.kind == "reminder"
+                       else blocks_alerts.resolved(event, now=now))
+            channel = alert.channel or self.channel_of(env)
+            if channel is not None:
+                self.client.chat_postMessage(channel=channel, thread_ts=alert.message_ts, text=message.text,
+                                             blocks=message.blocks, reply_broadcast=event.kind == "resolved")
+        except (SlackApiError, OSError) as err:
+            log.error("alert.post_failed", env=env.name, kind=event.kind, error=str(err))
+
+    def _plan(self, env: EnvironmentSettings):
+        """The recovery options, as /rollback would show them (the watcher asks the executor)."""
+        try:
+            return self.executor.run(g.Rollback(env=env.name), WATCHER)
+        except CommandError as err:
+            return render_error(err, command=f"/rollback {env.name}")
+
+
+class Watchers:
+    """The scheduled ticks of every environment; started with ``dbops serve``."""
+
+    def __init__(self, watcher: DirtyWatcher, poster: AlertPoster, settings: Settings) -> None:
+        self.watcher, self.poster, self.settings = watcher, poster, settings
+        self.scheduler = BackgroundScheduler(timezone=timezone.utc)
+
+    def tick(self, env: EnvironmentSettings) -> list[AlertEvent]:
+        try:
+            events = self.watcher.tick(env)
+        except CommandError as err:  # the database may be down: say so in the log, try next tick
+            log.error("watch.failed", env=env.name, error=err.message)
+            return []
+        for event in events:
+            self.poster.post(env, event)
+        return events
+
+    def start(self) -> None:
+        for env in self.settings.environments.values():
+            self.scheduler.add_job(self.tick, IntervalTrigger(seconds=env.dirty_check_seconds), args=[env],
+                                   id=f"dirty-watch:{env.name}", max_instances=1, coalesce=True,
+                                   next_run_time=datetime.now(timezone.utc))
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=True)
+
+
+__all__ = ["AlertPoster", "Watchers", "render"]

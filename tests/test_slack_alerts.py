@@ -1,0 +1,61 @@
+"""Dirty-state alerts in Slack: the alert with the recovery options, reminders and the
+resolved message in its thread, and an alert's button leading to an approval request."""
+
+from __future__ import annotations
+
+import psycopg
+
+from tests.conftest import wait_for
+from tests.slack_bed import SECRET, serving, text_of
+from tests.slack_fake import FakeSlack
+from tests.slack_fake_requests import press_button, sign, view_submission_body
+
+FILES = {
+    "1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text);",
+    "1_users.down.sql": "DROP TABLE users;",
+    "2_email_index.up.sql": "CREATE INDEX CONCURRENTLY users_email ON users (no_such_column);",
+    "2_email_index.down.sql": "DROP INDEX CONCURRENTLY IF EXISTS users_email;",
+}
+
+
+def test_a_failed_deploy_migration_alerts_reminds_and_resolves_in_one_thread(make_bed, control_url):
+    with FakeSlack() as fake:
+        bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"], approvers=["U0BOB"],
+                       require_approval=["down", "force", "restore"])
+        with serving(bed, fake, control_url) as desk:
+            bed.run("migrate up 1")
+            bed.run("migrate up")  # as a deploy script's `migrate up` would: version 2 left dirty
+            env = bed.settings.environment("test")
+
+            assert [e.kind for e in desk.bot.watchers.tick(env)] == ["opened"]
+            alert = fake.wait_for_message("C0INCIDENT", lambda m: "DIRTY" in text_of(m))
+            assert "2_email_index.up.sql" in text_of(alert) and "Choose" in text_of(alert)
+            assert desk.bot.watchers.tick(env) == []  # no flood
+
+            with psycopg.connect(control_url, autocommit=True) as conn:  # half an hour passes
+                conn.execute("UPDATE dbops_alerts SET notified_at = notified_at - interval '31 minutes', "
+                             "opened_at = opened_at - interval '31 minutes'")
+            assert [e.kind for e in desk.bot.watchers.tick(env)] == ["reminder"]
+            fake.wait_for_message("C0INCIDENT", lambda m: m.thread_ts == alert.ts and "Reminder" in text_of(m))
+
+            # Option 1 of the alert: restore the pre-migration snapshot, through an approval request.
+            choose = press_button(alert, "Choose", user_id="U0ALICE",
+                                  response_url=fake.response_url(message_ts=alert.ts))
+            assert desk.post(choose, sign(SECRET, choose))[0] == 200
+            modal = wait_for(lambda: fake.views, what="the reason modal")[0]
+            body = view_submission_body(modal, {"reason": {"reason": "deploy's index migration failed"}},
+                                        user_id="U0ALICE", user_name="alice")
+            assert desk.post(body, sign(SECRET, body))[0] == 200
+            card = fake.wait_for_message("C0INCIDENT", lambda m: "dbops_approve" in text_of(m))
+            assert "--snapshot" in text_of(card) and bed.state() == (2, True)
+
+            approve = press_button(card, "Approve", user_id="U0BOB",
+                                   response_url=fake.response_url(user="U0BOB", message_ts=card.ts))
+            assert desk.post(approve, sign(SECRET, approve))[0] == 200
+            fake.wait_for_message("C0INCIDENT", lambda m: m.ts == card.ts and "checklist" in text_of(m))
+            assert bed.state() == (1, False)
+
+            assert [e.kind for e in desk.bot.watchers.tick(env)] == ["resolved"]
+            resolved = fake.wait_for_message("C0INCIDENT", lambda m: m.thread_ts == alert.ts and
+                                             "Resolved" in text_of(m))
+            assert "U0ALICE" in text_of(resolved) and "rollback" in text_of(resolved)
