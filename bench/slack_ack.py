@@ -530,7 +530,13 @@ def main(argv: list[str] | None = None) -> int:
                     item.url_id = item.response_url.rsplit("/", 1)[1]
                 with ThreadPoolExecutor(max_workers=args.busy) as pool:
                     list(pool.map(lambda item: send(item, port, secret, timeout=30), busy_items))
-                time.sleep(0.5)  # they are now waiting for the lock (lock_wait_seconds) in the bot's workers
+                # Wait until the bot's workers really are waiting for the lock, not a guessed time.
+                waiting_deadline = time.monotonic() + 30
+                while holder.execute("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                                     ).fetchone()[0] < args.busy:
+                    if time.monotonic() > waiting_deadline:
+                        raise RuntimeError(f"{args.busy} dry-runs did not start waiting for the lock within 30 s")
+                    time.sleep(0.02)
                 print(f"holding the migration lock; {args.busy} /migrate dry-run acknowledged in "
                       f"{', '.join(f'{i.ack_ms:.0f}' for i in busy_items)} ms and waiting for it", flush=True)
             sessions_before = sessions(base_url)
