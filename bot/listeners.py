@@ -6,6 +6,8 @@ handed to the lazy listener, which runs it through the executor. Who sees the an
 
 - an operation that started (the policy allowed it) and is long or changes state is shown in
   the channel, as a progress message that the result replaces;
+- a request for a second person's approval is a card in the channel, with its buttons
+  (``approval_listeners``); so is a rollback plan, whose buttons ``rollback_listeners`` answers;
 - everything else (read-only answers, refusals by the policy, usage errors) goes privately to
   the person who asked, through the command's response URL.
 """
