@@ -56,8 +56,10 @@ class ApprovalHandlers:
             inner = render(result.result, now=now, command=result.request.command) if result.result else None
             self._update_card(client, channel, ts, render_request_final(result.request, now=now, result_message=inner))
             return
-        if isinstance(result, ApprovalRefused) and result.request is not None and result.request.state != "pending":
-            # Expired or void: the card must stop offering buttons that can no longer work.
+        if isinstance(result, ApprovalRefused) and result.request is not None and result.request.state in (
+                "expired", "void"):
+            # The card must stop offering buttons that can no longer work. (A request someone
+            # else decided is theirs to show: its card gets their result, never ours.)
             self._update_card(client, channel, result.request.message_ts or ts,
                               render_request_final(result.request, now=self.handlers.now()))
         self.handlers.send(respond, client, actor, message, replace_original=False)

@@ -44,6 +44,12 @@ def click(desk, card, label, user):
     assert desk.post(body, sign(SECRET, body))[0] == 200
 
 
+def closed(desk, card):
+    """The card in its final state: the operation ran and its audit record is written."""
+    return desk.fake.wait_for_message("C0INCIDENT", lambda m: m.ts == card.ts and "U0" in text_of(m)
+                                      and "dbops_approve" not in text_of(m) and "elapsed" not in text_of(m))
+
+
 def current(desk, card):
     return next(m for m in desk.fake.messages("C0INCIDENT") if m.ts == card.ts)
 
@@ -77,10 +83,9 @@ def test_a_double_click_by_an_approver_runs_the_rollback_once_and_closes_the_car
     for t in clicks:
         t.join(timeout=30)
 
-    wait_for(lambda: desk.bed.state() == (1, False), what="the approved rollback")
-    final = desk.fake.wait_for_message("C0INCIDENT", lambda m: m.ts == card.ts and "U0CAROL" in text_of(m)
-                                       and "Approve" not in text_of(m) and "elapsed" not in text_of(m))
-    assert "2_orders" in text_of(final)
+    final = closed(desk, card)
+    assert "U0CAROL" in text_of(final) and "2_orders" in text_of(final)
+    assert desk.bed.state() == (1, False)
     with psycopg.connect(desk.control_url) as conn:
         assert conn.execute("SELECT count(*) FROM dbops_audit_log WHERE command = 'migrate down' "
                             "AND outcome = 'done'").fetchone() == (1,)
@@ -158,7 +163,8 @@ def test_two_approvers_clicking_at_once_run_it_once(desk):
     for t in clicks:
         t.join(timeout=30)
 
-    wait_for(lambda: desk.bed.state() == (1, False), what="the approved rollback")
+    closed(desk, card)
+    assert desk.bed.state() == (1, False)
     desk.fake.wait_for_response(lambda r: "already" in text_of(r.body).lower())  # the loser is told
     with psycopg.connect(desk.control_url) as conn:
         assert conn.execute("SELECT count(*) FROM dbops_audit_log WHERE command = 'migrate down' "
@@ -173,7 +179,8 @@ def test_two_bot_instances_sharing_the_control_database_execute_once(desk):
             t.start()
         for t in clicks:
             t.join(timeout=30)
-        wait_for(lambda: desk.bed.state() == (1, False), what="the approved rollback")
+        closed(desk, card)
+        assert desk.bed.state() == (1, False)
         desk.fake.wait_for_response(lambda r: "already" in text_of(r.body).lower())
     with psycopg.connect(desk.control_url) as conn:
         assert conn.execute("SELECT count(*) FROM dbops_audit_log WHERE command = 'migrate down' "
