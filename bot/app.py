@@ -21,6 +21,7 @@ from bot.blocks import render_interrupted
 from bot.directory import SlackDirectory
 from bot.listeners import Handlers, register
 from bot.operations import OperationTracker
+from bot.schedules import CleanupSchedules
 from bot.watchers import AlertPoster, Watchers
 from commands.config import Settings
 from commands.errors import ConfigError
@@ -31,10 +32,13 @@ from commands.pg.approvals import PgApprovals
 from commands.pg.control import PgAuditLog, PgOperations, PgRollbackLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
+from commands.pg.job_runs import PgJobRuns
 from commands.policy import Policy
 from commands.redact import redact
 from commands.results import OperationRecord
+from commands.schedule import CleanupJob
 from commands.watch import DirtyWatcher
+from commands.watch_locks import DiskWatcher, StaleLockWatcher
 
 DEFAULT_API_URL = "https://slack.com/api/"
 
@@ -68,10 +72,14 @@ class Bot:
     client: WebClient
     tracker: OperationTracker | None
     watchers: Watchers | None = None  # started by ``dbops serve`` (tests tick them by hand)
+    work: ThreadPoolExecutor | None = None
 
     def stop(self) -> None:
+        """Stop the watchers, then let every acknowledged command finish: none is dropped."""
         if self.watchers is not None:
             self.watchers.stop()
+        if self.work is not None:
+            self.work.shutdown(wait=True)
         if self.tracker is not None:
             self.tracker.stop()
 
@@ -103,19 +111,23 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
     # The ack runs in the request's own thread (process_before_response): were it queued with
     # the work, busy workers would delay it past Slack's 3 s, and bolt would then hand the
     # request to the next matching listener and run it twice.
+    work = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbops-work")
     app = App(client=client, signing_secret=slack.signing_secret, process_before_response=True,
-              request_verification_enabled=not socket_mode,
-              listener_executor=ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbops-work"))
+              request_verification_enabled=not socket_mode, listener_executor=work)
     register(app, Handlers(executor=executor, progress_interval=progress_interval, tracker=tracker))
     watchers = None
     if settings.control_database_url:
         alerts = PgAlerts(settings.control_database_url)
         watcher = DirtyWatcher(PgDatabases(application_name=f"{application_name}-watch"), alerts, audit=audit,
                                clock=utc_now)
-        watchers = Watchers(watcher, AlertPoster(client, executor, alerts, settings), settings)
+        schedules = CleanupSchedules(CleanupJob(executor, PgJobRuns(settings.control_database_url)), client, settings)
+        lock_watcher = StaleLockWatcher(PgDatabases(application_name=f"{application_name}-watch"), alerts, audit=audit,
+                                        clock=utc_now)
+        watchers = Watchers(watcher, AlertPoster(client, executor, alerts, settings), settings, schedules,
+                            also=(lock_watcher, DiskWatcher(alerts, clock=utc_now)))
     if tracker is not None:
         tracker.run_in_background()
-    return Bot(app=app, executor=executor, client=client, tracker=tracker, watchers=watchers)
+    return Bot(app=app, executor=executor, client=client, tracker=tracker, watchers=watchers, work=work)
 
 
 def report_interrupted(client: WebClient, record: OperationRecord) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot import blocks_approvals as approval_blocks, blocks_migrate as migrate_blocks
+from bot import blocks_approvals as approval_blocks, blocks_locks as lock_blocks, blocks_migrate as migrate_blocks
 from bot import blocks_rollback as rollback_blocks, blocks_snapshots as snapshot_blocks
 from bot.blocks_kit import (
     Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, extended, mrkdwn, plain,
@@ -23,7 +23,7 @@ from commands.errors import (
 )
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult, CleanupResult, DryRunResult, HelpResult,
-    HistoryResult, MigrateResult, OperationRecord, PinResult, Progress, Reason, Refusal, RestoreResult, Result,
+    HistoryResult, LockReleaseResult, LockStatusResult, MigrateResult, OperationRecord, PinResult, Progress, Reason, Refusal, RestoreResult, Result,
     RollbackPlan, RollbackResult, SnapshotCreated, SnapshotListResult, SnapshotVerifyResult, State, StatusResult,
     ValidateResult,
 )
@@ -79,6 +79,10 @@ def render(result: Result, *, now: datetime, command: str) -> Message:
             return rollback_blocks.plan(result, now)
         case RollbackResult():
             return rollback_blocks.result(result, render(result.step, now=now, command=command))
+        case LockStatusResult():
+            return lock_blocks.lock_status(result, now)
+        case LockReleaseResult():
+            return lock_blocks.lock_release(result)
     raise TypeError(f"no Slack renderer for {type(result).__name__}")
 
 

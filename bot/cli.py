@@ -27,7 +27,7 @@ from commands.redact import redact
 from commands.results import Outcome
 
 EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSED: 3, Outcome.AWAITING_APPROVAL: 3}
-GRAMMAR_VERBS = ("migrate", "snapshot", "rollback", "dbops")
+GRAMMAR_VERBS = ("migrate", "snapshot", "rollback", "dbops", "lock")
 HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
 
   dbops serve [--port P]                the Slack bot over Socket Mode ($SLACK_APP_TOKEN); /health on P
@@ -45,6 +45,8 @@ HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
   dbops rollback [ENV] --steps N | --to V | --snapshot NAME --reason "TEXT"
                                         roll back (a request for approval where one is required)
   dbops dbops approvals | approve ID | deny ID --reason "TEXT" | cancel ID | history [ENV]
+  dbops lock status [ENV]               the migration lock's holder and deploy.sh's lock directories
+  dbops lock release [ENV]              release a stale lock (refused while its holder is alive)
 
 ENV may also be given as --env ENV; it may be left out when one environment is configured.
 The configuration comes from --config or $DBOPS_CONFIG; with neither, a built-in demo runs on

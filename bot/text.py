@@ -8,10 +8,10 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
-from bot import text_rollback
+from bot import text_locks, text_rollback
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
-    DryRunResult, HelpResult, HistoryResult, LockHolder, MigrateResult, Mismatch, PinResult, Reason, Refusal,
+    DryRunResult, HelpResult, HistoryResult, LockHolder, LockReleaseResult, LockStatusResult, MigrateResult, Mismatch, PinResult, Reason, Refusal,
     RestoreResult, Result, RollbackPlan, RollbackResult, SnapshotCreated, SnapshotInfo, SnapshotListResult,
     SnapshotVerifyResult, SqlError, State, StatusResult, ValidateResult,
 )
@@ -397,6 +397,10 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
             lines = text_rollback.plan_lines(result, now)
         case RollbackResult():
             lines = text_rollback.result_lines(result, render_text(result.step, now=now))
+        case LockStatusResult():
+            lines = text_locks.lock_status(result, now)
+        case LockReleaseResult():
+            lines = text_locks.lock_release(result)
         case _:
             raise TypeError(f"no text renderer for {type(result).__name__}")
     return "\n".join(lines)

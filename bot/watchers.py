@@ -1,12 +1,13 @@
 """The watchers inside ``dbops serve``: APScheduler runs each environment's dirty-state tick
 every ``dirty_check_seconds``, and what a tick reports is posted to the environment's first
 channel (the alert, with the recovery options of /rollback as buttons) or in the alert's
-thread (reminders, the resolved message). The ticks decide; this module only posts."""
+thread (reminders, the resolved message). The stale-lock and disk watchers tick on the same
+interval and post the same way. The ticks decide; this module only posts."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Protocol, Sequence
 
 import structlog
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -14,9 +15,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import blocks_alerts
+from bot import blocks_alerts, blocks_locks
 from bot.blocks import render, render_error
 from bot.blocks_rollback import plan as render_plan
+from bot.schedules import TICK_SECONDS, CleanupSchedules
 from commands import grammar as g
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Actor
@@ -27,6 +29,11 @@ from commands.results import AlertEvent
 from commands.watch import DirtyWatcher
 
 log = structlog.get_logger("dbops.watchers")
+
+
+class Ticking(Protocol):
+    def tick(self, env: EnvironmentSettings) -> list[AlertEvent]:
+        """Look at ``env`` once; what is new to say (alerts opened, reminded, resolved)."""
 WATCHER = Actor(user="dbops", surface="scheduler")
 
 
@@ -47,12 +54,16 @@ class AlertPoster:
                 if channel is None:
                     log.error("alert.no_channel", env=env.name)
                     return
-                message = blocks_alerts.alert(event, self._plan(env), now=now, render_plan=render_plan)
+                message = (blocks_locks.alert(event, now=now) if alert.subject in blocks_locks.SUBJECTS else
+                           blocks_alerts.alert(event, self._plan(env), now=now, render_plan=render_plan))
                 posted = self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
                 self.alerts.attach_message(alert.id, channel, posted["ts"])
                 return
-            message = (blocks_alerts.reminder(event, now=now) if event.kind == "reminder"
-                       else blocks_alerts.resolved(event, now=now))
+            if alert.subject in blocks_locks.SUBJECTS:
+                message = blocks_locks.resolved(event, now=now)
+            else:
+                message = (blocks_alerts.reminder(event, now=now) if event.kind == "reminder"
+                           else blocks_alerts.resolved(event, now=now))
             channel = alert.channel or self.channel_of(env)
             if channel is not None:
                 self.client.chat_postMessage(channel=channel, thread_ts=alert.message_ts, text=message.text,
@@ -71,13 +82,16 @@ class AlertPoster:
 class Watchers:
     """The scheduled ticks of every environment; started with ``dbops serve``."""
 
-    def __init__(self, watcher: DirtyWatcher, poster: AlertPoster, settings: Settings) -> None:
+    def __init__(self, watcher: DirtyWatcher, poster: AlertPoster, settings: Settings,
+                 schedules: CleanupSchedules | None = None, also: Sequence[Ticking] = ()) -> None:
         self.watcher, self.poster, self.settings = watcher, poster, settings
+        self.also = tuple(also)  # the stale-lock and disk watchers: ticked on the same interval
+        self.schedules = schedules
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
 
-    def tick(self, env: EnvironmentSettings) -> list[AlertEvent]:
+    def tick(self, env: EnvironmentSettings, watcher: Ticking | None = None) -> list[AlertEvent]:
         try:
-            events = self.watcher.tick(env)
+            events = (watcher or self.watcher).tick(env)
         except CommandError as err:  # the database may be down: say so in the log, try next tick
             log.error("watch.failed", env=env.name, error=err.message)
             return []
@@ -89,6 +103,14 @@ class Watchers:
         for env in self.settings.environments.values():
             self.scheduler.add_job(self.tick, IntervalTrigger(seconds=env.dirty_check_seconds), args=[env],
                                    id=f"dirty-watch:{env.name}", max_instances=1, coalesce=True,
+                                   next_run_time=datetime.now(timezone.utc))
+            for watcher in self.also:
+                self.scheduler.add_job(self.tick, IntervalTrigger(seconds=env.dirty_check_seconds), args=[env, watcher],
+                                       id=f"{type(watcher).__name__}:{env.name}", max_instances=1, coalesce=True,
+                                       next_run_time=datetime.now(timezone.utc))
+        for env in self.schedules.environments() if self.schedules else ():
+            self.scheduler.add_job(self.schedules.tick, IntervalTrigger(seconds=TICK_SECONDS), args=[env],
+                                   id=f"cleanup:{env.name}", max_instances=1, coalesce=True,
                                    next_run_time=datetime.now(timezone.utc))
         self.scheduler.start()
 

@@ -3,7 +3,8 @@ and the rules an approval must pass.
 
 A request is bound to a fingerprint of the exact operation and of the state it was requested
 against: the recorded version and dirty flag, who holds the migration lock, the checksum of
-the snapshot a restore would use, and the snapshots a cleanup would delete. When the request
+the snapshot a restore would use, the snapshots a cleanup would delete, and the lock
+directories' ``locked_at`` a lock release would remove. When the request
 is approved the fingerprint is computed again from the live state; any difference voids it.
 """
 
@@ -18,6 +19,7 @@ from typing import Any
 
 from commands import grammar as g
 from commands.config import EnvironmentSettings
+from commands.lock_dirs import stamp as lock_dir_stamp
 from commands.context import Context
 from commands.migrate_ops import _plan, read_sql
 from commands.policy import Policy
@@ -29,7 +31,7 @@ from commands.source import load_source
 
 OPERATIONS: dict[type, str] = {
     g.MigrateUp: "up", g.MigrateDown: "down", g.MigrateGoto: "goto", g.MigrateForce: "force",
-    g.SnapshotRestore: "restore", g.SnapshotCleanup: "cleanup",
+    g.SnapshotRestore: "restore", g.SnapshotCleanup: "cleanup", g.DbopsLockRelease: "lock-release",
 }
 
 
@@ -86,6 +88,8 @@ def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tup
             bound["snapshot"] = read_manifest(snapshot).get("sha256") if snapshot.kind == "dbops" else (
                 snapshot.name, snapshot.size, snapshot.written_ns)
             impact = Impact(before=state, snapshot=snapshot.info())
+        case g.DbopsLockRelease():  # bound to the holder (above) and to each lock directory's locked_at
+            bound["lock_dirs"] = [[str(path), lock_dir_stamp(path)] for path in env.lock_dirs]
         case g.SnapshotCleanup(retention_days=days):
             listing = list_snapshots(env.snapshot_dir)
             plan = plan_cleanup(listing.snapshots, now=ctx.clock(), keep_last=env.keep_last,

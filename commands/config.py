@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from commands.errors import ConfigError
 from commands.redact import redact
@@ -40,9 +41,13 @@ class EnvironmentSettings:
     retention_days: int = 7
     keep_last: int = 3
     cleanup_schedule: str = "0 3 * * *"
+    cleanup_notice_minutes: int = 60  # the notice of what cleanup will delete comes this long before
     dirty_check_seconds: int = 30
     dirty_reminder_minutes: int = 30  # while still dirty, remind this often (not every check)
     lock_dirs: tuple[Path, ...] = ()
+    stale_lock_minutes: int = 15          # the migration lock held longer: alert; an idle holder may be released
+    lock_dir_timeout_minutes: int = 30    # a lock dir's locked_at older: alert; it may be released
+    disk_alert_percent: int = 85          # the snapshot directory's file system fuller: alert
     health_url: str | None = None
     deployment_state_file: Path | None = None  # the guide's deployment-state.json: gets last_rollback
     lock_wait_seconds: float = 15.0
@@ -60,6 +65,7 @@ class Settings:
     control_database_url: str | None
     alerts_channel: str | None
     heartbeat_seconds: float = 10.0  # running operations' heartbeat; stale after 3 missed beats
+    schedule_timezone: str = "UTC"  # IANA name: schedules are read, and their times shown, in it
     environments: dict[str, EnvironmentSettings] = field(default_factory=dict)
 
     def environment(self, name: str) -> EnvironmentSettings:
@@ -140,6 +146,15 @@ def _cron(value: Any) -> str:
     return value
 
 
+def _timezone(value: Any) -> str:
+    """An IANA time zone name, such as "UTC" or "Europe/Berlin"."""
+    try:
+        ZoneInfo(_nonempty_str(value))
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValueError('an IANA time zone name such as "UTC" or "Europe/Berlin"') from None
+    return value
+
+
 def _choice(*options: str) -> Callable[[Any], str]:
     def check(value: Any) -> str:
         if value not in options:
@@ -203,8 +218,12 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "retention_days": _int(0),
     "keep_last": _int(0),
     "cleanup_schedule": _cron,
+    "cleanup_notice_minutes": _int(0),
     "dirty_check_seconds": _int(1),
     "lock_dirs": _str_list,
+    "stale_lock_minutes": _int(0),
+    "lock_dir_timeout_minutes": _int(0),
+    "disk_alert_percent": _int_range(1, 100),
     "health_url": _nonempty_str,
     "dirty_reminder_minutes": _int(1),
     "deployment_state_file": _nonempty_str,
@@ -220,6 +239,7 @@ _REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
 _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "control": {"database_url": _postgres_url, "heartbeat_seconds": _positive_number},
     "slack": {"alerts_channel": _nonempty_str},
+    "schedule": {"timezone": _timezone},
 }
 
 
@@ -263,11 +283,12 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
                    environ: dict[str, str] | None = None, path: Path | None = None) -> Settings:
     """Build Settings from a parsed TOML document; relative paths resolve against base_dir."""
     environ = dict(os.environ) if environ is None else environ
-    unknown = sorted(set(document) - {"control", "slack", "environments"})
+    unknown = sorted(set(document) - {"control", "slack", "schedule", "environments"})
     if unknown:
-        raise ConfigError(f"{source}: unknown section [{unknown[0]}]. Sections allowed: [control], [slack], [environments.NAME].")
+        raise ConfigError(f"{source}: unknown section [{unknown[0]}]. Sections allowed: [control], [slack], [schedule], [environments.NAME].")
     control = _check_table(document.get("control", {}), _SECTION_KEYS["control"], "control", source, environ)
     slack = _check_table(document.get("slack", {}), _SECTION_KEYS["slack"], "slack", source, environ)
+    schedule = _check_table(document.get("schedule", {}), _SECTION_KEYS["schedule"], "schedule", source, environ)
     raw_envs = document.get("environments", {})
     if not isinstance(raw_envs, dict) or not raw_envs:
         raise ConfigError(f"{source}: no environments configured; add at least one [environments.NAME] table.")
@@ -302,7 +323,8 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
                 )
     return Settings(path=path, control_database_url=control_url,
                     heartbeat_seconds=control.get("heartbeat_seconds", Settings.heartbeat_seconds),
-                    alerts_channel=slack.get("alerts_channel"), environments=environments)
+                    alerts_channel=slack.get("alerts_channel"), environments=environments,
+                    schedule_timezone=schedule.get("timezone", Settings.schedule_timezone))
 
 
 def load_settings(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Settings:

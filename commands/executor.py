@@ -2,7 +2,7 @@
 
 It resolves the environment, binds the log context, asks the Policy whether this actor may
 run this command here, hands the command to its runner
-(``migrate_ops``, ``snapshot_ops``, ``dbops_ops``), and records what happened in the audit
+(``migrate_ops``, ``snapshot_ops``, ``dbops_ops``, ``lock_ops``), and records what happened in the audit
 log, faults included. Every Command type must have a runner: a missing one fails at
 start-up, not when a user first types it. Refusals come back as Result values; faults are
 CommandError.
@@ -17,7 +17,7 @@ from typing import Callable
 
 import structlog
 
-from commands import approval_ops, dbops_ops, grammar as g, rollback_ops
+from commands import approval_ops, dbops_ops, grammar as g, lock_ops, rollback_ops
 from commands.grammar import command_name
 from commands import migrate_ops, snapshot_ops
 from commands.config import EnvironmentSettings, Settings
@@ -54,6 +54,8 @@ RUNNERS: dict[type, Callable[..., Result]] = {
     g.DbopsDeny: approval_ops.deny,
     g.DbopsCancel: approval_ops.cancel,
     g.Rollback: rollback_ops.rollback,
+    g.DbopsLockStatus: lock_ops.status,
+    g.DbopsLockRelease: lock_ops.release,
 }
 
 
@@ -91,6 +93,15 @@ class Executor:
                 return approval_ops.request(context, command, env)
             if not isinstance(command, g.ABOUT_DBOPS):
                 context.step("start")  # allowed: a surface may now show the operation as running
+            return RUNNERS[type(command)](context, command, env)
+        return self._audited(command, actor, go)
+
+    def run_scheduled(self, command: g.Command, actor: Actor) -> Result:
+        """Run a command the configuration schedules (the cleanup on ``cleanup_schedule``) with
+        no approval request: the configuration is its approval. Audited like any other."""
+        def go(env: EnvironmentSettings | None) -> Result:
+            context = self._context(actor, ignore_progress)
+            context.step("start")
             return RUNNERS[type(command)](context, command, env)
         return self._audited(command, actor, go)
 

@@ -153,6 +153,18 @@ class DbopsCancel:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DbopsLockStatus:
+    env: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DbopsLockRelease:
+    """Release a stale migration lock: an idle holder's session, stale lock directories."""
+
+    env: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class DbopsHelp:
     env: str | None = None
     needs_environment: ClassVar[bool] = False
@@ -160,13 +172,15 @@ class DbopsHelp:
 
 Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
            | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotRestore | SnapshotPin | SnapshotCleanup
-           | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel | Rollback)
+           | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel | Rollback
+           | DbopsLockStatus | DbopsLockRelease)
 COMMANDS: tuple[type, ...] = (MigrateStatus, MigrateValidate, MigrateUp, MigrateDown, MigrateGoto,
                               MigrateForce, MigrateDryRun, SnapshotList, SnapshotCreate, SnapshotVerify,
                               SnapshotRestore, SnapshotPin, SnapshotCleanup, DbopsHistory, DbopsHelp,
-                              DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel, Rollback)
+                              DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel, Rollback, DbopsLockStatus,
+                              DbopsLockRelease)
 STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, SnapshotRestore,
-                                    SnapshotCleanup, Rollback)
+                                    SnapshotCleanup, Rollback, DbopsLockRelease)
 # Commands about dbops itself rather than a database: never shown as a running operation.
 ABOUT_DBOPS: tuple[type, ...] = (DbopsHistory, DbopsHelp, DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
 MAX_REASON = 500
@@ -199,8 +213,9 @@ DBOPS_USAGE_LINES = {
     "approve": "/dbops approve REQUEST",
     "deny": '/dbops deny REQUEST --reason "TEXT"',
     "cancel": "/dbops cancel REQUEST",
+    "lock": "/dbops lock status [ENV]  or  /dbops lock release [ENV]",
 }
-DBOPS_USAGE = "/dbops help|history|approvals|approve|deny|cancel …"
+DBOPS_USAGE = "/dbops help|history|approvals|approve|deny|cancel|lock …"
 _REQUEST_ID = re.compile(r"r[0-9a-f]{10}")
 
 
@@ -444,11 +459,22 @@ def _parse_dbops(args: list[str]) -> Command:
         if "--reason" not in values:
             raise UsageError("A denial needs a reason: --reason \"TEXT\".", usage=usage)
         return DbopsDeny(request_id=request_id, reason=_reason(values["--reason"], usage))
+    if verb == "lock":
+        return _parse_lock(rest, usage)
     positional, env, _, _ = _split_options(rest, usage, ())
     positional, env = _trailing_env(positional, env, usage, 0)
     if verb == "approvals":
         return DbopsApprovals(env=env)
     return DbopsHelp() if verb == "help" else DbopsHistory(env=env)
+
+
+def _parse_lock(args: list[str], usage: str) -> Command:
+    if not args or args[0].lower() not in ("status", "release"):
+        raise UsageError("Which lock command: status or release?" if not args else
+                         f"Unknown lock command {_shown(args[0])}.", usage=usage)
+    positional, env, _, _ = _split_options(args[1:], usage, ())
+    positional, env = _trailing_env(positional, env, usage, 0)
+    return (DbopsLockStatus if args[0].lower() == "status" else DbopsLockRelease)(env=env)
 
 
 def _parse_rollback(args: list[str]) -> Command:
@@ -479,6 +505,8 @@ def parse(text: str | list[str]) -> Command:
         return _parse_snapshot(tokens[1:])
     if head == "dbops":
         return _parse_dbops(tokens[1:])
+    if head == "lock":  # the shell's ``dbops lock status``
+        return _parse_dbops(tokens)
     if head == "rollback":
         return _parse_rollback(tokens[1:])
     raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage="/migrate …, /snapshot …, /dbops help")

@@ -37,6 +37,10 @@ class MigrationLock(Protocol):
     def holder(self) -> LockHolder | None:
         """Who holds the lock now (another session), or None."""
 
+    def terminate_idle(self, pid: int, idle_seconds: float) -> bool:
+        """End the holder session ``pid`` only if it still holds the lock and has been idle for
+        ``idle_seconds`` (never one that is running a statement); True when it was ended."""
+
 
 DryRunRow = tuple[str, str, str | None, SqlError | None, float]
 

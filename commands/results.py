@@ -70,6 +70,7 @@ class LockHolder:
     user: str
     since: datetime | None
     state: str | None
+    state_since: datetime | None = None  # when its session entered ``state`` (idle since, active since)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -494,6 +495,64 @@ class Alert:
     resolved_at: datetime | None = None
     resolved_by: str | None = None    # who ran the command that fixed it; None: fixed outside dbops
     resolved_with: str | None = None  # that command, e.g. "snapshot restore"
+    holder: LockHolder | None = None         # "stale_lock": who holds the migration lock
+    lock_dir: "LockDirInfo | None" = None    # "stale_lock_dir": the stale lock directory
+    disk: "DiskWatchInfo | None" = None      # "disk": the file system and its biggest and oldest snapshots
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockDirInfo:
+    """A configured lock directory (deploy.sh's ``mkdir`` lock) as found now."""
+
+    path: str
+    exists: bool
+    locked_at: datetime | None = None   # from its ``locked_at`` file, else when the directory was made
+    locked_at_source: str | None = None  # "file" or "mtime"
+    pid: int | None = None              # from its ``pid`` file, when it records one
+    pid_alive: bool | None = None       # None: no pid recorded
+    stale: bool = False                 # older than lock_dir_timeout_minutes and its owner not alive
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiskWatchInfo:
+    directory: str
+    total: int
+    used: int
+    percent: float
+    threshold: int
+    biggest: tuple[SnapshotInfo, ...]
+    oldest: tuple[SnapshotInfo, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockStatusResult:
+    """``/dbops lock status``: the migration lock's holder and the configured lock directories."""
+
+    env: str
+    holder: LockHolder | None
+    stale_after_minutes: int
+    lock_dirs: tuple[LockDirInfo, ...]
+    lock_dir_timeout_minutes: int
+    outcome: Outcome = Outcome.DONE
+    operation: str = "lock status"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockReleaseResult:
+    """``/dbops lock release``: what was released, and what was not and why.
+
+    ``terminated``: the idle holder's pid whose session was ended. ``refused``: a code per
+    lock kept ("holder_active", "holder_idle_briefly", "dir_fresh", "dir_owner_alive",
+    "dir_unknown_owner_lock_held"); ``removed``: the lock directories taken away.
+    """
+
+    env: str
+    holder: LockHolder | None
+    terminated: int | None
+    removed: tuple[LockDirInfo, ...]
+    kept: tuple[tuple[str, str], ...]   # (what: "advisory lock" or a path, why: a code above)
+    outcome: Outcome
+    operation: str = "lock release"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -502,7 +561,7 @@ class AlertEvent:
 
     kind: str
     alert: Alert
-    state: State
+    state: State | None = None  # the migration state at the tick (None: the disk watcher reads none)
     outcome: Outcome = Outcome.DONE
     operation: str = "watch"
 
@@ -541,4 +600,5 @@ class HelpResult:
 
 Result = (StatusResult | MigrateResult | Refusal | DryRunResult | ValidateResult | SnapshotListResult | SnapshotCreated
           | SnapshotVerifyResult | RestoreResult | PinResult | CleanupResult | HistoryResult | HelpResult
-          | ApprovalNeeded | ApprovalRefused | ApprovalDecided | ApprovalsResult | RollbackPlan | RollbackResult)
+          | ApprovalNeeded | ApprovalRefused | ApprovalDecided | ApprovalsResult | RollbackPlan | RollbackResult
+          | LockStatusResult | LockReleaseResult)

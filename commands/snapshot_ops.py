@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from datetime import datetime
 from pathlib import Path
 
 import structlog
@@ -11,12 +12,16 @@ import structlog
 from commands import grammar as g
 from commands.config import EnvironmentSettings
 from commands.context import Context
+from commands.errors import SnapshotFailed
 from commands.migrate_ops import migration_lock, safety_snapshot
+from commands.migrations import Databases
 from commands.results import (
     Check, CleanupResult, DiskUsage, Outcome, PinResult, Reason, Refusal, RestoreResult, Result, SnapshotCreated,
     SnapshotListResult, SnapshotVerifyResult,
 )
-from commands.snapshots import Snapshot, Verified, delete_files, find, list_snapshots, plan_cleanup, set_pinned
+from commands.snapshots import (
+    CleanupPlan, Listing, Snapshot, Verified, delete_files, find, list_snapshots, plan_cleanup, set_pinned,
+)
 
 log = structlog.get_logger("dbops.snapshots")
 LARGEST_TABLES = 5
@@ -119,21 +124,33 @@ def pin(ctx: Context, command: g.SnapshotPin, env: EnvironmentSettings) -> Resul
                      outcome=Outcome.DONE if changed else Outcome.NO_CHANGE, operation=operation)
 
 
+def cleanup_plan(databases: Databases, env: EnvironmentSettings, directory: Path, *, now: datetime,
+                 retention_days: int) -> tuple[Listing, CleanupPlan]:
+    """What a cleanup at ``now`` deletes and keeps: the one plan both ``/snapshot cleanup`` and
+    the scheduled cleanup's notice use, so the notice lists what the run deletes."""
+    with databases.open(env) as db:
+        current = db.store.read()
+    listing = list_snapshots(directory)
+    return listing, plan_cleanup(listing.snapshots, now=now, retention_days=retention_days,
+                                 keep_last=env.keep_last, current_version=current.version)
+
+
 def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) -> Result:
     directory = _directory(env, "snapshot cleanup")
     if isinstance(directory, Refusal):
         return directory
-    with ctx.databases.open(env) as db:
-        current = db.store.read()
-    listing = list_snapshots(directory)
     retention = env.retention_days if command.retention_days is None else command.retention_days
-    plan = plan_cleanup(listing.snapshots, now=ctx.clock(), retention_days=retention, keep_last=env.keep_last,
-                        current_version=current.version)
+    listing, plan = cleanup_plan(ctx.databases, env, directory, now=ctx.clock(), retention_days=retention)
     before = disk_usage(directory, listing.snapshots)
     freed = 0
     if not command.dry_run:
-        for snapshot in plan.delete:
-            freed += delete_files(snapshot)
+        for done, snapshot in enumerate(plan.delete):
+            try:
+                freed += delete_files(snapshot)
+            except OSError as err:
+                raise SnapshotFailed(f"Could not delete snapshot {snapshot.name}: {err.strerror or err} "
+                                     f"({directory}). {done} of {len(plan.delete)} were deleted before it; "
+                                     "the others are still there.") from None
             log.info("snapshot.deleted", snapshot=snapshot.name, size=snapshot.size)
     else:
         freed = sum(s.size for s in plan.delete)

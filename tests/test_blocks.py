@@ -24,6 +24,7 @@ from bot.blocks import (
 )
 from bot.blocks_approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, deny_modal_view, render_request_final
 from bot.blocks_rollback import CHOOSE_ACTION
+from bot import blocks_locks
 from bot.text import render_text
 from commands import grammar
 from commands.errors import SnapshotFailed, UsageError
@@ -35,6 +36,7 @@ from commands.results import (
     SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State, StatusResult,
     StepFailure, StepReport, TableRows, ValidateResult,
 )
+from commands.results import Alert, AlertEvent, DiskWatchInfo, LockDirInfo, LockReleaseResult, LockStatusResult
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = datetime(2026, 1, 28, 16, 30, tzinfo=UTC)
@@ -375,7 +377,52 @@ def rollback_result_orphans() -> RollbackResult:
         outcome=Outcome.DONE)
 
 
+LOCK_DIR = "/tmp/togather-migration-production.lock"
+
+
+def lock_status(*, held: bool) -> LockStatusResult:
+    dirs = (LockDirInfo(path=LOCK_DIR, exists=True, locked_at=NOW - timedelta(minutes=95), locked_at_source="file",
+                        pid=31337, pid_alive=False, stale=True),
+            LockDirInfo(path="/tmp/togather-deploy-production.lock", exists=False)) if held else ()
+    return LockStatusResult(env="production", holder=dataclasses.replace(HOLDER, state_since=NOW - timedelta(minutes=11))
+                            if held else None, stale_after_minutes=15, lock_dirs=dirs, lock_dir_timeout_minutes=30)
+
+
+def lock_release(*, done: bool) -> LockReleaseResult:
+    if done:
+        return LockReleaseResult(env="production", holder=HOLDER, terminated=HOLDER.pid, outcome=Outcome.DONE,
+                                 removed=(lock_status(held=True).lock_dirs[0],), kept=())
+    return LockReleaseResult(env="production", holder=dataclasses.replace(HOLDER, state="active"), terminated=None,
+                             removed=(), kept=(("advisory lock", "holder_active"), (LOCK_DIR, "dir_owner_alive")),
+                             outcome=Outcome.REFUSED)
+
+
+def lock_alert(subject: str, kind: str = "opened") -> Message:
+    alert = Alert(id=3, env="production", subject=subject, version=HOLDER.pid, opened_at=NOW - timedelta(minutes=5),
+                  notified_at=NOW - timedelta(minutes=5), reminders=0, failed_file=None, latest_file_version=None,
+                  snapshot=None, holder=HOLDER if subject == "stale_lock" else None,
+                  lock_dir=lock_status(held=True).lock_dirs[0] if subject == "stale_lock_dir" else None,
+                  disk=DiskWatchInfo(directory="/var/lib/togather/db-snapshots", total=100 * GB, used=91 * GB,
+                                     percent=91.0, threshold=85,
+                                     biggest=(snap(60 * 24 * 9, V2, "manual", size=3 * GB), PRE_MIGRATION),
+                                     oldest=(snap(60 * 24 * 30, V1, "before launch", pinned=True),))
+                  if subject == "disk" else None,
+                  resolved_at=NOW if kind == "resolved" else None, resolved_by="U0ALICE" if kind == "resolved" else None,
+                  resolved_with="dbops lock release" if kind == "resolved" else None)
+    event = AlertEvent(kind=kind, alert=alert)
+    return blocks_locks.alert(event, now=NOW) if kind == "opened" else blocks_locks.resolved(event, now=NOW)
+
+
 SAMPLES = {
+    "lock_status_held": lambda: render(lock_status(held=True), now=NOW, command="/dbops lock status production"),
+    "lock_status_free": lambda: render(lock_status(held=False), now=NOW, command="/dbops lock status production"),
+    "lock_release_done": lambda: render(lock_release(done=True), now=NOW, command="/dbops lock release production"),
+    "lock_release_refused": lambda: render(lock_release(done=False), now=NOW,
+                                           command="/dbops lock release production"),
+    "alert_stale_lock": lambda: lock_alert("stale_lock"),
+    "alert_stale_lock_dir": lambda: lock_alert("stale_lock_dir"),
+    "alert_disk": lambda: lock_alert("disk"),
+    "alert_stale_lock_resolved": lambda: lock_alert("stale_lock", "resolved"),
     "status_clean": lambda: render(status_clean(), now=NOW, command="/migrate status production"),
     "status_dirty": lambda: render(status_dirty(), now=NOW, command="/migrate status production"),
     "snapshot_list": lambda: render(snapshot_list(), now=NOW, command="/snapshot list production"),
@@ -527,7 +574,8 @@ def test_every_result_and_reason_has_a_sample() -> None:
     from commands.results import Result
     kinds = {type(f()) for f in (status_clean, snapshot_list, migrate_done, dry_run, validate, snapshot_created,
                                  verify_failed, restore, pin, history, lambda: cleanup(dry_run=True), approval_needed,
-                                 approval_decided, approvals_list, rollback_plan_clean, rollback_result)}
+                                 approval_decided, approvals_list, rollback_plan_clean, rollback_result,
+                                 lambda: lock_status(held=True), lambda: lock_release(done=True))}
     kinds |= {HelpResult, Refusal, ApprovalRefused}
     assert kinds == set(Result.__args__)
     assert {f"refusal_{r.value}" for r in Reason if r not in APPROVAL_REASONS} <= set(SAMPLES)

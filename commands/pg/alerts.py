@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import datetime
 
 import psycopg
@@ -11,10 +12,33 @@ from psycopg.types.json import Jsonb
 
 from commands.errors import DatabaseError
 from commands.pg.connect import connect, describe
-from commands.results import Alert, SnapshotInfo
+from commands.results import Alert, DiskWatchInfo, LockDirInfo, LockHolder, SnapshotInfo
 
 COLUMNS = ("id, environment, subject, version, opened_at, notified_at, reminders, details, channel, message_ts, "
            "resolved_at, resolved_by, resolved_with")
+
+
+def _encode(value) -> dict | None:
+    """A details dataclass as JSON (datetimes as ISO 8601)."""
+    if value is None:
+        return None
+    return json.loads(json.dumps(dataclasses.asdict(value), default=lambda v: v.isoformat()))
+
+
+def _times(data: dict, *keys: str) -> dict:
+    return {**data, **{k: datetime.fromisoformat(data[k]) if data.get(k) else None for k in keys}}
+
+
+def _snapshots(items: list) -> tuple[SnapshotInfo, ...]:
+    return tuple(SnapshotInfo(**_times(s, "created_at")) for s in items)
+
+
+def _lock_details(details: dict) -> dict:
+    holder, lock_dir, disk = details.get("holder"), details.get("lock_dir"), details.get("disk")
+    return {"holder": LockHolder(**_times(holder, "since", "state_since")) if holder else None,
+            "lock_dir": LockDirInfo(**_times(lock_dir, "locked_at")) if lock_dir else None,
+            "disk": DiskWatchInfo(**{**disk, "biggest": _snapshots(disk["biggest"]),
+                                     "oldest": _snapshots(disk["oldest"])}) if disk else None}
 
 
 def _alert(row: dict) -> Alert:
@@ -27,7 +51,7 @@ def _alert(row: dict) -> Alert:
                  failed_file=details.get("failed_file"), latest_file_version=details.get("latest_file_version"),
                  snapshot=snapshot or None, channel=row["channel"], message_ts=row["message_ts"],
                  resolved_at=row["resolved_at"], resolved_by=row["resolved_by"],
-                 resolved_with=row["resolved_with"])
+                 resolved_with=row["resolved_with"], **_lock_details(details))
 
 
 class PgAlerts:
@@ -59,7 +83,8 @@ class PgAlerts:
                 RETURNING {COLUMNS}""",
             {"env": alert.env, "subject": alert.subject, "version": alert.version, "at": alert.opened_at,
              "details": Jsonb({"failed_file": alert.failed_file, "latest_file_version": alert.latest_file_version,
-                               "snapshot": snapshot})})
+                               "snapshot": snapshot, "holder": _encode(alert.holder),
+                               "lock_dir": _encode(alert.lock_dir), "disk": _encode(alert.disk)})})
         return _alert(rows[0]) if rows else None
 
     def remind(self, alert_id: int, *, last_notified: datetime, now: datetime) -> Alert | None:

@@ -26,7 +26,7 @@ def golang_migrate_lock_key(*, schema: str, table: str, database_url: str) -> in
 
 _HOLDER = """
 SELECT a.pid, coalesce(a.application_name, ''), a.client_addr::text, coalesce(a.usename, ''),
-       a.backend_start, a.state
+       a.backend_start, a.state, a.state_change
 FROM pg_locks l
 LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted
@@ -83,6 +83,20 @@ class PgAdvisoryLock:
         row = self.conn.execute(_HOLDER, {"high": self.key >> 32, "low": self.key & 0xFFFFFFFF}).fetchone()
         if row is None:
             return None
-        pid, app, addr, user, since, state = row
+        pid, app, addr, user, since, state, state_since = row
         return LockHolder(pid=pid, application_name=app, client=addr or "local socket",
-                          user=user, since=since, state=state)
+                          user=user, since=since, state=state, state_since=state_since)
+
+    def terminate_idle(self, pid: int, idle_seconds: float) -> bool:
+        """End session ``pid`` if it still holds this lock and has been idle (or idle in a
+        transaction) for at least ``idle_seconds``; True once it is gone. The check and the
+        termination are one statement, so a session that just started a migration is spared."""
+        wait = ", 5000" if self.conn.info.server_version >= 140000 else ""  # 14+: wait until it has exited
+        row = self.conn.execute(
+            f"""SELECT pg_terminate_backend(a.pid{wait}) FROM pg_stat_activity a
+                WHERE a.pid = %(pid)s AND a.state IN ('idle', 'idle in transaction')
+                  AND a.state_change <= now() - make_interval(secs => %(idle)s)
+                  AND EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted
+                              AND l.classid::bigint = %(high)s AND l.objid::bigint = %(low)s AND l.objsubid = 1)""",
+            {"pid": pid, "idle": idle_seconds, "high": self.key >> 32, "low": self.key & 0xFFFFFFFF}).fetchone()
+        return bool(row and row[0])

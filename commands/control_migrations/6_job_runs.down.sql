@@ -1,0 +1,1 @@
+DROP TABLE dbops_job_runs;

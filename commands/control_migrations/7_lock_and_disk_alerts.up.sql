@@ -1,0 +1,14 @@
+-- The stale-lock and disk watchers' subjects. The CHECK is extended in place rather than
+-- written out whole, so that subjects an earlier migration added stay allowed.
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
+             WHERE conrelid = 'dbops_alerts'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%subject%'
+    LOOP
+        EXECUTE format('ALTER TABLE dbops_alerts DROP CONSTRAINT %I', c.conname);
+        EXECUTE format('ALTER TABLE dbops_alerts ADD CONSTRAINT %I %s', c.conname,
+                       replace(c.def, 'ARRAY[', 'ARRAY[''stale_lock''::text, ''stale_lock_dir''::text, ''disk''::text, '));
+    END LOOP;
+END $$;
