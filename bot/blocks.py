@@ -101,6 +101,13 @@ def _refused(r: Refusal, why: str) -> Card:
 def _refusal(r: Refusal, now: datetime) -> Message:
     op, env = code(_slash(r.operation)), r.env
     match r.reason:
+        case Reason.LOCK_HELD if r.lock_dir is not None:
+            card = _refused(r, "a deploy script holds its lock directory")
+            since = f", taken {when(r.lock_dir.locked_at)}" if r.lock_dir.locked_at else ""
+            owner = f" by pid {r.lock_dir.pid}" if r.lock_dir.pid else ""
+            card.section(f"{code(r.lock_dir.path)} exists{owner}{since}: a deploy is migrating (or crashed "
+                         "holding it). Nothing was changed.\nWait for it; if it died, `/dbops lock status` says "
+                         "whether it is stale and `/dbops lock release` takes it away.")
         case Reason.LOCK_HELD:
             card = _refused(r, "the migration lock is held")
             card.section(f"Held by {holder_line(r.holder, now)}. Nothing was changed.\n{lock_advice(r.holder)}")

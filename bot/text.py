@@ -107,6 +107,13 @@ def _status(r: StatusResult) -> list[str]:
 def _refusal(r: Refusal) -> list[str]:
     head = f"Refused: {r.operation} on {r.env}"
     match r.reason:
+        case Reason.LOCK_HELD if r.lock_dir is not None:
+            since = f", taken {r.lock_dir.locked_at:%Y-%m-%d %H:%M:%S} UTC" if r.lock_dir.locked_at else ""
+            owner = f" by pid {r.lock_dir.pid}" if r.lock_dir.pid else ""
+            return [f"{head}: the deploy lock directory {r.lock_dir.path} exists{owner}{since}.",
+                    "A deploy script is migrating (or crashed holding it). Nothing was changed.",
+                    "Wait for the deploy; if it died, `dbops lock status` says whether the lock is stale and "
+                    "`dbops lock release` takes it away (the guide's Issue 5)."]
         case Reason.LOCK_HELD:
             return [f"{head}: the migration lock is held by {holder_text(r.holder)}.",
                     "Another migration (a deploy script's `migrate`, or another dbops) is running. Nothing was changed.",

@@ -106,3 +106,31 @@ def stamp(path: Path) -> str | None:
     """What identifies this taking of the lock (its ``locked_at``), for an approval to bind to."""
     info = inspect(path, now=datetime.now(timezone.utc), timeout=timedelta(0))
     return info.locked_at.isoformat() if info.locked_at else None
+
+
+def take(paths: tuple[Path, ...], *, now: datetime) -> list[Path] | LockDirInfo:
+    """Take every lock directory as deploy.sh does (``mkdir``, atomic), recording when and who,
+    so a deploy that starts meanwhile waits for dbops. Returns the directories taken, or the
+    one already held (having given back those taken before it)."""
+    taken: list[Path] = []
+    for path in paths:
+        try:
+            path.mkdir()
+        except FileExistsError:
+            release(taken)
+            return inspect(path, now=now, timeout=timedelta.max)
+        taken.append(path)
+        (path / LOCKED_AT_FILE).write_text(now.isoformat(timespec="seconds") + "\n", encoding="utf-8")
+        (path / PID_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")
+    return taken
+
+
+def release(taken: list[Path]) -> None:
+    """Give back lock directories this process took (``take``)."""
+    for path in reversed(taken):
+        for name in (LOCKED_AT_FILE, PID_FILE):
+            (path / name).unlink(missing_ok=True)
+        try:
+            path.rmdir()
+        except OSError:
+            pass  # someone put something in it: leave it for a person (lock status shows it)

@@ -14,6 +14,7 @@ from typing import Iterator
 import structlog
 
 from commands import grammar as g
+from commands import lock_dirs
 from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.errors import SnapshotFailed, SourceError
@@ -138,8 +139,9 @@ def _file_problems(file: MigrationFile) -> list[FileProblem]:
 
 @contextmanager
 def migration_lock(ctx: Context, env: EnvironmentSettings, operation: str) -> Iterator[EnvironmentDatabase | Refusal]:
-    """A session on ``env``'s database holding the migration lock, or the Refusal naming
-    who holds it. The lock is released on the way out, whatever happened inside."""
+    """A session on ``env``'s database holding the migration lock, and the configured
+    ``lock_dirs`` (deploy.sh's ``mkdir`` locks) taken too, or the Refusal naming who holds
+    one. Everything is released on the way out, whatever happened inside."""
     with ctx.databases.open(env) as db:
         ctx.step("lock")
         holder = db.lock.acquire(env.lock_wait_seconds)
@@ -148,7 +150,15 @@ def migration_lock(ctx: Context, env: EnvironmentSettings, operation: str) -> It
             yield Refusal(env=env.name, operation=operation, reason=Reason.LOCK_HELD, holder=holder)
             return
         try:
-            yield db
+            taken = lock_dirs.take(env.lock_dirs, now=ctx.clock())
+            if not isinstance(taken, list):  # a deploy script holds its own lock: it is migrating
+                log.info("lock.refused", lock_dir=taken.path)
+                yield Refusal(env=env.name, operation=operation, reason=Reason.LOCK_HELD, lock_dir=taken)
+                return
+            try:
+                yield db
+            finally:
+                lock_dirs.release(taken)
         finally:
             db.lock.release()
 

@@ -166,6 +166,7 @@ class Refusal:
     problems: tuple["FileProblem", ...] = ()
     checks: tuple["Check", ...] = ()
     snapshot: str | None = None
+    lock_dir: "LockDirInfo | None" = None  # LOCK_HELD by deploy.sh's lock directory, not the advisory lock
     allowed: tuple[str, ...] = ()  # WRONG_CHANNEL: the channels; NOT_OPERATOR: the operators
     outcome: Outcome = Outcome.REFUSED
 

@@ -6,6 +6,7 @@ import threading
 
 import psycopg
 
+from commands import grammar
 from commands.results import MigrateResult, Outcome, Reason, Refusal
 
 OK = {"1_users.up.sql": "CREATE TABLE users (id int PRIMARY KEY);", "1_users.down.sql": "DROP TABLE users;"}
@@ -122,3 +123,23 @@ def test_two_concurrent_ups_apply_each_migration_exactly_once(make_bed):
     assert sorted(r.outcome.value for r in results) == ["done", "no_change"]
     assert bed.query("SELECT n FROM log ORDER BY n") == [(2,), (3,)]
     assert bed.state() == (3, False)
+
+
+def test_a_deploy_scripts_lock_directory_is_honoured_both_ways(make_bed, tmp_path):
+    from bot.text import render_text
+    from commands.executor import Actor
+    lock_dir = tmp_path / "togather-migration-test.lock"
+    bed = make_bed({"1_users.up.sql": "CREATE TABLE users (id int);", "1_users.down.sql": "DROP TABLE users;"},
+                   lock_dirs=[str(lock_dir)])
+
+    lock_dir.mkdir()  # deploy.sh: mkdir "$LOCK_DIR" while it runs migrate up
+    refused = bed.run("migrate up")
+    assert refused.reason is Reason.LOCK_HELD and refused.lock_dir.path == str(lock_dir)
+    assert "deploy lock directory" in render_text(refused) and bed.state() is None
+    lock_dir.rmdir()
+
+    seen = []  # while dbops migrates, deploy.sh's mkdir would fail: the directory is dbops'
+    bed.executor.run(grammar.parse("migrate up"), Actor(user="alice"),
+                     progress=lambda p: seen.append(lock_dir.is_dir()) if p.step == "apply" else None)
+    assert seen == [True] and bed.state() == (1, False)
+    assert not lock_dir.exists()  # given back afterwards
