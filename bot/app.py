@@ -22,7 +22,7 @@ from bot.directory import SlackDirectory
 from bot.listeners import Handlers, register
 from bot.operations import OperationTracker
 from bot.schedules import CleanupSchedules
-from bot.watchers import AlertPoster, Watchers
+from bot.watchers import AlertPoster, ApprovalSweeper, Watchers
 from commands.config import Settings
 from commands.errors import ConfigError
 from commands.executor import Executor
@@ -124,7 +124,8 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
         lock_watcher = StaleLockWatcher(PgDatabases(application_name=f"{application_name}-watch"), alerts, audit=audit,
                                         clock=utc_now)
         watchers = Watchers(watcher, AlertPoster(client, executor, alerts, settings), settings, schedules,
-                            also=(lock_watcher, DiskWatcher(alerts, clock=utc_now)))
+                            also=(lock_watcher, DiskWatcher(alerts, clock=utc_now)),
+                            sweeper=ApprovalSweeper(client, approvals))
     if tracker is not None:
         tracker.run_in_background()
     return Bot(app=app, executor=executor, client=client, tracker=tracker, watchers=watchers, work=work)

@@ -17,6 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import blocks_alerts, blocks_locks
 from bot.blocks import render, render_error
+from bot.blocks_approvals import render_request_final
 from bot.blocks_rollback import plan as render_plan
 from bot.schedules import TICK_SECONDS, CleanupSchedules
 from commands import grammar as g
@@ -24,7 +25,7 @@ from commands.config import EnvironmentSettings, Settings
 from commands.context import Actor
 from commands.errors import CommandError
 from commands.executor import Executor
-from commands.migrations import Alerts
+from commands.migrations import Alerts, Approvals
 from commands.results import AlertEvent
 from commands.watch import DirtyWatcher
 
@@ -79,12 +80,40 @@ class AlertPoster:
             return render_error(err, command=f"/rollback {env.name}")
 
 
+class ApprovalSweeper:
+    """Requests that ran out of time are closed as such, and their cards stop offering buttons
+    (a click would be refused anyway; the card should say so before anyone tries)."""
+
+    def __init__(self, client: WebClient, approvals: Approvals,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.client, self.approvals, self.now = client, approvals, now
+
+    def sweep(self) -> list[str]:
+        now, closed = self.now(), []
+        try:
+            due = [r for r in self.approvals.pending(None) if now >= r.expires_at]
+            for request in due:
+                expired = self.approvals.transition(request.id, from_state="pending", to_state="expired")
+                if expired is None:
+                    continue  # decided or expired by someone else meanwhile
+                closed.append(expired.id)
+                if expired.channel and expired.message_ts:
+                    message = render_request_final(expired, now=now)
+                    self.client.chat_update(channel=expired.channel, ts=expired.message_ts, text=message.text,
+                                            blocks=message.blocks)
+        except (CommandError, SlackApiError, OSError) as err:
+            log.error("approvals.sweep_failed", error=str(err))
+        return closed
+
+
 class Watchers:
     """The scheduled ticks of every environment; started with ``dbops serve``."""
 
     def __init__(self, watcher: DirtyWatcher, poster: AlertPoster, settings: Settings,
-                 schedules: CleanupSchedules | None = None, also: Sequence[Ticking] = ()) -> None:
+                 schedules: CleanupSchedules | None = None, also: Sequence[Ticking] = (),
+                 sweeper: ApprovalSweeper | None = None) -> None:
         self.watcher, self.poster, self.settings = watcher, poster, settings
+        self.sweeper = sweeper
         self.also = tuple(also)  # the stale-lock and disk watchers: ticked on the same interval
         self.schedules = schedules
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
@@ -112,6 +141,9 @@ class Watchers:
             self.scheduler.add_job(self.schedules.tick, IntervalTrigger(seconds=TICK_SECONDS), args=[env],
                                    id=f"cleanup:{env.name}", max_instances=1, coalesce=True,
                                    next_run_time=datetime.now(timezone.utc))
+        if self.sweeper is not None:
+            self.scheduler.add_job(self.sweeper.sweep, IntervalTrigger(seconds=TICK_SECONDS), id="approval-expiry",
+                                   max_instances=1, coalesce=True)
         self.scheduler.start()
 
     def stop(self) -> None:
@@ -119,4 +151,4 @@ class Watchers:
             self.scheduler.shutdown(wait=True)
 
 
-__all__ = ["AlertPoster", "Watchers", "render"]
+__all__ = ["AlertPoster", "ApprovalSweeper", "Watchers", "render"]

@@ -198,3 +198,16 @@ def test_a_request_survives_a_restart_of_the_bot(make_bed, control_url):
         with serving(bed, fake, control_url) as second:  # a new process: nothing in memory
             click(second, card, "Approve", "U0BOB")
             wait_for(lambda: bed.state() == (1, False), what="the approved rollback after the restart")
+
+
+def test_an_expired_requests_card_is_closed_by_the_sweeper_before_anyone_clicks(desk):
+    card = request_card(desk)
+    with psycopg.connect(desk.control_url, autocommit=True) as conn:
+        conn.execute("UPDATE dbops_approvals SET expires_at = now() - interval '1 second'")
+
+    assert len(desk.bot.watchers.sweeper.sweep()) == 1
+    assert desk.bot.watchers.sweeper.sweep() == []  # once
+
+    expired = current(desk, card)
+    assert "expired" in text_of(expired).lower() and "dbops_approve" not in text_of(expired)
+    assert desk.bed.state() == (2, False)
