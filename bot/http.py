@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterable
 
@@ -51,15 +53,45 @@ def _respond(start_response, status: str, body: bytes, content_type: str) -> lis
     return [body]
 
 
+class ReplayGuard:
+    """Refuses a signed request seen before. Slack's signature covers the timestamp, and bolt
+    refuses timestamps older than five minutes; within those five minutes a captured request
+    would verify again, so each signature is accepted once (per process: replicas behind a
+    load balancer each keep their own window)."""
+
+    WINDOW_SECONDS = 5 * 60 + 30
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._seen: dict[str, float] = {}
+        self._prune_at = 10_000
+        self._lock = threading.Lock()
+
+    def first_time(self, signature: str) -> bool:
+        now = self.clock()
+        with self._lock:
+            if len(self._seen) >= self._prune_at:  # forget what the window no longer needs
+                self._seen = {s: t for s, t in self._seen.items() if now - t < self.WINDOW_SECONDS}
+                self._prune_at = max(10_000, 2 * len(self._seen))
+            if signature in self._seen and now - self._seen[signature] < self.WINDOW_SECONDS:
+                return False
+            self._seen[signature] = now
+            return True
+
+
 def wsgi_app(settings: Settings, databases: Databases, app: App | None) -> WSGIApp:
     """Route the two paths; ``app`` None serves health only (Socket Mode)."""
     slack = SlackRequestHandler(app, path=EVENTS_PATH) if app is not None else None
+    replays = ReplayGuard()
 
     def application(environ: dict, start_response) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
         if path == EVENTS_PATH and slack is not None:
             if method != "POST":
                 return _respond(start_response, "405 Method Not Allowed", b"POST only\n", "text/plain")
+            signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
+            if signature and not replays.first_time(signature):
+                return _respond(start_response, "401 Unauthorized", b"replayed request\n", "text/plain")
             return slack(environ, start_response)
         if path == HEALTH_PATH and method in ("GET", "HEAD"):
             healthy, report = health_report(settings, databases)

@@ -225,3 +225,16 @@ def test_acks_never_wait_behind_busy_workers_and_nothing_runs_twice(make_bed, co
                             if len([m for m in fake.messages("C0INCIDENT") if "elapsed" not in text_of(m)]) == 3
                             else None, what="three dry-run results")
             assert len(fake.calls_to("chat.postMessage")) == 3 and len(done) == 3  # each ran once
+
+
+def test_a_replayed_request_is_refused_and_runs_nothing_twice(scenario):
+    body = slash_command_body("/migrate", "up 1", response_url=scenario.fake.response_url())
+    headers = sign(SECRET, body)
+
+    assert scenario.post(body, headers)[0] == 200
+    wait_for(lambda: scenario.bed.state() == (1, False), what="the first, genuine request")
+    assert scenario.post(body, headers)[0] == 401  # the same signed bytes, captured and sent again
+
+    scenario.fake.wait_for_message("C0INCIDENT", lambda m: "elapsed" not in text_of(m) and "U0ALICE" in text_of(m))
+    assert scenario.bed.state() == (1, False)
+    assert [e for e in scenario.audit() if e[2] == "migrate up"] == [("U0ALICE", "C0INCIDENT", "migrate up", "done")]
