@@ -42,3 +42,11 @@ def ensure_database(base_url: str, name: str) -> str:
         if not exists:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     return database_url(base_url, name)
+
+
+def recreate_database(base_url: str, name: str) -> str:
+    """Drop database ``name`` (ending its sessions) and create it empty; return its URL."""
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return database_url(base_url, name)
