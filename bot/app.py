@@ -19,7 +19,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, Se
 
 from bot.blocks import render_interrupted
 from bot.directory import SlackDirectory
-from bot.listeners import Handlers, register
+from bot.listeners import Handlers, Observer, register
 from bot.operations import OperationTracker
 from bot.schedules import CleanupSchedules
 from bot.watchers import AlertPoster, ApprovalSweeper, Watchers
@@ -37,6 +37,7 @@ from commands.policy import Policy
 from commands.redact import redact
 from commands.results import OperationRecord
 from commands.schedule import CleanupJob
+from commands.squawk import SquawkLinter
 from commands.watch import DirtyWatcher
 from commands.watch_locks import DiskWatcher, StaleLockWatcher
 
@@ -93,9 +94,12 @@ def web_client(slack: SlackSettings) -> WebClient:
 
 def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = False,
               progress_interval: float = 5.0, application_name: str = "dbops-bot", workers: int = 32,
-              environ: Mapping[str, str] = os.environ) -> Bot:
+              environ: Mapping[str, str] = os.environ, verify_requests: bool = True,
+              work: ThreadPoolExecutor | None = None, observe: Observer | None = None) -> Bot:
     """``workers``: threads for the work after the ack (operations waiting on the migration lock
-    hold one each); acks never wait for them."""
+    hold one each); acks never wait for them. ``work`` replaces that pool (the console passes
+    one it can wait on); ``verify_requests=False`` is for a caller that dispatches in-process,
+    where there is no signature to check; ``observe`` hears every command's outcome."""
     client = web_client(slack)
     audit = tracker = approvals = rollbacks = None
     if settings.control_database_url:
@@ -107,14 +111,16 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
                                    heartbeat_seconds=settings.heartbeat_seconds,
                                    report=lambda record: report_interrupted(client, record))
     executor = Executor(settings, PgDatabases(application_name=application_name), PgDumpSnapshotter(),
-                        audit=audit, approvals=approvals, rollback_log=rollbacks, policy=Policy(SlackDirectory(client)))
+                        audit=audit, approvals=approvals, rollback_log=rollbacks, policy=Policy(SlackDirectory(client)),
+                        linter=SquawkLinter())
     # The ack runs in the request's own thread (process_before_response): were it queued with
     # the work, busy workers would delay it past Slack's 3 s, and bolt would then hand the
     # request to the next matching listener and run it twice.
-    work = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbops-work")
+    if work is None:
+        work = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbops-work")
     app = App(client=client, signing_secret=slack.signing_secret, process_before_response=True,
-              request_verification_enabled=not socket_mode, listener_executor=work)
-    register(app, Handlers(executor=executor, progress_interval=progress_interval, tracker=tracker))
+              request_verification_enabled=verify_requests and not socket_mode, listener_executor=work)
+    register(app, Handlers(executor=executor, progress_interval=progress_interval, tracker=tracker, observe=observe))
     watchers = None
     if settings.control_database_url:
         alerts = PgAlerts(settings.control_database_url)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot import blocks_approvals as approval_blocks, blocks_locks as lock_blocks, blocks_migrate as migrate_blocks
-from bot import blocks_rollback as rollback_blocks, blocks_snapshots as snapshot_blocks
+from bot import blocks_plan as plan_blocks, blocks_rollback as rollback_blocks, blocks_snapshots as snapshot_blocks
 from bot.blocks_kit import (
     Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, extended, mrkdwn, plain,
     principal_ref, shorten, user_ref, when,
@@ -23,7 +23,8 @@ from commands.errors import (
 )
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult, CleanupResult, DryRunResult, HelpResult,
-    HistoryResult, LockReleaseResult, LockStatusResult, MigrateResult, OperationRecord, PinResult, Progress, Reason, Refusal, RestoreResult, Result,
+    HistoryResult, LockReleaseResult, LockStatusResult, MigrateResult, OperationRecord, PinResult, PlanResult, Progress,
+    Reason, Refusal, RestoreResult, Result,
     RollbackPlan, RollbackResult, SnapshotCreated, SnapshotListResult, SnapshotVerifyResult, State, StatusResult,
     ValidateResult,
 )
@@ -48,6 +49,8 @@ def render(result: Result, *, now: datetime, command: str) -> Message:
             return migrate_blocks.dry_run(result)
         case ValidateResult():
             return migrate_blocks.validate(result)
+        case PlanResult():
+            return plan_blocks.plan(result)
         case SnapshotListResult():
             return snapshot_blocks.snapshot_list(result, now)
         case SnapshotCreated():

@@ -60,7 +60,7 @@ def reminder(event: AlertEvent, *, now: datetime) -> Message:
 
 def resolved(event: AlertEvent, *, now: datetime) -> Message:
     a, s = event.alert, event.state
-    how = (f"{user_ref(a.resolved_by)} ran {code(a.resolved_with)}" if a.resolved_by and a.resolved_with
+    how = (f"by {user_ref(a.resolved_by)} with {code(a.resolved_with)}" if a.resolved_by and a.resolved_with
            else "outside dbops (the migrate CLI, a deploy script or by hand)")
     text = (f"Resolved: {bold(esc(a.env))} is clean at version {number(s.version)} after "
             f"{esc(span_text((a.resolved_at or now) - a.opened_at))}. Fixed {how}.")

@@ -15,6 +15,7 @@ from bot.blocks_kit import (
     plain, shorten, user_ref, when,
 )
 from bot.blocks_migrate import json_hint, number, snapshot_version
+from bot.blocks_plan import finding_row
 from bot.text import age_text, span_text, version_text
 from commands.grammar import MAX_REASON
 from commands.results import (
@@ -71,6 +72,10 @@ def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
     elif i.applies:
         card.lines([_migration_row(m) for m in i.applies[:ROWS_SHOWN]], total=len(i.applies), max_blocks=2,
                    title=f"*Applies {count(len(i.applies), 'migration')}{target}, in this order:*")
+        if i.findings:
+            card.lines([f"{code(f.filename)} " + finding_row(f, blocking=False)
+                        for f in i.findings[:ROWS_SHOWN]], total=len(i.findings), max_blocks=2,
+                       title="*Lint findings (`/migrate plan`):*", more=json_hint("migrate plan", r.env))
     elif i.snapshot is not None:
         s = i.snapshot
         card.section(f"*Restores snapshot {code(s.name)}* ({snapshot_version(s)}).\n"

@@ -169,9 +169,10 @@ def migrate(r: MigrateResult, command: str) -> Message:
     else:
         headline = _failure_headline(r, f)
     card = Card(plain(headline)).section(headline)
+    done = "reverted" if r.steps and r.steps[0].direction == "down" else "applied"
     card.fields([("Before", version_text(r.before)), ("After", version_text(r.after)),
                  ("Safety snapshot", code(r.snapshot) if r.snapshot else "none (off for this environment)"),
-                 ("Took", f"{duration_text(r.duration_ms)}, {count(len(r.steps), 'migration')} applied")])
+                 ("Took", f"{duration_text(r.duration_ms)}, {count(len(r.steps), 'migration')} {done}")])
     if f is not None:
         card.section(f"*What failed:* {esc(f.direction)} {code(f.filename or _label(f.version, f.name))}\n"
                      + sql_error_block(f.error, f.filename))
@@ -184,7 +185,7 @@ def migrate(r: MigrateResult, command: str) -> Message:
                          f"{code(command)} again.")
     if r.steps:
         card.lines([_step_row(s) for s in r.steps[:ROWS_SHOWN]], total=len(r.steps),
-                   title="*Applied:*" if f is None else "*Applied before the failure:*",
+                   title=f"*{done.capitalize()}:*" if f is None else f"*{done.capitalize()} before the failure:*",
                    more=f"{count(len(r.steps), 'step')} in all")
     return card.message()
 

@@ -24,6 +24,7 @@ from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_datab
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.redact import redact
+from commands.squawk import SquawkLinter
 from commands.results import Outcome
 
 EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSED: 3, Outcome.AWAITING_APPROVAL: 3}
@@ -32,9 +33,11 @@ HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
 
   dbops serve [--port P]                the Slack bot over Socket Mode ($SLACK_APP_TOKEN); /health on P
   dbops serve --http [--host H] [--port P]   the Slack bot over HTTP: POST /slack/events, GET /health
+  dbops console [--user NAME]           a terminal that behaves like a Slack channel (a script on stdin)
 
   dbops migrate status [ENV]            version, dirty flag, pending migrations, lock holder
   dbops migrate validate [ENV]          parse every migration file; list what golang-migrate skips
+  dbops migrate plan [ENV]              lint pending migrations (squawk + dbops' rules); exit 1 on blocking findings
   dbops migrate up [N] [ENV]            apply pending migrations (all, or the next N)
   dbops migrate down N [ENV]            roll back N migrations (or --all)
   dbops migrate goto VERSION [ENV]      migrate up or down to VERSION
@@ -87,7 +90,7 @@ def build_executor(settings: Settings) -> Executor:
         approvals = PgApprovals(settings.control_database_url)
         rollbacks = PgRollbackLog(settings.control_database_url)
     return Executor(settings, PgDatabases(application_name="dbops-cli"), PgDumpSnapshotter(), audit=audit,
-                    approvals=approvals, rollback_log=rollbacks)
+                    approvals=approvals, rollback_log=rollbacks, linter=SquawkLinter())
 
 
 def _serve(args: list[str], config_path: str | None) -> int:
@@ -98,6 +101,15 @@ def _serve(args: list[str], config_path: str | None) -> int:
     if unknown:
         raise UsageError(f"dbops serve does not take {unknown[0]!r}. Run `dbops --help` for the list.")
     return serve(load(config_path), http=http, host=host, port=port)
+
+
+def _console(args: list[str], config_path: str | None) -> int:
+    from bot.console import console
+    user = _take_option(args, "--user")
+    if args:
+        raise UsageError(f"dbops console does not take {args[0]!r}. Run `dbops --help` for the list.")
+    path = config_path or os.environ.get("DBOPS_CONFIG")
+    return console(load_settings(path) if path else None, user=user)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -113,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise UsageError(f"--format must be text or json, not {output!r}.")
         if args[0] == "serve":
             return _serve(args[1:], config_path)
+        if args[0] == "console":
+            return _console(args[1:], config_path)
         if args[0] not in GRAMMAR_VERBS:
             raise UsageError(f"Unknown command {args[0]!r}. Run `dbops --help` for the list.")
         if any(a in ("-h", "--help") for a in args[1:]):

@@ -43,6 +43,16 @@ SLASH_COMMANDS = ("/migrate", "/snapshot", "/rollback", "/dbops")
 # Shown in the channel while they run: they change state, or take long enough to need progress.
 PUBLIC = g.STATE_CHANGING + (g.SnapshotCreate, g.SnapshotVerify, g.MigrateDryRun)
 REFRESHABLE = (g.MigrateStatus, g.SnapshotList, g.DbopsHistory)
+# Hears each command's outcome ("done", "failed", … or "error" for a fault) after it ran.
+Observer = Callable[[g.Command, Actor, str], None]
+
+
+def _asker(command: dict) -> Actor | None:
+    """Who typed a slash command, and where; None when the payload does not say."""
+    user, channel = command.get("user_id"), command.get("channel_id")
+    if not all(isinstance(v, str) and v for v in (user, channel, command.get("command"))):
+        return None
+    return Actor(user=user, channel=channel, surface="slack")
 
 
 def command_text(command: str, text: str) -> str:
@@ -58,10 +68,14 @@ class Handlers:
     executor: Executor
     progress_interval: float
     tracker: OperationTracker | None = None
+    observe: Observer | None = None
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)
 
     # --- slash commands -------------------------------------------------------------
     def ack_command(self, ack, command: dict) -> None:
+        if _asker(command) is None:  # Slack always sends these; a request without them is not Slack's
+            ack(response_type="ephemeral", text="dbops could not tell who sent this command, or from where.")
+            return
         text = command_text(command["command"], command.get("text", ""))
         try:
             g.parse(text)
@@ -71,9 +85,10 @@ class Handlers:
         ack()
 
     def run_command(self, command: dict, client: WebClient, respond) -> None:
-        text = command_text(command["command"], command.get("text", ""))
-        actor = Actor(user=command["user_id"], channel=command["channel_id"], surface="slack")
-        self.perform(text, actor, client, respond)
+        actor = _asker(command)
+        if actor is None:
+            return  # answered by the ack
+        self.perform(command_text(command["command"], command.get("text", "")), actor, client, respond)
 
     def perform(self, text: str, actor: Actor, client: WebClient, respond) -> None:
         """Run ``text`` for ``actor`` and show the outcome where it belongs (``respond`` may be
@@ -118,13 +133,16 @@ class Handlers:
                  reporter: ProgressMessage | None) -> tuple[Result | None, Message]:
         try:
             result = self.executor.run(command, actor, progress=reporter or ignore_progress)
-            return result, render(result, now=self.now(), command=text)
+            answer = result, render(result, now=self.now(), command=text)
         except CommandError as err:
-            return None, render_error(err, command=text)
+            answer = None, render_error(err, command=text)
         except Exception:  # a bug: the user is told plainly, the traceback goes to the log
             reference = uuid.uuid4().hex[:12]
             log.exception("internal_error", reference=reference)
-            return None, render_internal_error(command=text, reference=reference)
+            answer = None, render_internal_error(command=text, reference=reference)
+        if self.observe is not None:
+            self.observe(command, actor, answer[0].outcome.value if answer[0] is not None else "error")
+        return answer
 
     def _deliver(self, message: Message, result: Result | None, actor: Actor, text: str,
                  reporter: ProgressMessage | None, client: WebClient, respond) -> None:
@@ -158,10 +176,13 @@ class Handlers:
               **options) -> None:
         """Answer through the response URL; if Slack refuses it (expired after 30 minutes, used
         five times), post the same answer through the Web API, so no answer is lost."""
-        if respond is not None:
-            answer = respond(response_type=response_type, **options, **_payload(message))
-            if answer.status_code == 200:
-                return
+        try:
+            answer = respond(response_type=response_type, **options, **_payload(message)) if respond else None
+        except ValueError:  # bolt's way of saying the request carried no response URL
+            answer = None
+        if answer is not None and answer.status_code == 200:
+            return
+        if answer is not None:
             log.warning("slack.respond_failed", status=answer.status_code, body=answer.body)
         try:
             if response_type == "in_channel":

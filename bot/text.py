@@ -8,10 +8,11 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
-from bot import text_locks, text_rollback
+from bot import text_locks, text_plan, text_rollback
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
-    DryRunResult, HelpResult, HistoryResult, LockHolder, LockReleaseResult, LockStatusResult, MigrateResult, Mismatch, PinResult, Reason, Refusal,
+    DryRunResult, HelpResult, HistoryResult, LockHolder, LockReleaseResult, LockStatusResult, MigrateResult, Mismatch,
+    PinResult, PlanResult, Reason, Refusal,
     RestoreResult, Result, RollbackPlan, RollbackResult, SnapshotCreated, SnapshotInfo, SnapshotListResult,
     SnapshotVerifyResult, SqlError, State, StatusResult, ValidateResult,
 )
@@ -285,7 +286,9 @@ def _impact(r: ApprovalRequest, now: datetime) -> list[str]:
                 + _listed([f"  No down file: nothing is undone for version {v}" for v in i.missing_down]))
     if i.applies:
         return ([f"  Applies {len(i.applies)} migration(s), to version {i.target}, in this order:"]
-                + _listed([f"    {m.version}_{m.name}" for m in i.applies]))
+                + _listed([f"    {m.version}_{m.name}" for m in i.applies])
+                + (["  Lint findings (migrate plan):"] if i.findings else [])
+                + _listed([text_plan.finding_line(f) for f in i.findings]))
     if i.snapshot is not None:
         s = i.snapshot
         return [f"  Restores snapshot {s.name}, taken {s.created_at:%Y-%m-%d %H:%M} UTC.",
@@ -392,6 +395,8 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
             lines = _dry_run(result)
         case ValidateResult():
             lines = _validate(result)
+        case PlanResult():
+            lines = text_plan.plan_lines(result)
         case ApprovalNeeded():
             lines = _approval_needed(result.request, now)
         case ApprovalRefused():

@@ -20,7 +20,8 @@ from commands.config import EnvironmentSettings
 from commands.context import Actor, Context
 from commands.errors import CommandError, ConfigError
 from commands.results import (
-    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Outcome, Reason, Result,
+    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, Outcome, Reason,
+    Result,
 )
 
 log = structlog.get_logger("dbops.approvals")
@@ -28,8 +29,10 @@ log = structlog.get_logger("dbops.approvals")
 __all__ = ["needs_approval", "request", "approve", "deny", "cancel", "approvals"]
 
 
-def request(ctx: Context, command: g.Command, env: EnvironmentSettings) -> Result:
-    fingerprint, impact = situation(ctx, command, env)
+def request(ctx: Context, command: g.Command, env: EnvironmentSettings,
+            known: tuple[str, Impact] | None = None) -> Result:
+    """A pending request for ``command``; ``known``: its ``situation``, when the caller has it."""
+    fingerprint, impact = known or situation(ctx, command, env)
     now = ctx.clock()
     made = ApprovalRequest(id=new_request_id(), env=env.name, operation=operation_of(command) or "",
                            command=g.canonical(command, env.name), requester=ctx.actor.user,

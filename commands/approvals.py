@@ -18,13 +18,16 @@ from datetime import datetime
 from typing import Any
 
 from commands import grammar as g
+from commands import lint
 from commands.config import EnvironmentSettings
 from commands.lock_dirs import stamp as lock_dir_stamp
 from commands.context import Context
+from commands.lint_ops import lint_steps
 from commands.migrate_ops import _plan, read_sql
+from commands.migrations import EnvironmentDatabase
 from commands.policy import Policy
 from commands.results import (
-    ApprovalRequest, Impact, LossyStatement, MigrationInfo, Reason, Refusal, SnapshotInfo, State,
+    ApprovalRequest, Finding, Impact, LossyStatement, MigrationInfo, Reason, Refusal, SnapshotInfo, State,
 )
 from commands.snapshots import find, list_snapshots, plan_cleanup, read_manifest
 from commands.source import load_source
@@ -56,9 +59,20 @@ def rollback_equivalent(command: g.Rollback) -> g.Command | None:
     return None
 
 
-def needs_approval(command: g.Command, env: EnvironmentSettings) -> bool:
+def lint_gates(command: g.Command, env: EnvironmentSettings) -> bool:
+    """Whether ``command``'s lint findings may make it a request: an up, with linting on."""
+    return isinstance(command, g.MigrateUp) and env.lint_block_severity != "none"
+
+
+def needs_approval(command: g.Command, env: EnvironmentSettings, impact: Impact | None = None) -> bool:
+    """``require_approval`` lists the operation, or ``impact`` (an up's, from ``situation``)
+    has lint findings at or above ``lint_block_severity`` that nothing allows."""
     operation = operation_of(command)
-    return operation is not None and operation in env.require_approval
+    if operation is not None and operation in env.require_approval:
+        return True
+    return (impact is not None and lint_gates(command, env)
+            and any(lint.blocks(f, env.lint_block_severity) for f in impact.findings
+                    if f.rule not in lint.REFUSED_BY_UP))
 
 
 def new_request_id() -> str:
@@ -69,18 +83,23 @@ def new_request_id() -> str:
 # --- the bound state ------------------------------------------------------------------------
 
 def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tuple[str, Impact]:
-    """The fingerprint of ``command`` against the live state of ``env``, and its impact."""
+    """The fingerprint of ``command`` against the live state of ``env``, and its impact.
+
+    A migration is bound to the content of the files it runs too, and an up's files are
+    linted (their findings are on the impact)."""
+    bound: dict[str, Any] = {"command": encode_command(command), "env": env.name}
+    if isinstance(command, g.Rollback):  # bound to the rollback, described by what it runs
+        command = rollback_equivalent(command) or command
     with ctx.databases.open(env) as db:
         state = db.store.read()
         holder = db.lock.holder()
-    bound: dict[str, Any] = {"command": encode_command(command), "env": env.name, "version": state.version,
-                             "dirty": state.dirty, "lock_holder": holder.pid if holder else None}
+        if isinstance(command, (g.MigrateUp, g.MigrateDown, g.MigrateGoto)):
+            migration, bound["files"] = _migration_impact(ctx, db, command, env, state)
+    bound |= {"version": state.version, "dirty": state.dirty, "lock_holder": holder.pid if holder else None}
     impact = Impact(before=state)
-    if isinstance(command, g.Rollback):  # bound to the rollback, described by what it runs
-        command = rollback_equivalent(command) or command
     match command:
         case g.MigrateUp() | g.MigrateDown() | g.MigrateGoto():
-            impact = _migration_impact(command, env, state)
+            impact = migration
         case g.MigrateForce(version=version):
             impact = Impact(before=state, target=version)
         case g.SnapshotRestore(name=name):
@@ -102,11 +121,16 @@ def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tup
     return digest, impact
 
 
-def _migration_impact(command: g.Command, env: EnvironmentSettings, state: State) -> Impact:
+def _migration_impact(ctx: Context, db: EnvironmentDatabase, command: g.Command, env: EnvironmentSettings,
+                      state: State) -> tuple[Impact, list[list[str]]]:
+    """The impact, and [filename, sha256] of each file the plan runs (a file edited after the
+    request voids it)."""
     source = load_source(env.migrations_dir)
     plan = _plan(command, source, state, env, operation_of(command) or "")
     if isinstance(plan, Refusal) or not plan:
-        return Impact(before=state)
+        return Impact(before=state), []
+    files = [[s.file.filename, hashlib.sha256(s.file.path.read_bytes()).hexdigest()] for s in plan if s.file]
+    linted = lint_steps(ctx, db, env, plan) if any(s.direction == "up" for s in plan) else ()
     info = [MigrationInfo(version=s.migration.version, name=s.migration.name, has_up=s.migration.up is not None,
                           has_down=s.migration.down is not None) for s in plan]
     downs = [s for s in plan if s.direction == "down"]
@@ -119,7 +143,8 @@ def _migration_impact(command: g.Command, env: EnvironmentSettings, state: State
     return Impact(before=state, target=plan[-1].target,
                   applies=tuple(i for i, s in zip(info, plan) if s.direction == "up"),
                   reverts=tuple(i for i, s in zip(info, plan) if s.direction == "down"),
-                  data_loss=tuple(losses), missing_down=tuple(s.migration.version for s in downs if s.file is None))
+                  data_loss=tuple(losses), missing_down=tuple(s.migration.version for s in downs if s.file is None),
+                  findings=tuple(f for p in linted for f in p.findings)), files
 
 
 # --- the rules ------------------------------------------------------------------------------
@@ -162,4 +187,5 @@ def decode_impact(data: dict) -> Impact:
                   data_loss=tuple(LossyStatement(**s) for s in data["data_loss"]),
                   missing_down=tuple(data["missing_down"]),
                   snapshot=snapshot(data["snapshot"]) if data["snapshot"] else None,
-                  deletes=tuple(snapshot(s) for s in data["deletes"]), delete_bytes=data["delete_bytes"])
+                  deletes=tuple(snapshot(s) for s in data["deletes"]), delete_bytes=data["delete_bytes"],
+                  findings=tuple(Finding(**f) for f in data.get("findings", ())))

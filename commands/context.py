@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from commands.config import EnvironmentSettings, Settings
 from commands.errors import ConfigError
-from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter
+from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.results import Progress
 
 if TYPE_CHECKING:
@@ -45,6 +45,7 @@ class Context:
     policy: "Policy | None" = None
     approvals_store: Approvals | None = None
     rollback_log: RollbackLog | None = None
+    linter: SqlLinter | None = None  # squawk; None: /migrate plan says it was not run
     # Runs an approved command as its requester, audited (the executor supplies it).
     execute: Callable[[Any, EnvironmentSettings, Actor], Any] | None = None
 

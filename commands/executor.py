@@ -19,12 +19,12 @@ import structlog
 
 from commands import approval_ops, dbops_ops, grammar as g, lock_ops, rollback_ops
 from commands.grammar import command_name
-from commands import migrate_ops, snapshot_ops
+from commands import lint_ops, migrate_ops, snapshot_ops
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Actor, Context, ignore_progress, utc_now
 from commands.errors import CommandError, UsageError
-from commands.approvals import needs_approval
-from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter
+from commands.approvals import lint_gates, needs_approval, situation
+from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.policy import Policy
 from commands.redact import redact
 from commands.results import AuditEntry, Progress, Result
@@ -36,6 +36,7 @@ __all__ = ["Actor", "Executor"]
 RUNNERS: dict[type, Callable[..., Result]] = {
     g.MigrateStatus: migrate_ops.status,
     g.MigrateValidate: migrate_ops.validate,
+    g.MigratePlan: lint_ops.plan,
     g.MigrateDryRun: migrate_ops.dry_run,
     g.MigrateUp: migrate_ops.migrate,
     g.MigrateDown: migrate_ops.migrate,
@@ -63,7 +64,7 @@ class Executor:
     def __init__(self, settings: Settings, databases: Databases, snapshots: Snapshotter,
                  *, audit: AuditLog | None = None, policy: Policy | None = None,
                  approvals: Approvals | None = None, rollback_log: RollbackLog | None = None,
-                 clock: Callable[[], datetime] = utc_now) -> None:
+                 clock: Callable[[], datetime] = utc_now, linter: SqlLinter | None = None) -> None:
         missing = [c.__name__ for c in g.COMMANDS if c not in RUNNERS]
         if missing:
             raise RuntimeError(f"no runner for {', '.join(missing)}")
@@ -75,6 +76,7 @@ class Executor:
         self.approvals = approvals
         self.rollback_log = rollback_log
         self.clock = clock
+        self.linter = linter
 
     def run(self, command: g.Command, actor: Actor,
             progress: Callable[[Progress], None] = ignore_progress) -> Result:
@@ -89,8 +91,12 @@ class Executor:
             if refusal is not None:
                 return refusal
             context = self._context(actor, progress)
-            if env is not None and needs_approval(command, env):
-                return approval_ops.request(context, command, env)
+            if env is not None:
+                # An up is linted here, once: its findings may make it a request, and then
+                # they go on the request as they are.
+                known = situation(context, command, env) if lint_gates(command, env) else None
+                if needs_approval(command, env, known[1] if known else None):
+                    return approval_ops.request(context, command, env, known)
             if not isinstance(command, g.ABOUT_DBOPS):
                 context.step("start")  # allowed: a surface may now show the operation as running
             return RUNNERS[type(command)](context, command, env)
@@ -117,7 +123,7 @@ class Executor:
     def _context(self, actor: Actor, progress: Callable[[Progress], None]) -> Context:
         return Context(settings=self.settings, databases=self.databases, snapshots=self.snapshots, actor=actor,
                        audit=self.audit, clock=self.clock, progress=progress, policy=self.policy,
-                       approvals_store=self.approvals, rollback_log=self.rollback_log,
+                       approvals_store=self.approvals, rollback_log=self.rollback_log, linter=self.linter,
                        execute=lambda command, env, requester: self._run_approved(command, env, requester, progress))
 
     def _audited(self, command: g.Command, actor: Actor, go: Callable[[EnvironmentSettings | None], Result],

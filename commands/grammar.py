@@ -31,6 +31,13 @@ class MigrateValidate:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MigratePlan:
+    """The pending migrations, linted: what ``up`` would run and what is risky in it."""
+
+    env: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class MigrateUp:
     env: str | None = None
     steps: int | None = None  # None: every pending migration
@@ -173,12 +180,12 @@ class DbopsHelp:
 Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
            | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotRestore | SnapshotPin | SnapshotCleanup
            | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel | Rollback
-           | DbopsLockStatus | DbopsLockRelease)
+           | DbopsLockStatus | DbopsLockRelease | MigratePlan)
 COMMANDS: tuple[type, ...] = (MigrateStatus, MigrateValidate, MigrateUp, MigrateDown, MigrateGoto,
                               MigrateForce, MigrateDryRun, SnapshotList, SnapshotCreate, SnapshotVerify,
                               SnapshotRestore, SnapshotPin, SnapshotCleanup, DbopsHistory, DbopsHelp,
                               DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel, Rollback, DbopsLockStatus,
-                              DbopsLockRelease)
+                              DbopsLockRelease, MigratePlan)
 STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, SnapshotRestore,
                                     SnapshotCleanup, Rollback, DbopsLockRelease)
 # Commands about dbops itself rather than a database: never shown as a running operation.
@@ -188,13 +195,14 @@ MAX_REASON = 500
 USAGE = {
     "status": "/migrate status [ENV]",
     "validate": "/migrate validate [ENV]",
+    "plan": "/migrate plan [ENV]",
     "up": "/migrate up [N] [ENV]",
     "down": "/migrate down N [ENV]  or  /migrate down --all [ENV]",
     "goto": "/migrate goto VERSION [ENV]",
     "force": "/migrate force VERSION [ENV]   (VERSION may be -1: no version)",
     "dry-run": "/migrate dry-run [N] [ENV]",
 }
-MIGRATE_USAGE = "/migrate status|validate|up|down|goto|force|dry-run …  (/dbops help for details)"
+MIGRATE_USAGE = "/migrate status|validate|up|down|goto|force|dry-run|plan …  (/dbops help for details)"
 SNAPSHOT_USAGE_LINES = {
     "list": "/snapshot list [ENV]",
     "create": '/snapshot create [ENV] --reason "TEXT"',
@@ -364,9 +372,9 @@ def _parse_migrate(args: list[str]) -> Command:
     flags = ("--all",) if verb == "down" else ()
     positional, env, seen, _ = _split_options(rest, usage, flags)
 
-    if verb in ("status", "validate"):
+    if verb in ("status", "validate", "plan"):
         positional, env = _trailing_env(positional, env, usage, 0)
-        return (MigrateStatus if verb == "status" else MigrateValidate)(env=env)
+        return {"status": MigrateStatus, "validate": MigrateValidate, "plan": MigratePlan}[verb](env=env)
     if verb in ("up", "dry-run"):
         positional, env = _trailing_env(positional, env, usage, 1)
         steps = _count(positional[0], usage) if positional else None
@@ -451,7 +459,7 @@ def _parse_dbops(args: list[str]) -> Command:
                              usage=usage)
         request_id = positional[0].lower()
         if not _REQUEST_ID.fullmatch(request_id):
-            raise UsageError(f"{_shown(positional[0])} is not a request id (they look like r1a2b3c4d5).", usage=usage)
+            raise UsageError(f"{_shown(positional[0])} is not a request id (they look like r1a2b3c4d5e).", usage=usage)
         if verb == "approve":
             return DbopsApprove(request_id=request_id)
         if verb == "cancel":

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from datetime import datetime
+from pathlib import Path
 from typing import Callable, Protocol
 
 from commands.config import EnvironmentSettings
-from commands.results import Alert, ApprovalRequest, AuditEntry, LockHolder, OperationRecord, OrphanCount, RollbackResult, SqlError, State, TableRows
+from commands.results import Alert, ApprovalRequest, AuditEntry, Finding, LockHolder, OperationRecord, OrphanCount, RollbackResult, SqlError, State, TableRows
 from commands.snapshots import Created, Restored, Snapshot, Verified
 from commands.sqlscan import SqlFile
 
@@ -63,6 +64,17 @@ class Inspector(Protocol):
 
     def foreign_key_orphans(self) -> list[OrphanCount]:
         """For every foreign key in the database, the rows that violate it (0 included)."""
+
+    def table_bytes(self, tables: list[str]) -> dict[str, int]:
+        """pg_total_relation_size of each of ``tables`` (names as SQL writes them, resolved on
+        the search path) that exists now; a name that is not an existing table is left out."""
+
+
+class SqlLinter(Protocol):
+    def lint(self, path: Path, *, in_transaction: bool, exclude: tuple[str, ...] = ()) -> list[Finding]:
+        """Findings on the SQL file at ``path`` (lines 1-based, ``filename`` its name), rules in
+        ``exclude`` left out; ``in_transaction``: dbops wraps the file in a transaction. Never
+        raises: a linter that cannot run returns one finding saying so."""
 
 
 class EnvironmentDatabase(Protocol):

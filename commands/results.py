@@ -334,6 +334,52 @@ class LossyStatement:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Finding:
+    """One lint finding on a pending migration file (``commands.lint``, squawk)."""
+
+    rule: str                 # "drop-column", "require-concurrent-index-creation", …
+    severity: str             # "error", "warning" or "info"
+    filename: str
+    line: int | None
+    message: str
+    source: str = "dbops"     # "dbops" (commands.lint) or "squawk"
+    allowed_by: str | None = None  # why it is accepted (an allow comment or lint_allow): shown, never blocking
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockEstimate:
+    """The lock one statement takes on one table (PostgreSQL's table-level lock modes)."""
+
+    line: int
+    table: str
+    lock: str       # "ACCESS EXCLUSIVE", "SHARE", …
+    statement: str  # "ALTER TABLE", "CREATE INDEX", …
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanFile:
+    version: int
+    name: str
+    filename: str | None  # the up file; None: no up file (a no-op step)
+    mode: str             # how it will run: "transactional", "own-transaction", "no-transaction"
+    findings: tuple[Finding, ...] = ()
+    locks: tuple[LockEstimate, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanResult:
+    """``/migrate plan``: the pending migrations in order, linted; FAILED when a finding blocks ``up``."""
+
+    env: str
+    state: State
+    files: tuple[PlanFile, ...]
+    block_severity: str  # findings at or above it (not allowed) make ``up`` a request; "none": never
+    blocking: int        # how many findings block
+    outcome: Outcome
+    operation: str = "plan"
+
+
+@dataclass(frozen=True, kw_only=True)
 class Impact:
     """What an operation will do, computed from the live state when it was requested."""
 
@@ -346,6 +392,7 @@ class Impact:
     snapshot: SnapshotInfo | None = None           # restore: everything written since its created_at is lost
     deletes: tuple[SnapshotInfo, ...] = ()         # cleanup
     delete_bytes: int = 0
+    findings: tuple[Finding, ...] = ()             # up: lint findings on the files it applies
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -602,4 +649,4 @@ class HelpResult:
 Result = (StatusResult | MigrateResult | Refusal | DryRunResult | ValidateResult | SnapshotListResult | SnapshotCreated
           | SnapshotVerifyResult | RestoreResult | PinResult | CleanupResult | HistoryResult | HelpResult
           | ApprovalNeeded | ApprovalRefused | ApprovalDecided | ApprovalsResult | RollbackPlan | RollbackResult
-          | LockStatusResult | LockReleaseResult)
+          | LockStatusResult | LockReleaseResult | PlanResult)

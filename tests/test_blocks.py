@@ -36,6 +36,7 @@ from commands.results import (
     SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State, StatusResult,
     StepFailure, StepReport, TableRows, ValidateResult,
 )
+from commands.results import Finding, LockEstimate, PlanFile, PlanResult
 from commands.results import Alert, AlertEvent, DiskWatchInfo, LockDirInfo, LockReleaseResult, LockStatusResult
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -270,6 +271,36 @@ def approval_needed() -> ApprovalNeeded:
     return ApprovalNeeded(env="production", request=request())
 
 
+DROP_FILE = f"{V4}_{NAMES[V4]}.up.sql"
+FINDINGS = (
+    Finding(rule="drop-column", severity="error", filename=DROP_FILE, line=3,
+            message="drops column users.deprecated_field: its data is gone, and the down file cannot bring it back."),
+    Finding(rule="renaming-column", severity="warning", filename=DROP_FILE, line=5, source="squawk",
+            message="Renaming a column may break existing clients."),
+    Finding(rule="rename-table", severity="error", filename=DROP_FILE, line=7, allowed_by="no client reads <users> yet",
+            message="renames table users to accounts: the running application still uses the old name."),
+)
+
+
+def plan_result() -> PlanResult:
+    return PlanResult(env="production", state=State(version=V3, dirty=False), block_severity="error", blocking=1,
+                      outcome=Outcome.FAILED, files=(
+        PlanFile(version=V4, name=NAMES[V4], filename=DROP_FILE, mode="transactional", findings=FINDINGS,
+                 locks=(LockEstimate(line=3, table="users", lock="ACCESS EXCLUSIVE", statement="ALTER TABLE"),)),
+        PlanFile(version=V5, name=NAMES[V5], filename=f"{V5}_{NAMES[V5]}.up.sql", mode="no-transaction", findings=(
+            Finding(rule="missing-down", severity="warning", filename=f"{V5}_{NAMES[V5]}.up.sql", line=None,
+                    message="no down file: rolling back through this version changes nothing."),),
+                 locks=(LockEstimate(line=1, table="events", lock="SHARE UPDATE EXCLUSIVE",
+                                     statement="CREATE INDEX CONCURRENTLY"),))))
+
+
+def up_request() -> ApprovalNeeded:
+    return ApprovalNeeded(env="production", request=request(
+        operation="up", command="migrate up production",
+        impact=Impact(before=State(version=V3, dirty=False), target=V5, applies=(info(V4), info(V5, down=False)),
+                      findings=FINDINGS)))
+
+
 def approval_refused(reason: Reason) -> ApprovalRefused:
     match reason:
         case Reason.UNKNOWN_REQUEST:
@@ -432,6 +463,11 @@ SAMPLES = {
     "migrate_force": lambda: render(migrate_force(), now=NOW, command=f"/migrate force {V3} production"),
     "dry_run": lambda: render(dry_run(), now=NOW, command="/migrate dry-run staging"),
     "validate": lambda: render(validate(), now=NOW, command="/migrate validate production"),
+    "plan": lambda: render(plan_result(), now=NOW, command="/migrate plan production"),
+    "plan_nothing_pending": lambda: render(dataclasses.replace(plan_result(), files=(), blocking=0,
+                                                               outcome=Outcome.NO_CHANGE),
+                                           now=NOW, command="/migrate plan production"),
+    "approval_request_up_findings": lambda: render(up_request(), now=NOW, command="/migrate up production"),
     "snapshot_create": lambda: render(snapshot_created(), now=NOW,
                                       command='/snapshot create production --reason "before rollback of migration 8"'),
     "verify_failed": lambda: render(verify_failed(), now=NOW, command=f"/snapshot verify {PRE_MIGRATION.name}"),
@@ -575,7 +611,7 @@ def test_every_result_and_reason_has_a_sample() -> None:
     kinds = {type(f()) for f in (status_clean, snapshot_list, migrate_done, dry_run, validate, snapshot_created,
                                  verify_failed, restore, pin, history, lambda: cleanup(dry_run=True), approval_needed,
                                  approval_decided, approvals_list, rollback_plan_clean, rollback_result,
-                                 lambda: lock_status(held=True), lambda: lock_release(done=True))}
+                                 lambda: lock_status(held=True), lambda: lock_release(done=True), plan_result)}
     kinds |= {HelpResult, Refusal, ApprovalRefused}
     assert kinds == set(Result.__args__)
     assert {f"refusal_{r.value}" for r in Reason if r not in APPROVAL_REASONS} <= set(SAMPLES)

@@ -73,9 +73,10 @@ def test_slack_smart_quotes_are_read_as_quotes() -> None:
     assert parse("migrate down \u20182\u2019 staging") == MigrateDown(env="staging", steps=2)
 
 
-def test_plan_is_not_a_verb_yet() -> None:
-    error = usage_error("migrate plan production")
-    assert "'plan'" in error.message and error.usage == grammar.MIGRATE_USAGE
+def test_plan_takes_only_an_environment() -> None:
+    assert parse("migrate plan production") == grammar.MigratePlan(env="production")
+    assert parse("migrate plan") == grammar.MigratePlan()
+    assert "Too many arguments" in usage_error("migrate plan 2 production").message
 
 
 def test_unknown_verb_is_a_usage_error_with_the_migrate_usage() -> None:

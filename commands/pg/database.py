@@ -31,6 +31,16 @@ class PgInspector:
                               sql.Identifier(schema, name))).fetchone()[0])
                 for schema, name in tables]
 
+    def table_bytes(self, tables: list[str]) -> dict[str, int]:
+        sizes = {}
+        for name in tables:
+            row = self.conn.execute(
+                """SELECT pg_total_relation_size(c.oid) FROM pg_class c
+                   WHERE c.oid = to_regclass(%s) AND c.relkind IN ('r', 'p', 'm')""", (name,)).fetchone()
+            if row is not None:
+                sizes[name] = row[0]
+        return sizes
+
     def foreign_key_orphans(self) -> list[OrphanCount]:
         return [OrphanCount(constraint=o.constraint, table=o.table, columns=o.columns, references=o.references,
                             rows=o.rows) for o in orphaned_rows(self.conn)]
