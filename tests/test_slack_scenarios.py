@@ -238,3 +238,17 @@ def test_a_replayed_request_is_refused_and_runs_nothing_twice(scenario):
     scenario.fake.wait_for_message("C0INCIDENT", lambda m: "elapsed" not in text_of(m) and "U0ALICE" in text_of(m))
     assert scenario.bed.state() == (1, False)
     assert [e for e in scenario.audit() if e[2] == "migrate up"] == [("U0ALICE", "C0INCIDENT", "migrate up", "done")]
+
+
+def test_slack_rate_limiting_is_waited_out_and_the_result_still_arrives(scenario):
+    scenario.fake.fail_next("chat.postMessage", status=429, retry_after=1)
+
+    scenario.command("up 1")
+
+    wait_for(lambda: scenario.bed.state() == (1, False), what="the migration")
+    final = scenario.fake.wait_for_message("C0INCIDENT", lambda m: "1_users" in text_of(m) and "elapsed" not in
+                                           text_of(m))
+    assert "U0ALICE" in text_of(final)
+    limited = [c for c in scenario.fake.calls if c.status == 429]
+    assert len(limited) == 1  # Slack said "slow down" once; the client waited Retry-After and posted
+    scenario.fake.calls[:] = [c for c in scenario.fake.calls if c.status != 429]
