@@ -6,10 +6,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
 
+import psycopg
 from psycopg import sql
 
 from commands.config import EnvironmentSettings
-from commands.pg.connect import connect
+from commands.errors import DatabaseError
+from commands.pg.connect import connect, describe
+from commands.redact import mask_url
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
@@ -71,5 +74,11 @@ class PgDatabases:
             runner = PgMigrationRunner(conn, store, Timeouts(lock_timeout=env.lock_timeout,
                                                              statement_timeout=env.statement_timeout))
             yield PgEnvironment(store=store, lock=lock, runner=runner, inspector=PgInspector(conn))
+        except psycopg.OperationalError as err:
+            # The server went away mid-operation (a restart, a failover, a killed session):
+            # one clear fault for every surface, not a traceback from wherever it surfaced.
+            raise DatabaseError(f"Lost the connection to {mask_url(env.database_url)} during the operation: "
+                                f"{describe(err)}. The transaction in progress was rolled back by the server; "
+                                "check /migrate status before trying again.") from None
         finally:
             conn.close()
