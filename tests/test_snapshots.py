@@ -314,3 +314,34 @@ def test_the_password_goes_to_the_child_environment_never_its_arguments():
     env = child_env("postgresql://deploy:pa%40ss@db.internal:6432/togather?sslmode=require")
     assert (env["PGPASSWORD"], env["PGUSER"], env["PGHOST"], env["PGPORT"], env["PGDATABASE"], env["PGSSLMODE"]) == \
         ("pa@ss", "deploy", "db.internal", "6432", "togather", "require")
+
+
+def test_a_restore_killed_with_sigkill_leaves_the_database_as_it_was(make_bed, tmp_path):
+    import os
+    import signal
+    import sys
+
+    from tests.conftest import wait_for
+
+    bed = make_bed({"1_a.up.sql": "SELECT 1;"}, pre_migration_snapshot=False)
+    bed.execute("CREATE TABLE bulk AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS t "
+                "FROM generate_series(1, 400000) g")
+    snapshot = bed.run("snapshot create --reason before").snapshot.name
+    bed.execute("INSERT INTO bulk VALUES (0, 'written after the snapshot')")
+    config = tmp_path / "dbops.toml"
+    config.write_text(f'[environments.test]\ndatabase_url = "{bed.url}"\nmigrations_dir = "migrations"\n'
+                      f'snapshot_dir = "snapshots"\nrequire_approval = []\npre_migration_snapshot = false\n')
+    child = subprocess.Popen([sys.executable, "-m", "bot.cli", "snapshot", "restore", snapshot, "--config",
+                              str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # The restore is under way once psql's session is copying rows into the database.
+    wait_for(lambda: bed.query("SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY%' "
+                               "AND datname = current_database() AND pid <> pg_backend_pid()")[0][0] > 0,
+             what="the restore's COPY", interval=0.002)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    wait_for(lambda: bed.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND pid <> pg_backend_pid() AND backend_type = 'client backend'")[0][0] == 0,
+             what="the orphaned psql to end")
+
+    assert bed.query("SELECT count(*) FROM bulk") == [(400001,)]  # all of it, as before the restore began
+    assert bed.query("SELECT t FROM bulk WHERE id = 0") == [("written after the snapshot",)]
