@@ -312,3 +312,11 @@ def test_the_runbook_covers_every_section_of_the_guide() -> None:
                  "Snapshot Management", "Migration Management", "not provided"]
     missing = [s for s in sections if s not in text]
     assert not missing, f"runbook misses: {missing}"
+
+
+def test_the_configuration_reference_documents_every_key():
+    from commands import config
+    reference = (ROOT / "docs" / "configuration.md").read_text()
+    keys = set(config._ENVIRONMENT_KEYS) | {k for section in config._SECTION_KEYS.values() for k in section}
+    undocumented = sorted(k for k in keys if f"`{k}`" not in reference)
+    assert undocumented == []
