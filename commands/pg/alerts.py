@@ -6,12 +6,9 @@ import dataclasses
 import json
 from datetime import datetime
 
-import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
-from commands.errors import DatabaseError
-from commands.pg.connect import connect, describe
+from commands.pg.connect import run_once
 from commands.results import Alert, DiskWatchInfo, LockDirInfo, LockHolder, SnapshotInfo
 
 COLUMNS = ("id, environment, subject, version, opened_at, notified_at, reminders, details, channel, message_ts, "
@@ -59,13 +56,8 @@ class PgAlerts:
         self.url = url
 
     def _rows(self, query: str, params: dict) -> list[dict]:
-        try:
-            with connect(self.url, application_name="dbops-alerts") as conn:
-                cursor = conn.cursor(row_factory=dict_row)
-                cursor.execute(query, params)
-                return cursor.fetchall() if cursor.description else []
-        except psycopg.Error as err:
-            raise DatabaseError(f"Could not read or write alerts: {describe(err)}") from None
+        return run_once(self.url, query, params, application_name="dbops-alerts", as_dicts=True,
+                        failure="Could not read or write alerts")
 
     def open_alert(self, env: str, subject: str) -> Alert | None:
         rows = self._rows(f"SELECT {COLUMNS} FROM dbops_alerts WHERE environment = %(env)s AND subject = %(subject)s "

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import psycopg
-from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from commands.approvals import decode_impact, encode_impact
-from commands.errors import DatabaseError
-from commands.pg.connect import connect, describe
+from commands.pg.connect import run_once
 from commands.results import ApprovalRequest
 
 COLUMNS = ("id, environment, operation, command, requester, channel, surface, fingerprint, impact, state, created_at, "
@@ -30,13 +27,8 @@ class PgApprovals:
         self.url = url
 
     def _rows(self, query: str, params: dict) -> list[dict]:
-        try:
-            with connect(self.url, application_name="dbops-approvals") as conn:
-                cursor = conn.cursor(row_factory=dict_row)
-                cursor.execute(query, params)
-                return cursor.fetchall() if cursor.description else []
-        except psycopg.Error as err:
-            raise DatabaseError(f"Could not read or write approval requests: {describe(err)}") from None
+        return run_once(self.url, query, params, application_name="dbops-approvals", as_dicts=True,
+                        failure="Could not read or write approval requests")
 
     def create(self, request: ApprovalRequest, command_args: dict) -> None:
         self._rows(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import psycopg
+from psycopg.rows import dict_row
 
 from commands.errors import DatabaseError
 from commands.redact import mask_url, redact
@@ -24,3 +25,17 @@ def connect(url: str, *, application_name: str = "dbops") -> psycopg.Connection:
                                application_name=application_name)
     except psycopg.Error as err:
         raise DatabaseError(f"Cannot connect to {mask_url(url)}: {describe(err)}") from None
+
+
+def run_once(url: str, query: str, params: dict, *, application_name: str, failure: str,
+             as_dicts: bool = False) -> list:
+    """One statement on a connection of its own (the control database's stores: short and
+    independent); its rows, or [] when it returns none. A PostgreSQL error becomes
+    DatabaseError("{failure}: …") with PostgreSQL's words, masked."""
+    try:
+        with connect(url, application_name=application_name) as conn:
+            cursor = conn.cursor(row_factory=dict_row) if as_dicts else conn.cursor()
+            cursor.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+    except psycopg.Error as err:
+        raise DatabaseError(f"{failure}: {describe(err)}") from None

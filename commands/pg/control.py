@@ -14,7 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from commands.errors import DatabaseError
-from commands.pg.connect import connect, describe
+from commands.pg.connect import connect, describe, run_once
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
@@ -89,12 +89,8 @@ class PgOperations:
         self.url = url
 
     def _execute(self, query: str, params: dict) -> list[tuple]:
-        try:
-            with connect(self.url, application_name="dbops-operations") as conn:
-                cursor = conn.execute(query, params)
-                return cursor.fetchall() if cursor.description else []
-        except psycopg.Error as err:
-            raise DatabaseError(f"Could not update the operations table: {describe(err)}") from None
+        return run_once(self.url, query, params, application_name="dbops-operations",
+                        failure="Could not update the operations table")
 
     def start(self, *, environment: str | None, command: str, actor: str, channel: str | None,
               message_ts: str | None, owner: str) -> int:

@@ -26,6 +26,7 @@ import zstandard
 
 from commands.config import EnvironmentSettings
 from commands.errors import SnapshotFailed
+from commands.lock_dirs import pid_alive
 from commands.pg.connect import connect
 from commands.pg.restore import PgRestorer
 from commands.pg.streams import (
@@ -62,7 +63,7 @@ def remove_leftovers(directory: Path) -> list[str]:
         stale = False
         if entry.name.startswith(TEMP_PREFIX):
             pid = entry.name[len(TEMP_PREFIX):].split("-", 1)[0]
-            stale = not pid.isdigit() or not _alive(int(pid))
+            stale = not pid.isdigit() or not pid_alive(int(pid))
         elif entry.name.endswith(DATA_SUFFIX):
             manifest = entry.name[: -len(DATA_SUFFIX)] + MANIFEST_SUFFIX
             stale = manifest not in names and now - entry.stat().st_mtime > LEFTOVER_AGE_SECONDS
@@ -70,16 +71,6 @@ def remove_leftovers(directory: Path) -> list[str]:
             os.unlink(entry.path)
             removed.append(entry.name)
     return removed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class PgDumpSnapshotter:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-import psycopg
 
-from commands.errors import DatabaseError
-from commands.pg.connect import connect, describe
+from commands.pg.connect import run_once
 
 ABANDONED_AFTER = timedelta(minutes=30)  # a cleanup deletes files: minutes at most
 
@@ -24,12 +22,8 @@ class PgJobRuns:
         self.url = url
 
     def _rows(self, query: str, params: dict) -> list[tuple]:
-        try:
-            with connect(self.url, application_name="dbops-schedule") as conn:
-                cursor = conn.execute(query, params)
-                return cursor.fetchall() if cursor.description else []
-        except psycopg.Error as err:
-            raise DatabaseError(f"Could not read or write scheduled job runs: {describe(err)}") from None
+        return run_once(self.url, query, params, application_name="dbops-schedule",
+                        failure="Could not read or write scheduled job runs")
 
     def claim(self, job: str, env: str, occurrence: datetime, phase: str, *, owner: str, now: datetime,
               caught_up: bool = False) -> bool:
