@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -145,3 +146,13 @@ def make_bed(database_url: str, tmp_path: Path):
         bed.write(files or {})
         return bed
     return make
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A real 256 KiB file system (tmpfs) at tmp_path/snapshots: disk-full and read-only for real."""
+    mountpoint = tmp_path / "snapshots"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mountpoint)], check=True)
+    yield mountpoint
+    subprocess.run(["umount", str(mountpoint)], check=True)

@@ -85,3 +85,17 @@ def serving(bed: Bed, fake: FakeSlack, control_url: str, *, workers: int = 32) -
         bot.stop()
     rejected = [c for c in fake.calls if not c.ok] + [r for r in fake.responses if not r.ok]
     assert not rejected, f"Slack rejected: {rejected}"
+
+
+def choose_with_reason(scenario: Scenario, message, reason: str, *, user: str = "U0ALICE",
+                       user_name: str = "alice") -> None:
+    """Press the first Choose of ``message`` (a rollback plan or an alert) and give ``reason``
+    in the modal it opens, as a person would."""
+    from tests.conftest import wait_for
+    from tests.slack_fake_requests import press_button, view_submission_body
+    choose = press_button(message, "Choose", user_id=user,
+                          response_url=scenario.fake.response_url(user=user, message_ts=message.ts))
+    assert scenario.post(choose, sign(SECRET, choose))[0] == 200
+    modal = wait_for(lambda: scenario.fake.views, what="the reason modal")[-1]
+    body = view_submission_body(modal, {"reason": {"reason": reason}}, user_id=user, user_name=user_name)
+    assert scenario.post(body, sign(SECRET, body))[0] == 200

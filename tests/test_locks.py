@@ -238,15 +238,6 @@ def test_a_lock_held_too_long_alerts_once_and_resolves_when_released(make_bed, c
     assert [(e.kind, e.alert.subject) for e in watcher.tick(env)] == [("resolved", "stale_lock_dir")]
 
 
-@pytest.fixture
-def small_filesystem(tmp_path):
-    mountpoint = tmp_path / "snapshots"
-    mountpoint.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mountpoint)], check=True)
-    yield mountpoint
-    subprocess.run(["umount", str(mountpoint)], check=True)
-
-
 def test_a_full_snapshot_disk_alerts_once_with_the_biggest_and_oldest_snapshots(make_bed, control_url,
                                                                                   small_filesystem):
     bed = make_bed(FILES, control=control_url, snapshot_dir=str(small_filesystem), disk_alert_percent=50)

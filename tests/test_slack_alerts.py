@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.conftest import wait_for
-from tests.slack_bed import SECRET, serving, text_of
+from tests.slack_bed import SECRET, choose_with_reason, serving, text_of
 from tests.slack_fake import FakeSlack
-from tests.slack_fake_requests import press_button, sign, view_submission_body
+from tests.slack_fake_requests import press_button, sign
 
 FILES = {
     "1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text);",
@@ -39,13 +38,7 @@ def test_a_failed_deploy_migration_alerts_reminds_and_resolves_in_one_thread(mak
             fake.wait_for_message("C0INCIDENT", lambda m: m.thread_ts == alert.ts and "Reminder" in text_of(m))
 
             # Option 1 of the alert: restore the pre-migration snapshot, through an approval request.
-            choose = press_button(alert, "Choose", user_id="U0ALICE",
-                                  response_url=fake.response_url(message_ts=alert.ts))
-            assert desk.post(choose, sign(SECRET, choose))[0] == 200
-            modal = wait_for(lambda: fake.views, what="the reason modal")[0]
-            body = view_submission_body(modal, {"reason": {"reason": "deploy's index migration failed"}},
-                                        user_id="U0ALICE", user_name="alice")
-            assert desk.post(body, sign(SECRET, body))[0] == 200
+            choose_with_reason(desk, alert, "deploy's index migration failed")
             card = fake.wait_for_message("C0INCIDENT", lambda m: "dbops_approve" in text_of(m))
             assert "--snapshot" in text_of(card) and bed.state() == (2, True)
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import psycopg
 
 from tests.conftest import wait_for
-from tests.slack_bed import SECRET, serving, text_of
+from tests.slack_bed import SECRET, choose_with_reason, serving, text_of
 from tests.slack_fake import FakeSlack
-from tests.slack_fake_requests import press_button, sign, view_submission_body
+from tests.slack_fake_requests import press_button, sign
 
 FILES = {
     "1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY);\n"
@@ -36,13 +36,7 @@ def test_plan_choose_approve_and_the_checklist(make_bed, control_url):
             plan = fake.wait_for_message("C0INCIDENT", lambda m: "Choose" in text_of(m))
             assert "2_orders_total" in text_of(plan) and "drops column orders.total" in text_of(plan)
 
-            choose = press_button(plan, "Choose", user_id="U0ALICE",
-                                  response_url=fake.response_url(message_ts=plan.ts))
-            assert desk.post(choose, sign(SECRET, choose))[0] == 200
-            modal = wait_for(lambda: fake.views, what="the reason modal")[0]
-            submitted = view_submission_body(modal, {"reason": {"reason": "orders endpoint returns 500s"}},
-                                             user_id="U0ALICE", user_name="alice")
-            assert desk.post(submitted, sign(SECRET, submitted))[0] == 200
+            choose_with_reason(desk, plan, "orders endpoint returns 500s")
 
             card = fake.wait_for_message("C0INCIDENT", lambda m: "dbops_approve" in text_of(m))
             assert bed.state() == (2, False)  # nothing runs before a second person approves

@@ -278,16 +278,6 @@ def test_a_create_killed_with_sigkill_leaves_no_listed_snapshot(make_bed, tmp_pa
     assert [s.name for s in bed.run("snapshot list").snapshots] == [created.snapshot.name]
 
 
-@pytest.fixture
-def small_filesystem(tmp_path):
-    """A real 256 KiB file system (tmpfs) at tmp_path/snapshots: disk-full and read-only for real."""
-    mountpoint = tmp_path / "snapshots"
-    mountpoint.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k,mode=0755", "tmpfs", str(mountpoint)], check=True)
-    yield mountpoint
-    subprocess.run(["umount", str(mountpoint)], check=True)
-
-
 def test_a_full_disk_is_diagnosed_and_nothing_partial_is_left(make_bed, small_filesystem):
     bed = make_bed({"1_a.up.sql": "SELECT 1;"}, snapshot_dir=str(small_filesystem))
     bed.execute("CREATE TABLE bulk AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS t "
