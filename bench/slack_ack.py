@@ -291,6 +291,17 @@ def child_environ(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def start_bot(config: Path, fake: FakeSlack, *, port: int, bot_token: str, secret: str,
+              log_path: Path) -> subprocess.Popen:
+    """``dbops serve --http`` as an operator starts it: secrets only in the child's environment."""
+    with open(log_path, "wb") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve", "--http", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+            env=child_environ(DBOPS_CONFIG=str(config), SLACK_BOT_TOKEN=bot_token, SLACK_SIGNING_SECRET=secret,
+                              SLACK_API_URL=fake.api_url))
+
+
 def wait_for_health(port: int, bot: subprocess.Popen, deadline_s: float) -> float:
     """Poll GET /health until it answers 200; return how long it took. Raises on timeout or exit."""
     started = time.monotonic()
@@ -493,12 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         arrivals = Arrivals()
         arrivals.install(fake)
         log_path = root / "bot.log"
-        with open(log_path, "wb") as log_file:
-            bot = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "serve", "--http", "--host", "127.0.0.1", "--port", str(port)],
-                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                env=child_environ(DBOPS_CONFIG=str(config), SLACK_BOT_TOKEN=bot_token,
-                                  SLACK_SIGNING_SECRET=secret, SLACK_API_URL=fake.api_url))
+        bot = start_bot(config, fake, port=port, bot_token=bot_token, secret=secret, log_path=log_path)
         sampler = RssSampler(bot.pid)
         sampler.start()
         try:

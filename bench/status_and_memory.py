@@ -266,12 +266,7 @@ def main(argv: list[str] | None = None) -> int:
         arrivals = Arrivals()
         arrivals.install(fake)
         log_path = root / "bot.log"
-        with open(log_path, "wb") as log_file:
-            bot = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", "serve", "--http", "--host", "127.0.0.1", "--port", str(port)],
-                cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                env=child_environ(DBOPS_CONFIG=str(config), SLACK_BOT_TOKEN=bot_token,
-                                  SLACK_SIGNING_SECRET=secret, SLACK_API_URL=fake.api_url))
+        bot = ack.start_bot(config, fake, port=port, bot_token=bot_token, secret=secret, log_path=log_path)
         sampler = TreeSampler(bot.pid)
         sampler.start()
         crashed = None
