@@ -34,10 +34,8 @@ import dataclasses
 import re
 from collections.abc import Iterable, Mapping
 
-import pglast
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, ObjectType
-from pglast.parser import ParseError
 
 from commands.results import Finding, LockEstimate
 from commands.sqlscan import SqlFile, _table, position_of
@@ -94,18 +92,10 @@ def _finding(rule: str, filename: str, line: int | None, message: str) -> Findin
 
 # --- the parsed statements --------------------------------------------------------------------
 
-def _statements(text: str) -> list[tuple[int, ast.Node]]:
-    """(line, node) of each statement; [] when the text does not parse (sqlscan says where)."""
-    try:
-        raw = pglast.parse_sql(text)
-    except ParseError:
-        return []
-    found = []
-    for item in raw:
-        start = item.stmt_location or 0
-        stripped = len(text[start:]) - len(text[start:].lstrip())
-        found.append((position_of(text, start + stripped).line, item.stmt))
-    return found
+def _statements(sqlfile: SqlFile) -> list[tuple[int, ast.Node]]:
+    """(line, node) of each statement, as sqlscan parsed them; [] when the file does not
+    parse (its syntax_error says where)."""
+    return [(s.line, s.node) for s in sqlfile.statements if s.node is not None]
 
 
 def _column_is_not_null_without_default(column: ast.ColumnDef) -> bool:
@@ -115,16 +105,16 @@ def _column_is_not_null_without_default(column: ast.ColumnDef) -> bool:
     return bool(column.is_not_null or kinds & {ConstrType.CONSTR_NOTNULL, ConstrType.CONSTR_PRIMARY})
 
 
-def index_tables(text: str) -> set[str]:
+def index_tables(sqlfile: SqlFile) -> set[str]:
     """Tables a CREATE INDEX without CONCURRENTLY builds on (their sizes decide the rule)."""
-    return {_table(node.relation) for _, node in _statements(text)
+    return {_table(node.relation) for _, node in _statements(sqlfile)
             if isinstance(node, ast.IndexStmt) and not node.concurrent}
 
 
-def _up_rules(filename: str, text: str, sizes: Mapping[str, int], large_mb: int) -> list[Finding]:
+def _up_rules(filename: str, up: SqlFile, sizes: Mapping[str, int], large_mb: int) -> list[Finding]:
     found: list[Finding] = []
     created: set[str] = set()
-    for line, node in _statements(text):
+    for line, node in _statements(up):
         match node:
             case ast.CreateStmt():
                 created.add(_table(node.relation))
@@ -196,7 +186,7 @@ def lint_migration(*, up_name: str | None, up: SqlFile | None, down_name: str | 
         if up.syntax_error is not None:
             p = up.syntax_error.position
             found.append(_finding("syntax-error", up_name, p.line, f"{up.syntax_error.message} (column {p.column})"))
-        found += _up_rules(up_name, up.text, sizes, large_mb)
+        found += _up_rules(up_name, up, sizes, large_mb)
         found += _mixed_transaction(up_name, up)
         if down_name is None:
             found.append(_finding("missing-down", up_name, None,
@@ -297,11 +287,11 @@ def _locks_of(node: ast.Node) -> list[tuple[str, str, str]]:
     return []
 
 
-def lock_estimate(text: str) -> tuple[LockEstimate, ...]:
-    """What each statement of ``text`` locks, in file order (tables created in the file skipped:
+def lock_estimate(sqlfile: SqlFile) -> tuple[LockEstimate, ...]:
+    """What each statement of ``sqlfile`` locks, in file order (tables created in the file skipped:
     nobody else can be using them)."""
     estimates, created = [], set()
-    for line, node in _statements(text):
+    for line, node in _statements(sqlfile):
         if isinstance(node, ast.CreateStmt):
             created.add(_table(node.relation))
         estimates += [LockEstimate(line=line, table=table, lock=lock, statement=statement)

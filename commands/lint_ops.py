@@ -16,7 +16,7 @@ from commands.migrate_ops import _plan, read_sql
 from commands.migrations import EnvironmentDatabase
 from commands.plans import Step
 from commands.results import Finding, Outcome, PlanFile, PlanResult, Refusal, Result
-from commands.source import load_source
+from commands.source import MigrationFile, load_source
 from commands.sqlscan import Mode, SqlFile
 
 NOT_RUN = "squawk was not run: this dbops process has no SQL linter configured."
@@ -37,6 +37,15 @@ def _squawk_excludes(env: EnvironmentSettings) -> tuple[str, ...]:
                  if value.strip() not in ("0", "0ms", "0s"))
 
 
+def _squawk(ctx: Context, env: EnvironmentSettings, files: list[tuple[MigrationFile, Mode]]) -> list[list[Finding]]:
+    """squawk's findings on each of ``files``, all in one call (the linter runs them in batches)."""
+    if ctx.linter is None:
+        return [[Finding(rule="squawk-not-run", severity="info", filename=file.filename, line=None, message=NOT_RUN,
+                         source="squawk")] for file, _ in files]
+    return ctx.linter.lint([(file.path, mode is Mode.TRANSACTIONAL) for file, mode in files],
+                           exclude=_squawk_excludes(env))
+
+
 def lint_steps(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings,
                steps: list[Step]) -> tuple[PlanFile, ...]:
     """Every up step of ``steps`` with its findings (allowances applied) and lock estimate."""
@@ -47,20 +56,19 @@ def lint_steps(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings,
         up, down = step.migration.up, step.migration.down
         read.append((step, _read(up, up.filename, found) if up else None,
                      _read(down, down.filename, found) if down else None, found))
-    wanted = sorted({t for _, up, _, _ in read if up is not None for t in lint.index_tables(up.text)})
+    wanted = sorted({t for _, up, _, _ in read if up is not None for t in lint.index_tables(up)})
     sizes = db.inspector.table_bytes(wanted) if wanted else {}
+    modes = [up.mode if up is not None and not up.empty else Mode.TRANSACTIONAL for _, up, _, _ in read]
+    lintable = [i for i, (_, up, _, _) in enumerate(read) if up is not None and up.syntax_error is None and not up.empty]
+    squawk_of = dict(zip(lintable, _squawk(ctx, env, [(read[i][0].migration.up, modes[i]) for i in lintable]),
+                         strict=True))
     planned = []
-    for step, up, down, found in read:
+    for i, (step, up, down, found) in enumerate(read):
         m = step.migration
         found += lint.lint_migration(up_name=m.up.filename if m.up else None, up=up,
                                      down_name=m.down.filename if m.down else None, down=down, sizes=sizes,
                                      large_mb=env.lint_large_table_mb)
-        mode = up.mode if up is not None and not up.empty else Mode.TRANSACTIONAL
-        if up is not None and up.syntax_error is None and not up.empty:
-            found += (ctx.linter.lint(m.up.path, in_transaction=mode is Mode.TRANSACTIONAL,
-                                      exclude=_squawk_excludes(env)) if ctx.linter is not None else
-                      [Finding(rule="squawk-not-run", severity="info", filename=m.up.filename, line=None,
-                               message=NOT_RUN, source="squawk")])
+        found += squawk_of.get(i, [])
         in_files = {}
         for file, sqlfile in ((m.up, up), (m.down, down)):
             if file is not None and sqlfile is not None:
@@ -71,8 +79,8 @@ def lint_steps(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings,
                                                             f.filename, f.line or 0)),
                                in_files=in_files, configured=env.lint_allow)
         planned.append(PlanFile(version=m.version, name=m.name, filename=m.up.filename if m.up else None,
-                                mode=mode.value, findings=findings,
-                                locks=lint.lock_estimate(up.text) if up is not None else ()))
+                                mode=modes[i].value, findings=findings,
+                                locks=lint.lock_estimate(up) if up is not None else ()))
     return tuple(planned)
 
 

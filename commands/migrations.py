@@ -6,6 +6,7 @@ PostgreSQL's programs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -71,10 +72,11 @@ class Inspector(Protocol):
 
 
 class SqlLinter(Protocol):
-    def lint(self, path: Path, *, in_transaction: bool, exclude: tuple[str, ...] = ()) -> list[Finding]:
-        """Findings on the SQL file at ``path`` (lines 1-based, ``filename`` its name), rules in
-        ``exclude`` left out; ``in_transaction``: dbops wraps the file in a transaction. Never
-        raises: a linter that cannot run returns one finding saying so."""
+    def lint(self, files: Sequence[tuple[Path, bool]], *, exclude: tuple[str, ...] = ()) -> list[list[Finding]]:
+        """Findings on each SQL file of ``files`` (path, and whether dbops wraps it in a
+        transaction), in order: lines 1-based, ``filename`` the file's name, rules in
+        ``exclude`` left out. Never raises: a linter that cannot run returns one finding per
+        file saying so."""
 
 
 class EnvironmentDatabase(Protocol):

@@ -12,7 +12,7 @@ The executor needs four answers per file, and this module gives them without a d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 import pglast
@@ -43,6 +43,8 @@ class Statement:
     no_transaction: str | None = None  # why it cannot run in a transaction block
     transaction_control: bool = False  # BEGIN/COMMIT/ROLLBACK…
     data_loss: tuple[str, ...] = ()    # one plain-words line per destructive action
+    # The parsed statement itself, for the linter (commands.lint): parsing is the costly part.
+    node: ast.Node | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -208,5 +210,6 @@ def scan(text: str) -> SqlFile:
             no_transaction=_no_transaction_reason(node),
             transaction_control=isinstance(node, ast.TransactionStmt) and node.kind in _OWN_TRANSACTION_KINDS,
             data_loss=tuple(_data_loss(node)),
+            node=node,
         ))
     return SqlFile(text=text, statements=tuple(statements), syntax_error=None)

@@ -1,9 +1,11 @@
-"""squawk (squawk-cli's binary) as dbops' SqlLinter: one run per file, its JSON reporter read
-into Findings.
+"""squawk (squawk-cli's binary) as dbops' SqlLinter: its JSON reporter read into Findings.
 
-Never a shell: the binary's path and the file's path are the only arguments besides fixed
-options, and the file comes from the migrations directory. A missing binary, a crash or
-output that is not squawk's JSON becomes one finding saying so, never an exception.
+Files are linted in batches (one run per transaction mode, at most BATCH files a run):
+squawk starts in about 3 ms, so one run per file cost 3 s for a thousand pending files.
+
+Never a shell: the binary's path and the files' paths are the only arguments besides fixed
+options, and the files come from the migrations directory. A missing binary, a crash or
+output that is not squawk's JSON becomes one finding per file saying so, never an exception.
 """
 
 from __future__ import annotations
@@ -12,11 +14,13 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from commands.results import Finding
 
 TIMEOUT_SECONDS = 60
+BATCH = 200
 # pglast reports syntax errors with dbops' own wording (rule "syntax-error").
 _SKIPPED = {"syntax-error"}
 _LEVELS = {"error": "error", "warning": "warning"}
@@ -36,30 +40,49 @@ class SquawkLinter:
     def __init__(self, binary: Path | None = None) -> None:
         self.binary = binary
 
-    def lint(self, path: Path, *, in_transaction: bool, exclude: tuple[str, ...] = ()) -> list[Finding]:
-        filename = path.name
+    def lint(self, files: Sequence[tuple[Path, bool]], *, exclude: tuple[str, ...] = ()) -> list[list[Finding]]:
+        found: list[list[Finding]] = [[] for _ in files]
         binary = self.binary or find_squawk()
+        for in_transaction in (True, False):
+            indexes = [i for i, (_, wrapped) in enumerate(files) if wrapped is in_transaction]
+            for start in range(0, len(indexes), BATCH):
+                batch = indexes[start:start + BATCH]
+                for i, findings in zip(batch, self._run(binary, [files[i][0] for i in batch], in_transaction,
+                                                        exclude), strict=True):
+                    found[i] = findings
+        return found
+
+    def _run(self, binary: Path | None, paths: list[Path], in_transaction: bool,
+             exclude: tuple[str, ...]) -> list[list[Finding]]:
+        """One squawk run over ``paths``: each file's findings, in order."""
+        def trouble(message: str) -> list[list[Finding]]:
+            return [[_trouble(path.name, message)] for path in paths]
+
         if binary is None:
-            return [_trouble(filename, "squawk was not run: its binary was not found (install squawk-cli).")]
+            return trouble("squawk was not run: its binary was not found (install squawk-cli).")
         args = [str(binary), "--reporter", "json",
                 "--assume-in-transaction" if in_transaction else "--no-assume-in-transaction"]
         if exclude:
             args.append("--exclude=" + ",".join(exclude))
         try:
-            done = subprocess.run([*args, "--", str(path)], capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
-                                  check=False)
+            done = subprocess.run([*args, "--", *map(str, paths)], capture_output=True, text=True,
+                                  timeout=TIMEOUT_SECONDS, check=False)
         except OSError as err:
-            return [_trouble(filename, f"squawk could not be started: {err.strerror or err}.")]
+            return trouble(f"squawk could not be started: {err.strerror or err}.")
         except subprocess.TimeoutExpired:
-            return [_trouble(filename, f"squawk did not finish within {TIMEOUT_SECONDS} s.")]
+            return trouble(f"squawk did not finish within {TIMEOUT_SECONDS} s.")
+        by_path: dict[str, list[Finding]] = {str(path): [] for path in paths}
         try:
             reported = json.loads(done.stdout) if done.stdout.strip() else []
             if done.returncode not in (0, 1) or not isinstance(reported, list):
                 raise ValueError
-            return [_finding(filename, item) for item in reported if item.get("rule_name") not in _SKIPPED]
-        except (ValueError, AttributeError, TypeError):
+            for item in reported:
+                if item.get("rule_name") not in _SKIPPED:
+                    by_path[item["file"]].append(_finding(Path(item["file"]).name, item))
+        except (ValueError, AttributeError, TypeError, KeyError):
             said = " ".join(done.stderr.split())[:300] or f"exit status {done.returncode}"
-            return [_trouble(filename, f"squawk failed: {said}")]
+            return trouble(f"squawk failed: {said}")
+        return [by_path[str(path)] for path in paths]
 
 
 def _finding(filename: str, item: dict) -> Finding:

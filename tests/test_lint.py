@@ -69,13 +69,13 @@ def test_index_rule_needs_a_large_table() -> None:
 
 
 def test_lock_estimate_names_table_and_level_per_statement() -> None:
-    locks = lint.lock_estimate("CREATE TABLE t (id int);\nCREATE INDEX ON t (id);\n"
-                               "ALTER TABLE users ADD COLUMN c int;\nCREATE INDEX CONCURRENTLY i ON users (c);\n"
-                               "UPDATE users SET c = 1;\nTRUNCATE events;")
+    locks = lint.lock_estimate(scan("CREATE TABLE t (id int);\nCREATE INDEX ON t (id);\n"
+                                    "ALTER TABLE users ADD COLUMN c int;\nCREATE INDEX CONCURRENTLY i ON users (c);\n"
+                                    "UPDATE users SET c = 1;\nTRUNCATE events;"))
     assert [(lk.line, lk.table, lk.lock) for lk in locks] == [
         (3, "users", "ACCESS EXCLUSIVE"), (4, "users", "SHARE UPDATE EXCLUSIVE"), (5, "users", "ROW EXCLUSIVE"),
         (6, "events", "ACCESS EXCLUSIVE")]
-    assert lint.lock_estimate("CREATE INDEX i ON users (c);")[0].lock == "SHARE"
+    assert lint.lock_estimate(scan("CREATE INDEX i ON users (c);"))[0].lock == "SHARE"
 
 
 def test_allow_comment_needs_a_reason() -> None:
@@ -91,18 +91,39 @@ def test_squawk_findings_carry_the_file_and_its_line(tmp_path: Path) -> None:
     path = tmp_path / "2_add_age.up.sql"
     path.write_text("-- add the age\n\nALTER TABLE users ADD COLUMN age bigint NOT NULL;\n"
                     "CREATE INDEX users_age ON users (age);\n")
-    found = {(f.rule, f.line) for f in SquawkLinter().lint(path, in_transaction=True)}
-    assert ("adding-required-field", 3) in found
-    assert ("require-concurrent-index-creation", 4) in found
-    assert all(f.filename == "2_add_age.up.sql" and f.source == "squawk"
-               for f in SquawkLinter().lint(path, in_transaction=True))
+    [findings] = SquawkLinter().lint([(path, True)])
+    assert ("adding-required-field", 3) in {(f.rule, f.line) for f in findings}
+    assert ("require-concurrent-index-creation", 4) in {(f.rule, f.line) for f in findings}
+    assert all(f.filename == "2_add_age.up.sql" and f.source == "squawk" for f in findings)
 
 
-def test_a_missing_squawk_is_one_finding_not_a_crash(tmp_path: Path) -> None:
-    path = tmp_path / "1_x.up.sql"
-    path.write_text("SELECT 1;")
-    found = SquawkLinter(binary=tmp_path / "no-such-squawk").lint(path, in_transaction=True)
-    assert [(f.rule, f.severity) for f in found] == [("squawk-not-run", "warning")]
+def test_squawk_lints_many_files_in_one_call_each_in_its_own_transaction_mode(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("commands.squawk.BATCH", 2)  # several runs per mode
+    # squawk asks for IF NOT EXISTS only when the file is not wrapped in a transaction.
+    create, narrow, clean = "CREATE TABLE x (id bigint);\n", "ALTER TABLE t ADD COLUMN c int;\n", "SELECT 1;\n"
+    files = []
+    for i, (text, in_transaction) in enumerate([(create, True), (narrow, True), (create, False), (clean, True),
+                                                (create, False), (clean, False), (narrow, False)], start=1):
+        path = tmp_path / f"{i}_m.up.sql"
+        path.write_text(text)
+        files.append((path, in_transaction))
+    found = SquawkLinter().lint(files)
+    assert [{f.filename for f in findings} for findings in found] == [
+        {path.name} if findings else set() for (path, _), findings in zip(files, found, strict=True)]
+    assert [any(f.rule == "prefer-robust-stmts" for f in findings) for findings in found] == [
+        False, False, True, False, True, False, True]
+    assert [any(f.rule == "prefer-bigint-over-int" for f in findings) for findings in found] == [
+        False, True, False, False, False, False, True]
+    assert found[3] == found[5] == []
+
+
+def test_a_missing_squawk_is_one_finding_per_file_not_a_crash(tmp_path: Path) -> None:
+    paths = [tmp_path / "1_x.up.sql", tmp_path / "2_y.up.sql"]
+    for path in paths:
+        path.write_text("SELECT 1;")
+    found = SquawkLinter(binary=tmp_path / "no-such-squawk").lint([(paths[0], True), (paths[1], False)])
+    assert [[(f.filename, f.rule, f.severity) for f in findings] for findings in found] == [
+        [("1_x.up.sql", "squawk-not-run", "warning")], [("2_y.up.sql", "squawk-not-run", "warning")]]
 
 
 # --- through the executor, on PostgreSQL -----------------------------------------------------------
