@@ -138,7 +138,7 @@ def _migration_impact(ctx: Context, db: EnvironmentDatabase, command: g.Command,
     for step in downs:
         if step.file is None:
             continue
-        for line, description in read_sql(step.file).data_loss:
+        for line, description in read_sql(step.file, ctx.parsed).data_loss:
             losses.append(LossyStatement(filename=step.file.filename, line=line, description=description))
     return Impact(before=state, target=plan[-1].target,
                   applies=tuple(i for i, s in zip(info, plan) if s.direction == "up"),

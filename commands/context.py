@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -48,6 +48,9 @@ class Context:
     linter: SqlLinter | None = None  # squawk; None: /migrate plan says it was not run
     # Runs an approved command as its requester, audited (the executor supplies it).
     execute: Callable[[Any, EnvironmentSettings, Actor], Any] | None = None
+    # The command's parsed SQL files (commands.migrate_ops.read_sql): the lint before an
+    # `up` and the run itself read the same files, and parsing is most of reading.
+    parsed: dict = field(default_factory=dict)
 
     @property
     def approvals(self) -> Approvals:

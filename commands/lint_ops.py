@@ -22,9 +22,9 @@ from commands.sqlscan import Mode, SqlFile
 NOT_RUN = "squawk was not run: this dbops process has no SQL linter configured."
 
 
-def _read(file, filename: str, found: list[Finding]) -> SqlFile | None:
+def _read(ctx: Context, file, filename: str, found: list[Finding]) -> SqlFile | None:
     try:
-        return read_sql(file)
+        return read_sql(file, ctx.parsed)
     except SourceError as err:
         found.append(Finding(rule="unreadable", severity="error", filename=filename, line=None, message=err.message))
         return None
@@ -54,8 +54,8 @@ def lint_steps(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings,
     for step in ups:
         found: list[Finding] = []
         up, down = step.migration.up, step.migration.down
-        read.append((step, _read(up, up.filename, found) if up else None,
-                     _read(down, down.filename, found) if down else None, found))
+        read.append((step, _read(ctx, up, up.filename, found) if up else None,
+                     _read(ctx, down, down.filename, found) if down else None, found))
     wanted = sorted({t for _, up, _, _ in read if up is not None for t in lint.index_tables(up)})
     sizes = db.inspector.table_bytes(wanted) if wanted else {}
     modes = [up.mode if up is not None and not up.empty else Mode.TRANSACTIONAL for _, up, _, _ in read]

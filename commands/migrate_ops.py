@@ -31,14 +31,23 @@ from commands.sqlscan import SqlFile, scan
 log = structlog.get_logger("dbops.migrate")
 
 
-def read_sql(file: MigrationFile) -> SqlFile:
+def read_sql(file: MigrationFile, parsed: dict | None = None) -> SqlFile:
+    """``file`` read and parsed. ``parsed``: a command's memo (``Context.parsed``), keyed by
+    the file's identity and modification time, so a file edited in between is read again."""
     try:
+        stat = file.path.stat()
+        key = (str(file.path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if parsed is not None and key in parsed:
+            return parsed[key]
         text = file.path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
         raise SourceError(f"{file.filename} is not valid UTF-8 (byte {err.start}).") from None
     except OSError as err:
         raise SourceError(f"Cannot read {file.filename}: {err.strerror}.") from None
-    return scan(text)
+    sqlfile = scan(text)
+    if parsed is not None:
+        parsed[key] = sqlfile
+    return sqlfile
 
 
 def mismatch_of(source: MigrationSource, state: State) -> Mismatch | None:
@@ -181,11 +190,11 @@ def _plan(command: g.Command, source: MigrationSource, state: State, env: Enviro
     raise AssertionError(f"not a migration: {command!r}")
 
 
-def _read_steps(steps: list[Step]) -> tuple[list[SqlFile | None], list[FileProblem]]:
+def _read_steps(ctx: Context, steps: list[Step]) -> tuple[list[SqlFile | None], list[FileProblem]]:
     """Every file of the plan, parsed before anything runs, so a bad one changes nothing."""
     files, problems = [], []
     for step in steps:
-        sqlfile = read_sql(step.file) if step.file is not None else None
+        sqlfile = read_sql(step.file, ctx.parsed) if step.file is not None else None
         if sqlfile is not None and sqlfile.syntax_error is not None:
             problem = sqlfile.syntax_error
             problems.append(FileProblem(filename=step.file.filename, severity="error", message=problem.message,
@@ -213,7 +222,7 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
         return plan
     if not plan:
         return MigrateResult(env=env.name, operation=operation, outcome=Outcome.NO_CHANGE, before=before, after=before)
-    files, problems = _read_steps(plan)
+    files, problems = _read_steps(ctx, plan)
     if problems:
         return Refusal(env=env.name, operation=operation, reason=Reason.SYNTAX_ERROR, state=before,
                        problems=tuple(problems))
@@ -273,7 +282,7 @@ def dry_run(ctx: Context, command: g.MigrateDryRun, env: EnvironmentSettings) ->
         plan = _plan(command, source, state, env, "dry-run")
         if isinstance(plan, Refusal):
             return plan
-        files, problems = _read_steps(plan)
+        files, problems = _read_steps(ctx, plan)
         rows = [] if problems else db.runner.dry_run([(s.migration.label, f) for s, f in zip(plan, files)])
     by_label = {label: row for label, *row in rows}
     syntax = {p.filename: p for p in problems}

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.errors import SourceError, UsageError
+from commands.migrate_ops import read_sql
 from commands.plans import plan_down, plan_goto, plan_up
 from commands.source import MAX_VERSION, NIL_VERSION, MigrationFile, SkippedEntry, load_source, parse_filename
 
@@ -214,3 +215,15 @@ def test_plan_goto_to_a_version_without_file_names_nearby_versions(source, targe
         plan_goto(source, 2, target)
     assert f"No migration file has version {target}" in info.value.message
     assert f"Versions near it: {nearby}." in info.value.message
+
+
+def test_a_file_is_parsed_once_per_command_and_again_when_edited(tmp_path: Path) -> None:
+    path = tmp_path / "2_add.up.sql"
+    path.write_text("ALTER TABLE users ADD COLUMN age bigint;\n")
+    file = MigrationFile(version=2, name="add", direction="up", path=path)
+    parsed: dict = {}
+    first = read_sql(file, parsed)
+    assert read_sql(file, parsed) is first  # the lint's parse serves the run
+    path.write_text("ALTER TABLE users ADD COLUMN age bigint NOT NULL DEFAULT 0;\n")
+    edited = read_sql(file, parsed)
+    assert "DEFAULT 0" in edited.text and edited is not first
