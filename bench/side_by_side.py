@@ -219,8 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     clock = time.monotonic()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
                             check=False).stdout.strip() or "?"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True, check=False).stdout.strip()
+    # Changes to the results file itself (pasting the last report) are not changes to what is measured.
+    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":!bench/RESULTS.md"],
+                           cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
     runs = (quick_runs if args.quick else full_runs)(args.migrate)
     results = {name: run(name, bench_args) for name, bench_args in runs}
     text = report(results, started=started, wall_s=time.monotonic() - clock,
