@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from urllib.parse import urlencode
 
 import pytest
@@ -15,6 +16,8 @@ from tests.slack_bed import SECRET, serving, text_of
 from tests.slack_fake import FakeSlack
 from tests.slack_fake_requests import block_actions_body, sign, slash_command_fields
 
+# The long variant runs SCALE times the examples: DBOPS_FUZZ_SCALE=20 (bench/long_tests.py).
+SCALE = max(1, int(os.environ.get("DBOPS_FUZZ_SCALE", "1")))
 FILES = {"1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY);", "1_users.down.sql": "DROP TABLE users;"}
 NASTY = ["; rm -rf /", "$(reboot)", "`id`", "'; DROP TABLE users; --", "../../etc/passwd", "/etc/shadow",
          "\x00", "<!channel>", "<!here|here>", "<@U0ADMIN>", "*bold* _it_ ~s~", "\u202e", "ｍｉｇｒａｔｅ", "🔥" * 50,
@@ -87,7 +90,7 @@ def unchanged(scenario) -> None:
         (scenario.bed.migrations.parent / "snapshots").iterdir())
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=120 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(command=st.sampled_from(["/migrate", "/snapshot", "/rollback", "/dbops", "/deploy"]), text=texts,
        user=st.sampled_from(["U0ALICE", "U0EVE", "<!channel>", ""]),
        channel=st.sampled_from(["C0INCIDENT", "C0RANDOM", "../C0INCIDENT"]))
@@ -103,7 +106,7 @@ def test_fuzzed_commands_from_anyone_anywhere_never_error_and_destroy_nothing(ho
         assert "<!channel>" not in message and "<!here" not in message  # nobody can be pinged
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(drop=st.sets(st.sampled_from(list(slash_command_fields().keys())), max_size=5),
        replace=st.dictionaries(st.sampled_from(list(slash_command_fields().keys())),
                                st.sampled_from(["", "x" * 10000, "\x00", "[]", "{}", "null", "🔥"]), max_size=3))
@@ -118,7 +121,7 @@ def test_slash_payloads_with_fields_missing_or_mangled_get_a_clear_status(hostil
     assert status in (200, 400, 401, 404), status
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40 * SCALE, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(action=st.sampled_from(["dbops_approve", "dbops_deny", "dbops_cancel", "dbops_refresh",
                                "dbops_rollback_choose", "unknown_action"]),
        value=st.sampled_from(["r0000000000", "/migrate up", "/rollback --steps 1 test", "", "../../x", "x" * 3000,

@@ -1,10 +1,13 @@
 """Load, fast variant (bench/slack_ack.py measures the timings): 50 concurrent slash commands
 from 10 users while a snapshot and the scheduled jobs run — every command acknowledged and
-answered once, no error, and migrations one at a time."""
+answered once, no error, and migrations one at a time.
+
+The long variant sends more, still 50 at a time: ``DBOPS_LOAD_COMMANDS=1000`` (bench/long_tests.py)."""
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,11 +21,13 @@ FILES = {f"{v}_t{v}.up.sql": f"CREATE TABLE t{v} (id bigint PRIMARY KEY);" for v
     f"{v}_t{v}.down.sql": f"DROP TABLE t{v};" for v in range(1, 6)}
 USERS = [f"U0USER{n}" for n in range(10)]
 MIX = ["/migrate status", "/snapshot list", "/dbops history", "/migrate validate", "/migrate up 1"]
+COMMANDS = max(25, int(os.environ.get("DBOPS_LOAD_COMMANDS", "50")))  # 50 in flight at a time
+UPS = COMMANDS // len(MIX) + (1 if COMMANDS % len(MIX) == len(MIX) else 0)
 
 
 def test_fifty_concurrent_commands_while_a_snapshot_and_the_scheduler_run(make_bed, control_url):
     with FakeSlack(users={u: u.lower() for u in USERS}) as fake:
-        # Ten `up 1` queue for the lock; none should give up waiting on a slow machine.
+        # The `up 1`s queue for the lock; none should give up waiting on a slow machine.
         bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"], lock_wait_seconds=60)
         with serving(bed, fake, control_url) as desk:
             env = bed.settings.environment("test")
@@ -38,28 +43,28 @@ def test_fifty_concurrent_commands_while_a_snapshot_and_the_scheduler_run(make_b
 
             ticker = threading.Thread(target=scheduler, daemon=True)
             ticker.start()
-            sent = [(MIX[i % len(MIX)], USERS[i % len(USERS)]) for i in range(50)]
+            sent = [(MIX[i % len(MIX)], USERS[i % len(USERS)]) for i in range(COMMANDS)]
             with ThreadPoolExecutor(max_workers=50) as pool:
                 acks = list(pool.map(lambda c: desk.command(c[0].split(" ", 1)[1], command=c[0].split(" ", 1)[0],
                                                             user=c[1]), sent))
-            assert [status for status, _, _ in acks] == [200] * 50
+            assert [status for status, _, _ in acks] == [200] * COMMANDS
 
             private = {url for (command, _), (_, _, url) in zip(sent, acks) if "up" not in command}
             wait_for(lambda: private <= {r.url_id for r in fake.responses}, what="every private answer")
             ups = wait_for(lambda: [m for m in fake.messages("C0INCIDENT") if "/migrate up" in text_of(m)
                                     and "elapsed" not in text_of(m)] if len(
                 [m for m in fake.messages("C0INCIDENT") if "/migrate up" in text_of(m) and "elapsed" not in text_of(m)]
-            ) == 10 else None, timeout=60, what="the ten migrate up results")
+            ) == UPS else None, timeout=60 + COMMANDS / 10, what="every migrate up result")
             ticking.set()
             ticker.join()
 
-    assert len(ups) == 10 and bed.state() == (5, False)  # five applied, one at a time; the rest refused or no-op
+    assert len(ups) == UPS and bed.state() == (5, False)  # five applied, one at a time; the rest refused or no-op
     assert sorted(r.url_id for r in fake.responses if r.url_id in private) == sorted(private)  # each once
     with psycopg.connect(control_url) as conn:
         applied = conn.execute("SELECT count(*) FROM dbops_audit_log WHERE command = 'migrate up' "
                                "AND outcome = 'done'").fetchone()[0]
         errors = conn.execute("SELECT command, detail FROM dbops_audit_log WHERE outcome = 'error'").fetchall()
-    # The five late `up 1` find nothing pending and say so; nothing else went wrong.
+    # The late `up 1`s find nothing pending and say so; nothing else went wrong.
     assert applied == 5 and [d for _, d in errors] == ["up 1 asks for 1 migrations, but only 0 are pending. "
-                                                       "Nothing was changed."] * 5
+                                                       "Nothing was changed."] * (UPS - 5)
     assert all("Traceback" not in json.dumps(c.params) for c in fake.calls)
