@@ -134,6 +134,7 @@ def report(results: dict[str, dict], *, started: datetime, wall_s: float, commit
     restore, gunzip = medians.get("dbops_restore"), medians.get("gunzip_psql")
     restore_safe = medians.get("dbops_restore_safety")
     snap_cmd = f"`{snaps.get('command', '')}`"
+    create_rss = _peak_rss(snaps, "dbops_create")
     lines += [
         f"| snapshot create, {database_mb:.0f} MB database (median of {snaps.get('repeat', '?')}) | {secs(create)}, "
         f"{mb(_mb(sizes.get('dbops_create')))} | `pg_dump -Fc -Z9`: {secs(z9)}, {mb(_mb(sizes.get('pg_dump_z9')))} | "
@@ -146,8 +147,8 @@ def report(results: dict[str, dict], *, started: datetime, wall_s: float, commit
         f"| {snap_cmd} |",
         f"| snapshot restore, default (safety snapshot first) | {secs(restore_safe)} | the same: {secs(gunzip)} | "
         f"{_x(ratio(gunzip, restore_safe))} as fast | — | — | {snap_cmd} |",
-        f"| snapshot create, peak RSS of the dbops process | {_rss(snaps, 'dbops_create')} | — | — | < 150 MB | "
-        f"{verdict(_rss_ok(snaps, 'dbops_create'))} | {snap_cmd} |",
+        f"| snapshot create, peak RSS of the dbops process | {mb(create_rss)} | — | — | < 150 MB | "
+        f"{verdict(create_rss < 150 if create_rss is not None else None)} | {snap_cmd} |",
     ]
     seq, c10 = status.get("status_seq_ms", {}), status.get("status_c10_ms", {})
     cli, psql = status.get("cli_ms", {}), status.get("psql_ms", {})
@@ -196,16 +197,10 @@ def _targets(snaps: dict, which: str) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
-def _rss(snaps: dict, side: str) -> str:
-    runs = snaps.get("runs") or []
-    peaks = [r[side]["rss_mb"] for r in runs if isinstance(r.get(side), dict) and "rss_mb" in r[side]]
-    return mb(max(peaks)) if peaks else "—"
-
-
-def _rss_ok(snaps: dict, side: str) -> bool | None:
-    runs = snaps.get("runs") or []
-    peaks = [r[side]["rss_mb"] for r in runs if isinstance(r.get(side), dict) and "rss_mb" in r[side]]
-    return max(peaks) < 150 if peaks else None
+def _peak_rss(snaps: dict, side: str) -> float | None:
+    """The highest peak RSS (MB) of ``side`` over the snapshot benchmark's runs."""
+    peaks = [r[side]["rss_mb"] for r in snaps.get("runs") or [] if isinstance(r.get(side), dict) and "rss_mb" in r[side]]
+    return max(peaks) if peaks else None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -291,6 +291,17 @@ def child_environ(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def stop_bot(bot: subprocess.Popen, timeout: float = 20) -> tuple[int, bool]:
+    """SIGTERM, as an operator stops it; killed if it is not gone within ``timeout``.
+    Its exit status, and whether it had to be killed."""
+    bot.send_signal(signal.SIGTERM)
+    try:
+        return bot.wait(timeout=timeout), False
+    except subprocess.TimeoutExpired:
+        bot.kill()
+        return bot.wait(), True
+
+
 def start_bot(config: Path, fake: FakeSlack, *, port: int, bot_token: str, secret: str,
               log_path: Path) -> subprocess.Popen:
     """``dbops serve --http`` as an operator starts it: secrets only in the child's environment."""
@@ -580,12 +591,8 @@ def main(argv: list[str] | None = None) -> int:
             sampler.stop()
             crashed = bot.poll()
             if crashed is None:
-                bot.send_signal(signal.SIGTERM)
-                try:
-                    stopped = bot.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    bot.kill()
-                    stopped = bot.wait()
+                stopped, killed = stop_bot(bot)
+                if killed:
                     problems.append("the bot did not stop within 20 s of SIGTERM (killed)")
             else:
                 stopped = crashed

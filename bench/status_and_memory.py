@@ -61,6 +61,7 @@ from slack_ack import (
     percentile,
     proc_status,
     send,
+    stop_bot,
 )
 
 from commands.pg import embedded
@@ -343,12 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             sampler.stop()
             crashed = bot.poll()
             if crashed is None:
-                bot.send_signal(signal.SIGTERM)
-                try:
-                    bot.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    bot.kill()
-                    bot.wait()
+                stop_bot(bot)
         rejected = [c for c in fake.calls if not c.ok]
     if crashed is not None:
         problems.insert(0, f"THE BOT EXITED during the run with status {crashed}")
