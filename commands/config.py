@@ -12,11 +12,11 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from commands.errors import ConfigError
-from commands.redact import redact
+from commands.redact import redact, url_passwords
 
 # Operations that may be listed in require_approval.
 APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release")
@@ -195,10 +195,9 @@ def _postgres_url(value: Any) -> str:
 
 
 def _register_password(url: str) -> None:
-    """Mask the password both as written in the URL and as decoded (``p%40ss`` is ``p@ss``)."""
-    password = urlsplit(url).password
-    if password:
-        redact.register(password, unquote(password))
+    """Mask every password libpq would take from ``url`` (userinfo, ``?password=``,
+    ``?sslpassword=``, however percent-encoded), both as written and as decoded."""
+    redact.register(*url_passwords(url))
 
 
 def _identifier(value: Any) -> str:
