@@ -31,8 +31,9 @@ EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSE
 GRAMMAR_VERBS = ("migrate", "snapshot", "rollback", "dbops", "lock")
 HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
 
-  dbops serve [--port P]                the Slack bot over Socket Mode ($SLACK_APP_TOKEN); /health on P
+  dbops serve [--host H] [--port P]     the Slack bot over Socket Mode ($SLACK_APP_TOKEN); /health on P
   dbops serve --http [--host H] [--port P]   the Slack bot over HTTP: POST /slack/events, GET /health
+                                        (H defaults to 127.0.0.1; --host 0.0.0.0 listens on every interface)
   dbops console [--user NAME]           a terminal that behaves like a Slack channel (a script on stdin)
 
   dbops migrate status [ENV]            version, dirty flag, pending migrations, lock holder

@@ -1,7 +1,11 @@
 """``dbops serve``: Socket Mode (``SLACK_APP_TOKEN``), or ``--http`` for the Events API.
 
-    dbops serve [--config PATH] [--port P]                Socket Mode; /health on P if given
+    dbops serve [--config PATH] [--host H] [--port P]     Socket Mode; /health on P if given
     dbops serve --http [--host H] [--port P] [--config PATH]
+
+The port is bound to 127.0.0.1 unless ``--host`` says otherwise (``--host 0.0.0.0`` in a
+container, where probes and the ingress arrive on the pod's address): /health is
+unauthenticated, and Slack's requests arrive through a TLS proxy in any case.
 
 SIGTERM and SIGINT stop it: the HTTP server stops taking requests first.
 """
@@ -21,6 +25,7 @@ from commands.errors import UsageError
 
 log = structlog.get_logger("dbops.serve")
 DEFAULT_PORT = 3000
+DEFAULT_HOST = "127.0.0.1"
 
 
 def _port(value: str | None) -> int | None:
@@ -39,9 +44,9 @@ def serve(settings: Settings, *, http: bool, host: str | None, port: str | None)
     stop = threading.Event()
     server = None
     if http or chosen is not None:
-        server = make_server(wsgi_app(settings, databases, bot.app if http else None),
-                             host=host or "0.0.0.0", port=chosen or DEFAULT_PORT)
-        log.warning("serve.listening", host=host or "0.0.0.0", port=server.effective_port,
+        application = wsgi_app(settings, databases, bot.app if http else None, signing_secret=slack.signing_secret)
+        server = make_server(application, host=host or DEFAULT_HOST, port=chosen or DEFAULT_PORT)
+        log.warning("serve.listening", host=host or DEFAULT_HOST, port=server.effective_port,
                     mode="http" if http else "socket-mode health only")
 
     def shut_down(signum, _frame) -> None:

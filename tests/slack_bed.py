@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import psycopg
 
 from bot.app import Bot, SlackSettings, build_bot
-from bot.http import make_server, wsgi_app
+from bot.http import HttpApp, make_server, wsgi_app
 from tests.conftest import Bed
 from tests.slack_fake import FakeSlack
 from tests.slack_fake_requests import sign, slash_command_body
@@ -29,6 +29,7 @@ class Scenario:
     bot: Bot
     port: int
     control_url: str
+    http: HttpApp | None = None  # the WSGI app being served: its replay guard, its health reports
 
     def post(self, body: str, headers: dict[str, str]) -> tuple[int, str]:
         request = urllib.request.Request(f"http://127.0.0.1:{self.port}/slack/events", data=body.encode(),
@@ -74,11 +75,12 @@ def serving(bed: Bed, fake: FakeSlack, control_url: str, *, workers: int = 32) -
     """Serve ``bed``'s settings; on the way out, fail if Slack rejected anything dbops sent."""
     slack = SlackSettings(bot_token=fake.bot_token, signing_secret=SECRET, app_token=None, api_url=fake.api_url)
     bot = build_bot(bed.settings, slack, progress_interval=0.1, workers=workers)
-    server = make_server(wsgi_app(bed.settings, bot.executor.databases, bot.app), host="127.0.0.1", port=0)
+    http = wsgi_app(bed.settings, bot.executor.databases, bot.app, signing_secret=SECRET)
+    server = make_server(http, host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:
-        yield Scenario(bed=bed, fake=fake, bot=bot, port=server.effective_port, control_url=control_url)
+        yield Scenario(bed=bed, fake=fake, bot=bot, port=server.effective_port, control_url=control_url, http=http)
     finally:
         server.close()
         server.task_dispatcher.shutdown()
