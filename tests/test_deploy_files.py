@@ -88,6 +88,14 @@ def test_readiness_is_health_and_liveness_is_the_port_not_health() -> None:
         assert container["livenessProbe"]["tcpSocket"]["port"] == 3000, name
 
 
+def test_pods_listen_on_their_own_address_for_the_probes() -> None:
+    # dbops binds 127.0.0.1 unless given --host; the kubelet probes the pod's address.
+    for name, deployment in deployments().items():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        argv = container["command"] + container["args"]
+        assert argv[argv.index("--host") + 1] == "0.0.0.0", name
+
+
 def test_the_http_service_routes_to_the_http_pods_on_3000() -> None:
     (service,) = [o for o in k8s_objects() if o["kind"] == "Service"]
     pod_labels = deployments()["dbops-http"]["spec"]["template"]["metadata"]["labels"]
