@@ -39,21 +39,36 @@ class HealthReports:
 
     /health needs no credentials and each check opens a session on every managed database:
     probes, load balancers and anyone who can reach the port together open at most one
-    session per database per window. Callers that arrive while a check runs wait for it
-    rather than start their own. A state change shows within ``ttl`` seconds.
+    session per database per window. One check runs at a time; while it runs, callers get
+    the previous report rather than wait (an unreachable database holds a check for the
+    connect timeout, and waiting callers would hold the server threads Slack's requests need).
+    Only before the first report do they wait for it. A state change shows within ``ttl``
+    seconds plus one check.
     """
 
     def __init__(self, settings: Settings, databases: Databases, *, ttl: float = CACHE_SECONDS,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.settings, self.databases = settings, databases
         self.ttl, self.clock = ttl, clock
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._report: tuple[bool, dict] | None = None
         self._checked_at = -math.inf
+        self._checking = False
 
     def current(self) -> tuple[bool, dict]:
-        with self._lock:
-            if self._report is None or self.clock() - self._checked_at >= self.ttl:
-                self._report = health_report(self.settings, self.databases)
-                self._checked_at = self.clock()
-            return self._report
+        with self._changed:
+            while self._checking and self._report is None:
+                self._changed.wait()
+            if self._checking or self.clock() - self._checked_at < self.ttl:
+                return self._report
+            self._checking = True
+        report = None
+        try:
+            report = health_report(self.settings, self.databases)
+            return report
+        finally:
+            with self._changed:
+                if report is not None:
+                    self._report, self._checked_at = report, self.clock()
+                self._checking = False
+                self._changed.notify_all()

@@ -19,7 +19,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.health_reports import CACHE_SECONDS
+from bot.health_reports import CACHE_SECONDS, HealthReports
+from commands.config import load_settings
 from bot.http import make_server, wsgi_app
 from commands.pg.database import PgDatabases
 from tests.conftest import wait_for
@@ -147,6 +148,28 @@ def test_fifty_health_calls_open_one_session_per_cache_window(make_bed):
 
     assert [status for status, _ in answers] == [200] * 50
     assert 1 <= opened <= windows  # one check per window for all callers, where each call opened one before
+
+
+def test_while_a_check_hangs_on_a_database_other_callers_get_the_last_report_at_once(tmp_path):
+    port = _free_port()
+    (tmp_path / "m").mkdir()
+    (tmp_path / "dbops.toml").write_text(f'[environments.stalled]\ndatabase_url = "postgresql://u@127.0.0.1:{port}/d"\n'
+                                         'migrations_dir = "m"\npre_migration_snapshot = false\n')
+    now = [0.0]
+    reports = HealthReports(load_settings(tmp_path / "dbops.toml", environ={}), PgDatabases(), clock=lambda: now[0])
+    first = reports.current()  # nothing listens yet: refused at once
+    assert first[0] is False
+
+    with socket.socket() as listener, ThreadPoolExecutor(max_workers=2) as callers:
+        listener.bind(("127.0.0.1", port))
+        listener.listen()
+        now[0] += CACHE_SECONDS
+        refreshing = callers.submit(reports.current)
+        held, _ = listener.accept()  # the refresh's session: accepted, never answered
+        with held:
+            assert callers.submit(reports.current).result(timeout=30) is first  # not held behind it
+        assert refreshing.result(timeout=30)[1]["environments"]["stalled"]["checks"]["migrations"]["message"] == (
+            "database unreachable")
 
 
 @pytest.mark.parametrize("mode", [[], ["--http"]], ids=["socket-mode", "http"])
