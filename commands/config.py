@@ -19,7 +19,7 @@ from commands.errors import ConfigError
 from commands.redact import redact
 
 # Operations that may be listed in require_approval.
-APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release")
+APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release", "dry-run")
 DEFAULT_REQUIRE_APPROVAL = ("down", "goto", "force", "restore", "cleanup", "lock-release")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # fullmatch: "$" would accept a trailing newline
