@@ -14,8 +14,10 @@ import pytest
 
 from bot.cli import main
 from commands.config import EnvironmentSettings, Settings, load_settings
-from commands.errors import ConfigError
+from commands.errors import CommandError, ConfigError
 from commands.pg.tools import Tools, bundled_bin_dir, child_env
+from tests.slack_bed import serving, text_of
+from tests.slack_fake import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = ('[environments.production]\ndatabase_url = "postgresql://u@db/app"\nmigrations_dir = "migrations"\n'
@@ -144,3 +146,52 @@ def test_a_path_through_a_symlink_loop_is_refused_at_load_naming_the_key(tmp_pat
     err = capsys.readouterr().err
     assert f"environments.production.{key}" in err and "symbolic links" in err and str(path) in err
     assert "internal error" not in err
+
+
+@pytest.fixture
+def running(make_bed, control_url):
+    """A bot serving an environment whose paths were fine when it started."""
+    with FakeSlack() as fake:
+        bed = make_bed({"1_users.up.sql": "CREATE TABLE users (id int);"}, control=control_url,
+                       channels=["C0INCIDENT"])
+        bed.run("migrate up")
+        with serving(bed, fake, control_url) as scenario:
+            yield scenario
+
+
+def test_a_migrations_dir_that_becomes_a_loop_makes_status_and_health_say_so(running):
+    migrations = running.bed.migrations
+    migrations.rename(migrations.with_name("migrations.moved"))
+    loop(migrations)
+
+    _, _, url = running.command("status")
+    reply = text_of(running.reply(url))
+    status, health = running.health()
+
+    assert f"Migrations directory {migrations} cannot be read: Too many levels of symbolic links" in reply
+    assert status == 503
+    check = health["environments"]["test"]["checks"]["migrations"]
+    assert check["status"] == "fail" and "Too many levels of symbolic links" in check["message"]
+
+
+def test_a_snapshot_dir_that_becomes_a_loop_makes_status_say_so(make_bed):
+    bed = make_bed({"1_users.up.sql": "CREATE TABLE users (id int);"})
+    bed.run("migrate up")
+    snapshots = bed.settings.environment("test").snapshot_dir
+    snapshots.rename(snapshots.with_name("snapshots.moved"))
+    loop(snapshots)
+
+    with pytest.raises(CommandError) as info:
+        bed.run("migrate status")
+    assert f"Snapshot directory {snapshots} cannot be read: Too many levels of symbolic links" in info.value.message
+
+
+def test_a_lock_dir_under_a_loop_stops_up_with_a_clear_error_and_changes_nothing(make_bed, tmp_path):
+    bed = make_bed({"1_users.up.sql": "CREATE TABLE users (id int);"}, lock_dirs=[str(tmp_path / "locks" / "m.lock")],
+                   pre_migration_snapshot=False)
+    loop(tmp_path / "locks")
+
+    with pytest.raises(CommandError) as info:
+        bed.run("migrate up")
+    assert "Lock directory" in info.value.message and "Too many levels of symbolic links" in info.value.message
+    assert bed.state() is None
