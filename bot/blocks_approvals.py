@@ -72,9 +72,9 @@ def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
             card.lines([f"No down file: nothing is undone for version {v}" for v in i.missing_down[:ROWS_SHOWN]],
                        total=len(i.missing_down), max_blocks=1)
     elif i.applies:
-        trying = r.operation == "dry-run"
-        title = (f"*Tries {count(len(i.applies), 'migration')} on the live database{target}, in this order, then "
-                 "rolls them back:*" if trying else f"*Applies {count(len(i.applies), 'migration')}{target}, in this order:*")
+        trying, n = r.operation == "dry-run", count(len(i.applies), "migration")
+        title = (f"*Tries {n} on the live database{target}, in this order, then rolls them back:*" if trying
+                 else f"*Applies {n}{target}, in this order:*")
         card.lines([_migration_row(m) for m in i.applies[:ROWS_SHOWN]], total=len(i.applies), max_blocks=2,
                    title=title)
         if i.findings:

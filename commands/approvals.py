@@ -34,7 +34,8 @@ from commands.source import load_source
 
 OPERATIONS: dict[type, str] = {
     g.MigrateUp: "up", g.MigrateDown: "down", g.MigrateGoto: "goto", g.MigrateForce: "force",
-    g.MigrateDryRun: "dry-run", g.SnapshotRestore: "restore", g.SnapshotCleanup: "cleanup", g.DbopsLockRelease: "lock-release",
+    g.MigrateDryRun: "dry-run", g.SnapshotRestore: "restore", g.SnapshotCleanup: "cleanup",
+    g.DbopsLockRelease: "lock-release",
 }
 
 

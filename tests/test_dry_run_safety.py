@@ -55,7 +55,8 @@ def test_a_non_operators_slack_dry_run_is_refused_and_never_blocks_the_applicati
         bed.run("migrate up")
         # Held until the test lets go, a permitted dry run would sit inside its transaction with
         # events locked exclusively, as a slow statement would.
-        bed.write({"2_add_status.up.sql": ADD_STATUS["2_add_status.up.sql"] + f"SELECT pg_advisory_xact_lock({GATE});\n"})
+        gated = ADD_STATUS["2_add_status.up.sql"] + f"SELECT pg_advisory_xact_lock({GATE});\n"
+        bed.write({"2_add_status.up.sql": gated})
         with serving(bed, fake, control_url) as scenario, \
                 psycopg.connect(bed.url, autocommit=True) as gate, psycopg.connect(bed.url, autocommit=True) as app:
             gate.execute("SELECT pg_advisory_lock(%s)", (GATE,))
@@ -92,7 +93,7 @@ def test_an_operators_dry_run_runs_and_says_that_sequences_are_not_rolled_back(m
 
 
 def test_a_dry_run_waits_for_a_table_lock_no_longer_than_the_environments_lock_timeout(make_bed):
-    bed = make_bed(EVENTS, lock_timeout="300ms", lock_wait_seconds=30)
+    bed = make_bed(EVENTS, lock_timeout="300ms")
     bed.run("migrate up")
     bed.write(ADD_STATUS)
     with psycopg.connect(bed.url) as reader:  # a long read holds its table lock until it commits
@@ -145,7 +146,7 @@ def test_a_dry_run_needs_approval_where_configured_and_runs_once_approved(desk):
 
 def test_an_approved_dry_run_is_void_when_its_file_changed_since_the_request(desk):
     request = ask(desk, "migrate dry-run", user="U0ALICE").request
-    desk.write({"2_add_status.up.sql": "ALTER TABLE events ADD COLUMN status text;\nSELECT setval('events_id_seq', 9);\n"})
+    desk.write({"2_add_status.up.sql": ADD_STATUS["2_add_status.up.sql"].replace("1000", "9")})
 
     refused = ask(desk, f"dbops approve {request.id}", user="U0BOB")
 
