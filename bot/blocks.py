@@ -144,7 +144,8 @@ def _refusal(r: Refusal, now: datetime) -> Message:
                           f"{code(f'[environments.{env}]')} in the dbops configuration. Nothing was changed.")
             card = Card(plain(headline)).section(headline).section(detail)
         case Reason.NOT_OPERATOR:
-            card = _refused(r, "only the operators may run state-changing commands")
+            live = " (a dry run runs its SQL on the live database)" if r.operation == "migrate dry-run" else ""
+            card = _refused(r, f"only the operators may run state-changing commands{live}")
             who = ", ".join(principal_ref(p) for p in r.allowed) or "nobody is configured"
             card.section(f"Operators of {bold(env)}: {who}. Ask one of them to run it. Nothing was changed.")
         case _:

@@ -32,6 +32,8 @@ CANCEL_ACTION = "dbops_cancel"
 ROWS_SHOWN = 30
 DELETES_SHOWN = 10  # a request card lists a few; the dry run lists them all
 REASON_CHARS = 500
+DRY_RUN_REQUEST_CAVEAT = ("Its statements hold their locks until the rollback, and the rollback does not undo "
+                          "sequence values it takes (nextval, setval, serial or identity inserts).")
 
 
 def _slash(r: ApprovalRequest) -> str:
@@ -70,12 +72,17 @@ def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
             card.lines([f"No down file: nothing is undone for version {v}" for v in i.missing_down[:ROWS_SHOWN]],
                        total=len(i.missing_down), max_blocks=1)
     elif i.applies:
+        trying, n = r.operation == "dry-run", count(len(i.applies), "migration")
+        title = (f"*Tries {n} on the live database{target}, in this order, then rolls them back:*" if trying
+                 else f"*Applies {n}{target}, in this order:*")
         card.lines([_migration_row(m) for m in i.applies[:ROWS_SHOWN]], total=len(i.applies), max_blocks=2,
-                   title=f"*Applies {count(len(i.applies), 'migration')}{target}, in this order:*")
+                   title=title)
         if i.findings:
             card.lines([f"{code(f.filename)} " + finding_row(f, blocking=False)
                         for f in i.findings[:ROWS_SHOWN]], total=len(i.findings), max_blocks=2,
                        title="*Lint findings (`/migrate plan`):*", more=json_hint("migrate plan", r.env))
+        if trying:
+            card.context(DRY_RUN_REQUEST_CAVEAT)
     elif i.snapshot is not None:
         s = i.snapshot
         card.section(f"*Restores snapshot {code(s.name)}* ({snapshot_version(s)}).\n"

@@ -192,6 +192,10 @@ def migrate(r: MigrateResult, command: str) -> Message:
 
 # --- dry-run and validate ----------------------------------------------------------------------------
 
+# A rollback undoes most, not all: people took "rolled back" to mean "nothing changed".
+DRY_RUN_CAVEAT = ("It ran on the live database in one transaction, then rolled it back. Not undone: sequence "
+                  "values it took (nextval, setval, serial or identity inserts) stay advanced. Statements that "
+                  "cannot run in a transaction were not tried.")
 _DRY_STATUS = {"ok": "passed", "failed": "*FAILED*", "skipped": "skipped", "not_run": "not run"}
 
 
@@ -212,7 +216,7 @@ def dry_run(r: DryRunResult) -> Message:
     headline = (f"{bold(r.env)}: dry run of {count(len(r.files), 'migration')} from version "
                 f"{version_text(r.state)} {verdict}")
     card = Card(plain(headline)).section(headline)
-    card.context("Everything ran in one transaction that was rolled back: nothing changed.")
+    card.context(DRY_RUN_CAVEAT)
     return card.lines([_dry_row(f) for f in r.files[:ROWS_SHOWN]], total=len(r.files),
                       more=json_hint("migrate dry-run", r.env)).message()
 

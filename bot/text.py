@@ -182,7 +182,8 @@ def _dry_run(r: DryRunResult) -> list[str]:
         return [f"{r.env}: nothing pending at version {version_text(r.state)}; nothing to try."]
     verdict = "would FAIL" if r.outcome.value == "failed" else "would succeed"
     lines = [f"{r.env}: dry run of {len(r.files)} migration(s) from version {version_text(r.state)}: {verdict}. "
-             "Everything was rolled back."]
+             "Rolled back, except sequence values it took (nextval, setval, serial or identity inserts), which "
+             "stay advanced; statements that cannot run in a transaction were not tried."]
     for f in r.files:
         lines.append(f"  {f.status:<7} {f.version}_{f.name}" + (f"  ({f.note})" if f.note else ""))
         if f.error:
@@ -285,8 +286,11 @@ def _impact(r: ApprovalRequest, now: datetime) -> list[str]:
                 + _listed([f"  LOSES DATA: {s.filename} line {s.line}: {s.description}" for s in i.data_loss])
                 + _listed([f"  No down file: nothing is undone for version {v}" for v in i.missing_down]))
     if i.applies:
-        return ([f"  Applies {len(i.applies)} migration(s), to version {i.target}, in this order:"]
-                + _listed([f"    {m.version}_{m.name}" for m in i.applies])
+        trying = r.operation == "dry-run"
+        head = (f"  Tries {len(i.applies)} migration(s), to version {i.target}, on the live database, then rolls "
+                "back; sequence values it takes stay advanced. In this order:" if trying else
+                f"  Applies {len(i.applies)} migration(s), to version {i.target}, in this order:")
+        return ([head] + _listed([f"    {m.version}_{m.name}" for m in i.applies])
                 + (["  Lint findings (migrate plan):"] if i.findings else [])
                 + _listed([text_plan.finding_line(f) for f in i.findings]))
     if i.snapshot is not None:

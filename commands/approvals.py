@@ -34,8 +34,13 @@ from commands.source import load_source
 
 OPERATIONS: dict[type, str] = {
     g.MigrateUp: "up", g.MigrateDown: "down", g.MigrateGoto: "goto", g.MigrateForce: "force",
-    g.SnapshotRestore: "restore", g.SnapshotCleanup: "cleanup", g.DbopsLockRelease: "lock-release",
+    g.MigrateDryRun: "dry-run", g.SnapshotRestore: "restore", g.SnapshotCleanup: "cleanup",
+    g.DbopsLockRelease: "lock-release",
 }
+
+
+# Bound to the files they run: a dry run too, since what it tries is what was approved.
+MIGRATIONS: tuple[type, ...] = (g.MigrateUp, g.MigrateDown, g.MigrateGoto, g.MigrateDryRun)
 
 
 def operation_of(command: g.Command) -> str | None:
@@ -93,12 +98,12 @@ def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tup
     with ctx.databases.open(env) as db:
         state = db.store.read()
         holder = db.lock.holder()
-        if isinstance(command, (g.MigrateUp, g.MigrateDown, g.MigrateGoto)):
+        if isinstance(command, MIGRATIONS):
             migration, bound["files"] = _migration_impact(ctx, db, command, env, state)
     bound |= {"version": state.version, "dirty": state.dirty, "lock_holder": holder.pid if holder else None}
     impact = Impact(before=state)
     match command:
-        case g.MigrateUp() | g.MigrateDown() | g.MigrateGoto():
+        case g.MigrateUp() | g.MigrateDown() | g.MigrateGoto() | g.MigrateDryRun():
             impact = migration
         case g.MigrateForce(version=version):
             impact = Impact(before=state, target=version)

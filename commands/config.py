@@ -6,6 +6,7 @@ so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -19,7 +20,7 @@ from commands.errors import ConfigError
 from commands.redact import redact, url_passwords
 
 # Operations that may be listed in require_approval.
-APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release")
+APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release", "dry-run")
 DEFAULT_REQUIRE_APPROVAL = ("down", "goto", "force", "restore", "cleanup", "lock-release")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # fullmatch: "$" would accept a trailing newline
@@ -99,18 +100,15 @@ def _str_list(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _int(minimum: int) -> Callable[[Any], int]:
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise ValueError(f"a whole number of at least {minimum}")
-        return value
+def _seconds(least: float, most: float) -> Callable[[Any], float]:
+    """A finite number of seconds from ``least`` to ``most``: inf, nan or 1e10 pass a plain
+    "greater than 0" and then break every wait and timeout built from them."""
+    def check(value: Any) -> float:
+        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or not least <= value <= most):
+            raise ValueError(f"a number of seconds from {least:g} to {most:g}")
+        return float(value)
     return check
-
-
-def _positive_number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError("a number greater than 0")
-    return float(value)
 
 
 def _bool(value: Any) -> bool:
@@ -167,6 +165,8 @@ def _choice(*options: str) -> Callable[[Any], str]:
 
 
 def _int_range(low: int, high: int) -> Callable[[Any], int]:
+    """A whole number from ``low`` to ``high``: every count and span has a ceiling, so no value
+    overflows a timedelta or a PostgreSQL setting later."""
     def check(value: Any) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ValueError(f"a whole number from {low} to {high}")
@@ -174,12 +174,39 @@ def _int_range(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
-def _pg_duration(value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return f"{value}ms"
-    if not isinstance(value, str) or not re.fullmatch(r"\d+\s*(us|ms|s|min|h|d)?", value.strip()):
-        raise ValueError('a PostgreSQL duration such as "10s", "500ms" or "0" (no limit)')
-    return value.strip()
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|min|h|d)?")
+_SPACED_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s+(us|ms|s|min|h|d)")
+_MS_PER_UNIT = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _pg_duration(most: str) -> Callable[[Any], str]:
+    """A time setting as PostgreSQL reads one (lock_timeout, statement_timeout): a number with
+    an optional unit (us, ms, s, min, h, d; none: ms), "0" for no limit, at most ``most``.
+
+    Returned with no space in it: the value travels in PGOPTIONS (``-c lock_timeout=10s``),
+    which splits on spaces, so "10 s", which PostgreSQL itself accepts, would break every
+    restore. A fraction becomes whole milliseconds, as PostgreSQL rounds it."""
+    amount, unit = _DURATION.fullmatch(most).groups()
+    ceiling = float(amount) * _MS_PER_UNIT[unit]
+    shape = f'a PostgreSQL duration such as "10s", "500ms", "1min" or "0" (no limit), at most "{most}"'
+
+    def check(value: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = f"{value}ms"
+        if not isinstance(value, str):
+            raise ValueError(shape)
+        text = value.strip()
+        match = _DURATION.fullmatch(text)
+        if match is None:
+            spaced = _SPACED_DURATION.fullmatch(text)
+            raise ValueError(shape + (f'; write "{spaced[1]}{spaced[2]}", without the space' if spaced else ""))
+        ms = float(match[1]) * _MS_PER_UNIT[match[2] or "ms"]
+        if ms > ceiling:
+            raise ValueError(shape)
+        if 0 < ms < 1:
+            raise ValueError(f'{shape}; "{text}" is under 1ms, which PostgreSQL rounds to 0: no limit at all')
+        return text if "." not in match[1] else f"{round(ms)}ms"
+    return check
 
 
 def _postgres_url(value: Any) -> str:
@@ -224,33 +251,33 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "operators": _str_list,
     "approvers": _str_list,
     "require_approval": _approvals,
-    "approval_ttl_seconds": _int(1),
-    "retention_days": _int(0),
-    "keep_last": _int(0),
+    "approval_ttl_seconds": _int_range(1, 7 * 86_400),
+    "retention_days": _int_range(0, 3650),
+    "keep_last": _int_range(0, 1000),
     "cleanup_schedule": _cron,
-    "cleanup_notice_minutes": _int(0),
-    "dirty_check_seconds": _int(1),
+    "cleanup_notice_minutes": _int_range(0, 1440),
+    "dirty_check_seconds": _int_range(1, 3600),
     "lock_dirs": _str_list,
-    "stale_lock_minutes": _int(0),
-    "lock_dir_timeout_minutes": _int(0),
+    "stale_lock_minutes": _int_range(0, 1440),
+    "lock_dir_timeout_minutes": _int_range(0, 1440),
     "disk_alert_percent": _int_range(1, 100),
     "health_url": _nonempty_str,
-    "dirty_reminder_minutes": _int(1),
+    "dirty_reminder_minutes": _int_range(1, 1440),
     "deployment_state_file": _nonempty_str,
-    "lock_wait_seconds": _positive_number,
-    "lock_timeout": _pg_duration,
-    "statement_timeout": _pg_duration,
+    "lock_wait_seconds": _seconds(0.001, 3600),
+    "lock_timeout": _pg_duration("1h"),
+    "statement_timeout": _pg_duration("7d"),
     "pre_migration_snapshot": _bool,
     "restore_mode": _choice("in-place", "new-database"),
     "pg_bin_dir": _nonempty_str,
     "snapshot_compression_level": _int_range(1, 19),
     "lint_block_severity": _choice("error", "warning", "info", "none"),
     "lint_allow": _rule_names,
-    "lint_large_table_mb": _int(0),
+    "lint_large_table_mb": _int_range(0, 10_000_000),
 }
 _REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
 _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
-    "control": {"database_url": _postgres_url, "heartbeat_seconds": _positive_number},
+    "control": {"database_url": _postgres_url, "heartbeat_seconds": _seconds(0.1, 600)},
     "slack": {"alerts_channel": _nonempty_str},
     "schedule": {"timezone": _timezone},
 }
@@ -287,6 +314,16 @@ def _check_table(table: Any, schema: dict[str, Callable[[Any], Any]], prefix: st
     return checked
 
 
+def _resolved(path: Path, where: str, source: str) -> Path:
+    """``path`` made absolute; one that cannot be (a loop of symbolic links: RuntimeError in
+    3.11, OSError in later versions) is the configuration's fault, named by its key."""
+    try:
+        return path.resolve()
+    except (RuntimeError, OSError) as err:
+        why = getattr(err, "strerror", None) or "Too many levels of symbolic links"
+        raise ConfigError(f"{source}: {where} ({path}) cannot be used: {why}.") from None
+
+
 def _same_database(a: str, b: str) -> bool:
     pa, pb = urlsplit(a), urlsplit(b)
     return (pa.hostname or "", pa.port or 5432, pa.path.strip("/")) == (pb.hostname or "", pb.port or 5432, pb.path.strip("/"))
@@ -319,9 +356,10 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
                               "snapshot first. (Set pre_migration_snapshot = false to run without one.)")
         for key in ("migrations_dir", "snapshot_dir", "pg_bin_dir", "deployment_state_file"):
             if key in values:
-                values[key] = (base_dir / values[key]).resolve()
+                values[key] = _resolved(base_dir / values[key], f"environments.{name}.{key}", source)
         if "lock_dirs" in values:
-            values["lock_dirs"] = tuple((base_dir / p).resolve() for p in values["lock_dirs"])
+            values["lock_dirs"] = tuple(_resolved(base_dir / p, f"environments.{name}.lock_dirs", source)
+                                        for p in values["lock_dirs"])
         environments[name] = EnvironmentSettings(name=name, **values)
         _register_password(values["database_url"])
 
@@ -356,5 +394,7 @@ def load_settings(path: str | os.PathLike[str], *, environ: dict[str, str] | Non
         raise ConfigError(f"{path}: not valid UTF-8 (byte {err.start}); TOML files are UTF-8.") from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError(f"{path}: not valid TOML: {err}.") from None
+    except OSError as err:  # a loop of symbolic links, an I/O error
+        raise ConfigError(f"Configuration file {path} cannot be read: {err.strerror or err}.") from None
     return parse_settings(document, source=str(path), base_dir=path.parent.resolve(),
                           environ=environ, path=path)

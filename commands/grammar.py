@@ -186,8 +186,10 @@ COMMANDS: tuple[type, ...] = (MigrateStatus, MigrateValidate, MigrateUp, Migrate
                               SnapshotRestore, SnapshotPin, SnapshotCleanup, DbopsHistory, DbopsHelp,
                               DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel, Rollback, DbopsLockStatus,
                               DbopsLockRelease, MigratePlan)
-STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, SnapshotRestore,
-                                    SnapshotCleanup, Rollback, DbopsLockRelease)
+# A dry run is here: it runs the pending SQL on the live database, holding its locks until the
+# rollback, and what a rollback cannot undo (sequence values) stays changed.
+STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, MigrateDryRun,
+                                    SnapshotRestore, SnapshotCleanup, Rollback, DbopsLockRelease)
 # Commands about dbops itself rather than a database: never shown as a running operation.
 ABOUT_DBOPS: tuple[type, ...] = (DbopsHistory, DbopsHelp, DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
 MAX_REASON = 500
@@ -228,7 +230,8 @@ _REQUEST_ID = re.compile(r"r[0-9a-f]{10}")
 
 
 def changes_state(command: Command) -> bool:
-    """Whether running ``command`` may change a database (a rollback's plan does not)."""
+    """Whether running ``command`` may change a database (a rollback's plan does not; a dry run
+    may: its sequence values survive the rollback)."""
     return isinstance(command, STATE_CHANGING) and not (isinstance(command, Rollback) and command.planning)
 
 

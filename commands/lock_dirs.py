@@ -16,6 +16,7 @@ import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from commands.errors import CommandError
 from commands.results import LockDirInfo
 
 LOCKED_AT_FILE = "locked_at"
@@ -62,6 +63,8 @@ def inspect(path: Path, *, now: datetime, timeout: timedelta) -> LockDirInfo:
         stat = path.lstat()
     except FileNotFoundError:
         return LockDirInfo(path=str(path), exists=False)
+    except OSError as err:  # a loop of symbolic links above it, an I/O error
+        raise CommandError(f"Lock directory {path} cannot be checked: {err.strerror or err}.") from None
     if not path.is_dir() or path.is_symlink():
         return LockDirInfo(path=str(path), exists=True)
     locked_at, source = _locked_at(_read(path / LOCKED_AT_FILE)), "file"
@@ -119,6 +122,10 @@ def take(paths: tuple[Path, ...], *, now: datetime) -> list[Path] | LockDirInfo:
         except FileExistsError:
             release(taken)
             return inspect(path, now=now, timeout=timedelta.max)
+        except OSError as err:  # a loop of symbolic links above it, a missing parent: nothing is held
+            release(taken)
+            raise CommandError(f"Lock directory {path} cannot be taken: {err.strerror or err}. "
+                               "Nothing was changed.") from None
         taken.append(path)
         (path / LOCKED_AT_FILE).write_text(now.isoformat(timespec="seconds") + "\n", encoding="utf-8")
         (path / PID_FILE).write_text(f"{os.getpid()}\n", encoding="utf-8")

@@ -1,10 +1,10 @@
 """Who may run what, where: the first step of every operation, answering "why not".
 
 A command that comes from a channel (Slack, the console) is accepted only in one of its
-environment's ``channels``; a state-changing one only from its ``operators`` when that list is
-set. Entries that start with ``S`` are user groups, whose members a Directory supplies. A
-shell user (no channel) is not checked here: reading the config already takes more access
-than any of these rules grant.
+environment's ``channels``; a state-changing one (a dry run included: it runs SQL on the live
+database) only from its ``operators`` when that list is set. Entries that start with ``S``
+are user groups, whose members a Directory supplies. A shell user (no channel) is not
+checked here: reading the config already takes more access than any of these rules grant.
 """
 
 from __future__ import annotations

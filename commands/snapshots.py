@@ -126,12 +126,15 @@ def _utc(ts: str) -> datetime:
 
 
 def list_snapshots(directory: Path) -> Listing:
-    """Everything in ``directory``, newest first. A missing directory has no snapshots."""
+    """Everything in ``directory``, newest first. A missing directory has no snapshots; one that
+    cannot be read is a SnapshotFailed saying why."""
     try:
         with os.scandir(directory) as it:
             entries = {e.name: e for e in it if e.is_file(follow_symlinks=False)}
     except FileNotFoundError:
         return Listing(snapshots=(), orphans=(), incomplete=())
+    except OSError as err:  # a loop of symbolic links, not a directory, an I/O error
+        raise SnapshotFailed(f"Snapshot directory {directory} cannot be read: {err.strerror or err}.") from None
     snapshots: list[Snapshot] = []
     orphans: list[str] = []
     incomplete: list[str] = []

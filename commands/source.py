@@ -117,11 +117,18 @@ def load_source(directory: str | os.PathLike[str]) -> MigrationSource:
         raise SourceError(f"Migrations path {directory} is not a directory.") from None
     except PermissionError:
         raise SourceError(f"Migrations directory {directory} is not readable by this user.") from None
+    except OSError as err:  # a loop of symbolic links, an I/O error
+        raise SourceError(f"Migrations directory {directory} cannot be read: {err.strerror or err}.") from None
 
     files: dict[tuple[int, str], MigrationFile] = {}
     skipped: list[SkippedEntry] = []
     for entry in entries:
-        if not entry.is_file():
+        try:
+            regular = entry.is_file()
+        except OSError as err:  # skipping it could skip a migration: say so instead
+            raise SourceError(f"{entry.name} in migrations directory {directory} cannot be read: "
+                              f"{err.strerror or err}.") from None
+        if not regular:
             skipped.append(SkippedEntry(filename=entry.name, reason="not a regular file"))
             continue
         parsed = parse_filename(entry.name)

@@ -301,6 +301,12 @@ def up_request() -> ApprovalNeeded:
                       findings=FINDINGS)))
 
 
+def dry_run_request() -> ApprovalNeeded:
+    return ApprovalNeeded(env="production", request=request(
+        operation="dry-run", command="migrate dry-run production",
+        impact=Impact(before=State(version=V3, dirty=False), target=V5, applies=(info(V4), info(V5, down=False)))))
+
+
 def approval_refused(reason: Reason) -> ApprovalRefused:
     match reason:
         case Reason.UNKNOWN_REQUEST:
@@ -468,6 +474,7 @@ SAMPLES = {
                                                                outcome=Outcome.NO_CHANGE),
                                            now=NOW, command="/migrate plan production"),
     "approval_request_up_findings": lambda: render(up_request(), now=NOW, command="/migrate up production"),
+    "approval_request_dry_run": lambda: render(dry_run_request(), now=NOW, command="/migrate dry-run production"),
     "snapshot_create": lambda: render(snapshot_created(), now=NOW,
                                       command='/snapshot create production --reason "before rollback of migration 8"'),
     "verify_failed": lambda: render(verify_failed(), now=NOW, command=f"/snapshot verify {PRE_MIGRATION.name}"),
@@ -500,6 +507,9 @@ SAMPLES = {
     "refusal_not_operator": lambda: render(refusal(Reason.NOT_OPERATOR, operation="migrate up",
                                                    allowed=("U0ALICE", "S0DBAS")), now=NOW,
                                            command="/migrate up production"),
+    "refusal_not_operator_dry_run": lambda: render(refusal(Reason.NOT_OPERATOR, operation="migrate dry-run",
+                                                           allowed=("U0ALICE", "S0DBAS")), now=NOW,
+                                                   command="/migrate dry-run production"),
     "usage_error": lambda: render_error(usage_error(), command="/migrate dwon 2 production"),
     "snapshot_failed_error": lambda: render_error(SnapshotFailed(
         "The snapshot before up failed, so nothing was changed. Not enough disk space: /var/lib/togather/db-snapshots "
