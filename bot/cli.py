@@ -8,24 +8,26 @@ Exit codes: 0 done or nothing to do, 1 failed, 2 usage, 3 refused or awaiting ap
 from __future__ import annotations
 
 import os
+import pwd
 import sys
 from typing import Sequence
 
 import structlog
 
 from bot.logs import configure_logging
-from bot.text import render_json, render_text
+from bot.text import render_json, render_text, unmapped_note
 from commands import grammar
 from commands.config import Settings, load_settings
 from commands.errors import CommandError, UsageError
 from commands.executor import Actor, Executor
+from commands.identity import shell_user, unmapped_account
 from commands.pg.approvals import PgApprovals
 from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.redact import redact
 from commands.squawk import SquawkLinter
-from commands.results import Outcome
+from commands.results import Outcome, Reason, Refusal
 
 EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSED: 3, Outcome.AWAITING_APPROVAL: 3}
 GRAMMAR_VERBS = ("migrate", "snapshot", "rollback", "dbops", "lock")
@@ -54,6 +56,8 @@ HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
 ENV may also be given as --env ENV; it may be left out when one environment is configured.
 The configuration comes from --config or $DBOPS_CONFIG; with neither, a built-in demo runs on
 an embedded PostgreSQL.
+You act as your operating-system account's Slack id from the configuration's [cli] users
+(never $USER); an account it does not list is os:NAME, which may read and ask but not approve.
 Exit codes: 0 done or nothing to do, 1 failed, 2 usage, 3 refused or awaiting approval."""
 
 
@@ -78,6 +82,22 @@ def load(config_path: str | None) -> Settings:
         return load_settings(path)
     from bot.demo import demo_settings
     return demo_settings()
+
+
+def os_account() -> str:
+    """The operating-system account running this process (its effective uid), as the system's
+    user database names it; a uid with no name is its number. Never $USER or $LOGNAME: whoever
+    runs a shell sets those."""
+    uid = os.geteuid()
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:  # a container's arbitrary uid (runAsUser) with no passwd entry
+        return str(uid)
+
+
+def shell_actor(settings: Settings) -> Actor:
+    """Who a command typed in this shell runs as: the account's Slack id from [cli] users, or os:NAME."""
+    return Actor(user=shell_user(os_account(), settings.cli_users), surface="cli")
 
 
 def build_executor(settings: Settings) -> Executor:
@@ -134,7 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         command = grammar.parse(args)
         settings = load(config_path)
-        result = build_executor(settings).run(command, Actor(user=os.environ.get("USER") or "cli", surface="cli"))
+        actor = shell_actor(settings)
+        result = build_executor(settings).run(command, actor)
     except CommandError as err:
         # The grammar's usage lines are written as Slack commands; a shell user types dbops.
         message = str(err).replace("Usage: /", "Usage: dbops ").replace("  or  /", "  or  dbops ")
@@ -145,6 +166,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("dbops: internal error; the log line above has the details.", file=sys.stderr)
         return 1
     print(redact(render_json(result) if output == "json" else render_text(result)))
+    account = unmapped_account(actor.user)
+    if account is not None and output == "text" and isinstance(result, Refusal) and result.reason is Reason.NOT_OPERATOR:
+        print(unmapped_note(account))
     return EXIT[result.outcome]
 
 

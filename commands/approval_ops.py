@@ -19,6 +19,7 @@ from commands.approvals import refuse_approval, situation
 from commands.config import EnvironmentSettings
 from commands.context import Actor, Context
 from commands.errors import CommandError, ConfigError
+from commands.identity import same_person, unmapped_account
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, Outcome, Reason,
     Result,
@@ -65,9 +66,11 @@ def _expire(ctx: Context, request_: ApprovalRequest) -> ApprovalRequest:
 
 
 def _refused(ctx: Context, pending: ApprovalRequest, env: EnvironmentSettings, why: Reason) -> ApprovalRefused:
-    """The refusal, with the request as it is now (an expired one recorded as such)."""
+    """The refusal, with the request as it is now (an expired one recorded as such); an
+    unmapped shell user is told which account to map (``detail``)."""
     shown = _expire(ctx, pending) if why is Reason.EXPIRED else pending
-    return ApprovalRefused(env=env.name, request_id=pending.id, reason=why, request=shown)
+    detail = unmapped_account(ctx.actor.user) if why is Reason.UNMAPPED_SHELL_USER else None
+    return ApprovalRefused(env=env.name, request_id=pending.id, reason=why, request=shown, detail=detail)
 
 
 def approve(ctx: Context, command: g.DbopsApprove, _env: None) -> Result:
@@ -75,7 +78,7 @@ def approve(ctx: Context, command: g.DbopsApprove, _env: None) -> Result:
     if isinstance(found, ApprovalRefused):
         return found
     pending, args, env = found
-    why = refuse_approval(pending, ctx.actor.user, env, ctx.policy, ctx.clock())
+    why = refuse_approval(pending, ctx.actor.user, env, ctx.policy, ctx.clock(), ctx.settings.cli_users)
     if why is not None:
         return _refused(ctx, pending, env, why)
     claimed = ctx.approvals.transition(pending.id, from_state="pending", to_state="executing", actor=ctx.actor.user)
@@ -120,7 +123,7 @@ def deny(ctx: Context, command: g.DbopsDeny, _env: None) -> Result:
     if isinstance(found, ApprovalRefused):
         return found
     pending, _, env = found
-    why = refuse_approval(pending, ctx.actor.user, env, ctx.policy, ctx.clock())
+    why = refuse_approval(pending, ctx.actor.user, env, ctx.policy, ctx.clock(), ctx.settings.cli_users)
     if why is Reason.SELF_APPROVAL:
         why = Reason.NOT_APPROVER  # the requester withdraws with cancel, not deny
     if why is not None:
@@ -137,7 +140,7 @@ def cancel(ctx: Context, command: g.DbopsCancel, _env: None) -> Result:
     if isinstance(found, ApprovalRefused):
         return found
     pending, _, env = found
-    if ctx.actor.user != pending.requester:
+    if not same_person(ctx.actor.user, pending.requester, ctx.settings.cli_users):
         return ApprovalRefused(env=env.name, request_id=pending.id, reason=Reason.NOT_REQUESTER, request=pending)
     cancelled = ctx.approvals.transition(pending.id, from_state="pending", to_state="cancelled", actor=ctx.actor.user)
     if cancelled is None:
