@@ -8,19 +8,19 @@ Exit codes: 0 done or nothing to do, 1 failed, 2 usage, 3 refused or awaiting ap
 from __future__ import annotations
 
 import os
-import pwd
 import sys
 from typing import Sequence
 
 import structlog
 
 from bot.logs import configure_logging
+from bot.shell_user import shell_actor
 from bot.text import render_json, render_text, unmapped_note
 from commands import grammar
 from commands.config import Settings, load_settings
 from commands.errors import CommandError, UsageError
 from commands.executor import Actor, Executor
-from commands.identity import shell_user, unmapped_account
+from commands.identity import unmapped_account
 from commands.pg.approvals import PgApprovals
 from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_database
 from commands.pg.database import PgDatabases
@@ -82,22 +82,6 @@ def load(config_path: str | None) -> Settings:
         return load_settings(path)
     from bot.demo import demo_settings
     return demo_settings()
-
-
-def os_account() -> str:
-    """The operating-system account running this process (its effective uid), as the system's
-    user database names it; a uid with no name is its number. Never $USER or $LOGNAME: whoever
-    runs a shell sets those."""
-    uid = os.geteuid()
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:  # a container's arbitrary uid (runAsUser) with no passwd entry
-        return str(uid)
-
-
-def shell_actor(settings: Settings) -> Actor:
-    """Who a command typed in this shell runs as: the account's Slack id from [cli] users, or os:NAME."""
-    return Actor(user=shell_user(os_account(), settings.cli_users), surface="cli")
 
 
 def build_executor(settings: Settings) -> Executor:

@@ -185,7 +185,7 @@ def test_the_shell_user_is_the_effective_uid_account_not_the_environment():
     other = pwd.getpwnam("nobody")
     child = f"""
 import os
-from bot.cli import shell_actor
+from bot.shell_user import shell_actor
 from commands.config import Settings
 os.setegid({other.pw_gid}); os.seteuid({other.pw_uid})
 for users in ({{}}, {{"nobody": "U0NOBODY", "{ACCOUNT}": "U0ROOT"}}):
