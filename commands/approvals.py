@@ -151,10 +151,11 @@ def _migration_impact(ctx: Context, db: EnvironmentDatabase, command: g.Command,
 # --- the rules ------------------------------------------------------------------------------
 
 def refuse_approval(request: ApprovalRequest, approver: str, env: EnvironmentSettings, policy: Policy,
-                    now: datetime, cli_users: Mapping[str, str]) -> Reason | None:
-    """Why ``approver`` may not approve ``request`` now, or None. Whoever asked never answers,
+                    cli_users: Mapping[str, str]) -> Reason | None:
+    """Why ``approver`` may not answer ``request``, or None. Whoever asked never answers,
     whichever surface each came from (``cli_users`` says who a shell account is); a shell
-    account with no Slack id never answers at all, whatever ``approvers`` lists."""
+    account with no Slack id never answers at all, whatever ``approvers`` lists. Expiry is not
+    judged here: the control database decides it when the answer is recorded (``Approvals``)."""
     if request.state != "pending":
         return Reason.DECIDED
     if same_person(approver, request.requester, cli_users):
@@ -163,8 +164,6 @@ def refuse_approval(request: ApprovalRequest, approver: str, env: EnvironmentSet
         return Reason.UNMAPPED_SHELL_USER
     if not policy.includes(env.approvers, approver):
         return Reason.NOT_APPROVER
-    if now >= request.expires_at:
-        return Reason.EXPIRED
     return None
 
 
