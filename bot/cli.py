@@ -150,9 +150,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("dbops: internal error; the log line above has the details.", file=sys.stderr)
         return 1
     print(redact(render_json(result) if output == "json" else render_text(result)))
-    account = unmapped_account(actor.user)
-    if account is not None and output == "text" and isinstance(result, Refusal) and result.reason is Reason.NOT_OPERATOR:
-        print(unmapped_note(account))
+    unmapped = unmapped_account(actor.user)
+    if unmapped and output == "text" and isinstance(result, Refusal) and result.reason is Reason.NOT_OPERATOR:
+        print(unmapped_note(unmapped))  # who dbops took them for, and how to become who they are
     return EXIT[result.outcome]
 
 

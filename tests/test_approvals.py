@@ -79,7 +79,8 @@ def brief_desk(make_bed, control_url):
 
 def database_now_is_past(bed, request_id: str) -> bool:
     with psycopg.connect(bed.control_url) as conn:
-        return conn.execute("SELECT now() >= expires_at FROM dbops_approvals WHERE id = %s", (request_id,)).fetchone()[0]
+        past = conn.execute("SELECT now() >= expires_at FROM dbops_approvals WHERE id = %s", (request_id,))
+        return past.fetchone()[0]
 
 
 def stored_times(bed, request_id: str) -> tuple[timedelta, timedelta]:
