@@ -208,6 +208,12 @@ def refused(result: ApprovalRefused, now: datetime) -> Message:
         case Reason.NOT_APPROVER:
             text = (f"You are not one of the approvers of {env}, so you cannot approve or deny {what}. "
                     "If you asked for it, withdraw it with Cancel.")
+        case Reason.UNMAPPED_SHELL_USER:
+            account = result.detail or "?"
+            line = code(f'"{account}" = "U…"')
+            text = (f"You are the operating-system account {code(account)}, which {code('[cli] users')} does not map "
+                    f"to a Slack user id, so you cannot approve or deny {what}. To answer as yourself, add {line} "
+                    f"there (your Slack user id, one of the approvers of {env}).")
         case Reason.EXPIRED:
             at = f" at {_at(r.expires_at, now)}" if r else ""
             text = f"{subject} expired{at} without approval; nothing was changed.{again}"

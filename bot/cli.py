@@ -14,18 +14,20 @@ from typing import Sequence
 import structlog
 
 from bot.logs import configure_logging
-from bot.text import render_json, render_text
+from bot.shell_user import shell_actor
+from bot.text import render_json, render_text, unmapped_note
 from commands import grammar
 from commands.config import Settings, load_settings
 from commands.errors import CommandError, UsageError
 from commands.executor import Actor, Executor
+from commands.identity import unmapped_account
 from commands.pg.approvals import PgApprovals
 from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.redact import redact
 from commands.squawk import SquawkLinter
-from commands.results import Outcome
+from commands.results import Outcome, Reason, Refusal
 
 EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSED: 3, Outcome.AWAITING_APPROVAL: 3}
 GRAMMAR_VERBS = ("migrate", "snapshot", "rollback", "dbops", "lock")
@@ -55,6 +57,8 @@ HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
 ENV may also be given as --env ENV; it may be left out when one environment is configured.
 The configuration comes from --config or $DBOPS_CONFIG; with neither, a built-in demo runs on
 an embedded PostgreSQL.
+You act as your operating-system account's Slack id from the configuration's [cli] users
+(never $USER); an account it does not list is os:NAME, which may read and ask but not approve.
 Exit codes: 0 done or nothing to do, 1 failed, 2 usage, 3 refused or awaiting approval."""
 
 
@@ -135,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         command = grammar.parse(args)
         settings = load(config_path)
-        result = build_executor(settings).run(command, Actor(user=os.environ.get("USER") or "cli", surface="cli"))
+        actor = shell_actor(settings)
+        result = build_executor(settings).run(command, actor)
     except CommandError as err:
         # The grammar's usage lines are written as Slack commands; a shell user types dbops.
         message = str(err).replace("Usage: /", "Usage: dbops ").replace("  or  /", "  or  dbops ")
@@ -146,6 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("dbops: internal error; the log line above has the details.", file=sys.stderr)
         return 1
     print(redact(render_json(result) if output == "json" else render_text(result)))
+    unmapped = unmapped_account(actor.user)
+    if unmapped and output == "text" and isinstance(result, Refusal) and result.reason is Reason.NOT_OPERATOR:
+        print(unmapped_note(unmapped))  # who dbops took them for, and how to become who they are
     return EXIT[result.outcome]
 
 

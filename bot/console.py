@@ -2,6 +2,11 @@
 
     dbops console [--config PATH] [--user NAME]
 
+Who types: in the built-in demo (no configuration), any demo user, switched with ``--user``
+and ``:as``. With a real configuration the console is a shell like any other: you are your
+operating-system account's Slack id from ``[cli] users`` (or ``os:NAME``), and ``--user`` and
+``:as`` are refused, since otherwise anyone at a terminal could approve as anyone.
+
 The bolt App is the one ``dbops serve`` runs (``build_bot``: same listeners, renderers,
 executor and approvals). Lines typed here become the requests Slack would send
 (``console_payloads``) and go through ``App.dispatch`` in-process; the bot's Web API client
@@ -38,16 +43,19 @@ from bot.console_payloads import (
 )
 from bot.console_render import Names, Style, render_blocks
 from bot.console_slack import LocalSlack, Shown
+from bot.shell_user import os_account
 from commands import grammar as g
 from commands.config import Settings
 from commands.context import Actor
+from commands.errors import UsageError
+from commands.identity import shell_user
 
 FAILED_OUTCOMES = ("failed", "error")
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
 HELP = """Type a slash command as in Slack (/migrate status, /snapshot list, /rollback, /dbops help).
   N              press button N of the latest message with buttons
   :press MSG N   press button N of message MSG (m3)
-  :as NAME       act as another user
+  :as NAME       act as another user (the built-in demo only)
   :tick          run the bot's watchers once (dirty database, stale lock, disk)
   :expect failed the next line must fail (a script's exit code then counts that as success)
   :help          this list            :quit   leave
@@ -87,10 +95,12 @@ def user_id_for(name: str) -> str:
 class Console:
     def __init__(self, settings: Settings, *, users: dict[str, str], user: str, channel: str,
                  channel_name: str = "incident", out: TextIO = sys.stdout, ansi: bool = False,
-                 progress_interval: float = 2.0) -> None:
+                 progress_interval: float = 2.0, can_switch_user: bool = False) -> None:
+        """``can_switch_user``: ``:as`` works (demo users); otherwise ``user`` is who types, throughout."""
         self.settings = settings
         self.users = dict(users)  # name -> id
         self.user = user
+        self.can_switch_user = can_switch_user
         self.channel, self.channel_name = channel, channel_name
         self.out = out
         self.style = Style(ansi=ansi)
@@ -188,6 +198,9 @@ class Console:
         if verb == ":help":
             who = ", ".join(f"{name} ({uid})" + (" ← you" if name == self.user else "") for name, uid in self.users.items())
             self.say(HELP, f"Users: {who}. Channel: #{self.channel_name} ({self.channel}).", "")
+        elif verb == ":as" and not self.can_switch_user:
+            self._usage(f":as is for the built-in demo. With a configuration you are who the operating system says: "
+                        f"the account {self.user}, acting as {self.users[self.user]} ([cli] users).")
         elif verb == ":as" and len(args) == 1:
             self.user = args[0]
             self.users.setdefault(self.user, user_id_for(self.user))
@@ -300,14 +313,22 @@ def interactive(console: Console) -> int:
 
 
 def console(settings: Settings | None, *, user: str | None, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
-    """``dbops console``: ``settings`` None runs the demo (an embedded PostgreSQL, alice and bob)."""
+    """``dbops console``: ``settings`` None runs the demo (an embedded PostgreSQL, alice and bob);
+    with settings, the user is this process's operating-system account (``[cli] users``)."""
+    demo = settings is None
     if settings is None:
         from bot.demo import CONSOLE_CHANNEL, CONSOLE_USERS, demo_settings
         settings, users, channel = demo_settings(console=True), dict(CONSOLE_USERS), CONSOLE_CHANNEL
+        user = user or next(iter(users))
+        users.setdefault(user, user_id_for(user))
     else:
-        users = {}
+        account = os_account()
+        users = {account: shell_user(account, settings.cli_users)}
+        if user is not None:
+            raise UsageError(f"dbops console --user is for the built-in demo. With --config you are who the operating "
+                             f"system says: the account {account}, acting as {users[account]} ([cli] users).")
+        user = account
         channel = next((c for env in settings.environments.values() for c in env.channels), "C0CONSOLE")
-    user = user or next(iter(users), "alice")
-    users.setdefault(user, user_id_for(user))
-    with Console(settings, users=users, user=user, channel=channel, out=out, ansi=out.isatty()) as running:
+    with Console(settings, users=users, user=user, channel=channel, out=out, ansi=out.isatty(),
+                 can_switch_user=demo) as running:
         return interactive(running) if stdin.isatty() else script(running, iter(stdin))

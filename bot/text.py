@@ -331,6 +331,11 @@ def _approval_refused(r: ApprovalRefused) -> list[str]:
             return [f"{head}: you asked for it; someone else among the approvers of {r.env} must approve it."]
         case Reason.NOT_APPROVER:
             return [f"{head}: you are not one of the approvers of {r.env}."]
+        case Reason.UNMAPPED_SHELL_USER:
+            return [f"{head}: you are the operating-system account {r.detail}, which [cli] users does not map to a "
+                    "Slack user id, and an unmapped account can never approve or deny.",
+                    f'  To answer as yourself, add "{r.detail}" = "U…" (your Slack user id, one of the approvers of '
+                    f"{r.env}) under [cli] users in the configuration."]
         case Reason.EXPIRED:
             return [f"{head}: it expired" + (f" at {req.expires_at:%Y-%m-%d %H:%M} UTC" if req else "")
                     + "; nothing was changed. Ask again."]
@@ -347,6 +352,12 @@ def _approval_refused(r: ApprovalRefused) -> list[str]:
         case Reason.WRONG_CHANNEL:
             return [f"{head}: {r.env} does not take commands from this channel; answer it in its own channel."]
     return [f"{head}: {r.reason.value}"]
+
+
+def unmapped_note(account: str) -> str:
+    """Said under a refusal that depends on who a shell user is, when [cli] users does not map them."""
+    return (f"You are os:{account}: [cli] users in the configuration does not map the account {account} to a "
+            f'Slack user id. Add "{account}" = "U…" there to act as yourself.')
 
 
 def _approval_decided(r: ApprovalDecided, now: datetime) -> list[str]:

@@ -82,28 +82,31 @@ class AlertPoster:
 
 class ApprovalSweeper:
     """Requests that ran out of time are closed as such, and their cards stop offering buttons
-    (a click would be refused anyway; the card should say so before anyone tries)."""
+    (a click would be refused anyway; the card should say so before anyone tries). Which ones
+    ran out is the control database's call, by its clock (``Approvals.expire_due``); ``now``
+    only words the cards."""
 
     def __init__(self, client: WebClient, approvals: Approvals,
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.client, self.approvals, self.now = client, approvals, now
 
     def sweep(self) -> list[str]:
-        now, closed = self.now(), []
         try:
-            due = [r for r in self.approvals.pending(None) if now >= r.expires_at]
-            for request in due:
-                expired = self.approvals.transition(request.id, from_state="pending", to_state="expired")
-                if expired is None:
-                    continue  # decided or expired by someone else meanwhile
-                closed.append(expired.id)
-                if expired.channel and expired.message_ts:
-                    message = render_request_final(expired, now=now)
-                    self.client.chat_update(channel=expired.channel, ts=expired.message_ts, text=message.text,
-                                            blocks=message.blocks)
-        except (CommandError, SlackApiError, OSError) as err:
-            log.error("approvals.sweep_failed", error=str(err))
-        return closed
+            expired = self.approvals.expire_due(None)
+        except CommandError as err:
+            log.error("approvals.sweep_failed", error=err.message)
+            return []
+        now = self.now()
+        for request in expired:
+            if not (request.channel and request.message_ts):
+                continue
+            message = render_request_final(request, now=now)
+            try:
+                self.client.chat_update(channel=request.channel, ts=request.message_ts, text=message.text,
+                                        blocks=message.blocks)
+            except (SlackApiError, OSError) as err:  # this sweep alone closed it: go on to the next card
+                log.error("approvals.sweep_failed", request=request.id, error=str(err))
+        return [r.id for r in expired]
 
 
 class Watchers:

@@ -4,7 +4,9 @@ Approval and execution are one state machine in the control database (see
 ``control_migrations/3_approvals.up.sql``): approving moves a request from pending to
 executing with a conditional update, so of any number of concurrent approvals one wins and
 the others are told it was already decided. A request whose execution was cut off stays in
-executing: it is never run a second time.
+executing: it is never run a second time. Whether a request has expired is the control
+database's decision, made by its clock in that same update (``Approvals``), so replicas
+whose clocks disagree still agree on it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from commands.approvals import refuse_approval, situation
 from commands.config import EnvironmentSettings
 from commands.context import Actor, Context
 from commands.errors import CommandError, ConfigError
+from commands.identity import same_person, unmapped_account
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, Outcome, Reason,
     Result,
@@ -33,15 +36,15 @@ def request(ctx: Context, command: g.Command, env: EnvironmentSettings,
             known: tuple[str, Impact] | None = None) -> Result:
     """A pending request for ``command``; ``known``: its ``situation``, when the caller has it."""
     fingerprint, impact = known or situation(ctx, command, env)
-    now = ctx.clock()
+    now = ctx.clock()  # only to state the time to live: the store sets both times by its own clock
     made = ApprovalRequest(id=new_request_id(), env=env.name, operation=operation_of(command) or "",
                            command=g.canonical(command, env.name), requester=ctx.actor.user,
                            channel=ctx.actor.channel, surface=ctx.actor.surface, fingerprint=fingerprint,
                            impact=impact, state="pending", created_at=now,
                            expires_at=now + timedelta(seconds=env.approval_ttl_seconds))
-    ctx.approvals.create(made, encode_command(command))
-    log.info("approval.requested", request=made.id, operation=made.operation)
-    return ApprovalNeeded(env=env.name, request=made)
+    stored = ctx.approvals.create(made, encode_command(command))
+    log.info("approval.requested", request=stored.id, operation=stored.operation)
+    return ApprovalNeeded(env=env.name, request=stored)
 
 
 def _find(ctx: Context, request_id: str) -> tuple[ApprovalRequest, dict, EnvironmentSettings] | ApprovalRefused:
@@ -59,15 +62,22 @@ def _find(ctx: Context, request_id: str) -> tuple[ApprovalRequest, dict, Environ
     return request_, args, env
 
 
-def _expire(ctx: Context, request_: ApprovalRequest) -> ApprovalRequest:
-    """Record that a pending request ran out of time (whoever notices first)."""
-    return ctx.approvals.transition(request_.id, from_state="pending", to_state="expired") or request_
-
-
 def _refused(ctx: Context, pending: ApprovalRequest, env: EnvironmentSettings, why: Reason) -> ApprovalRefused:
-    """The refusal, with the request as it is now (an expired one recorded as such)."""
-    shown = _expire(ctx, pending) if why is Reason.EXPIRED else pending
-    return ApprovalRefused(env=env.name, request_id=pending.id, reason=why, request=shown)
+    """The refusal; an unmapped shell user is told which account to map (``detail``)."""
+    detail = unmapped_account(ctx.actor.user) if why is Reason.UNMAPPED_SHELL_USER else None
+    return ApprovalRefused(env=env.name, request_id=pending.id, reason=why, request=pending, detail=detail)
+
+
+def _not_answered(ctx: Context, pending: ApprovalRequest, env: EnvironmentSettings) -> ApprovalRefused:
+    """Why an answer (approve, deny) did not move ``pending``: someone else moved it first, or
+    by the control database's clock it had expired, which is then recorded (whoever notices
+    first) and said."""
+    latest = ctx.approvals.get(pending.id)
+    current = latest[0] if latest else pending
+    if current.state == "pending":  # still pending, yet the answer was refused: its time is up
+        current = ctx.approvals.transition(pending.id, from_state="pending", to_state="expired") or current
+    reason = Reason.EXPIRED if current.state in ("pending", "expired") else Reason.DECIDED
+    return ApprovalRefused(env=env.name, request_id=pending.id, reason=reason, request=current)
 
 
 def approve(ctx: Context, command: g.DbopsApprove, _env: None) -> Result:
@@ -75,14 +85,12 @@ def approve(ctx: Context, command: g.DbopsApprove, _env: None) -> Result:
     if isinstance(found, ApprovalRefused):
         return found
     pending, args, env = found
-    why = refuse_approval(pending, ctx.actor.user, env, ctx.policy, ctx.clock())
+    why = refuse_approval(pending, ctx.actor.user, env, ctx.policy, ctx.settings.cli_users)
     if why is not None:
         return _refused(ctx, pending, env, why)
     claimed = ctx.approvals.transition(pending.id, from_state="pending", to_state="executing", actor=ctx.actor.user)
-    if claimed is None:  # another click, approver or replica got there first
-        latest = ctx.approvals.get(pending.id)
-        return ApprovalRefused(env=env.name, request_id=pending.id, reason=Reason.DECIDED,
-                               request=latest[0] if latest else pending)
+    if claimed is None:  # another click, approver or replica got there first, or time ran out
+        return _not_answered(ctx, pending, env)
     inner = decode_command(args)
     try:
         fingerprint, current = situation(ctx, inner, env)
@@ -120,7 +128,7 @@ def deny(ctx: Context, command: g.DbopsDeny, _env: None) -> Result:
     if isinstance(found, ApprovalRefused):
         return found
     pending, _, env = found
-    why = refuse_approval(pending, ctx.actor.user, env, ctx.policy, ctx.clock())
+    why = refuse_approval(pending, ctx.actor.user, env, ctx.policy, ctx.settings.cli_users)
     if why is Reason.SELF_APPROVAL:
         why = Reason.NOT_APPROVER  # the requester withdraws with cancel, not deny
     if why is not None:
@@ -128,7 +136,7 @@ def deny(ctx: Context, command: g.DbopsDeny, _env: None) -> Result:
     denied = ctx.approvals.transition(pending.id, from_state="pending", to_state="denied", actor=ctx.actor.user,
                                       reason=command.reason)
     if denied is None:
-        return ApprovalRefused(env=env.name, request_id=pending.id, reason=Reason.DECIDED, request=pending)
+        return _not_answered(ctx, pending, env)
     return ApprovalDecided(env=env.name, request=denied, outcome=Outcome.DONE)
 
 
@@ -137,7 +145,7 @@ def cancel(ctx: Context, command: g.DbopsCancel, _env: None) -> Result:
     if isinstance(found, ApprovalRefused):
         return found
     pending, _, env = found
-    if ctx.actor.user != pending.requester:
+    if not same_person(ctx.actor.user, pending.requester, ctx.settings.cli_users):
         return ApprovalRefused(env=env.name, request_id=pending.id, reason=Reason.NOT_REQUESTER, request=pending)
     cancelled = ctx.approvals.transition(pending.id, from_state="pending", to_state="cancelled", actor=ctx.actor.user)
     if cancelled is None:
@@ -148,11 +156,5 @@ def cancel(ctx: Context, command: g.DbopsCancel, _env: None) -> Result:
 
 
 def approvals(ctx: Context, command: g.DbopsApprovals, _env: None) -> Result:
-    now = ctx.clock()
-    live = []
-    for pending in ctx.approvals.pending(command.env):
-        if now >= pending.expires_at:
-            _expire(ctx, pending)
-        else:
-            live.append(pending)
-    return ApprovalsResult(env=command.env, pending=tuple(live))
+    ctx.approvals.expire_due(command.env)  # recorded as expired by whoever looks first
+    return ApprovalsResult(env=command.env, pending=tuple(ctx.approvals.pending(command.env)))

@@ -15,13 +15,14 @@ import hashlib
 import json
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import Any, Mapping
 
 from commands import grammar as g
 from commands import lint
 from commands.config import EnvironmentSettings
 from commands.lock_dirs import stamp as lock_dir_stamp
 from commands.context import Context
+from commands.identity import same_person, unmapped_account
 from commands.lint_ops import lint_steps
 from commands.migrate_ops import _plan, read_sql
 from commands.migrations import EnvironmentDatabase
@@ -155,16 +156,19 @@ def _migration_impact(ctx: Context, db: EnvironmentDatabase, command: g.Command,
 # --- the rules ------------------------------------------------------------------------------
 
 def refuse_approval(request: ApprovalRequest, approver: str, env: EnvironmentSettings, policy: Policy,
-                    now: datetime) -> Reason | None:
-    """Why ``approver`` may not approve ``request`` now, or None."""
+                    cli_users: Mapping[str, str]) -> Reason | None:
+    """Why ``approver`` may not answer ``request``, or None. Whoever asked never answers,
+    whichever surface each came from (``cli_users`` says who a shell account is); a shell
+    account with no Slack id never answers at all, whatever ``approvers`` lists. Expiry is not
+    judged here: the control database decides it when the answer is recorded (``Approvals``)."""
     if request.state != "pending":
         return Reason.DECIDED
-    if approver == request.requester:
+    if same_person(approver, request.requester, cli_users):
         return Reason.SELF_APPROVAL
+    if unmapped_account(approver) is not None:
+        return Reason.UNMAPPED_SHELL_USER
     if not policy.includes(env.approvers, approver):
         return Reason.NOT_APPROVER
-    if now >= request.expires_at:
-        return Reason.EXPIRED
     return None
 
 

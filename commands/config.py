@@ -71,6 +71,8 @@ class Settings:
     heartbeat_seconds: float = 10.0  # running operations' heartbeat; stale after 3 missed beats
     schedule_timezone: str = "UTC"  # IANA name: schedules are read, and their times shown, in it
     environments: dict[str, EnvironmentSettings] = field(default_factory=dict)
+    # [cli] users: operating-system account -> Slack user id; who a shell user acts as
+    cli_users: dict[str, str] = field(default_factory=dict)
 
     def environment(self, name: str) -> EnvironmentSettings:
         try:
@@ -154,6 +156,23 @@ def _timezone(value: Any) -> str:
     except (ValueError, ZoneInfoNotFoundError):
         raise ValueError('an IANA time zone name such as "UTC" or "Europe/Berlin"') from None
     return value
+
+
+_ACCOUNT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?")  # an account name, or a uid without one
+_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,30}")
+
+
+def _cli_users(value: Any) -> dict[str, str]:
+    """Operating-system account names to the Slack user ids their shell users act as."""
+    shape = 'a table of operating-system account names to Slack user ids, such as { "alice" = "U0ALICE" }'
+    if not isinstance(value, dict):
+        raise ValueError(shape)
+    for account, user in value.items():
+        if not _ACCOUNT.fullmatch(account):
+            raise ValueError(f"{shape}; {account!r} is not an account name")
+        if not isinstance(user, str) or not _SLACK_USER.fullmatch(user):
+            raise ValueError(f"{shape}; {account!r} maps to {user!r}, which is not a Slack user id (U… or W…)")
+    return dict(value)
 
 
 def _choice(*options: str) -> Callable[[Any], str]:
@@ -280,6 +299,7 @@ _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
     "control": {"database_url": _postgres_url, "heartbeat_seconds": _seconds(0.1, 600)},
     "slack": {"alerts_channel": _nonempty_str},
     "schedule": {"timezone": _timezone},
+    "cli": {"users": _cli_users},
 }
 
 
@@ -293,6 +313,8 @@ def _expand(value: Any, where: str, source: str, environ: dict[str, str]) -> Any
         return _VAR.sub(substitute, value)
     if isinstance(value, list):
         return [_expand(v, where, source, environ) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}", source, environ) for k, v in value.items()}
     return value
 
 
@@ -333,12 +355,14 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
                    environ: dict[str, str] | None = None, path: Path | None = None) -> Settings:
     """Build Settings from a parsed TOML document; relative paths resolve against base_dir."""
     environ = dict(os.environ) if environ is None else environ
-    unknown = sorted(set(document) - {"control", "slack", "schedule", "environments"})
+    unknown = sorted(set(document) - {"control", "slack", "schedule", "cli", "environments"})
     if unknown:
-        raise ConfigError(f"{source}: unknown section [{unknown[0]}]. Sections allowed: [control], [slack], [schedule], [environments.NAME].")
+        raise ConfigError(f"{source}: unknown section [{unknown[0]}]. Sections allowed: [control], [slack], [schedule], "
+                          "[cli], [environments.NAME].")
     control = _check_table(document.get("control", {}), _SECTION_KEYS["control"], "control", source, environ)
     slack = _check_table(document.get("slack", {}), _SECTION_KEYS["slack"], "slack", source, environ)
     schedule = _check_table(document.get("schedule", {}), _SECTION_KEYS["schedule"], "schedule", source, environ)
+    cli = _check_table(document.get("cli", {}), _SECTION_KEYS["cli"], "cli", source, environ)
     raw_envs = document.get("environments", {})
     if not isinstance(raw_envs, dict) or not raw_envs:
         raise ConfigError(f"{source}: no environments configured; add at least one [environments.NAME] table.")
@@ -375,7 +399,8 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
     return Settings(path=path, control_database_url=control_url,
                     heartbeat_seconds=control.get("heartbeat_seconds", Settings.heartbeat_seconds),
                     alerts_channel=slack.get("alerts_channel"), environments=environments,
-                    schedule_timezone=schedule.get("timezone", Settings.schedule_timezone))
+                    schedule_timezone=schedule.get("timezone", Settings.schedule_timezone),
+                    cli_users=cli.get("users", {}))
 
 
 def load_settings(path: str | os.PathLike[str], *, environ: dict[str, str] | None = None) -> Settings:

@@ -139,10 +139,17 @@ class Operations(Protocol):
 class Approvals(Protocol):
     """The approval requests, in the control database. Every state change is conditional on
     the state it leaves, so concurrent callers (double clicks, two approvers, two replicas)
-    never both move the same request."""
+    never both move the same request.
 
-    def create(self, request: ApprovalRequest, command_args: dict) -> None:
-        """Store a new pending request with the encoded command it would run."""
+    Time is the control database's: a request's ``created_at`` and ``expires_at`` are its
+    ``now()``, and whether a request has expired is decided by its ``now()`` at the moment of
+    the change, never by the clock of the replica asking (replicas' clocks drift apart)."""
+
+    def create(self, request: ApprovalRequest, command_args: dict) -> ApprovalRequest:
+        """Store a new pending request with the encoded command it would run; the request as
+        stored. ``request.expires_at - request.created_at`` is its time to live: the stored
+        ``created_at`` is the control database's ``now()`` and ``expires_at`` that plus the
+        time to live, whatever the caller's clock says."""
 
     def get(self, request_id: str) -> tuple[ApprovalRequest, dict] | None:
         """The request and its encoded command, or None."""
@@ -150,13 +157,22 @@ class Approvals(Protocol):
     def transition(self, request_id: str, *, from_state: str, to_state: str, actor: str | None = None,
                    reason: str | None = None, outcome: str | None = None) -> ApprovalRequest | None:
         """Move the request from ``from_state`` to ``to_state`` if it is still in
-        ``from_state``; the updated request, or None when someone else moved it first."""
+        ``from_state``; the updated request, or None when someone else moved it first.
+        Leaving ``pending`` is conditional on the control database's clock too: an answer
+        (``executing``, ``denied``) only before ``expires_at``, ``expired`` only from then on;
+        otherwise None, and the request stays as it was."""
 
     def attach_message(self, request_id: str, message_ts: str) -> None:
         """Remember the channel message that shows the request (its card)."""
 
     def pending(self, environment: str | None) -> list[ApprovalRequest]:
-        """Pending requests, oldest first; for one environment, or all (None)."""
+        """Pending requests not yet past ``expires_at`` by the control database's clock, oldest
+        first; for one environment, or all (None)."""
+
+    def expire_due(self, environment: str | None) -> list[ApprovalRequest]:
+        """Move every pending request past ``expires_at`` by the control database's clock to
+        ``expired`` (for one environment, or all); those this call moved, oldest first. Of
+        concurrent callers, each request is returned to one."""
 
 
 class RollbackLog(Protocol):

@@ -2,9 +2,9 @@
 
 A command that comes from a channel (Slack, the console) is accepted only in one of its
 environment's ``channels``; a state-changing one (a dry run included: it runs SQL on the live
-database) only from its ``operators`` when that list is set. Entries that start with ``S``
-are user groups, whose members a Directory supplies. A shell user (no channel) is not
-checked here: reading the config already takes more access than any of these rules grant.
+database) only from its ``operators`` when that list is set, and that holds in a shell too,
+where the user is the operating-system account's Slack id (``commands.identity``). Entries that start with ``S`` are user groups, whose members a
+Directory supplies. The scheduler is not checked here: the configuration is its authority.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ class Policy:
         return self.directory is not None and any(user in self.directory.members(group) for group in groups)
 
     def check(self, command: g.Command, actor: Actor, env: EnvironmentSettings, operation: str) -> Refusal | None:
-        if actor.channel is None:
+        if actor.channel is None and actor.surface != "cli":
             return None
-        if actor.channel not in env.channels:
+        if actor.channel is not None and actor.channel not in env.channels:
             return Refusal(env=env.name, operation=operation, reason=Reason.WRONG_CHANNEL, allowed=env.channels)
         if g.changes_state(command) and env.operators and not self.includes(env.operators, actor.user):
             return Refusal(env=env.name, operation=operation, reason=Reason.NOT_OPERATOR, allowed=env.operators)

@@ -30,6 +30,7 @@ class Reason(str, Enum):
     NO_SNAPSHOT_DIR = "no_snapshot_dir"
     SELF_APPROVAL = "self_approval"  # the requester pressed Approve on their own request
     NOT_APPROVER = "not_approver"    # someone not in ``approvers`` pressed Approve
+    UNMAPPED_SHELL_USER = "unmapped_shell_user"  # a shell account [cli] users does not map approved or denied
     EXPIRED = "expired"              # the request outlived approval_ttl_seconds
     DECIDED = "decided"              # already approved, denied, cancelled or executed
     STATE_CHANGED = "state_changed"  # the database is not as it was when the request was made

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
+from slack_sdk import WebClient
 
+from bot.watchers import ApprovalSweeper
 from commands import grammar
 from commands.executor import Actor, Executor
 from commands.pg.approvals import PgApprovals
@@ -16,6 +18,7 @@ from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.policy import Policy
 from commands.results import ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult, Outcome, Reason
+from tests.conftest import wait_for
 
 FILES = {
     "1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text);",
@@ -44,20 +47,47 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def desk(make_bed, control_url):
+def replica(bed, control_url: str, clock) -> Executor:
+    """One dbops process on the shared control database, with its own (maybe skewed) clock."""
+    return Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
+                    audit=PgAuditLog(control_url), approvals=PgApprovals(control_url),
+                    policy=Policy(Groups({"S0DBAS": {"U0DAVE"}})), clock=clock)
+
+
+def make_desk(make_bed, control_url, *, ttl: int):
     bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"], approvers=["U0BOB", "S0DBAS"],
-                   require_approval=["down", "goto", "force", "restore", "cleanup"], approval_ttl_seconds=900)
+                   require_approval=["down", "goto", "force", "restore", "cleanup"], approval_ttl_seconds=ttl)
     migrate_control_database(control_url)
-    clock = Clock()
-    bed.executor = Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
-                            audit=PgAuditLog(control_url), approvals=PgApprovals(control_url),
-                            policy=Policy(Groups({"S0DBAS": {"U0DAVE"}})), clock=clock)
-    bed.clock = clock
+    bed.clock = Clock()
+    bed.executor = replica(bed, control_url, bed.clock)
     bed.control_url = control_url
     bed.run("migrate up")  # require_approval does not list up
     assert bed.state() == (3, False)
     return bed
+
+
+@pytest.fixture
+def desk(make_bed, control_url):
+    return make_desk(make_bed, control_url, ttl=900)
+
+
+@pytest.fixture
+def brief_desk(make_bed, control_url):
+    """Requests live one second, so that the control database's own clock runs them out."""
+    return make_desk(make_bed, control_url, ttl=1)
+
+
+def database_now_is_past(bed, request_id: str) -> bool:
+    with psycopg.connect(bed.control_url) as conn:
+        past = conn.execute("SELECT now() >= expires_at FROM dbops_approvals WHERE id = %s", (request_id,))
+        return past.fetchone()[0]
+
+
+def stored_times(bed, request_id: str) -> tuple[timedelta, timedelta]:
+    """How far the stored created_at is from the control database's now(), and the time to live."""
+    with psycopg.connect(bed.control_url) as conn:
+        return conn.execute("SELECT abs(extract(epoch FROM now() - created_at)) * interval '1 second', "
+                            "expires_at - created_at FROM dbops_approvals WHERE id = %s", (request_id,)).fetchone()
 
 
 def ask(bed, text: str, user: str = "U0ALICE"):
@@ -105,15 +135,52 @@ def test_only_approvers_approve_directly_or_through_a_group(desk):
     assert desk.state() == (1, False)
 
 
-def test_an_expired_request_cannot_be_approved(desk):
-    request_id = request_down(desk)
-    desk.clock.now += timedelta(seconds=901)
+def test_an_expired_request_cannot_be_approved(brief_desk):
+    request_id = request_down(brief_desk)
+    wait_for(lambda: database_now_is_past(brief_desk, request_id), what="the request's second to pass")
 
-    refused = ask(desk, f"dbops approve {request_id}", user="U0BOB")
+    refused = ask(brief_desk, f"dbops approve {request_id}", user="U0BOB")
 
     assert refused.reason is Reason.EXPIRED and refused.request.state == "expired"
-    assert desk.state() == (3, False)
-    assert ask(desk, "dbops approvals").pending == ()
+    assert brief_desk.state() == (3, False)
+    assert ask(brief_desk, "dbops approvals").pending == ()
+
+
+def test_a_request_from_a_replica_whose_clock_is_years_behind_lives_its_time_by_the_databases_clock(desk):
+    behind = replica(desk, desk.control_url, lambda: datetime(2001, 1, 1, tzinfo=timezone.utc))
+    ahead = replica(desk, desk.control_url, lambda: datetime(2099, 1, 1, tzinfo=timezone.utc))
+    needed = behind.run(grammar.parse("migrate down 2"), Actor(user="U0ALICE", channel="C0INCIDENT", surface="slack"))
+
+    since_created, ttl = stored_times(desk, needed.request.id)
+    assert since_created < timedelta(minutes=1) and ttl == timedelta(seconds=900)
+    assert needed.request.expires_at - needed.request.created_at == timedelta(seconds=900)
+    listed = ahead.run(grammar.parse("dbops approvals"), Actor(user="U0BOB", channel="C0INCIDENT", surface="slack"))
+    assert [r.id for r in listed.pending] == [needed.request.id]
+    approved = ahead.run(grammar.parse(f"dbops approve {needed.request.id}"),
+                         Actor(user="U0BOB", channel="C0INCIDENT", surface="slack"))
+
+    assert isinstance(approved, ApprovalDecided) and approved.request.state == "executed"
+    assert desk.state() == (1, False)
+
+
+def test_a_request_from_a_replica_whose_clock_is_years_ahead_still_expires_by_the_databases_clock(brief_desk):
+    ahead = replica(brief_desk, brief_desk.control_url, lambda: datetime(2099, 1, 1, tzinfo=timezone.utc))
+    behind = replica(brief_desk, brief_desk.control_url, lambda: datetime(2001, 1, 1, tzinfo=timezone.utc))
+    slack = Actor(user="U0ALICE", channel="C0INCIDENT", surface="slack")
+    first, second = (ahead.run(grammar.parse("migrate down 2"), slack).request.id for _ in range(2))
+    wait_for(lambda: database_now_is_past(brief_desk, second), what="the requests' second to pass")
+
+    refused = behind.run(grammar.parse(f"dbops approve {first}"), Actor(user="U0BOB", channel="C0INCIDENT",
+                                                                        surface="slack"))
+    # The expiry sweeper of a replica whose clock is behind closes the other one all the same.
+    swept = ApprovalSweeper(WebClient(token="xoxb-unused"), PgApprovals(brief_desk.control_url),
+                            now=lambda: datetime(2001, 1, 1, tzinfo=timezone.utc)).sweep()
+
+    assert refused.reason is Reason.EXPIRED and refused.request.state == "expired"
+    assert swept == [second]
+    listed = behind.run(grammar.parse("dbops approvals"), Actor(user="U0BOB", channel="C0INCIDENT", surface="slack"))
+    assert listed.pending == ()
+    assert brief_desk.state() == (3, False)
 
 
 def test_an_approval_is_void_when_the_state_changed_since_the_request(desk):

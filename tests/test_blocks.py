@@ -228,7 +228,7 @@ DOWN_IMPACT = Impact(before=State(version=V5, dirty=False), target=V3, reverts=(
                      missing_down=(V4,))
 # Reasons only the approve/deny/cancel commands give; WRONG_CHANNEL is shared with Refusal.
 APPROVAL_REASONS = {Reason.SELF_APPROVAL, Reason.NOT_APPROVER, Reason.EXPIRED, Reason.DECIDED, Reason.STATE_CHANGED,
-                    Reason.NOT_REQUESTER, Reason.UNKNOWN_REQUEST}
+                    Reason.NOT_REQUESTER, Reason.UNKNOWN_REQUEST, Reason.UNMAPPED_SHELL_USER}
 REFUSED_SAMPLES = {reason: f"approval_refused_{'self' if reason is Reason.SELF_APPROVAL else reason.value}"
                    for reason in APPROVAL_REASONS | {Reason.WRONG_CHANNEL}}
 
@@ -321,6 +321,9 @@ def approval_refused(reason: Reason) -> ApprovalRefused:
             detail = f"when it was requested the database was at {V5}; now it is at {V4} (dirty)"
             return ApprovalRefused(env="production", request_id=REQUEST_ID, reason=reason, detail=detail,
                                    request=approved("void", reason=detail))
+        case Reason.UNMAPPED_SHELL_USER:  # the console on a real configuration, as an account [cli] users lacks
+            return ApprovalRefused(env="production", request_id=REQUEST_ID, reason=reason, detail="deploy",
+                                   request=request())
     return ApprovalRefused(env="production", request_id=REQUEST_ID, reason=reason, request=request())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
 import re
 import subprocess
 import sys
@@ -165,32 +166,40 @@ def test_logs_are_json_and_mask_secrets(tmp_path, capsys):
 
 
 def test_a_request_from_the_shell_prints_its_id_exits_3_and_is_approved_by_someone_else(
-        make_bed, control_url, tmp_path, capsys, monkeypatch):
+        make_bed, control_url, tmp_path, capsys):
     bed = make_bed(FILES)
-    path = tmp_path / "approvals.toml"
-    path.write_text(f'''
+    account = pwd.getpwuid(os.geteuid()).pw_name
+
+    def config(name: str, slack_id: str) -> str:
+        """The configuration as the shell of ``account`` mapped to ``slack_id`` reads it."""
+        path = tmp_path / f"{name}.toml"
+        path.write_text(f'''
 [control]
 database_url = "{control_url}"
+
+[cli]
+users = {{ "{account}" = "{slack_id}" }}
 
 [environments.test]
 database_url = "{bed.url}"
 migrations_dir = "migrations"
 snapshot_dir = "snapshots"
-approvers = ["bob"]
+approvers = ["U0BOB"]
 ''')
-    monkeypatch.setenv("USER", "alice")
-    assert main(["migrate", "up", "1", "--config", str(path)]) == 0
+        return str(path)
+
+    alice, bob = config("alice", "U0ALICE"), config("bob", "U0BOB")
+    assert main(["migrate", "up", "1", "--config", alice]) == 0
     capsys.readouterr()
 
-    assert main(["migrate", "down", "1", "--config", str(path)]) == 3
+    assert main(["migrate", "down", "1", "--config", alice]) == 3
     printed = capsys.readouterr().out
     request_id = re.search(r"request (r[0-9a-f]{10})", printed)[1]
     assert f"dbops dbops approve {request_id}" in printed and bed.state() == (1, False)
 
-    assert main(["dbops", "approve", request_id, "--config", str(path)]) == 3  # alice asked: not hers to approve
+    assert main(["dbops", "approve", request_id, "--config", alice]) == 3  # alice asked: not hers to approve
     assert "someone else" in capsys.readouterr().out.lower()
-    monkeypatch.setenv("USER", "bob")
-    assert main(["dbops", "approve", request_id, "--config", str(path)]) == 0
+    assert main(["dbops", "approve", request_id, "--config", bob]) == 0
     assert "users" not in bed.tables()
 
 

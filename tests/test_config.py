@@ -63,6 +63,7 @@ def test_example_config_loads_with_every_value_as_written(tmp_path: Path) -> Non
     assert prod.lock_timeout == "10s"
     assert prod.statement_timeout == "0"
     assert prod.pre_migration_snapshot is True
+    assert settings.cli_users == {"alice": "U0ALICE"}
 
 
 def test_minimal_environment_gets_documented_defaults(tmp_path: Path) -> None:
@@ -128,6 +129,28 @@ def test_wrong_value_is_an_error_naming_key_and_file(tmp_path: Path, line: str, 
     path = write(tmp_path, MINIMAL + line + "\n")
     message = config_error(path)
     assert f"environments.production.{key}" in message and str(path) in message
+
+
+def test_cli_users_map_operating_system_accounts_to_slack_ids(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, '[cli]\nusers = { "alice" = "U0ALICE", "deploy-bot" = "W0DEPLOY" }\n'
+                                             + MINIMAL), environ={})
+    assert settings.cli_users == {"alice": "U0ALICE", "deploy-bot": "W0DEPLOY"}
+    assert load_settings(write(tmp_path, MINIMAL), environ={}).cli_users == {}
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ('[cli]\nuser = { "alice" = "U0ALICE" }\n', "unknown key 'cli.user'"),
+    ('[cli]\nusers = ["alice"]\n', "cli.users must be a table of operating-system account names to Slack user ids"),
+    ('[cli]\nusers = { "alice" = "alice" }\n', "'alice' maps to 'alice', which is not a Slack user id"),
+    ('[cli]\nusers = { "alice" = "S0DBAS" }\n', "'alice' maps to 'S0DBAS', which is not a Slack user id"),
+    ('[cli]\nusers = { "alice" = 7 }\n', "'alice' maps to 7, which is not a Slack user id"),
+    ('[cli]\nusers = { "al ice" = "U0ALICE" }\n', "'al ice' is not an account name"),
+    ('[cli]\nusers = { "../root" = "U0ALICE" }\n', "'../root' is not an account name"),
+])
+def test_a_bad_cli_users_table_is_refused_naming_the_key(tmp_path: Path, text: str, named: str) -> None:
+    path = write(tmp_path, text + MINIMAL)
+    message = config_error(path)
+    assert named in message and str(path) in message
 
 
 def test_a_missing_snapshot_dir_is_an_error_unless_snapshots_are_off(tmp_path: Path) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -12,8 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.console import Console, script
+from bot.console import Console, console, script
 from bot.console_render import Names, mrkdwn_text
+from commands import grammar
+from commands.errors import UsageError
+from commands.executor import Actor, Executor
+from commands.pg.approvals import PgApprovals
+from commands.pg.control import migrate_control_database
+from commands.pg.database import PgDatabases
+from commands.pg.dump import PgDumpSnapshotter
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = {
@@ -23,6 +32,7 @@ MIGRATIONS = {
     "2_add_name.down.sql": "ALTER TABLE users DROP COLUMN name;",
 }
 USERS = {"alice": "U0ALICE", "bob": "U0BOB"}
+ACCOUNT = pwd.getpwuid(os.geteuid()).pw_name  # the account the tests run as
 
 
 @pytest.fixture
@@ -36,7 +46,7 @@ def bed(make_bed, control_url):
 def run_script(bed, text: str, user: str = "alice") -> tuple[int, str]:
     out = io.StringIO()
     with Console(bed.settings, users=USERS, user=user, channel="C0INCIDENT", out=out,
-                 progress_interval=0.2) as console:
+                 progress_interval=0.2, can_switch_user=True) as console:
         code = script(console, iter(text.splitlines(keepends=True)))
     return code, out.getvalue()
 
@@ -95,6 +105,45 @@ def test_failed_migration_fails_the_script(bed):
     code, out = run_script(bed, "/migrate up\n")
     assert code == 1
     assert "migration 3 failed" in out.lower() or "failed" in out
+
+
+def real_console(settings, text: str) -> tuple[int, str]:
+    """``dbops console --config …`` as the bot's entry point runs it, a script on stdin."""
+    out = io.StringIO()
+    return console(settings, user=None, stdin=io.StringIO(text), out=out), out.getvalue()
+
+
+def test_with_a_real_configuration_the_console_user_is_the_os_account_and_as_is_refused(bed):
+    settings = dataclasses.replace(bed.settings, cli_users={ACCOUNT: "U0ALICE"})
+
+    code, out = real_console(settings, "/migrate down 1\n:as bob\n1\n")
+
+    assert code == 1  # the refused :as fails the script
+    card, _, after = out.partition(f"> [{ACCOUNT}] :as bob")
+    assert f"@{ACCOUNT} asks to run `/migrate down 1 test`" in card
+    assert (f"console: :as is for the built-in demo. With a configuration you are who the operating system says: "
+            f"the account {ACCOUNT}, acting as U0ALICE ([cli] users).") in after
+    assert f"(@{ACCOUNT} pressed Approve on m1)" in after and "so you cannot approve it" in after
+    assert "was approved" not in out
+    assert bed.state() == (2, False)
+    with pytest.raises(UsageError, match=f"--user is for the built-in demo.*the account {ACCOUNT}, acting as U0ALICE"):
+        console(settings, user="bob", stdin=io.StringIO(""), out=io.StringIO())
+
+
+def test_an_unmapped_console_user_cannot_approve_and_is_told_which_key_to_set(bed, control_url):
+    migrate_control_database(control_url)
+    asking = Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
+                      approvals=PgApprovals(control_url))
+    asked = asking.run(grammar.parse("migrate down 1"), Actor(user="U0ALICE", channel="C0INCIDENT", surface="slack"))
+    settings = dataclasses.replace(bed.settings, cli_users={"someone-else": "U0BOB"})
+
+    code, out = real_console(settings, f"/dbops approve {asked.request.id}\n")
+
+    assert code == 0  # a refusal is an answer
+    assert (f"You are the operating-system account `{ACCOUNT}`, which `[cli] users` does not map to a Slack user id"
+            in out)
+    assert f'add `"{ACCOUNT}" = "U…"` there' in out
+    assert bed.state() == (2, False)
 
 
 def test_help_lists_the_users_and_the_channel(bed):

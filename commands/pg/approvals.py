@@ -11,6 +11,7 @@ from commands.results import ApprovalRequest
 COLUMNS = ("id, environment, operation, command, requester, channel, surface, fingerprint, impact, state, created_at, "
            "expires_at, decided_by, decided_at, reason, message_ts, outcome")
 DECIDED = ("executing", "void", "denied", "cancelled", "expired")
+ANSWERS = ("executing", "denied")  # leaving pending this way counts only before expires_at
 
 
 def _request(row: dict) -> ApprovalRequest:
@@ -30,16 +31,19 @@ class PgApprovals:
         return run_once(self.url, query, params, as_dicts=True,
                         failure="Could not read or write approval requests")
 
-    def create(self, request: ApprovalRequest, command_args: dict) -> None:
-        self._rows(
-            """INSERT INTO dbops_approvals (id, environment, operation, command, command_args, requester, channel,
-                                            surface, fingerprint, impact, created_at, expires_at)
-               VALUES (%(id)s, %(env)s, %(operation)s, %(command)s, %(args)s, %(requester)s, %(channel)s,
-                       %(surface)s, %(fingerprint)s, %(impact)s, %(created_at)s, %(expires_at)s)""",
+    def create(self, request: ApprovalRequest, command_args: dict) -> ApprovalRequest:
+        # Both times from this database's clock: every replica then judges expiry by one clock.
+        rows = self._rows(
+            f"""INSERT INTO dbops_approvals (id, environment, operation, command, command_args, requester, channel,
+                                             surface, fingerprint, impact, created_at, expires_at)
+                VALUES (%(id)s, %(env)s, %(operation)s, %(command)s, %(args)s, %(requester)s, %(channel)s,
+                        %(surface)s, %(fingerprint)s, %(impact)s, now(), now() + %(ttl)s)
+                RETURNING {COLUMNS}""",
             {"id": request.id, "env": request.env, "operation": request.operation, "command": request.command,
              "args": Jsonb(command_args), "requester": request.requester, "channel": request.channel,
              "surface": request.surface, "fingerprint": request.fingerprint, "impact": Jsonb(encode_impact(request.impact)),
-             "created_at": request.created_at, "expires_at": request.expires_at})
+             "ttl": request.expires_at - request.created_at})
+        return _request(rows[0])
 
     def get(self, request_id: str) -> tuple[ApprovalRequest, dict] | None:
         rows = self._rows(f"SELECT {COLUMNS}, command_args FROM dbops_approvals WHERE id = %(id)s", {"id": request_id})
@@ -55,9 +59,12 @@ class PgApprovals:
                        reason = coalesce(%(reason)s, reason), outcome = coalesce(%(outcome)s, outcome),
                        finished_at = CASE WHEN %(decides)s THEN finished_at ELSE now() END
                 WHERE id = %(id)s AND state = %(from)s
+                  AND (NOT %(answers)s OR expires_at > now()) AND (NOT %(expires)s OR expires_at <= now())
                 RETURNING {COLUMNS}""",
             {"to": to_state, "from": from_state, "id": request_id, "actor": actor, "reason": reason,
-             "outcome": outcome, "decides": to_state in DECIDED})
+             "outcome": outcome, "decides": to_state in DECIDED,
+             "answers": from_state == "pending" and to_state in ANSWERS,
+             "expires": from_state == "pending" and to_state == "expired"})
         return _request(rows[0]) if rows else None
 
     def attach_message(self, request_id: str, message_ts: str) -> None:
@@ -66,6 +73,17 @@ class PgApprovals:
     def pending(self, environment: str | None) -> list[ApprovalRequest]:
         rows = self._rows(
             f"""SELECT {COLUMNS} FROM dbops_approvals
-                WHERE state = 'pending' AND (%(env)s::text IS NULL OR environment = %(env)s) ORDER BY created_at""",
+                WHERE state = 'pending' AND expires_at > now() AND (%(env)s::text IS NULL OR environment = %(env)s)
+                ORDER BY created_at""",
             {"env": environment})
         return [_request(r) for r in rows]
+
+    def expire_due(self, environment: str | None) -> list[ApprovalRequest]:
+        # One conditional UPDATE: of concurrent sweeps, each row is moved (and returned) once.
+        rows = self._rows(
+            f"""UPDATE dbops_approvals SET state = 'expired', decided_at = now()
+                WHERE state = 'pending' AND expires_at <= now()
+                  AND (%(env)s::text IS NULL OR environment = %(env)s)
+                RETURNING {COLUMNS}""",
+            {"env": environment})
+        return sorted((_request(r) for r in rows), key=lambda r: r.created_at)
