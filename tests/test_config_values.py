@@ -171,7 +171,8 @@ def test_a_migrations_dir_that_becomes_a_loop_makes_status_and_health_say_so(run
     assert f"Migrations directory {migrations} cannot be read: Too many levels of symbolic links" in reply
     assert status == 503
     check = health["environments"]["test"]["checks"]["migrations"]
-    assert check["status"] == "fail" and "Too many levels of symbolic links" in check["message"]
+    # /health answers strangers: the verdict only, the reason stays in the (masked) log.
+    assert check["status"] == "fail" and check["message"] == "migration files unreadable"
 
 
 def test_a_snapshot_dir_that_becomes_a_loop_makes_status_say_so(make_bed):

@@ -52,7 +52,7 @@ def exclusive_lock_on_events(conn: psycopg.Connection) -> bool:
 def test_a_non_operators_slack_dry_run_is_refused_and_never_blocks_the_applications_queries(make_bed, control_url):
     with FakeSlack() as fake:
         bed = make_bed(EVENTS, control=control_url, channels=["C0INCIDENT"], operators=["U0ALICE"])
-        bed.run("migrate up")
+        bed.run("migrate up", user="U0ALICE")
         # Held until the test lets go, a permitted dry run would sit inside its transaction with
         # events locked exclusively, as a slow statement would.
         gated = ADD_STATUS["2_add_status.up.sql"] + f"SELECT pg_advisory_xact_lock({GATE});\n"
@@ -77,7 +77,7 @@ def test_a_non_operators_slack_dry_run_is_refused_and_never_blocks_the_applicati
 
 def test_an_operators_dry_run_runs_and_says_that_sequences_are_not_rolled_back(make_bed):
     bed = make_bed(EVENTS, channels=["C0INCIDENT"], operators=["U0ALICE"])
-    bed.run("migrate up")
+    bed.run("migrate up", user="U0ALICE")
     bed.write(ADD_STATUS)
 
     result = ask(bed, "migrate dry-run", user="U0ALICE")
