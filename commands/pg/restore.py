@@ -26,6 +26,7 @@ from commands.pg.connect import connect, describe
 from commands.pg.embedded import database_url
 from commands.pg.streams import CHUNK, feed, gzip_chunks, stderr_tail, zstd_chunks
 from commands.pg.tools import Tools, child_env
+from commands.process_env import base_env
 from commands.snapshots import Restored, Snapshot
 
 
@@ -54,7 +55,7 @@ class PgRestorer:
             return
         with tempfile.TemporaryFile() as stderr:
             restore = subprocess.Popen([self.tools.path("pg_restore"), "--clean", "--if-exists", "--file=-"],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=base_env())
             feeder = threading.Thread(target=feed, args=(restore.stdin, zstd_chunks(snapshot.path), failures),
                                       daemon=True)
             feeder.start()
