@@ -87,6 +87,15 @@ class Tools:
             raise ToolError(f"Could not read the version of {self.path(program)} ({out.strip()!r}).")
         return int(match[1])
 
+    def restricts_meta_commands(self, program: str) -> bool:
+        """Whether ``program`` has psql's restricted mode (``\\restrict KEY``, in which psql
+        refuses every meta-command until ``\\unrestrict KEY``): psql knows the command and
+        pg_restore writes it around its SQL. Both came with PostgreSQL 18 and 13.22, 14.19,
+        15.14, 16.10 and 17.6, so their help text answers, not the major version."""
+        if program == "psql":
+            return "\\restrict" in self._ask(program, "--help=commands")
+        return "--restrict-key" in self._ask(program, "--help")
+
     def _ask(self, program: str, option: str) -> str:
         """``program option``'s output: no connection is made, so no PG* variable is given."""
         return subprocess.run([self.path(program), option], capture_output=True, text=True, timeout=30,
