@@ -156,6 +156,10 @@ AGAINST_PSQL = [
     (b"SELECT :'x\\echo MISSED';\n", False),
     (b"CREATE TEMP TABLE t (x text);\n/* c */ copy \"t\" (x) from StdIn WITH (FORMAT text)\n;\n\\echo MISSED\n\\.\n", False),
     (b"CREATE TEMP TABLE t (x text);\nCOPY pg_temp.t FROM stdin;\n\\.\n\\echo MISSED\n", True),
+    (b"SELECT 1, 'a''b', 'c' \\echo MISSED\n", True),
+    (b"SELECT 1, 'a'\n'b \\echo MISSED';\n", False),
+    (b"CREATE TEMP TABLE t (x text);\nSELECT (')' ; COPY t FROM stdin;\n\\echo MISSED\n\\.\n", True),
+    (b"CREATE TEMP TABLE t (x text);\nSELECT ('(') ; COPY t FROM stdin;\n\\echo MISSED\n\\.\n", False),
 ]
 
 

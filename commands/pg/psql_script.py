@@ -22,6 +22,7 @@ from __future__ import annotations
 import re
 from typing import Iterable, Iterator
 
+from commands.pg.psql_settings import SETTINGS_WORDS, Unfollowable, standard_strings_after
 from commands.redact import redact
 
 
@@ -62,27 +63,35 @@ _TOKEN = re.compile(rb"""
 | (?P<semi>;)
 | (?P<other>[^-/ \t\n\r\f'"$\\:();.0-9A-Za-z\x80-\xff_]+|.)
 """, re.X | re.S)
+# Once a statement is known to be neither COPY, nor SET, nor CREATE FUNCTION/PROCEDURE, its
+# words no longer matter: only quotes, comments, backslashes, parentheses and semicolons do.
+# These skip a run of everything else in one match (INSERT-style dumps are mostly such runs);
+# with standard_conforming_strings known to be on, a plain string that closes on the line
+# (and is not followed by a newline, which could continue it) is skipped too.
+_QUIET_PARTS = rb"""
+  [ \t\n\r\f,=+*<>!@#%^&|`~?\[\]{}.()]++
+| -(?!-)
+| /(?!\*)
+| :(?!['"{])
+| (?![eEbBxXnN]'|[uU]&)[A-Za-z\x80-\xff_][A-Za-z\x80-\xff_0-9$]*+
+| (?:[0-9][0-9_]*+(?:\.[0-9_]*+)?+)(?:[Ee][-+]?[0-9][0-9_]*+)?+(?![A-Za-z\x80-\xff_])"""
+_QUIET = re.compile(rb"(?:" + _QUIET_PARTS + rb")++", re.X)
+_QUIET_STD = re.compile(rb"(?:" + _QUIET_PARTS + rb"""
+| '(?:[^'\n\r]|'')*+'(?![ \t\f]*+(?:--[^\n\r]*+)?[\n\r])
+)++""", re.X)
+_PARENS_OUTSIDE_STRINGS = re.compile(rb"'(?:[^']|'')*'|([()])")
+_OPENS = {"xc": XC, "xe": XE, "xb": XB, "xus": XUS, "xui": XD, "xd": XD, "dolq": XDOLQ}  # token -> state
 _IDENT_START = re.compile(rb"[A-Za-z\x80-\xff_]")
+_STD_NAME = re.compile(rb"standard_conforming_strings", re.I)
 _XC_STOP = re.compile(rb"/\*|\*/")
 _XE_STOP = re.compile(rb"\\[\s\S]|'")
 _HORIZ = re.compile(rb"(?:[ \t\f]|--[^\n\r]*)*")
 _SPECIAL = re.compile(rb"(?:[ \t\n\r\f]+|--[^\n\r]*[\n\r])*")
 _META = re.compile(rb"\\[^\s\\]*")
 _RESTRICT_LINE = re.compile(rb"\\(?:un)?restrict [A-Za-z0-9]+[ \t\r]*\n?")
-_SET = re.compile(rb"set\s+(?:session\s+|local\s+)?(standard_conforming_strings|client_encoding|names)"
-                  rb"(?:\s*=\s*|\s+to\s+|\s+(?=['a-z0-9]))('[^'\\]*'|[a-z0-9_]+)\s*;", re.I)
-_SET_NAME = re.compile(rb"set\s+(?:session\s+|local\s+)?([a-z_][a-z0-9_.]*)", re.I)
-_RESETS = re.compile(rb"(?:reset\s+(?:all|standard_conforming_strings)|discard\s+all)\s*;", re.I)
-_SETTINGS = ([b"set"], [b"reset"], [b"discard"])
+_SETTINGS = [[word] for word in SETTINGS_WORDS]
 MAX_SETTING = 1 << 16
 _DATA_ENDS = (b"\n\\.\n", b"\n\\.\r\n")
-_BOOLEAN = {b"on": True, b"true": True, b"yes": True, b"1": True, b"off": False, b"false": False, b"no": False,
-            b"0": False}
-# Client-only encodings, whose multibyte characters may end in a byte that looks like a
-# backslash: psql reads them apart, a byte reader cannot (pg_valid_server_encoding in psql).
-_UNSAFE_ENCODINGS = {b"sjis", b"shiftjis", b"mskanji", b"win932", b"windows932", b"shiftjis2004", b"big5",
-                     b"win950", b"windows950", b"gbk", b"win936", b"windows936", b"uhc", b"win949",
-                     b"windows949", b"gb18030", b"johab"}
 
 
 class PsqlScript:
@@ -183,12 +192,12 @@ class PsqlScript:
     def _sql_line(self, line: bytes) -> bytes:
         self.line += 1
         self._std = self._next_std  # psql reads the server's setting once per line
-        if self._state in (INITIAL, XQS) and _RESTRICT_LINE.fullmatch(line):
+        if line[:1] == b"\\" and self._state in (INITIAL, XQS) and _RESTRICT_LINE.fullmatch(line):
             line = b"\n"  # pg_dump's own restricted block; dbops opens its own around the script
         if b"\0" in line:
             raise ScriptProblem(self.line, "a NUL byte, where psql would cut the line short")
-        if b"standard_conforming_strings" in line.lower():
-            self._next_std = None  # unless a SET on this line says which (_setting)
+        if _STD_NAME.search(line):
+            self._next_std = None  # unless a SET on this line says which (_statement_end)
         pos = self._start = 0
         while pos < len(line):
             pos = self._step(line, pos)
@@ -277,6 +286,16 @@ class PsqlScript:
         return pos
 
     def _token(self, line: bytes, pos: int) -> int:
+        if self._words_done():
+            quiet = (_QUIET_STD if self._std else _QUIET).match(line, pos)
+            if quiet is not None:
+                if b"(" in quiet[0] or b")" in quiet[0]:
+                    for paren in _PARENS_OUTSIDE_STRINGS.finditer(quiet[0]):
+                        if paren[1] == b"(":
+                            self._paren += 1
+                        elif paren[1] == b")" and self._paren:
+                            self._paren -= 1
+                return quiet.end()
         match = _TOKEN.match(line, pos)
         kind, text, end = match.lastgroup, match[0], match.end()
         if kind in ("space", "comment"):
@@ -293,9 +312,8 @@ class PsqlScript:
             word = line[pos:end + 8].split()[0].decode("utf-8", "replace")
             raise ScriptProblem(self.line, f"`{word}` runs a number into a word, which psql versions split "
                                            "differently")
-        states = {"xc": XC, "xe": XE, "xb": XB, "xus": XUS, "xui": XD, "xd": XD, "dolq": XDOLQ}
-        if kind in states:
-            self._state = states[kind]
+        if kind in _OPENS:
+            self._state = _OPENS[kind]
             self._xc_depth, self._tag = 0, text
             end = pos + 2 if kind == "xc" else end
         elif kind == "xq":
@@ -312,6 +330,15 @@ class PsqlScript:
             self._statement_end(line, end)
         return end
 
+    def _words_done(self) -> bool:
+        """Whether the statement's words can no longer change how psql reads the rest of it."""
+        return (self._copy < 0 or self._copy == 6) and self._head[:1] not in _SETTINGS and (
+            self._first[0] != b"c" or self._idents >= 4 and not self._in_routine())
+
+    def _in_routine(self) -> bool:
+        first = self._first
+        return first[0] == b"c" and (first[1] in (b"f", b"p") or first[1:3] == [b"o", b"r"] and first[3] in (b"f", b"p"))
+
     def _identifier(self, word: bytes) -> None:
         """psql's heuristic for CREATE [OR REPLACE] FUNCTION|PROCEDURE … BEGIN ATOMIC … END:
         semicolons inside such a body do not end the statement."""
@@ -320,9 +347,7 @@ class PsqlScript:
         if word in (b"create", b"function", b"procedure", b"or", b"replace") and self._idents < 4:
             self._first[self._idents] = word[:1]
         self._idents += 1
-        first = self._first
-        if first[0] == b"c" and (first[1] in (b"f", b"p") or first[1:3] == [b"o", b"r"] and first[3] in (b"f", b"p")) \
-                and self._paren == 0:
+        if self._in_routine() and self._paren == 0:
             if word == b"begin":
                 self._begin += 1
             elif word == b"case" and self._begin:
@@ -353,28 +378,12 @@ class PsqlScript:
         if self._copy == 6:
             self._copies += 1
         if self._head[:1] in _SETTINGS:
-            self._setting(bytes(self._text + line[self._start:end]).strip())
+            try:
+                self._next_std = standard_strings_after(bytes(self._text + line[self._start:end]).strip(),
+                                                        self._next_std)
+            except Unfollowable as err:
+                raise ScriptProblem(self.line, str(err)) from None
         self._idents, self._copy, self._head, self._text = 0, 0, [], bytearray()
-
-    def _setting(self, text: bytes) -> None:
-        """Follow standard_conforming_strings and client_encoding as psql does (it reads them
-        from the server once per line, so from the next line on)."""
-        found = _SET.fullmatch(text)
-        if found is None:
-            named = _SET_NAME.match(text)
-            name = named[1].lower() if named else b""
-            if name == b"standard_conforming_strings" or _RESETS.fullmatch(text):
-                self._next_std = None
-            elif name in (b"client_encoding", b"names"):
-                raise ScriptProblem(self.line, f"a SET {name.decode()} this reader cannot follow; write it as "
-                                               f"SET {name.decode()} = 'VALUE';")
-            return
-        name, value = found[1].lower(), found[2].strip(b"'").lower()
-        if name == b"standard_conforming_strings":
-            self._next_std = _BOOLEAN.get(value)
-        elif re.sub(rb"[-_]", b"", value) in _UNSAFE_ENCODINGS:
-            raise ScriptProblem(self.line, f"client encoding {value.decode()} is one whose characters can end in a "
-                                           "byte like a backslash, so where psql's meta-commands are cannot be read")
 
 
 def sql_only(chunks: Iterable[bytes], failures: list[str]) -> Iterator[bytes]:
