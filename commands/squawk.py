@@ -4,7 +4,8 @@ Files are linted in batches (one run per transaction mode, at most BATCH files a
 squawk starts in about 3 ms, so one run per file cost 3 s for a thousand pending files.
 
 Never a shell: the binary's path and the files' paths are the only arguments besides fixed
-options, and the files come from the migrations directory. A missing binary, a crash or
+options, and the files come from the migrations directory; its environment is the allow-list
+of ``commands.process_env`` (no token or database URL of dbops reaches it). A missing binary, a crash or
 output that is not squawk's JSON becomes one finding per file saying so, never an exception.
 """
 
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from commands.process_env import base_env
 from commands.results import Finding
 
 TIMEOUT_SECONDS = 60
@@ -66,7 +68,7 @@ class SquawkLinter:
             args.append("--exclude=" + ",".join(exclude))
         try:
             done = subprocess.run([*args, "--", *map(str, paths)], capture_output=True, text=True,
-                                  timeout=TIMEOUT_SECONDS, check=False)
+                                  timeout=TIMEOUT_SECONDS, check=False, env=base_env())
         except OSError as err:
             return trouble(f"squawk could not be started: {err.strerror or err}.")
         except subprocess.TimeoutExpired:

@@ -28,6 +28,7 @@ from commands.config import EnvironmentSettings
 from commands.errors import SnapshotFailed
 from commands.lock_dirs import pid_alive
 from commands.pg.connect import connect
+from commands.pg.psql_script import PsqlScript, ScriptProblem
 from commands.pg.restore import PgRestorer
 from commands.pg.streams import (
     CHUNK, HashingWriter, fsync_dir, pipe_into, sha256_of, stderr_tail, zstd_chunks,
@@ -255,17 +256,32 @@ class _EnvSnapshotter:
 
     @staticmethod
     def _verify_legacy(snapshot: Snapshot) -> Verified:
+        """A legacy script is readable (gzip's CRC over every byte), looks like pg_dump's SQL,
+        and is SQL only: read as psql would, it holds no meta-command outside COPY data and
+        is not cut short (``commands.pg.psql_script``)."""
+        script, head, problem = PsqlScript(), b"", None
         try:
             with gzip.open(snapshot.path, "rb") as fh:
-                head = fh.read(4096)
-                while fh.read(CHUNK):
-                    pass
+                while chunk := fh.read(CHUNK):
+                    head = head or chunk[:4096]
+                    if problem is None:
+                        try:
+                            script.feed(chunk)
+                        except ScriptProblem as err:
+                            problem = str(err)
         except (OSError, EOFError) as err:
             return Verified(ok=False, checks=(("readable", False, f"gzip stream is damaged: {err}"),))
+        if problem is None:
+            try:
+                script.close()
+            except ScriptProblem as err:
+                problem = str(err)
         looks_sql = b"PostgreSQL database dump" in head or b"CREATE" in head or b"SET " in head
-        return Verified(ok=looks_sql, checks=(
+        return Verified(ok=looks_sql and problem is None, checks=(
             ("readable", True, "gzip stream complete (CRC checked)"),
-            ("sql", looks_sql, "plain SQL from pg_dump" if looks_sql else "does not look like pg_dump SQL"),
+            ("sql", looks_sql, "looks like pg_dump's SQL" if looks_sql else "does not look like pg_dump SQL"),
+            ("sql only", problem is None, f"{script.line} lines read as psql would: no meta-command outside COPY data"
+             if problem is None else f"not safe to restore: {problem}"),
         ))
 
     # --- restore ---

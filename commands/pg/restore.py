@@ -6,10 +6,19 @@ in-place:     one psql session; dbops writes BEGIN, a prelude that empties every
               dying, ends psql's input inside the open transaction: the server rolls back.
 new-database: restore into a fresh database, then rename it over the old one in one
               transaction; the old one is kept for undo.
+
+SQL only: psql runs the snapshot's SQL in restricted mode, where it refuses every
+meta-command (``\\!`` would start a shell), with a random key per restore that the file
+cannot know. pg_restore writes ``\\restrict`` with a key of its own making before any of a
+dbops archive's content; a legacy script is read first (``commands.pg.psql_script``: it
+stops at a meta-command) and dbops wraps it in ``\\restrict KEY`` … ``\\unrestrict KEY``,
+the key written to psql's stdin, never its command line. Client programs without
+restricted mode are refused before the database is touched.
 """
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import tempfile
 import threading
@@ -24,8 +33,10 @@ from psycopg.conninfo import conninfo_to_dict
 from commands.errors import SnapshotFailed
 from commands.pg.connect import connect, describe
 from commands.pg.embedded import database_url
+from commands.pg.psql_script import sql_only
 from commands.pg.streams import CHUNK, feed, gzip_chunks, stderr_tail, zstd_chunks
 from commands.pg.tools import Tools, child_env
+from commands.process_env import base_env
 from commands.snapshots import Restored, Snapshot
 
 
@@ -35,6 +46,7 @@ class PgRestorer:
 
     def restore(self, snapshot: Snapshot, *, url: str, mode: str, lock_timeout: str) -> Restored:
         started = time.perf_counter()
+        self._require_restricted_mode(snapshot)
         if mode == "in-place":
             self._restore_in_place(snapshot, url, lock_timeout)
             kept = None
@@ -48,13 +60,13 @@ class PgRestorer:
         ones. Anything that goes wrong on the way is appended to ``failures``."""
         if snapshot.kind == "legacy":
             try:
-                yield from gzip_chunks(snapshot.path)
+                yield from sql_only(gzip_chunks(snapshot.path), failures)
             except (OSError, EOFError) as err:
                 failures.append(f"the gzip stream is damaged ({err})")
             return
         with tempfile.TemporaryFile() as stderr:
             restore = subprocess.Popen([self.tools.path("pg_restore"), "--clean", "--if-exists", "--file=-"],
-                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr)
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=base_env())
             feeder = threading.Thread(target=feed, args=(restore.stdin, zstd_chunks(snapshot.path), failures),
                                       daemon=True)
             feeder.start()
@@ -75,15 +87,16 @@ class PgRestorer:
         """
         argv = [self.tools.path("psql"), "--no-psqlrc", "--quiet", "--no-password", "--set=ON_ERROR_STOP=1",
                 "--output=/dev/null", "--file=-"]
+        opening, closing = restricted_block(snapshot.kind)
         failures: list[str] = []
         with tempfile.TemporaryFile() as stderr:
             psql = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr, env=env)
             try:
-                psql.stdin.write(b"BEGIN;\n" + (prelude.encode() + b"\n" if prelude else b""))
+                psql.stdin.write(opening + b"BEGIN;\n" + (prelude.encode() + b"\n" if prelude else b""))
                 for chunk in self._sql_chunks(snapshot, failures):
                     psql.stdin.write(chunk)
                 if not failures:
-                    psql.stdin.write(b"\nCOMMIT;\n")
+                    psql.stdin.write(closing + b"\nCOMMIT;\n")
             except BrokenPipeError:
                 pass  # psql stopped at an error; its exit code and stderr say which
             finally:
@@ -93,11 +106,25 @@ class PgRestorer:
                     pass
             code = psql.wait()
             if code != 0:
+                said = stderr_tail(stderr)
+                why = (" The snapshot holds a psql meta-command, and a restore runs SQL only."
+                       if "backslash commands are restricted" in said else "")
                 raise SnapshotFailed(f"Restore of {snapshot.name} failed and was rolled back; the database is as it "
-                                     f"was. psql said: {stderr_tail(stderr)}")
+                                     f"was.{why} psql said: {said}")
         if failures:
             raise SnapshotFailed(f"Restore of {snapshot.name} was rolled back; the database is as it was: "
                                  f"{'; '.join(failures)}.")
+
+    def _require_restricted_mode(self, snapshot: Snapshot) -> None:
+        """Refuse, before the database is touched, to restore through client programs that
+        cannot refuse meta-commands: the snapshot's file alone would decide what runs."""
+        for program in ("psql",) if snapshot.kind == "legacy" else ("pg_restore", "psql"):
+            if not self.tools.restricts_meta_commands(program):
+                raise SnapshotFailed(
+                    f"{self.tools.path(program)} has no restricted mode (\\restrict, in PostgreSQL 18 and 13.22, "
+                    "14.19, 15.14, 16.10, 17.6 or later), so it could run the shell commands a snapshot file may "
+                    f"hold. {snapshot.name} was not restored and nothing was changed; set pg_bin_dir to PostgreSQL "
+                    "18's client programs.")
 
     def _restore_in_place(self, snapshot: Snapshot, url: str, lock_timeout: str) -> None:
         with connect(url, application_name="dbops-restore") as conn:
@@ -139,6 +166,16 @@ class PgRestorer:
         except psycopg.Error:
             admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(target)))
             raise
+
+
+def restricted_block(kind: str) -> tuple[bytes, bytes]:
+    """What dbops writes before and after a legacy script's SQL: psql refuses every
+    meta-command in between, and only dbops knows the key that ends it. A dbops archive
+    needs none: pg_restore opens and closes its own restricted block."""
+    if kind != "legacy":
+        return b"", b""
+    key = secrets.token_hex(32).encode()
+    return b"\\restrict " + key + b"\n", b"\n\\unrestrict " + key
 
 
 def conninfo_dbname(url: str) -> str:

@@ -14,6 +14,7 @@ from typing import IO, Iterator
 
 import zstandard
 
+from commands.process_env import base_env
 from commands.redact import redact
 
 CHUNK = 1 << 20
@@ -51,7 +52,9 @@ def stderr_tail(fh: IO[bytes], lines: int = 5) -> str:
 
 
 def pipe_into(argv: list[str], chunks: Iterator[bytes], **popen) -> int:
-    """Feed ``chunks`` to ``argv``'s stdin; return its exit code."""
+    """Feed ``chunks`` to ``argv``'s stdin; return its exit code. The child's environment is
+    ``base_env``'s allow-list unless ``env`` is given."""
+    popen.setdefault("env", base_env())
     process = subprocess.Popen(argv, stdin=subprocess.PIPE, **popen)
     failures: list[str] = []
     feed(process.stdin, chunks, failures)

@@ -2,7 +2,9 @@
 
 No shell is ever used: every program gets an argument list. Connection details, the
 password included, go in the child's environment only (PGHOST, PGPASSWORD…), never on a
-command line that ``ps`` would show.
+command line that ``ps`` would show. That environment is an allow-list: the locale, PATH,
+HOME and TZ, plus the PG* set of the one URL the program connects to; nothing else of
+dbops' environment (Slack tokens, other databases' URLs) reaches it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from psycopg.conninfo import conninfo_to_dict
 
 from commands.errors import CommandError
+from commands.process_env import base_env
 
 # libpq keyword -> environment variable, for every keyword a URL can carry.
 _ENV_OF = {
@@ -26,6 +29,10 @@ _ENV_OF = {
     "sslcrl": "PGSSLCRL", "sslpassword": "PGSSLPASSWORD", "connect_timeout": "PGCONNECT_TIMEOUT",
     "target_session_attrs": "PGTARGETSESSIONATTRS", "gssencmode": "PGGSSENCMODE", "service": "PGSERVICE",
     "channel_binding": "PGCHANNELBINDING", "krbsrvname": "PGKRBSRVNAME", "sslnegotiation": "PGSSLNEGOTIATION",
+    "sslcrldir": "PGSSLCRLDIR", "sslsni": "PGSSLSNI", "sslcertmode": "PGSSLCERTMODE",
+    "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION", "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION",
+    "requirepeer": "PGREQUIREPEER", "require_auth": "PGREQUIREAUTH", "gsslib": "PGGSSLIB",
+    "gssdelegation": "PGGSSDELEGATION", "load_balance_hosts": "PGLOADBALANCEHOSTS", "servicefile": "PGSERVICEFILE",
 }
 
 
@@ -41,8 +48,10 @@ def bundled_bin_dir() -> Path:
 
 
 def child_env(url: str, *, dbname: str | None = None, options: str | None = None) -> dict[str, str]:
-    """The environment for a PostgreSQL program connecting to ``url`` (secrets stay here)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    """The whole environment of a PostgreSQL program connecting to ``url``: ``base_env``'s
+    allow-list plus the PG* variables of ``url`` alone (its password stays here, off the
+    command line). No PG* variable of dbops' own environment is passed on."""
+    env = base_env()
     for keyword, value in conninfo_to_dict(url).items():
         if keyword in _ENV_OF and value is not None:
             env[_ENV_OF[keyword]] = str(value)
@@ -72,8 +81,22 @@ class Tools:
         return str(self.bin_dir / program)
 
     def major_version(self, program: str = "pg_dump") -> int:
-        out = subprocess.run([self.path(program), "--version"], capture_output=True, text=True, timeout=30).stdout
+        out = self._ask(program, "--version")
         match = re.search(r"(\d+)(?:\.\d+)?", out)
         if match is None:
             raise ToolError(f"Could not read the version of {self.path(program)} ({out.strip()!r}).")
         return int(match[1])
+
+    def restricts_meta_commands(self, program: str) -> bool:
+        """Whether ``program`` has psql's restricted mode (``\\restrict KEY``, in which psql
+        refuses every meta-command until ``\\unrestrict KEY``): psql knows the command and
+        pg_restore writes it around its SQL. Both came with PostgreSQL 18 and 13.22, 14.19,
+        15.14, 16.10 and 17.6, so their help text answers, not the major version."""
+        if program == "psql":
+            return "\\restrict" in self._ask(program, "--help=commands")
+        return "--restrict-key" in self._ask(program, "--help")
+
+    def _ask(self, program: str, option: str) -> str:
+        """``program option``'s output: no connection is made, so no PG* variable is given."""
+        return subprocess.run([self.path(program), option], capture_output=True, text=True, timeout=30,
+                              env=base_env()).stdout
