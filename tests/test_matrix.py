@@ -10,8 +10,10 @@ the rollback flow, lock holder reporting and the dirty watcher.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
+import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterator
@@ -28,7 +30,7 @@ from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_datab
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.lock import golang_migrate_lock_key
-from commands.pg.tools import Tools
+from commands.pg.tools import Tools, bundled_bin_dir, child_env
 from commands.results import (
     DryRunResult, LockStatusResult, MigrateResult, Outcome, Reason, Refusal, RestoreResult, RollbackPlan,
     RollbackResult, SnapshotCreated, StatusResult,
@@ -290,6 +292,27 @@ def test_restore_round_trips_jsonb_identity_sequences_a_view_and_a_trigger(rich,
     assert bed.query("INSERT INTO accounts (email) VALUES ('new@example.com') RETURNING id, updated_at") == [
         (4, expected["accounts"][0][3])]
     assert bed.query("INSERT INTO orders (account_id, total) VALUES (4, 1) RETURNING id") == [(115,)]
+
+
+@pytest.mark.parametrize("mode", ["in-place", "new-database"])
+def test_a_legacy_dump_made_the_guides_way_restores_exactly(rich, mode):
+    """The guide's `pg_dump | gzip` by the newest client: its script sets transaction_timeout too."""
+    bed = rich(restore_mode=mode)
+    expected = fingerprint(bed)
+    plain = subprocess.run([str(bundled_bin_dir() / "pg_dump"), "--no-password"], env=child_env(bed.url),
+                           capture_output=True, check=True).stdout
+    dbname = bed.query("SELECT current_database()")[0][0]
+    directory = bed.settings.environment("test").snapshot_dir
+    directory.mkdir(exist_ok=True)
+    legacy = f"togather_{dbname}_20260128_143022_before_deploy"
+    (directory / f"{legacy}.sql.gz").write_bytes(gzip.compress(plain))
+    bed.run("migrate up")
+    bed.execute("INSERT INTO accounts (email) VALUES ('eve@example.net'); DROP VIEW account_totals")
+
+    result = bed.run(f"snapshot restore {legacy}")
+
+    assert isinstance(result, RestoreResult), result
+    assert fingerprint(bed) == expected
 
 
 @pytest.mark.parametrize("mode", ["in-place", "new-database"])

@@ -60,7 +60,8 @@ class PgRestorer:
         ones. Anything that goes wrong on the way is appended to ``failures``."""
         if snapshot.kind == "legacy":
             try:
-                yield from sql_only(gzip_chunks(snapshot.path), failures)
+                # Made by pg_dump 17+ from a server before 17, the script sets transaction_timeout too.
+                yield from sql_only(portable_header(gzip_chunks(snapshot.path)), failures)
             except (OSError, EOFError) as err:
                 failures.append(f"the gzip stream is damaged ({err})")
             return
