@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
-from bot import text_locks, text_plan, text_rollback
+from bot import text_locks, text_plan, text_rollback, text_snapshots
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
     DryRunResult, HelpResult, HistoryResult, LockHolder, LockReleaseResult, LockStatusResult, MigrateResult, Mismatch,
@@ -142,31 +142,10 @@ def _refusal(r: Refusal) -> list[str]:
             return [(f"{head}: only the operators of {r.env} may run state-changing commands: "
                      f"{', '.join(r.allowed)}. Nothing was changed.")]
         case Reason.OTHER_ENVIRONMENT | Reason.UNCLAIMED_SNAPSHOT | Reason.MANIFEST_MISMATCH:
-            return [f"{head}: snapshot {r.snapshot} does not belong to {r.env}. Nothing was changed.", _not_own(r)]
+            return [f"{head}: snapshot {r.snapshot} does not belong to {r.env}. Nothing was changed.",
+                    text_snapshots.not_own(r)]
     return [f"{head}: {r.reason.value}"]
 
-
-def _not_own(r: Refusal) -> str:
-    """Why ``r.env`` may not act on snapshot ``r.snapshot``, and what would allow it."""
-    match r.reason:
-        case Reason.OTHER_ENVIRONMENT if r.operation in ("snapshot restore", "snapshot verify"):
-            return (f"It is a snapshot of {r.owner}, and {r.env} acts only on its own. To allow restoring snapshots "
-                    f"of {r.owner} into {r.env}, add \"{r.owner}\" to restore_from under [environments.{r.env}] in "
-                    f"the dbops configuration; each such restore then needs the approval of an approver of {r.env}.")
-        case Reason.OTHER_ENVIRONMENT:
-            return (f"It is a snapshot of {r.owner}, and {r.env} acts only on its own. Run it for {r.owner} "
-                    f"instead: dbops {r.operation} {r.snapshot} {r.owner}")
-        case Reason.UNCLAIMED_SNAPSHOT if r.claimants:
-            return (f"It is a legacy snapshot whose name answers to {' and '.join(r.claimants)} (by environment or "
-                    "database name), so dbops acts on it for none of them. Rename it togather_<environment>_… "
-                    "to give it to one.")
-        case Reason.UNCLAIMED_SNAPSHOT:
-            return ("It is a legacy snapshot whose name answers to no configured environment (by environment or "
-                    "database name), so dbops acts on it for none. Rename it togather_<environment>_… to give it "
-                    "to one.")
-    says = f"names {r.claimants[0]}" if r.claimants else "names no environment (or cannot be read)"
-    return (f"Its name says it belongs to {r.owner}, but its manifest {says}: it was renamed, copied or edited by "
-            "hand, and dbops acts on such a snapshot for no environment.")
 
 
 def _migrate(r: MigrateResult) -> list[str]:

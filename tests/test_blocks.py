@@ -763,6 +763,15 @@ def test_empty_approvals_list_says_nothing_waits() -> None:
     assert render_text(ApprovalsResult(env=None, pending=()), now=NOW) == "No requests are waiting for approval."
 
 
+def test_both_surfaces_say_a_restore_of_another_environments_snapshot_needs_approval_here() -> None:
+    needed = ApprovalNeeded(env="production", request=restore_request(source="staging"))
+    text = render_text(needed)
+    assert "It is a snapshot of staging: the data of staging replaces the data of production." in text
+    assert "always needs the approval of an approver of production" in text
+    assert "It is a snapshot of staging" not in render_text(ApprovalNeeded(env="production", request=restore_request()))
+    assert "*It is a snapshot of staging*" in json.dumps(SAMPLES["approval_request_restore_from"]().blocks)
+
+
 def test_text_surface_prints_the_request_id_and_the_impact() -> None:
     text = render_text(approval_needed(), now=NOW)
     assert text.startswith(f"Approval needed: request {REQUEST_ID} (migrate down 2 production) waits for a second "

@@ -69,7 +69,8 @@ def test_a_create_removes_only_what_dbops_itself_left(make_bed, tmp_path):
 def test_a_directory_named_like_a_temporary_file_does_not_break_create(make_bed, tmp_path):
     bed = make_bed(FILES)
     directory = tmp_path / "snapshots"
-    junk = [directory / ".tmp-junk", directory / f".tmp-{this_host()}-{dead_pid()}-test_20260101_000000_vnone_x.dump.zst"]
+    junk = [directory / ".tmp-junk",
+            directory / f".tmp-{this_host()}-{dead_pid()}-test_20260101_000000_vnone_x.dump.zst"]
     for path in junk:
         path.mkdir(parents=True)
 
