@@ -180,12 +180,16 @@ def _utc(ts: str) -> datetime:
 
 
 def list_snapshots(directory: Path) -> Listing:
-    """Everything in ``directory``, newest first. A missing directory has no snapshots."""
+    """Everything in ``directory``, newest first. A missing directory has no snapshots; one
+    that cannot be read is a SnapshotFailed saying why. Links are never listed."""
     try:
         with os.scandir(directory) as it:
             entries = {e.name: e for e in it if e.is_file(follow_symlinks=False)}
     except FileNotFoundError:
         return Listing(snapshots=(), orphans=(), incomplete=())
+    except OSError as err:
+        raise SnapshotFailed(f"Cannot read the snapshot directory {directory}: {err.strerror or err}. Check that it "
+                             "is a directory dbops' user may read.") from None
     snapshots: list[Snapshot] = []
     orphans: list[str] = []
     incomplete: list[str] = []

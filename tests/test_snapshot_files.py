@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from commands.errors import SnapshotFailed
+from commands.pg.dump import PgDumpSnapshotter
 from commands.results import Outcome
-from commands.snapshots import this_host
+from commands.snapshots import find, list_snapshots, this_host
 
 FILES = {"1_a.up.sql": "CREATE TABLE a (x int);", "1_a.down.sql": "DROP TABLE a;"}
 DAY = 24 * 3600
@@ -92,6 +93,23 @@ def test_pin_never_follows_a_link_out_of_the_snapshot_directory(make_bed, tmp_pa
 
     assert list(outside.iterdir()) == []
     assert not bed.run("snapshot list").snapshots[0].pinned
+
+
+def test_a_data_file_swapped_for_a_link_after_listing_is_never_read_through_it(make_bed, tmp_path):
+    bed = make_bed(FILES)
+    name = bed.run("snapshot create").snapshot.name
+    env = bed.settings.environment("test")
+    snapshot = find(list_snapshots(env.snapshot_dir), name)
+    elsewhere = tmp_path / "elsewhere.dump.zst"
+    snapshot.path.rename(elsewhere)
+    snapshot.path.symlink_to(elsewhere)  # the same bytes, so a checksum read through the link would pass
+
+    verified = PgDumpSnapshotter().verify(env, snapshot)
+
+    assert not verified.ok
+    assert verified.checks == (("readable", False, f"{name}.dump.zst cannot be read: it is a link, which dbops never "
+                                                   "follows"),)
+    assert bed.run("snapshot list").snapshots == ()  # and a link is never listed
 
 
 def test_a_full_disk_while_writing_the_manifest_leaves_nothing_and_says_disk_full(make_bed, small_filesystem):

@@ -12,6 +12,7 @@ restore: see ``commands.pg.restore``.
 
 from __future__ import annotations
 
+import errno
 import gzip
 import json
 import os
@@ -281,7 +282,11 @@ class _EnvSnapshotter:
             return self._verify_legacy(snapshot)
         checks = []
         manifest = read_manifest(snapshot)
-        digest = sha256_of(snapshot.path)
+        try:
+            digest = sha256_of(snapshot.path)
+        except OSError as err:  # gone since it was listed, or a link put in its place
+            why = "it is a link, which dbops never follows" if err.errno == errno.ELOOP else err.strerror or str(err)
+            return Verified(ok=False, checks=(("readable", False, f"{snapshot.filename} cannot be read: {why}"),))
         checks.append(("checksum", digest == manifest.get("sha256"),
                        "sha256 matches the manifest" if digest == manifest.get("sha256")
                        else f"sha256 {digest[:12]}… does not match the manifest's {str(manifest.get('sha256'))[:12]}…"))
