@@ -67,12 +67,16 @@ class Snapshot:
     pinned: bool
     written_ns: int = 0  # the file's mtime: orders snapshots taken within the same second
     environment: str | None = None  # dbops: the environment its name begins with; legacy: None
-    legacy_db: str | None = None    # legacy: the <db> of togather_<db>_…
 
     @property
     def path(self) -> Path:
         """The data file (built on demand: listing 10,000 snapshots builds no Path)."""
         return self.directory / self.filename
+
+    @property
+    def legacy_db(self) -> str | None:
+        """A legacy snapshot's <db> (``togather_<db>_…``); None for a dbops one."""
+        return legacy_db_in_name(self.name) if self.kind == "legacy" else None
 
     def age(self, now: datetime) -> timedelta:
         return now - self.created_at
@@ -220,7 +224,7 @@ def list_snapshots(directory: Path) -> Listing:
             snapshots.append(Snapshot(
                 name=name, kind="legacy", directory=directory, filename=filename, created_at=_utc(match["ts"]),
                 size=facts.st_size, written_ns=facts.st_mtime_ns, reason=(match["slug"] or "").replace("_", " ").strip() or "legacy",
-                version=None, dirty=False, pinned=name + PIN_SUFFIX in entries, legacy_db=match["db"]))
+                version=None, dirty=False, pinned=name + PIN_SUFFIX in entries))
         elif filename.endswith(LEGACY_SIDECAR):
             if filename[: -len(LEGACY_SIDECAR)] + LEGACY_SUFFIX not in entries:
                 orphans.append(filename)
