@@ -84,6 +84,7 @@ class Scope:
 
 
 def scope_of(settings: Settings, env: EnvironmentSettings) -> Scope:
+    """``env``'s scope; every configured environment's claims, so a word two answer to is nobody's."""
     claims: dict[str, list[str]] = {}
     for other in settings.environments.values():
         for word in {other.name, database_name(other)} - {""}:
