@@ -130,7 +130,7 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
         lock_watcher = StaleLockWatcher(PgDatabases(application_name=f"{application_name}-watch"), alerts, audit=audit,
                                         clock=utc_now)
         watchers = Watchers(watcher, AlertPoster(client, executor, alerts, settings), settings, schedules,
-                            also=(lock_watcher, DiskWatcher(alerts, clock=utc_now)),
+                            also=(lock_watcher, DiskWatcher(alerts, settings=settings, clock=utc_now)),
                             sweeper=ApprovalSweeper(client, approvals))
     if tracker is not None:
         tracker.run_in_background()

@@ -148,6 +148,9 @@ def _refusal(r: Refusal, now: datetime) -> Message:
             card = _refused(r, f"only the operators may run state-changing commands{live}")
             who = ", ".join(principal_ref(p) for p in r.allowed) or "nobody is configured"
             card.section(f"Operators of {bold(env)}: {who}. Ask one of them to run it. Nothing was changed.")
+        case Reason.OTHER_ENVIRONMENT | Reason.UNCLAIMED_SNAPSHOT | Reason.MANIFEST_MISMATCH:
+            card = _refused(r, f"snapshot {code(r.snapshot or '?')} does not belong to {bold(env)}")
+            card.section(snapshot_blocks.not_own(r) + " Nothing was changed.")
         case _:
             card = _refused(r, esc(r.reason.value))
     return card.message()

@@ -87,6 +87,10 @@ def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
         s = i.snapshot
         card.section(f"*Restores snapshot {code(s.name)}* ({snapshot_version(s)}).\n"
                      f"Everything written since {when(s.created_at)} ({age_text(now - s.created_at)}) will be lost.")
+        if i.restore_from:
+            card.section(f":warning: *It is a snapshot of {esc(i.restore_from)}*: the data of {bold(i.restore_from)} "
+                         f"replaces the data of {bold(r.env)}. Restoring another environment's snapshot "
+                         f"(`restore_from`) always needs the approval of an approver of {bold(r.env)}.")
     elif i.deletes:
         card.lines([f"{code(s.name)} · {human_size(s.size)} · {age_text(now - s.created_at)}"
                     for s in i.deletes[:DELETES_SHOWN]], total=len(i.deletes), max_blocks=2,

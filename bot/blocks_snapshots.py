@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.blocks_kit import Card, Message, bold, code, count, duration_text, esc, plain, shorten, when
+from bot.blocks_kit import Card, Message, bold, code, count, duration_text, either, esc, plain, shorten, when
 from bot.blocks_migrate import json_hint, number, snapshot_version
 from bot.text import age_text, disk_text, version_text
 from commands.results import (
-    Check, CleanupResult, Outcome, PinResult, RestoreResult, SnapshotCreated, SnapshotInfo, SnapshotListResult,
-    SnapshotVerifyResult,
+    Check, CleanupResult, Outcome, PinResult, Reason, Refusal, RestoreResult, SnapshotCreated, SnapshotInfo,
+    SnapshotListResult, SnapshotVerifyResult,
 )
 from commands.units import human_size
 
@@ -59,6 +59,31 @@ def created(r: SnapshotCreated) -> Message:
 
 def _check_row(c: Check) -> str:
     return f"{':white_check_mark:' if c.passed else ':x:'} *{esc(c.name)}*: {esc(shorten(c.detail, 600))}"
+
+
+def not_own(r: Refusal) -> str:
+    """Why ``r.env`` may not act on snapshot ``r.snapshot``, and what would allow it."""
+    env, owner, key = bold(r.env), bold(r.owner or "?"), code(f"[environments.{r.env}]")
+    quoted = code('"' + (r.owner or "") + '"')
+    match r.reason:
+        case Reason.OTHER_ENVIRONMENT if r.operation in ("snapshot restore", "snapshot verify"):
+            return (f"It is a snapshot of {owner}, and {env} acts only on its own. To allow restoring snapshots of "
+                    f"{owner} into {env}, add {quoted} to `restore_from` under {key} in the dbops "
+                    f"configuration; each such restore then needs the approval of an approver of {env}.")
+        case Reason.OTHER_ENVIRONMENT:
+            return (f"It is a snapshot of {owner}, and {env} acts only on its own. Run it for {owner} instead: "
+                    f"{code(f'/{r.operation} {r.snapshot} {r.owner}')}.")
+        case Reason.UNCLAIMED_SNAPSHOT if r.claimants:
+            return (f"It is a legacy snapshot whose name answers to {either([bold(c) for c in r.claimants])} (by "
+                    "environment or database name), so dbops acts on it for none of them. Rename it "
+                    f"{code('togather_<environment>_…')} to give it to one.")
+        case Reason.UNCLAIMED_SNAPSHOT:
+            return ("It is a legacy snapshot whose name answers to no configured environment (by environment or "
+                    f"database name), so dbops acts on it for none. Rename it {code('togather_<environment>_…')} to "
+                    "give it to one.")
+    says = f"names {bold(r.claimants[0])}" if r.claimants else "names no environment (or cannot be read)"
+    return (f"Its name says it belongs to {owner}, but its manifest {says}: it was renamed, copied or edited by "
+            "hand, and dbops acts on such a snapshot for no environment.")
 
 
 def check_rows(checks: tuple[Check, ...]) -> list[str]:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
-from bot import text_locks, text_plan, text_rollback
+from bot import text_locks, text_plan, text_rollback, text_snapshots
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
     DryRunResult, HelpResult, HistoryResult, LockHolder, LockReleaseResult, LockStatusResult, MigrateResult, Mismatch,
@@ -141,7 +141,11 @@ def _refusal(r: Refusal) -> list[str]:
         case Reason.NOT_OPERATOR:
             return [(f"{head}: only the operators of {r.env} may run state-changing commands: "
                      f"{', '.join(r.allowed)}. Nothing was changed.")]
+        case Reason.OTHER_ENVIRONMENT | Reason.UNCLAIMED_SNAPSHOT | Reason.MANIFEST_MISMATCH:
+            return [f"{head}: snapshot {r.snapshot} does not belong to {r.env}. Nothing was changed.",
+                    text_snapshots.not_own(r)]
     return [f"{head}: {r.reason.value}"]
+
 
 
 def _migrate(r: MigrateResult) -> list[str]:
@@ -297,7 +301,9 @@ def _impact(r: ApprovalRequest, now: datetime) -> list[str]:
         s = i.snapshot
         return [f"  Restores snapshot {s.name}, taken {s.created_at:%Y-%m-%d %H:%M} UTC.",
                 f"  Everything written since {s.created_at:%Y-%m-%d %H:%M} UTC ({age_text(now - s.created_at)}) "
-                "will be lost."]
+                "will be lost."] + ([f"  It is a snapshot of {i.restore_from}: the data of {i.restore_from} replaces "
+                                     f"the data of {r.env}. Restoring another environment's snapshot (restore_from) "
+                                     f"always needs the approval of an approver of {r.env}."] if i.restore_from else [])
     if i.deletes:
         return ([f"  Deletes {len(i.deletes)} snapshot(s), {human_size(i.delete_bytes)}:"]
                 + _listed([f"    {s.name} ({human_size(s.size)}, {age_text(now - s.created_at)})" for s in i.deletes]))

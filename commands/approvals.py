@@ -3,8 +3,8 @@ and the rules an approval must pass.
 
 A request is bound to a fingerprint of the exact operation and of the state it was requested
 against: the recorded version and dirty flag, who holds the migration lock, the checksum of
-the snapshot a restore would use, the snapshots a cleanup would delete, and the lock
-directories' ``locked_at`` a lock release would remove. When the request
+the snapshot a restore would use (and whose it is), the snapshots a cleanup would delete, and
+the lock directories' ``locked_at`` a lock release would remove. When the request
 is approved the fingerprint is computed again from the live state; any difference voids it.
 """
 
@@ -30,7 +30,9 @@ from commands.policy import Policy
 from commands.results import (
     ApprovalRequest, Finding, Impact, LossyStatement, MigrationInfo, Reason, Refusal, SnapshotInfo, State,
 )
-from commands.snapshots import find, list_snapshots, plan_cleanup, read_manifest
+from commands.snapshot_ops import own_cleanup_plan
+from commands.snapshot_scope import resolve, scope_of
+from commands.snapshots import read_manifest
 from commands.source import load_source
 
 OPERATIONS: dict[type, str] = {
@@ -70,11 +72,16 @@ def lint_gates(command: g.Command, env: EnvironmentSettings) -> bool:
     return isinstance(command, g.MigrateUp) and env.lint_block_severity != "none"
 
 
-def needs_approval(command: g.Command, env: EnvironmentSettings, impact: Impact | None = None) -> bool:
+def needs_approval(command: g.Command, env: EnvironmentSettings, impact: Impact | None = None, *,
+                   source: str | None = None) -> bool:
     """``require_approval`` lists the operation, or ``impact`` (an up's, from ``situation``)
-    has lint findings at or above ``lint_block_severity`` that nothing allows."""
+    has lint findings at or above ``lint_block_severity`` that nothing allows, or it restores
+    a snapshot of ``source``, another environment (``restore_from``): that always needs a
+    second person of ``env``, whatever ``require_approval`` says."""
     operation = operation_of(command)
     if operation is not None and operation in env.require_approval:
+        return True
+    if source is not None and source != env.name and operation == "restore":
         return True
     return (impact is not None and lint_gates(command, env)
             and any(lint.blocks(f, env.lint_block_severity) for f in impact.findings
@@ -109,17 +116,21 @@ def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tup
         case g.MigrateForce(version=version):
             impact = Impact(before=state, target=version)
         case g.SnapshotRestore(name=name):
-            snapshot = find(list_snapshots(env.snapshot_dir), name)
-            bound["snapshot"] = read_manifest(snapshot).get("sha256") if snapshot.kind == "dbops" else (
-                snapshot.name, snapshot.size, snapshot.written_ns)
-            impact = Impact(before=state, snapshot=snapshot.info())
+            snapshot = resolve(ctx.settings, env, name, "snapshot restore")
+            if isinstance(snapshot, Refusal):  # no longer this environment's to restore: the request is void
+                bound["snapshot"] = ["refused", snapshot.reason.value, snapshot.owner]
+            else:
+                owner = scope_of(ctx.settings, env).owner(snapshot)
+                bound["snapshot"] = [owner, read_manifest(snapshot).get("sha256") if snapshot.kind == "dbops" else (
+                    snapshot.name, snapshot.size, snapshot.written_ns)]
+                impact = Impact(before=state, snapshot=snapshot.info(),
+                                restore_from=owner if owner != env.name else None)
         case g.DbopsLockRelease():  # bound to the holder (above) and to each lock directory's locked_at
             bound["lock_dirs"] = [[str(path), lock_dir_stamp(path)] for path in env.lock_dirs]
         case g.SnapshotCleanup(retention_days=days):
-            listing = list_snapshots(env.snapshot_dir)
-            plan = plan_cleanup(listing.snapshots, now=ctx.clock(), keep_last=env.keep_last,
-                                retention_days=env.retention_days if days is None else days,
-                                current_version=state.version)
+            _, plan = own_cleanup_plan(scope_of(ctx.settings, env), env, now=ctx.clock(),
+                                       retention_days=env.retention_days if days is None else days,
+                                       current_version=state.version)
             bound["deletes"] = [s.name for s in plan.delete]
             impact = Impact(before=state, deletes=tuple(s.info() for s in plan.delete),
                             delete_bytes=sum(s.size for s in plan.delete))
@@ -197,4 +208,5 @@ def decode_impact(data: dict) -> Impact:
                   missing_down=tuple(data["missing_down"]),
                   snapshot=snapshot(data["snapshot"]) if data["snapshot"] else None,
                   deletes=tuple(snapshot(s) for s in data["deletes"]), delete_bytes=data["delete_bytes"],
-                  findings=tuple(Finding(**f) for f in data.get("findings", ())))
+                  findings=tuple(Finding(**f) for f in data.get("findings", ())),
+                  restore_from=data.get("restore_from"))

@@ -61,6 +61,7 @@ class EnvironmentSettings:
     lint_block_severity: str = "error"      # lint findings at or above it make `up` an approval request; "none": never
     lint_allow: tuple[str, ...] = ()        # lint rules accepted everywhere (shown as allowed, never blocking)
     lint_large_table_mb: int = 100          # CREATE INDEX without CONCURRENTLY on a bigger table is an error
+    restore_from: tuple[str, ...] = ()      # other environments whose snapshots may be restored here (with approval)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -293,6 +294,7 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "lint_block_severity": _choice("error", "warning", "info", "none"),
     "lint_allow": _rule_names,
     "lint_large_table_mb": _int_range(0, 10_000_000),
+    "restore_from": _str_list,
 }
 _REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
 _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
@@ -351,6 +353,20 @@ def _same_database(a: str, b: str) -> bool:
     return (pa.hostname or "", pa.port or 5432, pa.path.strip("/")) == (pb.hostname or "", pb.port or 5432, pb.path.strip("/"))
 
 
+def _check_restore_from(environments: dict[str, EnvironmentSettings], source: str) -> None:
+    """``restore_from`` names other configured environments: a typo must not silently allow nothing
+    (or, worse, a name that a later environment takes)."""
+    for env in environments.values():
+        for other in env.restore_from:
+            if other == env.name:
+                raise ConfigError(f"{source}: environments.{env.name}.restore_from names {env.name} itself; an "
+                                  "environment always restores its own snapshots. List other environments only.")
+            if other not in environments:
+                known = ", ".join(sorted(set(environments) - {env.name})) or "none"
+                raise ConfigError(f"{source}: environments.{env.name}.restore_from names {other!r}, which is not a "
+                                  f"configured environment. Other environments: {known}.")
+
+
 def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
                    environ: dict[str, str] | None = None, path: Path | None = None) -> Settings:
     """Build Settings from a parsed TOML document; relative paths resolve against base_dir."""
@@ -387,6 +403,7 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
         environments[name] = EnvironmentSettings(name=name, **values)
         _register_password(values["database_url"])
 
+    _check_restore_from(environments, source)
     control_url = control.get("database_url")
     if control_url:
         _register_password(control_url)

@@ -55,9 +55,9 @@ class Context:
     @property
     def approvals(self) -> Approvals:
         if self.approvals_store is None:
-            raise ConfigError("This needs a second person's approval (require_approval), and approvals live in "
-                              "dbops' control database: set [control] database_url, or take the operation out "
-                              "of require_approval.")
+            raise ConfigError("This needs a second person's approval (require_approval, or a restore of another "
+                              "environment's snapshot), and approvals live in dbops' control database: set "
+                              "[control] database_url, or take the operation out of require_approval.")
         return self.approvals_store
 
     def step(self, step: str, detail: str | None = None) -> None:

@@ -19,7 +19,7 @@ import structlog
 
 from commands import approval_ops, dbops_ops, grammar as g, lock_ops, rollback_ops
 from commands.grammar import command_name
-from commands import lint_ops, migrate_ops, snapshot_ops
+from commands import lint_ops, migrate_ops, snapshot_ops, snapshot_scope
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Actor, Context, ignore_progress, utc_now
 from commands.errors import CommandError, UsageError
@@ -27,7 +27,7 @@ from commands.approvals import lint_gates, needs_approval, situation
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.policy import Policy
 from commands.redact import redact
-from commands.results import AuditEntry, Progress, Result
+from commands.results import AuditEntry, Progress, Refusal, Result
 
 log = structlog.get_logger("dbops.executor")
 
@@ -82,9 +82,9 @@ class Executor:
             progress: Callable[[Progress], None] = ignore_progress) -> Result:
         """Run ``command`` for ``actor``; ``progress`` hears each step of a long operation.
 
-        The fixed order: environment → policy → approval (a request, when one is needed) →
-        the operation's runner (lock → state check → snapshot → change → verify → unlock) →
-        audit, whatever happened.
+        The fixed order: environment → policy (and whether this environment may act on the
+        snapshot it names) → approval (a request, when one is needed) → the operation's runner
+        (lock → state check → snapshot → change → verify → unlock) → audit, whatever happened.
         """
         def go(env: EnvironmentSettings | None) -> Result:
             refusal = self.policy.check(command, actor, env, command_name(command)) if env else None
@@ -92,10 +92,13 @@ class Executor:
                 return refusal
             context = self._context(actor, progress)
             if env is not None:
+                source = snapshot_scope.restore_source(self.settings, command, env)
+                if isinstance(source, Refusal):  # another environment's: refused, never a request
+                    return source
                 # An up is linted here, once: its findings may make it a request, and then
                 # they go on the request as they are.
                 known = situation(context, command, env) if lint_gates(command, env) else None
-                if needs_approval(command, env, known[1] if known else None):
+                if needs_approval(command, env, known[1] if known else None, source=source):
                     return approval_ops.request(context, command, env, known)
             if not isinstance(command, g.ABOUT_DBOPS):
                 context.step("start")  # allowed: a surface may now show the operation as running

@@ -24,6 +24,7 @@ from commands.results import (
     DryRunFile, DryRunResult, FileProblem, MigrateResult, MigrationInfo, Mismatch, Outcome, Reason,
     Refusal, Result, SqlError, State, StatusResult, StepFailure, StepReport, ValidateResult,
 )
+from commands.snapshot_scope import scope_of
 from commands.snapshots import find, list_snapshots
 from commands.source import NIL_VERSION, Migration, MigrationFile, MigrationSource, load_source
 from commands.sqlscan import SqlFile, scan
@@ -96,7 +97,7 @@ def status(ctx: Context, command: g.MigrateStatus, env: EnvironmentSettings) -> 
     position = state.version
     applied = tuple(_info(m) for m in source.migrations if position != NIL_VERSION and m.version <= position)
     pending = tuple(_info(m) for m in source.migrations if position == NIL_VERSION or m.version > position)
-    newest = list_snapshots(env.snapshot_dir).snapshots[:1] if env.snapshot_dir else ()
+    newest = scope_of(ctx.settings, env).list().snapshots[:1]
     return StatusResult(env=env.name, state=state, applied=applied, pending=pending,
                         mismatch=mismatch_of(source, state), newest_snapshot=newest[0].info() if newest else None,
                         missing_down=tuple(m.version for m in source.missing_down),

@@ -38,6 +38,9 @@ class Reason(str, Enum):
     UNKNOWN_REQUEST = "unknown_request"
     WRONG_CHANNEL = "wrong_channel"  # the environment does not take commands from this channel
     NOT_OPERATOR = "not_operator"    # a state-changing command from someone not in ``operators``
+    OTHER_ENVIRONMENT = "other_environment"    # the named snapshot is another environment's (``owner``)
+    UNCLAIMED_SNAPSHOT = "unclaimed_snapshot"  # a legacy snapshot no single environment answers to
+    MANIFEST_MISMATCH = "manifest_mismatch"    # the name says ``owner``; the manifest does not agree
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,6 +172,10 @@ class Refusal:
     snapshot: str | None = None
     lock_dir: "LockDirInfo | None" = None  # LOCK_HELD by deploy.sh's lock directory, not the advisory lock
     allowed: tuple[str, ...] = ()  # WRONG_CHANNEL: the channels; NOT_OPERATOR: the operators
+    owner: str | None = None       # OTHER_ENVIRONMENT, MANIFEST_MISMATCH: whose the snapshot's name says it is
+    # UNCLAIMED_SNAPSHOT: the environments a legacy name answers to (none, or several);
+    # MANIFEST_MISMATCH: the environment its manifest names (empty: none, or unreadable)
+    claimants: tuple[str, ...] = ()
     outcome: Outcome = Outcome.REFUSED
 
 
@@ -394,6 +401,7 @@ class Impact:
     deletes: tuple[SnapshotInfo, ...] = ()         # cleanup
     delete_bytes: int = 0
     findings: tuple[Finding, ...] = ()             # up: lint findings on the files it applies
+    restore_from: str | None = None                # restore: the other environment whose snapshot it is
 
 
 @dataclass(frozen=True, kw_only=True)

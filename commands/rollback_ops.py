@@ -25,7 +25,8 @@ from commands.results import (
     RollbackPlan, RollbackResult, State,
 )
 from commands.snapshot_ops import restore
-from commands.snapshots import Snapshot, list_snapshots
+from commands.snapshot_scope import scope_of
+from commands.snapshots import Snapshot
 from commands.source import NIL_VERSION, load_source
 
 log = structlog.get_logger("dbops.rollback")
@@ -52,7 +53,7 @@ def plan(ctx: Context, command: g.Rollback, env: EnvironmentSettings) -> Result:
     migration = None if current is None else MigrationInfo(version=current.version, name=current.name,
                                                              has_up=current.up is not None,
                                                              has_down=current.down is not None)
-    snapshots = list_snapshots(env.snapshot_dir).snapshots if env.snapshot_dir else ()
+    snapshots = scope_of(ctx.settings, env).list().snapshots
     before = _before(snapshots, state.version)
     previous = source.previous(state.version)
     restore_option = _restore_option(ctx, env, before, state, recommended=state.dirty or not (current and current.down))

@@ -97,7 +97,7 @@ class CleanupJob:
             return []
         try:
             # As the run will plan it: its clock will read the occurrence (give or take a tick).
-            _, plan = cleanup_plan(self.executor.databases, env, env.snapshot_dir,
+            _, plan = cleanup_plan(self.executor.databases, self.executor.settings, env,
                                    now=occurrence.astimezone(timezone.utc), retention_days=env.retention_days)
         except CommandError as err:
             self.runs.finish(CLEANUP, env.name, occurrence, "notice", now=now, outcome="failed")

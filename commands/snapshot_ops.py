@@ -1,4 +1,8 @@
-"""The snapshot operations: list, create, verify, restore, pin/unpin and cleanup."""
+"""The snapshot operations: list, create, verify, restore, pin/unpin and cleanup.
+
+Each sees and acts on its environment's own snapshots only (``commands.snapshot_scope``),
+whoever else shares the directory.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path
 import structlog
 
 from commands import grammar as g
-from commands.config import EnvironmentSettings
+from commands.config import EnvironmentSettings, Settings
 from commands.context import Context
 from commands.errors import SnapshotFailed
 from commands.migrate_ops import migration_lock, safety_snapshot
@@ -19,8 +23,10 @@ from commands.results import (
     Check, CleanupResult, DiskUsage, Outcome, PinResult, Reason, Refusal, RestoreResult, Result, SnapshotCreated,
     SnapshotListResult, SnapshotVerifyResult,
 )
+from commands.snapshot_scope import Scope, confirmed, resolve, scope_of
 from commands.snapshots import (
-    CleanupPlan, Listing, Snapshot, Verified, delete_files, find, list_snapshots, plan_cleanup, set_pinned,
+    CleanupPlan, Listing, Snapshot, Verified, delete_files, diagnose_os, find, list_snapshots, newest_first_key,
+    plan_cleanup, set_pinned,
 )
 
 log = structlog.get_logger("dbops.snapshots")
@@ -38,10 +44,11 @@ def _directory(env: EnvironmentSettings, operation: str) -> Path | Refusal:
     return env.snapshot_dir
 
 
-def _named(env: EnvironmentSettings, name: str, operation: str) -> Snapshot | Refusal:
-    """The snapshot the user named (UsageError if there is none by that name)."""
+def _named(ctx: Context, env: EnvironmentSettings, name: str, operation: str) -> Snapshot | Refusal:
+    """The snapshot the user named, if ``env`` may act on it for ``operation`` (UsageError if
+    there is none by that name; a Refusal if it is another environment's)."""
     directory = _directory(env, operation)
-    return directory if isinstance(directory, Refusal) else find(list_snapshots(directory), name)
+    return directory if isinstance(directory, Refusal) else resolve(ctx.settings, env, name, operation)
 
 
 def disk_usage(directory: Path, snapshots: tuple[Snapshot, ...]) -> DiskUsage:
@@ -55,7 +62,7 @@ def list_(ctx: Context, command: g.SnapshotList, env: EnvironmentSettings) -> Re
     directory = _directory(env, "snapshot list")
     if isinstance(directory, Refusal):
         return directory
-    listing = list_snapshots(directory)
+    listing = scope_of(ctx.settings, env).list()
     return SnapshotListResult(env=env.name, snapshots=tuple(s.info() for s in listing.snapshots),
                               orphans=listing.orphans, incomplete=listing.incomplete,
                               disk=disk_usage(directory, listing.snapshots))
@@ -77,7 +84,7 @@ def create(ctx: Context, command: g.SnapshotCreate, env: EnvironmentSettings) ->
 
 
 def verify(ctx: Context, command: g.SnapshotVerify, env: EnvironmentSettings) -> Result:
-    snapshot = _named(env, command.name, "snapshot verify")
+    snapshot = _named(ctx, env, command.name, "snapshot verify")
     if isinstance(snapshot, Refusal):
         return snapshot
     verified = ctx.snapshots.verify(env, snapshot)
@@ -87,7 +94,7 @@ def verify(ctx: Context, command: g.SnapshotVerify, env: EnvironmentSettings) ->
 
 
 def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) -> Result:
-    snapshot = _named(env, command.name, "snapshot restore")
+    snapshot = _named(ctx, env, command.name, "snapshot restore")
     if isinstance(snapshot, Refusal):
         return snapshot
     ctx.step("verify", snapshot.name)
@@ -116,23 +123,41 @@ def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) 
 
 def pin(ctx: Context, command: g.SnapshotPin, env: EnvironmentSettings) -> Result:
     operation = "snapshot pin" if command.pinned else "snapshot unpin"
-    snapshot = _named(env, command.name, operation)
+    snapshot = _named(ctx, env, command.name, operation)
     if isinstance(snapshot, Refusal):
         return snapshot
-    changed = set_pinned(snapshot, command.pinned)
+    try:
+        changed = set_pinned(snapshot, command.pinned)
+    except OSError as err:
+        raise SnapshotFailed(f"Could not {operation.split()[-1]} {snapshot.name}: "
+                             + diagnose_os(err, snapshot.directory)) from None
     return PinResult(env=env.name, name=snapshot.name, pinned=command.pinned,
                      outcome=Outcome.DONE if changed else Outcome.NO_CHANGE, operation=operation)
 
 
-def cleanup_plan(databases: Databases, env: EnvironmentSettings, directory: Path, *, now: datetime,
+def cleanup_plan(databases: Databases, settings: Settings, env: EnvironmentSettings, *, now: datetime,
                  retention_days: int) -> tuple[Listing, CleanupPlan]:
     """What a cleanup at ``now`` deletes and keeps: the one plan both ``/snapshot cleanup`` and
     the scheduled cleanup's notice use, so the notice lists what the run deletes."""
     with databases.open(env) as db:
         current = db.store.read()
-    listing = list_snapshots(directory)
-    return listing, plan_cleanup(listing.snapshots, now=now, retention_days=retention_days,
-                                 keep_last=env.keep_last, current_version=current.version)
+    return own_cleanup_plan(scope_of(settings, env), env, now=now, retention_days=retention_days,
+                            current_version=current.version)
+
+
+def own_cleanup_plan(scope: Scope, env: EnvironmentSettings, *, now: datetime, retention_days: int,
+                     current_version: int | None) -> tuple[Listing, CleanupPlan]:
+    """``plan_cleanup`` over ``env``'s own snapshots, deleting only those whose manifest agrees
+    they are ``env``'s (the rest are kept, saying why)."""
+    listing = scope.list()
+    plan = plan_cleanup(listing.snapshots, now=now, retention_days=retention_days, keep_last=env.keep_last,
+                        current_version=current_version)
+    disowned = tuple(s for s in plan.delete if not confirmed(s, env.name))
+    if not disowned:
+        return listing, plan
+    keep = plan.keep + tuple((s, f"its manifest does not say it is {env.name}'s") for s in disowned)
+    return listing, CleanupPlan(delete=tuple(s for s in plan.delete if s not in disowned),
+                                keep=tuple(sorted(keep, key=lambda kept: newest_first_key(kept[0]), reverse=True)))
 
 
 def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) -> Result:
@@ -140,7 +165,7 @@ def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) 
     if isinstance(directory, Refusal):
         return directory
     retention = env.retention_days if command.retention_days is None else command.retention_days
-    listing, plan = cleanup_plan(ctx.databases, env, directory, now=ctx.clock(), retention_days=retention)
+    listing, plan = cleanup_plan(ctx.databases, ctx.settings, env, now=ctx.clock(), retention_days=retention)
     before = disk_usage(directory, listing.snapshots)
     freed = 0
     if not command.dry_run:
@@ -154,7 +179,7 @@ def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) 
             log.info("snapshot.deleted", snapshot=snapshot.name, size=snapshot.size)
     else:
         freed = sum(s.size for s in plan.delete)
-    after = before if command.dry_run else disk_usage(directory, list_snapshots(directory).snapshots)
+    after = before if command.dry_run else disk_usage(directory, scope_of(ctx.settings, env).list().snapshots)
     outcome = Outcome.DONE if plan.delete else Outcome.NO_CHANGE
     return CleanupResult(env=env.name, dry_run=command.dry_run, retention_days=retention, keep_last=env.keep_last,
                          deleted=tuple(s.info() for s in plan.delete), kept=tuple((s.info(), why) for s, why in plan.keep),

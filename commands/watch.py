@@ -62,7 +62,9 @@ class DirtyWatcher:
         migration = source.get(state.version)
         failed = migration.up.filename if migration is not None and migration.up is not None else None
         snapshots = list_snapshots(env.snapshot_dir).snapshots if env.snapshot_dir else ()
-        before = next((s for s in snapshots if s.version is not None and s.version < state.version), None)
+        # Only dbops snapshots record a version, and their names say whose they are.
+        before = next((s for s in snapshots if s.environment == env.name and s.version is not None
+                       and s.version < state.version), None)
         return Alert(id=0, env=env.name, subject=subject, version=state.version, opened_at=now, notified_at=now,
                      reminders=0, failed_file=failed, latest_file_version=source.last_version,
                      snapshot=before.info() if before else None)

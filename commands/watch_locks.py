@@ -20,10 +20,10 @@ from typing import Callable
 import structlog
 
 from commands import lock_dirs
-from commands.config import EnvironmentSettings
+from commands.config import EnvironmentSettings, Settings
 from commands.migrations import Alerts, AuditLog, Databases
 from commands.results import Alert, AlertEvent, DiskWatchInfo, State
-from commands.snapshots import list_snapshots
+from commands.snapshot_scope import scope_of
 
 log = structlog.get_logger("dbops.watch")
 SHOWN_SNAPSHOTS = 3
@@ -96,8 +96,11 @@ class StaleLockWatcher:
 
 
 class DiskWatcher:
-    def __init__(self, alerts: Alerts, *, clock: Callable[[], datetime]) -> None:
-        self.clock = clock
+    """``settings``: to tell each environment's snapshots from the others' in a shared directory
+    (an alert names only the environment's own)."""
+
+    def __init__(self, alerts: Alerts, *, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self.clock, self.settings = clock, settings
         self.subjects = _Subjects(alerts, None)
 
     def tick(self, env: EnvironmentSettings) -> list[AlertEvent]:
@@ -109,7 +112,7 @@ class DiskWatcher:
         percent = 100.0 * usage.used / usage.total if usage.total else 0.0
         full = None
         if percent >= env.disk_alert_percent:
-            snapshots = list_snapshots(directory).snapshots
+            snapshots = scope_of(self.settings, env).list().snapshots
             biggest = sorted(snapshots, key=lambda s: (-s.size, s.name))[:SHOWN_SNAPSHOTS]
             oldest = sorted(snapshots, key=lambda s: (s.created_at, s.name))[:SHOWN_SNAPSHOTS]
             full = _alert(env.name, "disk", 0, now, disk=DiskWatchInfo(

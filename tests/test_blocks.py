@@ -65,6 +65,7 @@ def snap(minutes_ago: float, version: int | None, reason: str, *, pinned: bool =
 
 
 PRE_MIGRATION = snap(45, V3, f"pre-migration v{V3} to v{V5}")
+STAGING_SNAPSHOT = f"staging_{NOW - timedelta(minutes=45):%Y%m%d_%H%M%S}_v{V3}_pre-migration-v{V3}-to-v{V5}"
 
 
 # --- one sample per reply kind -------------------------------------------------------------------
@@ -241,9 +242,14 @@ def request(state: str = "pending", *, operation: str = "down", command: str = "
                            expires_at=kw.pop("expires_at", NOW + timedelta(minutes=12)), **kw)
 
 
-def restore_request() -> ApprovalRequest:
-    return request(operation="restore", command=f"snapshot restore {PRE_MIGRATION.name} production",
-                   impact=Impact(before=State(version=V5, dirty=False), snapshot=PRE_MIGRATION))
+def restore_request(source: str | None = None) -> ApprovalRequest:
+    """A restore of production's own snapshot, or (``source``) of another environment's."""
+    if source is None:
+        return request(operation="restore", command=f"snapshot restore {PRE_MIGRATION.name} production",
+                       impact=Impact(before=State(version=V5, dirty=False), snapshot=PRE_MIGRATION))
+    shown = dataclasses.replace(PRE_MIGRATION, name=STAGING_SNAPSHOT)
+    return request(operation="restore", command=f"snapshot restore {STAGING_SNAPSHOT} production",
+                   impact=Impact(before=State(version=V5, dirty=False), snapshot=shown, restore_from=source))
 
 
 def cleanup_request() -> ApprovalRequest:
@@ -513,6 +519,20 @@ SAMPLES = {
     "refusal_not_operator_dry_run": lambda: render(refusal(Reason.NOT_OPERATOR, operation="migrate dry-run",
                                                            allowed=("U0ALICE", "S0DBAS")), now=NOW,
                                                    command="/migrate dry-run production"),
+    "refusal_other_environment": lambda: render(
+        refusal(Reason.OTHER_ENVIRONMENT, operation="snapshot restore", snapshot=STAGING_SNAPSHOT, owner="staging"),
+        now=NOW, command=f"/snapshot restore {STAGING_SNAPSHOT} production"),
+    "refusal_other_environment_pin": lambda: render(
+        refusal(Reason.OTHER_ENVIRONMENT, operation="snapshot pin", snapshot=STAGING_SNAPSHOT, owner="staging"),
+        now=NOW, command=f"/snapshot pin {STAGING_SNAPSHOT} production"),
+    "refusal_unclaimed_snapshot": lambda: render(
+        refusal(Reason.UNCLAIMED_SNAPSHOT, operation="snapshot restore", snapshot="togather_togather_20260119_163000",
+                claimants=("development", "production")),
+        now=NOW, command="/snapshot restore togather_togather_20260119_163000 production"),
+    "refusal_manifest_mismatch": lambda: render(
+        refusal(Reason.MANIFEST_MISMATCH, operation="snapshot restore", snapshot=PRE_MIGRATION.name,
+                owner="production", claimants=("staging",)),
+        now=NOW, command=f"/snapshot restore {PRE_MIGRATION.name} production"),
     "usage_error": lambda: render_error(usage_error(), command="/migrate dwon 2 production"),
     "snapshot_failed_error": lambda: render_error(SnapshotFailed(
         "The snapshot before up failed, so nothing was changed. Not enough disk space: /var/lib/togather/db-snapshots "
@@ -529,6 +549,9 @@ SAMPLES = {
     "approval_request_down": lambda: render(approval_needed(), now=NOW, command="/migrate down 2 production"),
     "approval_request_restore": lambda: render(ApprovalNeeded(env="production", request=restore_request()), now=NOW,
                                                command=f"/snapshot restore {PRE_MIGRATION.name} production"),
+    "approval_request_restore_from": lambda: render(
+        ApprovalNeeded(env="production", request=restore_request(source="staging")), now=NOW,
+        command=f"/snapshot restore {STAGING_SNAPSHOT} production"),
     "approval_request_cleanup": lambda: render(ApprovalNeeded(env="production", request=cleanup_request()), now=NOW,
                                                command="/snapshot cleanup production"),
     "approval_final_executed": lambda: render_request_final(
@@ -751,6 +774,15 @@ def test_empty_approvals_list_says_nothing_waits() -> None:
     message = render(ApprovalsResult(env=None, pending=()), now=NOW, command="/dbops approvals")
     assert headline(message) == "No requests are waiting for approval."
     assert render_text(ApprovalsResult(env=None, pending=()), now=NOW) == "No requests are waiting for approval."
+
+
+def test_both_surfaces_say_a_restore_of_another_environments_snapshot_needs_approval_here() -> None:
+    needed = ApprovalNeeded(env="production", request=restore_request(source="staging"))
+    text = render_text(needed)
+    assert "It is a snapshot of staging: the data of staging replaces the data of production." in text
+    assert "always needs the approval of an approver of production" in text
+    assert "It is a snapshot of staging" not in render_text(ApprovalNeeded(env="production", request=restore_request()))
+    assert "*It is a snapshot of staging*" in json.dumps(SAMPLES["approval_request_restore_from"]().blocks)
 
 
 def test_text_surface_prints_the_request_id_and_the_impact() -> None:

@@ -105,9 +105,9 @@ def test_postgresql_tools_get_the_allow_list_and_only_their_own_url(secret_envir
     created = run("snapshot create test").snapshot.name
     assert run(f"snapshot verify {created} test").outcome is Outcome.DONE
     assert isinstance(run(f"snapshot restore {created} test"), RestoreResult)
-    legacy = tmp_path / "snapshots" / "togather_app_20260128_143022_hand-made.sql.gz"
+    legacy = tmp_path / "snapshots" / "togather_test_20260128_143022_hand-made.sql.gz"
     legacy.write_bytes(gzip.compress(b"CREATE TABLE from_legacy (id int);\n"))
-    assert isinstance(run("snapshot restore togather_app_20260128_143022_hand-made test"), RestoreResult)
+    assert isinstance(run("snapshot restore togather_test_20260128_143022_hand-made test"), RestoreResult)
 
     seen = environments(captured)
     assert set(seen) == {"pg_dump", "pg_restore", "psql"}  # the probes and the real runs

@@ -242,7 +242,7 @@ def test_a_full_snapshot_disk_alerts_once_with_the_biggest_and_oldest_snapshots(
                                                                                   small_filesystem):
     bed = make_bed(FILES, control=control_url, snapshot_dir=str(small_filesystem), disk_alert_percent=50)
     migrate_control_database(control_url)
-    watcher = DiskWatcher(PgAlerts(control_url), clock=lambda: datetime.now(timezone.utc))
+    watcher = DiskWatcher(PgAlerts(control_url), settings=bed.settings, clock=lambda: datetime.now(timezone.utc))
     env = bed.settings.environment("test")
     sizes = {"togather_test_20260101_030000.sql.gz": 24, "togather_test_20260301_030000.sql.gz": 100,
              "togather_test_20260501_030000.sql.gz": 16}

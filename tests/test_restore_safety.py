@@ -32,7 +32,7 @@ PSQL = str(bundled_bin_dir() / "psql")
 # Values that COPY writes as lines psql must never read as commands: \N (NULL is another),
 # \\. and \\! (escaped backslashes), and a carriage return written \r: "\restrict abc".
 TRICKY = ["\\N", "\\.", "a\\b", "\\! touch /tmp/never", "\restrict abc", "one\n\\.\nthree", "\\", "it's"]
-LEGACY = "togather_app_20260128_143022_planted"
+LEGACY = "togather_test_20260128_143022_planted"  # legacy files belong to the environment their name says
 
 
 def make_notes(bed, rows: int = 8) -> None:

@@ -5,6 +5,7 @@ many replicas tick, a missed occurrence caught up once (and saying so), a failur
 from __future__ import annotations
 
 import dataclasses
+import json
 import subprocess
 import threading
 from datetime import datetime, timedelta, timezone
@@ -39,7 +40,7 @@ def write_snapshot(directory: Path, created: datetime, size: int = 1000, reason:
     directory.mkdir(parents=True, exist_ok=True)
     name = f"test_{created:%Y%m%d_%H%M%S}_vnone_{reason}"
     (directory / f"{name}.dump.zst").write_bytes(b"x" * size)
-    (directory / f"{name}.manifest.json").write_text("{}")
+    (directory / f"{name}.manifest.json").write_text(json.dumps({"name": name, "environment": "test"}))
     return name
 
 

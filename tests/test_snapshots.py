@@ -153,10 +153,10 @@ def test_a_legacy_restore_that_errors_half_way_changes_nothing(rich):
     directory = bed.settings.environment("test").snapshot_dir
     directory.mkdir(exist_ok=True)
     script = b"CREATE TABLE restored_half (x int);\nINSERT INTO restored_half VALUES (1);\nSELECT 1/0;\nCREATE TABLE never ();\n"
-    (directory / "togather_app_20260128_143022_broken.sql.gz").write_bytes(gzip.compress(script))
+    (directory / "togather_test_20260128_143022_broken.sql.gz").write_bytes(gzip.compress(script))
     before = fingerprint(bed)
     with pytest.raises(SnapshotFailed, match="division by zero"):
-        bed.run("snapshot restore togather_app_20260128_143022_broken")
+        bed.run("snapshot restore togather_test_20260128_143022_broken")
     assert fingerprint(bed) == before
 
 
@@ -167,14 +167,14 @@ def test_a_legacy_sql_gz_snapshot_is_listed_and_restored(rich):
     directory.mkdir(exist_ok=True)
     plain = subprocess.run([str(bundled_bin_dir() / "pg_dump"), "--no-password"], env=child_env(bed.url),
                            capture_output=True, check=True).stdout
-    legacy = directory / "togather_production_20260128_143022_before_deploy.sql.gz"
+    legacy = directory / "togather_test_20260128_143022_before_deploy.sql.gz"
     legacy.write_bytes(gzip.compress(plain))
-    (directory / "togather_production_20260128_143022_before_deploy.meta.json").write_text('{"reason": "before_deploy"}')
-    (directory / "togather_production_20260101_000000_gone.meta.json").write_text("{}")  # orphan sidecar
+    (directory / "togather_test_20260128_143022_before_deploy.meta.json").write_text('{"reason": "before_deploy"}')
+    (directory / "togather_test_20260101_000000_gone.meta.json").write_text("{}")  # orphan sidecar
     listed = bed.run("snapshot list")
     legacy_row = next(s for s in listed.snapshots if s.kind == "legacy")
     assert legacy_row.reason == "before deploy" and legacy_row.created_at.hour == 14
-    assert listed.orphans == ("togather_production_20260101_000000_gone.meta.json",)
+    assert listed.orphans == ("togather_test_20260101_000000_gone.meta.json",)
     assert bed.run(f"snapshot verify {legacy_row.name}").outcome is Outcome.DONE
     bed.run("migrate up")
     bed.execute("DELETE FROM billing.invoices")

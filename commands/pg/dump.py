@@ -1,8 +1,10 @@
 """Snapshots with pg_dump, zstd and sha256 in one streamed pass.
 
-create:  pg_dump -Fc -Z0 | zstd (multi-threaded) | sha256 -> .tmp-PID-NAME, fsync, link to
+create:  pg_dump -Fc -Z0 | zstd (multi-threaded) | sha256 -> .tmp-HOST-PID-NAME, fsync, link to
          NAME.dump.zst, then NAME.manifest.json (the commit point), fsync the directory.
-         The dump never sits in memory: it moves through in 1 MiB chunks.
+         The dump never sits in memory: it moves through in 1 MiB chunks. Every file is
+         created 0600 without following links (a directory dbops makes is 0700); any file
+         error is diagnosed (disk full, permission) and whatever was written is removed.
 verify:  the file's sha256 against the manifest (every byte), then ``pg_restore --list``
          decodes its header and table of contents.
 restore: see ``commands.pg.restore``.
@@ -22,6 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+import structlog
 import zstandard
 
 from commands.config import EnvironmentSettings
@@ -37,8 +40,8 @@ from commands.pg.tools import Tools, child_env
 from commands.redact import mask_url
 from commands.results import State
 from commands.snapshots import (
-    read_manifest,
-    DATA_SUFFIX, MANIFEST_SUFFIX, TEMP_PREFIX, Created, Restored, Snapshot, Verified, snapshot_name,
+    DATA_SUFFIX, DIRECTORY_MODE, FILE_MODE, MANIFEST_SUFFIX, Created, Restored, Snapshot, Verified, diagnose_os,
+    environment_in_name, is_dbops_name, parse_temp, read_manifest, snapshot_name, temp_name, this_host,
 )
 from commands.units import human_size
 
@@ -47,31 +50,60 @@ from commands.units import human_size
 # 120 MB whatever the host's core count or the database's size (bench/snapshots.py).
 MAX_ZSTD_THREADS = 2
 LEFTOVER_AGE_SECONDS = 600
+FOREIGN_TEMP_AGE_SECONDS = 24 * 3600
 Progress = Callable[[int, int, int], None]  # (bytes read from pg_dump, bytes written, database size)
+log = structlog.get_logger("dbops.snapshots")
 
 
-def remove_leftovers(directory: Path) -> list[str]:
-    """Delete what interrupted runs left: temporary files of dead processes, and data files
-    whose manifest never came (older than a few minutes, so a create in flight is safe)."""
-    removed = []
+def remove_leftovers(directory: Path, env_name: str) -> list[str]:
+    """Delete what interrupted creates of ``env_name`` left, and nothing else: regular files
+    whose names dbops generates for that environment (never a link, a directory, or a file
+    made by hand; another environment's are its own business).
+
+    - a temporary file written on this host by a process that is gone; one of another host
+      (the directory may be shared over NFS, where a pid means nothing) or of an older dbops
+      that did not name its host, once untouched for FOREIGN_TEMP_AGE_SECONDS (a create in
+      flight writes to it with every chunk);
+    - a data file whose manifest never came, untouched for LEFTOVER_AGE_SECONDS.
+
+    A file that cannot be removed is left and logged: tidying never fails a create.
+    """
+    removed: list[str] = []
     try:
-        entries = list(os.scandir(directory))
-    except FileNotFoundError:
+        with os.scandir(directory) as it:
+            entries = [e for e in it if e.is_file(follow_symlinks=False)]
+    except OSError:
         return removed
     names = {e.name for e in entries}
     now = time.time()
     for entry in entries:
-        stale = False
-        if entry.name.startswith(TEMP_PREFIX):
-            pid = entry.name[len(TEMP_PREFIX):].split("-", 1)[0]
-            stale = not pid.isdigit() or not pid_alive(int(pid))
-        elif entry.name.endswith(DATA_SUFFIX):
-            manifest = entry.name[: -len(DATA_SUFFIX)] + MANIFEST_SUFFIX
-            stale = manifest not in names and now - entry.stat().st_mtime > LEFTOVER_AGE_SECONDS
-        if stale:
+        if not _is_leftover(entry, names, env_name, now):
+            continue
+        try:
             os.unlink(entry.path)
-            removed.append(entry.name)
+        except FileNotFoundError:
+            continue
+        except OSError as err:
+            log.warning("snapshot.leftover_kept", file=entry.name, error=err.strerror)
+            continue
+        removed.append(entry.name)
     return removed
+
+
+def _is_leftover(entry: os.DirEntry, names: set[str], env_name: str, now: float) -> bool:
+    temp = parse_temp(entry.name)
+    if temp is not None:
+        host, pid, name = temp
+        if environment_in_name(name) != env_name:
+            return False
+        if host == this_host():
+            return not pid_alive(pid)
+        return now - entry.stat(follow_symlinks=False).st_mtime > FOREIGN_TEMP_AGE_SECONDS
+    if entry.name.endswith(DATA_SUFFIX):
+        name = entry.name[: -len(DATA_SUFFIX)]
+        return (is_dbops_name(name) and environment_in_name(name) == env_name and name + MANIFEST_SUFFIX not in names
+                and now - entry.stat(follow_symlinks=False).st_mtime > LEFTOVER_AGE_SECONDS)
+    return False
 
 
 class PgDumpSnapshotter:
@@ -115,7 +147,7 @@ class _EnvSnapshotter:
                version: int | None, dirty: bool, progress: Progress | None = None) -> Created:
         started = time.perf_counter()
         self._prepare_directory(directory)
-        remove_leftovers(directory)
+        remove_leftovers(directory, env_name)
         server_major, db_size, dbname = self._server_facts(url)
         dump_major = self.tools.major_version("pg_dump")
         if dump_major < server_major:
@@ -123,14 +155,17 @@ class _EnvSnapshotter:
                                  f"Set pg_bin_dir to PostgreSQL {server_major}'s client programs.")
         created_at = datetime.now(timezone.utc)
         name = snapshot_name(env_name, created_at, version, dirty, reason)
-        temp = directory / f"{TEMP_PREFIX}{os.getpid()}-{name}{DATA_SUFFIX}"
+        temp = directory / temp_name(name, DATA_SUFFIX)
         try:
-            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
         except OSError as err:
             raise SnapshotFailed(self._diagnose_os(err, directory, db_size)) from None
         try:
-            sha256, size = self._dump_into(fd, url, directory, db_size, progress)
-            final = self._publish(temp, directory, name)
+            try:
+                sha256, size = self._dump_into(fd, url, directory, db_size, progress)
+                final = self._publish(temp, directory, name)
+            except OSError as err:
+                raise SnapshotFailed(self._diagnose_os(err, directory, db_size)) from None
         except BaseException:
             temp.unlink(missing_ok=True)
             raise
@@ -142,12 +177,20 @@ class _EnvSnapshotter:
             "pg_dump_version": dump_major, "server_version": server_major, "database_size": db_size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1),
         }
-        self._write_manifest(directory, name, manifest)
+        try:
+            try:
+                self._write_manifest(directory, name, manifest)
+            except OSError as err:
+                raise SnapshotFailed(self._diagnose_os(err, directory, db_size)) from None
+        except BaseException:
+            final.unlink(missing_ok=True)  # data without its manifest is no snapshot: leave nothing
+            raise
         return Created(name=name, path=final, manifest=manifest)
 
     def _prepare_directory(self, directory: Path) -> None:
+        """Make the directory 0700 when dbops makes it; one the operator made keeps its mode."""
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            directory.mkdir(mode=DIRECTORY_MODE, parents=True, exist_ok=True)
         except OSError as err:
             raise SnapshotFailed(self._diagnose_os(err, directory, None)) from None
 
@@ -203,27 +246,25 @@ class _EnvSnapshotter:
 
     @staticmethod
     def _write_manifest(directory: Path, name: str, manifest: dict) -> None:
-        temp = directory / f"{TEMP_PREFIX}{os.getpid()}-{name}{MANIFEST_SUFFIX}"
-        with open(temp, "w", encoding="utf-8") as fh:
-            json.dump(manifest, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, directory / f"{name}{MANIFEST_SUFFIX}")
+        """Write, fsync and publish the manifest; on any failure its temporary file is gone."""
+        temp = directory / temp_name(name, MANIFEST_SUFFIX)
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(manifest, fh, indent=2)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(temp, directory / f"{name}{MANIFEST_SUFFIX}")
+        except BaseException:
+            temp.unlink(missing_ok=True)
+            raise
         fsync_dir(directory)
 
     # --- failure diagnosis (the guide's Issue 6) ---
 
     @staticmethod
     def _diagnose_os(err: OSError, directory: Path, db_size: int | None) -> str:
-        if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            free = shutil.disk_usage(directory).free if directory.exists() else 0
-            size = f"; the database is {human_size(db_size)}" if db_size else ""
-            return (f"Not enough disk space: {directory} has {human_size(free)} free{size}. Nothing was kept. "
-                    "Delete old snapshots (/snapshot cleanup) or give the directory more space.")
-        if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            what = "is on a read-only file system" if err.errno == errno.EROFS else "is not writable by dbops"
-            return f"No permission: {directory} {what} ({err.strerror}). Nothing was kept."
-        return f"Cannot write the snapshot in {directory}: {err.strerror}. Nothing was kept."
+        return diagnose_os(err, directory, db_size)
 
     @staticmethod
     def _diagnose_dump(stderr: str, url: str, directory: Path, db_size: int) -> str:
@@ -242,7 +283,11 @@ class _EnvSnapshotter:
             return self._verify_legacy(snapshot)
         checks = []
         manifest = read_manifest(snapshot)
-        digest = sha256_of(snapshot.path)
+        try:
+            digest = sha256_of(snapshot.path)
+        except OSError as err:  # gone since it was listed, or a link put in its place
+            why = "it is a link, which dbops never follows" if err.errno == errno.ELOOP else err.strerror or str(err)
+            return Verified(ok=False, checks=(("readable", False, f"{snapshot.filename} cannot be read: {why}"),))
         checks.append(("checksum", digest == manifest.get("sha256"),
                        "sha256 matches the manifest" if digest == manifest.get("sha256")
                        else f"sha256 {digest[:12]}… does not match the manifest's {str(manifest.get('sha256'))[:12]}…"))

@@ -62,22 +62,28 @@ def pipe_into(argv: list[str], chunks: Iterator[bytes], **popen) -> int:
     return code if not failures else (code or 1)
 
 
+def _no_follow(path: str, flags: int) -> int:
+    """An ``open`` opener that refuses a link (ELOOP): a snapshot is read where it is, never
+    through a link planted in the directory after it was listed."""
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
+    with open(path, "rb", opener=_no_follow) as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
 def zstd_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
+    with open(path, "rb", opener=_no_follow) as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
         while chunk := reader.read(CHUNK):
             yield chunk
 
 
 def gzip_chunks(path: Path) -> Iterator[bytes]:
-    with gzip.open(path, "rb") as fh:
+    with open(path, "rb", opener=_no_follow) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as fh:
         while chunk := fh.read(CHUNK):
             yield chunk
 
