@@ -182,7 +182,8 @@ def _migration_files(ctx: Context, env: EnvironmentSettings) -> DoctorCheck:
     warnings = [p for p in result.problems if p.severity == "warning"]
     if errors:
         shown = [f"{p.filename}" + (f" line {p.line}" if p.line else "") + f": {p.message}" for p in errors]
-        return _check(name, Verdict.FAIL, f"{len(errors)} problems in {directory}: {listed(shown)}",
+        problems = "1 problem" if len(errors) == 1 else f"{len(errors)} problems"
+        return _check(name, Verdict.FAIL, f"{problems} in {directory}: {listed(shown)}",
                       f"Fix the files (`dbops migrate validate {env.name}` lists every problem); nothing runs a file "
                       "that does not parse.")
     if warnings:
