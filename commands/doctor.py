@@ -184,13 +184,13 @@ def _migration_files(ctx: Context, env: EnvironmentSettings) -> DoctorCheck:
         shown = [f"{p.filename}" + (f" line {p.line}" if p.line else "") + f": {p.message}" for p in errors]
         problems = "1 problem" if len(errors) == 1 else f"{len(errors)} problems"
         return _check(name, Verdict.FAIL, f"{problems} in {directory}: {listed(shown)}",
-                      f"Fix the files (`dbops migrate validate {env.name}` lists every problem); nothing runs a file "
+                      f"Fix the files (/migrate validate {env.name} lists every problem); nothing runs a file "
                       "that does not parse.")
     if warnings:
         shown = [f"{p.filename}: {p.message}" for p in warnings]
         return _check(name, Verdict.WARN, f"{result.files_checked} files parse; {listed(shown)}",
                       "Files that are not migrations are skipped, as golang-migrate skips them; a missing down file "
-                      f"makes rolling back through its version a no-op (`dbops migrate validate {env.name}`).")
+                      f"makes rolling back through its version a no-op (/migrate validate {env.name} lists them).")
     if result.files_checked == 0:
         return _check(name, Verdict.WARN, f"{directory} has no migration files",
                       f"Check migrations_dir under [environments.{env.name}].")

@@ -196,7 +196,7 @@ def test_a_migration_file_that_does_not_parse_fails_its_line_naming_file_and_lin
     lines = check_lines(out)
     assert lines["migration files"] == (
         "FAIL", f'1 problem in {bed.migrations}: 3_broken.up.sql line 1: syntax error at or near "("')
-    assert lines["migration files fix"][1] == ("Fix the files (`dbops migrate validate test` lists every problem); "
+    assert lines["migration files fix"][1] == ("Fix the files (/migrate validate test lists every problem); "
                                                "nothing runs a file that does not parse.")
 
 
