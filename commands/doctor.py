@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Callable
 
 from commands import grammar as g
 from commands import lock_dirs, migrate_ops
@@ -29,6 +30,7 @@ from commands.results import DoctorCheck, DoctorResult, Outcome, Verdict
 from commands.units import human_size
 
 OLDEST_SERVER = 13  # the oldest PostgreSQL dbops is tested with
+SNAPSHOT_DIR, FREE_SPACE, LOCK_DIRS = "snapshot directory", "free space", "lock directories"
 
 
 def run(ctx: Context, command: g.DbopsDoctor, env: EnvironmentSettings) -> DoctorResult:
@@ -36,8 +38,8 @@ def run(ctx: Context, command: g.DbopsDoctor, env: EnvironmentSettings) -> Docto
         raise ConfigError("dbops doctor was started without a way to read PostgreSQL's catalogs (no Probe).")
     connection, facts = _connection(ctx, env)
     checks = [connection, _control(ctx, env), _client_tools(ctx, env, facts), *privilege_checks(env, facts),
-              _snapshot_dir(env), _free_space(env, facts), _migration_files(ctx, env), _lock_dirs(ctx, env),
-              _health(env), _slack(ctx)]
+              _looking(SNAPSHOT_DIR, lambda: _snapshot_dir(env)), _looking(FREE_SPACE, lambda: _free_space(env, facts)),
+              _migration_files(ctx, env), _looking(LOCK_DIRS, lambda: _lock_dirs(ctx, env)), _health(env), _slack(ctx)]
     failed = any(c.verdict is Verdict.FAIL for c in checks)
     return DoctorResult(env=env.name, checks=tuple(checks), outcome=Outcome.FAILED if failed else Outcome.DONE)
 
@@ -108,8 +110,17 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
+def _looking(name: str, check: Callable[[], DoctorCheck]) -> DoctorCheck:
+    """``check()``, or its failing line when the file system does not let dbops look."""
+    try:
+        return check()
+    except OSError as err:
+        return _check(name, Verdict.FAIL, f"could not look: {err.strerror} ({err.filename})",
+                      "Give the user dbops runs as access to the paths in the configuration.")
+
+
 def _snapshot_dir(env: EnvironmentSettings) -> DoctorCheck:
-    name, directory = "snapshot directory", env.snapshot_dir
+    name, directory = SNAPSHOT_DIR, env.snapshot_dir
     if directory is None:
         return _check(name, Verdict.SKIP, "not configured (pre_migration_snapshot = false): migrations run without a "
                                           "snapshot first")
@@ -147,7 +158,7 @@ def _read_only(path: Path) -> bool:
 
 
 def _free_space(env: EnvironmentSettings, facts: DatabaseFacts | None) -> DoctorCheck:
-    name = "free space"
+    name = FREE_SPACE
     if env.snapshot_dir is None:
         return _check(name, Verdict.SKIP, "no snapshot directory")
     if facts is None:
@@ -198,7 +209,7 @@ def _migration_files(ctx: Context, env: EnvironmentSettings) -> DoctorCheck:
 
 
 def _lock_dirs(ctx: Context, env: EnvironmentSettings) -> DoctorCheck:
-    name = "lock directories"
+    name = LOCK_DIRS
     if not env.lock_dirs:
         return _check(name, Verdict.SKIP, "none configured (lock_dirs): deploy scripts share only the advisory lock")
     timeout = timedelta(minutes=env.lock_dir_timeout_minutes)

@@ -12,6 +12,8 @@ of the session that call answers false even for the database's owner (PostgreSQL
 
 from __future__ import annotations
 
+import subprocess
+
 import psycopg
 
 from commands.config import EnvironmentSettings
@@ -19,12 +21,12 @@ from commands.errors import DatabaseError
 from commands.pg.connect import connect, describe
 from commands.pg.control import CONTROL_MIGRATIONS, CONTROL_TABLE
 from commands.pg.state import PgVersionStore
-from commands.pg.tools import Tools
+from commands.pg.tools import ToolError, Tools
 from commands.probes import ControlFacts, DatabaseFacts, RoleFacts, Unreadable
 from commands.redact import mask_url
 from commands.source import load_source
 
-_USER_SCHEMA = "{}.nspname !~ '^pg_' AND {}.nspname <> 'information_schema'"
+_USER_SCHEMA = "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"  # n: pg_namespace
 _NOT_IN_EXTENSION = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = {}::regclass AND d.objid = {} "
                      "AND d.deptype = 'e')")
 
@@ -40,21 +42,21 @@ FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = cu
 
 _SCHEMAS_NOT_OWNED = f"""
 SELECT n.nspname FROM pg_namespace n
-WHERE {_USER_SCHEMA.format('n', 'n')} AND NOT pg_has_role(n.nspowner, 'USAGE') ORDER BY 1
+WHERE {_USER_SCHEMA} AND NOT pg_has_role(n.nspowner, 'USAGE') ORDER BY 1
 """
 
 # What a restore must be able to give back its owner (pg_dump writes ALTER … OWNER TO).
 _OBJECTS_NOT_OWNED = f"""
 SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {_USER_SCHEMA.format('n', 'n')}
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND {_USER_SCHEMA}
   AND NOT pg_has_role(c.relowner, 'USAGE') AND {_NOT_IN_EXTENSION.format("'pg_class'", 'c.oid')}
 UNION ALL
 SELECT format('%I.%I()', n.nspname, p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-WHERE {_USER_SCHEMA.format('n', 'n')} AND NOT pg_has_role(p.proowner, 'USAGE')
+WHERE {_USER_SCHEMA} AND NOT pg_has_role(p.proowner, 'USAGE')
   AND {_NOT_IN_EXTENSION.format("'pg_proc'", 'p.oid')}
 UNION ALL
 SELECT format('%I.%I', n.nspname, t.typname) FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
-WHERE t.typtype IN ('e', 'd', 'r') AND {_USER_SCHEMA.format('n', 'n')} AND NOT pg_has_role(t.typowner, 'USAGE')
+WHERE t.typtype IN ('e', 'd', 'r') AND {_USER_SCHEMA} AND NOT pg_has_role(t.typowner, 'USAGE')
   AND {_NOT_IN_EXTENSION.format("'pg_type'", 't.oid')}
 ORDER BY 1
 """
@@ -63,11 +65,12 @@ ORDER BY 1
 # whose rows a policy would filter, makes the whole dump fail.
 _UNREADABLE = f"""
 SELECT n.nspname, NULL, 'no USAGE' FROM pg_namespace n
-WHERE {_USER_SCHEMA.format('n', 'n')} AND NOT has_schema_privilege(n.oid, 'USAGE')
+WHERE {_USER_SCHEMA} AND NOT has_schema_privilege(n.oid, 'USAGE')
 UNION ALL
-SELECT n.nspname, c.relname, CASE WHEN has_table_privilege(c.oid, 'SELECT') THEN 'row-level security' ELSE 'no SELECT' END
+SELECT n.nspname, c.relname,
+       CASE WHEN has_table_privilege(c.oid, 'SELECT') THEN 'row-level security' ELSE 'no SELECT' END
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'm', 'S') AND {_USER_SCHEMA.format('n', 'n')}
+WHERE c.relkind IN ('r', 'p', 'm', 'S') AND {_USER_SCHEMA}
   AND has_schema_privilege(n.oid, 'USAGE') AND {_NOT_IN_EXTENSION.format("'pg_class'", 'c.oid')}
   AND (NOT has_table_privilege(c.oid, 'SELECT')
        OR (c.relrowsecurity AND NOT (SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user)
@@ -77,7 +80,7 @@ ORDER BY 1, 2 NULLS FIRST
 
 _DATA_SIZE = f"""
 SELECT coalesce(sum(pg_table_size(c.oid)), 0)::bigint FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'm') AND ({_USER_SCHEMA.format('n', 'n')} OR c.oid = 'pg_largeobject'::regclass)
+WHERE c.relkind IN ('r', 'p', 'm') AND ({_USER_SCHEMA} OR c.oid = 'pg_largeobject'::regclass)
 """
 
 _SCHEMA = """
@@ -96,7 +99,7 @@ WHERE NOT has_table_privilege(to_regclass(format('%%I.%%I', %(schema)s::text, %(
 _UNTRUSTED_EXTENSIONS = f"""
 SELECT e.extname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
 LEFT JOIN pg_available_extension_versions v ON v.name = e.extname AND v.version = e.extversion
-WHERE {_USER_SCHEMA.format('n', 'n')} AND NOT coalesce(v.trusted, false) ORDER BY 1
+WHERE {_USER_SCHEMA} AND NOT coalesce(v.trusted, false) ORDER BY 1
 """
 
 
@@ -150,4 +153,8 @@ class PgProbe:
         return ControlFacts(version=state.version, dirty=state.dirty, latest=latest)
 
     def client_major(self, env: EnvironmentSettings) -> int:
-        return Tools.for_bin_dir(env.pg_bin_dir).major_version("pg_dump")
+        tools = Tools.for_bin_dir(env.pg_bin_dir)
+        try:
+            return tools.major_version("pg_dump")
+        except (OSError, subprocess.SubprocessError) as err:
+            raise ToolError(f"{tools.path('pg_dump')} --version did not run: {err}.") from None
