@@ -71,8 +71,9 @@ def _migrations(env: EnvironmentSettings, f: DatabaseFacts) -> DoctorCheck:
         warns.append((f"CREATE on schema {f.migrations_schema}: a migration that creates a table or view there fails",
                        f"GRANT CREATE ON SCHEMA {schema} TO {user}"))
     if f.objects_not_owned:
-        warns.append((f"{len(f.objects_not_owned)} objects belong to other roles ({listed(f.objects_not_owned)}): a "
-                      "migration that alters or drops one of them fails",
+        objects = "1 object belongs" if len(f.objects_not_owned) == 1 else f"{len(f.objects_not_owned)} objects belong"
+        warns.append((f"{objects} to other roles ({listed(f.objects_not_owned)}): a migration that alters or drops "
+                      "one of them fails",
                       f"ALTER … OWNER TO {user} for each, or run those migrations as their owner"))
     if warns:
         return _lacking(MIGRATIONS, f"role {f.role.user} can run migrations, but: ", warns, Verdict.WARN)

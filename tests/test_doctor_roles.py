@@ -85,19 +85,19 @@ def test_a_table_the_role_cannot_read_fails_the_snapshot_check_as_pg_dump_fails(
     role = app_role.name
     bed = make_bed(FILES, url=app_role.url)
     bed.run("migrate up")
-    app_role.admin("CREATE TABLE audit_secrets (id int)")  # the superuser's, granted to nobody
+    app_role.admin("CREATE TABLE payroll_archive (id int)")  # the superuser's, granted to nobody
 
     lines = lines_of(bed.run("dbops doctor"))
 
     assert lines["snapshot privileges"] == (
-        "FAIL", f"pg_dump as {role} cannot read public.audit_secrets (no SELECT): every snapshot fails, and with it "
+        "FAIL", f"pg_dump as {role} cannot read public.payroll_archive (no SELECT): every snapshot fails, and with it "
                 "every migration (each takes one first)")
     assert lines["snapshot privileges fix"][1] == (f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}; "
                                                    f"GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}.")
     assert lines["migration privileges"] == (
-        "WARN", f"role {role} can run migrations, but: 1 objects belong to other roles (public.audit_secrets): a "
+        "WARN", f"role {role} can run migrations, but: 1 object belongs to other roles (public.payroll_archive): a "
                 "migration that alters or drops one of them fails")
-    with pytest.raises(SnapshotFailed, match="permission denied for table audit_secrets"):
+    with pytest.raises(SnapshotFailed, match="permission denied for table payroll_archive"):
         bed.run('snapshot create --reason "x"')
 
     app_role.grant("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
