@@ -19,6 +19,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, Se
 
 from bot.blocks import render_interrupted
 from bot.directory import SlackDirectory
+from bot.doctor import SlackAuthCheck
 from bot.listeners import Handlers, Observer, register
 from bot.operations import OperationTracker
 from bot.schedules import CleanupSchedules
@@ -33,6 +34,7 @@ from commands.pg.control import PgAuditLog, PgOperations, PgRollbackLog, migrate
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.job_runs import PgJobRuns
+from commands.pg.privileges import PgProbe
 from commands.policy import Policy
 from commands.redact import redact
 from commands.results import OperationRecord
@@ -112,7 +114,7 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
                                    report=lambda record: report_interrupted(client, record))
     executor = Executor(settings, PgDatabases(application_name=application_name), PgDumpSnapshotter(),
                         audit=audit, approvals=approvals, rollback_log=rollbacks, policy=Policy(SlackDirectory(client)),
-                        linter=SquawkLinter())
+                        linter=SquawkLinter(), probe=PgProbe(), slack=SlackAuthCheck(client))
     # The ack runs in the request's own thread (process_before_response): were it queued with
     # the work, busy workers would delay it past Slack's 3 s, and bolt would then hand the
     # request to the next matching listener and run it twice.

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot import blocks_approvals as approval_blocks, blocks_locks as lock_blocks, blocks_migrate as migrate_blocks
+from bot import blocks_approvals as approval_blocks, blocks_doctor as doctor_blocks, blocks_locks as lock_blocks
+from bot import blocks_migrate as migrate_blocks
 from bot import blocks_plan as plan_blocks, blocks_rollback as rollback_blocks, blocks_snapshots as snapshot_blocks
 from bot.blocks_kit import (
     Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, extended, mrkdwn, plain,
@@ -22,7 +23,8 @@ from commands.errors import (
     CommandError, ConfigError, DatabaseError, SnapshotFailed, SourceError, UsageError, VersionTableError,
 )
 from commands.results import (
-    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult, CleanupResult, DryRunResult, HelpResult,
+    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult, CleanupResult, DoctorResult, DryRunResult,
+    HelpResult,
     HistoryResult, LockReleaseResult, LockStatusResult, MigrateResult, OperationRecord, PinResult, PlanResult, Progress,
     Reason, Refusal, RestoreResult, Result,
     RollbackPlan, RollbackResult, SnapshotCreated, SnapshotListResult, SnapshotVerifyResult, State, StatusResult,
@@ -86,6 +88,8 @@ def render(result: Result, *, now: datetime, command: str) -> Message:
             return lock_blocks.lock_status(result, now)
         case LockReleaseResult():
             return lock_blocks.lock_release(result)
+        case DoctorResult():
+            return doctor_blocks.doctor(result)
     raise TypeError(f"no Slack renderer for {type(result).__name__}")
 
 

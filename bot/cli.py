@@ -18,19 +18,20 @@ from bot.shell_user import shell_actor
 from bot.text import render_json, render_text, unmapped_note
 from commands import grammar
 from commands.config import Settings, load_settings
-from commands.errors import CommandError, UsageError
+from commands.errors import CommandError, DatabaseError, UsageError
 from commands.executor import Actor, Executor
 from commands.identity import unmapped_account
 from commands.pg.approvals import PgApprovals
 from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
+from commands.pg.privileges import PgProbe
 from commands.redact import redact
 from commands.squawk import SquawkLinter
 from commands.results import Outcome, Reason, Refusal
 
 EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSED: 3, Outcome.AWAITING_APPROVAL: 3}
-GRAMMAR_VERBS = ("migrate", "snapshot", "rollback", "dbops", "lock")
+GRAMMAR_VERBS = ("migrate", "snapshot", "rollback", "dbops", "lock", "doctor")
 HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
 
   dbops serve [--host H] [--port P]     the Slack bot over Socket Mode ($SLACK_APP_TOKEN); /health on P
@@ -53,6 +54,7 @@ HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
   dbops dbops approvals | approve ID | deny ID --reason "TEXT" | cancel ID | history [ENV]
   dbops lock status [ENV]               the migration lock's holder and deploy.sh's lock directories
   dbops lock release [ENV]              release a stale lock (refused while its holder is alive)
+  dbops doctor [ENV]                    every precondition checked, each with its fix; exit 1 if one fails
 
 ENV may also be given as --env ENV; it may be left out when one environment is configured.
 The configuration comes from --config or $DBOPS_CONFIG; with neither, a built-in demo runs on
@@ -85,17 +87,27 @@ def load(config_path: str | None) -> Settings:
     return demo_settings()
 
 
-def build_executor(settings: Settings) -> Executor:
+def build_executor(settings: Settings, *, doctor: bool = False) -> Executor:
     """The composition root: the real collaborators, and the audit log when a control
-    database is configured (its schema brought up to date first)."""
-    audit = approvals = rollbacks = None
+    database is configured (its schema brought up to date first). For ``doctor``, a control
+    database that cannot be used is one of the things it reports, not a reason not to start,
+    and SLACK_BOT_TOKEN (if set) is checked with Slack."""
+    audit = approvals = rollbacks = slack = None
     if settings.control_database_url:
-        migrate_control_database(settings.control_database_url)
-        audit = PgAuditLog(settings.control_database_url)
-        approvals = PgApprovals(settings.control_database_url)
-        rollbacks = PgRollbackLog(settings.control_database_url)
+        try:
+            migrate_control_database(settings.control_database_url)
+        except DatabaseError:
+            if not doctor:
+                raise
+        else:
+            audit = PgAuditLog(settings.control_database_url)
+            approvals = PgApprovals(settings.control_database_url)
+            rollbacks = PgRollbackLog(settings.control_database_url)
+    if doctor:
+        from bot.doctor import slack_check_from_environ  # Slack's client only for the doctor
+        slack = slack_check_from_environ(os.environ)
     return Executor(settings, PgDatabases(application_name="dbops-cli"), PgDumpSnapshotter(), audit=audit,
-                    approvals=approvals, rollback_log=rollbacks, linter=SquawkLinter())
+                    approvals=approvals, rollback_log=rollbacks, linter=SquawkLinter(), probe=PgProbe(), slack=slack)
 
 
 def _serve(args: list[str], config_path: str | None) -> int:
@@ -140,7 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         command = grammar.parse(args)
         settings = load(config_path)
         actor = shell_actor(settings)
-        result = build_executor(settings).run(command, actor)
+        doctor = isinstance(command, grammar.DbopsDoctor)
+        result = build_executor(settings, doctor=doctor).run(command, actor)
     except CommandError as err:
         # The grammar's usage lines are written as Slack commands; a shell user types dbops.
         message = str(err).replace("Usage: /", "Usage: dbops ").replace("  or  /", "  or  dbops ")

@@ -8,9 +8,10 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
-from bot import text_locks, text_plan, text_rollback, text_snapshots
+from bot import text_doctor, text_locks, text_plan, text_rollback, text_snapshots
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
+    DoctorResult,
     DryRunResult, HelpResult, HistoryResult, LockHolder, LockReleaseResult, LockStatusResult, MigrateResult, Mismatch,
     PinResult, PlanResult, Reason, Refusal,
     RestoreResult, Result, RollbackPlan, RollbackResult, SnapshotCreated, SnapshotInfo, SnapshotListResult,
@@ -434,6 +435,8 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
             lines = text_locks.lock_status(result, now)
         case LockReleaseResult():
             lines = text_locks.lock_release(result)
+        case DoctorResult():
+            lines = text_doctor.doctor_lines(result)
         case _:
             raise TypeError(f"no text renderer for {type(result).__name__}")
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from commands.config import EnvironmentSettings, Settings
 from commands.errors import ConfigError
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
+from commands.probes import Probe, SlackCheck
 from commands.results import Progress
 
 if TYPE_CHECKING:
@@ -46,6 +47,8 @@ class Context:
     approvals_store: Approvals | None = None
     rollback_log: RollbackLog | None = None
     linter: SqlLinter | None = None  # squawk; None: /migrate plan says it was not run
+    probe: Probe | None = None       # what /dbops doctor reads from PostgreSQL
+    slack: SlackCheck | None = None  # Slack's auth.test for /dbops doctor; None: no bot token here
     # Runs an approved command as its requester, audited (the executor supplies it).
     execute: Callable[[Any, EnvironmentSettings, Actor], Any] | None = None
     # The command's parsed SQL files (commands.migrate_ops.read_sql): the lint before an

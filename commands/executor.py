@@ -2,7 +2,7 @@
 
 It resolves the environment, binds the log context, asks the Policy whether this actor may
 run this command here, hands the command to its runner
-(``migrate_ops``, ``snapshot_ops``, ``dbops_ops``, ``lock_ops``), and records what happened in the audit
+(``migrate_ops``, ``snapshot_ops``, ``dbops_ops``, ``lock_ops``, ``doctor``), and records what happened in the audit
 log, faults included. Every Command type must have a runner: a missing one fails at
 start-up, not when a user first types it. Refusals come back as Result values; faults are
 CommandError.
@@ -17,7 +17,7 @@ from typing import Callable
 
 import structlog
 
-from commands import approval_ops, dbops_ops, grammar as g, lock_ops, rollback_ops
+from commands import approval_ops, dbops_ops, doctor, grammar as g, lock_ops, rollback_ops
 from commands.grammar import command_name
 from commands import lint_ops, migrate_ops, snapshot_ops, snapshot_scope
 from commands.config import EnvironmentSettings, Settings
@@ -26,6 +26,7 @@ from commands.errors import CommandError, UsageError
 from commands.approvals import lint_gates, needs_approval, situation
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.policy import Policy
+from commands.probes import Probe, SlackCheck
 from commands.redact import redact
 from commands.results import AuditEntry, Progress, Refusal, Result
 
@@ -57,6 +58,7 @@ RUNNERS: dict[type, Callable[..., Result]] = {
     g.Rollback: rollback_ops.rollback,
     g.DbopsLockStatus: lock_ops.status,
     g.DbopsLockRelease: lock_ops.release,
+    g.DbopsDoctor: doctor.run,
 }
 
 
@@ -64,7 +66,8 @@ class Executor:
     def __init__(self, settings: Settings, databases: Databases, snapshots: Snapshotter,
                  *, audit: AuditLog | None = None, policy: Policy | None = None,
                  approvals: Approvals | None = None, rollback_log: RollbackLog | None = None,
-                 clock: Callable[[], datetime] = utc_now, linter: SqlLinter | None = None) -> None:
+                 clock: Callable[[], datetime] = utc_now, linter: SqlLinter | None = None,
+                 probe: Probe | None = None, slack: SlackCheck | None = None) -> None:
         missing = [c.__name__ for c in g.COMMANDS if c not in RUNNERS]
         if missing:
             raise RuntimeError(f"no runner for {', '.join(missing)}")
@@ -77,6 +80,8 @@ class Executor:
         self.rollback_log = rollback_log
         self.clock = clock
         self.linter = linter
+        self.probe = probe
+        self.slack = slack
 
     def run(self, command: g.Command, actor: Actor,
             progress: Callable[[Progress], None] = ignore_progress) -> Result:
@@ -127,6 +132,7 @@ class Executor:
         return Context(settings=self.settings, databases=self.databases, snapshots=self.snapshots, actor=actor,
                        audit=self.audit, clock=self.clock, progress=progress, policy=self.policy,
                        approvals_store=self.approvals, rollback_log=self.rollback_log, linter=self.linter,
+                       probe=self.probe, slack=self.slack,
                        execute=lambda command, env, requester: self._run_approved(command, env, requester, progress))
 
     def _audited(self, command: g.Command, actor: Actor, go: Callable[[EnvironmentSettings | None], Result],

@@ -172,6 +172,14 @@ class DbopsLockRelease:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DbopsDoctor:
+    """Every precondition of the environment's operations checked, each with its fix. Read-only:
+    no approval, no lock."""
+
+    env: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class DbopsHelp:
     env: str | None = None
     needs_environment: ClassVar[bool] = False
@@ -180,12 +188,12 @@ class DbopsHelp:
 Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
            | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotRestore | SnapshotPin | SnapshotCleanup
            | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel | Rollback
-           | DbopsLockStatus | DbopsLockRelease | MigratePlan)
+           | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor)
 COMMANDS: tuple[type, ...] = (MigrateStatus, MigrateValidate, MigrateUp, MigrateDown, MigrateGoto,
                               MigrateForce, MigrateDryRun, SnapshotList, SnapshotCreate, SnapshotVerify,
                               SnapshotRestore, SnapshotPin, SnapshotCleanup, DbopsHistory, DbopsHelp,
                               DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel, Rollback, DbopsLockStatus,
-                              DbopsLockRelease, MigratePlan)
+                              DbopsLockRelease, MigratePlan, DbopsDoctor)
 # A dry run is here: it runs the pending SQL on the live database, holding its locks until the
 # rollback, and what a rollback cannot undo (sequence values) stays changed.
 STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, MigrateDryRun,
@@ -224,8 +232,9 @@ DBOPS_USAGE_LINES = {
     "deny": '/dbops deny REQUEST --reason "TEXT"',
     "cancel": "/dbops cancel REQUEST",
     "lock": "/dbops lock status [ENV]  or  /dbops lock release [ENV]",
+    "doctor": "/dbops doctor [ENV]",
 }
-DBOPS_USAGE = "/dbops help|history|approvals|approve|deny|cancel|lock …"
+DBOPS_USAGE = "/dbops help|history|approvals|approve|deny|cancel|lock|doctor …"
 _REQUEST_ID = re.compile(r"r[0-9a-f]{10}")
 
 
@@ -476,6 +485,8 @@ def _parse_dbops(args: list[str]) -> Command:
     positional, env = _trailing_env(positional, env, usage, 0)
     if verb == "approvals":
         return DbopsApprovals(env=env)
+    if verb == "doctor":
+        return DbopsDoctor(env=env)
     return DbopsHelp() if verb == "help" else DbopsHistory(env=env)
 
 
@@ -516,7 +527,7 @@ def parse(text: str | list[str]) -> Command:
         return _parse_snapshot(tokens[1:])
     if head == "dbops":
         return _parse_dbops(tokens[1:])
-    if head == "lock":  # the shell's ``dbops lock status``
+    if head in ("lock", "doctor"):  # the shell's ``dbops lock status``, ``dbops doctor``
         return _parse_dbops(tokens)
     if head == "rollback":
         return _parse_rollback(tokens[1:])

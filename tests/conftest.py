@@ -30,7 +30,9 @@ from commands.executor import Actor, Executor
 from commands.pg import embedded
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
+from commands.pg.privileges import PgProbe
 from commands.results import Result
+from tests import roles
 
 
 def wait_for(condition, *, timeout: float = 30.0, interval: float = 0.01, what: str = "condition"):
@@ -97,6 +99,14 @@ def control_url(server_url: str) -> Iterator[str]:
     yield from _fresh_database(server_url, "c")
 
 
+@pytest.fixture
+def app_role(server_url: str) -> Iterator[roles.AppRole]:
+    """A fresh database as a least-privilege application role (tests/roles.py): pass its ``url``
+    to ``make_bed`` to run dbops as that role."""
+    with roles.app_role(server_url) as role:
+        yield role
+
+
 @dataclass
 class Bed:
     """One environment named ``test`` on a fresh database, with its migrations directory."""
@@ -137,17 +147,20 @@ class Bed:
 
 @pytest.fixture
 def make_bed(database_url: str, tmp_path: Path):
-    def make(files: dict[str, str] | None = None, *, control: str | None = None, **env: Any) -> Bed:
+    def make(files: dict[str, str] | None = None, *, control: str | None = None, url: str | None = None,
+             **env: Any) -> Bed:
+        """``url``: another database than the fresh one (``app_role.url``: as a least-privilege role)."""
         migrations = tmp_path / "migrations"
         migrations.mkdir(exist_ok=True)
-        document = {"environments": {"test": {"database_url": database_url, "migrations_dir": str(migrations),
+        document = {"environments": {"test": {"database_url": url or database_url, "migrations_dir": str(migrations),
                                               "snapshot_dir": str(tmp_path / "snapshots"),
                                               "lock_wait_seconds": 2, "require_approval": [], **env}}}
         if control is not None:
             document["control"] = {"database_url": control}
         settings = parse_settings(document, source="test", base_dir=tmp_path, environ={})
-        bed = Bed(url=database_url, migrations=migrations, settings=settings,
-                  executor=Executor(settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter()))
+        bed = Bed(url=url or database_url, migrations=migrations, settings=settings,
+                  executor=Executor(settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
+                                    probe=PgProbe()))
         bed.write(files or {})
         return bed
     return make

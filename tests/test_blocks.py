@@ -38,6 +38,7 @@ from commands.results import (
 )
 from commands.results import Finding, LockEstimate, PlanFile, PlanResult
 from commands.results import Alert, AlertEvent, DiskWatchInfo, LockDirInfo, LockReleaseResult, LockStatusResult
+from commands.results import DoctorCheck, DoctorResult, Verdict
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = datetime(2026, 1, 28, 16, 30, tzinfo=UTC)
@@ -459,7 +460,40 @@ def lock_alert(subject: str, kind: str = "opened") -> Message:
     return blocks_locks.alert(event, now=NOW) if kind == "opened" else blocks_locks.resolved(event, now=NOW)
 
 
+def doctor_result() -> DoctorResult:
+    check = lambda name, verdict, detail, fix=None: DoctorCheck(name=name, verdict=verdict, detail=detail, fix=fix)
+    return DoctorResult(env="production", outcome=Outcome.FAILED, checks=(
+        check("database connection", Verdict.PASS, "connected as togather to togather (PostgreSQL 16.4)"),
+        check("control database", Verdict.PASS, "reachable; dbops' schema is at version 7"),
+        check("client tools", Verdict.PASS, "pg_dump 18 for PostgreSQL 16.4"),
+        check("migration privileges", Verdict.PASS,
+              "role togather can write public.schema_migrations and owns every object in the user schemas"),
+        check("snapshot privileges", Verdict.PASS, "role togather can read every table and sequence (pg_dump)"),
+        check("restore privileges (new-database)", Verdict.FAIL,
+              'restore_mode = "new-database" needs what role togather lacks: CREATEDB (the restore creates a database '
+              "beside this one). /snapshot restore and /rollback --snapshot would fail, changing nothing",
+              'ALTER ROLE togather CREATEDB. Or set restore_mode = "in-place" under [environments.production]: this '
+              "role can do that."),
+        check("lock release privileges", Verdict.WARN,
+              "role togather is not a member of pg_signal_backend (to end another role's session): /dbops lock "
+              "release ends only sessions of togather itself; a stale lock held by another role is kept, and said so",
+              "GRANT pg_signal_backend TO togather (as a superuser or the service's admin role), or end such a "
+              "session as its own role"),
+        check("snapshot directory", Verdict.PASS, "/var/lib/togather/db-snapshots is writable"),
+        check("free space", Verdict.PASS, "39.0 GB free in /var/lib/togather/db-snapshots; the database is 570.0 MB, "
+                                          "212.0 MB of it table data (what a snapshot holds, before zstd)"),
+        check("migration files", Verdict.FAIL, "1 problem in internal/storage/postgres/migrations: "
+                                               f"{V5}_{NAMES[V5]}.up.sql line 2: syntax error at or near \"COLUM\"",
+              "Fix the files (/migrate validate production lists every problem); nothing runs a file that "
+              "does not parse."),
+        check("lock directories", Verdict.PASS, "/tmp/togather-migration-production.lock: free, and can be taken"),
+        check("app health check", Verdict.SKIP, "not configured (health_url): a rollback cannot check the app "
+                                                "afterwards"),
+        check("Slack token", Verdict.PASS, "auth.test: authenticated as dbops in workspace togather")))
+
+
 SAMPLES = {
+    "doctor": lambda: render(doctor_result(), now=NOW, command="/dbops doctor production"),
     "lock_status_held": lambda: render(lock_status(held=True), now=NOW, command="/dbops lock status production"),
     "lock_status_free": lambda: render(lock_status(held=False), now=NOW, command="/dbops lock status production"),
     "lock_release_done": lambda: render(lock_release(done=True), now=NOW, command="/dbops lock release production"),
@@ -647,7 +681,8 @@ def test_every_result_and_reason_has_a_sample() -> None:
     kinds = {type(f()) for f in (status_clean, snapshot_list, migrate_done, dry_run, validate, snapshot_created,
                                  verify_failed, restore, pin, history, lambda: cleanup(dry_run=True), approval_needed,
                                  approval_decided, approvals_list, rollback_plan_clean, rollback_result,
-                                 lambda: lock_status(held=True), lambda: lock_release(done=True), plan_result)}
+                                 lambda: lock_status(held=True), lambda: lock_release(done=True), plan_result,
+                                 doctor_result)}
     kinds |= {HelpResult, Refusal, ApprovalRefused}
     assert kinds == set(Result.__args__)
     assert {f"refusal_{r.value}" for r in Reason if r not in APPROVAL_REASONS} <= set(SAMPLES)

@@ -79,6 +79,15 @@ def test_plan_takes_only_an_environment() -> None:
     assert "Too many arguments" in usage_error("migrate plan 2 production").message
 
 
+def test_doctor_takes_only_an_environment_in_slack_and_in_the_shell() -> None:
+    assert parse("/dbops doctor production") == grammar.DbopsDoctor(env="production")
+    assert parse("dbops doctor") == grammar.DbopsDoctor()
+    assert parse(["doctor", "--env", "staging"]) == parse(["doctor", "staging"]) == grammar.DbopsDoctor(env="staging")
+    assert "Too many arguments" in usage_error("dbops doctor 2 production").message
+    assert grammar.canonical(grammar.DbopsDoctor(), "production") == "dbops doctor production"
+    assert not grammar.changes_state(grammar.DbopsDoctor())
+
+
 def test_unknown_verb_is_a_usage_error_with_the_migrate_usage() -> None:
     error = usage_error("migrate upp")
     assert "'upp'" in error.message and "Usage: /migrate status|validate|up|down" in str(error)

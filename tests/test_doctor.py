@@ -1,0 +1,311 @@
+"""``dbops doctor`` on real PostgreSQL, a real local Slack fake and a real app health endpoint:
+one line per check, each failure with its fix, exit 0 only when nothing fails."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.text import render_text
+from tests.slack_fake import FakeSlack
+
+FILES = {"1_users.up.sql": "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);",
+         "1_users.down.sql": "DROP TABLE users;",
+         "2_orders.up.sql": "CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint REFERENCES users);",
+         "2_orders.down.sql": "DROP TABLE orders;"}
+CHECKS = ("database connection", "control database", "client tools", "migration privileges", "snapshot privileges",
+          "restore privileges (in-place)", "lock release privileges", "snapshot directory", "free space",
+          "migration files", "lock directories", "app health check", "Slack token")
+HEALTHY = {"status": "pass", "checks": {"migrations": {"status": "pass", "message": "Migrations applied (version 2)",
+                                                        "details": {"version": 2, "dirty": False}}}}
+
+
+class _App(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps(HEALTHY).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def health_url() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _App)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/health"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        yield fake
+
+
+def write_config(tmp_path: Path, database_url: str, *, control: str | None = None, **env: object) -> str:
+    """A dbops.toml for environment ``test``; ``env`` adds or replaces its keys."""
+    keys = {"database_url": database_url, "migrations_dir": str(tmp_path / "migrations"),
+            "snapshot_dir": str(tmp_path / "snapshots"), "require_approval": [], **env}
+    lines = ([f"[control]\ndatabase_url = {json.dumps(control)}\n"] if control else []) + ["[environments.test]"]
+    lines += [f"{key} = {json.dumps(value)}" for key, value in keys.items() if value is not None]
+    path = tmp_path / "dbops.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def doctor(capsys, config: str, *args: str, environ: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run ``dbops doctor`` with ``environ`` set (and SLACK_* unset unless given); exit code, output."""
+    saved = {k: os.environ.pop(k) for k in ("SLACK_BOT_TOKEN", "SLACK_API_URL") if k in os.environ}
+    os.environ.update(environ or {})
+    try:
+        code = main(["doctor", *args, "--config", config])
+    finally:
+        for key in environ or {}:
+            os.environ.pop(key, None)
+        os.environ.update(saved)
+    return code, capsys.readouterr().out
+
+
+def check_lines(out: str) -> dict[str, tuple[str, str]]:
+    """Each check's line as (label, detail), by name; and its fix under ``name + " fix"``."""
+    found: dict[str, tuple[str, str]] = {}
+    last = None
+    for line in out.splitlines()[1:]:
+        if line.startswith("        fix: "):
+            found[f"{last} fix"] = ("fix", line.removeprefix("        fix: "))
+            continue
+        label, rest = line[2:6].strip(), line[8:]
+        last, _, detail = rest.partition(": ")
+        found[last] = (label, detail)
+    return found
+
+
+@pytest.fixture
+def good(make_bed, control_url, tmp_path, health_url, slack):
+    """A superuser's environment where everything is in order; returns (bed, config, Slack's environ)."""
+    bed = make_bed(FILES)
+    (tmp_path / "snapshots").mkdir()
+    (tmp_path / "locks").mkdir()
+    config = write_config(tmp_path, bed.url, control=control_url, health_url=health_url,
+                          lock_dirs=[str(tmp_path / "locks" / "togather-migration-test.lock")])
+    return bed, config, {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_API_URL": slack.api_url}
+
+
+def test_doctor_passes_every_check_as_superuser_on_a_good_config_and_exits_0(good, capsys, slack):
+    bed, config, environ = good
+    code, out = doctor(capsys, config, environ=environ)
+
+    assert code == 0, out
+    assert out.splitlines()[0] == "test: every check passed"
+    lines = check_lines(out)
+    assert tuple(lines) == CHECKS, out
+    assert all(label == "ok" for label, _ in lines.values()), out
+    assert lines["database connection"][1].startswith("connected as postgres to ")
+    assert lines["restore privileges (in-place)"][1] == "role postgres can restore a snapshot in place (superuser)"
+    assert lines["migration files"][1] == f"4 files in {bed.migrations} parse; none skipped"
+    assert lines["Slack token"][1] == "auth.test: authenticated as dbops in workspace dbops-test"
+    assert [c.method for c in slack.calls] == ["auth.test"]
+
+
+
+
+def lines_of(result) -> dict[str, tuple[str, str]]:
+    return check_lines(render_text(result))
+
+
+def test_doctor_json_is_one_object_with_every_check_in_order(good, capsys):
+    bed, config, _ = good
+    code, out = doctor(capsys, config, "test", "--format", "json")
+
+    assert code == 0, out
+    result = json.loads(out)
+    assert (result["kind"], result["env"], result["outcome"], result["operation"]) == (
+        "DoctorResult", "test", "done", "doctor")
+    assert [c["name"] for c in result["checks"]] == list(CHECKS)
+    assert all(set(c) == {"kind", "name", "verdict", "detail", "fix"} for c in result["checks"])
+    assert {c["verdict"] for c in result["checks"][:-1]} == {"pass"}
+    assert result["checks"][-1] == {"kind": "DoctorCheck", "name": "Slack token", "verdict": "skip",
+                                    "detail": "not configured (SLACK_BOT_TOKEN unset)",
+                                    "fix": "Set SLACK_BOT_TOKEN (and SLACK_API_URL, if not Slack's own) to check the "
+                                           "bot's token."}
+
+
+def test_a_token_slack_refuses_fails_its_line_and_is_never_shown(good, capsys, slack):
+    bed, config, environ = good
+    code, out = doctor(capsys, config, environ={**environ, "SLACK_BOT_TOKEN": "xoxb-not-the-bots-token"})
+
+    assert code == 1
+    assert out.splitlines()[0] == "test: doctor found problems: 1 failed, 12 passed"
+    lines = check_lines(out)
+    assert lines["Slack token"] == ("FAIL", "auth.test: Slack refused the token (invalid_auth)")
+    assert lines["Slack token fix"][1].startswith("Set SLACK_BOT_TOKEN to the app's Bot User OAuth Token")
+    assert "not-the-bots-token" not in out
+    assert [(c.method, c.error) for c in slack.calls] == [("auth.test", "invalid_auth")]
+
+
+def test_an_unreachable_control_database_fails_its_line_and_the_rest_still_run(good, capsys, tmp_path):
+    bed, config, environ = good
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql://dbops:s3cret-control@127.0.0.1:{port}/dbops_control"
+    text = Path(config).read_text()
+    Path(config).write_text(text.replace(text.split("\n")[1], f"database_url = {json.dumps(url)}"))
+
+    code, out = doctor(capsys, config, environ=environ)
+
+    assert code == 1
+    lines = check_lines(out)
+    label, detail = lines["control database"]
+    assert label == "FAIL"
+    assert detail.startswith(f"Cannot connect to postgresql://dbops:****@127.0.0.1:{port}/dbops_control: ")
+    assert detail.endswith("approvals, the audit log, alerts and schedules live there, and dbops serve does not "
+                           "start without it")
+    assert lines["control database fix"][1].startswith("Check [control] database_url: host, port, database, user")
+    assert "s3cret-control" not in out
+    assert [label for name, (label, _) in lines.items() if not name.endswith(" fix")].count("ok") == 12
+
+
+def test_a_migration_file_that_does_not_parse_fails_its_line_naming_file_and_line(good, capsys):
+    bed, config, environ = good
+    bed.write({"3_broken.up.sql": "CREATE TABLE (id int);", "3_broken.down.sql": "", "README.md": "notes"})
+
+    code, out = doctor(capsys, config, environ=environ)
+
+    assert code == 1
+    lines = check_lines(out)
+    assert lines["migration files"] == (
+        "FAIL", f'1 problem in {bed.migrations}: 3_broken.up.sql line 1: syntax error at or near "("')
+    assert lines["migration files fix"][1] == ("Fix the files (/migrate validate test lists every problem); "
+                                               "nothing runs a file that does not parse.")
+
+
+def test_duplicate_versions_and_stray_files_are_named(good, capsys):
+    bed, config, environ = good
+    bed.write({"README.md": "notes"})
+    assert check_lines(doctor(capsys, config, environ=environ)[1])["migration files"] == (
+        "WARN", "4 files parse; README.md: skipped: not named VERSION_NAME.up.sql or VERSION_NAME.down.sql")
+    bed.write({"01_users.up.sql": "SELECT 1;"})
+
+    code, out = doctor(capsys, config, environ=environ)
+
+    assert code == 1
+    assert check_lines(out)["migration files"] == (
+        "FAIL", "Duplicate migration: 01_users.up.sql and 1_users.up.sql are both version 1 up. golang-migrate "
+                "refuses this directory too; rename or remove one of them.")
+
+
+@pytest.fixture
+def read_only(tmp_path) -> Iterator[Path]:
+    """A real read-only file system (root writes anywhere else)."""
+    mountpoint = tmp_path / "read-only"
+    mountpoint.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mountpoint)], check=True)
+    yield mountpoint
+    subprocess.run(["umount", str(mountpoint)], check=True)
+
+
+def test_an_unwritable_snapshot_dir_fails_with_its_fix(make_bed, read_only, tmp_path, capsys):
+    bed = make_bed(FILES)
+    code, out = doctor(capsys, write_config(tmp_path, bed.url, snapshot_dir=str(read_only)))
+
+    assert code == 1
+    lines = check_lines(out)
+    assert lines["snapshot directory"] == (
+        "FAIL", f"{read_only} is on a read-only file system: every snapshot fails, and with it every migration")
+    assert lines["snapshot directory fix"][1] == (
+        f"Give the user dbops runs as write access to {read_only} (on a read-write file system), or change "
+        "snapshot_dir under [environments.test].")
+
+
+def test_a_missing_snapshot_dir_fails_when_it_cannot_be_made_and_warns_when_it_can(make_bed, read_only, tmp_path,
+                                                                                   capsys):
+    bed = make_bed(FILES)
+    cannot = read_only / "snapshots"
+    code, out = doctor(capsys, write_config(tmp_path, bed.url, snapshot_dir=str(cannot)))
+    assert code == 1
+    lines = check_lines(out)
+    assert lines["snapshot directory"] == (
+        "FAIL", f"{cannot} does not exist and cannot be made: {read_only} is on a read-only file system")
+    assert lines["snapshot directory fix"][1].startswith(f"mkdir -p {cannot} and give the user dbops runs as write")
+
+    can = tmp_path / "not-yet" / "snapshots"
+    code, out = doctor(capsys, write_config(tmp_path, bed.url, snapshot_dir=str(can)))
+    assert code == 0
+    assert check_lines(out)["snapshot directory"] == (
+        "WARN", f"{can} does not exist yet; the first snapshot makes it, on the file system of {tmp_path} (if it "
+                "should be a mounted volume, it is not mounted)")
+    assert not (tmp_path / "not-yet").exists()  # the doctor only looks
+
+
+def test_a_snapshot_that_cannot_fit_fails_the_free_space_line(make_bed, small_filesystem, tmp_path, capsys):
+    bed = make_bed(FILES)
+    bed.run("migrate up")
+    bed.execute("INSERT INTO users (email) SELECT md5(i::text) || md5(i::text) FROM generate_series(1, 100000) i")
+
+    code, out = doctor(capsys, write_config(tmp_path, bed.url, snapshot_dir=str(small_filesystem)))
+
+    assert code == 1
+    label, detail = check_lines(out)["free space"]
+    assert label == "FAIL"
+    assert re.match(rf"2[0-9.]+ KB free in {small_filesystem}; the database is [0-9.]+ MB, 1[0-9.]+ MB of it table "
+                    "data", detail), detail
+    assert detail.endswith("(what a snapshot holds, before zstd): a snapshot will not fit, and every migration takes "
+                           "one first")
+    assert check_lines(out)["free space fix"][1] == (
+        f"Free space (/snapshot cleanup test deletes old snapshots) or give {small_filesystem} more room.")
+
+
+def test_a_lock_dir_whose_parent_is_missing_fails_and_a_dead_app_health_check_fails(make_bed, tmp_path):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    lock = tmp_path / "no-such-dir" / "migration.lock"
+    bed = make_bed(FILES, lock_dirs=[str(lock)], health_url=f"http://127.0.0.1:{port}/health")
+
+    lines = lines_of(bed.run("dbops doctor"))
+
+    assert lines["lock directories"] == ("FAIL", f"{lock} cannot be taken: {lock.parent} does not exist, so every "
+                                                 "migration fails")
+    label, detail = lines["app health check"]
+    assert label == "FAIL" and detail.startswith(f"Could not reach http://127.0.0.1:{port}/health: ")
+    assert lines["app health check fix"][1].startswith("Check health_url under [environments.test]")
+
+
+# --- Slack ----------------------------------------------------------------------------------------------
+
+def test_slash_dbops_doctor_answers_privately_with_one_row_per_check(make_bed, control_url):
+    from tests.slack_bed import serving, text_of
+    with FakeSlack() as fake:
+        bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"])
+        with serving(bed, fake, control_url) as scenario:
+            status, ack, url = scenario.command("doctor test", command="/dbops")
+            assert status == 200 and ack == ""
+            reply = scenario.reply(url)
+            audit = scenario.audit()
+
+    assert reply["response_type"] == "ephemeral"
+    shown = text_of(reply)
+    assert reply["blocks"][0]["text"]["text"] == "*test*: no check failed: 1 warning, 10 passed, 2 skipped"
+    assert ":white_check_mark: *Slack token*: auth.test: authenticated as dbops in workspace dbops-test" in shown
+    assert ":warning: *snapshot directory*:" in shown and "_Fix:_ mkdir -p" in shown
+    assert all(f"*{name}*" in shown for name in CHECKS)
+    assert fake.calls_to("chat.postMessage") == []
+    assert ("U0ALICE", "C0INCIDENT", "dbops doctor", "done") in audit
