@@ -225,7 +225,11 @@ def test_a_lock_held_too_long_alerts_once_and_resolves_when_released(make_bed, c
         [("opened", "stale_lock", holder.info.backend_pid)]
     assert opened[0].alert.holder.application_name == "migrate"
     assert watcher.tick(env) == []
+    pid = holder.info.backend_pid
     holder.close()
+    # close() returns before the server has ended the session and so released its lock.
+    wait_for(lambda: not bed.query("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)),
+             what="the holder's session to end")
     assert [(e.kind, e.alert.subject) for e in watcher.tick(env)] == [("resolved", "stale_lock")]
     assert watcher.tick(env) == []
 
