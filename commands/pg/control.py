@@ -14,7 +14,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from commands.errors import DatabaseError
-from commands.pg.connect import connect, control_connection, describe, run_once
+from commands.pg.connect import CONTROL, connect, control_connection, control_error, run_once
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
@@ -30,7 +30,7 @@ CONTROL_TABLE = "dbops_schema_migrations"
 def migrate_control_database(url: str) -> int:
     """Bring the control database's schema up to date; return its version."""
     source = load_source(CONTROL_MIGRATIONS)
-    with connect(url, application_name="dbops-control") as conn:
+    with connect(url, database=CONTROL, application_name="dbops-control") as conn:
         schema = conn.execute("SELECT coalesce(current_schema(), 'public')").fetchone()[0]
         lock = PgAdvisoryLock(conn, golang_migrate_lock_key(schema=schema, table=CONTROL_TABLE, database_url=url))
         holder = lock.acquire(60)
@@ -70,14 +70,15 @@ class PgAuditLog:
                     (entry.at, entry.actor, entry.channel, entry.surface, entry.environment, entry.command,
                      Jsonb(entry.arguments), entry.outcome, entry.detail, entry.duration_ms))
         except psycopg.Error as err:
-            raise DatabaseError(f"Could not write the audit log: {describe(err)}") from None
+            raise control_error("could not write the audit log", err) from None
 
     def latest(self, environment: str | None, limit: int) -> list[AuditEntry]:
-        with control_connection(self.url) as conn:
-            rows = conn.execute(
-                """SELECT at, actor, channel, surface, environment, command, arguments, outcome, detail, duration_ms
-                   FROM dbops_audit_log WHERE %(env)s::text IS NULL OR environment = %(env)s
-                   ORDER BY at DESC, id DESC LIMIT %(limit)s""", {"env": environment, "limit": limit}).fetchall()
+        rows = run_once(self.url,
+                        """SELECT at, actor, channel, surface, environment, command, arguments, outcome, detail,
+                                  duration_ms
+                           FROM dbops_audit_log WHERE %(env)s::text IS NULL OR environment = %(env)s
+                           ORDER BY at DESC, id DESC LIMIT %(limit)s""", {"env": environment, "limit": limit},
+                        failure="could not read the audit log")
         return [AuditEntry(at=r[0], actor=r[1], channel=r[2], surface=r[3], environment=r[4], command=r[5],
                            arguments=r[6], outcome=r[7], detail=r[8], duration_ms=r[9]) for r in rows]
 
@@ -89,7 +90,7 @@ class PgOperations:
         self.url = url
 
     def _execute(self, query: str, params: dict) -> list[tuple]:
-        return run_once(self.url, query, params, failure="Could not update the operations table")
+        return run_once(self.url, query, params, failure="could not update the operations table")
 
     def start(self, *, environment: str | None, command: str, actor: str, channel: str | None,
               message_ts: str | None, owner: str) -> int:
@@ -147,4 +148,4 @@ class PgRollbackLog:
                      result.before.version, result.before.dirty, result.after.version, result.after.dirty,
                      result.outcome.value, Jsonb(checks)))
         except psycopg.Error as err:
-            raise DatabaseError(f"Could not write the rollback log: {describe(err)}") from None
+            raise control_error("could not write the rollback log", err) from None
