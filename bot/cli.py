@@ -22,7 +22,7 @@ from commands.errors import CommandError, UsageError
 from commands.executor import Actor, Executor
 from commands.identity import unmapped_account
 from commands.pg.approvals import PgApprovals
-from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_database
+from commands.pg.control import PgAuditLog, PgRollbackLog, prepare_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.redact import redact
@@ -87,10 +87,11 @@ def load(config_path: str | None) -> Settings:
 
 def build_executor(settings: Settings) -> Executor:
     """The composition root: the real collaborators, and the audit log when a control
-    database is configured (its schema brought up to date first)."""
+    database is configured (its schema brought up to date first, or, while it cannot be
+    reached, when the audit log is first written)."""
     audit = approvals = rollbacks = None
     if settings.control_database_url:
-        migrate_control_database(settings.control_database_url)
+        prepare_control_database(settings.control_database_url)
         audit = PgAuditLog(settings.control_database_url)
         approvals = PgApprovals(settings.control_database_url)
         rollbacks = PgRollbackLog(settings.control_database_url)

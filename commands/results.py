@@ -38,6 +38,16 @@ class Reason(str, Enum):
     UNKNOWN_REQUEST = "unknown_request"
     WRONG_CHANNEL = "wrong_channel"  # the environment does not take commands from this channel
     NOT_OPERATOR = "not_operator"    # a state-changing command from someone not in ``operators``
+    CONTROL_UNREACHABLE = "control_unreachable"  # it needs the control database, which cannot be reached
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultBase:
+    """What every Result carries besides its own facts."""
+
+    # Why this run's audit record could not be written ("control database unreachable", or the
+    # fault's message); None when it was written, or when no audit log is configured.
+    audit_unwritten: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,7 +102,7 @@ class Mismatch:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StatusResult:
+class StatusResult(ResultBase):
     env: str
     state: State
     applied: tuple[MigrationInfo, ...]
@@ -142,7 +152,7 @@ class StepFailure:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MigrateResult:
+class MigrateResult(ResultBase):
     """The outcome of up/down/goto/force: what ran, what failed, the state before and after."""
 
     env: str
@@ -157,7 +167,7 @@ class MigrateResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Refusal:
+class Refusal(ResultBase):
     env: str
     operation: str
     reason: Reason
@@ -169,6 +179,7 @@ class Refusal:
     snapshot: str | None = None
     lock_dir: "LockDirInfo | None" = None  # LOCK_HELD by deploy.sh's lock directory, not the advisory lock
     allowed: tuple[str, ...] = ()  # WRONG_CHANNEL: the channels; NOT_OPERATOR: the operators
+    detail: str | None = None  # CONTROL_UNREACHABLE: the connection error (masked), naming the control database
     outcome: Outcome = Outcome.REFUSED
 
 
@@ -184,7 +195,7 @@ class DryRunFile:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DryRunResult:
+class DryRunResult(ResultBase):
     env: str
     state: State
     files: tuple[DryRunFile, ...]
@@ -202,7 +213,7 @@ class FileProblem:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ValidateResult:
+class ValidateResult(ResultBase):
     env: str
     files_checked: int
     problems: tuple[FileProblem, ...] = field(default_factory=tuple)
@@ -231,7 +242,7 @@ class DiskUsage:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SnapshotListResult:
+class SnapshotListResult(ResultBase):
     env: str
     snapshots: tuple[SnapshotInfo, ...]  # newest first
     orphans: tuple[str, ...]
@@ -242,7 +253,7 @@ class SnapshotListResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SnapshotCreated:
+class SnapshotCreated(ResultBase):
     env: str
     snapshot: SnapshotInfo
     sha256: str
@@ -260,7 +271,7 @@ class Check:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SnapshotVerifyResult:
+class SnapshotVerifyResult(ResultBase):
     env: str
     name: str
     checks: tuple[Check, ...]
@@ -275,7 +286,7 @@ class TableRows:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RestoreResult:
+class RestoreResult(ResultBase):
     env: str
     name: str
     mode: str
@@ -290,7 +301,7 @@ class RestoreResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PinResult:
+class PinResult(ResultBase):
     env: str
     name: str
     pinned: bool
@@ -299,7 +310,7 @@ class PinResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CleanupResult:
+class CleanupResult(ResultBase):
     env: str
     dry_run: bool
     retention_days: int
@@ -368,7 +379,7 @@ class PlanFile:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlanResult:
+class PlanResult(ResultBase):
     """``/migrate plan``: the pending migrations in order, linted; FAILED when a finding blocks ``up``."""
 
     env: str
@@ -420,7 +431,7 @@ class ApprovalRequest:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApprovalNeeded:
+class ApprovalNeeded(ResultBase):
     """The operation needs a second person: a request was made and waits for them."""
 
     env: str
@@ -430,7 +441,7 @@ class ApprovalNeeded:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApprovalRefused:
+class ApprovalRefused(ResultBase):
     """Approve, deny or cancel refused; ``request`` None when there is no such request."""
 
     env: str | None
@@ -443,7 +454,7 @@ class ApprovalRefused:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApprovalDecided:
+class ApprovalDecided(ResultBase):
     """A request approved and executed (``result``), denied or cancelled."""
 
     env: str
@@ -454,7 +465,7 @@ class ApprovalDecided:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApprovalsResult:
+class ApprovalsResult(ResultBase):
     env: str | None
     pending: tuple[ApprovalRequest, ...]
     outcome: Outcome = Outcome.DONE
@@ -475,7 +486,7 @@ class RollbackOption:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RollbackPlan:
+class RollbackPlan(ResultBase):
     env: str
     state: State
     migration: MigrationInfo | None   # the one being undone (the current, or the failed, version)
@@ -505,7 +516,7 @@ class AppHealthCheck:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RollbackResult:
+class RollbackResult(ResultBase):
     env: str
     method: str
     reason: str
@@ -574,7 +585,7 @@ class DiskWatchInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
-class LockStatusResult:
+class LockStatusResult(ResultBase):
     """``/dbops lock status``: the migration lock's holder and the configured lock directories."""
 
     env: str
@@ -587,7 +598,7 @@ class LockStatusResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class LockReleaseResult:
+class LockReleaseResult(ResultBase):
     """``/dbops lock release``: what was released, and what was not and why.
 
     ``terminated``: the idle holder's pid whose session was ended. ``refused``: a code per
@@ -632,7 +643,7 @@ class OperationRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HistoryResult:
+class HistoryResult(ResultBase):
     env: str | None
     entries: tuple[AuditEntry, ...]  # newest first
     outcome: Outcome = Outcome.DONE
@@ -640,7 +651,7 @@ class HistoryResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HelpResult:
+class HelpResult(ResultBase):
     usage: tuple[str, ...]
     env: str | None = None
     outcome: Outcome = Outcome.DONE

@@ -3,17 +3,21 @@ restoring a snapshot can never erase the record of who restored it.
 
 Its schema is a golang-migrate migration set (``commands/control_migrations``) applied by
 dbops' own engine at start-up, under the same advisory lock, so several replicas starting
-at once apply it once.
+at once apply it once. A process that starts while the control database cannot be reached
+keeps going: the schema is brought up to date the first time it can be
+(``ensure_control_schema``), before the first audit record is written there.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import psycopg
+import structlog
 from psycopg.types.json import Jsonb
 
-from commands.errors import DatabaseError
+from commands.errors import DatabaseError, DatabaseUnreachable
 from commands.pg.connect import CONTROL, connect, control_connection, control_error, run_once
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
@@ -25,6 +29,33 @@ from commands.sqlscan import scan
 
 CONTROL_MIGRATIONS = Path(__file__).resolve().parents[1] / "control_migrations"
 CONTROL_TABLE = "dbops_schema_migrations"
+log = structlog.get_logger("dbops.control")
+_up_to_date: set[str] = set()  # the control databases this process has migrated
+_migrating = threading.Lock()
+
+
+def ensure_control_schema(url: str) -> None:
+    """Bring the control database's schema up to date unless this process already did.
+
+    Raises DatabaseUnreachable (its message starts "control database: ") while the control
+    database cannot be reached, and DatabaseError when it cannot be migrated."""
+    if url in _up_to_date:
+        return
+    with _migrating:
+        if url not in _up_to_date:
+            migrate_control_database(url)
+
+
+def prepare_control_database(url: str) -> bool:
+    """At start-up: bring the control database's schema up to date, or, when it cannot be
+    reached, log why and return False (``ensure_control_schema`` does it later). Any other
+    fault (a dirty control database, a failing migration) is raised: no use starting."""
+    try:
+        migrate_control_database(url)
+    except DatabaseUnreachable as err:
+        log.error("control.unreachable", error=err.message)
+        return False
+    return True
 
 
 def migrate_control_database(url: str) -> int:
@@ -49,7 +80,9 @@ def migrate_control_database(url: str) -> int:
                 error = runner.apply(scan(step.file.path.read_text(encoding="utf-8")), step.target)
                 if error is not None:
                     raise DatabaseError(f"Control database migration {step.migration.label} failed: {error.message}")
-            return store.read().version
+            version = store.read().version
+            _up_to_date.add(url)
+            return version
         finally:
             lock.release()
 
@@ -60,7 +93,12 @@ class PgAuditLog:
     def __init__(self, url: str) -> None:
         self.url = url
 
+    def check(self) -> None:
+        ensure_control_schema(self.url)
+        run_once(self.url, "SELECT 1", {}, failure="could not reach it")
+
     def record(self, entry: AuditEntry) -> None:
+        ensure_control_schema(self.url)
         try:
             with control_connection(self.url) as conn:
                 conn.execute(
