@@ -268,3 +268,34 @@ dirty_check_seconds = 1
         finally:
             assert served.stop() == 0
     assert "Traceback" not in served.log_path.read_text()
+
+
+def test_approve_pressed_while_the_control_database_is_down_is_refused_then_works_when_it_is_back(
+        own_server, make_bed):
+    from tests.slack_bed import SECRET, serving, text_of
+    from tests.slack_fake import FakeSlack
+    from tests.slack_fake_requests import press_button, sign
+
+    control = embedded.ensure_database(own_server.base, "control")
+    bed = make_bed(FILES, control=control, channels=["C0INCIDENT"], approvers=["U0BOB"], require_approval=["up"])
+    with FakeSlack() as fake, serving(bed, fake, control) as desk:
+        desk.command("up")
+        card = fake.wait_for_message("C0INCIDENT", lambda m: "dbops_approve" in text_of(m))
+
+        def approve() -> None:
+            body = press_button(card, "Approve", user_id="U0BOB",
+                                response_url=fake.response_url(user="U0BOB", message_ts=card.ts))
+            assert desk.post(body, sign(SECRET, body))[0] == 200
+
+        own_server.stop()
+        approve()
+        refusal = fake.wait_for_message("C0INCIDENT", lambda m: m.ephemeral_to == "U0BOB", timeout=30)
+        assert "was not answered: dbops' control database, where requests are kept, cannot be reached" in (
+            text_of(refusal))
+        assert "control database: could not connect to" in text_of(refusal) and bed.state() is None
+
+        own_server.start()
+        approve()
+        fake.wait_for_message("C0INCIDENT", lambda m: m.ts == card.ts and "dbops_approve" not in text_of(m)
+                              and "elapsed" not in text_of(m), timeout=60)
+        assert bed.state() == (2, False)
