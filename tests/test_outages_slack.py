@@ -172,8 +172,9 @@ def test_an_attempt_slack_leaves_hanging_times_out_is_logged_and_the_next_one_co
         fake.outage("hang")
         link = http_link(fake.bot_token, fake.api_url, timeout=0.3, first_delay=0.05, pause=lambda: 1.0)
         assert link.attempt() is False
-        assert link.check().as_json() == {"status": "fail", "message": "Slack's API not reached yet: no answer in time; "
-                                          "retrying", "details": {"attempts": 1}}
+        assert link.check().as_json() == {
+            "status": "fail", "message": "Slack's API not reached yet: no answer in time; retrying",
+            "details": {"attempts": 1}}
         stop = threading.Event()
         running = threading.Thread(target=link.run, args=(stop,))
         running.start()
