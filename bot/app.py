@@ -30,7 +30,7 @@ from commands.executor import Executor
 from commands.context import utc_now
 from commands.pg.alerts import PgAlerts
 from commands.pg.approvals import PgApprovals
-from commands.pg.control import PgAuditLog, PgOperations, PgRollbackLog, migrate_control_database
+from commands.pg.control import PgAuditLog, PgOperations, PgRollbackLog, prepare_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.job_runs import PgJobRuns
@@ -76,6 +76,7 @@ class Bot:
     tracker: OperationTracker | None
     watchers: Watchers | None = None  # started by ``dbops serve`` (tests tick them by hand)
     work: ThreadPoolExecutor | None = None
+    control_ready: bool = True  # False: the control database could not be reached at start-up
 
     def stop(self) -> None:
         """Stop the watchers, then let every acknowledged command finish: none is dropped."""
@@ -104,8 +105,9 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
     where there is no signature to check; ``observe`` hears every command's outcome."""
     client = web_client(slack)
     audit = tracker = approvals = rollbacks = None
+    control_ready = True
     if settings.control_database_url:
-        migrate_control_database(settings.control_database_url)
+        control_ready = prepare_control_database(settings.control_database_url)
         audit = PgAuditLog(settings.control_database_url)
         approvals = PgApprovals(settings.control_database_url)
         rollbacks = PgRollbackLog(settings.control_database_url)
@@ -120,8 +122,11 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
     # request to the next matching listener and run it twice.
     if work is None:
         work = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbops-work")
+    # No auth.test here: Slack may be out of reach at start-up, and dbops serve then keeps
+    # trying (bot.slack_link); bolt asks auth.test itself at the first request it handles.
     app = App(client=client, signing_secret=slack.signing_secret, process_before_response=True,
-              request_verification_enabled=verify_requests and not socket_mode, listener_executor=work)
+              request_verification_enabled=verify_requests and not socket_mode, listener_executor=work,
+              token_verification_enabled=False)
     register(app, Handlers(executor=executor, progress_interval=progress_interval, tracker=tracker, observe=observe))
     watchers = None
     if settings.control_database_url:
@@ -136,7 +141,8 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
                             sweeper=ApprovalSweeper(client, approvals))
     if tracker is not None:
         tracker.run_in_background()
-    return Bot(app=app, executor=executor, client=client, tracker=tracker, watchers=watchers, work=work)
+    return Bot(app=app, executor=executor, client=client, tracker=tracker, watchers=watchers, work=work,
+               control_ready=control_ready)
 
 
 def report_interrupted(client: WebClient, record: OperationRecord) -> None:

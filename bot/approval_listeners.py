@@ -19,7 +19,7 @@ from bot.blocks_approvals import render_request_final
 from bot.progress import ProgressMessage
 from commands import grammar as g
 from commands.context import Actor
-from commands.errors import UsageError
+from commands.errors import CommandError, UsageError
 from commands.results import ApprovalDecided, ApprovalRefused, Result
 
 log = structlog.get_logger("dbops.approvals.slack")
@@ -82,8 +82,12 @@ class ApprovalHandlers:
             self.handlers.send(respond, client, actor, render_unknown(action.get("value", "")), replace_original=False)
             return
         command = make(request_id)
-        reporter = None
-        found = self.handlers.executor.approvals.get(request_id) if isinstance(command, g.DbopsApprove) else None
+        reporter = found = None
+        if isinstance(command, g.DbopsApprove):
+            try:
+                found = self.handlers.executor.approvals.get(request_id)
+            except CommandError:  # the control database is away: the executor refuses it, saying so
+                pass
         if found is not None:  # the card shows the approved operation's progress, then its result
             request = found[0]
             reporter = ProgressMessage(client, channel=actor.channel, user=request.requester, command=request.command,

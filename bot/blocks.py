@@ -41,7 +41,17 @@ HISTORY_SHOWN = 25
 
 
 def render(result: Result, *, now: datetime, command: str) -> Message:
-    """``result`` as a Slack reply; ``command`` is what the user typed (``/migrate up 2 staging``)."""
+    """``result`` as a Slack reply; ``command`` is what the user typed (``/migrate up 2 staging``).
+    A result whose audit record could not be written says so last."""
+    message = _render(result, now=now, command=command)
+    if not result.audit_unwritten:
+        return message
+    note = f"⚠️ The audit record could not be written ({result.audit_unwritten})."
+    return extended(Message(text=f"{message.text} {note}", blocks=message.blocks),
+                    {"type": "context", "elements": [mrkdwn(esc(shorten(note, 1000)))]})
+
+
+def _render(result: Result, *, now: datetime, command: str) -> Message:
     match result:
         case StatusResult():
             return migrate_blocks.status(result, now)
@@ -97,7 +107,8 @@ def render(result: Result, *, now: datetime, command: str) -> Message:
 
 def _slash(operation: str) -> str:
     """An operation as the user would type it: "up" -> "/migrate up", "snapshot pin" -> "/snapshot pin"."""
-    return f"/{operation}" if operation.split(" ", 1)[0] in ("migrate", "snapshot", "dbops") else f"/migrate {operation}"
+    first = operation.split(" ", 1)[0]
+    return f"/{operation}" if first in ("migrate", "snapshot", "dbops", "rollback") else f"/migrate {operation}"
 
 
 def _refused(r: Refusal, why: str) -> Card:
@@ -147,6 +158,12 @@ def _refusal(r: Refusal, now: datetime) -> Message:
                 detail = (f"No channel is configured for that environment: set `channels` under "
                           f"{code(f'[environments.{env}]')} in the dbops configuration. Nothing was changed.")
             card = Card(plain(headline)).section(headline).section(detail)
+        case Reason.CONTROL_UNREACHABLE:
+            card = _refused(r, "dbops' control database cannot be reached")
+            card.section("Every change dbops makes is recorded there (the audit log, approvals), so it makes none "
+                         "without it. Nothing was changed.\nRead-only commands (`/migrate status`, `/snapshot list`, "
+                         "`/dbops lock status` …) still answer; try this again when the control database is back.")
+            card.context(esc(shorten(r.detail or "", 1000)))
         case Reason.NOT_OPERATOR:
             live = " (a dry run runs its SQL on the live database)" if r.operation == "migrate dry-run" else ""
             card = _refused(r, f"only the operators may run state-changing commands{live}")

@@ -234,6 +234,10 @@ def refused(result: ApprovalRefused, now: datetime) -> Message:
             detail = f": {esc(shorten(result.detail, REASON_CHARS))}" if result.detail else ""
             text = (f"There is no request {rid} that can be answered{detail}. "
                     f"{code('/dbops approvals')} lists the ones waiting.")
+        case Reason.CONTROL_UNREACHABLE:
+            detail = f" ({esc(shorten(result.detail, REASON_CHARS))})" if result.detail else ""
+            text = (f"{subject} was not answered: dbops' control database, where requests are kept, cannot be "
+                    f"reached{detail}. Nothing was changed; answer it again when the control database is back.")
         case Reason.WRONG_CHANNEL:
             where = f" in {channel_ref(r.channel)}" if r and r.channel else " in a channel of that environment"
             text = f"{subject} is for {env}, which does not take commands here: answer it{where}."

@@ -18,11 +18,11 @@ from bot.shell_user import shell_actor
 from bot.text import render_json, render_text, unmapped_note
 from commands import grammar
 from commands.config import Settings, load_settings
-from commands.errors import CommandError, DatabaseError, UsageError
-from commands.executor import Actor, Executor
+from commands.errors import CommandError, UsageError
+from commands.executor import Executor
 from commands.identity import unmapped_account
 from commands.pg.approvals import PgApprovals
-from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_database
+from commands.pg.control import PgAuditLog, PgRollbackLog, prepare_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.privileges import PgProbe
@@ -89,20 +89,16 @@ def load(config_path: str | None) -> Settings:
 
 def build_executor(settings: Settings, *, doctor: bool = False) -> Executor:
     """The composition root: the real collaborators, and the audit log when a control
-    database is configured (its schema brought up to date first). For ``doctor``, a control
-    database that cannot be used is one of the things it reports, not a reason not to start,
-    and SLACK_BOT_TOKEN (if set) is checked with Slack."""
+    database is configured (its schema brought up to date first, or, while it cannot be
+    reached, when the audit log is first written). For ``doctor``, a control database that
+    cannot be used is one of the things it reports, and SLACK_BOT_TOKEN (if set) is checked
+    with Slack."""
     audit = approvals = rollbacks = slack = None
     if settings.control_database_url:
-        try:
-            migrate_control_database(settings.control_database_url)
-        except DatabaseError:
-            if not doctor:
-                raise
-        else:
-            audit = PgAuditLog(settings.control_database_url)
-            approvals = PgApprovals(settings.control_database_url)
-            rollbacks = PgRollbackLog(settings.control_database_url)
+        prepare_control_database(settings.control_database_url)
+        audit = PgAuditLog(settings.control_database_url)
+        approvals = PgApprovals(settings.control_database_url)
+        rollbacks = PgRollbackLog(settings.control_database_url)
     if doctor:
         from bot.doctor import slack_check_from_environ  # Slack's client only for the doctor
         slack = slack_check_from_environ(os.environ)

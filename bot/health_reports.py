@@ -1,4 +1,5 @@
-"""The ``GET /health`` report: every environment's migrations check, at most once per window."""
+"""The ``GET /health`` report: every environment's migrations check, at most once per window,
+and (in ``dbops serve``) whether Slack has been reached, as it is now."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Callable
 
 import structlog
 
+from bot.slack_link import SlackCheck
 from commands.config import Settings
 from commands.health import check_migrations
 from commands.migrations import Databases
@@ -47,8 +49,10 @@ class HealthReports:
     """
 
     def __init__(self, settings: Settings, databases: Databases, *, ttl: float = CACHE_SECONDS,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.settings, self.databases = settings, databases
+                 clock: Callable[[], float] = time.monotonic, slack: Callable[[], SlackCheck] | None = None) -> None:
+        """``slack``: the Slack check, added to every report as ``checks.slack`` (it costs nothing:
+        it says what the attempts to reach Slack found)."""
+        self.settings, self.databases, self.slack = settings, databases, slack
         self.ttl, self.clock = ttl, clock
         self._changed = threading.Condition()
         self._report: tuple[bool, dict] | None = None
@@ -56,6 +60,14 @@ class HealthReports:
         self._checking = False
 
     def current(self) -> tuple[bool, dict]:
+        environments = self._environments()
+        if self.slack is None:
+            return environments
+        (healthy, report), slack = environments, self.slack()
+        healthy = healthy and slack.passed
+        return healthy, {**report, "status": "pass" if healthy else "fail", "checks": {"slack": slack.as_json()}}
+
+    def _environments(self) -> tuple[bool, dict]:
         with self._changed:
             while self._checking and self._report is None:
                 self._changed.wait()

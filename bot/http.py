@@ -20,7 +20,9 @@ signing secret ever take memory beyond their own.
 
 so ``jq '.environments.production.checks.migrations'`` prints the guide's shape. It needs no
 credentials, so it says pass or fail and the migration facts only: why a database could not
-be read (which names its user, host, port and database) goes to the log.
+be read (which names its user, host, port and database) goes to the log. ``dbops serve`` adds
+``"checks": {"slack": {"status": …, "message": …, "details": {"attempts": N}}}``: failing
+(and the whole report 503) until Slack has been reached.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from waitress.server import create_server
 
 from bot.health_reports import HealthReports
 from bot.replay import ReplayGuard
+from bot.slack_link import SlackCheck
 from commands.config import Settings
 from commands.migrations import Databases
 
@@ -74,13 +77,13 @@ class HttpApp:
     """The WSGI application. ``app`` None serves health only (Socket Mode)."""
 
     def __init__(self, settings: Settings, databases: Databases, app: App | None, *,
-                 signing_secret: str | None = None) -> None:
+                 signing_secret: str | None = None, slack: Callable[[], SlackCheck] | None = None) -> None:
         if app is not None and not signing_secret:
             raise ValueError("serving Slack's events over HTTP needs the signing secret")
         self.slack = SlackRequestHandler(app, path=EVENTS_PATH) if app is not None else None
         self.verifier = SignatureVerifier(signing_secret) if app is not None else None
         self.replays = ReplayGuard()
-        self.health = HealthReports(settings, databases)
+        self.health = HealthReports(settings, databases, slack=slack)
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
@@ -110,10 +113,11 @@ class HttpApp:
 
 
 def wsgi_app(settings: Settings, databases: Databases, app: App | None, *,
-             signing_secret: str | None = None) -> HttpApp:
+             signing_secret: str | None = None, slack: Callable[[], SlackCheck] | None = None) -> HttpApp:
     """Route the two paths; ``app`` None serves health only (Socket Mode), otherwise
-    ``signing_secret`` is the Slack app's, to check each request's signature with."""
-    return HttpApp(settings, databases, app, signing_secret=signing_secret)
+    ``signing_secret`` is the Slack app's, to check each request's signature with. ``slack``
+    is the Slack check for /health (``SlackLink.check``)."""
+    return HttpApp(settings, databases, app, signing_secret=signing_secret, slack=slack)
 
 
 def make_server(application: WSGIApp, *, host: str, port: int, threads: int = 8):

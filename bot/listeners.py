@@ -169,7 +169,10 @@ class Handlers:
             log.warning("approval.card_post_failed", error=err.response.get("error"))
             self.send(respond, client, actor, message, response_type="in_channel")
             return
-        self.executor.approvals.attach_message(needed.request.id, posted["ts"])
+        try:
+            self.executor.approvals.attach_message(needed.request.id, posted["ts"])
+        except CommandError as err:  # the card is up and its buttons work; only the sweeper's edit of it is lost
+            log.error("approval.card_not_recorded", request=needed.request.id, error=err.message)
 
     @staticmethod
     def send(respond, client: WebClient, actor: Actor, message: Message, *, response_type: str = "ephemeral",

@@ -134,6 +134,10 @@ def _refusal(r: Refusal) -> list[str]:
         case Reason.SYNTAX_ERROR:
             return [f"{head}: a migration file does not parse, so nothing was run."] + [
                 f"  {p.filename}, line {p.line}, column {p.column}: {p.message}" for p in r.problems]
+        case Reason.CONTROL_UNREACHABLE:
+            return [f"{head}: dbops' control database cannot be reached ({r.detail}).",
+                    "Every change dbops makes is recorded there (the audit log, approvals), so it makes none without "
+                    "it. Nothing was changed; read-only commands still answer."]
         case Reason.WRONG_CHANNEL:
             if not r.allowed:
                 return [(f"{head}: no channel is configured for {r.env}, so it takes no commands from a channel "
@@ -358,6 +362,9 @@ def _approval_refused(r: ApprovalRefused) -> list[str]:
                     + ". `dbops dbops approvals` lists the ones waiting."]
         case Reason.WRONG_CHANNEL:
             return [f"{head}: {r.env} does not take commands from this channel; answer it in its own channel."]
+        case Reason.CONTROL_UNREACHABLE:
+            return [f"{head}: dbops' control database, where requests are kept, cannot be reached ({r.detail}). "
+                    "Nothing was changed."]
     return [f"{head}: {r.reason.value}"]
 
 
@@ -439,6 +446,8 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
             lines = text_doctor.doctor_lines(result)
         case _:
             raise TypeError(f"no text renderer for {type(result).__name__}")
+    if result.audit_unwritten:
+        lines.append(f"Note: the audit record could not be written ({result.audit_unwritten}).")
     return "\n".join(lines)
 
 

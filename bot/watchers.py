@@ -71,6 +71,8 @@ class AlertPoster:
                                              blocks=message.blocks, reply_broadcast=event.kind == "resolved")
         except (SlackApiError, OSError) as err:
             log.error("alert.post_failed", env=env.name, kind=event.kind, error=str(err))
+        except CommandError as err:  # posted, but the control database did not take its ts: the next tick goes on
+            log.error("alert.record_failed", env=env.name, kind=event.kind, error=err.message)
 
     def _plan(self, env: EnvironmentSettings):
         """The recovery options, as /rollback would show them (the watcher asks the executor)."""

@@ -5,6 +5,7 @@
     ├── ConfigError              the configuration file is missing, unreadable or invalid (exit 2)
     ├── SourceError              the migrations directory cannot be used as golang-migrate would
     ├── DatabaseError            PostgreSQL could not be reached or answered with an error
+    │   └── DatabaseUnreachable  no session could be opened, or the one in use was lost
     ├── VersionTableError        schema_migrations is not as golang-migrate leaves it
     └── SnapshotFailed           a snapshot could not be made or restored; nothing was changed
 
@@ -49,6 +50,15 @@ class SourceError(CommandError):
 
 class DatabaseError(CommandError):
     pass
+
+
+class DatabaseUnreachable(DatabaseError):
+    """A database could not be connected to, or the connection was lost. ``database`` names
+    which one, as the message starts: "control database" or "environment NAME"."""
+
+    def __init__(self, message: str, *, database: str) -> None:
+        super().__init__(message)
+        self.database = database
 
 
 class VersionTableError(CommandError):

@@ -6,6 +6,11 @@ run this command here, hands the command to its runner
 log, faults included. Every Command type must have a runner: a missing one fails at
 start-up, not when a user first types it. Refusals come back as Result values; faults are
 CommandError.
+
+With the control database unreachable, what only reads still answers, its result saying
+that its audit record could not be written (``audit_unwritten``); what changes state, and
+the answers to approval requests, are refused before anything is done (CONTROL_UNREACHABLE):
+they would run without their record, or cannot run without the control database at all.
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ from commands.grammar import command_name
 from commands import lint_ops, migrate_ops, snapshot_ops, snapshot_scope
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Actor, Context, ignore_progress, utc_now
-from commands.errors import CommandError, UsageError
+from commands.errors import CommandError, DatabaseUnreachable, UsageError
 from commands.approvals import lint_gates, needs_approval, situation
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.policy import Policy
 from commands.probes import Probe, SlackCheck
 from commands.redact import redact
-from commands.results import AuditEntry, Progress, Refusal, Result
+from commands.results import ApprovalRefused, AuditEntry, Progress, Reason, Refusal, Result
 
 log = structlog.get_logger("dbops.executor")
 
@@ -60,6 +65,8 @@ RUNNERS: dict[type, Callable[..., Result]] = {
     g.DbopsLockRelease: lock_ops.release,
     g.DbopsDoctor: doctor.run,
 }
+ANSWERS = (g.DbopsApprove, g.DbopsDeny, g.DbopsCancel)  # they move a request in the control database
+AUDIT_UNREACHABLE = "control database unreachable"
 
 
 class Executor:
@@ -93,6 +100,7 @@ class Executor:
         """
         def go(env: EnvironmentSettings | None) -> Result:
             refusal = self.policy.check(command, actor, env, command_name(command)) if env else None
+            refusal = refusal or self._control_refusal(command, env)
             if refusal is not None:
                 return refusal
             context = self._context(actor, progress)
@@ -135,10 +143,25 @@ class Executor:
                        probe=self.probe, slack=self.slack,
                        execute=lambda command, env, requester: self._run_approved(command, env, requester, progress))
 
+    def _control_refusal(self, command: g.Command, env: EnvironmentSettings | None) -> Result | None:
+        """The refusal of a command that needs the control database while it cannot be reached."""
+        if self.audit is None or not (g.changes_state(command) or isinstance(command, ANSWERS)):
+            return None
+        try:
+            self.audit.check()
+        except DatabaseUnreachable as err:
+            log.error("control.unreachable", error=err.message)
+            if isinstance(command, ANSWERS):
+                return ApprovalRefused(env=None, request_id=command.request_id, reason=Reason.CONTROL_UNREACHABLE,
+                                       detail=err.message)
+            return Refusal(env=env.name, operation=command_name(command), reason=Reason.CONTROL_UNREACHABLE,
+                           detail=err.message)
+        return None
+
     def _audited(self, command: g.Command, actor: Actor, go: Callable[[EnvironmentSettings | None], Result],
                  env: EnvironmentSettings | None = None) -> Result:
         started, at = time.perf_counter(), self.clock()
-        outcome, detail = "error", None
+        outcome, detail, result = "error", None, None
         structlog.contextvars.bind_contextvars(actor=actor.user, command=command_name(command))
         try:
             if env is None and (command.env is not None or getattr(type(command), "needs_environment", True)):
@@ -147,7 +170,6 @@ class Executor:
                 structlog.contextvars.bind_contextvars(env=env.name)
             result = go(env)
             outcome = result.outcome.value
-            return result
         except CommandError as err:
             detail = err.message
             raise
@@ -155,13 +177,17 @@ class Executor:
             detail = f"internal error: {type(err).__name__}"
             raise
         finally:
-            self._audit(command, actor, env, at, outcome, detail, started)
+            unwritten = None
+            if getattr(result, "reason", None) is not Reason.CONTROL_UNREACHABLE:  # it just failed to connect
+                unwritten = self._audit(command, actor, env, at, outcome, detail, started)
             structlog.contextvars.unbind_contextvars("env", "actor", "command")
+        return result if unwritten is None else dataclasses.replace(result, audit_unwritten=unwritten)
 
     def _audit(self, command: g.Command, actor: Actor, env: EnvironmentSettings | None, at: datetime,
-               outcome: str, detail: str | None, started: float) -> None:
+               outcome: str, detail: str | None, started: float) -> str | None:
+        """Record the run; None when it was recorded (or there is no audit log), else why not."""
         if self.audit is None:
-            return
+            return None
         arguments = {k: v for k, v in dataclasses.asdict(command).items() if k != "env"}
         entry = AuditEntry(at=at, actor=actor.user, channel=actor.channel, surface=actor.surface,
                            environment=env.name if env else command.env, command=command_name(command),
@@ -170,8 +196,10 @@ class Executor:
         try:
             self.audit.record(entry)
         except CommandError as err:
-            # The command already ran; its result must still reach the user. Say it loudly.
+            # The command already ran; its result must still reach the user, saying so.
             log.error("audit.write_failed", error=err.message)
+            return AUDIT_UNREACHABLE if isinstance(err, DatabaseUnreachable) else err.message
+        return None
 
     def resolve_environment(self, name: str | None, actor: Actor) -> EnvironmentSettings:
         if name is not None:

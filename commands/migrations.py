@@ -107,6 +107,10 @@ class Databases(Protocol):
 
 
 class AuditLog(Protocol):
+    def check(self) -> None:
+        """Return when a record could be written now; raise DatabaseUnreachable (naming the
+        control database) when it cannot be reached, DatabaseError when it cannot be used."""
+
     def record(self, entry: AuditEntry) -> None:
         """Append ``entry`` to the audit log in the control database."""
 

@@ -41,6 +41,16 @@ class Reason(str, Enum):
     OTHER_ENVIRONMENT = "other_environment"    # the named snapshot is another environment's (``owner``)
     UNCLAIMED_SNAPSHOT = "unclaimed_snapshot"  # a legacy snapshot no single environment answers to
     MANIFEST_MISMATCH = "manifest_mismatch"    # the name says ``owner``; the manifest does not agree
+    CONTROL_UNREACHABLE = "control_unreachable"  # it needs the control database, which cannot be reached
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResultBase:
+    """What every Result carries besides its own facts."""
+
+    # Why this run's audit record could not be written ("control database unreachable", or the
+    # fault's message); None when it was written, or when no audit log is configured.
+    audit_unwritten: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,7 +105,7 @@ class Mismatch:
 
 
 @dataclass(frozen=True, kw_only=True)
-class StatusResult:
+class StatusResult(ResultBase):
     env: str
     state: State
     applied: tuple[MigrationInfo, ...]
@@ -145,7 +155,7 @@ class StepFailure:
 
 
 @dataclass(frozen=True, kw_only=True)
-class MigrateResult:
+class MigrateResult(ResultBase):
     """The outcome of up/down/goto/force: what ran, what failed, the state before and after."""
 
     env: str
@@ -160,7 +170,7 @@ class MigrateResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Refusal:
+class Refusal(ResultBase):
     env: str
     operation: str
     reason: Reason
@@ -176,6 +186,7 @@ class Refusal:
     # UNCLAIMED_SNAPSHOT: the environments a legacy name answers to (none, or several);
     # MANIFEST_MISMATCH: the environment its manifest names (empty: none, or unreadable)
     claimants: tuple[str, ...] = ()
+    detail: str | None = None  # CONTROL_UNREACHABLE: the connection error (masked), naming the control database
     outcome: Outcome = Outcome.REFUSED
 
 
@@ -191,7 +202,7 @@ class DryRunFile:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DryRunResult:
+class DryRunResult(ResultBase):
     env: str
     state: State
     files: tuple[DryRunFile, ...]
@@ -209,7 +220,7 @@ class FileProblem:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ValidateResult:
+class ValidateResult(ResultBase):
     env: str
     files_checked: int
     problems: tuple[FileProblem, ...] = field(default_factory=tuple)
@@ -238,7 +249,7 @@ class DiskUsage:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SnapshotListResult:
+class SnapshotListResult(ResultBase):
     env: str
     snapshots: tuple[SnapshotInfo, ...]  # newest first
     orphans: tuple[str, ...]
@@ -249,7 +260,7 @@ class SnapshotListResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SnapshotCreated:
+class SnapshotCreated(ResultBase):
     env: str
     snapshot: SnapshotInfo
     sha256: str
@@ -267,7 +278,7 @@ class Check:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SnapshotVerifyResult:
+class SnapshotVerifyResult(ResultBase):
     env: str
     name: str
     checks: tuple[Check, ...]
@@ -282,7 +293,7 @@ class TableRows:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RestoreResult:
+class RestoreResult(ResultBase):
     env: str
     name: str
     mode: str
@@ -297,7 +308,7 @@ class RestoreResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PinResult:
+class PinResult(ResultBase):
     env: str
     name: str
     pinned: bool
@@ -306,7 +317,7 @@ class PinResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class CleanupResult:
+class CleanupResult(ResultBase):
     env: str
     dry_run: bool
     retention_days: int
@@ -375,7 +386,7 @@ class PlanFile:
 
 
 @dataclass(frozen=True, kw_only=True)
-class PlanResult:
+class PlanResult(ResultBase):
     """``/migrate plan``: the pending migrations in order, linted; FAILED when a finding blocks ``up``."""
 
     env: str
@@ -428,7 +439,7 @@ class ApprovalRequest:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApprovalNeeded:
+class ApprovalNeeded(ResultBase):
     """The operation needs a second person: a request was made and waits for them."""
 
     env: str
@@ -438,7 +449,7 @@ class ApprovalNeeded:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApprovalRefused:
+class ApprovalRefused(ResultBase):
     """Approve, deny or cancel refused; ``request`` None when there is no such request."""
 
     env: str | None
@@ -451,7 +462,7 @@ class ApprovalRefused:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApprovalDecided:
+class ApprovalDecided(ResultBase):
     """A request approved and executed (``result``), denied or cancelled."""
 
     env: str
@@ -462,7 +473,7 @@ class ApprovalDecided:
 
 
 @dataclass(frozen=True, kw_only=True)
-class ApprovalsResult:
+class ApprovalsResult(ResultBase):
     env: str | None
     pending: tuple[ApprovalRequest, ...]
     outcome: Outcome = Outcome.DONE
@@ -483,7 +494,7 @@ class RollbackOption:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RollbackPlan:
+class RollbackPlan(ResultBase):
     env: str
     state: State
     migration: MigrationInfo | None   # the one being undone (the current, or the failed, version)
@@ -513,7 +524,7 @@ class AppHealthCheck:
 
 
 @dataclass(frozen=True, kw_only=True)
-class RollbackResult:
+class RollbackResult(ResultBase):
     env: str
     method: str
     reason: str
@@ -582,7 +593,7 @@ class DiskWatchInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
-class LockStatusResult:
+class LockStatusResult(ResultBase):
     """``/dbops lock status``: the migration lock's holder and the configured lock directories."""
 
     env: str
@@ -595,7 +606,7 @@ class LockStatusResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class LockReleaseResult:
+class LockReleaseResult(ResultBase):
     """``/dbops lock release``: what was released, and what was not and why.
 
     ``terminated``: the idle holder's pid whose session was ended. ``refused``: a code per
@@ -640,7 +651,7 @@ class OperationRecord:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HistoryResult:
+class HistoryResult(ResultBase):
     env: str | None
     entries: tuple[AuditEntry, ...]  # newest first
     outcome: Outcome = Outcome.DONE
@@ -648,7 +659,7 @@ class HistoryResult:
 
 
 @dataclass(frozen=True, kw_only=True)
-class HelpResult:
+class HelpResult(ResultBase):
     usage: tuple[str, ...]
     env: str | None = None
     outcome: Outcome = Outcome.DONE
@@ -674,7 +685,7 @@ class DoctorCheck:
 
 
 @dataclass(frozen=True, kw_only=True)
-class DoctorResult:
+class DoctorResult(ResultBase):
     """``/dbops doctor``: every check in a fixed order; FAILED when any check fails."""
 
     env: str

@@ -97,8 +97,13 @@ class FakeSlack:
         users: dict[str, str] | None = None,
         channels: dict[str, str] | None = None,
         usergroups: dict[str, list[str]] | None = None,
+        port: int = 0,
     ):
+        """``port``: where to listen (0: a free one); a test may reserve one, point dbops at it
+        while nothing listens there, and start the fake later."""
         self.bot_token, self.app_token = bot_token, app_token
+        self.port = port
+        self._outage: str | None = None
         self.users = users if users is not None else {"U0ALICE": "alice", "U0BOB": "bob", "U0CAROL": "carol"}
         self.channels = channels if channels is not None else {"C0INCIDENT": "incident", "C0ALERTS": "alerts"}
         self.usergroups = usergroups if usergroups is not None else {"S0DBAS": ["U0ALICE"]}
@@ -130,7 +135,7 @@ class FakeSlack:
     def start(self) -> Self:
         """Listen on a free port of 127.0.0.1 in a daemon thread; return self."""
         handler = type("Handler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
         self._server.daemon_threads = True
         # A short poll interval only bounds how long stop() takes (shutdown waits for one poll).
         serve = lambda: self._server.serve_forever(poll_interval=0.01)
@@ -139,6 +144,7 @@ class FakeSlack:
 
     def stop(self) -> None:
         """Stop serving (and the Socket Mode peer, if one was started)."""
+        self.outage(None)  # no request is left hanging
         if self._socket is not None:
             self._socket.stop()
         if self._server is not None:
@@ -181,6 +187,30 @@ class FakeSlack:
         """
         with self._cond:
             self._faults.setdefault(method, []).extend([(status, retry_after)] * count)
+
+    def outage(self, how: str | None) -> None:
+        """Until called again with None, answer every Web API call as a Slack outage would:
+        "503" (HTTP 503 with an HTML page, as a load balancer answers), "hang" (hold the
+        request open, unanswered, until the outage ends, then close it) or "drop" (close the
+        connection without answering). Each such call is recorded with ``error="outage"``."""
+        if how not in (None, "503", "hang", "drop"):
+            raise ValueError(f"unknown outage {how!r}")
+        with self._cond:
+            self._outage = how
+            self._cond.notify_all()
+
+    def outage_now(self, method: str) -> str | None:
+        """The outage a Web API call meets now (recording the call if there is one); a
+        "hang" returns only when the outage ends, as "drop": its caller has given up by then."""
+        with self._cond:
+            how = self._outage
+            if how is not None:
+                self.calls.append(Call(method, {}, False, "outage", 503 if how == "503" else 0))
+                self._cond.notify_all()
+            if how == "hang":
+                self._cond.wait_for(lambda: self._outage != "hang")
+                return "drop"
+            return how
 
     def response_url(self, channel: str = "C0INCIDENT", user: str = "U0ALICE", message_ts: str | None = None) -> str:
         """A new ``response_url`` for an interaction by ``user`` in ``channel``.
@@ -420,6 +450,13 @@ class _Handler(BaseHTTPRequestHandler):
         except json.JSONDecodeError:
             return self._answer(200, {}, json.dumps({"ok": False, "error": "invalid_json"}), "application/json")
         if url.path.startswith("/api/"):
+            outage = self.fake.outage_now(url.path.removeprefix("/api/"))
+            if outage == "503":
+                return self._answer(503, {}, "<html><body><h1>503 Service Unavailable</h1></body></html>",
+                                    "text/html")
+            if outage == "drop":
+                self.close_connection = True
+                return None
             auth = self.headers.get("Authorization") or ""
             form_token = params.pop("token", None)
             token = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else form_token

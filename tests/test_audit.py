@@ -17,7 +17,8 @@ from commands.pg.control import CONTROL_MIGRATIONS, PgAuditLog, migrate_control_
 from commands.source import load_source
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
-from commands.results import HistoryResult, Outcome
+from commands.results import HistoryResult, Outcome, Reason
+from tests.conftest import wait_for
 
 FILES = {"1_users.up.sql": "CREATE TABLE users (id int);", "1_users.down.sql": "DROP TABLE users;",
          "2_more.up.sql": "CREATE TABLE more ();", "2_more.down.sql": "DROP TABLE more;"}
@@ -78,15 +79,31 @@ def test_the_audit_log_survives_restoring_the_managed_database(audited):
     assert bed.query("SELECT to_regclass('dbops_audit_log')") == [(None,)]  # never in the managed database
 
 
-def test_a_lost_control_database_does_not_lose_the_result(audited, server_url):
+def test_a_control_database_lost_during_an_operation_does_not_lose_its_result(audited, server_url):
     bed, control_url = audited
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        name = conninfo_to_dict(control_url)["dbname"]
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    bed.write({"1_users.up.sql": "CREATE TABLE users (id int);\nSELECT pg_sleep(30);"})
+    running = []
+    thread = threading.Thread(target=lambda: running.append(run(bed, "migrate up 1")))
     with capture_logs() as logs:
-        result = run(bed, "migrate up 1")
-    assert result.outcome is Outcome.DONE and bed.state() == (1, False)
+        thread.start()
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            # The control database goes away while the migration runs; then the migration ends.
+            wait_for(lambda: admin.execute("SELECT count(*) FROM pg_stat_activity WHERE query LIKE "
+                                           "'%pg_sleep(30)%' AND pid <> pg_backend_pid()").fetchone()[0],
+                     what="the migration to run")
+            name = conninfo_to_dict(control_url)["dbname"]
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            admin.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' "
+                          "AND pid <> pg_backend_pid()")
+        thread.join(timeout=60)
+    [result] = running
+    assert result.outcome is Outcome.FAILED and bed.state() is None  # the migration's own outcome, as it was
+    assert result.audit_unwritten == "control database unreachable"
     assert any(e["event"] == "audit.write_failed" and e["log_level"] == "error" for e in logs)
+
+    refused = run(bed, "migrate up 1")  # and what would change state now is refused, naming it
+    assert refused.reason is Reason.CONTROL_UNREACHABLE and refused.detail.startswith("control database: ")
+    assert run(bed, "migrate status").audit_unwritten == "control database unreachable"
 
 
 def test_a_channel_mapped_to_one_environment_names_it(make_bed, database_url, tmp_path):

@@ -228,11 +228,15 @@ DOWN_IMPACT = Impact(before=State(version=V5, dirty=False), target=V3, reverts=(
                                 LossyStatement(filename=f"{V5}_{NAMES[V5]}.down.sql", line=3,
                                                description="drops table event_status_history")),
                      missing_down=(V4,))
-# Reasons only the approve/deny/cancel commands give; WRONG_CHANNEL is shared with Refusal.
+# Reasons only the approve/deny/cancel commands give; WRONG_CHANNEL and CONTROL_UNREACHABLE are
+# shared with Refusal.
 APPROVAL_REASONS = {Reason.SELF_APPROVAL, Reason.NOT_APPROVER, Reason.EXPIRED, Reason.DECIDED, Reason.STATE_CHANGED,
                     Reason.NOT_REQUESTER, Reason.UNKNOWN_REQUEST, Reason.UNMAPPED_SHELL_USER}
+SHARED_REASONS = {Reason.WRONG_CHANNEL, Reason.CONTROL_UNREACHABLE}
+CONTROL_DOWN = ("control database: could not connect to postgresql://dbops:****@control.internal:5432/dbops: "
+                "connection refused")
 REFUSED_SAMPLES = {reason: f"approval_refused_{'self' if reason is Reason.SELF_APPROVAL else reason.value}"
-                   for reason in APPROVAL_REASONS | {Reason.WRONG_CHANNEL}}
+                   for reason in APPROVAL_REASONS | SHARED_REASONS}
 
 
 def request(state: str = "pending", *, operation: str = "down", command: str = "migrate down 2 production",
@@ -318,6 +322,8 @@ def approval_refused(reason: Reason) -> ApprovalRefused:
     match reason:
         case Reason.UNKNOWN_REQUEST:
             return ApprovalRefused(env=None, request_id=REQUEST_ID, reason=reason)
+        case Reason.CONTROL_UNREACHABLE:
+            return ApprovalRefused(env=None, request_id=REQUEST_ID, reason=reason, detail=CONTROL_DOWN)
         case Reason.EXPIRED:
             return ApprovalRefused(env="production", request_id=REQUEST_ID, reason=reason,
                                    request=request("expired", expires_at=NOW - timedelta(minutes=2)))
@@ -567,6 +573,12 @@ SAMPLES = {
         refusal(Reason.MANIFEST_MISMATCH, operation="snapshot restore", snapshot=PRE_MIGRATION.name,
                 owner="production", claimants=("staging",)),
         now=NOW, command=f"/snapshot restore {PRE_MIGRATION.name} production"),
+    "refusal_control_unreachable": lambda: render(refusal(Reason.CONTROL_UNREACHABLE, operation="migrate up",
+                                                          detail=CONTROL_DOWN), now=NOW,
+                                                  command="/migrate up production"),
+    "status_audit_unwritten": lambda: render(dataclasses.replace(status_clean(),
+                                                                 audit_unwritten="control database unreachable"),
+                                             now=NOW, command="/migrate status production"),
     "usage_error": lambda: render_error(usage_error(), command="/migrate dwon 2 production"),
     "snapshot_failed_error": lambda: render_error(SnapshotFailed(
         "The snapshot before up failed, so nothing was changed. Not enough disk space: /var/lib/togather/db-snapshots "
@@ -828,7 +840,7 @@ def test_text_surface_prints_the_request_id_and_the_impact() -> None:
     assert f"LOSES DATA: {V5}_{NAMES[V5]}.down.sql line 1: drops column status of events" in text
     assert f"No down file: nothing is undone for version {V4}" in text
     assert "will be lost" in render_text(ApprovalNeeded(env="production", request=restore_request()), now=NOW)
-    for reason in APPROVAL_REASONS | {Reason.WRONG_CHANNEL}:
+    for reason in APPROVAL_REASONS | SHARED_REASONS:
         assert render_text(approval_refused(reason), now=NOW).startswith(f"Refused: request {REQUEST_ID}")
     decided = render_text(approval_decided(), now=NOW)
     assert decided.startswith(f"Approved by U0ALICE: request {REQUEST_ID}") and "down done" in decided

@@ -121,7 +121,7 @@ def test_a_connection_failure_exits_1_and_never_shows_the_password(tmp_path, cap
                     'migrations_dir = "m"\nsnapshot_dir = "s"\n')
     assert main(["migrate", "status", "--config", str(path)]) == 1
     captured = capsys.readouterr()
-    assert "Cannot connect to postgresql://deploy:****@127.0.0.1:1/togather" in captured.err
+    assert "environment prod: could not connect to postgresql://deploy:****@127.0.0.1:1/togather" in captured.err
     assert "hunter2-secret" not in captured.out + captured.err
 
 

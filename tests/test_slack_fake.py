@@ -248,6 +248,23 @@ def test_server_error_answers_500_for_the_requested_count(fake, client):
     assert [c.status for c in fake.calls_to("chat.update")] == [500, 500]
 
 
+def test_an_outage_answers_503_drops_or_hangs_every_call_until_it_ends(fake):
+    quick = WebClient(token=fake.bot_token, base_url=fake.api_url, timeout=0.3, retry_handlers=[])
+    fake.outage("503")
+    with pytest.raises(SlackApiError) as failed:
+        quick.auth_test()
+    assert failed.value.response.status_code == 503
+    fake.outage("drop")
+    with pytest.raises(ConnectionError):
+        quick.auth_test()
+    fake.outage("hang")
+    with pytest.raises(TimeoutError):
+        quick.auth_test()
+    fake.outage(None)
+    assert quick.auth_test()["ok"]
+    assert [(c.method, c.error) for c in fake.calls] == [("auth.test", "outage")] * 3 + [("auth.test", None)]
+
+
 def test_wait_for_times_out_with_what_it_saw(fake, client):
     client.auth_test()
     started = time.monotonic()

@@ -234,7 +234,7 @@ def test_an_unreachable_database_is_diagnosed_and_the_password_masked(make_bed, 
     bed = make_bed({"1_a.up.sql": "SELECT 1;"}, database_url="postgresql://app:s3cret-pw@127.0.0.1:1/app")
     with pytest.raises(Exception) as caught:
         bed.run("snapshot create")
-    assert "Cannot connect to postgresql://app:****@127.0.0.1:1/app" in str(caught.value)
+    assert "environment test: could not connect to postgresql://app:****@127.0.0.1:1/app" in str(caught.value)
     assert "s3cret-pw" not in str(caught.value)
     assert not (tmp_path / "snapshots").exists() or not any((tmp_path / "snapshots").iterdir())
 

@@ -57,7 +57,7 @@ class PgAlerts:
 
     def _rows(self, query: str, params: dict) -> list[dict]:
         return run_once(self.url, query, params, as_dicts=True,
-                        failure="Could not read or write alerts")
+                        failure="could not read or write alerts")
 
     def open_alert(self, env: str, subject: str) -> Alert | None:
         rows = self._rows(f"SELECT {COLUMNS} FROM dbops_alerts WHERE environment = %(env)s AND subject = %(subject)s "

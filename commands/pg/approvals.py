@@ -29,7 +29,7 @@ class PgApprovals:
 
     def _rows(self, query: str, params: dict) -> list[dict]:
         return run_once(self.url, query, params, as_dicts=True,
-                        failure="Could not read or write approval requests")
+                        failure="could not read or write approval requests")
 
     def create(self, request: ApprovalRequest, command_args: dict) -> ApprovalRequest:
         # Both times from this database's clock: every replica then judges expiry by one clock.

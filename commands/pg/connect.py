@@ -1,4 +1,5 @@
-"""Connections to PostgreSQL, with errors turned into DatabaseError (password masked).
+"""Connections to PostgreSQL, with errors turned into DatabaseError (password masked) whose
+message starts with the database it was about: "control database: …" or "environment NAME: …".
 
 Managed databases get a connection of their own per operation. The control database gets
 pooled ones: its stores run a few short statements per command, and a new session costs
@@ -18,7 +19,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from commands.errors import DatabaseError
+from commands.errors import DatabaseError, DatabaseUnreachable
 from commands.redact import mask_url, redact
 
 CONNECT_TIMEOUT_SECONDS = 10
@@ -28,6 +29,22 @@ MAX_POOLS = 4
 POOL_SIZE = 8               # the bot's 32 workers mostly wait on the managed databases
 POOL_IDLE_SECONDS = 60      # idle sessions are closed: none is held open while nothing happens
 POOL_WAIT_SECONDS = 1       # then a connection of its own, whose error (if any) says why
+CONTROL = "control database"
+# The session is gone, not a statement refused: connection exceptions, and the server shutting
+# down or ending this session (an OperationalError without a SQLSTATE was raised by libpq).
+_LOST = ("57P01", "57P02", "57P03")
+
+
+def environment(name: str) -> str:
+    """How errors name a managed database: "environment production"."""
+    return f"environment {name}"
+
+
+def connection_lost(err: psycopg.Error) -> bool:
+    """Whether ``err`` says the session is gone (the server stopped, the network broke) rather
+    than that a statement failed (a timeout, a lock not available)."""
+    state = getattr(err, "sqlstate", None)
+    return isinstance(err, psycopg.OperationalError) and (state is None or state.startswith("08") or state in _LOST)
 
 
 def describe(err: psycopg.Error) -> str:
@@ -37,26 +54,36 @@ def describe(err: psycopg.Error) -> str:
     return redact((primary or str(err)).strip().splitlines()[0] if (primary or str(err)).strip() else type(err).__name__)
 
 
-def connect(url: str, *, application_name: str = "dbops") -> psycopg.Connection:
-    """An autocommit connection: dbops opens every transaction it needs explicitly."""
+def connect(url: str, *, database: str, application_name: str = "dbops") -> psycopg.Connection:
+    """An autocommit connection: dbops opens every transaction it needs explicitly. ``database``
+    names it in the error when there is none: ``CONTROL`` or ``environment(name)``."""
     try:
         return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_SECONDS,
                                application_name=application_name)
     except psycopg.Error as err:
-        raise DatabaseError(f"Cannot connect to {mask_url(url)}: {describe(err)}") from None
+        raise DatabaseUnreachable(f"{database}: could not connect to {mask_url(url)}: {describe(err)}",
+                                  database=database) from None
+
+
+def control_error(failure: str, err: psycopg.Error) -> DatabaseError:
+    """``err``, met while ``failure`` ("could not write the audit log"), as the fault to raise:
+    DatabaseUnreachable when the session was lost, with PostgreSQL's words, masked."""
+    if connection_lost(err):
+        return DatabaseUnreachable(f"{CONTROL}: {failure}: the connection was lost: {describe(err)}", database=CONTROL)
+    return DatabaseError(f"{CONTROL}: {failure}: {describe(err)}")
 
 
 def run_once(url: str, query: str, params: dict, *, failure: str, as_dicts: bool = False) -> list:
     """One statement on a pooled control-database session (the control database's stores:
     short and independent); its rows, or [] when it returns none. A PostgreSQL error becomes
-    DatabaseError("{failure}: …") with PostgreSQL's words, masked."""
+    DatabaseError("control database: {failure}: …") with PostgreSQL's words, masked."""
     try:
         with control_connection(url) as conn:
             cursor = conn.cursor(row_factory=dict_row) if as_dicts else conn.cursor()
             cursor.execute(query, params)
             return cursor.fetchall() if cursor.description else []
     except psycopg.Error as err:
-        raise DatabaseError(f"{failure}: {describe(err)}") from None
+        raise control_error(failure, err) from None
 
 
 _pools: OrderedDict[str, ConnectionPool] = OrderedDict()
@@ -101,7 +128,7 @@ def control_connection(url: str) -> Iterator[psycopg.Connection]:
     try:
         conn = pool.getconn()
     except PoolTimeout:
-        with connect(url, application_name="dbops-control") as conn:
+        with connect(url, database=CONTROL, application_name="dbops-control") as conn:
             yield conn
         return
     try:

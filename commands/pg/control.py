@@ -3,18 +3,22 @@ restoring a snapshot can never erase the record of who restored it.
 
 Its schema is a golang-migrate migration set (``commands/control_migrations``) applied by
 dbops' own engine at start-up, under the same advisory lock, so several replicas starting
-at once apply it once.
+at once apply it once. A process that starts while the control database cannot be reached
+keeps going: the schema is brought up to date the first time it can be
+(``ensure_control_schema``), before the first audit record is written there.
 """
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import psycopg
+import structlog
 from psycopg.types.json import Jsonb
 
-from commands.errors import DatabaseError
-from commands.pg.connect import connect, control_connection, describe, run_once
+from commands.errors import DatabaseError, DatabaseUnreachable
+from commands.pg.connect import CONTROL, connect, control_connection, control_error, run_once
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
@@ -25,12 +29,39 @@ from commands.sqlscan import scan
 
 CONTROL_MIGRATIONS = Path(__file__).resolve().parents[1] / "control_migrations"
 CONTROL_TABLE = "dbops_schema_migrations"
+log = structlog.get_logger("dbops.control")
+_up_to_date: set[str] = set()  # the control databases this process has migrated
+_migrating = threading.Lock()
+
+
+def ensure_control_schema(url: str) -> None:
+    """Bring the control database's schema up to date unless this process already did.
+
+    Raises DatabaseUnreachable (its message starts "control database: ") while the control
+    database cannot be reached, and DatabaseError when it cannot be migrated."""
+    if url in _up_to_date:
+        return
+    with _migrating:
+        if url not in _up_to_date:
+            migrate_control_database(url)
+
+
+def prepare_control_database(url: str) -> bool:
+    """At start-up: bring the control database's schema up to date, or, when it cannot be
+    reached, log why and return False (``ensure_control_schema`` does it later). Any other
+    fault (a dirty control database, a failing migration) is raised: no use starting."""
+    try:
+        migrate_control_database(url)
+    except DatabaseUnreachable as err:
+        log.error("control.unreachable", error=err.message)
+        return False
+    return True
 
 
 def migrate_control_database(url: str) -> int:
     """Bring the control database's schema up to date; return its version."""
     source = load_source(CONTROL_MIGRATIONS)
-    with connect(url, application_name="dbops-control") as conn:
+    with connect(url, database=CONTROL, application_name="dbops-control") as conn:
         schema = conn.execute("SELECT coalesce(current_schema(), 'public')").fetchone()[0]
         lock = PgAdvisoryLock(conn, golang_migrate_lock_key(schema=schema, table=CONTROL_TABLE, database_url=url))
         holder = lock.acquire(60)
@@ -49,7 +80,9 @@ def migrate_control_database(url: str) -> int:
                 error = runner.apply(scan(step.file.path.read_text(encoding="utf-8")), step.target)
                 if error is not None:
                     raise DatabaseError(f"Control database migration {step.migration.label} failed: {error.message}")
-            return store.read().version
+            version = store.read().version
+            _up_to_date.add(url)
+            return version
         finally:
             lock.release()
 
@@ -60,7 +93,12 @@ class PgAuditLog:
     def __init__(self, url: str) -> None:
         self.url = url
 
+    def check(self) -> None:
+        ensure_control_schema(self.url)
+        run_once(self.url, "SELECT 1", {}, failure="could not reach it")
+
     def record(self, entry: AuditEntry) -> None:
+        ensure_control_schema(self.url)
         try:
             with control_connection(self.url) as conn:
                 conn.execute(
@@ -70,14 +108,15 @@ class PgAuditLog:
                     (entry.at, entry.actor, entry.channel, entry.surface, entry.environment, entry.command,
                      Jsonb(entry.arguments), entry.outcome, entry.detail, entry.duration_ms))
         except psycopg.Error as err:
-            raise DatabaseError(f"Could not write the audit log: {describe(err)}") from None
+            raise control_error("could not write the audit log", err) from None
 
     def latest(self, environment: str | None, limit: int) -> list[AuditEntry]:
-        with control_connection(self.url) as conn:
-            rows = conn.execute(
-                """SELECT at, actor, channel, surface, environment, command, arguments, outcome, detail, duration_ms
-                   FROM dbops_audit_log WHERE %(env)s::text IS NULL OR environment = %(env)s
-                   ORDER BY at DESC, id DESC LIMIT %(limit)s""", {"env": environment, "limit": limit}).fetchall()
+        rows = run_once(self.url,
+                        """SELECT at, actor, channel, surface, environment, command, arguments, outcome, detail,
+                                  duration_ms
+                           FROM dbops_audit_log WHERE %(env)s::text IS NULL OR environment = %(env)s
+                           ORDER BY at DESC, id DESC LIMIT %(limit)s""", {"env": environment, "limit": limit},
+                        failure="could not read the audit log")
         return [AuditEntry(at=r[0], actor=r[1], channel=r[2], surface=r[3], environment=r[4], command=r[5],
                            arguments=r[6], outcome=r[7], detail=r[8], duration_ms=r[9]) for r in rows]
 
@@ -89,7 +128,7 @@ class PgOperations:
         self.url = url
 
     def _execute(self, query: str, params: dict) -> list[tuple]:
-        return run_once(self.url, query, params, failure="Could not update the operations table")
+        return run_once(self.url, query, params, failure="could not update the operations table")
 
     def start(self, *, environment: str | None, command: str, actor: str, channel: str | None,
               message_ts: str | None, owner: str) -> int:
@@ -147,4 +186,4 @@ class PgRollbackLog:
                      result.before.version, result.before.dirty, result.after.version, result.after.dirty,
                      result.outcome.value, Jsonb(checks)))
         except psycopg.Error as err:
-            raise DatabaseError(f"Could not write the rollback log: {describe(err)}") from None
+            raise control_error("could not write the rollback log", err) from None

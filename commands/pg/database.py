@@ -10,8 +10,8 @@ import psycopg
 from psycopg import sql
 
 from commands.config import EnvironmentSettings
-from commands.errors import DatabaseError
-from commands.pg.connect import connect, describe
+from commands.errors import DatabaseError, DatabaseUnreachable
+from commands.pg.connect import connect, connection_lost, describe, environment
 from commands.redact import mask_url
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
@@ -65,7 +65,8 @@ class PgDatabases:
 
     @contextmanager
     def open(self, env: EnvironmentSettings) -> Iterator[PgEnvironment]:
-        conn = connect(env.database_url, application_name=self.application_name)
+        name = environment(env.name)
+        conn = connect(env.database_url, database=name, application_name=self.application_name)
         try:
             schema = env.migrations_schema or conn.execute("SELECT coalesce(current_schema(), 'public')").fetchone()[0]
             store = PgVersionStore(conn, schema=schema, table=env.migrations_table)
@@ -77,8 +78,11 @@ class PgDatabases:
         except psycopg.OperationalError as err:
             # The server went away mid-operation (a restart, a failover, a killed session):
             # one clear fault for every surface, not a traceback from wherever it surfaced.
-            raise DatabaseError(f"Lost the connection to {mask_url(env.database_url)} during the operation: "
-                                f"{describe(err)}. The transaction in progress was rolled back by the server; "
-                                "check /migrate status before trying again.") from None
+            if not connection_lost(err):
+                raise DatabaseError(f"{name}: {describe(err)}") from None
+            raise DatabaseUnreachable(f"{name}: lost the connection to {mask_url(env.database_url)} during the "
+                                      f"operation: {describe(err)}. The transaction in progress was rolled back by "
+                                      "the server; check /migrate status before trying again.",
+                                      database=name) from None
         finally:
             conn.close()

@@ -30,7 +30,7 @@ import zstandard
 from commands.config import EnvironmentSettings
 from commands.errors import SnapshotFailed
 from commands.lock_dirs import pid_alive
-from commands.pg.connect import connect
+from commands.pg.connect import connect, environment
 from commands.pg.psql_script import PsqlScript, ScriptProblem
 from commands.pg.restore import PgRestorer
 from commands.pg.streams import (
@@ -131,7 +131,7 @@ class PgDumpSnapshotter:
         return self.for_env(env).verify(snapshot)
 
     def restore(self, env: EnvironmentSettings, snapshot: Snapshot) -> Restored:
-        return PgRestorer(Tools.for_bin_dir(env.pg_bin_dir)).restore(
+        return PgRestorer(Tools.for_bin_dir(env.pg_bin_dir), database=environment(env.name)).restore(
             snapshot, url=env.database_url, mode=env.restore_mode, lock_timeout=env.lock_timeout)
 
 
@@ -148,7 +148,7 @@ class _EnvSnapshotter:
         started = time.perf_counter()
         self._prepare_directory(directory)
         remove_leftovers(directory, env_name)
-        server_major, db_size, dbname = self._server_facts(url)
+        server_major, db_size, dbname = self._server_facts(url, env_name)
         dump_major = self.tools.major_version("pg_dump")
         if dump_major < server_major:
             raise SnapshotFailed(f"pg_dump {dump_major} is older than the server ({server_major}): it cannot dump it. "
@@ -194,8 +194,8 @@ class _EnvSnapshotter:
         except OSError as err:
             raise SnapshotFailed(self._diagnose_os(err, directory, None)) from None
 
-    def _server_facts(self, url: str) -> tuple[int, int, str]:
-        with connect(url, application_name="dbops-snapshot") as conn:
+    def _server_facts(self, url: str, env_name: str) -> tuple[int, int, str]:
+        with connect(url, database=environment(env_name), application_name="dbops-snapshot") as conn:
             major, size, name = conn.execute(
                 "SELECT current_setting('server_version_num')::int / 10000, pg_database_size(current_database()), "
                 "current_database()").fetchone()

@@ -22,7 +22,7 @@ class PgJobRuns:
         self.url = url
 
     def _rows(self, query: str, params: dict) -> list[tuple]:
-        return run_once(self.url, query, params, failure="Could not read or write scheduled job runs")
+        return run_once(self.url, query, params, failure="could not read or write scheduled job runs")
 
     def claim(self, job: str, env: str, occurrence: datetime, phase: str, *, owner: str, now: datetime,
               caught_up: bool = False) -> bool:

@@ -41,8 +41,10 @@ from commands.snapshots import Restored, Snapshot
 
 
 class PgRestorer:
-    def __init__(self, tools: Tools) -> None:
+    def __init__(self, tools: Tools, *, database: str) -> None:
+        """``database`` names the environment in connection errors (``connect.environment``)."""
         self.tools = tools
+        self.database = database
 
     def restore(self, snapshot: Snapshot, *, url: str, mode: str, lock_timeout: str) -> Restored:
         started = time.perf_counter()
@@ -128,7 +130,7 @@ class PgRestorer:
                     "18's client programs.")
 
     def _restore_in_place(self, snapshot: Snapshot, url: str, lock_timeout: str) -> None:
-        with connect(url, application_name="dbops-restore") as conn:
+        with connect(url, database=self.database, application_name="dbops-restore") as conn:
             major = conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()[0]
         self._psql_restore(snapshot, child_env(url, options=f"-c lock_timeout={lock_timeout}"),
                            prelude=empty_schemas_sql(major))
@@ -138,7 +140,7 @@ class PgRestorer:
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
         fresh, kept = f"{target}_restoring_{stamp}"[:63], f"{target}_before_restore_{stamp}"[:63]
         maintenance = database_url(url, "postgres")
-        with connect(maintenance, application_name="dbops-restore") as admin:
+        with connect(maintenance, database=self.database, application_name="dbops-restore") as admin:
             admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(fresh)))
             try:
                 self._psql_restore(snapshot, child_env(url, dbname=fresh), prelude=None)
