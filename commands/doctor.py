@@ -71,8 +71,8 @@ def _control(ctx: Context, env: EnvironmentSettings) -> DoctorCheck:
     try:
         facts = ctx.probe.control(url)
     except CommandError as err:
-        return _check(name, Verdict.FAIL, f"{err.message}: approvals, the audit log, alerts and schedules live there, "
-                                          "and dbops serve does not start without it",
+        return _check(name, Verdict.FAIL, f"{err.message}: approvals, the audit log, alerts and schedules live there; "
+                                          "until it is back, only read-only commands answer",
                       "Check [control] database_url: host, port, database, user and password, and that the server "
                       "accepts connections from this host.")
     if facts.dirty or facts.version < facts.latest:

@@ -18,7 +18,7 @@ import psycopg
 
 from commands.config import EnvironmentSettings
 from commands.errors import DatabaseError
-from commands.pg.connect import connect, describe
+from commands.pg.connect import CONTROL, connect, describe, environment
 from commands.pg.control import CONTROL_MIGRATIONS, CONTROL_TABLE
 from commands.pg.state import PgVersionStore
 from commands.pg.tools import ToolError, Tools
@@ -107,7 +107,7 @@ class PgProbe:
     """Reads the facts ``commands.doctor`` judges (contract: ``commands.probes.Probe``)."""
 
     def database(self, env: EnvironmentSettings) -> DatabaseFacts:
-        with connect(env.database_url, application_name="dbops-doctor") as conn:
+        with connect(env.database_url, database=environment(env.name), application_name="dbops-doctor") as conn:
             try:
                 return self._facts(conn, env)
             except psycopg.Error as err:
@@ -144,7 +144,7 @@ class PgProbe:
 
     def control(self, url: str) -> ControlFacts:
         latest = load_source(CONTROL_MIGRATIONS).last_version
-        with connect(url, application_name="dbops-doctor") as conn:
+        with connect(url, database=CONTROL, application_name="dbops-doctor") as conn:
             try:
                 schema = conn.execute("SELECT coalesce(current_schema(), 'public')").fetchone()[0]
                 state = PgVersionStore(conn, schema=schema, table=CONTROL_TABLE).read()
