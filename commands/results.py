@@ -41,6 +41,7 @@ class Reason(str, Enum):
     OTHER_ENVIRONMENT = "other_environment"    # the named snapshot is another environment's (``owner``)
     UNCLAIMED_SNAPSHOT = "unclaimed_snapshot"  # a legacy snapshot no single environment answers to
     MANIFEST_MISMATCH = "manifest_mismatch"    # the name says ``owner``; the manifest does not agree
+    MISSING_PRIVILEGE = "missing_privilege"    # the database role lacks what the operation needs (``shortfall``)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -75,6 +76,10 @@ class LockHolder:
     since: datetime | None
     state: str | None
     state_since: datetime | None = None  # when its session entered ``state`` (idle since, active since)
+    # Another role's session, whose state, client and start PostgreSQL shows only to members of
+    # pg_read_all_stats: those fields are unknown, not empty.
+    hidden: bool = False
+    own: bool = True  # a session of dbops' own role (or one it is a member of): it may end it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,6 +165,27 @@ class MigrateResult:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Missing:
+    """One privilege a role lacks: ``what`` names it and why the operation needs it; ``fix`` is
+    the statement (or setting) that gives it."""
+
+    what: str
+    fix: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Shortfall:
+    """What ``role`` lacks for an operation, found in the catalogs before anything changed.
+    ``setting``: a configuration line under the environment that avoids the need (another
+    restore_mode), with what that needs in turn (``setting_needs``; empty: nothing more)."""
+
+    role: str
+    missing: tuple[Missing, ...]
+    setting: str | None = None
+    setting_needs: tuple[Missing, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Refusal:
     env: str
     operation: str
@@ -176,6 +202,7 @@ class Refusal:
     # UNCLAIMED_SNAPSHOT: the environments a legacy name answers to (none, or several);
     # MANIFEST_MISMATCH: the environment its manifest names (empty: none, or unreadable)
     claimants: tuple[str, ...] = ()
+    shortfall: Shortfall | None = None  # MISSING_PRIVILEGE
     outcome: Outcome = Outcome.REFUSED
 
 
