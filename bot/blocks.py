@@ -20,14 +20,15 @@ from bot.blocks_kit import (
 )
 from bot.blocks_migrate import holder_line, lock_advice, mismatch_section, number, problem_row, recovery_dirty
 from commands.errors import (
-    CommandError, ConfigError, DatabaseError, SnapshotFailed, SourceError, UsageError, VersionTableError,
+    CommandError, ConfigError, DatabaseError, PrivilegeError, SnapshotFailed, SourceError, UsageError,
+    VersionTableError,
 )
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult, CleanupResult, DoctorResult, DryRunResult,
     HelpResult,
     HistoryResult, LockReleaseResult, LockStatusResult, MigrateResult, OperationRecord, PinResult, PlanResult, Progress,
     Reason, Refusal, RestoreResult, Result,
-    RollbackPlan, RollbackResult, SnapshotCreated, SnapshotListResult, SnapshotVerifyResult, State, StatusResult,
+    RollbackPlan, Shortfall, RollbackResult, SnapshotCreated, SnapshotListResult, SnapshotVerifyResult, State, StatusResult,
     ValidateResult,
 )
 from commands.units import human_size
@@ -172,9 +173,27 @@ def _refusal(r: Refusal, now: datetime) -> Message:
         case Reason.OTHER_ENVIRONMENT | Reason.UNCLAIMED_SNAPSHOT | Reason.MANIFEST_MISMATCH:
             card = _refused(r, f"snapshot {code(r.snapshot or '?')} does not belong to {bold(env)}")
             card.section(snapshot_blocks.not_own(r) + " Nothing was changed.")
+        case Reason.MISSING_PRIVILEGE if r.shortfall is not None:
+            card = _shortfall(r, r.shortfall)
         case _:
             card = _refused(r, esc(r.reason.value))
     return card.message()
+
+
+def _shortfall(r: Refusal, s: Shortfall) -> Card:
+    card = _refused(r, f"database role {code(s.role)} lacks what it needs")
+    card.section("Nothing was changed: the role's privileges were checked before any snapshot or SQL.")
+    card.lines([f"• {esc(m.what)}: {code(m.fix)}" for m in s.missing], title="*Missing, and what gives it:*")
+    if s.setting is not None:
+        where = code(f"[environments.{r.env}]")
+        if s.setting_needs:
+            card.lines([f"• {esc(m.what)}: {code(m.fix)}" for m in s.setting_needs],
+                       title=f"*Or* set {code(s.setting)} under {where}, which needs:")
+        else:
+            card.section(f"*Or* set {code(s.setting)} under {where}: role {code(s.role)} can do that.")
+    card.context(f"Grant as a superuser or the service's admin role. {code(f'/dbops doctor {r.env}')} checks every "
+                 "privilege dbops needs.")
+    return card
 
 
 # --- history and help --------------------------------------------------------------------------
@@ -215,6 +234,7 @@ _FAULTS: tuple[tuple[type[CommandError], str], ...] = (
     (UsageError, "could not be run"),
     (ConfigError, "failed: the dbops configuration has a problem"),
     (SourceError, "failed: the migrations directory cannot be used as golang-migrate would use it"),
+    (PrivilegeError, "failed: the database role lacks a privilege"),
     (DatabaseError, "failed: PostgreSQL could not be reached or returned an error"),
     (VersionTableError, "failed: schema_migrations is not as golang-migrate leaves it"),
     (SnapshotFailed, "failed: the snapshot did not work, so nothing was changed"),

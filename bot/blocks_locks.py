@@ -40,7 +40,7 @@ def lock_status(r: LockStatusResult, now: datetime) -> Message:
     else:
         h = r.holder
         stale = h.since is not None and now - h.since >= timedelta(minutes=r.stale_after_minutes)
-        held_for = span_text(now - h.since) if h.since else "an unknown time"
+        held_for = span_text(now - h.since) if h.since else "a time hidden from dbops' role" if h.hidden else "an unknown time"
         stale_note = f" (stale: over {r.stale_after_minutes} minutes)" if stale else ""
         card.fields([("Advisory lock (golang-migrate's)", holder_line(h, now)), ("Held for", held_for + stale_note),
                      ("Session", esc(idle_text(h, now)))])

@@ -13,7 +13,7 @@ from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
     DoctorResult,
     DryRunResult, HelpResult, HistoryResult, LockHolder, LockReleaseResult, LockStatusResult, MigrateResult, Mismatch,
-    PinResult, PlanResult, Reason, Refusal,
+    PinResult, PlanResult, Reason, Refusal, Shortfall,
     RestoreResult, Result, RollbackPlan, RollbackResult, SnapshotCreated, SnapshotInfo, SnapshotListResult,
     SnapshotVerifyResult, SqlError, State, StatusResult, ValidateResult,
 )
@@ -46,8 +46,10 @@ def version_text(state: State) -> str:
 
 
 def holder_text(holder: LockHolder) -> str:
-    since = f", since {holder.since:%Y-%m-%d %H:%M:%S %Z}".rstrip() if holder.since else ""
     app = holder.application_name or "unknown application"
+    if holder.hidden:
+        return f"pid {holder.pid} ({app}, user {holder.user or '?'}, from a client hidden from dbops' role)"
+    since = f", since {holder.since:%Y-%m-%d %H:%M:%S %Z}".rstrip() if holder.since else ""
     return f"pid {holder.pid} ({app}, user {holder.user or '?'}, from {holder.client}{since})"
 
 
@@ -149,7 +151,23 @@ def _refusal(r: Refusal) -> list[str]:
         case Reason.OTHER_ENVIRONMENT | Reason.UNCLAIMED_SNAPSHOT | Reason.MANIFEST_MISMATCH:
             return [f"{head}: snapshot {r.snapshot} does not belong to {r.env}. Nothing was changed.",
                     text_snapshots.not_own(r)]
+        case Reason.MISSING_PRIVILEGE if r.shortfall is not None:
+            return _shortfall(head, r.env, r.shortfall)
     return [f"{head}: {r.reason.value}"]
+
+
+def _shortfall(head: str, env: str, s: Shortfall) -> list[str]:
+    lines = [f"{head}: database role {s.role} lacks what it needs. Nothing was changed (checked before any "
+             "snapshot or SQL).", "Missing, and what gives it:"]
+    lines += [f"  {m.what}: {m.fix}" for m in s.missing]
+    if s.setting is not None and s.setting_needs:
+        lines.append(f"Or set {s.setting} under [environments.{env}], which needs:")
+        lines += [f"  {m.what}: {m.fix}" for m in s.setting_needs]
+    elif s.setting is not None:
+        lines.append(f"Or set {s.setting} under [environments.{env}]: role {s.role} can do that.")
+    lines.append(f"Grant as a superuser or the service's admin role; `dbops doctor {env}` checks every privilege "
+                 "dbops needs.")
+    return lines
 
 
 

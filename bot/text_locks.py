@@ -23,10 +23,15 @@ RELEASE_HINT = ("To release a stale lock: /dbops lock release {env} (it needs ap
 
 
 def held_for(holder: LockHolder, now: datetime) -> str:
+    if holder.hidden:
+        return "held since a time hidden from dbops' role"
     return f"held for {text.span_text(now - holder.since)}" if holder.since else "held since an unknown time"
 
 
 def idle_text(holder: LockHolder, now: datetime) -> str:
+    if holder.hidden:
+        return ("its state is hidden: it is another role's session, and PostgreSQL shows that only to members of "
+                "pg_read_all_stats (GRANT pg_read_all_stats TO dbops' role to see it)")
     if not holder.state:
         return "its session's state is unknown"
     since = f" for {text.span_text(now - holder.state_since)}" if holder.state_since else ""

@@ -15,8 +15,10 @@ from datetime import timedelta
 
 import structlog
 
-from commands import grammar as g
-from commands.approvals import decode_command, encode_command, needs_approval, new_request_id, operation_of
+from commands import grammar as g, privileges
+from commands.approvals import (
+    OPERATIONS, decode_command, encode_command, needs_approval, new_request_id, operation_of, rollback_equivalent,
+)
 from commands.approvals import refuse_approval, situation
 from commands.config import EnvironmentSettings
 from commands.context import Actor, Context
@@ -24,7 +26,7 @@ from commands.errors import CommandError, ConfigError
 from commands.identity import same_person, unmapped_account
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, Outcome, Reason,
-    Result,
+    Refusal, Result,
 )
 
 log = structlog.get_logger("dbops.approvals")
@@ -34,7 +36,11 @@ __all__ = ["needs_approval", "request", "approve", "deny", "cancel", "approvals"
 
 def request(ctx: Context, command: g.Command, env: EnvironmentSettings,
             known: tuple[str, Impact] | None = None) -> Result:
-    """A pending request for ``command``; ``known``: its ``situation``, when the caller has it."""
+    """A pending request for ``command``; ``known``: its ``situation``, when the caller has it.
+    Nobody is asked to approve what the database role cannot do: that is refused first, by name."""
+    missing = _beyond_the_role(ctx, command, env)
+    if missing is not None:
+        return missing
     fingerprint, impact = known or situation(ctx, command, env)
     now = ctx.clock()  # only to state the time to live: the store sets both times by its own clock
     made = ApprovalRequest(id=new_request_id(), env=env.name, operation=operation_of(command) or "",
@@ -45,6 +51,23 @@ def request(ctx: Context, command: g.Command, env: EnvironmentSettings,
     stored = ctx.approvals.create(made, encode_command(command))
     log.info("approval.requested", request=stored.id, operation=stored.operation)
     return ApprovalNeeded(env=env.name, request=stored)
+
+
+def _beyond_the_role(ctx: Context, command: g.Command, env: EnvironmentSettings) -> Refusal | None:
+    """The MISSING_PRIVILEGE refusal of ``command`` when the catalogs already tell (the same
+    judgement its runner makes again in its state-check step), else None."""
+    if isinstance(command, g.Rollback):
+        command = rollback_equivalent(command) or command
+    match command:
+        case g.MigrateUp() | g.MigrateDown() | g.MigrateGoto() | g.MigrateForce():
+            return privileges.refusal(ctx, env, OPERATIONS[type(command)])
+        case g.SnapshotRestore():
+            return privileges.refusal(ctx, env, privileges.RESTORE)
+        case g.DbopsLockRelease():
+            with ctx.databases.open(env) as db:
+                holder = db.lock.holder()
+            return privileges.refusal(ctx, env, privileges.LOCK_RELEASE, holder=holder)
+    return None
 
 
 def _find(ctx: Context, request_id: str) -> tuple[ApprovalRequest, dict, EnvironmentSettings] | ApprovalRefused:

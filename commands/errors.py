@@ -5,7 +5,8 @@
     ├── ConfigError              the configuration file is missing, unreadable or invalid (exit 2)
     ├── SourceError              the migrations directory cannot be used as golang-migrate would
     ├── DatabaseError            PostgreSQL could not be reached or answered with an error
-    │   └── DatabaseUnreachable  no session could be opened, or the one in use was lost
+    │   ├── DatabaseUnreachable  no session could be opened, or the one in use was lost
+    │   └── PrivilegeError       the database role lacks a privilege a statement needed
     ├── VersionTableError        schema_migrations is not as golang-migrate leaves it
     └── SnapshotFailed           a snapshot could not be made or restored; nothing was changed
 
@@ -59,6 +60,23 @@ class DatabaseUnreachable(DatabaseError):
     def __init__(self, message: str, *, database: str) -> None:
         super().__init__(message)
         self.database = database
+
+
+class PrivilegeError(DatabaseError):
+    """PostgreSQL refused a statement for a privilege dbops' role lacks (SQLSTATE 42501), in the
+    middle of an operation: the statement's transaction was rolled back. The up-front checks
+    (``commands.privileges``) refuse what the catalogs can tell before anything changes; this
+    is what they cannot."""
+
+
+# PostgreSQL's SQLSTATE for "insufficient privilege" (permission denied, must be owner of …).
+INSUFFICIENT_PRIVILEGE = "42501"
+
+
+def privilege_error(message: str) -> PrivilegeError:
+    """The fault for PostgreSQL's own privilege ``message`` (one line, already masked)."""
+    return PrivilegeError(f"PostgreSQL said: {message}. The statement was rolled back; /dbops doctor names each "
+                          "privilege the role lacks and the GRANT (or setting) that gives it.")
 
 
 class VersionTableError(CommandError):

@@ -27,7 +27,7 @@ from commands.grammar import command_name
 from commands import lint_ops, migrate_ops, snapshot_ops, snapshot_scope
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Actor, Context, ignore_progress, utc_now
-from commands.errors import CommandError, DatabaseUnreachable, UsageError
+from commands.errors import INSUFFICIENT_PRIVILEGE, CommandError, DatabaseUnreachable, UsageError, privilege_error
 from commands.approvals import lint_gates, needs_approval, situation
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.policy import Policy
@@ -174,6 +174,11 @@ class Executor:
             detail = err.message
             raise
         except Exception as err:
+            if getattr(err, "sqlstate", None) == INSUFFICIENT_PRIVILEGE:
+                # PostgreSQL's refusal from wherever no layer named it: a fault to show, not a crash.
+                fault = privilege_error(redact((str(err).strip().splitlines() or [type(err).__name__])[0]))
+                detail = fault.message
+                raise fault from None
             detail = f"internal error: {type(err).__name__}"
             raise
         finally:

@@ -5,7 +5,8 @@ Release never takes a lock away from work in progress: the advisory lock's holde
 only while its session is idle (or idle in a transaction) for ``stale_lock_minutes``, never
 while it runs a statement (a migration); a lock directory is removed only when its
 ``locked_at`` is older than ``lock_dir_timeout_minutes`` and the process it records is not
-alive on this host. Whatever stays is said, with why. It needs approval as "lock-release".
+alive on this host. Another role's session is ended only by a role in pg_signal_backend and
+pg_read_all_stats; without them the release is refused, naming them. Whatever stays is said, with why. It needs approval as "lock-release".
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import timedelta
 
 import structlog
 
-from commands import grammar as g, lock_dirs
+from commands import grammar as g, lock_dirs, privileges
 from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.results import LockDirInfo, LockHolder, LockReleaseResult, LockStatusResult, Outcome, Result
@@ -52,6 +53,11 @@ def release(ctx: Context, command: g.DbopsLockRelease, env: EnvironmentSettings)
     terminated = None
     with ctx.databases.open(env) as db:
         holder = db.lock.holder()
+        # Another role's session can be ended (and seen to be idle) only with the predefined
+        # roles for it: refused by name rather than kept as if it were busy.
+        missing = privileges.refusal(ctx, env, privileges.LOCK_RELEASE, holder=holder)
+        if missing is not None:
+            return missing
         if holder is not None:
             why = _holder_kept(ctx, holder, env)
             if why is None and db.lock.terminate_idle(holder.pid, env.stale_lock_minutes * 60):

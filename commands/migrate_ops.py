@@ -14,7 +14,7 @@ from typing import Iterator
 import structlog
 
 from commands import grammar as g
-from commands import lock_dirs
+from commands import lock_dirs, privileges
 from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.errors import SnapshotFailed, SourceError
@@ -216,6 +216,9 @@ def migrate(ctx: Context, command: g.MigrateUp | g.MigrateDown | g.MigrateGoto, 
 def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, command: g.Command,
             source: MigrationSource, operation: str) -> Result:
     started = time.perf_counter()
+    missing = privileges.refusal(ctx, env, operation)  # before the version table is created, or anything else
+    if missing is not None:
+        return missing
     db.store.ensure()
     before = db.store.read()
     plan = _plan(command, source, before, env, operation)
@@ -260,6 +263,9 @@ def force(ctx: Context, command: g.MigrateForce, env: EnvironmentSettings) -> Re
     with migration_lock(ctx, env, "force") as db:
         if isinstance(db, Refusal):
             return db
+        missing = privileges.refusal(ctx, env, "force")
+        if missing is not None:
+            return missing
         db.store.ensure()
         before = db.store.read()
         if before == State(version=command.version, dirty=False):

@@ -42,6 +42,7 @@ class Reason(str, Enum):
     UNCLAIMED_SNAPSHOT = "unclaimed_snapshot"  # a legacy snapshot no single environment answers to
     MANIFEST_MISMATCH = "manifest_mismatch"    # the name says ``owner``; the manifest does not agree
     CONTROL_UNREACHABLE = "control_unreachable"  # it needs the control database, which cannot be reached
+    MISSING_PRIVILEGE = "missing_privilege"    # the database role lacks what the operation needs (``shortfall``)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +86,10 @@ class LockHolder:
     since: datetime | None
     state: str | None
     state_since: datetime | None = None  # when its session entered ``state`` (idle since, active since)
+    # Another role's session, whose state, client and start PostgreSQL shows only to members of
+    # pg_read_all_stats: those fields are unknown, not empty.
+    hidden: bool = False
+    own: bool = True  # a session of dbops' own role (or one it is a member of): it may end it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -170,6 +175,27 @@ class MigrateResult(ResultBase):
 
 
 @dataclass(frozen=True, kw_only=True)
+class Missing:
+    """One privilege a role lacks: ``what`` names it and why the operation needs it; ``fix`` is
+    the statement (or setting) that gives it."""
+
+    what: str
+    fix: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Shortfall:
+    """What ``role`` lacks for an operation, found in the catalogs before anything changed.
+    ``setting``: a configuration line under the environment that avoids the need (another
+    restore_mode), with what that needs in turn (``setting_needs``; empty: nothing more)."""
+
+    role: str
+    missing: tuple[Missing, ...]
+    setting: str | None = None
+    setting_needs: tuple[Missing, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Refusal(ResultBase):
     env: str
     operation: str
@@ -187,6 +213,7 @@ class Refusal(ResultBase):
     # MANIFEST_MISMATCH: the environment its manifest names (empty: none, or unreadable)
     claimants: tuple[str, ...] = ()
     detail: str | None = None  # CONTROL_UNREACHABLE: the connection error (masked), naming the control database
+    shortfall: Shortfall | None = None  # MISSING_PRIVILEGE
     outcome: Outcome = Outcome.REFUSED
 
 

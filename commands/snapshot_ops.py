@@ -13,7 +13,7 @@ from pathlib import Path
 
 import structlog
 
-from commands import grammar as g
+from commands import grammar as g, privileges
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Context
 from commands.errors import SnapshotFailed
@@ -72,6 +72,9 @@ def create(ctx: Context, command: g.SnapshotCreate, env: EnvironmentSettings) ->
     directory = _directory(env, "snapshot create")
     if isinstance(directory, Refusal):
         return directory
+    missing = privileges.refusal(ctx, env, privileges.SNAPSHOT_CREATE)
+    if missing is not None:
+        return missing
     with ctx.databases.open(env) as db:
         state = db.store.read()
     created = ctx.snapshots.create(env, reason=command.reason, actor=ctx.actor.user, state=state,
@@ -107,6 +110,9 @@ def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) 
     with migration_lock(ctx, env, "snapshot restore") as db:
         if isinstance(db, Refusal):
             return db
+        missing = privileges.refusal(ctx, env, privileges.RESTORE)
+        if missing is not None:
+            return missing
         before = db.store.read()
         safety = safety_snapshot(ctx, env, before, f"pre-restore of {snapshot.name}", "restore")
         ctx.step("restore", snapshot.name)

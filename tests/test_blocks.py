@@ -27,7 +27,7 @@ from bot.blocks_rollback import CHOOSE_ACTION
 from bot import blocks_locks
 from bot.text import render_text
 from commands import grammar
-from commands.errors import SnapshotFailed, UsageError
+from commands.errors import SnapshotFailed, UsageError, privilege_error
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, LossyStatement,
     AuditEntry, Check, CleanupResult, DiskUsage, DryRunFile, DryRunResult, FileProblem, HelpResult, HistoryResult,
@@ -37,6 +37,7 @@ from commands.results import (
     StepFailure, StepReport, TableRows, ValidateResult,
 )
 from commands.results import Finding, LockEstimate, PlanFile, PlanResult
+from commands.results import Missing, Shortfall
 from commands.results import Alert, AlertEvent, DiskWatchInfo, LockDirInfo, LockReleaseResult, LockStatusResult
 from commands.results import DoctorCheck, DoctorResult, Verdict
 
@@ -211,6 +212,15 @@ def history() -> HistoryResult:
 def refusal(reason: Reason, **kw) -> Refusal:
     kw.setdefault("operation", "up")
     return Refusal(env="production", reason=reason, **kw)
+
+
+NEW_DATABASE_SHORTFALL = Shortfall(
+    role="app", setting='restore_mode = "in-place"',
+    missing=(Missing(what="CREATEDB (the restore creates a database beside this one)", fix="ALTER ROLE app CREATEDB"),
+             Missing(what="ownership of database togather (it is renamed aside, and kept)",
+                     fix="ALTER DATABASE togather OWNER TO app")),
+    setting_needs=(Missing(what="ownership of database togather (from PostgreSQL 15 the restore gives schema public "
+                                "back to its owner, pg_database_owner)", fix="ALTER DATABASE togather OWNER TO app"),))
 
 
 def usage_error() -> UsageError:
@@ -579,6 +589,16 @@ SAMPLES = {
     "status_audit_unwritten": lambda: render(dataclasses.replace(status_clean(),
                                                                  audit_unwritten="control database unreachable"),
                                              now=NOW, command="/migrate status production"),
+    "refusal_missing_privilege": lambda: render(
+        refusal(Reason.MISSING_PRIVILEGE, operation="snapshot restore", shortfall=NEW_DATABASE_SHORTFALL),
+        now=NOW, command=f"/snapshot restore {PRE_MIGRATION.name} production"),
+    "refusal_missing_privilege_lock_release": lambda: render(
+        refusal(Reason.MISSING_PRIVILEGE, operation="dbops lock release", shortfall=Shortfall(
+            role="app", missing=(Missing(what="membership in pg_signal_backend (to end another role's session)",
+                                         fix="GRANT pg_signal_backend TO app"),))),
+        now=NOW, command="/dbops lock release production"),
+    "privilege_error": lambda: render_error(privilege_error('must be owner of table "users"'),
+                                            command="/migrate status production"),
     "usage_error": lambda: render_error(usage_error(), command="/migrate dwon 2 production"),
     "snapshot_failed_error": lambda: render_error(SnapshotFailed(
         "The snapshot before up failed, so nothing was changed. Not enough disk space: /var/lib/togather/db-snapshots "

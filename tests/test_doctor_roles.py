@@ -8,8 +8,7 @@ import psycopg
 import pytest
 
 from bot.text import render_text
-from commands.errors import SnapshotFailed
-from commands.results import Outcome
+from commands.results import Outcome, Reason
 from tests.roles import role_url
 from tests.test_doctor import FILES, check_lines, lines_of
 
@@ -70,8 +69,9 @@ def test_in_place_restore_needs_the_database_owner_as_the_doctor_says(make_bed, 
         "which needs CREATEDB (the restore creates a database beside this one): "
         f"ALTER ROLE {role} CREATEDB; ownership of database {db} (it is renamed aside, and kept): "
         f"ALTER DATABASE {db} OWNER TO {role}.")
-    with pytest.raises(SnapshotFailed, match="must be owner of schema public"):
-        bed.run(f"snapshot restore {snapshot}")
+    refused = bed.run(f"snapshot restore {snapshot}")  # refused up front, naming what the doctor names
+    assert refused.reason is Reason.MISSING_PRIVILEGE
+    assert [m.fix for m in refused.shortfall.missing] == [f"ALTER DATABASE {db} OWNER TO {role}"]
     assert bed.query("SELECT email FROM users") == [("ana@example.com",)]  # rolled back: nothing changed
 
     app_role.grant("ALTER DATABASE {database} OWNER TO {role}")
@@ -97,8 +97,9 @@ def test_a_table_the_role_cannot_read_fails_the_snapshot_check_as_pg_dump_fails(
     assert lines["migration privileges"] == (
         "WARN", f"role {role} can run migrations, but: 1 object belongs to other roles (public.payroll_archive): a "
                 "migration that alters or drops one of them fails")
-    with pytest.raises(SnapshotFailed, match="permission denied for table payroll_archive"):
-        bed.run('snapshot create --reason "x"')
+    refused = bed.run('snapshot create --reason "x"')  # refused before pg_dump runs, with the doctor's fix
+    assert refused.reason is Reason.MISSING_PRIVILEGE
+    assert [m.fix + "." for m in refused.shortfall.missing] == [lines["snapshot privileges fix"][1]]
 
     app_role.grant("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
     assert lines_of(bed.run("dbops doctor"))["snapshot privileges"][0] == "ok"

@@ -10,7 +10,7 @@ import psycopg
 from psycopg import sql
 
 from commands.config import EnvironmentSettings
-from commands.errors import DatabaseError, DatabaseUnreachable
+from commands.errors import DatabaseError, DatabaseUnreachable, privilege_error
 from commands.pg.connect import connect, connection_lost, describe, environment
 from commands.redact import mask_url
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
@@ -75,6 +75,8 @@ class PgDatabases:
             runner = PgMigrationRunner(conn, store, Timeouts(lock_timeout=env.lock_timeout,
                                                              statement_timeout=env.statement_timeout))
             yield PgEnvironment(store=store, lock=lock, runner=runner, inspector=PgInspector(conn))
+        except psycopg.errors.InsufficientPrivilege as err:
+            raise privilege_error(describe(err)) from None
         except psycopg.OperationalError as err:
             # The server went away mid-operation (a restart, a failover, a killed session):
             # one clear fault for every surface, not a traceback from wherever it surfaced.

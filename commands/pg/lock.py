@@ -26,7 +26,10 @@ def golang_migrate_lock_key(*, schema: str, table: str, database_url: str) -> in
 
 _HOLDER = """
 SELECT a.pid, coalesce(a.application_name, ''), a.client_addr::text, coalesce(a.usename, ''),
-       a.backend_start, a.state, a.state_change
+       a.backend_start, a.state, a.state_change,
+       -- PostgreSQL shows another role's state, client and start only to pg_read_all_stats
+       coalesce(NOT (pg_has_role(a.usesysid, 'USAGE') OR pg_has_role('pg_read_all_stats', 'USAGE')), false),
+       coalesce(pg_has_role(a.usesysid, 'USAGE'), true)
 FROM pg_locks l
 LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'advisory' AND l.granted
@@ -83,9 +86,9 @@ class PgAdvisoryLock:
         row = self.conn.execute(_HOLDER, {"high": self.key >> 32, "low": self.key & 0xFFFFFFFF}).fetchone()
         if row is None:
             return None
-        pid, app, addr, user, since, state, state_since = row
-        return LockHolder(pid=pid, application_name=app, client=addr or "local socket",
-                          user=user, since=since, state=state, state_since=state_since)
+        pid, app, addr, user, since, state, state_since, hidden, own = row
+        return LockHolder(pid=pid, application_name=app, client="unknown" if hidden else addr or "local socket",
+                          user=user, since=since, state=state, state_since=state_since, hidden=hidden, own=own)
 
     def terminate_idle(self, pid: int, idle_seconds: float) -> bool:
         """End session ``pid`` if it still holds this lock and has been idle (or idle in a

@@ -141,7 +141,12 @@ class PgRestorer:
         fresh, kept = f"{target}_restoring_{stamp}"[:63], f"{target}_before_restore_{stamp}"[:63]
         maintenance = database_url(url, "postgres")
         with connect(maintenance, database=self.database, application_name="dbops-restore") as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(fresh)))
+            try:
+                admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(fresh)))
+            except psycopg.errors.InsufficientPrivilege as err:
+                raise SnapshotFailed(f"Could not create a database to restore {snapshot.name} into: {describe(err)} "
+                                     "(restore_mode = \"new-database\" needs CREATEDB: ALTER ROLE … CREATEDB, or set "
+                                     f"restore_mode = \"in-place\"). {target} is unchanged.") from None
             try:
                 self._psql_restore(snapshot, child_env(url, dbname=fresh), prelude=None)
             except BaseException:

@@ -15,12 +15,17 @@ from dataclasses import dataclass, replace
 
 import psycopg
 
-from commands.errors import CommandError
+from commands.errors import INSUFFICIENT_PRIVILEGE, CommandError
 from commands.pg.connect import describe
 from commands.pg.integrity import DEPENDENT_OBJECTS_STILL_EXIST, FOREIGN_KEY_VIOLATION, dependency_of
 from commands.pg.state import PgVersionStore
 from commands.results import SqlError
 from commands.sqlscan import Mode, SqlFile, position_of
+
+
+# PostgreSQL names the privilege and the object; what to do about it is dbops' to say.
+PRIVILEGE_HINT = ("dbops' database role lacks this privilege. Grant it (or make the role the object's owner), or run "
+                  "this migration as a role that has it; /dbops doctor lists what the role lacks.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -38,11 +43,14 @@ def sql_error(err: psycopg.Error, text: str, *, offset: int = 0, line: int | Non
     """
     diag = err.diag
     column = None
+    hint = diag.message_hint
+    if err.sqlstate == INSUFFICIENT_PRIVILEGE and not hint:
+        hint = PRIVILEGE_HINT
     if diag.statement_position:
         position = position_of(text, offset + int(diag.statement_position) - 1)
         line, column = position.line, position.column
     return SqlError(message=describe(err), sqlstate=err.sqlstate, detail=diag.message_detail,
-                    hint=diag.message_hint, context=diag.context, line=line, column=column,
+                    hint=hint, context=diag.context, line=line, column=column,
                     constraint=diag.constraint_name)
 
 

@@ -32,8 +32,12 @@ class PgVersionStore:
         self._name = sql.Identifier(schema, table)
 
     def exists(self) -> bool:
+        # The catalog, not information_schema.tables (golang-migrate's look-up), which hides a
+        # table the role has no privilege on: a version table it may not read must not look
+        # like no version at all, but fail reading it, naming the privilege.
         row = self.conn.execute(
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = %s AND table_name = %s",
+            "SELECT 1 FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relname = %s AND c.relkind IN ('r', 'p', 'v', 'f')",
             (self.schema, self.table),
         ).fetchone()
         return row is not None
