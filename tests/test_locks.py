@@ -41,6 +41,14 @@ def hold_lock(bed) -> psycopg.Connection:
     return conn
 
 
+def let_go(bed, holder: psycopg.Connection) -> None:
+    """Close the holder and wait until the server has ended its session, and so freed its lock:
+    close() returns before that."""
+    pid = holder.info.backend_pid
+    holder.close()
+    wait_for(lambda: session_state(bed, pid) is None, what="the holder's session to end")
+
+
 def session_state(bed, pid: int) -> str | None:
     rows = bed.query("SELECT state FROM pg_stat_activity WHERE pid = %s", (pid,))
     return rows[0][0] if rows else None
@@ -78,7 +86,7 @@ def test_status_shows_the_holder_of_the_advisory_lock(bed):
         assert status.holder.since is not None and status.holder.state_since is not None
         assert [(d.path, d.exists) for d in status.lock_dirs] == [(str(bed.lock_dir), False)]
     finally:
-        holder.close()
+        let_go(bed, holder)
     assert bed.run("dbops lock status").holder is None
 
 
@@ -225,11 +233,7 @@ def test_a_lock_held_too_long_alerts_once_and_resolves_when_released(make_bed, c
         [("opened", "stale_lock", holder.info.backend_pid)]
     assert opened[0].alert.holder.application_name == "migrate"
     assert watcher.tick(env) == []
-    pid = holder.info.backend_pid
-    holder.close()
-    # close() returns before the server has ended the session and so released its lock.
-    wait_for(lambda: not bed.query("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)),
-             what="the holder's session to end")
+    let_go(bed, holder)
     assert [(e.kind, e.alert.subject) for e in watcher.tick(env)] == [("resolved", "stale_lock")]
     assert watcher.tick(env) == []
 
