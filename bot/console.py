@@ -48,7 +48,7 @@ from bot.console_payloads import (
 )
 from bot.console_render import Names, Style, render_blocks
 from bot.console_slack import LocalSlack, Shown
-from bot.console_terminal import console_log, history_file, line_editing, log_to
+from bot.console_terminal import console_log, interactive, log_to
 from bot.shell_user import os_account
 from commands import grammar as g
 from commands.config import Settings
@@ -347,36 +347,6 @@ def script(console: Console, lines: Iterator[str]) -> int:
         if not console.run(line, ask):
             break
     return 1 if console.failures else 0
-
-
-def interactive(console: Console) -> int:
-    """Read lines from a person at a terminal, with readline's editing and the saved history."""
-    save_history = line_editing(history_file())
-
-    def ask(label: str) -> str | None:
-        try:
-            return input(f"{label}: ")
-        except EOFError:
-            return None
-
-    def confirm(prompt: str) -> bool:
-        try:
-            return input(prompt).strip().lower() in ("y", "yes")
-        except EOFError:
-            return False
-
-    console.confirm = confirm
-    try:
-        while True:
-            try:
-                line = input(f"[{console.user}] #{console.channel_name}> ")
-            except (EOFError, KeyboardInterrupt):
-                console.say("")
-                return 0
-            if not console.run(line, ask):
-                return 0
-    finally:
-        save_history()
 
 
 def console(settings: Settings | None, *, user: str | None, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout,

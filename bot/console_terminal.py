@@ -4,19 +4,24 @@ A person typing gets the standard library's readline (arrow keys, Ctrl-R, the pr
 session's lines) with its history in the user's state directory; a script on stdin gets
 none, so what it reads is exactly its lines. The bot logs as in production, but into a file
 in that directory, unless ``--verbose`` asks for the log lines in the terminal.
+``interactive`` is the loop a person types into.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import platformdirs
 
 from bot.logs import configure_logging
+
+if TYPE_CHECKING:
+    from bot.console import Console
 
 HISTORY_LINES = 2000
 
@@ -67,3 +72,46 @@ def line_editing(history: Path) -> Callable[[], None]:
         except OSError:
             pass  # a full or read-only disk must not end the session
     return save
+
+
+def _unrecorded(prompt: str) -> str:
+    """``input()`` for an answer (a modal's reason, a dialog's yes), which the history does not keep:
+    the up arrow is for commands."""
+    readline = sys.modules.get("readline")
+    if readline is not None:
+        readline.set_auto_history(False)
+    try:
+        return input(prompt)
+    finally:
+        if readline is not None:
+            readline.set_auto_history(True)
+
+
+def interactive(console: Console) -> int:
+    """Read lines from a person at a terminal, with readline's editing and the saved history."""
+    save_history = line_editing(history_file())
+
+    def ask(label: str) -> str | None:
+        try:
+            return _unrecorded(f"{label}: ")
+        except EOFError:
+            return None
+
+    def confirm(prompt: str) -> bool:
+        try:
+            return _unrecorded(prompt).strip().lower() in ("y", "yes")
+        except EOFError:
+            return False
+
+    console.confirm = confirm
+    try:
+        while True:
+            try:
+                line = input(f"[{console.user}] #{console.channel_name}> ")
+            except (EOFError, KeyboardInterrupt):
+                console.say("")
+                return 0
+            if not console.run(line, ask):
+                return 0
+    finally:
+        save_history()
