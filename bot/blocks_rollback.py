@@ -2,11 +2,11 @@
 
 The plan card has one section per option, best first, each with a Choose button
 (``CHOOSE_ACTION``, its value the command the option runs, e.g. ``/rollback --steps 1
-production``; a restore's asks for Slack's confirmation first); the listener asks for a reason (``reason_modal_view``) and runs it with that,
-which becomes an approval request where the environment requires a second person. The result
-card ticks the guide's rollback checklist from what actually happened and carries the
-underlying down/goto/restore's own reply under it. Sentences shared with the terminal come
-from ``bot.text_rollback``.
+production``; a restore's asks for Slack's confirmation first); the listener asks for a
+reason (``reason_modal_view``) and runs it with that, which becomes an approval request where
+the environment requires a second person. The result card ticks the guide's rollback
+checklist from what actually happened and carries the underlying down/goto/restore's own
+reply under it. Sentences shared with the terminal come from ``bot.text_rollback``.
 """
 
 from __future__ import annotations

@@ -285,11 +285,11 @@ class Console:
         if not self._confirmed(element.get("confirm")):
             self.say("(not pressed)", "")
             return
-        uid = self.users[self.user]
+        uid, channel_name = self.users[self.user], self.names.channels.get(message.channel, message.channel)
         self.say(f"(@{self.user} pressed {element['text'].get('text', '')} on {message.key})", "")
         self._dispatch(block_actions(
             block=block, element=element, user_id=uid, user_name=self.user, channel_id=message.channel,
-            channel_name=self.names.channels.get(message.channel, message.channel), message_ts=message.ts, trigger_id=self.slack.trigger_id(),
+            channel_name=channel_name, message_ts=message.ts, trigger_id=self.slack.trigger_id(),
             response_url=self.slack.response_url(channel=message.channel, user=uid, message_ts=message.ts),
             message=None if message.ephemeral_to else {"text": message.text, "blocks": message.blocks}))
 
