@@ -88,11 +88,21 @@ class Bot:
             self.tracker.stop()
 
 
-def web_client(slack: SlackSettings) -> WebClient:
-    client = WebClient(token=slack.bot_token, base_url=slack.api_url)
+def bolt_app(slack: SlackSettings, *, socket_mode: bool, verify_requests: bool, work: ThreadPoolExecutor) -> App:
+    """bolt's App with the bot token, its Web API client pointed at ``slack.api_url``.
+
+    bolt builds the client from the token itself: handed a client of ours, it logs "As you gave
+    client as well, token will be unused" whenever SLACK_BOT_TOKEN is in the environment, which
+    it always is in production. No auth.test here: Slack may be out of reach at start-up, and
+    dbops serve then keeps trying (bot.slack_link), which also refuses a token Slack rejects."""
+    app = App(token=slack.bot_token, signing_secret=slack.signing_secret, process_before_response=True,
+              token_verification_enabled=False, request_verification_enabled=verify_requests and not socket_mode,
+              listener_executor=work)
+    client = app.client  # each request's client copies its base URL and retry handlers
+    client.base_url = slack.api_url
     client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))  # honours Retry-After
     client.retry_handlers.append(ServerErrorRetryHandler(max_retry_count=2))
-    return client
+    return app
 
 
 def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = False,
@@ -103,7 +113,13 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
     hold one each); acks never wait for them. ``work`` replaces that pool (the console passes
     one it can wait on); ``verify_requests=False`` is for a caller that dispatches in-process,
     where there is no signature to check; ``observe`` hears every command's outcome."""
-    client = web_client(slack)
+    # The ack runs in the request's own thread (process_before_response): were it queued with
+    # the work, busy workers would delay it past Slack's 3 s, and bolt would then hand the
+    # request to the next matching listener and run it twice.
+    if work is None:
+        work = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbops-work")
+    app = bolt_app(slack, socket_mode=socket_mode, verify_requests=verify_requests, work=work)
+    client = app.client
     audit = tracker = approvals = rollbacks = None
     control_ready = True
     if settings.control_database_url:
@@ -117,16 +133,6 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
     executor = Executor(settings, PgDatabases(application_name=application_name), PgDumpSnapshotter(),
                         audit=audit, approvals=approvals, rollback_log=rollbacks, policy=Policy(SlackDirectory(client)),
                         linter=SquawkLinter(), probe=PgProbe(), slack=SlackAuthCheck(client))
-    # The ack runs in the request's own thread (process_before_response): were it queued with
-    # the work, busy workers would delay it past Slack's 3 s, and bolt would then hand the
-    # request to the next matching listener and run it twice.
-    if work is None:
-        work = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbops-work")
-    # No auth.test here: Slack may be out of reach at start-up, and dbops serve then keeps
-    # trying (bot.slack_link); bolt asks auth.test itself at the first request it handles.
-    app = App(client=client, signing_secret=slack.signing_secret, process_before_response=True,
-              request_verification_enabled=verify_requests and not socket_mode, listener_executor=work,
-              token_verification_enabled=False)
     register(app, Handlers(executor=executor, progress_interval=progress_interval, tracker=tracker, observe=observe))
     watchers = None
     if settings.control_database_url:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.blocks_kit import (
-    BODY_BLOCKS, ELLIPSIS, TEXT_CHARS, Card, Message, bold, channel_ref, clip, code, count, esc, extended, mrkdwn,
-    plain, shorten, user_ref, when,
+    BODY_BLOCKS, ELLIPSIS, TEXT_CHARS, Card, Message, bold, channel_ref, clip, code, confirm_dialog, count, esc,
+    extended, mrkdwn, plain, shorten, user_ref, when,
 )
 from bot.blocks_migrate import json_hint, number, snapshot_version
 from bot.blocks_plan import finding_row
@@ -32,6 +32,8 @@ CANCEL_ACTION = "dbops_cancel"
 ROWS_SHOWN = 30
 DELETES_SHOWN = 10  # a request card lists a few; the dry run lists them all
 REASON_CHARS = 500
+# Approving one of these loses something or unblocks a migration: Slack asks "are you sure?" first.
+CONFIRMED_OPERATIONS = ("down", "goto", "force", "restore", "cleanup", "lock-release")
 DRY_RUN_REQUEST_CAVEAT = ("Its statements hold their locks until the rollback, and the rollback does not undo "
                           "sequence values it takes (nextval, setval, serial or identity inserts).")
 
@@ -100,6 +102,34 @@ def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
         card.section("At the state it was requested against, it changes nothing.")
 
 
+def _consequence(r: ApprovalRequest, now: datetime) -> str:
+    """What approving does, in one plain sentence (a dialog's text is plain: no names as code)."""
+    i: Impact = r.impact
+    target = f", version {number(i.before.version)} → {number(i.target)}" if i.target is not None else ""
+    if r.operation == "force":
+        return (f"Sets the recorded version of {r.env} to {number(i.target if i.target is not None else -1)} and marks "
+                f"it clean. No SQL runs.")
+    if i.reverts:
+        lost = f" Data their down files drop ({count(len(i.data_loss), 'statement')}) is lost." if i.data_loss else ""
+        return f"Reverts {count(len(i.reverts), 'migration')} on {r.env}{target}.{lost}"
+    if i.applies:
+        return f"Applies {count(len(i.applies), 'migration')} on {r.env}{target}."
+    if i.snapshot is not None:
+        source = f" (a snapshot of {i.restore_from})" if i.restore_from else ""
+        return (f"Replaces the data of {r.env} with snapshot {i.snapshot.name}{source}. Everything written since "
+                f"{when(i.snapshot.created_at)} ({age_text(now - i.snapshot.created_at)}) is lost.")
+    if i.deletes:
+        return f"Deletes {count(len(i.deletes), 'snapshot')} of {r.env} ({human_size(i.delete_bytes)}) for good."
+    if r.operation == "lock-release":
+        return f"Releases the migration lock of {r.env}, so the next migration may start."
+    return f"Runs it on {r.env}."
+
+
+def _approve_confirm(r: ApprovalRequest, now: datetime) -> dict:
+    return confirm_dialog(title=f"Approve {r.operation} on {r.env}?", confirm="Approve",
+                          text=f"{_consequence(r, now)} It runs at once, as requested: /{r.command}")
+
+
 def needed(result: ApprovalNeeded, now: datetime) -> Message:
     """The request card, for everyone in the channel, with Approve, Deny and Cancel buttons."""
     r = result.request
@@ -114,6 +144,8 @@ def needed(result: ApprovalNeeded, now: datetime) -> Message:
                 **({"style": style} if style else {})}
                for action, label, style in ((APPROVE_ACTION, "Approve", "primary"), (DENY_ACTION, "Deny", "danger"),
                                             (CANCEL_ACTION, "Cancel", None))]
+    if r.operation in CONFIRMED_OPERATIONS:
+        buttons[0]["confirm"] = _approve_confirm(r, now)
     return extended(card.message(), {"type": "actions", "elements": buttons})
 
 

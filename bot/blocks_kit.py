@@ -5,7 +5,8 @@ enforced in one place, by construction:
 
 - at most 50 blocks (``Card`` keeps ``BODY_BLOCKS`` so a caller can add attribution and a
   button); section text ≤ 3000 characters; ≤ 10 fields of ≤ 2000; header ≤ 150; context ≤ 10
-  elements; the fallback text ≤ 3000.
+  elements; the fallback text ≤ 3000; a button's confirmation dialog: title ≤ 100, text ≤ 300,
+  its two buttons ≤ 30.
 - a long list is packed into as few sections as fit, and what does not fit becomes one line,
   "…and 9,970 more (use …)".
 
@@ -30,6 +31,7 @@ MAX_FIELDS = 10
 HEADER_CHARS = 150
 CONTEXT_ELEMENTS = 10
 TEXT_CHARS = 3000
+CONFIRM_TITLE_CHARS, CONFIRM_TEXT_CHARS, CONFIRM_BUTTON_CHARS = 100, 300, 30
 ELLIPSIS = "…"
 _BACKTICK = "\u02cb"  # MODIFIER LETTER GRAVE ACCENT: looks like ` but never opens a code span
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
@@ -215,6 +217,18 @@ class Card:
             blocks = blocks[:BODY_BLOCKS - 1] + [
                 {"type": "context", "elements": [mrkdwn(f"{ELLIPSIS}shortened to fit in one Slack message.")]}]
         return Message(text=clip(self.fallback, TEXT_CHARS), blocks=blocks)
+
+
+def confirm_dialog(*, title: str, text: str, confirm: str, deny: str = "Not yet") -> dict:
+    """Slack's confirmation dialog for a button (its ``confirm`` object): every part plain_text,
+    cut to the dialog's limits. Slack shows plain_text as typed; angle brackets still become
+    look-alikes, so that no ``<!channel>`` in a name is ever sent, parsed or not."""
+    def part(value: str, limit: int) -> dict:
+        value = " ".join(value.split()).replace("<", "\u2039").replace(">", "\u203a")
+        return {"type": "plain_text", "text": value if len(value) <= limit else value[:limit - 1] + ELLIPSIS}
+    return {"title": part(title, CONFIRM_TITLE_CHARS), "text": part(text, CONFIRM_TEXT_CHARS),
+            "confirm": part(confirm, CONFIRM_BUTTON_CHARS), "deny": part(deny, CONFIRM_BUTTON_CHARS),
+            "style": "danger"}
 
 
 def extended(message: Message, *blocks: dict) -> Message:

@@ -2,11 +2,11 @@
 
 The plan card has one section per option, best first, each with a Choose button
 (``CHOOSE_ACTION``, its value the command the option runs, e.g. ``/rollback --steps 1
-production``); the listener asks for a reason (``reason_modal_view``) and runs it with that,
-which becomes an approval request where the environment requires a second person. The result
-card ticks the guide's rollback checklist from what actually happened and carries the
-underlying down/goto/restore's own reply under it. Sentences shared with the terminal come
-from ``bot.text_rollback``.
+production``; a restore's asks for Slack's confirmation first); the listener asks for a
+reason (``reason_modal_view``) and runs it with that, which becomes an approval request where
+the environment requires a second person. The result card ticks the guide's rollback
+checklist from what actually happened and carries the underlying down/goto/restore's own
+reply under it. Sentences shared with the terminal come from ``bot.text_rollback``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from datetime import datetime
 
 from bot.blocks_approvals import reason_modal
 from bot.blocks_kit import (
-    BODY_BLOCKS, ELLIPSIS, Card, Message, bold, code, count, esc, mrkdwn, plain, shorten, user_ref, when,
+    BODY_BLOCKS, ELLIPSIS, Card, Message, bold, code, confirm_dialog, count, esc, mrkdwn, plain, shorten, user_ref,
+    when,
 )
 from bot.blocks_migrate import snapshot_version
 from bot.text import age_text, version_text
@@ -65,6 +66,17 @@ def _impact(o: RollbackOption, now: datetime) -> list[str]:
     return lines
 
 
+def _restore_confirm(o: RollbackOption, r: RollbackPlan, now: datetime) -> dict | None:
+    """Slack's "are you sure?" before a restore: it throws away everything written since the snapshot."""
+    s = o.impact.snapshot if o.impact is not None else None
+    if o.method != "restore" or s is None:
+        return None
+    return confirm_dialog(title=f"Restore snapshot on {r.env}?", confirm="Choose",
+                          text=f"Replaces the data of {r.env} with snapshot {s.name}. Everything written since "
+                               f"{when(s.created_at)} ({age_text(now - s.created_at)}) is lost. Next you give a "
+                               f"reason; where {r.env} requires it, a second person approves.")
+
+
 def _option(n: int, o: RollbackOption, r: RollbackPlan, now: datetime) -> dict:
     head = f"*{n}. {_title(o, r)}*" + (" · *Recommended*" if o.recommended else "")
     lines = [head, f"_{esc(METHOD_SOURCES.get(o.method, o.method))}_"] + _impact(o, now)
@@ -77,6 +89,9 @@ def _option(n: int, o: RollbackOption, r: RollbackPlan, now: datetime) -> dict:
         block["accessory"] = {"type": "button", "action_id": CHOOSE_ACTION, "value": o.command,
                               "text": {"type": "plain_text", "text": "Choose"},
                               **({"style": "primary"} if o.recommended else {})}
+        confirm = _restore_confirm(o, r, now)
+        if confirm is not None:
+            block["accessory"]["confirm"] = confirm
     else:  # too long for a button's value: it can still be typed
         lines.append(f"Type {code(o.command, limit=2500)} with {code('--reason')}")
     block["text"] = mrkdwn("\n".join(lines))

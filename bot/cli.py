@@ -119,10 +119,12 @@ def _serve(args: list[str], config_path: str | None) -> int:
 def _console(args: list[str], config_path: str | None) -> int:
     from bot.console import console
     user = _take_option(args, "--user")
+    verbose = "--verbose" in args
+    args = [a for a in args if a != "--verbose"]
     if args:
         raise UsageError(f"dbops console does not take {args[0]!r}. Run `dbops --help` for the list.")
     path = config_path or os.environ.get("DBOPS_CONFIG")
-    return console(load_settings(path) if path else None, user=user)
+    return console(load_settings(path) if path else None, user=user, verbose=verbose)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,17 +1,21 @@
 """``dbops console``: a terminal that behaves like a Slack channel, running the real bot.
 
-    dbops console [--config PATH] [--user NAME]
+    dbops console [--config PATH] [--user NAME] [--verbose]
 
 Who types: in the built-in demo (no configuration), any demo user, switched with ``--user``
 and ``:as``. With a real configuration the console is a shell like any other: you are your
 operating-system account's Slack id from ``[cli] users`` (or ``os:NAME``), and ``--user`` and
 ``:as`` are refused, since otherwise anyone at a terminal could approve as anyone.
+Where: a channel the configuration maps to an environment (``console_channels``), said at start.
+At a terminal, lines are edited with readline and kept in a history; the bot's log lines go to
+a file, not into the conversation, unless ``--verbose`` (``console_terminal``).
 
 The bolt App is the one ``dbops serve`` runs (``build_bot``: same listeners, renderers,
 executor and approvals). Lines typed here become the requests Slack would send
 (``console_payloads``) and go through ``App.dispatch`` in-process; the bot's Web API client
 talks over HTTP to a local stand-in for Slack (``console_slack``), which prints every message
-it receives as text (``console_render``), progress updates as they arrive.
+it receives as text (``console_render``), progress updates as they arrive. A button that
+Slack would confirm first shows its dialog; at a terminal it asks, in a script the press confirms.
 
 Before the next line is read, the console waits until the bot's work pool is idle, so a
 script's output comes in a fixed order. The exit code of a script is 1 when any command
@@ -34,6 +38,7 @@ from typing import TextIO
 from slack_bolt.request import BoltRequest
 
 from bot.app import Bot, SlackSettings, build_bot
+from bot.console_channels import CONSOLE_CHANNEL, Room, find, rooms, with_console_channel
 from bot.console_payloads import (
     FORM,
     block_actions,
@@ -43,6 +48,7 @@ from bot.console_payloads import (
 )
 from bot.console_render import Names, Style, render_blocks
 from bot.console_slack import LocalSlack, Shown
+from bot.console_terminal import console_log, interactive, log_to
 from bot.shell_user import os_account
 from commands import grammar as g
 from commands.config import Settings
@@ -56,6 +62,7 @@ HELP = """Type a slash command as in Slack (/migrate status, /snapshot list, /ro
   N              press button N of the latest message with buttons
   :press MSG N   press button N of message MSG (m3)
   :as NAME       act as another user (the built-in demo only)
+  :channel [ENV] move to the channel of environment ENV (or a channel's name or id); alone, list them
   :tick          run the bot's watchers once (dirty database, stale lock, disk)
   :expect failed the next line must fail (a script's exit code then counts that as success)
   :help          this list            :quit   leave
@@ -94,14 +101,18 @@ def user_id_for(name: str) -> str:
 
 class Console:
     def __init__(self, settings: Settings, *, users: dict[str, str], user: str, channel: str,
-                 channel_name: str = "incident", out: TextIO = sys.stdout, ansi: bool = False,
+                 channel_name: str | None = None, out: TextIO = sys.stdout, ansi: bool = False,
                  progress_interval: float = 2.0, can_switch_user: bool = False) -> None:
-        """``can_switch_user``: ``:as`` works (demo users); otherwise ``user`` is who types, throughout."""
+        """``can_switch_user``: ``:as`` works (demo users); otherwise ``user`` is who types, throughout.
+        ``channel_name``: what to call ``channel`` (else the names of its environments)."""
         self.settings = settings
         self.users = dict(users)  # name -> id
         self.user = user
         self.can_switch_user = can_switch_user
-        self.channel, self.channel_name = channel, channel_name
+        self.rooms = rooms(settings, {channel: channel_name} if channel_name else None)
+        self.room = next((r for r in self.rooms if r.id == channel), None) or Room(channel, channel_name or channel, ())
+        # Slack's "are you sure?" on a button: None in a script (pressing means it), else asks the person.
+        self.confirm: Callable[[str], bool] | None = None
         self.out = out
         self.style = Style(ansi=ansi)
         self.progress_interval = progress_interval
@@ -130,8 +141,23 @@ class Console:
 
     # --- output -------------------------------------------------------------------------
     @property
+    def channel(self) -> str:
+        return self.room.id
+
+    @property
+    def channel_name(self) -> str:
+        return self.room.name
+
+    @property
     def names(self) -> Names:
-        return Names(users={uid: name for name, uid in self.users.items()}, channels={self.channel: self.channel_name})
+        return Names(users={uid: name for name, uid in self.users.items()},
+                     channels={r.id: r.name for r in (*self.rooms, self.room)})
+
+    def greeting(self, log: str | None) -> None:
+        """Who, where, and where the log lines go: the first thing the console says."""
+        where = self.room.describe() if self.room.environments else f"#{self.channel_name} ({self.channel})"
+        logs = f" Log lines go to {log} (--verbose shows them here)." if log else ""
+        self.say(f"dbops console: you are @{self.user} ({self.users[self.user]}) in {where}.{logs} Type :help.", "")
 
     def say(self, *lines: str) -> None:
         with self._print:
@@ -150,7 +176,8 @@ class Console:
         if shown.kind == "ephemeral":
             where = f"only visible to @{self.names.users.get(message.ephemeral_to or '', message.ephemeral_to)}"
         else:
-            where = f"#{self.channel_name}" + (" (updated)" if shown.kind == "updated" else "")
+            where = f"#{self.names.channels.get(message.channel, message.channel)}" + (
+                " (updated)" if shown.kind == "updated" else "")
         self.say(f"── {message.key} · dbops · {where}", *(f"  {line}" for line in lines), "")
 
     def _observed(self, command: g.Command, actor: Actor, outcome: str) -> None:
@@ -197,7 +224,9 @@ class Console:
         verb, *args = line.split()
         if verb == ":help":
             who = ", ".join(f"{name} ({uid})" + (" ← you" if name == self.user else "") for name, uid in self.users.items())
-            self.say(HELP, f"Users: {who}. Channel: #{self.channel_name} ({self.channel}).", "")
+            others = [f"#{r.name} ({', '.join(r.environments)})" for r in self.rooms if r != self.room]
+            self.say(HELP, f"Users: {who}. Channel: {self.room.describe()}."
+                     + (f" Also: {'; '.join(others)}." if others else ""), "")
         elif verb == ":as" and not self.can_switch_user:
             self._usage(f":as is for the built-in demo. With a configuration you are who the operating system says: "
                         f"the account {self.user}, acting as {self.users[self.user]} ([cli] users).")
@@ -209,8 +238,22 @@ class Console:
             self._press(args[0], int(args[1]))
         elif verb == ":tick":
             self._tick()
+        elif verb == ":channel" and len(args) <= 1:
+            self._channel(args[0] if args else None)
         else:
             self._usage(f"Unknown console command {line!r}. Type :help for the list.")
+
+    def _channel(self, wanted: str | None) -> None:
+        if wanted is None:
+            self.say(*(("→ " if r == self.room else "  ") + r.describe() for r in self.rooms), "")
+            return
+        room = find(self.rooms, wanted)
+        if room is None:
+            known = ", ".join(f"#{r.name}" for r in self.rooms) or "none"
+            self._usage(f"no channel {wanted!r} here. Channels: {known}.")
+            return
+        self.room = room
+        self.say(f"(now in {room.describe()})", "")
 
     def _dispatch(self, body: str) -> dict | None:
         """Send ``body`` to the bot as Slack would; return the ack's JSON body, if any."""
@@ -239,13 +282,26 @@ class Console:
             self._usage(f"no button {number} to press" + (f" on {key}" if key else "") + ".")
             return
         block, element = choices[number - 1]
-        uid = self.users[self.user]
+        if not self._confirmed(element.get("confirm")):
+            self.say("(not pressed)", "")
+            return
+        uid, channel_name = self.users[self.user], self.names.channels.get(message.channel, message.channel)
         self.say(f"(@{self.user} pressed {element['text'].get('text', '')} on {message.key})", "")
         self._dispatch(block_actions(
             block=block, element=element, user_id=uid, user_name=self.user, channel_id=message.channel,
-            channel_name=self.channel_name, message_ts=message.ts, trigger_id=self.slack.trigger_id(),
+            channel_name=channel_name, message_ts=message.ts, trigger_id=self.slack.trigger_id(),
             response_url=self.slack.response_url(channel=message.channel, user=uid, message_ts=message.ts),
             message=None if message.ephemeral_to else {"text": message.text, "blocks": message.blocks}))
+
+    def _confirmed(self, dialog: dict | None) -> bool:
+        """Slack's confirmation dialog, if the button has one: shown, and answered."""
+        if not dialog:
+            return True
+        self.say(f"  ⚠️ {dialog['title']['text']}", f"  {dialog['text']['text']}")
+        if self.confirm is None:
+            return True
+        return self.confirm(f"  {dialog['confirm']['text']} or {dialog['deny']['text']}? "
+                            f"[y = {dialog['confirm']['text']}] ")
 
     def _modal(self, view: dict, ask: Callable[[str], str | None]) -> None:
         self.say(*(f"  {line}" for line in render_blocks(view.get("blocks", []), "", self.names, self.style)))
@@ -293,32 +349,21 @@ def script(console: Console, lines: Iterator[str]) -> int:
     return 1 if console.failures else 0
 
 
-def interactive(console: Console) -> int:
-    console.say(f"dbops console: you are @{console.user} in #{console.channel_name}. Type :help.", "")
-
-    def ask(label: str) -> str | None:
-        try:
-            return input(f"{label}: ")
-        except EOFError:
-            return None
-
-    while True:
-        try:
-            line = input(f"[{console.user}] #{console.channel_name}> ")
-        except (EOFError, KeyboardInterrupt):
-            console.say("")
-            return 0
-        if not console.run(line, ask):
-            return 0
-
-
-def console(settings: Settings | None, *, user: str | None, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+def console(settings: Settings | None, *, user: str | None, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout,
+            verbose: bool = True) -> int:
     """``dbops console``: ``settings`` None runs the demo (an embedded PostgreSQL, alice and bob);
-    with settings, the user is this process's operating-system account (``[cli] users``)."""
+    with settings, the user is this process's operating-system account (``[cli] users``), in a
+    channel of the configuration (``console_channels``). Unless ``verbose``, this process's log
+    lines go to the console's log file instead of the terminal."""
+    log = None if verbose else console_log()
+    if log is not None:
+        log_to(log)
     demo = settings is None
+    channel_name = None
     if settings is None:
-        from bot.demo import CONSOLE_CHANNEL, CONSOLE_USERS, demo_settings
-        settings, users, channel = demo_settings(console=True), dict(CONSOLE_USERS), CONSOLE_CHANNEL
+        from bot.demo import CONSOLE_USERS, demo_settings
+        settings, users, channel, channel_name = (demo_settings(console=True), dict(CONSOLE_USERS), CONSOLE_CHANNEL,
+                                                  "incident")
         user = user or next(iter(users))
         users.setdefault(user, user_id_for(user))
     else:
@@ -328,7 +373,9 @@ def console(settings: Settings | None, *, user: str | None, stdin: TextIO = sys.
             raise UsageError(f"dbops console --user is for the built-in demo. With --config you are who the operating "
                              f"system says: the account {account}, acting as {users[account]} ([cli] users).")
         user = account
-        channel = next((c for env in settings.environments.values() for c in env.channels), "C0CONSOLE")
-    with Console(settings, users=users, user=user, channel=channel, out=out, ansi=out.isatty(),
-                 can_switch_user=demo) as running:
+        settings = with_console_channel(settings)
+        channel = next((c for env in settings.environments.values() for c in env.channels), CONSOLE_CHANNEL)
+    with Console(settings, users=users, user=user, channel=channel, channel_name=channel_name, out=out,
+                 ansi=out.isatty(), can_switch_user=demo) as running:
+        running.greeting(str(log) if log else None)
         return interactive(running) if stdin.isatty() else script(running, iter(stdin))

@@ -80,7 +80,7 @@ def block_errors(blocks: list[Any]) -> list[str]:
     Each block must parse with slack_sdk's models, pass their validators (run recursively
     by ``to_dict``) and render back to exactly what was sent: a key slack_sdk drops is a
     key Slack does not know. On top of slack_sdk: section field text at most 2,000 chars,
-    header text plain_text, block_ids unique.
+    header text plain_text, block_ids unique, a button's ``confirm`` complete and plain_text.
     """
     errors = [f"no more than {MAX_BLOCKS} items allowed [json-pointer:/blocks]"] if len(blocks) > MAX_BLOCKS else []
     block_ids: set[str] = set()
@@ -116,10 +116,37 @@ def _beyond_slack_sdk(raw: dict[str, Any], where: str, block_ids: set[str]) -> l
     text = raw.get("text")
     if raw.get("type") == "header" and not (isinstance(text, dict) and text.get("type") == "plain_text"):
         errors.append(f"must be plain_text [json-pointer:{where}/text/type]")
+    elements = raw.get("elements") if raw.get("type") == "actions" else [raw.get("accessory")]
+    for j, element in enumerate(elements or []):
+        if isinstance(element, dict) and "confirm" in element:
+            place = f"{where}/elements/{j}" if raw.get("type") == "actions" else f"{where}/accessory"
+            errors += _confirm_errors(element["confirm"], f"{place}/confirm")
     if "block_id" in raw:
         if raw["block_id"] in block_ids:
             errors.append(f"duplicate block_id {raw['block_id']!r} [json-pointer:{where}/block_id]")
         block_ids.add(raw["block_id"])
+    return errors
+
+
+CONFIRM_PARTS = {"title": 100, "text": 300, "confirm": 30, "deny": 30}
+
+
+def _confirm_errors(confirm: Any, where: str) -> list[str]:
+    """A confirmation dialog as Slack requires it: title, text, confirm and deny all present, each
+    a plain_text object with text (≤ 100, 300, 30, 30 characters); style primary or danger."""
+    if not isinstance(confirm, dict):
+        return [f"expected an object [json-pointer:{where}]"]
+    errors = []
+    for part, limit in CONFIRM_PARTS.items():
+        value = confirm.get(part)
+        if not isinstance(value, dict):
+            errors.append(f"missing required field: {part} [json-pointer:{where}/{part}]")
+        elif value.get("type") != "plain_text":
+            errors.append(f"must be plain_text [json-pointer:{where}/{part}/type]")
+        elif not isinstance(value.get("text"), str) or not 0 < len(value["text"]) <= limit:
+            errors.append(f"must be 1 to {limit} characters [json-pointer:{where}/{part}/text]")
+    if confirm.get("style", "danger") not in ("primary", "danger"):
+        errors.append(f"must be primary or danger [json-pointer:{where}/style]")
     return errors
 
 

@@ -67,7 +67,8 @@ def test_down_is_approved_by_a_second_user_pressing_the_number(bed):
     card, _, after = out.partition("> [alice] :as bob")
     assert "@alice asks to run `/migrate down 1 test`" in card
     assert "[1] Approve  [2] Deny  [3] Cancel" in card
-    assert "(@bob pressed Approve on m1)" in after
+    assert ("  ⚠️ Approve down on test?\n  Reverts 1 migration on test, version 2 → 1. Data their down files drop "
+            "(1 statement) is lost. It runs at once, as requested: /migrate down 1 test\n(@bob pressed Approve on m1)") in after  # Slack's dialog, then the press
     assert "was approved by @bob" in after
     assert bed.state() == (1, False)
 

@@ -141,3 +141,15 @@ def test_socket_mode_acknowledges_over_the_websocket_and_answers(fake, make_bed)
     finally:
         end_session(fake.socket, handler.client)
         bot.stop()
+
+
+def test_serve_starts_and_stops_without_a_warning_about_its_own_token(fake, database_url, control_url, tmp_path):
+    served = Served(_config(tmp_path, database_url, control_url), fake, tmp_path)
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(timeout=30) == 0
+    served.log.close()
+
+    log = (tmp_path / f"serve-{served.port}.log").read_text()
+    assert "token will be unused" not in log
+    assert [json.loads(line)["event"] for line in log.splitlines()] == ["serve.listening", "serve.stopping"], log
+    assert [c.method for c in fake.calls_to("auth.test")] == ["auth.test"]  # the token is checked at start

@@ -63,6 +63,20 @@ def test_a_down_posts_a_card_with_its_impact_and_changes_nothing(desk):
     assert desk.bed.state() == (2, False)
 
 
+def test_approve_on_a_down_asks_slack_to_confirm_with_what_will_be_lost(desk):
+    card = request_card(desk)
+
+    approve, deny, cancel = next(b for b in card.blocks if b["type"] == "actions")["elements"]
+    dialog = approve["confirm"]  # the fake accepted it: complete, plain_text, within Slack's limits
+    assert {part: dialog[part]["text"] for part in ("title", "text", "confirm", "deny")} == {
+        "title": "Approve down on test?",
+        "text": "Reverts 1 migration on test, version 2 → 1. Data their down files drop (2 statements) is lost. "
+                "It runs at once, as requested: /migrate down 1 test",
+        "confirm": "Approve", "deny": "Not yet"}
+    assert dialog["style"] == "danger"
+    assert "confirm" not in deny and "confirm" not in cancel  # saying no loses nothing
+
+
 def test_the_requester_pressing_approve_is_told_privately_and_nothing_runs(desk):
     card = request_card(desk)
 

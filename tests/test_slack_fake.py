@@ -228,6 +228,46 @@ def test_blocks_slack_sdk_would_let_through_are_still_refused(client, block, poi
     assert any(f"[json-pointer:{pointer}]" in e for e in refused.value.response["errors"])
 
 
+def _confirming_button(**confirm) -> dict:
+    parts = {name: {"type": "plain_text", "text": name.title()} for name in ("title", "text", "confirm", "deny")}
+    return {"type": "actions", "elements": [{"type": "button", "action_id": "go", "value": "1",
+                                             "text": {"type": "plain_text", "text": "Go"},
+                                             "confirm": {**parts, **confirm}}]}
+
+
+def test_a_complete_plain_text_confirmation_dialog_is_accepted(fake, client):
+    blocks = [_confirming_button(style="danger")]
+    client.chat_postMessage(channel="C0INCIDENT", text="x", blocks=blocks)
+    assert fake.messages("C0INCIDENT")[0].blocks == blocks
+
+
+@pytest.mark.parametrize(
+    ("confirm", "pointer"),
+    [
+        ({"title": {"type": "mrkdwn", "text": "*Sure?*"}}, "/confirm/title/type"),
+        ({"text": {"type": "mrkdwn", "text": "loses data"}}, "/confirm/text/type"),
+        ({"deny": None}, "/confirm/deny"),
+        ({"confirm": {"type": "plain_text", "text": ""}}, "/confirm/confirm/text"),
+        ({"title": {"type": "plain_text", "text": "t" * 101}}, ""),
+        ({"text": {"type": "plain_text", "text": "t" * 301}}, ""),
+        ({"deny": {"type": "plain_text", "text": "d" * 31}}, ""),
+        ({"style": "warning"}, ""),  # slack_sdk points at the block
+    ],
+    ids=["mrkdwn-title", "mrkdwn-text", "no-deny", "empty-confirm", "long-title", "long-text", "long-deny",
+         "unknown-style"],
+)
+def test_a_confirmation_dialog_slack_would_not_show_is_refused(client, confirm, pointer):
+    block = _confirming_button(**confirm)
+    if any(value is None for value in confirm.values()):
+        block["elements"][0]["confirm"] = {k: v for k, v in block["elements"][0]["confirm"].items() if v is not None}
+    with pytest.raises(SlackApiError) as refused:
+        client.chat_postMessage(channel="C0INCIDENT", text="x", blocks=[block])
+
+    assert refused.value.response["error"] == "invalid_blocks"
+    assert any(f"[json-pointer:/blocks/0{pointer and '/elements/0' + pointer}]" in e
+               for e in refused.value.response["errors"]), refused.value.response["errors"]
+
+
 def test_rate_limit_answers_429_with_retry_after_then_recovers(fake, client):
     fake.fail_next("chat.postMessage", status=429, retry_after=7)
     with pytest.raises(SlackApiError) as limited:

@@ -54,3 +54,26 @@ def test_plan_choose_approve_and_the_checklist(make_bed, control_url):
             with psycopg.connect(control_url) as conn:
                 assert conn.execute("SELECT method, reason, requester, approved_by FROM dbops_rollbacks").fetchall() \
                     == [("down", "orders endpoint returns 500s", "U0ALICE", "U0BOB")]
+
+
+def test_choose_on_a_restore_option_asks_slack_to_confirm_and_says_what_is_lost(make_bed, control_url):
+    with FakeSlack() as fake:
+        bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"], approvers=["U0BOB"],
+                       require_approval=["restore"])
+        with serving(bed, fake, control_url) as desk:
+            desk.command("up")
+            wait_for(lambda: bed.state() == (2, False), what="the migrations")
+
+            desk.command("", command="/rollback")
+            plan = fake.wait_for_message("C0INCIDENT", lambda m: "Restore snapshot" in text_of(m))
+
+    choices = {b["text"]["text"].split("*")[1]: b["accessory"] for b in plan.blocks if "accessory" in b}
+    restore = next(button for title, button in choices.items() if ". Restore snapshot" in title)
+    dialog = restore["confirm"]  # the fake accepted it: complete, plain_text, within Slack's limits
+    assert dialog["title"] == {"type": "plain_text", "text": "Restore snapshot on test?"}
+    assert dialog["text"]["text"].startswith("Replaces the data of test with snapshot test_")
+    assert "is lost. Next you give a reason; where test requires it, a second person approves." in \
+        dialog["text"]["text"]
+    assert (dialog["confirm"]["text"], dialog["deny"]["text"], dialog["style"]) == ("Choose", "Not yet", "danger")
+    others = [button for title, button in choices.items() if ". Restore snapshot" not in title]
+    assert others and all("confirm" not in button for button in others)  # the down file: the approval asks
