@@ -151,5 +151,6 @@ def test_serve_starts_and_stops_without_a_warning_about_its_own_token(fake, data
 
     log = (tmp_path / f"serve-{served.port}.log").read_text()
     assert "token will be unused" not in log
-    assert [json.loads(line)["event"] for line in log.splitlines()] == ["serve.listening", "serve.stopping"], log
-    assert [c.method for c in fake.calls_to("auth.test")] == ["auth.test"]  # the token is checked at start
+    assert [json.loads(line)["event"] for line in log.splitlines()] == ["slack.connected", "serve.listening",
+                                                                         "serve.stopping"], log
+    assert [c.method for c in fake.calls_to("auth.test")] == ["auth.test"]  # the token is checked at start, once
