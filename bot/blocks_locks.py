@@ -102,7 +102,8 @@ def alert(event: AlertEvent, *, now: datetime) -> Message:
     card = Card(headline).section(f":floppy_disk: {bold(esc(headline))}")
     if d is not None:
         card.fields([("Directory", code(d.directory)),
-                     ("Used", f"{human_size(d.used)} of {human_size(d.total)}")])
+                     ("Used", f"{human_size(d.used)} of {human_size(d.total)}"
+                      + (f", {human_size(d.free)} free" if d.free is not None else ""))])
         if d.biggest:
             card.lines([_snapshot_row(s, now) for s in d.biggest], title="*Biggest snapshots*")
             card.lines([_snapshot_row(s, now) for s in d.oldest], title="*Oldest snapshots*")

@@ -17,7 +17,7 @@ from commands.results import (
     RestoreResult, Result, RollbackPlan, RollbackResult, SnapshotCreated, SnapshotInfo, SnapshotListResult,
     SnapshotVerifyResult, SqlError, State, StatusResult, ValidateResult,
 )
-from commands.units import human_size
+from commands.units import human_size, used_percent
 
 
 def span_text(span: timedelta) -> str:
@@ -35,8 +35,9 @@ def age_text(age: timedelta) -> str:
 
 
 def disk_text(disk: DiskUsage) -> str:
-    return (f"snapshots {human_size(disk.snapshots_bytes)}; disk {human_size(disk.used)} used of "
-            f"{human_size(disk.total)} ({100 * disk.used / disk.total:.0f}%), {human_size(disk.free)} free")
+    # The percentage is df's Use%: blocks reserved for root are in the total but no snapshot gets them.
+    return (f"snapshots {human_size(disk.snapshots_bytes)}; disk {used_percent(disk.used, disk.free)}% full: "
+            f"{human_size(disk.used)} used, {human_size(disk.free)} free of {human_size(disk.total)}")
 
 
 def version_text(state: State) -> str:

@@ -586,7 +586,10 @@ class DiskWatchInfo:
     directory: str
     total: int
     used: int
-    percent: float
+    percent: float   # df's Use%: used / (used + free), rounded up
+    # What an unprivileged user may still write (f_bavail, df's "Avail"); None in alerts stored
+    # before it was recorded.
+    free: int | None = None
     threshold: int
     biggest: tuple[SnapshotInfo, ...]
     oldest: tuple[SnapshotInfo, ...]

@@ -455,8 +455,8 @@ def lock_alert(subject: str, kind: str = "opened") -> Message:
                   notified_at=NOW - timedelta(minutes=5), reminders=0, failed_file=None, latest_file_version=None,
                   snapshot=None, holder=HOLDER if subject == "stale_lock" else None,
                   lock_dir=lock_status(held=True).lock_dirs[0] if subject == "stale_lock_dir" else None,
-                  disk=DiskWatchInfo(directory="/var/lib/togather/db-snapshots", total=100 * GB, used=91 * GB,
-                                     percent=91.0, threshold=85,
+                  disk=DiskWatchInfo(directory="/var/lib/togather/db-snapshots", total=100 * GB, used=86 * GB,
+                                     free=9 * GB, percent=91.0, threshold=85,
                                      biggest=(snap(60 * 24 * 9, V2, "manual", size=3 * GB), PRE_MIGRATION),
                                      oldest=(snap(60 * 24 * 30, V1, "before launch", pinned=True),))
                   if subject == "disk" else None,
