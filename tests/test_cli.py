@@ -118,7 +118,7 @@ def test_a_connection_failure_exits_1_and_never_shows_the_password(tmp_path, cap
     (tmp_path / "m").mkdir()
     path = tmp_path / "dbops.toml"
     path.write_text('[environments.prod]\ndatabase_url = "postgresql://deploy:hunter2-secret@127.0.0.1:1/togather"\n'
-                    'migrations_dir = "m"\nsnapshot_dir = "s"\n')
+                    'migrations_dir = "m"\nsnapshot_dir = "s"\nrequire_approval = []\n')
     assert main(["migrate", "status", "--config", str(path)]) == 1
     captured = capsys.readouterr()
     assert "environment prod: could not connect to postgresql://deploy:****@127.0.0.1:1/togather" in captured.err
