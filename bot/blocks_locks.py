@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.blocks_kit import Card, Message, bold, code, esc, plain, user_ref, when
+from bot.blocks_kit import Card, Message, bold, code, count, esc, plain, user_ref, when
 from bot.blocks_migrate import holder_line
 from bot.text import age_text, span_text
 from bot.text_locks import KEPT, RELEASE_HINT, idle_text, owner_text
@@ -41,7 +41,7 @@ def lock_status(r: LockStatusResult, now: datetime) -> Message:
         h = r.holder
         stale = h.since is not None and now - h.since >= timedelta(minutes=r.stale_after_minutes)
         held_for = span_text(now - h.since) if h.since else "an unknown time"
-        stale_note = f" (stale: over {r.stale_after_minutes} minutes)" if stale else ""
+        stale_note = f" (stale: over {count(r.stale_after_minutes, 'minute')})" if stale else ""
         card.fields([("Advisory lock (golang-migrate's)", holder_line(h, now)), ("Held for", held_for + stale_note),
                      ("Session", esc(idle_text(h, now)))])
     if r.lock_dirs:

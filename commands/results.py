@@ -195,7 +195,9 @@ class DryRunFile:
     version: int
     name: str
     filename: str | None
-    status: str  # "ok", "failed", "skipped", "not_run"
+    # "ok"; "partial": what ran passed, statements that cannot run in a transaction did not run;
+    # "skipped": none of it could run in a transaction; "failed"; "not_run": after a failure
+    status: str
     note: str | None = None
     error: SqlError | None = None
     duration_ms: float = 0.0
