@@ -79,8 +79,11 @@ class Settings:
         try:
             return self.environments[name]
         except KeyError:
-            known = ", ".join(sorted(self.environments)) or "none configured"
-            raise ConfigError(f"Unknown environment {name!r}. Known environments: {known}.") from None
+            raise ConfigError(self.unknown_environment(name)) from None
+
+    def unknown_environment(self, name: str) -> str:
+        known = ", ".join(sorted(self.environments)) or "none"
+        return f"Unknown environment {name!r}; this configuration has: {known}"
 
 
 # --- value checkers: each returns the converted value or raises ValueError(description) ---

@@ -203,6 +203,8 @@ class Executor:
 
     def resolve_environment(self, name: str | None, actor: Actor) -> EnvironmentSettings:
         if name is not None:
+            if name not in self.settings.environments:  # the user's typo, not a fault of the configuration
+                raise UsageError(self.settings.unknown_environment(name))
             return self.settings.environment(name)
         candidates = list(self.settings.environments.values())
         mapped = [e for e in candidates if actor.channel is not None and actor.channel in e.channels]

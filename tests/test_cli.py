@@ -87,7 +87,7 @@ def test_json_output_carries_the_outcome_and_state(config, capsys):
     (["migrate", "down"], "explicit number"),
     (["migrate", "goto", "abc"], "'abc' is not a migration version"),
     (["migrate", "goto", "7"], "No migration file has version 7"),
-    (["migrate", "status", "--env", "staging"], "Unknown environment 'staging'. Known environments: test"),
+    (["migrate", "status", "--env", "staging"], "Unknown environment 'staging'; this configuration has: test"),
     (["migrate", "sideways"], "Unknown migrate command"),
     (["migrate", "status", "--format", "yaml"], "--format must be text or json"),
 ])
