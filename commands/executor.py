@@ -114,6 +114,8 @@ class Executor:
                 if needs_approval(command, env, known[1] if known else None, source=source):
                     return approval_ops.request(context, command, env, known)
             if not isinstance(command, g.ABOUT_DBOPS):
+                if env is not None:
+                    migrate_ops.check_input(context, command, env)
                 context.step("start")  # allowed: a surface may now show the operation as running
             return RUNNERS[type(command)](context, command, env)
         return self._audited(command, actor, go)

@@ -39,3 +39,15 @@ def test_an_unknown_environment_names_the_ones_this_configuration_has_privately(
     assert "configuration has a problem" not in shown
     assert scenario.fake.calls_to("chat.postMessage") == []
     assert scenario.bed.state() is None
+
+
+@pytest.mark.parametrize("text,said", [("goto 7", "No migration file has version 7"),
+                                       ("down 5", "only 0 are applied"), ("up 3", "only 1 is pending")])
+def test_a_migrate_whose_arguments_do_not_fit_the_files_is_answered_privately_and_posts_nothing(scenario, text, said):
+    status, ack, url = scenario.command(text)
+
+    reply = scenario.reply(url)
+    assert status == 200 and reply["response_type"] == "ephemeral", reply
+    assert said in text_of(reply)
+    assert scenario.fake.calls_to("chat.postMessage") == []
+    assert scenario.bed.state() is None
