@@ -19,6 +19,7 @@ from bot.blocks_kit import (
     principal_ref, shorten, user_ref, when,
 )
 from bot.blocks_migrate import holder_line, lock_advice, mismatch_section, number, problem_row, recovery_dirty
+from bot.text import at_version
 from commands.errors import (
     CommandError, ConfigError, DatabaseError, PrivilegeError, SnapshotFailed, SourceError, UsageError,
     VersionTableError,
@@ -132,7 +133,7 @@ def _refusal(r: Refusal, now: datetime) -> Message:
             card.section(f"Held by {holder_line(r.holder, now)}. Nothing was changed.\n{lock_advice(r.holder)}")
         case Reason.DIRTY:
             state = r.state or State(version=-1, dirty=True)
-            card = _refused(r, f"the database is dirty at version {number(state.version)}")
+            card = _refused(r, f"the database is dirty at {at_version(state.version)}")
             card.section("Nothing was changed.\n" + recovery_dirty(state, env))
         case Reason.VERSION_MISMATCH:
             card = _refused(r, "the database's version is not one the migration files have")

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from bot.blocks_kit import Card, Message, bold, code, esc, extended, plain, user_ref, when
 from bot.blocks_migrate import number, snapshot_version
-from bot.text import age_text, span_text
+from bot.text import age_text, at_version, span_text
 from commands.results import AlertEvent, RollbackPlan
 
 
@@ -15,7 +15,7 @@ def _facts(event: AlertEvent, now: datetime) -> list[tuple[str, str]]:
     a = event.alert
     facts = [("Since", f"{when(a.opened_at)} ({age_text(now - a.opened_at)})")]
     if a.subject == "dirty":
-        facts.insert(0, ("Failed migration", code(a.failed_file) if a.failed_file else f"version {number(a.version)}"))
+        facts.insert(0, ("Failed migration", code(a.failed_file) if a.failed_file else at_version(a.version)))
     else:
         facts.insert(0, ("Newest migration file", number(a.latest_file_version)
                          if a.latest_file_version is not None else "none"))
@@ -62,6 +62,6 @@ def resolved(event: AlertEvent, *, now: datetime) -> Message:
     a, s = event.alert, event.state
     how = (f"by {user_ref(a.resolved_by)} with {code(a.resolved_with)}" if a.resolved_by and a.resolved_with
            else "outside dbops (the migrate CLI, a deploy script or by hand)")
-    text = (f"Resolved: {bold(esc(a.env))} is clean at version {number(s.version)} after "
+    text = (f"Resolved: {bold(esc(a.env))} is clean at {at_version(s.version)} after "
             f"{esc(span_text((a.resolved_at or now) - a.opened_at))}. Fixed {how}.")
     return Card(plain(text)).section(f":white_check_mark: {text}").message()

@@ -16,7 +16,7 @@ from bot.blocks_kit import (
 )
 from bot.blocks_migrate import json_hint, number, snapshot_version
 from bot.blocks_plan import finding_row
-from bot.text import age_text, span_text, version_text
+from bot.text import age_text, at_version, until_text, version_text
 from commands.grammar import MAX_REASON
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, MigrationInfo, Reason,
@@ -48,7 +48,7 @@ def _at(at: datetime, now: datetime) -> str:
 
 
 def _expiry(r: ApprovalRequest, now: datetime) -> str:
-    return f"in {span_text(r.expires_at - now)}, at {_at(r.expires_at, now)}"
+    return f"in {until_text(r.expires_at - now)}, at {_at(r.expires_at, now)}"
 
 
 # --- the impact, in plain words ------------------------------------------------------------------
@@ -59,7 +59,7 @@ def _migration_row(m: MigrationInfo) -> str:
 
 def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
     i: Impact = r.impact
-    target = f", version {number(i.before.version)} → {number(i.target)}" if i.target is not None else ""
+    target = f", {at_version(i.before.version)} → {number(i.target)}" if i.target is not None else ""
     if r.operation == "force":
         card.section(f"*Sets the recorded version to {number(i.target if i.target is not None else -1)}* "
                      f"(now {version_text(i.before)}) and marks it clean. No SQL runs: the schema is not changed.")
@@ -136,7 +136,7 @@ def needed(result: ApprovalNeeded, now: datetime) -> Message:
     headline = f"{bold(r.env)}: {user_ref(r.requester)} asks to run {_slash(r)}: a second person must approve it"
     card = Card(plain(headline)).section(headline)
     card.fields([("Request", code(r.id)), ("Expires", _expiry(r, now)),
-                 ("Database now", f"version {version_text(r.impact.before)}")])
+                 ("Database now", version_text(r.impact.before))])
     _impact(card, r, now)
     card.context(f"An approver of {bold(r.env)} other than {user_ref(r.requester)} must approve; only "
                  f"{user_ref(r.requester)} can cancel. Or type {code(f'/dbops approve {r.id}')}.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.blocks_kit import Card, Message, bold, code, esc, plain, user_ref, when
+from bot.blocks_kit import Card, Message, bold, code, count, esc, plain, user_ref, when
 from bot.blocks_migrate import holder_line
 from bot.text import age_text, span_text
 from bot.text_locks import KEPT, RELEASE_HINT, idle_text, owner_text
@@ -40,8 +40,9 @@ def lock_status(r: LockStatusResult, now: datetime) -> Message:
     else:
         h = r.holder
         stale = h.since is not None and now - h.since >= timedelta(minutes=r.stale_after_minutes)
-        held_for = span_text(now - h.since) if h.since else "a time hidden from dbops' role" if h.hidden else "an unknown time"
-        stale_note = f" (stale: over {r.stale_after_minutes} minutes)" if stale else ""
+        held_for = (span_text(now - h.since) if h.since
+                    else "a time hidden from dbops' role" if h.hidden else "an unknown time")
+        stale_note = f" (stale: over {count(r.stale_after_minutes, 'minute')})" if stale else ""
         card.fields([("Advisory lock (golang-migrate's)", holder_line(h, now)), ("Held for", held_for + stale_note),
                      ("Session", esc(idle_text(h, now)))])
     if r.lock_dirs:
@@ -102,7 +103,8 @@ def alert(event: AlertEvent, *, now: datetime) -> Message:
     card = Card(headline).section(f":floppy_disk: {bold(esc(headline))}")
     if d is not None:
         card.fields([("Directory", code(d.directory)),
-                     ("Used", f"{human_size(d.used)} of {human_size(d.total)}")])
+                     ("Used", f"{human_size(d.used)} of {human_size(d.total)}"
+                      + (f", {human_size(d.free)} free" if d.free is not None else ""))])
         if d.biggest:
             card.lines([_snapshot_row(s, now) for s in d.biggest], title="*Biggest snapshots*")
             card.lines([_snapshot_row(s, now) for s in d.oldest], title="*Oldest snapshots*")

@@ -11,7 +11,7 @@ import dataclasses
 from datetime import datetime
 
 from bot.blocks_kit import Card, Message, bold, code, count, duration_text, esc, plain, pre, shorten
-from bot.text import RECOVERY_DIRTY, age_text, holder_text, mismatch_text, sql_error_lines, version_text
+from bot.text import RECOVERY_DIRTY, age_text, at_version, holder_text, mismatch_text, sql_error_lines, version_text
 from commands.results import (
     DryRunFile, DryRunResult, FileProblem, LockHolder, MigrateResult, MigrationInfo, Mismatch, Outcome, SnapshotInfo,
     SqlError, State, StatusResult, StepFailure, StepReport, ValidateResult,
@@ -96,8 +96,8 @@ def status(r: StatusResult, now: datetime) -> Message:
     newest = "none yet" if s is None else f"{code(s.name)}\n{age_text(now - s.created_at)}, {snapshot_version(s)}"
     # Option 1 of the recovery: the newest snapshot, if it was taken before the dirty version.
     before = s.name if s is not None and s.version is not None and s.version < r.state.version else None
-    title = (f"{r.env}: DIRTY at version {number(r.state.version)}" if r.state.dirty
-             else f"{r.env}: version {version_text(r.state)}")
+    title = (f"{r.env}: DIRTY at {at_version(r.state.version)}" if r.state.dirty
+             else f"{r.env}: {version_text(r.state)}")
     flags = [f"{len(r.pending):,} pending", "version mismatch" if r.mismatch else "",
              "migration lock held" if r.lock_holder else ""]
     card = Card(esc(title) + "".join(f"; {flag}" for flag in flags if flag)).header(title)
@@ -139,18 +139,18 @@ def _step_row(s: StepReport) -> str:
 def _failure_headline(r: MigrateResult, f: StepFailure) -> str:
     what = f"migration {f.version}" if f.direction == "up" else f"rolling back migration {f.version}"
     if r.after.dirty:
-        return f"{bold(r.env)}: {what} failed and left the database dirty at {number(r.after.version)}"
-    return f"{bold(r.env)}: {what} failed; the database is clean at {number(r.after.version)}"
+        return f"{bold(r.env)}: {what} failed and left the database dirty at {at_version(r.after.version)}"
+    return f"{bold(r.env)}: {what} failed; the database is clean at {at_version(r.after.version)}"
 
 
 def _force(r: MigrateResult) -> Message:
     if r.outcome == Outcome.NO_CHANGE:
-        headline = f"{bold(r.env)}: already at version {version_text(r.after)}; nothing changed"
+        headline = f"{bold(r.env)}: already at {version_text(r.after)}; nothing changed"
         return Card(plain(headline)).section(headline).message()
-    headline = f"{bold(r.env)}: version forced from {version_text(r.before)} to {version_text(r.after)}"
+    headline = f"{bold(r.env)}: forced from {version_text(r.before)} to {version_text(r.after)}"
     card = Card(plain(headline)).section(headline)
-    card.section(f"No migration ran: the schema itself was not changed. It must match version "
-                 f"{number(r.after.version)} for the next `up` or `down` to be right.")
+    card.section(f"No migration ran: the schema itself was not changed. It must match "
+                 f"{at_version(r.after.version)} for the next `up` or `down` to be right.")
     return card.context(f"Snapshot taken first: {code(r.snapshot)}" if r.snapshot else "No snapshot was taken first "
                         "(pre-migration snapshots are off for this environment).").message()
 
@@ -159,7 +159,7 @@ def migrate(r: MigrateResult, command: str) -> Message:
     if r.operation == "force":
         return _force(r)
     if r.outcome == Outcome.NO_CHANGE:
-        headline = f"{bold(r.env)}: no change; the database is already at version {version_text(r.after)}"
+        headline = f"{bold(r.env)}: no change; the database is already at {version_text(r.after)}"
         return Card(plain(headline)).section(headline).message()
     f = r.failure
     if f is None:
@@ -196,24 +196,33 @@ def migrate(r: MigrateResult, command: str) -> Message:
 DRY_RUN_CAVEAT = ("It ran on the live database in one transaction, then rolled it back. Not undone: sequence "
                   "values it took (nextval, setval, serial or identity inserts) stay advanced. Statements that "
                   "cannot run in a transaction were not tried.")
-_DRY_STATUS = {"ok": "passed", "failed": "*FAILED*", "skipped": "skipped", "not_run": "not run"}
+_DRY_STATUS = {"ok": "passed", "partial": "*partly checked*", "failed": "*FAILED*", "skipped": "*not checked*",
+               "not_run": "not run"}
+UNCHECKED = ("partial", "skipped")  # statements in them that cannot run in a transaction were not run
 
 
 def _dry_row(f: DryRunFile) -> str:
     row = (f"{_DRY_STATUS.get(f.status, esc(f.status))} {code(f.filename or _label(f.version, f.name))}"
-           + (f" · {duration_text(f.duration_ms)}" if f.status == "ok" else "")
+           + (f" · {duration_text(f.duration_ms)}" if f.status in ("ok", "partial") else "")
            + (f" _({esc(f.note)})_" if f.note else ""))
     return row + ("\n" + sql_error_block(f.error, f.filename) if f.error else "")
 
 
 def dry_run(r: DryRunResult) -> Message:
     if not r.files:
-        headline = f"{bold(r.env)}: nothing pending at version {version_text(r.state)}; nothing to try"
+        headline = f"{bold(r.env)}: nothing pending at {version_text(r.state)}; nothing to try"
         return Card(plain(headline)).section(headline).message()
     failed = next((f for f in r.files if f.status == "failed"), None)
-    verdict = "would succeed" if failed is None else \
-        f"would fail at {code(failed.filename or _label(failed.version, failed.name))}"
-    headline = (f"{bold(r.env)}: dry run of {count(len(r.files), 'migration')} from version "
+    unchecked = sum(f.status in UNCHECKED for f in r.files)
+    if failed is not None:
+        verdict = f"would fail at {code(failed.filename or _label(failed.version, failed.name))}"
+    elif unchecked:
+        # "would succeed" only for what ran: a CONCURRENTLY index that was never tried can still fail.
+        verdict = (f"would succeed for the {len(r.files) - unchecked:,} it ran; {unchecked:,} not checked "
+                   "(statements that cannot run in a transaction were not run)")
+    else:
+        verdict = "would succeed"
+    headline = (f"{bold(r.env)}: dry run of {count(len(r.files), 'migration')} from "
                 f"{version_text(r.state)} {verdict}")
     card = Card(plain(headline)).section(headline)
     card.context(DRY_RUN_CAVEAT)

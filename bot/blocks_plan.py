@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from bot.blocks_kit import Card, Message, bold, code, count, esc, plain, shorten
 from bot.blocks_migrate import json_hint, number
+from bot.text import at_version
 from commands.lint import blocks, rank
 from commands.results import Finding, PlanFile, PlanResult
 
@@ -51,7 +52,7 @@ def plan(r: PlanResult) -> Message:
     verdict = (f"{r.blocking:,} finding{'s' if r.blocking != 1 else ''} at or above {esc(r.block_severity)}: "
                f"`/migrate up` will need a second person's approval" if r.blocking else
                "nothing blocks `/migrate up`")
-    headline = (f"{bold(r.env)}: {count(len(r.files), 'pending migration')} from version {number(r.state.version)}, "
+    headline = (f"{bold(r.env)}: {count(len(r.files), 'pending migration')} from {at_version(r.state.version)}, "
                 f"{count(findings, 'finding')}; {verdict}")
     card = Card(plain(headline)).section(headline)
     shown = 0

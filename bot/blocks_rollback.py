@@ -19,7 +19,7 @@ from bot.blocks_kit import (
     when,
 )
 from bot.blocks_migrate import snapshot_version
-from bot.text import age_text, version_text
+from bot.text import age_text, at_version, version_text
 from bot.text_rollback import (
     APP_FIRST, CHOOSING, METHOD_SOURCES, NOTHING_APPLIED, REMINDERS, failure_words, health_text, method_words,
     migration_label, number, option_title, orphan_columns, rows_text, version_verified,
@@ -56,7 +56,7 @@ def _impact(o: RollbackOption, now: datetime) -> list[str]:
     if i.reverts:
         reverted = ", ".join(code(f"{m.version}_{m.name}") for m in i.reverts[:10])
         more = f" and {len(i.reverts) - 10:,} more" if len(i.reverts) > 10 else ""
-        lines.append(f"Reverts {reverted}{more}, leaving version {number(i.target)}.")
+        lines.append(f"Reverts {reverted}{more}, leaving {at_version(i.target)}.")
     elif i.snapshot is not None:
         s = i.snapshot
         lines.append(f"Taken {when(s.created_at)} ({age_text(now - s.created_at)}), at {snapshot_version(s)}.")
@@ -102,10 +102,10 @@ def plan(r: RollbackPlan, now: datetime) -> Message:
     if not r.options:
         text = f"{bold(r.env)}: {esc(NOTHING_APPLIED)}"
         return Card(plain(text)).section(text).message()
-    title = f"{r.env}: rollback options at version {version_text(r.state)}"
+    title = f"{r.env}: rollback options at {version_text(r.state)}"
     card = Card(esc(title)).header(title)
     undoing = (f"*Undoing:* {code(migration_label(r.migration, r.state))}" if r.migration is not None else
-               f"*Undoing:* version {number(r.state.version)} (no migration file has this version)")
+               f"*Undoing:* {at_version(r.state.version)} (no migration file has this version)")
     if r.state.dirty:
         undoing += f"\nMigration {number(r.state.version)} failed part-way: its changes may be half applied."
     card.section(undoing)

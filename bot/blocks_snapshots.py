@@ -6,7 +6,7 @@ from datetime import datetime
 
 from bot.blocks_kit import Card, Message, bold, code, count, duration_text, either, esc, plain, shorten, when
 from bot.blocks_migrate import json_hint, number, snapshot_version
-from bot.text import age_text, disk_text, version_text
+from bot.text import age_text, at_version, disk_text, version_text
 from commands.results import (
     Check, CleanupResult, Outcome, PinResult, Reason, Refusal, RestoreResult, SnapshotCreated, SnapshotInfo,
     SnapshotListResult, SnapshotVerifyResult,
@@ -52,7 +52,7 @@ def created(r: SnapshotCreated) -> Message:
     card.fields([("Size", f"{human_size(s.size)} (database {human_size(r.database_size)})"),
                  ("Took", duration_text(r.duration_ms)),
                  ("sha256", code(r.sha256[:16] + "…")),
-                 ("Version", snapshot_version(s)),
+                 ("Taken at", snapshot_version(s)),
                  ("Reason", esc(shorten(s.reason, 500)))])
     return card.context(f"Restore it with {code(f'/snapshot restore {s.name} {r.env}')}.").message()
 
@@ -101,7 +101,7 @@ def verified(r: SnapshotVerifyResult) -> Message:
 
 
 def restored(r: RestoreResult) -> Message:
-    headline = (f"{bold(r.env)}: restored {code(r.name)}; version {version_text(r.before)} → "
+    headline = (f"{bold(r.env)}: restored {code(r.name)}; {version_text(r.before)} → "
                 f"{version_text(r.after)}")
     card = Card(plain(headline)).section(headline)
     card.fields([("Mode", esc(r.mode)), ("Took", duration_text(r.duration_ms)),
@@ -109,14 +109,14 @@ def restored(r: RestoreResult) -> Message:
                  ("Safety snapshot", code(r.safety_snapshot) if r.safety_snapshot else "none (off for this environment)"),
                  ("Replaced database", f"kept as {code(r.kept_database)}" if r.kept_database else "not kept")])
     if r.largest_tables:
-        card.lines([f"{code(t.table)} {t.rows:,} rows" for t in r.largest_tables], title="*Largest tables now:*")
+        card.lines([f"{code(t.table)} {count(t.rows, 'row')}" for t in r.largest_tables], title="*Largest tables now:*")
     undo = []
     if r.safety_snapshot:
         undo.append(f"To undo: {code(f'/snapshot restore {r.safety_snapshot} {r.env}')}.")
     if r.kept_database:
         undo.append(f"The database it replaced is kept as {code(r.kept_database)}: drop it when it is no longer needed.")
     if r.after.dirty:
-        undo.append(f"The snapshot itself was taken while the database was dirty at {number(r.after.version)}: "
+        undo.append(f"The snapshot itself was taken while the database was dirty at {at_version(r.after.version)}: "
                     f"{code(f'/migrate status {r.env}')} shows the recovery options.")
     return card.section("\n".join(undo)).message() if undo else card.message()
 

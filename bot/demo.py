@@ -3,7 +3,9 @@
 ``dbops migrate …`` with no configuration runs on the ``demo`` database, which keeps its state
 between runs. ``dbops console`` with no configuration gets its own ``console_demo`` database,
 emptied at every start (and its snapshot directory with it) so that a scripted tour reads the
-same each time; the channel is the console's, and the demo user bob approves.
+same each time; the channel is the console's, and the demo user bob approves. A shell has no
+second person to approve, so the shell's demo requires no approval (a request there could
+never be answered, which the configuration refuses).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def demo_settings(*, console: bool = False) -> Settings:
                         "snapshot_dir": str(snapshots), "channels": [CONSOLE_CHANNEL],
                         "approvers": CONSOLE_APPROVERS}
     else:
-        environment |= {"database_url": embedded.ensure_database(base, "demo"), "snapshot_dir": str(root / "snapshots")}
+        environment |= {"database_url": embedded.ensure_database(base, "demo"), "snapshot_dir": str(root / "snapshots"),
+                        "require_approval": []}
     document = {"control": {"database_url": control_url}, "environments": {"demo": environment}}
     return parse_settings(document, source="(built-in demo)", base_dir=root, environ={})

@@ -17,7 +17,7 @@ from commands.results import (
     RestoreResult, Result, RollbackPlan, RollbackResult, SnapshotCreated, SnapshotInfo, SnapshotListResult,
     SnapshotVerifyResult, SqlError, State, StatusResult, ValidateResult,
 )
-from commands.units import human_size
+from commands.units import human_size, used_percent
 
 
 def span_text(span: timedelta) -> str:
@@ -30,19 +30,40 @@ def span_text(span: timedelta) -> str:
     return "less than a minute"
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 row``, ``3 rows``: a count with its noun agreeing."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def until_text(left: timedelta) -> str:
+    """Time left before a deadline, to the nearest minute: a request that expires in 900 s is shown
+    a moment after it was made, and "14 minutes" (rounded down) read as a wrong TTL."""
+    seconds = left.total_seconds()
+    return span_text(timedelta(minutes=round(seconds / 60)) if seconds >= 60 else left)
+
+
 def age_text(age: timedelta) -> str:
     return "just now" if age.total_seconds() < 60 else f"{span_text(age)} ago"
 
 
 def disk_text(disk: DiskUsage) -> str:
-    return (f"snapshots {human_size(disk.snapshots_bytes)}; disk {human_size(disk.used)} used of "
-            f"{human_size(disk.total)} ({100 * disk.used / disk.total:.0f}%), {human_size(disk.free)} free")
+    # The percentage is df's Use%: blocks reserved for root are in the total but no snapshot gets them.
+    return (f"snapshots {human_size(disk.snapshots_bytes)}; disk {used_percent(disk.used, disk.free)}% full: "
+            f"{human_size(disk.used)} used, {human_size(disk.free)} free of {human_size(disk.total)}")
+
+
+def at_version(version: int | None) -> str:
+    """A version where a sentence names one: "version 5", or "no version" for golang-migrate's -1."""
+    if version is None:
+        return "an unknown version"
+    return "no version" if version < 0 else f"version {version}"
 
 
 def version_text(state: State) -> str:
-    if state.version == -1:
-        return "no version (nothing applied)" + (" (dirty)" if state.dirty else "")
-    return f"{state.version} ({'dirty' if state.dirty else 'clean'})"
+    """The recorded state, whole: "version 5 (clean)", or "no version (nothing applied)"."""
+    if state.version < 0:
+        return "no version (nothing applied" + (", dirty)" if state.dirty else ")")
+    return f"version {state.version} ({'dirty' if state.dirty else 'clean'})"
 
 
 def holder_text(holder: LockHolder) -> str:
@@ -88,7 +109,7 @@ def sql_error_lines(error: SqlError, filename: str | None) -> list[str]:
 
 
 def _status(r: StatusResult) -> list[str]:
-    lines = [f"Environment {r.env}: version {version_text(r.state)}"]
+    lines = [f"Environment {r.env}: {version_text(r.state)}"]
     lines.append(f"Applied: {len(r.applied)}   Pending: {len(r.pending)}")
     for m in r.pending[:20]:
         lines.append(f"  pending  {m.version}_{m.name}" + ("" if m.has_down else "   (no down file)"))
@@ -123,7 +144,7 @@ def _refusal(r: Refusal) -> list[str]:
                     "Another migration (a deploy script's `migrate`, or another dbops) is running. Nothing was changed.",
                     "Wait for it to finish; never run two migrations at once (the guide's Issue 5)."]
         case Reason.DIRTY:
-            return [f"{head}: the database is at version {version_text(r.state)}. Nothing was changed."] + \
+            return [f"{head}: the database is at {version_text(r.state)}. Nothing was changed."] + \
                    [line.format(v=r.state.version) for line in RECOVERY_DIRTY]
         case Reason.VERSION_MISMATCH:
             return [f"{head}. Nothing was changed."] + mismatch_text(r.mismatch)
@@ -174,12 +195,12 @@ def _shortfall(head: str, env: str, s: Shortfall) -> list[str]:
 def _migrate(r: MigrateResult) -> list[str]:
     if r.operation == "force":
         if r.outcome.value == "no_change":
-            return [f"{r.env}: already at version {version_text(r.after)}; nothing changed."]
-        return [f"{r.env}: version forced from {version_text(r.before)} to {version_text(r.after)}.",
+            return [f"{r.env}: already at {version_text(r.after)}; nothing changed."]
+        return [f"{r.env}: forced from {version_text(r.before)} to {version_text(r.after)}.",
                 "No migration ran: the schema itself was not changed."] + (
                     [f"  snapshot taken first: {r.snapshot}"] if r.snapshot else [])
     if r.outcome.value == "no_change":
-        return [f"{r.env}: no change; the database is at version {version_text(r.after)}."]
+        return [f"{r.env}: no change; the database is at {version_text(r.after)}."]
     lines = []
     for s in r.steps:
         lines.append(f"  {s.direction:<4} {s.version}_{s.name}  {s.duration_ms:.0f} ms"
@@ -189,30 +210,38 @@ def _migrate(r: MigrateResult) -> list[str]:
         lines.insert(0, f"  snapshot taken first: {r.snapshot}")
     if r.failure is None:
         return [f"{r.env}: {r.operation} done, {len(r.steps)} migration(s) in {r.duration_ms:.0f} ms; "
-                f"now at version {version_text(r.after)}."] + lines
+                f"now at {version_text(r.after)}."] + lines
     f = r.failure
     lines = [f"{r.env}: {r.operation} FAILED at {f.version}_{f.name} ({f.direction}); "
-             f"now at version {version_text(r.after)}."] + lines
+             f"now at {version_text(r.after)}."] + lines
     lines.append(f"  FAILED {f.direction} {f.version}_{f.name}:")
     lines += sql_error_lines(f.error, f.filename)
     if r.after.dirty:
         lines.append(f"This file could not run in a transaction ({f.mode}), so it may be half applied.")
         lines += [line.format(v=r.after.version) for line in RECOVERY_DIRTY]
     else:
-        lines.append(f"The failing file was rolled back with its transaction: the database is clean at "
+        lines.append(f"The failing file was rolled back with its transaction: the database is at "
                      f"{version_text(r.after)}. Fix the file and run `up` again.")
     return lines
 
 
 def _dry_run(r: DryRunResult) -> list[str]:
     if not r.files:
-        return [f"{r.env}: nothing pending at version {version_text(r.state)}; nothing to try."]
-    verdict = "would FAIL" if r.outcome.value == "failed" else "would succeed"
-    lines = [f"{r.env}: dry run of {len(r.files)} migration(s) from version {version_text(r.state)}: {verdict}. "
+        return [f"{r.env}: nothing pending at {version_text(r.state)}; nothing to try."]
+    unchecked = sum(f.status in ("partial", "skipped") for f in r.files)
+    if r.outcome.value == "failed":
+        verdict = "would FAIL"
+    elif unchecked:
+        verdict = (f"would succeed for the {len(r.files) - unchecked} it ran; {unchecked} not checked "
+                   "(statements that cannot run in a transaction were not run)")
+    else:
+        verdict = "would succeed"
+    lines = [f"{r.env}: dry run of {len(r.files)} migration(s) from {version_text(r.state)}: {verdict}. "
              "Rolled back, except sequence values it took (nextval, setval, serial or identity inserts), which "
              "stay advanced; statements that cannot run in a transaction were not tried."]
     for f in r.files:
-        lines.append(f"  {f.status:<7} {f.version}_{f.name}" + (f"  ({f.note})" if f.note else ""))
+        status = {"partial": "partly checked", "skipped": "not checked", "not_run": "not run"}.get(f.status, f.status)
+        lines.append(f"  {status:<7} {f.version}_{f.name}" + (f"  ({f.note})" if f.note else ""))
         if f.error:
             lines += ["  " + line for line in sql_error_lines(f.error, f.filename)]
     return lines
@@ -229,11 +258,10 @@ def _validate(r: ValidateResult) -> list[str]:
 
 
 def _snapshot_row(s: SnapshotInfo, now: datetime) -> str:
-    version = "?" if s.version is None else ("none" if s.version < 0 else str(s.version))
     flags = ("  [pinned]" if s.pinned else "") + ("  [legacy]" if s.kind == "legacy" else "") + (
         "  [dirty]" if s.dirty else "")
     return (f"  {s.name}\n    {s.created_at:%Y-%m-%d %H:%M:%S} UTC ({age_text(now - s.created_at)}), "
-            f"{human_size(s.size)}, version {version}, reason: {s.reason}{flags}")
+            f"{human_size(s.size)}, {at_version(s.version)}, reason: {s.reason}{flags}")
 
 
 def _snapshot_list(r: SnapshotListResult, now: datetime) -> list[str]:
@@ -257,7 +285,7 @@ def _cleanup(r: CleanupResult, now: datetime) -> list[str]:
     verb = "would delete" if r.dry_run else "deleted"
     head = (f"{r.env}: cleanup{' (dry run: nothing was deleted)' if r.dry_run else ''}: {verb} {len(r.deleted)} "
             f"snapshot(s), {'would free' if r.dry_run else 'freed'} {human_size(r.freed_bytes)} "
-            f"(retention {r.retention_days} days, keep the newest {r.keep_last}).")
+            f"(retention {plural(r.retention_days, 'day')}, keep the newest {r.keep_last}).")
     lines = [head] + [f"  {verb} {s.name} ({human_size(s.size)}, {age_text(now - s.created_at)})" for s in r.deleted]
     lines += [f"  kept    {s.name} ({why})" for s, why in r.kept]
     lines.append(f"Before: {disk_text(r.disk_before)}")
@@ -273,7 +301,7 @@ def _restore(r: RestoreResult) -> list[str]:
     if r.kept_database:
         lines.append(f"  the replaced database is kept as {r.kept_database} (drop it when no longer needed)")
     if r.largest_tables:
-        lines.append("  largest tables: " + ", ".join(f"{t.table} {t.rows:,} rows" for t in r.largest_tables))
+        lines.append("  largest tables: " + ", ".join(f"{t.table} {plural(t.rows, 'row')}" for t in r.largest_tables))
     if r.after.dirty:
         lines.append("The snapshot itself was taken in a dirty state: see `migrate status` for the recovery options.")
     return lines
@@ -308,15 +336,15 @@ def _impact(r: ApprovalRequest, now: datetime) -> list[str]:
         return [f"  Sets the recorded version to {i.target} (now {version_text(i.before)}). No SQL runs: "
                 "the schema is not changed."]
     if i.reverts:
-        return ([f"  Reverts {len(i.reverts)} migration(s), to version {i.target}, in this order:"]
+        return ([f"  Reverts {len(i.reverts)} migration(s), to {at_version(i.target)}, in this order:"]
                 + _listed([f"    {m.version}_{m.name}" for m in i.reverts])
                 + _listed([f"  LOSES DATA: {s.filename} line {s.line}: {s.description}" for s in i.data_loss])
                 + _listed([f"  No down file: nothing is undone for version {v}" for v in i.missing_down]))
     if i.applies:
         trying = r.operation == "dry-run"
-        head = (f"  Tries {len(i.applies)} migration(s), to version {i.target}, on the live database, then rolls "
+        head = (f"  Tries {len(i.applies)} migration(s), to {at_version(i.target)}, on the live database, then rolls "
                 "back; sequence values it takes stay advanced. In this order:" if trying else
-                f"  Applies {len(i.applies)} migration(s), to version {i.target}, in this order:")
+                f"  Applies {len(i.applies)} migration(s), to {at_version(i.target)}, in this order:")
         return ([head] + _listed([f"    {m.version}_{m.name}" for m in i.applies])
                 + (["  Lint findings (migrate plan):"] if i.findings else [])
                 + _listed([text_plan.finding_line(f) for f in i.findings]))
@@ -347,8 +375,8 @@ def _request_state(r: ApprovalRequest) -> str:
 def _approval_needed(r: ApprovalRequest, now: datetime) -> list[str]:
     return [f"Approval needed: request {r.id} ({r.command}) waits for a second person. Approve it in Slack or "
             f"with `dbops dbops approve {r.id}` as someone else. It expires at {r.expires_at:%Y-%m-%d %H:%M} UTC "
-            f"(in {span_text(r.expires_at - now)}).",
-            f"  The database is at version {version_text(r.impact.before)}."] + _impact(r, now)
+            f"(in {until_text(r.expires_at - now)}).",
+            f"  The database is at {version_text(r.impact.before)}."] + _impact(r, now)
 
 
 def _approval_refused(r: ApprovalRefused) -> list[str]:
@@ -406,7 +434,7 @@ def _approvals(r: ApprovalsResult, now: datetime) -> list[str]:
         return [f"No requests are waiting for approval{scope}."]
     return [f"{len(r.pending)} request(s) waiting for approval{scope}, oldest first:"] + _listed([
         f"  {q.id}  {q.env}: {q.command}  asked by {q.requester} {age_text(now - q.created_at)}, "
-        f"expires in {span_text(q.expires_at - now)}" for q in r.pending])
+        f"expires in {until_text(q.expires_at - now)}" for q in r.pending])
 
 
 def render_text(result: Result, *, now: datetime | None = None) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bot import text
 from commands.lint import blocks, rank
 from commands.results import Finding, PlanResult
 
@@ -16,11 +17,11 @@ def finding_line(f: Finding, blocking: bool = False) -> str:
 
 def plan_lines(r: PlanResult) -> list[str]:
     if not r.files:
-        return [f"{r.env}: nothing is pending (database at version {r.state.version})."]
+        return [f"{r.env}: nothing is pending (database at {text.version_text(r.state)})."]
     total = sum(len(f.findings) for f in r.files)
     verdict = (f"{r.blocking} blocking (at or above {r.block_severity}): `migrate up` will need approval."
                if r.blocking else "nothing blocks `migrate up`.")
-    lines = [f"{r.env}: {len(r.files)} pending migration(s) from version {r.state.version}, {total} finding(s); "
+    lines = [f"{r.env}: {len(r.files)} pending migration(s) from {text.at_version(r.state.version)}, {total} finding(s); "
              f"{verdict}"]
     for f in r.files:
         mode = "" if f.mode == "transactional" else f" [runs as a whole: {f.mode}]"

@@ -39,7 +39,7 @@ def number(version: int | None) -> str:
 
 
 def migration_label(m: MigrationInfo | None, state: State) -> str:
-    return f"{m.version}_{m.name}" if m is not None else f"version {number(state.version)}"
+    return f"{m.version}_{m.name}" if m is not None else text.at_version(state.version)
 
 
 def orphan_columns(o: OrphanCount) -> str:
@@ -60,7 +60,7 @@ def orphan_text(o: OrphanCount) -> str:
 def health_text(h: AppHealthCheck) -> str:
     reports = ""
     if h.version is not None:
-        reports = f"; it reports migrations at {number(h.version)}" + (
+        reports = f"; it reports migrations at {text.at_version(h.version)}" + (
             "" if h.dirty is None else f" ({'dirty' if h.dirty else 'clean'})")
     return f"{h.message}{reports}"
 
@@ -80,7 +80,7 @@ def version_verified(r: RollbackResult) -> tuple[bool, str]:
         return False, f"now at {found}: the rollback did not reach a target version"
     if r.after.version == r.expected_version and not r.after.dirty:
         return True, f"now at {found}, as expected"
-    return False, f"expected {number(r.expected_version)}, found {found}"
+    return False, f"expected {text.at_version(r.expected_version)}, found {found}"
 
 
 def failure_words(r: RollbackResult) -> str:
@@ -103,10 +103,10 @@ def option_title(o: RollbackOption, plan: RollbackPlan) -> str:
             return f"Run the down file of {migration_label(plan.migration, plan.state)}"
         case "restore":
             return f"Restore snapshot {i.snapshot.name}" if i and i.snapshot else \
-                f"Restore the snapshot taken before version {number(v)}"
+                f"Restore the snapshot taken before {text.at_version(v)}"
         case "force-previous":
             target = i.target if i and i.target is not None else None
-            return (f"Record version {number(target)} as clean without running any SQL" if target is not None
+            return (f"Record {text.at_version(target)} as clean without running any SQL" if target is not None
                     else "Record the previous version as clean without running any SQL")
         case "force-down":
             return f"Force {number(v)} clean, then run its down file"
@@ -119,12 +119,12 @@ def _impact_lines(o: RollbackOption, now: datetime) -> list[str]:
         return []
     lines = []
     if i.reverts:
-        lines.append(f"Reverts {', '.join(f'{m.version}_{m.name}' for m in i.reverts)}, leaving version "
-                     f"{number(i.target)}.")
+        lines.append(f"Reverts {', '.join(f'{m.version}_{m.name}' for m in i.reverts)}, leaving "
+                     f"{text.at_version(i.target)}.")
     elif i.snapshot is not None:
         s = i.snapshot
-        lines.append(f"Taken {s.created_at:%Y-%m-%d %H:%M} UTC ({text.age_text(now - s.created_at)}), at version "
-                     f"{number(s.version)}" + (" (dirty)" if s.dirty else "") + ".")
+        lines.append(f"Taken {s.created_at:%Y-%m-%d %H:%M} UTC ({text.age_text(now - s.created_at)}), at "
+                     f"{text.at_version(s.version)}" + (" (dirty)" if s.dirty else "") + ".")
     elif o.method == "force-previous" and i.target is not None:
         lines.append(f"Sets the recorded version to {number(i.target)}; the schema is not changed.")
     lines += [f"No down file for {v}: nothing is undone for it." for v in i.missing_down]
@@ -140,7 +140,7 @@ def shell_command(command: str) -> str:
 def plan_lines(r: RollbackPlan, now: datetime) -> list[str]:
     if not r.options:
         return [f"{r.env}: {NOTHING_APPLIED}"]
-    lines = [f"{r.env}: rollback options at version {text.version_text(r.state)}",
+    lines = [f"{r.env}: rollback options at {text.version_text(r.state)}",
              f"  Undoing: {migration_label(r.migration, r.state)}"
              + ("" if r.migration is not None else " (no migration file has this version)")]
     if r.state.dirty:

@@ -79,8 +79,11 @@ class Settings:
         try:
             return self.environments[name]
         except KeyError:
-            known = ", ".join(sorted(self.environments)) or "none configured"
-            raise ConfigError(f"Unknown environment {name!r}. Known environments: {known}.") from None
+            raise ConfigError(self.unknown_environment(name)) from None
+
+    def unknown_environment(self, name: str) -> str:
+        known = ", ".join(sorted(self.environments)) or "none"
+        return f"Unknown environment {name!r}; this configuration has: {known}"
 
 
 # --- value checkers: each returns the converted value or raises ValueError(description) ---
@@ -367,6 +370,27 @@ def _check_restore_from(environments: dict[str, EnvironmentSettings], source: st
                                   f"configured environment. Other environments: {known}.")
 
 
+def _check_approvers(environments: dict[str, EnvironmentSettings], source: str) -> None:
+    """An operation in ``require_approval`` must have someone who can approve it: with no
+    approvers, or with one user who is also the only operator (so every request is theirs, and
+    nobody approves their own), each such request would wait until it expired. A user group
+    (S…) can approve: its other members answer. A restore from a ``restore_from`` environment
+    always asks, so listing one counts as requiring approval."""
+    for env in environments.values():
+        needs = list(env.require_approval) + (["restore (restore_from)"] if env.restore_from else [])
+        if not needs:
+            continue
+        where, ops = f"{source}: environments.{env.name}", ", ".join(needs)
+        if not env.approvers:
+            raise ConfigError(f"{where}.approvers is empty, but require_approval lists {ops}: nobody could approve "
+                              "those requests. Add approvers (Slack user ids U… or user groups S…), or take the "
+                              "operations out of require_approval.")
+        if len(env.approvers) == 1 and env.operators == env.approvers and not env.approvers[0].startswith("S"):
+            raise ConfigError(f"{where}.approvers lists only {env.approvers[0]}, who is also the only operator: "
+                              f"every request for {ops} would be theirs, and nobody approves their own. Add another "
+                              "approver, or take the operations out of require_approval.")
+
+
 def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
                    environ: dict[str, str] | None = None, path: Path | None = None) -> Settings:
     """Build Settings from a parsed TOML document; relative paths resolve against base_dir."""
@@ -413,6 +437,7 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
                     f"{source}: control.database_url points at the database of environment {env.name!r}. "
                     "dbops' own state must live in a separate database, so that restoring a snapshot cannot erase it."
                 )
+    _check_approvers(environments, source)
     return Settings(path=path, control_database_url=control_url,
                     heartbeat_seconds=control.get("heartbeat_seconds", Settings.heartbeat_seconds),
                     alerts_channel=slack.get("alerts_channel"), environments=environments,

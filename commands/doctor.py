@@ -27,7 +27,7 @@ from commands.doctor_privileges import listed, privilege_checks
 from commands.errors import CommandError, ConfigError, SourceError
 from commands.probes import DatabaseFacts
 from commands.results import DoctorCheck, DoctorResult, Outcome, Verdict
-from commands.units import human_size
+from commands.units import human_size, used_percent
 
 OLDEST_SERVER = 13  # the oldest PostgreSQL dbops is tested with
 SNAPSHOT_DIR, FREE_SPACE, LOCK_DIRS = "snapshot directory", "free space", "lock directories"
@@ -173,9 +173,9 @@ def _free_space(env: EnvironmentSettings, facts: DatabaseFacts | None) -> Doctor
                       fix)
     if disk.free < facts.data_size:
         return _check(name, Verdict.WARN, said + ": a snapshot fits only if zstd shrinks it enough", fix)
-    percent = 100 * disk.used / disk.total if disk.total else 0
+    percent = used_percent(disk.used, disk.free)
     if percent >= env.disk_alert_percent:
-        return _check(name, Verdict.WARN, said + f"; the disk is {percent:.0f}% full, over disk_alert_percent "
+        return _check(name, Verdict.WARN, said + f"; the disk is {percent}% full, over disk_alert_percent "
                                                  f"({env.disk_alert_percent}), so the disk watcher alerts", fix)
     return _check(name, Verdict.PASS, said)
 

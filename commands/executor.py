@@ -114,6 +114,8 @@ class Executor:
                 if needs_approval(command, env, known[1] if known else None, source=source):
                     return approval_ops.request(context, command, env, known)
             if not isinstance(command, g.ABOUT_DBOPS):
+                if env is not None:
+                    migrate_ops.check_input(context, command, env)
                 context.step("start")  # allowed: a surface may now show the operation as running
             return RUNNERS[type(command)](context, command, env)
         return self._audited(command, actor, go)
@@ -208,6 +210,8 @@ class Executor:
 
     def resolve_environment(self, name: str | None, actor: Actor) -> EnvironmentSettings:
         if name is not None:
+            if name not in self.settings.environments:  # the user's typo, not a fault of the configuration
+                raise UsageError(self.settings.unknown_environment(name))
             return self.settings.environment(name)
         candidates = list(self.settings.environments.values())
         mapped = [e for e in candidates if actor.channel is not None and actor.channel in e.channels]

@@ -215,14 +215,15 @@ USAGE = {
 MIGRATE_USAGE = "/migrate status|validate|up|down|goto|force|dry-run|plan …  (/dbops help for details)"
 SNAPSHOT_USAGE_LINES = {
     "list": "/snapshot list [ENV]",
-    "create": '/snapshot create [ENV] --reason "TEXT"',
+    "create": '/snapshot create [ENV] [--reason "TEXT"]  (default reason: manual)',
     "verify": "/snapshot verify NAME [ENV]",
     "restore": "/snapshot restore NAME [ENV]",
     "pin": "/snapshot pin NAME [ENV]",
     "unpin": "/snapshot unpin NAME [ENV]",
     "cleanup": "/snapshot cleanup [ENV] [--retention-days N] [--dry-run]",
 }
-ROLLBACK_USAGE = '/rollback [ENV] [--steps N | --to VERSION | --snapshot NAME] [--reason "TEXT"]'
+# The reason goes with a target: without one the rollback only shows its options, so asks none.
+ROLLBACK_USAGE = '/rollback [ENV] [--steps N | --to VERSION | --snapshot NAME  --reason "TEXT"]'
 SNAPSHOT_USAGE = "/snapshot list|create|verify|restore|pin|unpin|cleanup …  (/dbops help for details)"
 DBOPS_USAGE_LINES = {
     "help": "/dbops help",
@@ -531,4 +532,4 @@ def parse(text: str | list[str]) -> Command:
         return _parse_dbops(tokens)
     if head == "rollback":
         return _parse_rollback(tokens[1:])
-    raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage="/migrate …, /snapshot …, /dbops help")
+    raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage="/migrate …, /snapshot …, /rollback …, /dbops help")

@@ -17,7 +17,7 @@ from commands import grammar as g
 from commands import lock_dirs, privileges
 from commands.config import EnvironmentSettings
 from commands.context import Context
-from commands.errors import SnapshotFailed, SourceError
+from commands.errors import CommandError, SnapshotFailed, SourceError, UsageError
 from commands.migrations import EnvironmentDatabase
 from commands.plans import Step, plan_down, plan_goto, plan_up, require_version
 from commands.results import (
@@ -189,6 +189,24 @@ def _plan(command: g.Command, source: MigrationSource, state: State, env: Enviro
         case g.MigrateGoto(version=version):
             return plan_goto(source, state.version, version)
     raise AssertionError(f"not a migration: {command!r}")
+
+
+def check_input(ctx: Context, command: g.Command, env: EnvironmentSettings) -> None:
+    """Raise the UsageError a migration would raise for its arguments (a version no file has,
+    more steps than there are), before a surface shows it as started: a typo is answered to the
+    person who made it, not announced in the channel. Read without the lock, so the run checks
+    again; faults (a database that cannot be reached) are left for the run to report."""
+    if not isinstance(command, (g.MigrateUp, g.MigrateDown, g.MigrateGoto, g.MigrateDryRun)):
+        return
+    try:
+        source = load_source(env.migrations_dir)
+        with ctx.databases.open(env) as db:
+            state = db.store.read()
+    except UsageError:
+        raise
+    except CommandError:
+        return
+    _plan(command, source, state, env, g.command_name(command))
 
 
 def _read_steps(ctx: Context, steps: list[Step]) -> tuple[list[SqlFile | None], list[FileProblem]]:

@@ -222,7 +222,9 @@ class DryRunFile:
     version: int
     name: str
     filename: str | None
-    status: str  # "ok", "failed", "skipped", "not_run"
+    # "ok"; "partial": what ran passed, statements that cannot run in a transaction did not run;
+    # "skipped": none of it could run in a transaction; "failed"; "not_run": after a failure
+    status: str
     note: str | None = None
     error: SqlError | None = None
     duration_ms: float = 0.0
@@ -613,7 +615,10 @@ class DiskWatchInfo:
     directory: str
     total: int
     used: int
-    percent: float
+    percent: float   # df's Use%: used / (used + free), rounded up
+    # What an unprivileged user may still write (f_bavail, df's "Avail"); None in alerts stored
+    # before it was recorded.
+    free: int | None = None
     threshold: int
     biggest: tuple[SnapshotInfo, ...]
     oldest: tuple[SnapshotInfo, ...]

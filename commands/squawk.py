@@ -94,7 +94,14 @@ def _finding(filename: str, item: dict) -> Finding:
                    severity=_LEVELS.get(str(item.get("level", "")).lower(), "info"),
                    filename=filename,
                    line=line + 1 if isinstance(line, int) else None,  # squawk counts lines from 0
-                   message=str(item.get("message", "")) + (f" {help_}" if help_ else ""), source="squawk")
+                   message=" ".join(_sentence(str(t)) for t in (item.get("message"), help_) if t), source="squawk")
+
+
+def _sentence(text: str) -> str:
+    """squawk's message and its help are often unpunctuated phrases: joined as they come they
+    read as one ("…slow operations Configure a …")."""
+    text = text.strip()
+    return text if not text or text[-1] in ".!?:" else text + "."
 
 
 def _trouble(filename: str, message: str) -> Finding:

@@ -24,6 +24,7 @@ from commands.config import EnvironmentSettings, Settings
 from commands.migrations import Alerts, AuditLog, Databases
 from commands.results import Alert, AlertEvent, DiskWatchInfo, State
 from commands.snapshot_scope import scope_of
+from commands.units import used_percent
 
 log = structlog.get_logger("dbops.watch")
 SHOWN_SNAPSHOTS = 3
@@ -109,14 +110,14 @@ class DiskWatcher:
         now = self.clock()
         directory = env.snapshot_dir
         usage = shutil.disk_usage(directory if directory.exists() else directory.parent)
-        percent = 100.0 * usage.used / usage.total if usage.total else 0.0
+        percent = used_percent(usage.used, usage.free)
         full = None
         if percent >= env.disk_alert_percent:
             snapshots = scope_of(self.settings, env).list().snapshots
             biggest = sorted(snapshots, key=lambda s: (-s.size, s.name))[:SHOWN_SNAPSHOTS]
             oldest = sorted(snapshots, key=lambda s: (s.created_at, s.name))[:SHOWN_SNAPSHOTS]
             full = _alert(env.name, "disk", 0, now, disk=DiskWatchInfo(
-                directory=str(directory), total=usage.total, used=usage.used, percent=round(percent, 1),
+                directory=str(directory), total=usage.total, used=usage.used, free=usage.free, percent=percent,
                 threshold=env.disk_alert_percent, biggest=tuple(s.info() for s in biggest),
                 oldest=tuple(s.info() for s in oldest)))
         return self.subjects.settle(env.name, "disk", full, now, None)

@@ -111,7 +111,7 @@ def test_a_channel_mapped_to_one_environment_names_it(make_bed, database_url, tm
 
     settings = parse_settings({"environments": {
         name: {"database_url": database_url, "migrations_dir": str(tmp_path), "snapshot_dir": str(tmp_path / name),
-               "channels": [channel]}
+               "channels": [channel], "require_approval": []}
         for name, channel in (("staging", "C0STAGING"), ("production", "C0INCIDENT"))}},
         source="test", base_dir=tmp_path, environ={})
     executor = Executor(settings, PgDatabases(), PgDumpSnapshotter())

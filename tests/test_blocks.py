@@ -147,6 +147,17 @@ def dry_run() -> DryRunResult:
     ))
 
 
+def dry_run_unchecked() -> DryRunResult:
+    """Nothing failed, but one file could not run in a transaction at all and one only in part."""
+    return DryRunResult(env="staging", state=State(version=V2, dirty=False), outcome=Outcome.DONE, files=(
+        DryRunFile(version=V3, name=NAMES[V3], filename=f"{V3}_{NAMES[V3]}.up.sql", status="ok", duration_ms=18.2),
+        DryRunFile(version=V4, name=NAMES[V4], filename=f"{V4}_{NAMES[V4]}.up.sql", status="skipped",
+                   note="CREATE INDEX CONCURRENTLY (line 1) cannot run in a transaction: parsed, not run"),
+        DryRunFile(version=V5, name=NAMES[V5], filename=f"{V5}_{NAMES[V5]}.up.sql", status="partial", duration_ms=4.0,
+                   note="CREATE INDEX CONCURRENTLY (line 3) cannot run in a transaction: parsed, not run"),
+    ))
+
+
 def validate() -> ValidateResult:
     return ValidateResult(env="production", files_checked=9, outcome=Outcome.FAILED, problems=(
         FileProblem(filename="seed_dev.sql", severity="warning", message="skipped: not a migration file name"),
@@ -465,8 +476,8 @@ def lock_alert(subject: str, kind: str = "opened") -> Message:
                   notified_at=NOW - timedelta(minutes=5), reminders=0, failed_file=None, latest_file_version=None,
                   snapshot=None, holder=HOLDER if subject == "stale_lock" else None,
                   lock_dir=lock_status(held=True).lock_dirs[0] if subject == "stale_lock_dir" else None,
-                  disk=DiskWatchInfo(directory="/var/lib/togather/db-snapshots", total=100 * GB, used=91 * GB,
-                                     percent=91.0, threshold=85,
+                  disk=DiskWatchInfo(directory="/var/lib/togather/db-snapshots", total=100 * GB, used=86 * GB,
+                                     free=9 * GB, percent=91.0, threshold=85,
                                      biggest=(snap(60 * 24 * 9, V2, "manual", size=3 * GB), PRE_MIGRATION),
                                      oldest=(snap(60 * 24 * 30, V1, "before launch", pinned=True),))
                   if subject == "disk" else None,
@@ -527,6 +538,7 @@ SAMPLES = {
     "migrate_failed_dirty": lambda: render(migrate_failed(dirty=True), now=NOW, command="/migrate up production"),
     "migrate_force": lambda: render(migrate_force(), now=NOW, command=f"/migrate force {V3} production"),
     "dry_run": lambda: render(dry_run(), now=NOW, command="/migrate dry-run staging"),
+    "dry_run_unchecked": lambda: render(dry_run_unchecked(), now=NOW, command="/migrate dry-run staging"),
     "validate": lambda: render(validate(), now=NOW, command="/migrate validate production"),
     "plan": lambda: render(plan_result(), now=NOW, command="/migrate plan production"),
     "plan_nothing_pending": lambda: render(dataclasses.replace(plan_result(), files=(), blocking=0,
@@ -730,9 +742,9 @@ def headline(message: Message) -> str:
 def test_state_changes_open_with_a_plain_headline() -> None:
     assert headline(SAMPLES["migrate_done"]()) == f"*production*: migrated up from {V3} to {V5}"
     assert headline(SAMPLES["migrate_failed_clean"]()) == \
-        f"*production*: migration {V5} failed; the database is clean at {V4}"
+        f"*production*: migration {V5} failed; the database is clean at version {V4}"
     assert headline(SAMPLES["migrate_failed_dirty"]()) == \
-        f"*production*: migration {V4} failed and left the database dirty at {V4}"
+        f"*production*: migration {V4} failed and left the database dirty at version {V4}"
     for name in ("migrate_done", "migrate_failed_clean", "migrate_failed_dirty", "restore", "cleanup", "pin"):
         assert not re.search(r":[a-z_]+:", headline(SAMPLES[name]())), name
 
@@ -1007,7 +1019,7 @@ def test_rollback_result_ticks_the_guides_checklist_from_what_happened() -> None
     checklist = done.blocks[1]["text"]["text"]
     assert checklist.count("✅") == 6 and "❌" not in checklist
     assert "✅ *Approved by a second person:* <@U0ALICE> (requested by <@U0BOB>)" in checklist
-    assert f"✅ *Version verified:* now at {V4} (clean), as expected" in checklist
+    assert f"✅ *Version verified:* now at version {V4} (clean), as expected" in checklist
     assert "✅ *Integrity:* 12 foreign keys checked: no orphaned rows" in checklist
     assert {"type": "divider"} in done.blocks and headline(done) != done.blocks[-1]["text"]["text"]
     orphans = json.dumps(SAMPLES["rollback_result_orphans"]().blocks, ensure_ascii=False)
@@ -1022,15 +1034,15 @@ def test_a_rollback_that_missed_its_version_says_so_first() -> None:
     missed = rollback_result(after=State(version=V5, dirty=True), outcome=Outcome.FAILED, snapshots=(),
                              recorded=False, app_health=None, foreign_keys_checked=0)
     message = render(missed, now=NOW, command="/rollback --steps 1 production")
-    assert headline(message) == f"*production*: rollback failed: expected {V4}, found {V5} (dirty)"
+    assert headline(message) == f"*production*: rollback failed: expected version {V4}, found version {V5} (dirty)"
     checklist = message.blocks[1]["text"]["text"]
-    assert f"❌ *Version NOT as expected:* expected {V4}, found {V5} (dirty)" in checklist
+    assert f"❌ *Version NOT as expected:* expected version {V4}, found version {V5} (dirty)" in checklist
     assert "❌ *No snapshot was taken before the rollback*" in checklist
     assert "❌ *Reason not recorded*" in checklist
     assert "➖ *Health check:* no `health_url` configured" in checklist
     text = render_text(missed, now=NOW)
-    assert text.startswith(f"production: rollback failed: expected {V4}, found {V5} (dirty)")
-    assert f"  [ ] Version verified: expected {V4}, found {V5} (dirty)" in text
+    assert text.startswith(f"production: rollback failed: expected version {V4}, found version {V5} (dirty)")
+    assert f"  [ ] Version verified: expected version {V4}, found version {V5} (dirty)" in text
     assert "  [-] Health check: no health_url configured" in text
 
 

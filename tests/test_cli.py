@@ -40,7 +40,7 @@ def test_status_prints_the_version_and_exits_0(config, capsys):
     bed, path = config
     assert main(["migrate", "status", "--config", path]) == 0
     out = capsys.readouterr().out
-    assert "Environment test: version no version (nothing applied)" in out
+    assert "Environment test: no version (nothing applied)" in out and "version no version" not in out
     assert "pending  1_users" in out
 
 
@@ -56,7 +56,7 @@ def test_a_failed_migration_exits_1_and_names_file_and_line(config, capsys):
     assert main(["migrate", "up", "--config", path]) == 1
     out = capsys.readouterr().out
     assert "FAILED at 2_bad" in out and "2_bad.up.sql, line 1" in out and "22P02" in out
-    assert "clean at 1 (clean)" in out
+    assert "the database is at version 1 (clean)" in out and "clean at 1 (clean)" not in out
 
 
 def test_a_held_lock_exits_3_naming_the_holder(config, capsys):
@@ -87,7 +87,7 @@ def test_json_output_carries_the_outcome_and_state(config, capsys):
     (["migrate", "down"], "explicit number"),
     (["migrate", "goto", "abc"], "'abc' is not a migration version"),
     (["migrate", "goto", "7"], "No migration file has version 7"),
-    (["migrate", "status", "--env", "staging"], "Unknown environment 'staging'. Known environments: test"),
+    (["migrate", "status", "--env", "staging"], "Unknown environment 'staging'; this configuration has: test"),
     (["migrate", "sideways"], "Unknown migrate command"),
     (["migrate", "status", "--format", "yaml"], "--format must be text or json"),
 ])
@@ -118,7 +118,7 @@ def test_a_connection_failure_exits_1_and_never_shows_the_password(tmp_path, cap
     (tmp_path / "m").mkdir()
     path = tmp_path / "dbops.toml"
     path.write_text('[environments.prod]\ndatabase_url = "postgresql://deploy:hunter2-secret@127.0.0.1:1/togather"\n'
-                    'migrations_dir = "m"\nsnapshot_dir = "s"\n')
+                    'migrations_dir = "m"\nsnapshot_dir = "s"\nrequire_approval = []\n')
     assert main(["migrate", "status", "--config", str(path)]) == 1
     captured = capsys.readouterr()
     assert "environment prod: could not connect to postgresql://deploy:****@127.0.0.1:1/togather" in captured.err
@@ -132,7 +132,7 @@ def test_readme_main_command_shows_the_demo_status(tmp_path):
     done = subprocess.run([sys.executable, "-m", "bot.cli", "migrate", "status"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "Environment demo: version no version (nothing applied)" in done.stdout
+    assert "Environment demo: no version (nothing applied)" in done.stdout
     assert "pending  20260128001_initial_schema" in done.stdout
 
 

@@ -18,7 +18,7 @@ ENVIRON = {
     "PRODUCTION_DATABASE_URL": "postgresql://u:secret@db/togather",
 }
 MINIMAL = ('[environments.production]\ndatabase_url = "postgresql://u@db/app"\nmigrations_dir = "migrations"\n'
-           'snapshot_dir = "snapshots"\n')
+           'snapshot_dir = "snapshots"\napprovers = ["S0DBAS"]\n')
 
 
 def write(tmp_path: Path, text: str, name: str = "dbops.toml") -> Path:
@@ -288,3 +288,45 @@ def test_unknown_environment_error_lists_known_environments(tmp_path: Path) -> N
     with pytest.raises(ConfigError) as info:
         settings.environment("nope")
     assert "'nope'" in str(info.value) and "production, staging" in str(info.value)
+
+
+# --- approval that someone can give ---
+
+NO_APPROVERS = MINIMAL.replace('approvers = ["S0DBAS"]\n', "")
+
+
+def test_required_approval_with_no_approvers_is_an_error_at_start_naming_environment_and_key(tmp_path, capsys):
+    from bot.cli import main
+
+    path = write(tmp_path, NO_APPROVERS + 'require_approval = ["down", "restore"]\n')
+    message = config_error(path)
+    assert "environments.production.approvers is empty" in message and "require_approval lists down, restore" in message
+    assert main(["migrate", "status", "--config", str(path)]) == 2
+    assert "environments.production.approvers is empty" in capsys.readouterr().err
+
+
+def test_the_default_require_approval_with_no_approvers_is_an_error_too(tmp_path: Path) -> None:
+    assert "environments.production.approvers is empty" in config_error(write(tmp_path, NO_APPROVERS))
+
+
+def test_a_single_approver_who_is_the_only_operator_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path, NO_APPROVERS + 'approvers = ["U0ALICE"]\noperators = ["U0ALICE"]\n')
+    message = config_error(path)
+    assert "environments.production.approvers lists only U0ALICE, who is also the only operator" in message
+    assert "nobody approves their own" in message
+
+
+def test_approvals_someone_can_give_are_accepted(tmp_path: Path) -> None:
+    for extra in ('approvers = ["S0DBAS"]\noperators = ["S0DBAS"]\n',      # a group: another member approves
+                  'approvers = ["U0ALICE"]\noperators = ["U0ALICE", "U0BOB"]\n',
+                  'approvers = ["U0ALICE"]\n',                                # anyone in the channel asks, alice answers
+                  'require_approval = []\n'):                                  # nothing asks
+        env = load_settings(write(tmp_path, NO_APPROVERS + extra), environ={}).environment("production")
+        assert env.approvers or not env.require_approval, extra
+
+
+def test_restore_from_with_no_approvers_is_an_error_because_such_a_restore_always_asks(tmp_path: Path) -> None:
+    text = (NO_APPROVERS + "require_approval = []\n" + NO_APPROVERS.replace("production", "staging")
+            .replace("/app", "/app_staging") + 'require_approval = []\nrestore_from = ["production"]\n')
+    message = config_error(write(tmp_path, text))
+    assert "environments.staging.approvers is empty" in message and "restore (restore_from)" in message

@@ -21,7 +21,7 @@ from tests.slack_fake import FakeSlack
 
 ROOT = Path(__file__).resolve().parent.parent
 MINIMAL = ('[environments.production]\ndatabase_url = "postgresql://u@db/app"\nmigrations_dir = "migrations"\n'
-           'snapshot_dir = "snapshots"\n')
+           'snapshot_dir = "snapshots"\napprovers = ["S0DBAS"]\n')
 # Every number in the configuration, with the range it must be in: (section, key) -> (lowest, highest).
 BOUNDS = {
     ("environments.production", "approval_ttl_seconds"): (1, 604800),

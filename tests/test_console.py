@@ -171,9 +171,9 @@ def test_readme_tour_walks_the_incident_and_exits_zero():
         shutil.rmtree(demo_dir, ignore_errors=True)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
-    assert "demo: version no version (nothing applied)" in out
+    assert "demo: no version (nothing applied)" in out
     assert "demo: 1 snapshot" in out
-    assert "failed and left the database dirty at 20260128006" in out
+    assert "failed and left the database dirty at version 20260128006" in out
     assert "🚨 demo: migration 20260128006 failed and left the database DIRTY" in out
     assert "[1] Approve  [2] Deny  [3] Cancel" in out
     assert "was approved by @bob" in out and "Rollback checklist" in out

@@ -328,3 +328,54 @@ def test_the_configuration_reference_documents_every_key():
     keys = set(config._ENVIRONMENT_KEYS) | {k for section in config._SECTION_KEYS.values() for k in section}
     undocumented = sorted(k for k in keys if f"`{k}`" not in reference)
     assert undocumented == []
+
+
+# --- complete examples ---
+
+def test_the_example_config_names_every_key_the_reference_documents():
+    """deploy/dbops.example.toml shows every key, set to its default or (for a key whose default
+    is "unset") commented out with a sample value, as docs/configuration.md documents them."""
+    from commands import config
+    example = (DEPLOY / "dbops.example.toml").read_text(encoding="utf-8")
+    keys = set(config._ENVIRONMENT_KEYS) | {k for section in config._SECTION_KEYS.values() for k in section}
+    missing = sorted(k for k in keys if not re.search(rf"^[ \t]*(?:#[ \t]*)?{re.escape(k)}[ \t]*=", example, re.M))
+    assert missing == []
+
+
+def test_compose_mounts_the_migrations_directory_the_config_it_copies_names():
+    (compose,) = yaml_documents(DEPLOY / "docker-compose.yml")
+    mounts = {}
+    for volume in compose["services"]["dbops"]["volumes"]:
+        read_only = volume.endswith(":ro")
+        source, _, target = volume.removesuffix(":ro").rpartition(":")  # the source may hold ${VAR:?…}
+        mounts[target] = (source, read_only)
+    assert "cp deploy/togather.dbops.toml deploy/dbops.toml" in (DEPLOY / "docker-compose.yml").read_text()
+    settings = load_settings(DEPLOY / "togather.dbops.toml", environ=ENVIRON)
+    for env in settings.environments.values():
+        assert str(env.migrations_dir) in mounts, f"{env.name}: {env.migrations_dir} is not mounted"
+        source, read_only = mounts[str(env.migrations_dir)]
+        assert read_only and source.startswith("${TOGATHER_MIGRATIONS:?"), source
+
+
+def test_the_manifests_usage_hints_name_every_subcommand_the_grammar_takes():
+    hints = {c["command"]: c["usage_hint"] for c in
+             yaml_documents(DEPLOY / "slack-app-manifest.yaml")[0]["features"]["slash_commands"]}
+    verbs = {"/migrate": grammar.USAGE, "/snapshot": grammar.SNAPSHOT_USAGE_LINES, "/dbops": grammar.DBOPS_USAGE_LINES}
+    for command, lines in verbs.items():
+        words = set(re.findall(r"[a-z][a-z-]*", hints[command]))
+        assert set(lines) <= words, f"{command} hint misses {sorted(set(lines) - words)}"
+    for flag in ("--steps", "--to", "--snapshot", "--reason"):
+        assert flag in hints["/rollback"]
+
+
+def test_the_systemd_units_documentation_is_installed_by_its_own_install_steps():
+    text = (DEPLOY / "dbops.service").read_text(encoding="utf-8")
+    (line,) = [l for l in text.splitlines() if l.startswith("Documentation=")]
+    pages = line.removeprefix("Documentation=").split()
+    assert pages
+    for page in pages:
+        assert page.startswith("file:///opt/dbops/docs/"), page
+        name = page.rsplit("/", 1)[1]
+        assert (ROOT / "docs" / name).is_file(), f"{page}: docs/{name} is not in the repository"
+        assert re.search(rf"^#\s+install .*-t /opt/dbops/docs .*docs/{re.escape(name)}\b", text, re.M), \
+            f"{page}: no install step puts docs/{name} there"

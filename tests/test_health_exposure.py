@@ -98,7 +98,7 @@ def test_health_of_unreachable_databases_names_no_user_host_port_database_or_pas
             "gamma": f"postgresql://gamma_user@127.0.0.1:{closed}/gamma_db?password=gamma%2DPa55word"}
     config = tmp_path / "dbops.toml"
     config.write_text("".join(f'[environments.{name}]\ndatabase_url = "{url}"\nmigrations_dir = "m"\n'
-                              'pre_migration_snapshot = false\n' for name, url in urls.items()))
+                              'pre_migration_snapshot = false\nrequire_approval = []\n' for name, url in urls.items()))
     served = Serving(["--http"], config, fake, tmp_path)
     try:
         status, body = served.wait_until_answering()
@@ -155,7 +155,7 @@ def test_while_a_check_hangs_on_a_database_other_callers_get_the_last_report_at_
     port = _free_port()
     (tmp_path / "m").mkdir()
     (tmp_path / "dbops.toml").write_text(f'[environments.stalled]\ndatabase_url = "postgresql://u@127.0.0.1:{port}/d"\n'
-                                         'migrations_dir = "m"\npre_migration_snapshot = false\n')
+                                         'migrations_dir = "m"\npre_migration_snapshot = false\nrequire_approval = []\n')
     now = [0.0]
     reports = HealthReports(load_settings(tmp_path / "dbops.toml", environ={}), PgDatabases(), clock=lambda: now[0])
     first = reports.current()  # nothing listens yet: refused at once
@@ -178,7 +178,7 @@ def test_serve_listens_on_loopback_only_unless_given_a_host(mode, fake, make_bed
     bed = make_bed(FILES)
     config = tmp_path / "dbops.toml"
     config.write_text(f'[environments.test]\ndatabase_url = "{bed.url}"\nmigrations_dir = "{bed.migrations}"\n'
-                      'pre_migration_snapshot = false\n')
+                      'pre_migration_snapshot = false\nrequire_approval = []\n')
     served = Serving(mode, config, fake, tmp_path)
     try:
         assert served.wait_until_answering()[0] == 200

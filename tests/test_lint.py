@@ -227,7 +227,7 @@ def test_cli_plan_json_exits_1_on_blocking_findings(make_bed, tmp_path: Path, ca
     bed = make_bed({**BASE, **files})
     path = tmp_path / "dbops.toml"
     path.write_text('[environments.test]\ndatabase_url = "${TEST_DATABASE_URL}"\nmigrations_dir = "migrations"\n'
-                    'snapshot_dir = "snapshots"\n')
+                    'snapshot_dir = "snapshots"\nrequire_approval = []\n')
     os.environ["TEST_DATABASE_URL"] = bed.url
     try:
         assert main(["migrate", "plan", "--format", "json", "--config", str(path)]) == code

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from commands.results import DryRunResult, MigrateResult, Outcome, Reason, Refusal, StatusResult, ValidateResult
 
 THREE = {
@@ -169,6 +171,34 @@ def test_dry_run_skips_statements_that_cannot_run_in_a_transaction_and_says_so(m
     assert [f.status for f in result.files] == ["ok", "skipped"]
     assert "CREATE INDEX CONCURRENTLY" in result.files[1].note
     assert bed.tables() == set()
+
+
+def test_dry_run_says_would_succeed_only_for_what_it_ran_and_lists_files_it_could_not_check(make_bed):
+    from bot import blocks
+    from bot.text import render_text
+
+    bed = make_bed({"1_t.up.sql": "CREATE TABLE t (a int);",
+                    "2_idx.up.sql": "CREATE INDEX CONCURRENTLY t_a ON t (a);",
+                    "3_mixed.up.sql": "ALTER TABLE t ADD COLUMN b int;\nCREATE INDEX CONCURRENTLY t_b ON t (b);"})
+    result = bed.run("migrate dry-run")
+    assert [f.status for f in result.files] == ["ok", "skipped", "partial"]
+
+    shown = render_text(result)
+    card = blocks.render(result, now=datetime.now(timezone.utc), command="/migrate dry-run test")
+    headline = card.text
+    for said in (shown, headline):
+        assert "would succeed for the 1 it ran; 2 not checked" in said, said
+        assert "cannot run in a transaction" in said
+    assert "not checked 2_idx" in shown and "partly checked 3_mixed" in shown
+    rows = str(card.blocks)
+    assert "*not checked* `2_idx.up.sql`" in rows and "*partly checked* `3_mixed.up.sql`" in rows
+
+
+def test_a_dry_run_that_ran_everything_says_would_succeed_plainly(make_bed):
+    from bot.text import render_text
+
+    bed = make_bed({"1_t.up.sql": "CREATE TABLE t (a int);"})
+    assert "from no version (nothing applied): would succeed." in render_text(bed.run("migrate dry-run"))
 
 
 def test_validate_reports_syntax_errors_with_file_and_line(make_bed):

@@ -87,6 +87,7 @@ database_url = "{bed.url}"
 migrations_dir = "{bed.migrations}"
 snapshot_dir = "{tmp_path / 'snapshots'}"
 lock_wait_seconds = 1
+require_approval = []
 ''')
     return bed, str(path), closed
 

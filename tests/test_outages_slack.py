@@ -84,7 +84,7 @@ def config(make_bed, tmp_path):
     bed = make_bed(FILES)
     path = tmp_path / "dbops.toml"
     path.write_text(f'[environments.test]\ndatabase_url = "{bed.url}"\nmigrations_dir = "{bed.migrations}"\n'
-                    'channels = ["C0INCIDENT"]\npre_migration_snapshot = false\n')
+                    'channels = ["C0INCIDENT"]\npre_migration_snapshot = false\nrequire_approval = []\n')
     return path
 
 

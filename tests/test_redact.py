@@ -56,7 +56,8 @@ def test_the_decoded_password_of_a_query_parameter_is_registered_at_load(tmp_pat
     plain = f"pw&{uuid.uuid4().hex[:12]}"
     encoded = plain.replace("&", "%26")
     (tmp_path / "dbops.toml").write_text(
-        '[environments.production]\ndatabase_url = "${PROD}"\nmigrations_dir = "m"\nsnapshot_dir = "s"\n')
+        '[environments.production]\ndatabase_url = "${PROD}"\nmigrations_dir = "m"\nsnapshot_dir = "s"\n'
+        'require_approval = []\n')
     url = f"postgresql://deploy@db/app?sslmode=prefer&pass%77ord={encoded}"
     assert conninfo_to_dict(url)["password"] == plain
     assert plain[3:] in redact(f"the server said: {plain}")

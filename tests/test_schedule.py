@@ -243,7 +243,7 @@ def test_the_schedule_time_zone_is_checked(tmp_path):
     from commands.config import parse_settings
     from commands.errors import ConfigError
     document = {"environments": {"test": {"database_url": "postgresql://x@h/db", "migrations_dir": "m",
-                                          "snapshot_dir": "s"}}}
+                                          "snapshot_dir": "s", "require_approval": []}}}
     assert parse_settings(document, source="t", base_dir=tmp_path, environ={}).schedule_timezone == "UTC"
     zoned = parse_settings({**document, "schedule": {"timezone": "America/New_York"}}, source="t",
                            base_dir=tmp_path, environ={})

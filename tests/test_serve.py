@@ -52,6 +52,7 @@ migrations_dir = "{migrations}"
 snapshot_dir = "{tmp_path / 'snapshots'}"
 channels = ["C0INCIDENT"]
 lock_wait_seconds = 2
+require_approval = []
 ''')
     return path
 

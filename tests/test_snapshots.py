@@ -262,7 +262,7 @@ def test_a_create_killed_with_sigkill_leaves_no_listed_snapshot(make_bed, tmp_pa
                 "FROM generate_series(1, 600000) g")
     config = tmp_path / "dbops.toml"
     config.write_text(f'[environments.test]\ndatabase_url = "{bed.url}"\nmigrations_dir = "migrations"\n'
-                      f'snapshot_dir = "snapshots"\n')
+                      f'snapshot_dir = "snapshots"\nrequire_approval = []\n')
     directory = tmp_path / "snapshots"
     child = subprocess.Popen([sys.executable, "-m", "bot.cli", "snapshot", "create", "--config", str(config)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

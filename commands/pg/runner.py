@@ -135,8 +135,9 @@ class PgMigrationRunner:
     def dry_run(self, files: list[tuple[str, SqlFile | None]]) -> list[tuple[str, str, str | None, SqlError | None, float]]:
         """Run ``files`` in order in one transaction, then roll it all back.
 
-        Returns ``(key, status, note, error, ms)`` per file; status is ok, failed, skipped
-        or not_run. Statements that cannot run in a transaction are skipped (noted); a
+        Returns ``(key, status, note, error, ms)`` per file; status is ok, partial (what ran
+        passed, but some statements could not run), failed, skipped (none could run) or
+        not_run. Statements that cannot run in a transaction are skipped (noted); a
         file's own BEGIN/COMMIT are left out so its statements run inside the dry run.
         Stops at the first failure: later files depend on it.
         """
@@ -177,7 +178,8 @@ class PgMigrationRunner:
                 self._execute_statements(sqlfile, runnable)
         except _StatementFailed as failed:
             return "failed", note, failed.error
-        return "ok", note, None
+        # Passing what ran says nothing of what could not run: such a file is not "ok".
+        return ("partial" if any(s.no_transaction for s in sqlfile.statements) else "ok"), note, None
 
 
 class _StatementFailed(Exception):
