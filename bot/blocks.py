@@ -18,7 +18,7 @@ from bot.blocks_kit import (
     Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, extended, mrkdwn, plain,
     principal_ref, shorten, user_ref, when,
 )
-from bot.blocks_migrate import holder_line, lock_advice, mismatch_section, number, problem_row, recovery_dirty
+from bot.blocks_migrate import holder_line, lock_advice, mismatch_section, problem_row, recovery_dirty
 from bot.text import at_version
 from commands.errors import (
     CommandError, ConfigError, DatabaseError, PrivilegeError, SnapshotFailed, SourceError, UsageError,
