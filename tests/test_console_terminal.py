@@ -33,7 +33,8 @@ def write_config(bed, tmp_path: Path) -> Path:
     path = tmp_path / "dbops.toml"
     path.write_text(f"[environments.test]\ndatabase_url = {json.dumps(bed.url)}\n"
                     f"migrations_dir = {json.dumps(str(bed.migrations))}\n"
-                    f"snapshot_dir = {json.dumps(str(env.snapshot_dir))}\nlock_wait_seconds = 2\n")
+                    f"snapshot_dir = {json.dumps(str(env.snapshot_dir))}\nlock_wait_seconds = 2\n"
+                    "require_approval = []\n")
     return path
 
 
@@ -76,7 +77,7 @@ def test_the_console_starts_in_the_first_configured_channel_and_channel_moves_to
     refused, _, moved = shown.partition(f"> [{ACCOUNT}] :channel staging")
     assert "`/migrate status` for staging is only accepted in #console" in refused
     assert "(now in #console (C0CONSOLE), environments: staging)" in moved
-    assert "staging: version no version (nothing applied)" in moved
+    assert "staging: no version (nothing applied)" in moved
     assert "  #test (C0INCIDENT), environments: test\n→ #console (C0CONSOLE), environments: staging" in moved
     assert "console: no channel 'nowhere' here. Channels: #test, #console." in moved
     assert code == 1  # the unknown channel
