@@ -214,7 +214,7 @@ def render_error(err: CommandError, *, command: str) -> Message:
     elif err.hint:
         card.context(esc(shorten(err.hint, 1000)))
     if isinstance(err, SnapshotFailed):
-        card.context("The troubleshooting guide's Issue 6: check the snapshot directory's free space "
+        card.context("Check the snapshot directory's free space "
                      "(`/snapshot cleanup` frees it), its permissions, and that the database can be reached.")
     return card.message()
 

@@ -20,7 +20,7 @@ from bot.blocks_kit import (
 from bot.blocks_migrate import snapshot_version
 from bot.text import age_text, version_text
 from bot.text_rollback import (
-    APP_FIRST, CHOOSING, METHOD_SOURCES, NOTHING_APPLIED, REMINDERS, failure_words, health_text, method_words,
+    APP_FIRST, CHOOSING, METHOD_NOTES, NOTHING_APPLIED, REMINDERS, failure_words, health_text, method_words,
     migration_label, number, option_title, orphan_columns, rows_text, version_verified,
 )
 from commands.results import Outcome, RollbackOption, RollbackPlan, RollbackResult
@@ -67,7 +67,7 @@ def _impact(o: RollbackOption, now: datetime) -> list[str]:
 
 def _option(n: int, o: RollbackOption, r: RollbackPlan, now: datetime) -> dict:
     head = f"*{n}. {_title(o, r)}*" + (" · *Recommended*" if o.recommended else "")
-    lines = [head, f"_{esc(METHOD_SOURCES.get(o.method, o.method))}_"] + _impact(o, now)
+    lines = [head, f"_{esc(METHOD_NOTES.get(o.method, o.method))}_"] + _impact(o, now)
     lines += [f":warning: {esc(shorten(w, WARNING_CHARS))}" for w in o.warnings]
     block = {"type": "section"}
     if not o.available:

@@ -52,7 +52,7 @@ def holder_text(holder: LockHolder) -> str:
 
 RECOVERY_DIRTY = (
     "The database is dirty: a migration failed part-way and its changes may be half applied.",
-    "Recovery options (the troubleshooting guide, Issue 2):",
+    "Recovery options:",
     "  1. Restore the snapshot taken before the failed migration (recommended).",
     "  2. Fix the schema by hand to match version {v}, then `force {v}` and run `up` again.",
     "  3. `force {v}`, then `down 1` to undo it through its down file, fix the file, and run `up`.",
@@ -63,7 +63,7 @@ def mismatch_text(m: Mismatch) -> list[str]:
     if m.ahead:
         return [
             f"Version mismatch: the database is at {m.database_version}, but the newest migration file is "
-            f"{m.latest_file_version}: the database has migrations this checkout does not have (the guide's Issue 4).",
+            f"{m.latest_file_version}: the database has migrations this checkout does not have.",
             "  Either check out the code that has those migrations, or roll the database back with the files that have them.",
         ]
     return [
@@ -114,11 +114,11 @@ def _refusal(r: Refusal) -> list[str]:
             return [f"{head}: the deploy lock directory {r.lock_dir.path} exists{owner}{since}.",
                     "A deploy script is migrating (or crashed holding it). Nothing was changed.",
                     "Wait for the deploy; if it died, `dbops lock status` says whether the lock is stale and "
-                    "`dbops lock release` takes it away (the guide's Issue 5)."]
+                    "`dbops lock release` takes it away."]
         case Reason.LOCK_HELD:
             return [f"{head}: the migration lock is held by {holder_text(r.holder)}.",
                     "Another migration (a deploy script's `migrate`, or another dbops) is running. Nothing was changed.",
-                    "Wait for it to finish; never run two migrations at once (the guide's Issue 5)."]
+                    "Wait for it to finish: two migrations must never run at once."]
         case Reason.DIRTY:
             return [f"{head}: the database is at version {version_text(r.state)}. Nothing was changed."] + \
                    [line.format(v=r.state.version) for line in RECOVERY_DIRTY]

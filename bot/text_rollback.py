@@ -24,12 +24,12 @@ REMINDERS = (
     "Tell the team in the incident channel / status page",
     "Test critical functionality by hand and watch the application's logs for error spikes",
 )
-METHOD_SOURCES = {  # where each method comes from in the guide's "Migration Rollback Procedures"
-    "down": "The guide's Method 1: the migration's own down file",
-    "goto": "The guide's Method 1: the migrations' own down files",
-    "restore": "The guide's Method 2: the whole database goes back to the snapshot",
+METHOD_NOTES = {  # how each method works, in one line that needs no other document
+    "down": "golang-migrate's down: the file written to undo this migration",
+    "goto": "golang-migrate's goto: each migration's down file, newest first",
+    "restore": "The whole database goes back to the snapshot",
     "force-previous": "golang-migrate's force: only the recorded version changes, not the schema",
-    "force-down": "The guide's Scenario 4, option A",
+    "force-down": "For a migration that failed part-way: recorded as applied, then undone by its own down file",
 }
 ORPHANS_LISTED = 50
 
@@ -147,7 +147,7 @@ def plan_lines(r: RollbackPlan, now: datetime) -> list[str]:
         lines.append(f"  Migration {number(r.state.version)} failed part-way: its changes may be half applied.")
     for n, o in enumerate(r.options, 1):
         lines.append(f"  {n}. {option_title(o, r)}" + ("  [Recommended]" if o.recommended else "")
-                     + f"  ({METHOD_SOURCES.get(o.method, o.method)})")
+                     + f"  ({METHOD_NOTES.get(o.method, o.method)})")
         lines += [f"       {line}" for line in _impact_lines(o, now)]
         lines += [f"       ⚠ {w}" for w in o.warnings]
         lines.append(f"       run: {shell_command(o.command)}" if o.available else f"       not available: {o.why_not}")
