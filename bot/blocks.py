@@ -14,8 +14,8 @@ from datetime import datetime
 from bot import blocks_approvals as approval_blocks, blocks_locks as lock_blocks, blocks_migrate as migrate_blocks
 from bot import blocks_plan as plan_blocks, blocks_rollback as rollback_blocks, blocks_snapshots as snapshot_blocks
 from bot.blocks_kit import (
-    Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, extended, mrkdwn, plain,
-    principal_ref, shorten, user_ref, when,
+    Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, esc_citing, extended, mrkdwn,
+    plain, principal_ref, shorten, user_ref, when,
 )
 from bot.blocks_migrate import holder_line, lock_advice, mismatch_section, number, problem_row, recovery_dirty
 from commands.errors import (
@@ -183,9 +183,14 @@ def _history(r: HistoryResult) -> Message:
 
 def _help(r: HelpResult) -> Message:
     card = Card("dbops commands").header("dbops commands")
-    card.lines([code(u) for u in r.usage])
+    card.lines([code(slash(u)) for u in r.usage])
     return card.context("ENV may be left out in a channel that belongs to one environment. In a shell, type "
                         "`dbops` instead of the slash; `--format json` gives JSON.").message()
+
+
+def slash(line: str) -> str:
+    """A usage line (``commands.usage``: no surface's syntax) as Slack types it."""
+    return "/" + line
 
 
 # --- faults ----------------------------------------------------------------------------------------
@@ -205,11 +210,11 @@ def render_error(err: CommandError, *, command: str) -> Message:
     what = next((text for kind, text in _FAULTS if isinstance(err, kind)), "failed")
     headline = f"{code(command)} {what}"
     card = Card(plain(headline) + ": " + esc(shorten(err.message, 1000))).section(headline)
-    card.section(esc(shorten(err.message, 2500)))
+    card.section(esc_citing(shorten(err.message, 2500)))
     if isinstance(err, UsageError):
         if err.usage:
-            card.section(f"Usage: {code(err.usage)}")
-        if "/dbops help" not in (err.usage or ""):
+            card.section(f"Usage: {code('  or  '.join(slash(line) for line in err.usage))}")
+        if "dbops help" not in (err.usage or ()):
             card.context("`/dbops help` lists every command.")
     elif err.hint:
         card.context(esc(shorten(err.hint, 1000)))

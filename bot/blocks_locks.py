@@ -16,8 +16,7 @@ SUBJECTS = ("stale_lock", "stale_lock_dir", "disk")
 
 
 def _hint(env: str) -> str:
-    return esc(RELEASE_HINT.format(env=env)).replace(f"/dbops lock release {esc(env)}",
-                                                     code(f"/dbops lock release {env}"))
+    return RELEASE_HINT.format(command=code(f"/dbops lock release {env}"))
 
 
 def _dir_row(info: LockDirInfo, now: datetime) -> str:

@@ -16,6 +16,7 @@ import structlog
 from bot.logs import configure_logging
 from bot.shell_user import shell_actor
 from bot.text import render_json, render_text, unmapped_note
+from bot.text_shell import fault_text
 from commands import grammar
 from commands.config import Settings, load_settings
 from commands.errors import CommandError, UsageError
@@ -142,9 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         actor = shell_actor(settings)
         result = build_executor(settings).run(command, actor)
     except CommandError as err:
-        # The grammar's usage lines are written as Slack commands; a shell user types dbops.
-        message = str(err).replace("Usage: /", "Usage: dbops ").replace("  or  /", "  or  dbops ")
-        print(redact(f"dbops: {message}"), file=sys.stderr)
+        print(redact(f"dbops: {fault_text(err)}"), file=sys.stderr)
         return err.exit_code
     except Exception:  # a bug: say so plainly, keep the traceback in the (redacted) log
         structlog.get_logger("dbops.cli").exception("internal_error")

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
-from bot import text_locks, text_plan, text_rollback, text_snapshots
+from bot import text_locks, text_plan, text_rollback, text_shell, text_snapshots
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
     DryRunResult, HelpResult, HistoryResult, LockHolder, LockReleaseResult, LockStatusResult, MigrateResult, Mismatch,
@@ -127,7 +127,7 @@ def _refusal(r: Refusal) -> list[str]:
         case Reason.SNAPSHOT_DAMAGED:
             return [f"{head}: snapshot {r.snapshot} failed verification, so it was not restored. Nothing was changed."] + [
                 f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in r.checks] + [
-                "Pick another snapshot (/snapshot list)."]
+                "Pick another snapshot (`dbops snapshot list`)."]
         case Reason.NO_SNAPSHOT_DIR:
             return [f"{head}: no snapshot_dir is configured for {r.env}."]
         case Reason.SYNTAX_ERROR:
@@ -403,7 +403,7 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
         case CleanupResult():
             lines = _cleanup(result, now)
         case HelpResult():
-            lines = ["dbops commands (in a shell: `dbops` instead of the slash):"] + [f"  {u}" for u in result.usage]
+            lines = ["dbops commands:"] + [f"  {text_shell.shell(u)}" for u in result.usage]
         case HistoryResult():
             lines = _history(result, now)
         case StatusResult():

@@ -11,6 +11,7 @@ from datetime import datetime
 # ``bot.text`` imports this module for its dispatch, so its helpers are reached through the
 # module at call time rather than imported by name while it is still loading.
 from bot import text
+from bot.text_shell import shell, shell_words
 from commands.results import (
     AppHealthCheck, MigrateResult, MigrationInfo, OrphanCount, Outcome, RollbackOption, RollbackPlan, RollbackResult,
     State,
@@ -133,7 +134,7 @@ def _impact_lines(o: RollbackOption, now: datetime) -> list[str]:
 
 def shell_command(command: str) -> str:
     """An option's slash command as a shell types it; a rollback itself needs its reason."""
-    typed = "dbops " + command.removeprefix("/")
+    typed = shell(command)
     return typed + ' --reason "TEXT"' if typed.startswith("dbops rollback ") else typed
 
 
@@ -149,8 +150,9 @@ def plan_lines(r: RollbackPlan, now: datetime) -> list[str]:
         lines.append(f"  {n}. {option_title(o, r)}" + ("  [Recommended]" if o.recommended else "")
                      + f"  ({METHOD_NOTES.get(o.method, o.method)})")
         lines += [f"       {line}" for line in _impact_lines(o, now)]
-        lines += [f"       ⚠ {w}" for w in o.warnings]
-        lines.append(f"       run: {shell_command(o.command)}" if o.available else f"       not available: {o.why_not}")
+        lines += [f"       ⚠ {shell_words(w)}" for w in o.warnings]
+        lines.append(f"       run: {shell_command(o.command)}" if o.available else
+                     f"       not available: {shell_words(o.why_not or 'not offered for this state')}")
     return lines + [f"Where {r.env} requires a second person, running one makes an approval request. {APP_FIRST}"]
 
 

@@ -30,13 +30,15 @@ class CommandError(Exception):
 
 
 class UsageError(CommandError):
-    """The command text is not in the grammar; ``usage`` is the line that would have been."""
+    """The command text is not in the grammar; ``usage`` holds the lines that would have been,
+    in no surface's syntax (``commands.usage``): each surface words them."""
 
     exit_code = 2
 
-    def __init__(self, message: str, *, usage: str | None = None) -> None:
-        super().__init__(message, hint=f"Usage: {usage}" if usage else None)
-        self.usage = usage
+    def __init__(self, message: str, *, usage: str | tuple[str, ...] | None = None) -> None:
+        lines = (usage,) if isinstance(usage, str) else usage
+        super().__init__(message, hint=f"Usage: {'  or  '.join(lines)}" if lines else None)
+        self.usage = lines
 
 
 class ConfigError(CommandError):

@@ -374,7 +374,7 @@ def rollback_plan_dirty() -> RollbackPlan:
         RollbackOption(method="force-previous", command=f"/migrate force {V3} production", recommended=False,
                        available=True, impact=Impact(before=dirty, target=V3), warnings=(
                            f"Only if migration {V4} changed nothing, or you have undone its changes by hand: this "
-                           f"records version {V3} as clean and runs no SQL. Then fix the file and run /migrate up "
+                           f"records version {V3} as clean and runs no SQL. Then fix the file and run `/migrate up` "
                            "again.",)),
         RollbackOption(method="force-down", command="/rollback --steps 1 production", recommended=False,
                        available=True, impact=Impact(before=dirty), warnings=(

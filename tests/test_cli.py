@@ -105,6 +105,14 @@ def test_usage_lines_are_written_for_the_shell(config, capsys):
     assert "Usage: dbops migrate down N [ENV]" in capsys.readouterr().err
 
 
+def test_a_message_that_points_to_a_command_names_it_as_the_shell_types_it(config, capsys):
+    _, path = config
+    assert main(["snapshot", "restore", "nosuch", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert "No snapshot named 'nosuch'. `dbops snapshot list` shows the available ones." in err
+    assert "/snapshot" not in err
+
+
 def test_a_bad_config_exits_2_naming_key_and_file(tmp_path, capsys):
     path = tmp_path / "bad.toml"
     path.write_text('[environments.prod]\ndatabase_url = "postgres://h/db"\nmigrations_dir = "m"\nsnapshot_dir = "s"\n'

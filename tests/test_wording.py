@@ -62,3 +62,42 @@ def test_no_slack_reply_cites_a_section_of_a_document(name: str) -> None:
 def test_no_shell_reply_cites_a_section_of_a_document(name: str) -> None:
     text = render_text(shell_results()[name], now=NOW)
     assert not CITES_A_DOCUMENT.search(text), CITES_A_DOCUMENT.search(text)
+
+
+# --- each surface speaks its own syntax -------------------------------------------------------------------
+
+SLASH_COMMAND = re.compile(r"(?<![\w./])/(migrate|snapshot|rollback|dbops)\b")
+
+
+@pytest.mark.parametrize("name", sorted(shell_results()))
+def test_a_shell_reply_never_tells_a_slash_command(name: str) -> None:
+    text = render_text(shell_results()[name], now=NOW)
+    assert not SLASH_COMMAND.search(text), SLASH_COMMAND.search(text)
+
+
+def test_shell_help_lists_every_usage_line_as_the_shell_types_it() -> None:
+    lines = render_text(HelpResult(usage=grammar.all_usage())).splitlines()[1:]
+    assert "  dbops migrate down --all [ENV]" in lines and "  dbops lock release [ENV]" in lines
+    assert "  dbops --help" in lines and "  dbops dbops approve REQUEST" in lines
+    assert all(line.startswith("  dbops ") for line in lines)
+
+
+@pytest.mark.parametrize(("text", "shell", "slack"), [
+    ("migrate down", "Usage: dbops migrate down N [ENV]  or  dbops migrate down --all [ENV]",
+     "Usage: `/migrate down N [ENV] or /migrate down --all [ENV]`"),
+    ("dbops lock sideways", "Usage: dbops lock status [ENV]  or  dbops lock release [ENV]",
+     "Usage: `/dbops lock status [ENV] or /dbops lock release [ENV]`"),
+    ("dbops approve", "(its id is on the request's card and in `dbops dbops approvals`)",
+     "(its id is on the request's card and in `/dbops approvals`)"),
+    ("shrug", "Usage: dbops migrate …  or  dbops snapshot …  or  dbops rollback …  or  dbops --help",
+     "Usage: `/migrate … or /snapshot … or /rollback … or /dbops help`"),
+])
+def test_a_usage_error_is_worded_for_the_surface_that_shows_it(text: str, shell: str, slack: str) -> None:
+    from bot.blocks import render_error
+    from bot.text_shell import fault_text
+    from commands.errors import UsageError
+
+    with pytest.raises(UsageError) as caught:
+        grammar.parse(text)
+    assert shell in fault_text(caught.value) and "/" + text.split()[0] not in fault_text(caught.value)
+    assert slack in json.dumps(render_error(caught.value, command="/" + text).blocks, ensure_ascii=False)

@@ -79,6 +79,6 @@ class PgDatabases:
             # one clear fault for every surface, not a traceback from wherever it surfaced.
             raise DatabaseError(f"Lost the connection to {mask_url(env.database_url)} during the operation: "
                                 f"{describe(err)}. The transaction in progress was rolled back by the server; "
-                                "check /migrate status before trying again.") from None
+                                "check `/migrate status` before trying again.") from None
         finally:
             conn.close()
