@@ -151,6 +151,10 @@ def _refusal(r: Refusal, now: datetime) -> Message:
         case Reason.OTHER_ENVIRONMENT | Reason.UNCLAIMED_SNAPSHOT | Reason.MANIFEST_MISMATCH:
             card = _refused(r, f"snapshot {code(r.snapshot or '?')} does not belong to {bold(env)}")
             card.section(snapshot_blocks.not_own(r) + " Nothing was changed.")
+        case Reason.NO_APPROVALS:
+            card = _refused(r, "it needs a second person's approval, and no control database can keep the request")
+            card.section(f"Set `database_url` under `[control]` in the dbops configuration, or take the operation out "
+                         f"of `require_approval` under {code(f'[environments.{env}]')}. Nothing was changed.")
         case _:
             card = _refused(r, esc(r.reason.value))
     return card.message()

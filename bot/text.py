@@ -144,6 +144,11 @@ def _refusal(r: Refusal) -> list[str]:
         case Reason.OTHER_ENVIRONMENT | Reason.UNCLAIMED_SNAPSHOT | Reason.MANIFEST_MISMATCH:
             return [f"{head}: snapshot {r.snapshot} does not belong to {r.env}. Nothing was changed.",
                     text_snapshots.not_own(r)]
+        case Reason.NO_APPROVALS:
+            return [f"{head}: it needs a second person's approval, and no control database is configured to keep "
+                    "the request in. Nothing was changed.",
+                    f"Set database_url under [control] in the dbops configuration, or take the operation out of "
+                    f"require_approval under [environments.{r.env}]."]
     return [f"{head}: {r.reason.value}"]
 
 

@@ -24,7 +24,7 @@ from commands.errors import CommandError, ConfigError
 from commands.identity import same_person, unmapped_account
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, Outcome, Reason,
-    Result,
+    Refusal, Result,
 )
 
 log = structlog.get_logger("dbops.approvals")
@@ -34,7 +34,10 @@ __all__ = ["needs_approval", "request", "approve", "deny", "cancel", "approvals"
 
 def request(ctx: Context, command: g.Command, env: EnvironmentSettings,
             known: tuple[str, Impact] | None = None) -> Result:
-    """A pending request for ``command``; ``known``: its ``situation``, when the caller has it."""
+    """A pending request for ``command``; ``known``: its ``situation``, when the caller has it.
+    Refused when there is no control database to keep the request in."""
+    if ctx.approvals_store is None:
+        return Refusal(env=env.name, operation=g.command_name(command), reason=Reason.NO_APPROVALS)
     fingerprint, impact = known or situation(ctx, command, env)
     now = ctx.clock()  # only to state the time to live: the store sets both times by its own clock
     made = ApprovalRequest(id=new_request_id(), env=env.name, operation=operation_of(command) or "",

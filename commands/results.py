@@ -41,6 +41,7 @@ class Reason(str, Enum):
     OTHER_ENVIRONMENT = "other_environment"    # the named snapshot is another environment's (``owner``)
     UNCLAIMED_SNAPSHOT = "unclaimed_snapshot"  # a legacy snapshot no single environment answers to
     MANIFEST_MISMATCH = "manifest_mismatch"    # the name says ``owner``; the manifest does not agree
+    NO_APPROVALS = "no_approvals"  # it needs a second person, and no control database can hold the request
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -507,6 +507,8 @@ SAMPLES = {
     "refusal_snapshot_damaged": lambda: render(
         refusal(Reason.SNAPSHOT_DAMAGED, operation="snapshot restore", snapshot=PRE_MIGRATION.name,
                 checks=verify_failed().checks), now=NOW, command=f"/snapshot restore {PRE_MIGRATION.name}"),
+    "refusal_no_approvals": lambda: render(refusal(Reason.NO_APPROVALS, operation="migrate down"), now=NOW,
+                                           command="/migrate down 1 production"),
     "refusal_no_snapshot_dir": lambda: render(refusal(Reason.NO_SNAPSHOT_DIR, operation="snapshot list"), now=NOW,
                                               command="/snapshot list production"),
     "refusal_wrong_channel": lambda: render(refusal(Reason.WRONG_CHANNEL, operation="migrate up",

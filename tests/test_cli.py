@@ -105,6 +105,18 @@ def test_usage_lines_are_written_for_the_shell(config, capsys):
     assert "Usage: dbops migrate down N [ENV]" in capsys.readouterr().err
 
 
+def test_a_command_that_needs_approval_without_a_control_database_is_refused_with_exit_3(config, capsys):
+    bed, path = config
+    assert main(["migrate", "up", "1", "--config", path]) == 0
+    Path(path).write_text(Path(path).read_text().replace("require_approval = []", 'require_approval = ["down"]'))
+    capsys.readouterr()
+    assert main(["migrate", "down", "1", "--config", path]) == 3
+    out = capsys.readouterr().out
+    assert "Refused: migrate down on test: it needs a second person's approval, and no control database" in out
+    assert "Set database_url under [control]" in out
+    assert bed.state() == (1, False) and "users" in bed.tables()
+
+
 def test_a_message_that_points_to_a_command_names_it_as_the_shell_types_it(config, capsys):
     _, path = config
     assert main(["snapshot", "restore", "nosuch", "--config", path]) == 2
