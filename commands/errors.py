@@ -3,6 +3,7 @@
     CommandError                 anything dbops could not do; the message is for the user
     ├── UsageError               the command text or its arguments are wrong (exit 2)
     ├── ConfigError              the configuration file is missing, unreadable or invalid (exit 2)
+    │   └── MigrationsDirMissing the migrations_dir it names is not there (a SourceError too)
     ├── SourceError              the migrations directory cannot be used as golang-migrate would
     ├── DatabaseError            PostgreSQL could not be reached or answered with an error
     ├── VersionTableError        schema_migrations is not as golang-migrate leaves it
@@ -47,6 +48,11 @@ class ConfigError(CommandError):
 
 class SourceError(CommandError):
     pass
+
+
+class MigrationsDirMissing(ConfigError, SourceError):
+    """The migrations directory is not there, or is not a directory: the configuration names
+    the wrong path (exit 2, as every configuration problem), rather than files that are wrong."""
 
 
 class DatabaseError(CommandError):

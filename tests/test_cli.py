@@ -134,6 +134,15 @@ def test_a_bad_config_exits_2_naming_key_and_file(tmp_path, capsys):
     assert "unknown key 'environments.prod.retention'" in err and str(path) in err
 
 
+def test_a_migrations_dir_that_is_not_there_is_a_configuration_problem_exit_2(tmp_path, capsys):
+    path = tmp_path / "dbops.toml"
+    path.write_text('[environments.prod]\ndatabase_url = "postgresql://deploy@127.0.0.1:1/togather"\n'
+                    'migrations_dir = "no-such-dir"\nsnapshot_dir = "s"\n')
+    assert main(["migrate", "status", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"Migrations directory {tmp_path / 'no-such-dir'} does not exist (migrations_dir in the dbops configuration)" in err
+
+
 def test_a_connection_failure_exits_1_and_never_shows_the_password(tmp_path, capsys):
     (tmp_path / "m").mkdir()
     path = tmp_path / "dbops.toml"
