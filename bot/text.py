@@ -447,16 +447,17 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """``value`` (a Result, or anything in one) as JSON-ready data; a dataclass gets its ``kind``."""
     cls = type(value)
     names = _FIELD_NAMES.get(cls)
     if names is None and dataclasses.is_dataclass(value):
         names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(value))
     if names is not None:
-        plain = {"kind": cls.__name__}
+        data = {"kind": cls.__name__}
         for name in names:
-            plain[name] = _plain(getattr(value, name))
-        return plain
+            data[name] = plain(getattr(value, name))
+        return data
     if value is None or cls in (str, int, float, bool):
         return value
     if isinstance(value, Enum):
@@ -464,10 +465,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def render_json(result: Result) -> str:
     """One line of JSON, for scripts and `jq` (indenting costs 30 ms on a 10,000-snapshot list)."""
-    return json.dumps(_plain(result))
+    return json.dumps(plain(result))

@@ -3,7 +3,6 @@ the commands the domain's messages cite (``commands.usage``); Slack keeps the sl
 
 from __future__ import annotations
 
-from commands.errors import CommandError, UsageError
 from commands.usage import CITED, Usage
 
 
@@ -28,12 +27,3 @@ def shell_words(text: str) -> str:
     """``text`` with every command it cites (`` `/snapshot list` ``) as a shell types it."""
     return CITED.sub(lambda cited: f"`{shell(cited[1])}`", text)
 
-
-def fault_text(err: CommandError) -> str:
-    """A fault as a shell user reads it: the message, then the usage or the hint."""
-    lines = [shell_words(err.message)]
-    if isinstance(err, UsageError):
-        lines += [f"Usage: {shell_usage(err.usage)}"] if err.usage else []
-    elif err.hint:
-        lines.append(shell_words(err.hint))
-    return "\n".join(lines)
