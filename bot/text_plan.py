@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from commands.lint import blocks, rank
+from commands.findings import blocks, rank
 from commands.results import Finding, PlanResult
 
 
