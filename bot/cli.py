@@ -82,9 +82,10 @@ def build_executor(settings: Settings) -> Executor:
         from commands.pg.approvals import PgApprovals
         from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_database
         migrate_control_database(settings.control_database_url)
-        audit = PgAuditLog(settings.control_database_url)
-        approvals = PgApprovals(settings.control_database_url)
-        rollbacks = PgRollbackLog(settings.control_database_url)
+        # One command per process: a session when one is needed, no pool and its threads.
+        audit = PgAuditLog(settings.control_database_url, pooled=False)
+        approvals = PgApprovals(settings.control_database_url, pooled=False)
+        rollbacks = PgRollbackLog(settings.control_database_url, pooled=False)
     return Executor(settings, PgDatabases(application_name="dbops-cli"), PgDumpSnapshotter(), audit=audit,
                     approvals=approvals, rollback_log=rollbacks, linter=SquawkLinter())
 

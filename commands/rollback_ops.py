@@ -13,7 +13,6 @@ from __future__ import annotations
 import structlog
 
 from commands import grammar as g
-from commands.app_health import check_app_health
 from commands.approvals import situation
 from commands.config import EnvironmentSettings
 from commands.context import Context
@@ -171,6 +170,8 @@ def _outcome(step: Result, after: State, expected: int | None) -> Outcome:
 def _app_health(env: EnvironmentSettings) -> AppHealthCheck | None:
     if not env.health_url:
         return None
+    # urllib and the TLS stack under it are loaded by the one command that checks: a rollback.
+    from commands.app_health import check_app_health
     seen = check_app_health(env.health_url)
     passed = seen.reachable and seen.migrations_status == "pass"
     return AppHealthCheck(url=seen.url, passed=passed, message=seen.message, version=seen.migrations_version,

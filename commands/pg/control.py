@@ -57,12 +57,13 @@ def migrate_control_database(url: str) -> int:
 class PgAuditLog:
     """The audit log (contract: ``commands.migrations.AuditLog``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pooled: bool = True) -> None:
         self.url = url
+        self.pooled = pooled  # False: a session of its own each time (a one-shot command line)
 
     def record(self, entry: AuditEntry) -> None:
         try:
-            with control_connection(self.url) as conn:
+            with control_connection(self.url, pooled=self.pooled) as conn:
                 conn.execute(
                     """INSERT INTO dbops_audit_log (at, actor, channel, surface, environment, command, arguments,
                                                     outcome, detail, duration_ms)
@@ -73,7 +74,7 @@ class PgAuditLog:
             raise DatabaseError(f"Could not write the audit log: {describe(err)}") from None
 
     def latest(self, environment: str | None, limit: int) -> list[AuditEntry]:
-        with control_connection(self.url) as conn:
+        with control_connection(self.url, pooled=self.pooled) as conn:
             rows = conn.execute(
                 """SELECT at, actor, channel, surface, environment, command, arguments, outcome, detail, duration_ms
                    FROM dbops_audit_log WHERE %(env)s::text IS NULL OR environment = %(env)s
@@ -127,8 +128,9 @@ class PgOperations:
 class PgRollbackLog:
     """The rollback log (contract: ``commands.migrations.RollbackLog``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pooled: bool = True) -> None:
         self.url = url
+        self.pooled = pooled  # False: a session of its own each time (a one-shot command line)
 
     def record(self, result: RollbackResult) -> None:
         checks = {"foreign_keys_checked": result.foreign_keys_checked,
@@ -138,7 +140,7 @@ class PgRollbackLog:
                       "message": result.app_health.message},
                   "snapshots": list(result.snapshots)}
         try:
-            with control_connection(self.url) as conn:
+            with control_connection(self.url, pooled=self.pooled) as conn:
                 conn.execute(
                     """INSERT INTO dbops_rollbacks (environment, method, reason, requester, approved_by, version_before,
                                                     dirty_before, version_after, dirty_after, outcome, checks)
