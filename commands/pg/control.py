@@ -19,7 +19,7 @@ from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
 from commands.plans import plan_up
-from commands.results import AuditEntry, OperationRecord, RollbackResult
+from commands.results import AuditEntry, OperationRecord, RollbackResult, State
 from commands.source import load_source
 from commands.sqlscan import scan
 
@@ -32,6 +32,11 @@ def migrate_control_database(url: str) -> int:
     source = load_source(CONTROL_MIGRATIONS)
     with connect(url, application_name="dbops-control") as conn:
         schema = conn.execute("SELECT coalesce(current_schema(), 'public')").fetchone()[0]
+        # Every start of a command line passes here. Each file commits with its version, so
+        # the newest version, clean, means nothing is left to do: that needs no lock.
+        newest = State(version=source.last_version, dirty=False)
+        if PgVersionStore(conn, schema=schema, table=CONTROL_TABLE).read() == newest:
+            return newest.version
         lock = PgAdvisoryLock(conn, golang_migrate_lock_key(schema=schema, table=CONTROL_TABLE, database_url=url))
         holder = lock.acquire(60)
         if holder is not None:
