@@ -19,7 +19,7 @@ import json
 from typing import Any
 
 from bot.text import plain, render_text
-from bot.text_help import help_topic
+from bot.text_help import COMMANDS, help_topic
 from bot.text_shell import shell_usage, shell_words
 from commands.errors import CommandError, ConfigError, UsageError
 from commands.results import Result
@@ -37,9 +37,10 @@ def fault_text(err: CommandError) -> str:
     """A fault as a shell user reads it: the message, then the usage and where help is, or the hint."""
     lines = [shell_words(err.message)]
     if isinstance(err, UsageError) and err.usage:
-        command = help_command(err)
-        what = "the list of commands" if command == "dbops --help" else "its options and an example"
-        lines += [f"Usage: {shell_usage(err.usage)}", f"Run `{command}` for {what}."]
+        topic = help_topic(err.usage)
+        what = ("its options and an example" if topic in COMMANDS else "its commands" if topic
+                else "the list of commands")
+        lines += [f"Usage: {shell_usage(err.usage)}", f"Run `{help_command(err)}` for {what}."]
     elif err.hint and not isinstance(err, UsageError):
         lines.append(shell_words(err.hint))
     return "\n".join(lines)
