@@ -22,6 +22,9 @@ Exit codes. With ``--format json`` every outcome is one JSON object on stdout ca
                                                             control database to keep it …), ApprovalRefused
                                          awaiting_approval  ApprovalNeeded: the request's id is in it
 
+A reader that leaves the pipe early (``dbops snapshot list | head``) ends the output with 141,
+as a shell reports it, and nothing on stderr.
+
 Only what a command needs is imported, when it needs it: a status must not pay for Slack,
 the scheduler, the linter or the HTTP server (``bench/cli_startup.py`` measures it).
 """
@@ -190,6 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, config_path, output)
     except CommandError as err:
         return _fault(err, output)
+    except BrokenPipeError:  # the reader went away (`dbops snapshot list | head`): nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush is quiet too
+        return 141  # as a shell reports a writer that the pipe's reader left
     except Exception as err:  # a bug: say so plainly, keep the traceback in the (redacted) log
         import structlog
         structlog.get_logger("dbops.cli").exception("internal_error")

@@ -209,3 +209,15 @@ def test_json_a_bug_is_an_internal_error_object_and_exit_1(config, capsys, monke
     assert main(["migrate", "status", "--format", "json", "--config", path]) == 1
     out = one_object(capsys)
     assert (out["kind"], out["exit_code"], out["details"]) == ("internal_error", 1, {"error": "RuntimeError"})
+
+
+def test_a_reader_that_stops_reading_is_not_reported_as_a_bug() -> None:
+    """`dbops snapshot list | head -1`: the pipe's reader is gone before dbops writes."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = subprocess.run([sys.executable, "-m", "bot.cli", "--help"], stdout=write, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+    finally:
+        os.close(write)
+    assert done.returncode == 141 and done.stderr == ""
