@@ -65,7 +65,8 @@ def dbops_command() -> list[str]:
     return [str(script)] if script.is_file() else [sys.executable, "-m", "bot.cli"]
 
 
-def run_once(argv: list[str], env: dict[str, str], cwd: Path = ROOT) -> tuple[float, float, subprocess.CompletedProcess]:
+def run_once(argv: list[str], env: dict[str, str],
+             cwd: Path = ROOT) -> tuple[float, float, subprocess.CompletedProcess]:
     """Wall and CPU seconds (user + system, the child's own) of one run of ``argv``."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
@@ -135,7 +136,8 @@ snapshot_dir = "{root / "snapshots"}"
             wall, cpu, done = run_once(argv_, env_, cwd)
             sides[name]["wall"].append(wall)
             sides[name]["cpu"].append(cpu)
-            if name != "psycopg" and (done.returncode != 0 or "Environment bench: version 20260128003" not in done.stdout):
+            shown = "Environment bench: version 20260128003" in done.stdout
+            if name != "psycopg" and (done.returncode != 0 or not shown):
                 failures.append(f"{name}: exit {done.returncode}: {(done.stdout + done.stderr)[-500:]}")
 
     wall = {name: summary(s["wall"]) for name, s in sides.items()}

@@ -17,13 +17,14 @@ Exit codes. With ``--format json`` every outcome is one JSON object on stdout ca
     2     usage: the command or the      usage_error        UsageError: the command line is not in the grammar
           configuration is wrong         config_error       ConfigError: a missing or invalid configuration
                                                             file, an unknown environment, a migrations_dir
-                                                            that is not there (MigrationsDirMissing)
+                                                            that is not there (MigrationsDirMissing),
+                                                            approvals asked for with no control database
     3     refused, or awaiting approval  refused            a Refusal (lock held, dirty, a request with no
                                                             control database to keep it …), ApprovalRefused
                                          awaiting_approval  ApprovalNeeded: the request's id is in it
 
-A reader that leaves the pipe early (``dbops snapshot list | head``) ends the output with 141,
-as a shell reports it, and nothing on stderr.
+A reader that leaves the pipe early (``dbops snapshot list | head``) makes it exit 141, as a
+shell reports it, with nothing on stderr.
 
 Only what a command needs is imported, when it needs it: a status must not pay for Slack,
 the scheduler, the linter or the HTTP server (``bench/cli_startup.py`` measures it).

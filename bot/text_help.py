@@ -7,6 +7,7 @@ what each command does, what its arguments mean, and one example.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 from bot.text_shell import shell
@@ -145,10 +146,10 @@ def _typed(h: Help) -> list[str]:
 
 def _row(left: str, right: str, width: int = 36) -> list[str]:
     """``left`` in a column ``width`` wide (on a line of its own when longer), ``right`` wrapped beside it."""
-    import textwrap  # help only: not worth importing for every command
-    right_lines = textwrap.wrap(right, LINE_WIDTH - 2 - width) or [""]
-    lines = [f"  {left:<{width}}{right_lines[0]}"] if len(left) < width else [f"  {left}", f"  {'':<{width}}{right_lines[0]}"]
-    return lines + [f"  {'':<{width}}{more}" for more in right_lines[1:]]
+    wrapped = textwrap.wrap(right, LINE_WIDTH - 2 - width) or [""]
+    lines = [f"  {left}"] if len(left) >= width else []
+    beside = "" if lines else left
+    return lines + [f"  {beside:<{width}}{wrapped[0]}"] + [f"  {'':<{width}}{more}" for more in wrapped[1:]]
 
 
 def overview() -> str:
@@ -174,7 +175,8 @@ def command_help(topic: str) -> str:
     lines += ["", h.summary[0].upper() + h.summary[1:] + "."]
     arguments = [*h.arguments, *common]
     if arguments:
-        lines += ["", "arguments and options:"] + [row for name, meaning in arguments for row in _row(name, meaning, 22)]
+        lines += ["", "arguments and options:"]
+        lines += [row for name, meaning in arguments for row in _row(name, meaning, 22)]
     return "\n".join(lines + ["", "example:", f"  {h.example}"])
 
 
