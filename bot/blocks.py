@@ -15,8 +15,8 @@ from bot import blocks_approvals as approval_blocks, blocks_doctor as doctor_blo
 from bot import blocks_migrate as migrate_blocks
 from bot import blocks_plan as plan_blocks, blocks_rollback as rollback_blocks, blocks_snapshots as snapshot_blocks
 from bot.blocks_kit import (
-    Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, extended, mrkdwn, plain,
-    principal_ref, shorten, user_ref, when,
+    Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, esc_citing, extended, mrkdwn,
+    plain, principal_ref, shorten, user_ref, when,
 )
 from bot.blocks_migrate import holder_line, lock_advice, mismatch_section, problem_row, recovery_dirty
 from bot.text import at_version
@@ -176,6 +176,10 @@ def _refusal(r: Refusal, now: datetime) -> Message:
             card.section(snapshot_blocks.not_own(r) + " Nothing was changed.")
         case Reason.MISSING_PRIVILEGE if r.shortfall is not None:
             card = _shortfall(r, r.shortfall)
+        case Reason.NO_APPROVALS:
+            card = _refused(r, "it needs a second person's approval, and no control database can keep the request")
+            card.section(f"Set `database_url` under `[control]` in the dbops configuration, or take the operation out "
+                         f"of `require_approval` under {code(f'[environments.{env}]')}. Nothing was changed.")
         case _:
             card = _refused(r, esc(r.reason.value))
     return card.message()
@@ -224,9 +228,14 @@ def _history(r: HistoryResult) -> Message:
 
 def _help(r: HelpResult) -> Message:
     card = Card("dbops commands").header("dbops commands")
-    card.lines([code(u) for u in r.usage])
+    card.lines([code(slash(u)) for u in r.usage])
     return card.context("ENV may be left out in a channel that belongs to one environment. In a shell, type "
                         "`dbops` instead of the slash; `--format json` gives JSON.").message()
+
+
+def slash(line: str) -> str:
+    """A usage line (``commands.usage``: no surface's syntax) as Slack types it."""
+    return "/" + line
 
 
 # --- faults ----------------------------------------------------------------------------------------
@@ -247,16 +256,16 @@ def render_error(err: CommandError, *, command: str) -> Message:
     what = next((text for kind, text in _FAULTS if isinstance(err, kind)), "failed")
     headline = f"{code(command)} {what}"
     card = Card(plain(headline) + ": " + esc(shorten(err.message, 1000))).section(headline)
-    card.section(esc(shorten(err.message, 2500)))
+    card.section(esc_citing(shorten(err.message, 2500)))
     if isinstance(err, UsageError):
         if err.usage:
-            card.section(f"Usage: {code(err.usage)}")
-        if "/dbops help" not in (err.usage or ""):
+            card.section(f"Usage: {code('  or  '.join(slash(line) for line in err.usage))}")
+        if "dbops help" not in (err.usage or ()):
             card.context("`/dbops help` lists every command.")
     elif err.hint:
         card.context(esc(shorten(err.hint, 1000)))
     if isinstance(err, SnapshotFailed):
-        card.context("The troubleshooting guide's Issue 6: check the snapshot directory's free space "
+        card.context("Check the snapshot directory's free space "
                      "(`/snapshot cleanup` frees it), its permissions, and that the database can be reached.")
     return card.message()
 

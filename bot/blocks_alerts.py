@@ -33,7 +33,7 @@ def _headline(event: AlertEvent) -> str:
         return (f"{a.env}: migration {a.version} failed and left the database DIRTY. Deploys and migrations are "
                 "blocked until it is recovered.")
     return (f"{a.env}: the database is at version {a.version}, which no migration file has "
-            "(version mismatch: the guide's Issue 4).")
+            "(a version mismatch: the migration files and the database disagree).")
 
 
 def alert(event: AlertEvent, plan: RollbackPlan | Message | None, *, now: datetime,

@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from commands.usage import CITED
+
 MAX_BLOCKS = 50
 BODY_BLOCKS = MAX_BLOCKS - 2  # room for the caller's "<@U…> ran …" line and a Refresh button
 SECTION_CHARS = 3000
@@ -51,6 +53,16 @@ def esc(value: object) -> str:
     """Untrusted text made inert for mrkdwn: &, <, > as entities, backticks as a look-alike."""
     return (str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
             .replace("`", _BACKTICK))
+
+
+def esc_citing(text: str) -> str:
+    """``esc`` for a message of the domain's, whose cited commands (`` `/snapshot list` ``,
+    ``commands.usage.CITED``) stay code spans."""
+    parts, at = [], 0
+    for cited in CITED.finditer(text):
+        parts += [esc(text[at:cited.start()]), code("/" + cited[1])]
+        at = cited.end()
+    return "".join(parts + [esc(text[at:])])
 
 
 def code(value: object, limit: int = 300) -> str:

@@ -16,8 +16,7 @@ SUBJECTS = ("stale_lock", "stale_lock_dir", "disk")
 
 
 def _hint(env: str) -> str:
-    return esc(RELEASE_HINT.format(env=env)).replace(f"/dbops lock release {esc(env)}",
-                                                     code(f"/dbops lock release {env}"))
+    return RELEASE_HINT.format(command=code(f"/dbops lock release {env}"))
 
 
 def _dir_row(info: LockDirInfo, now: datetime) -> str:
@@ -95,7 +94,7 @@ def alert(event: AlertEvent, *, now: datetime) -> Message:
         card = Card(headline).section(f":lock: {bold(esc(headline))}")
         card.fields([("Lock directory", code(d.path)),
                      ("Locked at", f"{when(d.locked_at)} ({age_text(now - d.locked_at)})"), ("Owner", esc(owner_text(d)))])
-        card.context("Deploys refuse to migrate while it is there (the guide's Issue 1). " + _hint(a.env))
+        card.context("Deploys refuse to migrate while it is there. " + _hint(a.env))
         return card.message()
     d = a.disk
     headline = (f"{a.env}: the snapshot disk is {d.percent:.0f}% full (alert at {d.threshold}%)" if d is not None

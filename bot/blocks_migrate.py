@@ -62,7 +62,7 @@ def holder_line(holder: LockHolder | None, now: datetime) -> str:
 def lock_advice(holder: LockHolder | None) -> str:
     who = f"pid {holder.pid}" if holder is not None and holder.pid else "the holder"
     return ("Another migration (a deploy script's `migrate`, or another dbops) may be running. "
-            "Wait for it to finish; never run two migrations at once (the guide's Issue 5). "
+            "Wait for it to finish: two migrations must never run at once. "
             f"If nothing should be running, check who it is: {who} in `pg_stat_activity` on the database server.")
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from bot.blocks_kit import Card, Message, bold, code, count, esc, plain, shorten
 from bot.blocks_migrate import json_hint, number
 from bot.text import at_version
-from commands.lint import blocks, rank
+from commands.findings import blocks, rank
 from commands.results import Finding, PlanFile, PlanResult
 
 __all__ = ["finding_row", "plan"]

@@ -15,13 +15,13 @@ from datetime import datetime
 
 from bot.blocks_approvals import reason_modal
 from bot.blocks_kit import (
-    BODY_BLOCKS, ELLIPSIS, Card, Message, bold, code, confirm_dialog, count, esc, mrkdwn, plain, shorten, user_ref,
-    when,
+    BODY_BLOCKS, ELLIPSIS, Card, Message, bold, code, confirm_dialog, count, esc, esc_citing, mrkdwn, plain, shorten,
+    user_ref, when,
 )
 from bot.blocks_migrate import snapshot_version
 from bot.text import age_text, at_version, version_text
 from bot.text_rollback import (
-    APP_FIRST, CHOOSING, METHOD_SOURCES, NOTHING_APPLIED, REMINDERS, failure_words, health_text, method_words,
+    APP_FIRST, CHOOSING, METHOD_NOTES, NOTHING_APPLIED, REMINDERS, failure_words, health_text, method_words,
     migration_label, number, option_title, orphan_columns, rows_text, version_verified,
 )
 from commands.results import Outcome, RollbackOption, RollbackPlan, RollbackResult
@@ -79,11 +79,11 @@ def _restore_confirm(o: RollbackOption, r: RollbackPlan, now: datetime) -> dict 
 
 def _option(n: int, o: RollbackOption, r: RollbackPlan, now: datetime) -> dict:
     head = f"*{n}. {_title(o, r)}*" + (" · *Recommended*" if o.recommended else "")
-    lines = [head, f"_{esc(METHOD_SOURCES.get(o.method, o.method))}_"] + _impact(o, now)
-    lines += [f":warning: {esc(shorten(w, WARNING_CHARS))}" for w in o.warnings]
+    lines = [head, f"_{esc(METHOD_NOTES.get(o.method, o.method))}_"] + _impact(o, now)
+    lines += [f":warning: {esc_citing(shorten(w, WARNING_CHARS))}" for w in o.warnings]
     block = {"type": "section"}
     if not o.available:
-        lines.append(f"*Not available:* {esc(shorten(o.why_not or 'not offered for this state', WARNING_CHARS))}")
+        lines.append(f"*Not available:* {esc_citing(shorten(o.why_not or 'not offered for this state', WARNING_CHARS))}")
     elif len(o.command) <= BUTTON_VALUE_CHARS:
         lines.append(f"Runs {code(o.command)}")
         block["accessory"] = {"type": "button", "action_id": CHOOSE_ACTION, "value": o.command,

@@ -1,67 +1,52 @@
 """The ``dbops`` command line: the Slack grammar from a shell, with exit codes for scripts.
 
-    dbops migrate status|validate|up|down|goto|force|dry-run … [--env ENV] [--format text|json] [--config PATH]
+    dbops migrate|snapshot|rollback|lock|doctor|dbops … [--env ENV] [--format text|json] [--config PATH]
+    dbops serve …  ·  dbops console …  ·  dbops [COMMAND] --help  ·  dbops --version
 
-Exit codes: 0 done or nothing to do, 1 failed, 2 usage, 3 refused or awaiting approval.
+Exit codes. With ``--format json`` every outcome is one JSON object on stdout carrying its
+``exit_code`` and, unless it is 0, its ``kind`` (``bot.text_outcome``):
+
+    exit  meaning                        kind               what
+    0     done, or nothing to do         (the Result's)     a Result whose outcome is done or no_change
+    1     failed                         failed             a Result whose outcome is failed: a migration,
+                                                            a verification, a rollback, or a blocking
+                                                            finding of ``migrate plan``
+                                         fault              DatabaseError, SourceError, VersionTableError,
+                                                            SnapshotFailed: dbops could not do it
+                                         internal_error     a bug in dbops (the traceback goes to the log)
+    2     usage: the command or the      usage_error        UsageError: the command line is not in the grammar
+          configuration is wrong         config_error       ConfigError: a missing or invalid configuration
+                                                            file, an unknown environment, a migrations_dir
+                                                            that is not there (MigrationsDirMissing),
+                                                            approvals asked for with no control database
+    3     refused, or awaiting approval  refused            a Refusal (lock held, dirty, a request with no
+                                                            control database to keep it …), ApprovalRefused
+                                         awaiting_approval  ApprovalNeeded: the request's id is in it
+
+A reader that leaves the pipe early (``dbops snapshot list | head``) makes it exit 141, as a
+shell reports it, with nothing on stderr.
+
+Only what a command needs is imported, when it needs it: a status must not pay for Slack,
+the scheduler, the linter or the HTTP server (``bench/cli_startup.py`` measures it).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
-
-import structlog
+from typing import TYPE_CHECKING, Sequence
 
 from bot.logs import configure_logging
-from bot.shell_user import shell_actor
-from bot.text import render_json, render_text, unmapped_note
-from commands import grammar
-from commands.config import Settings, load_settings
 from commands.errors import CommandError, UsageError
-from commands.executor import Executor
-from commands.identity import unmapped_account
-from commands.pg.approvals import PgApprovals
-from commands.pg.control import PgAuditLog, PgRollbackLog, prepare_control_database
-from commands.pg.database import PgDatabases
-from commands.pg.dump import PgDumpSnapshotter
-from commands.pg.privileges import PgProbe
-from commands.redact import redact
-from commands.squawk import SquawkLinter
-from commands.results import Outcome, Reason, Refusal
 
-EXIT = {Outcome.DONE: 0, Outcome.NO_CHANGE: 0, Outcome.FAILED: 1, Outcome.REFUSED: 3, Outcome.AWAITING_APPROVAL: 3}
+if TYPE_CHECKING:
+    from commands.config import Settings
+    from commands.executor import Executor
+    from commands.results import Result
+
+EXIT = {"done": 0, "no_change": 0, "failed": 1, "refused": 3, "awaiting_approval": 3}  # by Outcome value
 GRAMMAR_VERBS = ("migrate", "snapshot", "rollback", "dbops", "lock", "doctor")
-HELP = """usage: dbops VERB … [--config PATH] [--format text|json]
-
-  dbops serve [--host H] [--port P]     the Slack bot over Socket Mode ($SLACK_APP_TOKEN); /health on P
-  dbops serve --http [--host H] [--port P]   the Slack bot over HTTP: POST /slack/events, GET /health
-                                        (H defaults to 127.0.0.1; --host 0.0.0.0 listens on every interface)
-  dbops console [--user NAME]           a terminal that behaves like a Slack channel (a script on stdin)
-
-  dbops migrate status [ENV]            version, dirty flag, pending migrations, lock holder
-  dbops migrate validate [ENV]          parse every migration file; list what golang-migrate skips
-  dbops migrate plan [ENV]              lint pending migrations (squawk + dbops' rules); exit 1 on blocking findings
-  dbops migrate up [N] [ENV]            apply pending migrations (all, or the next N)
-  dbops migrate down N [ENV]            roll back N migrations (or --all)
-  dbops migrate goto VERSION [ENV]      migrate up or down to VERSION
-  dbops migrate force VERSION [ENV]     set the recorded version, clearing the dirty flag (-1: none)
-  dbops migrate dry-run [N] [ENV]       run pending migrations in a transaction and roll it back
-
-  dbops rollback [ENV]                  the rollback options for the current state, ranked
-  dbops rollback [ENV] --steps N | --to V | --snapshot NAME --reason "TEXT"
-                                        roll back (a request for approval where one is required)
-  dbops dbops approvals | approve ID | deny ID --reason "TEXT" | cancel ID | history [ENV]
-  dbops lock status [ENV]               the migration lock's holder and deploy.sh's lock directories
-  dbops lock release [ENV]              release a stale lock (refused while its holder is alive)
-  dbops doctor [ENV]                    every precondition checked, each with its fix; exit 1 if one fails
-
-ENV may also be given as --env ENV; it may be left out when one environment is configured.
-The configuration comes from --config or $DBOPS_CONFIG; with neither, a built-in demo runs on
-an embedded PostgreSQL.
-You act as your operating-system account's Slack id from the configuration's [cli] users
-(never $USER); an account it does not list is os:NAME, which may read and ask but not approve.
-Exit codes: 0 done or nothing to do, 1 failed, 2 usage, 3 refused or awaiting approval."""
+HELP_FLAGS = ("-h", "--help")
 
 
 def _take_option(args: list[str], name: str) -> str | None:
@@ -82,6 +67,7 @@ def _take_option(args: list[str], name: str) -> str | None:
 def load(config_path: str | None) -> Settings:
     path = config_path or os.environ.get("DBOPS_CONFIG")
     if path:
+        from commands.config import load_settings
         return load_settings(path)
     from bot.demo import demo_settings
     return demo_settings()
@@ -93,12 +79,21 @@ def build_executor(settings: Settings, *, doctor: bool = False) -> Executor:
     reached, when the audit log is first written). For ``doctor``, a control database that
     cannot be used is one of the things it reports, and SLACK_BOT_TOKEN (if set) is checked
     with Slack."""
+    from commands.executor import Executor
+    from commands.pg.database import PgDatabases
+    from commands.pg.dump import PgDumpSnapshotter
+    from commands.pg.privileges import PgProbe
+    from commands.squawk import SquawkLinter
+
     audit = approvals = rollbacks = slack = None
     if settings.control_database_url:
+        from commands.pg.approvals import PgApprovals
+        from commands.pg.control import PgAuditLog, PgRollbackLog, prepare_control_database
         prepare_control_database(settings.control_database_url)
-        audit = PgAuditLog(settings.control_database_url)
-        approvals = PgApprovals(settings.control_database_url)
-        rollbacks = PgRollbackLog(settings.control_database_url)
+        # One command per process: a session when one is needed, no pool and its threads.
+        audit = PgAuditLog(settings.control_database_url, pooled=False)
+        approvals = PgApprovals(settings.control_database_url, pooled=False)
+        rollbacks = PgRollbackLog(settings.control_database_url, pooled=False)
     if doctor:
         from bot.doctor import slack_check_from_environ  # Slack's client only for the doctor
         slack = slack_check_from_environ(os.environ)
@@ -112,7 +107,8 @@ def _serve(args: list[str], config_path: str | None) -> int:
     http = "--http" in args
     unknown = [a for a in args if a != "--http"]
     if unknown:
-        raise UsageError(f"dbops serve does not take {unknown[0]!r}. Run `dbops --help` for the list.")
+        from bot.text_help import COMMANDS
+        raise UsageError(f"dbops serve does not take {unknown[0]!r}.", usage=COMMANDS["serve"].usage)
     return serve(load(config_path), http=http, host=host, port=port)
 
 
@@ -122,50 +118,114 @@ def _console(args: list[str], config_path: str | None) -> int:
     verbose = "--verbose" in args
     args = [a for a in args if a != "--verbose"]
     if args:
-        raise UsageError(f"dbops console does not take {args[0]!r}. Run `dbops --help` for the list.")
+        from bot.text_help import COMMANDS
+        raise UsageError(f"dbops console does not take {args[0]!r}.", usage=COMMANDS["console"].usage)
     path = config_path or os.environ.get("DBOPS_CONFIG")
-    return console(load_settings(path) if path else None, user=user, verbose=verbose)
+    if path:
+        from commands.config import load_settings
+        return console(load_settings(path), user=user, verbose=verbose)
+    return console(None, user=user, verbose=verbose)
+
+
+def _run(args: list[str], config_path: str | None, output: str) -> int:
+    """A grammar command: parsed before anything is loaded, so bad input changes nothing."""
+    from bot.shell_user import shell_actor
+    from commands import grammar
+
+    command = grammar.parse(args)
+    settings = load(config_path)
+    actor = shell_actor(settings)
+    executor = build_executor(settings, doctor=isinstance(command, grammar.DbopsDoctor))
+    return _print_result(executor.run(command, actor), actor.user, output)
+
+
+def _print_result(result: Result, user: str, output: str) -> int:
+    from bot.text import render_text, unmapped_note
+    from commands.identity import unmapped_account
+    from commands.redact import redact
+    from commands.results import Reason, Refusal
+
+    code = EXIT[result.outcome.value]
+    account = unmapped_account(user)
+    # Who dbops took an unmapped shell user for, and how to become who they are.
+    note = unmapped_note(account) if account and isinstance(result, Refusal) and result.reason is Reason.NOT_OPERATOR \
+        else None
+    if output == "json":
+        from bot.text_outcome import result_json
+        print(redact(result_json(result, code, note=note)))
+    else:
+        print(redact(render_text(result)))
+        if note:
+            print(note)
+    return code
+
+
+def _help(args: list[str]) -> str:
+    from bot.text_help import help_text
+    words = [a for a in args if not a.startswith("-")]
+    return help_text(words[1:] if words[:1] == ["help"] else words)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return f"dbops {version('dbops')}"
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "dbops (not installed: no version recorded)"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     configure_logging()
-    if not args or args[0] in ("-h", "--help", "help"):
-        print(HELP)
-        return 0 if args else 2
+    output = "text"
     try:
         config_path = _take_option(args, "--config")
         output = _take_option(args, "--format") or "text"
         if output not in ("text", "json"):
-            raise UsageError(f"--format must be text or json, not {output!r}.")
+            output, shown = "text", output
+            raise UsageError(f"--format must be text or json, not {shown!r}.")
+        if "--version" in args or args == ["-V"]:
+            print(_version())
+            return 0
+        if args[:1] == ["help"] or any(a in HELP_FLAGS for a in args):
+            print(_help(args))
+            return 0
+        if not args:
+            if output == "json":
+                raise UsageError("Which command? Run `dbops --help` for the list.")
+            print(_help(args))
+            return 2
         if args[0] == "serve":
             return _serve(args[1:], config_path)
         if args[0] == "console":
             return _console(args[1:], config_path)
         if args[0] not in GRAMMAR_VERBS:
             raise UsageError(f"Unknown command {args[0]!r}. Run `dbops --help` for the list.")
-        if any(a in ("-h", "--help") for a in args[1:]):
-            print(HELP)
-            return 0
-        command = grammar.parse(args)
-        settings = load(config_path)
-        actor = shell_actor(settings)
-        doctor = isinstance(command, grammar.DbopsDoctor)
-        result = build_executor(settings, doctor=doctor).run(command, actor)
+        return _run(args, config_path, output)
     except CommandError as err:
-        # The grammar's usage lines are written as Slack commands; a shell user types dbops.
-        message = str(err).replace("Usage: /", "Usage: dbops ").replace("  or  /", "  or  dbops ")
-        print(redact(f"dbops: {message}"), file=sys.stderr)
-        return err.exit_code
-    except Exception:  # a bug: say so plainly, keep the traceback in the (redacted) log
+        return _fault(err, output)
+    except BrokenPipeError:  # the reader went away (`dbops snapshot list | head`): nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush is quiet too
+        return 141  # as a shell reports a writer that the pipe's reader left
+    except Exception as err:  # a bug: say so plainly, keep the traceback in the (redacted) log
+        import structlog
         structlog.get_logger("dbops.cli").exception("internal_error")
-        print("dbops: internal error; the log line above has the details.", file=sys.stderr)
+        from bot.text_outcome import INTERNAL_ERROR, internal_error_json
+        if output == "json":
+            print(internal_error_json(err))
+        else:
+            print(f"dbops: {INTERNAL_ERROR}", file=sys.stderr)
         return 1
-    print(redact(render_json(result) if output == "json" else render_text(result)))
-    unmapped = unmapped_account(actor.user)
-    if unmapped and output == "text" and isinstance(result, Refusal) and result.reason is Reason.NOT_OPERATOR:
-        print(unmapped_note(unmapped))  # who dbops took them for, and how to become who they are
-    return EXIT[result.outcome]
+
+
+def _fault(err: CommandError, output: str) -> int:
+    from bot.text_outcome import fault_json, fault_text
+    from commands.redact import redact
+    if output == "json":
+        print(redact(fault_json(err, err.exit_code)))
+    else:
+        print(redact(f"dbops: {fault_text(err)}"), file=sys.stderr)
+    return err.exit_code
 
 
 if __name__ == "__main__":

@@ -11,9 +11,26 @@ import os
 import sys
 from typing import Any
 
-import structlog
-
 from commands.redact import redact
+
+
+def _import_structlog_without_rich() -> Any:
+    """structlog imports rich, when it is installed (a development dependency pulls it in),
+    for pretty tracebacks that dbops never prints: ``format_exc_info`` below turns every
+    traceback into text first. That import was about a tenth of a ``dbops migrate status``
+    (bench/cli_startup.py), so structlog is loaded as if rich were absent, and rich stays
+    importable for anything else."""
+    if "structlog" not in sys.modules and "rich" not in sys.modules:
+        sys.modules["rich"] = None  # import rich -> ImportError, as when it is not installed
+        try:
+            import structlog
+        finally:
+            del sys.modules["rich"]
+    import structlog
+    return structlog
+
+
+structlog = _import_structlog_without_rich()
 
 
 def _redact_event(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
-from bot import text_doctor, text_locks, text_plan, text_rollback, text_snapshots
+from bot import text_doctor, text_locks, text_plan, text_rollback, text_shell, text_snapshots
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
     DoctorResult,
@@ -76,7 +76,7 @@ def holder_text(holder: LockHolder) -> str:
 
 RECOVERY_DIRTY = (
     "The database is dirty: a migration failed part-way and its changes may be half applied.",
-    "Recovery options (the troubleshooting guide, Issue 2):",
+    "Recovery options:",
     "  1. Restore the snapshot taken before the failed migration (recommended).",
     "  2. Fix the schema by hand to match version {v}, then `force {v}` and run `up` again.",
     "  3. `force {v}`, then `down 1` to undo it through its down file, fix the file, and run `up`.",
@@ -87,7 +87,7 @@ def mismatch_text(m: Mismatch) -> list[str]:
     if m.ahead:
         return [
             f"Version mismatch: the database is at {m.database_version}, but the newest migration file is "
-            f"{m.latest_file_version}: the database has migrations this checkout does not have (the guide's Issue 4).",
+            f"{m.latest_file_version}: the database has migrations this checkout does not have.",
             "  Either check out the code that has those migrations, or roll the database back with the files that have them.",
         ]
     return [
@@ -138,11 +138,11 @@ def _refusal(r: Refusal) -> list[str]:
             return [f"{head}: the deploy lock directory {r.lock_dir.path} exists{owner}{since}.",
                     "A deploy script is migrating (or crashed holding it). Nothing was changed.",
                     "Wait for the deploy; if it died, `dbops lock status` says whether the lock is stale and "
-                    "`dbops lock release` takes it away (the guide's Issue 5)."]
+                    "`dbops lock release` takes it away."]
         case Reason.LOCK_HELD:
             return [f"{head}: the migration lock is held by {holder_text(r.holder)}.",
                     "Another migration (a deploy script's `migrate`, or another dbops) is running. Nothing was changed.",
-                    "Wait for it to finish; never run two migrations at once (the guide's Issue 5)."]
+                    "Wait for it to finish: two migrations must never run at once."]
         case Reason.DIRTY:
             return [f"{head}: the database is at {version_text(r.state)}. Nothing was changed."] + \
                    [line.format(v=r.state.version) for line in RECOVERY_DIRTY]
@@ -151,7 +151,7 @@ def _refusal(r: Refusal) -> list[str]:
         case Reason.SNAPSHOT_DAMAGED:
             return [f"{head}: snapshot {r.snapshot} failed verification, so it was not restored. Nothing was changed."] + [
                 f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in r.checks] + [
-                "Pick another snapshot (/snapshot list)."]
+                "Pick another snapshot (`dbops snapshot list`)."]
         case Reason.NO_SNAPSHOT_DIR:
             return [f"{head}: no snapshot_dir is configured for {r.env}."]
         case Reason.SYNTAX_ERROR:
@@ -174,6 +174,11 @@ def _refusal(r: Refusal) -> list[str]:
                     text_snapshots.not_own(r)]
         case Reason.MISSING_PRIVILEGE if r.shortfall is not None:
             return _shortfall(head, r.env, r.shortfall)
+        case Reason.NO_APPROVALS:
+            return [f"{head}: it needs a second person's approval, and no control database is configured to keep "
+                    "the request in. Nothing was changed.",
+                    f"Set database_url under [control] in the dbops configuration, or take the operation out of "
+                    f"require_approval under [environments.{r.env}]."]
     return [f"{head}: {r.reason.value}"]
 
 
@@ -457,7 +462,7 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
         case CleanupResult():
             lines = _cleanup(result, now)
         case HelpResult():
-            lines = ["dbops commands (in a shell: `dbops` instead of the slash):"] + [f"  {u}" for u in result.usage]
+            lines = ["dbops commands:"] + [f"  {text_shell.shell(u)}" for u in result.usage]
         case HistoryResult():
             lines = _history(result, now)
         case StatusResult():
@@ -500,16 +505,17 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """``value`` (a Result, or anything in one) as JSON-ready data; a dataclass gets its ``kind``."""
     cls = type(value)
     names = _FIELD_NAMES.get(cls)
     if names is None and dataclasses.is_dataclass(value):
         names = _FIELD_NAMES[cls] = tuple(f.name for f in dataclasses.fields(value))
     if names is not None:
-        plain = {"kind": cls.__name__}
+        data = {"kind": cls.__name__}
         for name in names:
-            plain[name] = _plain(getattr(value, name))
-        return plain
+            data[name] = plain(getattr(value, name))
+        return data
     if value is None or cls in (str, int, float, bool):
         return value
     if isinstance(value, Enum):
@@ -517,10 +523,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def render_json(result: Result) -> str:
     """One line of JSON, for scripts and `jq` (indenting costs 30 ms on a 10,000-snapshot list)."""
-    return json.dumps(_plain(result))
+    return json.dumps(plain(result))

@@ -18,7 +18,8 @@ KEPT = {
     "dir_unknown_owner_lock_held": "it records no pid, and the migration lock is held: something may be migrating",
     "dir_not_a_directory": "it is not a plain directory, so dbops leaves it alone",
 }
-RELEASE_HINT = ("To release a stale lock: /dbops lock release {env} (it needs approval, and refuses while the "
+# {command}: ``dbops lock release ENV``, as each surface types it.
+RELEASE_HINT = ("To release a stale lock: {command} (it needs approval, and refuses while the "
                 "holder is alive).")
 
 
@@ -67,7 +68,7 @@ def lock_status(r: LockStatusResult, now: datetime) -> list[str]:
         lines.append("  lock directories: none configured (lock_dirs)")
     lines += [f"  lock directory {dir_line(info, now)}" for info in r.lock_dirs]
     if (r.holder is not None) or any(info.exists for info in r.lock_dirs):
-        lines.append(RELEASE_HINT.format(env=r.env))
+        lines.append(RELEASE_HINT.format(command=f"dbops lock release {r.env}"))
     return lines
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot import text
-from commands.lint import blocks, rank
+from commands.findings import blocks, rank
 from commands.results import Finding, PlanResult
 
 

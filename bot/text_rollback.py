@@ -11,6 +11,7 @@ from datetime import datetime
 # ``bot.text`` imports this module for its dispatch, so its helpers are reached through the
 # module at call time rather than imported by name while it is still loading.
 from bot import text
+from bot.text_shell import shell, shell_words
 from commands.results import (
     AppHealthCheck, MigrateResult, MigrationInfo, OrphanCount, Outcome, RollbackOption, RollbackPlan, RollbackResult,
     State,
@@ -24,12 +25,12 @@ REMINDERS = (
     "Tell the team in the incident channel / status page",
     "Test critical functionality by hand and watch the application's logs for error spikes",
 )
-METHOD_SOURCES = {  # where each method comes from in the guide's "Migration Rollback Procedures"
-    "down": "The guide's Method 1: the migration's own down file",
-    "goto": "The guide's Method 1: the migrations' own down files",
-    "restore": "The guide's Method 2: the whole database goes back to the snapshot",
+METHOD_NOTES = {  # how each method works, in one line that needs no other document
+    "down": "golang-migrate's down: the file written to undo this migration",
+    "goto": "golang-migrate's goto: each migration's down file, newest first",
+    "restore": "The whole database goes back to the snapshot",
     "force-previous": "golang-migrate's force: only the recorded version changes, not the schema",
-    "force-down": "The guide's Scenario 4, option A",
+    "force-down": "For a migration that failed part-way: recorded as applied, then undone by its own down file",
 }
 ORPHANS_LISTED = 50
 
@@ -133,7 +134,7 @@ def _impact_lines(o: RollbackOption, now: datetime) -> list[str]:
 
 def shell_command(command: str) -> str:
     """An option's slash command as a shell types it; a rollback itself needs its reason."""
-    typed = "dbops " + command.removeprefix("/")
+    typed = shell(command)
     return typed + ' --reason "TEXT"' if typed.startswith("dbops rollback ") else typed
 
 
@@ -147,10 +148,11 @@ def plan_lines(r: RollbackPlan, now: datetime) -> list[str]:
         lines.append(f"  Migration {number(r.state.version)} failed part-way: its changes may be half applied.")
     for n, o in enumerate(r.options, 1):
         lines.append(f"  {n}. {option_title(o, r)}" + ("  [Recommended]" if o.recommended else "")
-                     + f"  ({METHOD_SOURCES.get(o.method, o.method)})")
+                     + f"  ({METHOD_NOTES.get(o.method, o.method)})")
         lines += [f"       {line}" for line in _impact_lines(o, now)]
-        lines += [f"       ⚠ {w}" for w in o.warnings]
-        lines.append(f"       run: {shell_command(o.command)}" if o.available else f"       not available: {o.why_not}")
+        lines += [f"       ⚠ {shell_words(w)}" for w in o.warnings]
+        lines.append(f"       run: {shell_command(o.command)}" if o.available else
+                     f"       not available: {shell_words(o.why_not or 'not offered for this state')}")
     return lines + [f"Where {r.env} requires a second person, running one makes an approval request. {APP_FIRST}"]
 
 

@@ -37,7 +37,10 @@ __all__ = ["needs_approval", "request", "approve", "deny", "cancel", "approvals"
 def request(ctx: Context, command: g.Command, env: EnvironmentSettings,
             known: tuple[str, Impact] | None = None) -> Result:
     """A pending request for ``command``; ``known``: its ``situation``, when the caller has it.
-    Nobody is asked to approve what the database role cannot do: that is refused first, by name."""
+    Refused when there is no control database to keep the request in, and nobody is asked to
+    approve what the database role cannot do: that is refused first, by name."""
+    if ctx.approvals_store is None:
+        return Refusal(env=env.name, operation=g.command_name(command), reason=Reason.NO_APPROVALS)
     missing = _beyond_the_role(ctx, command, env)
     if missing is not None:
         return missing

@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from commands import grammar as g
-from commands import lint
+from commands.findings import REFUSED_BY_UP, blocks
 from commands.config import EnvironmentSettings
 from commands.lock_dirs import stamp as lock_dir_stamp
 from commands.context import Context
@@ -84,8 +84,7 @@ def needs_approval(command: g.Command, env: EnvironmentSettings, impact: Impact 
     if source is not None and source != env.name and operation == "restore":
         return True
     return (impact is not None and lint_gates(command, env)
-            and any(lint.blocks(f, env.lint_block_severity) for f in impact.findings
-                    if f.rule not in lint.REFUSED_BY_UP))
+            and any(blocks(f, env.lint_block_severity) for f in impact.findings if f.rule not in REFUSED_BY_UP))
 
 
 def new_request_id() -> str:

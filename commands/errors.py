@@ -3,6 +3,7 @@
     CommandError                 anything dbops could not do; the message is for the user
     ├── UsageError               the command text or its arguments are wrong (exit 2)
     ├── ConfigError              the configuration file is missing, unreadable or invalid (exit 2)
+    │   └── MigrationsDirMissing the migrations_dir it names is not there (a SourceError too)
     ├── SourceError              the migrations directory cannot be used as golang-migrate would
     ├── DatabaseError            PostgreSQL could not be reached or answered with an error
     │   ├── DatabaseUnreachable  no session could be opened, or the one in use was lost
@@ -32,13 +33,15 @@ class CommandError(Exception):
 
 
 class UsageError(CommandError):
-    """The command text is not in the grammar; ``usage`` is the line that would have been."""
+    """The command text is not in the grammar; ``usage`` holds the lines that would have been,
+    in no surface's syntax (``commands.usage``): each surface words them."""
 
     exit_code = 2
 
-    def __init__(self, message: str, *, usage: str | None = None) -> None:
-        super().__init__(message, hint=f"Usage: {usage}" if usage else None)
-        self.usage = usage
+    def __init__(self, message: str, *, usage: str | tuple[str, ...] | None = None) -> None:
+        lines = (usage,) if isinstance(usage, str) else usage
+        super().__init__(message, hint=f"Usage: {'  or  '.join(lines)}" if lines else None)
+        self.usage = lines
 
 
 class ConfigError(CommandError):
@@ -47,6 +50,11 @@ class ConfigError(CommandError):
 
 class SourceError(CommandError):
     pass
+
+
+class MigrationsDirMissing(ConfigError, SourceError):
+    """The migrations directory is not there, or is not a directory: the configuration names
+    the wrong path (exit 2, as every configuration problem), rather than files that are wrong."""
 
 
 class DatabaseError(CommandError):

@@ -12,7 +12,9 @@ import shlex
 from dataclasses import dataclass
 from typing import ClassVar
 
+from commands import usage as usage_lines
 from commands.errors import UsageError
+from commands.usage import Usage
 from commands.source import MAX_VERSION, NIL_VERSION
 
 MAX_STEPS = 1_000_000
@@ -202,40 +204,14 @@ STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, Migrate
 ABOUT_DBOPS: tuple[type, ...] = (DbopsHistory, DbopsHelp, DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
 MAX_REASON = 500
 
-USAGE = {
-    "status": "/migrate status [ENV]",
-    "validate": "/migrate validate [ENV]",
-    "plan": "/migrate plan [ENV]",
-    "up": "/migrate up [N] [ENV]",
-    "down": "/migrate down N [ENV]  or  /migrate down --all [ENV]",
-    "goto": "/migrate goto VERSION [ENV]",
-    "force": "/migrate force VERSION [ENV]   (VERSION may be -1: no version)",
-    "dry-run": "/migrate dry-run [N] [ENV]",
-}
-MIGRATE_USAGE = "/migrate status|validate|up|down|goto|force|dry-run|plan …  (/dbops help for details)"
-SNAPSHOT_USAGE_LINES = {
-    "list": "/snapshot list [ENV]",
-    "create": '/snapshot create [ENV] [--reason "TEXT"]  (default reason: manual)',
-    "verify": "/snapshot verify NAME [ENV]",
-    "restore": "/snapshot restore NAME [ENV]",
-    "pin": "/snapshot pin NAME [ENV]",
-    "unpin": "/snapshot unpin NAME [ENV]",
-    "cleanup": "/snapshot cleanup [ENV] [--retention-days N] [--dry-run]",
-}
-# The reason goes with a target: without one the rollback only shows its options, so asks none.
-ROLLBACK_USAGE = '/rollback [ENV] [--steps N | --to VERSION | --snapshot NAME  --reason "TEXT"]'
-SNAPSHOT_USAGE = "/snapshot list|create|verify|restore|pin|unpin|cleanup …  (/dbops help for details)"
-DBOPS_USAGE_LINES = {
-    "help": "/dbops help",
-    "history": "/dbops history [ENV]",
-    "approvals": "/dbops approvals [ENV]",
-    "approve": "/dbops approve REQUEST",
-    "deny": '/dbops deny REQUEST --reason "TEXT"',
-    "cancel": "/dbops cancel REQUEST",
-    "lock": "/dbops lock status [ENV]  or  /dbops lock release [ENV]",
-    "doctor": "/dbops doctor [ENV]",
-}
-DBOPS_USAGE = "/dbops help|history|approvals|approve|deny|cancel|lock|doctor …"
+# The usage lines live in commands.usage, in no surface's syntax; these names are the grammar's.
+USAGE = usage_lines.MIGRATE
+MIGRATE_USAGE = usage_lines.MIGRATE_GROUP
+SNAPSHOT_USAGE_LINES = usage_lines.SNAPSHOT
+SNAPSHOT_USAGE = usage_lines.SNAPSHOT_GROUP
+ROLLBACK_USAGE = usage_lines.ROLLBACK
+DBOPS_USAGE_LINES = usage_lines.DBOPS
+DBOPS_USAGE = usage_lines.DBOPS_GROUP
 _REQUEST_ID = re.compile(r"r[0-9a-f]{10}")
 
 
@@ -279,10 +255,7 @@ def canonical(command: Command, env: str) -> str:
     return " ".join([command_name(command), *args, env])
 
 
-def all_usage() -> tuple[str, ...]:
-    """Every command's usage line, for help."""
-    return (tuple(USAGE.values()) + tuple(SNAPSHOT_USAGE_LINES.values()) + (ROLLBACK_USAGE,)
-            + tuple(DBOPS_USAGE_LINES.values()))
+all_usage = usage_lines.all_usage
 
 
 def tokenize(text: str) -> list[str]:
@@ -292,7 +265,7 @@ def tokenize(text: str) -> list[str]:
         raise UsageError(f"Could not read the command: {err}.", usage=MIGRATE_USAGE) from None
 
 
-def _env(token: str, usage: str) -> str:
+def _env(token: str, usage: Usage) -> str:
     if not _ENV.fullmatch(token):
         raise UsageError(f"{_shown(token)} is not an environment name.", usage=usage)
     return token
@@ -304,7 +277,7 @@ def _shown(token: str) -> str:
     return repr(short)
 
 
-def _count(token: str, usage: str) -> int:
+def _count(token: str, usage: Usage) -> int:
     if not re.fullmatch(r"[0-9]+", token):
         raise UsageError(f"{_shown(token)} is not a number of migrations.", usage=usage)
     value = int(token) if len(token) <= 20 else MAX_STEPS + 1  # int() refuses 4,300+ digits
@@ -313,7 +286,7 @@ def _count(token: str, usage: str) -> int:
     return value
 
 
-def _version(token: str, usage: str, *, allow_nil: bool = False) -> int:
+def _version(token: str, usage: Usage, *, allow_nil: bool = False) -> int:
     if allow_nil and token == str(NIL_VERSION):
         return NIL_VERSION
     if not re.fullmatch(r"[0-9]+", token):
@@ -325,7 +298,7 @@ def _version(token: str, usage: str, *, allow_nil: bool = False) -> int:
     return value
 
 
-def _split_options(args: list[str], usage: str, flags: tuple[str, ...],
+def _split_options(args: list[str], usage: Usage, flags: tuple[str, ...],
                    valued: tuple[str, ...] = ()) -> tuple[list[str], str | None, set[str], dict[str, str]]:
     """Take ``--env ENV`` / ``--env=ENV``, the boolean ``flags`` and the ``valued`` options
     (``--reason TEXT``) out of ``args``: returns positional, env, flags seen, option values."""
@@ -359,7 +332,7 @@ def _split_options(args: list[str], usage: str, flags: tuple[str, ...],
     return positional, env, seen, values
 
 
-def _trailing_env(positional: list[str], env: str | None, usage: str, max_before: int,
+def _trailing_env(positional: list[str], env: str | None, usage: Usage, max_before: int,
                   required: int = 0) -> tuple[list[str], str | None]:
     """Positional arguments are ``values… [ENV]``: the ``required`` values come first, and a
     last token that is not a number is the ENV (``goto abc`` is a bad version, not an ENV)."""
@@ -410,7 +383,7 @@ def _parse_migrate(args: list[str]) -> Command:
     return (MigrateGoto if verb == "goto" else MigrateForce)(env=env, version=version)
 
 
-def _reason(text: str, usage: str) -> str:
+def _reason(text: str, usage: Usage) -> str:
     reason = " ".join(text.split())
     if not reason:
         raise UsageError("--reason needs some text: why is this being done?", usage=usage)
@@ -468,7 +441,7 @@ def _parse_dbops(args: list[str]) -> Command:
     if verb in ("approve", "deny", "cancel"):
         positional, env, _, values = _split_options(rest, usage, (), ("--reason",) if verb == "deny" else ())
         if len(positional) != 1:
-            raise UsageError("Name one request (its id is on the request's card and in /dbops approvals).",
+            raise UsageError("Name one request (its id is on the request's card and in `/dbops approvals`).",
                              usage=usage)
         request_id = positional[0].lower()
         if not _REQUEST_ID.fullmatch(request_id):
@@ -491,7 +464,7 @@ def _parse_dbops(args: list[str]) -> Command:
     return DbopsHelp() if verb == "help" else DbopsHistory(env=env)
 
 
-def _parse_lock(args: list[str], usage: str) -> Command:
+def _parse_lock(args: list[str], usage: Usage) -> Command:
     if not args or args[0].lower() not in ("status", "release"):
         raise UsageError("Which lock command: status or release?" if not args else
                          f"Unknown lock command {_shown(args[0])}.", usage=usage)
@@ -532,4 +505,4 @@ def parse(text: str | list[str]) -> Command:
         return _parse_dbops(tokens)
     if head == "rollback":
         return _parse_rollback(tokens[1:])
-    raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage="/migrate …, /snapshot …, /rollback …, /dbops help")
+    raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage=usage_lines.ANY)

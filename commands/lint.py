@@ -38,9 +38,9 @@ from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, ObjectType
 
 from commands.results import Finding, LockEstimate
-from commands.sqlscan import SqlFile, _table, position_of
+from commands.sqlparse import _table
+from commands.sqlscan import SqlFile, position_of
 
-SEVERITIES = ("info", "warning", "error")  # in rising order; "none" as a block level blocks nothing
 RULES: dict[str, str] = {
     "missing-down": "warning",
     "down-loses-data": "warning",
@@ -55,8 +55,6 @@ RULES: dict[str, str] = {
     "allow-needs-reason": "warning",
 }
 _ALLOW = re.compile(r"--\s*dbops:allow\s+([A-Za-z0-9_:-]+)[ \t]*(.*?)\s*$", re.MULTILINE)
-# ``up`` refuses these itself before anything runs, so they never make it a request.
-REFUSED_BY_UP = frozenset({"syntax-error", "unreadable"})
 CONFIG_ALLOWED = "allowed by lint_allow in the dbops configuration"
 MB = 1024 * 1024
 
@@ -75,15 +73,6 @@ _ALTER_TABLE_LOCKS = {
     AlterTableType.AT_EnableTrig: SHARE_ROW_EXCLUSIVE,
     AlterTableType.AT_DisableTrig: SHARE_ROW_EXCLUSIVE,
 }
-
-
-def rank(severity: str) -> int:
-    """Position of ``severity`` in SEVERITIES; "none" (block nothing) ranks above them all."""
-    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES)
-
-
-def blocks(finding: Finding, block_severity: str) -> bool:
-    return finding.allowed_by is None and rank(finding.severity) >= rank(block_severity)
 
 
 def _finding(rule: str, filename: str, line: int | None, message: str) -> Finding:

@@ -8,7 +8,7 @@ both call it, so a request is linted once, with the database session it already 
 from __future__ import annotations
 
 from commands import grammar as g
-from commands import lint
+from commands.findings import blocks
 from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.errors import SourceError
@@ -49,6 +49,7 @@ def _squawk(ctx: Context, env: EnvironmentSettings, files: list[tuple[MigrationF
 def lint_steps(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings,
                steps: list[Step]) -> tuple[PlanFile, ...]:
     """Every up step of ``steps`` with its findings (allowances applied) and lock estimate."""
+    from commands import lint  # the rules need PostgreSQL's parser: loaded by the commands that lint
     ups = [s for s in steps if s.direction == "up"]
     read: list[tuple[Step, SqlFile | None, SqlFile | None, list[Finding]]] = []
     for step in ups:
@@ -86,7 +87,7 @@ def lint_steps(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings,
 
 def blocking(files: tuple[PlanFile, ...] | tuple[Finding, ...], block_severity: str) -> list[Finding]:
     findings = [f for item in files for f in (item.findings if isinstance(item, PlanFile) else (item,))]
-    return [f for f in findings if lint.blocks(f, block_severity)]
+    return [f for f in findings if blocks(f, block_severity)]
 
 
 def plan(ctx: Context, command: g.MigratePlan, env: EnvironmentSettings) -> Result:

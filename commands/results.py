@@ -43,6 +43,7 @@ class Reason(str, Enum):
     MANIFEST_MISMATCH = "manifest_mismatch"    # the name says ``owner``; the manifest does not agree
     CONTROL_UNREACHABLE = "control_unreachable"  # it needs the control database, which cannot be reached
     MISSING_PRIVILEGE = "missing_privilege"    # the database role lacks what the operation needs (``shortfall``)
+    NO_APPROVALS = "no_approvals"  # it needs a second person, and no control database can hold the request
 
 
 @dataclass(frozen=True, kw_only=True)

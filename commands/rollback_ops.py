@@ -13,7 +13,6 @@ from __future__ import annotations
 import structlog
 
 from commands import grammar as g
-from commands.app_health import check_app_health
 from commands.approvals import situation
 from commands.config import EnvironmentSettings
 from commands.context import Context
@@ -63,7 +62,7 @@ def plan(ctx: Context, command: g.Rollback, env: EnvironmentSettings) -> Result:
                            recommended=False, warnings=(
                                f"Only if migration {state.version} changed nothing, or you have undone its changes by "
                                f"hand: this records version {'none' if previous == NIL_VERSION else previous} as clean and "
-                               "runs no SQL. Then fix the file and run /migrate up again.",)),
+                               "runs no SQL. Then fix the file and run `/migrate up` again.",)),
                    _option(ctx, env, "force-down", g.Rollback(steps=1), recommended=False, warnings=(
                        f"Marks the half-applied {state.version} as applied, then runs its down file: a down file that "
                        "assumes the whole migration ran (no IF EXISTS) may fail half-way and leave it dirty again.",))]
@@ -138,7 +137,7 @@ def _run(ctx: Context, command: g.Rollback, env: EnvironmentSettings,
     if command.to is not None:
         if before.version != NIL_VERSION and command.to >= before.version:
             raise UsageError(f"--to {command.to} is not below the current version {before.version}: a rollback only "
-                             "goes down. Use /migrate goto or /migrate up to go forward.")
+                             "goes down. Use `/migrate goto` or `/migrate up` to go forward.")
         return "goto", migrate(ctx, g.MigrateGoto(env=env.name, version=command.to), env), command.to
     if before.dirty:
         if command.steps != 1:
@@ -171,6 +170,8 @@ def _outcome(step: Result, after: State, expected: int | None) -> Outcome:
 def _app_health(env: EnvironmentSettings) -> AppHealthCheck | None:
     if not env.health_url:
         return None
+    # urllib and the TLS stack under it are loaded by the one command that checks: a rollback.
+    from commands.app_health import check_app_health
     seen = check_app_health(env.health_url)
     passed = seen.reachable and seen.migrations_status == "pass"
     return AppHealthCheck(url=seen.url, passed=passed, message=seen.message, version=seen.migrations_version,

@@ -126,7 +126,7 @@ def resolve(settings: Settings, env: EnvironmentSettings, name: str, operation: 
                 if found is not None:
                     break
     if found is None:
-        raise UsageError(f"No snapshot named {wanted!r}. /snapshot list shows the available ones.")
+        raise UsageError(f"No snapshot named {wanted!r}. `/snapshot list` shows the available ones.")
     owner = scope.owner(found)
     refusal = Refusal(env=env.name, operation=operation, reason=Reason.OTHER_ENVIRONMENT, snapshot=found.name,
                       owner=owner)

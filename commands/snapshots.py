@@ -169,7 +169,7 @@ def check_name(name: str) -> str:
     """
     if not _SAFE_NAME.fullmatch(name) or ".." in name:
         shown = repr(name if len(name) <= 60 else name[:57] + "…")
-        raise UsageError(f"{shown} is not a snapshot name. Names are shown by /snapshot list "
+        raise UsageError(f"{shown} is not a snapshot name. Names are shown by `/snapshot list` "
                          "(letters, digits, '.', '_' and '-'; no paths).")
     for suffix in (DATA_SUFFIX, MANIFEST_SUFFIX, LEGACY_SUFFIX):
         if name.endswith(suffix):
@@ -241,7 +241,7 @@ def find(listing: Listing, name: str) -> Snapshot:
     for snapshot in listing.snapshots:
         if snapshot.name == wanted:
             return snapshot
-    raise UsageError(f"No snapshot named {wanted!r}. /snapshot list shows the available ones.")
+    raise UsageError(f"No snapshot named {wanted!r}. `/snapshot list` shows the available ones.")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -298,7 +298,7 @@ def diagnose_os(err: OSError, directory: Path, db_size: int | None = None) -> st
             free = 0
         size = f"; the database is {human_size(db_size)}" if db_size else ""
         return (f"Not enough disk space: {directory} has {human_size(free)} free{size}. Nothing was kept. "
-                "Delete old snapshots (/snapshot cleanup) or give the directory more space.")
+                "Delete old snapshots (`/snapshot cleanup`) or give the directory more space.")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         what = "is on a read-only file system" if err.errno == errno.EROFS else "is not writable by dbops"
         return f"No permission: {directory} {what} ({err.strerror}). Nothing was kept."

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from commands.errors import SourceError
+from commands.errors import MigrationsDirMissing, SourceError
 
 # Matched with fullmatch: Python's "$" also matches before a final newline, Go's does not.
 FILENAME = re.compile(r"([0-9]+)_(.*)\.(up|down)\.sql")
@@ -107,14 +107,17 @@ def parse_filename(filename: str) -> MigrationFile | SkippedEntry:
 
 
 def load_source(directory: str | os.PathLike[str]) -> MigrationSource:
-    """Read ``directory``. Raises SourceError if it is unreadable or holds duplicates."""
+    """Read ``directory``. Raises SourceError if it is unreadable or holds duplicates, and
+    MigrationsDirMissing (a SourceError and a ConfigError) if it is not there."""
     directory = Path(directory)
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
     except FileNotFoundError:
-        raise SourceError(f"Migrations directory {directory} does not exist.") from None
+        raise MigrationsDirMissing(f"Migrations directory {directory} does not exist "
+                                   "(migrations_dir in the dbops configuration).") from None
     except NotADirectoryError:
-        raise SourceError(f"Migrations path {directory} is not a directory.") from None
+        raise MigrationsDirMissing(f"Migrations path {directory} is not a directory "
+                                   "(migrations_dir in the dbops configuration).") from None
     except PermissionError:
         raise SourceError(f"Migrations directory {directory} is not readable by this user.") from None
     except OSError as err:  # a loop of symbolic links, an I/O error

@@ -13,7 +13,8 @@ from structlog.testing import capture_logs
 from commands import grammar
 from commands.errors import UsageError
 from commands.executor import Actor, Executor
-from commands.pg.control import CONTROL_MIGRATIONS, PgAuditLog, migrate_control_database
+from commands.pg.control import CONTROL_MIGRATIONS, CONTROL_TABLE, PgAuditLog, migrate_control_database
+from commands.pg.lock import golang_migrate_lock_key
 from commands.source import load_source
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
@@ -48,6 +49,16 @@ def test_the_control_schema_is_applied_by_dbops_own_engine_once(control_url):
     with psycopg.connect(control_url) as conn:
         assert conn.execute("SELECT version, dirty FROM dbops_schema_migrations").fetchall() == [(latest, False)]
         assert conn.execute("SELECT count(*) FROM dbops_audit_log").fetchone() == (0,)
+
+
+def test_an_up_to_date_control_schema_is_checked_without_waiting_for_its_lock(control_url):
+    """Every command line passes here: an up-to-date schema must not queue behind whoever
+    holds the control schema's lock (another replica starting, a long migration of it)."""
+    latest = migrate_control_database(control_url)
+    key = golang_migrate_lock_key(schema="public", table=CONTROL_TABLE, database_url=control_url)
+    with psycopg.connect(control_url, autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", (key,))
+        assert migrate_control_database(control_url) == latest
 
 
 def test_every_command_is_recorded_with_actor_channel_outcome_and_duration(audited):

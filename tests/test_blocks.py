@@ -402,7 +402,7 @@ def rollback_plan_dirty() -> RollbackPlan:
         RollbackOption(method="force-previous", command=f"/migrate force {V3} production", recommended=False,
                        available=True, impact=Impact(before=dirty, target=V3), warnings=(
                            f"Only if migration {V4} changed nothing, or you have undone its changes by hand: this "
-                           f"records version {V3} as clean and runs no SQL. Then fix the file and run /migrate up "
+                           f"records version {V3} as clean and runs no SQL. Then fix the file and run `/migrate up` "
                            "again.",)),
         RollbackOption(method="force-down", command="/rollback --steps 1 production", recommended=False,
                        available=True, impact=Impact(before=dirty), warnings=(
@@ -569,6 +569,8 @@ SAMPLES = {
     "refusal_snapshot_damaged": lambda: render(
         refusal(Reason.SNAPSHOT_DAMAGED, operation="snapshot restore", snapshot=PRE_MIGRATION.name,
                 checks=verify_failed().checks), now=NOW, command=f"/snapshot restore {PRE_MIGRATION.name}"),
+    "refusal_no_approvals": lambda: render(refusal(Reason.NO_APPROVALS, operation="migrate down"), now=NOW,
+                                           command="/migrate down 1 production"),
     "refusal_no_snapshot_dir": lambda: render(refusal(Reason.NO_SNAPSHOT_DIR, operation="snapshot list"), now=NOW,
                                               command="/snapshot list production"),
     "refusal_wrong_channel": lambda: render(refusal(Reason.WRONG_CHANNEL, operation="migrate up",
@@ -751,7 +753,7 @@ def test_state_changes_open_with_a_plain_headline() -> None:
 
 def test_a_dirty_failure_gives_the_guides_three_recovery_options_with_the_snapshot() -> None:
     text = json.dumps(SAMPLES["migrate_failed_dirty"]().blocks)
-    assert "Recovery options (the troubleshooting guide, Issue 2)" in text
+    assert "*Recovery options:*" in text
     assert all(f"  {n}. " not in text and f"{n}. " in text for n in (1, 2, 3))
     assert f"/snapshot restore {PRE_MIGRATION.name} production" in text
     assert "SQLSTATE 23505" in text and "Key (email)=(ana@example.com) is duplicated." in text
@@ -990,7 +992,7 @@ def test_rollback_plan_offers_each_available_option_with_a_choose_button_that_ca
                        (CHOOSE_ACTION, "/rollback --steps 1 production", None)]
     assert CHOOSE_ACTION == "dbops_rollback_choose"
     assert options[0]["text"]["text"].startswith(f"*1. Restore snapshot `{PRE_MIGRATION.name}`* · *Recommended*")
-    assert "Scenario 4, option A" in options[2]["text"]["text"]
+    assert "recorded as applied, then undone by its own down file" in options[2]["text"]["text"]
     assert message.blocks[0]["text"]["text"] == f"production: rollback options at version {V4} (dirty)"
     assert "Choosing asks for a reason, then a second person's approval." in json.dumps(message.blocks)
 

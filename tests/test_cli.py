@@ -105,6 +105,26 @@ def test_usage_lines_are_written_for_the_shell(config, capsys):
     assert "Usage: dbops migrate down N [ENV]" in capsys.readouterr().err
 
 
+def test_a_command_that_needs_approval_without_a_control_database_is_refused_with_exit_3(config, capsys):
+    bed, path = config
+    assert main(["migrate", "up", "1", "--config", path]) == 0
+    Path(path).write_text(Path(path).read_text().replace("require_approval = []", 'require_approval = ["down"]'))
+    capsys.readouterr()
+    assert main(["migrate", "down", "1", "--config", path]) == 3
+    out = capsys.readouterr().out
+    assert "Refused: migrate down on test: it needs a second person's approval, and no control database" in out
+    assert "Set database_url under [control]" in out
+    assert bed.state() == (1, False) and "users" in bed.tables()
+
+
+def test_a_message_that_points_to_a_command_names_it_as_the_shell_types_it(config, capsys):
+    _, path = config
+    assert main(["snapshot", "restore", "nosuch", "--config", path]) == 2
+    err = capsys.readouterr().err
+    assert "No snapshot named 'nosuch'. `dbops snapshot list` shows the available ones." in err
+    assert "/snapshot" not in err
+
+
 def test_a_bad_config_exits_2_naming_key_and_file(tmp_path, capsys):
     path = tmp_path / "bad.toml"
     path.write_text('[environments.prod]\ndatabase_url = "postgres://h/db"\nmigrations_dir = "m"\nsnapshot_dir = "s"\n'
@@ -112,6 +132,15 @@ def test_a_bad_config_exits_2_naming_key_and_file(tmp_path, capsys):
     assert main(["migrate", "status", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert "unknown key 'environments.prod.retention'" in err and str(path) in err
+
+
+def test_a_migrations_dir_that_is_not_there_is_a_configuration_problem_exit_2(tmp_path, capsys):
+    path = tmp_path / "dbops.toml"
+    path.write_text('[environments.prod]\ndatabase_url = "postgresql://deploy@127.0.0.1:1/togather"\n'
+                    'migrations_dir = "no-such-dir"\nsnapshot_dir = "s"\n')
+    assert main(["migrate", "status", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"Migrations directory {tmp_path / 'no-such-dir'} does not exist (migrations_dir in the dbops configuration)" in err
 
 
 def test_a_connection_failure_exits_1_and_never_shows_the_password(tmp_path, capsys):

@@ -90,7 +90,7 @@ def test_doctor_takes_only_an_environment_in_slack_and_in_the_shell() -> None:
 
 def test_unknown_verb_is_a_usage_error_with_the_migrate_usage() -> None:
     error = usage_error("migrate upp")
-    assert "'upp'" in error.message and "Usage: /migrate status|validate|up|down" in str(error)
+    assert "'upp'" in error.message and error.usage == ("migrate status|validate|up|down|goto|force|dry-run|plan …",)
 
 
 @pytest.mark.parametrize("text", ["migrate down", "migrate down --env production", "/migrate down --env=staging"])
@@ -135,7 +135,7 @@ def test_bad_arguments_are_usage_errors_with_the_verbs_usage_line(text: str, fra
     error = usage_error(text)
     assert fragment in error.message
     assert error.usage == grammar.USAGE[verb]
-    assert f"Usage: {grammar.USAGE[verb]}" in str(error)
+    assert f"Usage: {grammar.USAGE[verb][0]}" in str(error)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\t\n"])

@@ -234,5 +234,9 @@ def test_cli_plan_json_exits_1_on_blocking_findings(make_bed, tmp_path: Path, ca
     finally:
         os.environ.pop("TEST_DATABASE_URL", None)
     out = json.loads(capsys.readouterr().out)
+    assert out["exit_code"] == code
+    if code:  # anything but success is the error object, the plan in its details
+        assert out["kind"] == "failed" and "1 blocking" in out["message"]
+        out = out["details"]
     assert out["kind"] == "PlanResult" and [f["version"] for f in out["files"]] == [1, 2]
     assert out["blocking"] == (1 if code else 0)

@@ -24,11 +24,12 @@ def _request(row: dict) -> ApprovalRequest:
 
 
 class PgApprovals:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pooled: bool = True) -> None:
         self.url = url
+        self.pooled = pooled  # False: a session of its own each time (a one-shot command line)
 
     def _rows(self, query: str, params: dict) -> list[dict]:
-        return run_once(self.url, query, params, as_dicts=True,
+        return run_once(self.url, query, params, as_dicts=True, pooled=self.pooled,
                         failure="could not read or write approval requests")
 
     def create(self, request: ApprovalRequest, command_args: dict) -> ApprovalRequest:

@@ -14,13 +14,16 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from commands.errors import DatabaseError, DatabaseUnreachable
 from commands.redact import mask_url, redact
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
 
 CONNECT_TIMEOUT_SECONDS = 10
 # A process talks to one control database; more than this many pools means databases that
@@ -73,12 +76,14 @@ def control_error(failure: str, err: psycopg.Error) -> DatabaseError:
     return DatabaseError(f"{CONTROL}: {failure}: {describe(err)}")
 
 
-def run_once(url: str, query: str, params: dict, *, failure: str, as_dicts: bool = False) -> list:
-    """One statement on a pooled control-database session (the control database's stores:
-    short and independent); its rows, or [] when it returns none. A PostgreSQL error becomes
-    DatabaseError("control database: {failure}: …") with PostgreSQL's words, masked."""
+def run_once(url: str, query: str, params: dict, *, failure: str, as_dicts: bool = False,
+             pooled: bool = True) -> list:
+    """One statement on a control-database session (the control database's stores: short and
+    independent; pooled unless ``pooled`` is False); its rows, or [] when it returns none. A
+    PostgreSQL error becomes DatabaseError("control database: {failure}: …") with PostgreSQL's
+    words, masked."""
     try:
-        with control_connection(url) as conn:
+        with control_connection(url, pooled=pooled) as conn:
             cursor = conn.cursor(row_factory=dict_row) if as_dicts else conn.cursor()
             cursor.execute(query, params)
             return cursor.fetchall() if cursor.description else []
@@ -91,6 +96,7 @@ _pools_lock = threading.Lock()
 
 
 def _pool(url: str) -> ConnectionPool:
+    from psycopg_pool import ConnectionPool  # the bot's; a command line often needs none
     with _pools_lock:
         pool = _pools.get(url)
         if pool is not None:
@@ -120,10 +126,16 @@ def close_pools() -> None:
 
 
 @contextmanager
-def control_connection(url: str) -> Iterator[psycopg.Connection]:
+def control_connection(url: str, *, pooled: bool = True) -> Iterator[psycopg.Connection]:
     """An autocommit session on the control database, from this process's pool for it
     (checked before use, so one a restart broke is replaced). When the pool cannot supply
-    one in time, a connection of its own: it works, or its error says what is wrong."""
+    one in time, or ``pooled`` is False (a process that runs one command: a pool's threads
+    would outlive their use), a connection of its own: it works, or its error says what is wrong."""
+    if not pooled:
+        with connect(url, database=CONTROL, application_name="dbops-control") as conn:
+            yield conn
+        return
+    from psycopg_pool import PoolTimeout
     pool = _pool(url)
     try:
         conn = pool.getconn()

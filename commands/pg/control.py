@@ -23,7 +23,7 @@ from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
 from commands.plans import plan_up
-from commands.results import AuditEntry, OperationRecord, RollbackResult
+from commands.results import AuditEntry, OperationRecord, RollbackResult, State
 from commands.source import load_source
 from commands.sqlscan import scan
 
@@ -63,6 +63,11 @@ def migrate_control_database(url: str) -> int:
     source = load_source(CONTROL_MIGRATIONS)
     with connect(url, database=CONTROL, application_name="dbops-control") as conn:
         schema = conn.execute("SELECT coalesce(current_schema(), 'public')").fetchone()[0]
+        # Every start of a command line passes here. Each file commits with its version, so
+        # the newest version, clean, means nothing is left to do: that needs no lock.
+        newest = State(version=source.last_version, dirty=False)
+        if PgVersionStore(conn, schema=schema, table=CONTROL_TABLE).read() == newest:
+            return newest.version
         lock = PgAdvisoryLock(conn, golang_migrate_lock_key(schema=schema, table=CONTROL_TABLE, database_url=url))
         holder = lock.acquire(60)
         if holder is not None:
@@ -90,17 +95,18 @@ def migrate_control_database(url: str) -> int:
 class PgAuditLog:
     """The audit log (contract: ``commands.migrations.AuditLog``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pooled: bool = True) -> None:
         self.url = url
+        self.pooled = pooled  # False: a session of its own each time (a one-shot command line)
 
     def check(self) -> None:
         ensure_control_schema(self.url)
-        run_once(self.url, "SELECT 1", {}, failure="could not reach it")
+        run_once(self.url, "SELECT 1", {}, pooled=self.pooled, failure="could not reach it")
 
     def record(self, entry: AuditEntry) -> None:
         ensure_control_schema(self.url)
         try:
-            with control_connection(self.url) as conn:
+            with control_connection(self.url, pooled=self.pooled) as conn:
                 conn.execute(
                     """INSERT INTO dbops_audit_log (at, actor, channel, surface, environment, command, arguments,
                                                     outcome, detail, duration_ms)
@@ -116,7 +122,7 @@ class PgAuditLog:
                                   duration_ms
                            FROM dbops_audit_log WHERE %(env)s::text IS NULL OR environment = %(env)s
                            ORDER BY at DESC, id DESC LIMIT %(limit)s""", {"env": environment, "limit": limit},
-                        failure="could not read the audit log")
+                        pooled=self.pooled, failure="could not read the audit log")
         return [AuditEntry(at=r[0], actor=r[1], channel=r[2], surface=r[3], environment=r[4], command=r[5],
                            arguments=r[6], outcome=r[7], detail=r[8], duration_ms=r[9]) for r in rows]
 
@@ -166,8 +172,9 @@ class PgOperations:
 class PgRollbackLog:
     """The rollback log (contract: ``commands.migrations.RollbackLog``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pooled: bool = True) -> None:
         self.url = url
+        self.pooled = pooled  # False: a session of its own each time (a one-shot command line)
 
     def record(self, result: RollbackResult) -> None:
         checks = {"foreign_keys_checked": result.foreign_keys_checked,
@@ -177,7 +184,7 @@ class PgRollbackLog:
                       "message": result.app_health.message},
                   "snapshots": list(result.snapshots)}
         try:
-            with control_connection(self.url) as conn:
+            with control_connection(self.url, pooled=self.pooled) as conn:
                 conn.execute(
                     """INSERT INTO dbops_rollbacks (environment, method, reason, requester, approved_by, version_before,
                                                     dirty_before, version_after, dirty_after, outcome, checks)

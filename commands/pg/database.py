@@ -84,7 +84,7 @@ class PgDatabases:
                 raise DatabaseError(f"{name}: {describe(err)}") from None
             raise DatabaseUnreachable(f"{name}: lost the connection to {mask_url(env.database_url)} during the "
                                       f"operation: {describe(err)}. The transaction in progress was rolled back by "
-                                      "the server; check /migrate status before trying again.",
+                                      "the server; check `/migrate status` before trying again.",
                                       database=name) from None
         finally:
             conn.close()

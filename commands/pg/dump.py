@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Callable
 
 import structlog
-import zstandard
 
 from commands.config import EnvironmentSettings
 from commands.errors import SnapshotFailed
@@ -207,6 +206,7 @@ class _EnvSnapshotter:
             process = subprocess.Popen([self.tools.path("pg_dump"), "--format=custom", "--compress=0", "--no-password"],
                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
                                        env=child_env(url))
+            import zstandard  # loaded by the commands that compress, not by every command line
             compressor = zstandard.ZstdCompressor(level=self.compression_level, threads=self.threads)
             read = 0
             try:

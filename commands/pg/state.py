@@ -57,8 +57,8 @@ class PgVersionStore:
             shown = ", ".join(f"{v}{' (dirty)' if d else ''}" for v, d in rows[:10])
             raise VersionTableError(
                 f"{self.schema}.{self.table} has {len(rows)} rows ({shown}); golang-migrate keeps exactly one, "
-                "so the true version is unknown. Inspect the schema, then keep one row "
-                "(the guide's 'Reset Migration State') or use 'force VERSION'."
+                "so the true version is unknown. Inspect the schema to tell which version it is at, then delete the "
+                "other rows by hand so that only that one remains."
             )
         if not rows:
             return State(version=NIL_VERSION, dirty=False)

@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 from typing import IO, Iterator
 
-import zstandard
 
 from commands.process_env import base_env
 from commands.redact import redact
@@ -77,6 +76,7 @@ def sha256_of(path: Path) -> str:
 
 
 def zstd_chunks(path: Path) -> Iterator[bytes]:
+    import zstandard  # loaded by the commands that read a snapshot, not by every command line
     with open(path, "rb", opener=_no_follow) as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
         while chunk := reader.read(CHUNK):
             yield chunk
@@ -89,6 +89,7 @@ def gzip_chunks(path: Path) -> Iterator[bytes]:
 
 
 def feed(stdin: IO[bytes], chunks: Iterator[bytes], failures: list[str]) -> None:
+    import zstandard
     try:
         for chunk in chunks:
             stdin.write(chunk)

@@ -1,0 +1,44 @@
+"""A command line that starts fast: a status loads only what a status needs. How long it takes
+is measured in bench/cli_startup.py, never here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+# What a status never needs: Slack, the scheduler, the bot's HTTP server, rich (structlog's
+# pretty tracebacks), the lint rules and PostgreSQL's parser, the snapshot compressor, the
+# bot's connection pool, and the HTTP client of the application's health check.
+NOT_FOR_A_STATUS = ("slack_bolt", "slack_sdk", "apscheduler", "waitress", "rich", "commands.lint", "pglast",
+                    "commands.sqlparse", "zstandard", "psycopg_pool", "http.client")
+RUN_STATUS = """
+import json, sys
+from bot.cli import main
+code = main(["migrate", "status", "--config", sys.argv[1]])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_a_status_from_the_shell_does_not_load_what_only_other_commands_need(make_bed, control_url,
+                                                                              tmp_path: Path) -> None:
+    bed = make_bed({"1_users.up.sql": "CREATE TABLE users (id int);", "1_users.down.sql": "DROP TABLE users;"})
+    config = tmp_path / "dbops.toml"
+    config.write_text(f'[control]\ndatabase_url = "{control_url}"\n\n[environments.test]\ndatabase_url = "{bed.url}"\n'
+                      'migrations_dir = "migrations"\nsnapshot_dir = "snapshots"\n')
+    for _ in range(2):  # the first brings the control database's schema up to date, with the parser
+        done = subprocess.run([sys.executable, "-c", RUN_STATUS, str(config)], capture_output=True, text=True,
+                              timeout=120, check=False)
+    *printed, last = done.stdout.splitlines()
+    seen = json.loads(last)
+    assert seen["code"] == 0 and "Environment test: version no version (nothing applied)" in printed, done.stderr
+    loaded = [m for m in NOT_FOR_A_STATUS if m in seen["modules"]]
+    assert loaded == []
+
+
+def test_rich_is_still_there_for_whoever_imports_it_after_the_logs() -> None:
+    done = subprocess.run([sys.executable, "-c", "import bot.logs, sys; assert 'rich' not in sys.modules; "
+                           "import rich.console; print(rich.console.Console)"], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0 and "rich.console.Console" in done.stdout, done.stderr
