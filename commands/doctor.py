@@ -20,7 +20,6 @@ from typing import Callable
 
 from commands import grammar as g
 from commands import lock_dirs, migrate_ops
-from commands.app_health import check_app_health
 from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.doctor_privileges import listed, privilege_checks
@@ -232,6 +231,7 @@ def _health(env: EnvironmentSettings) -> DoctorCheck:
     name = "app health check"
     if env.health_url is None:
         return _check(name, Verdict.SKIP, "not configured (health_url): a rollback cannot check the app afterwards")
+    from commands.app_health import check_app_health  # its HTTP client only when a doctor runs
     health = check_app_health(env.health_url)
     fix = (f"Check health_url under [environments.{env.name}]: the app must answer GET with its health JSON "
            "(checks.migrations).")

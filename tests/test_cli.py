@@ -108,7 +108,7 @@ def test_usage_lines_are_written_for_the_shell(config, capsys):
 def test_a_command_that_needs_approval_without_a_control_database_is_refused_with_exit_3(config, capsys):
     bed, path = config
     assert main(["migrate", "up", "1", "--config", path]) == 0
-    Path(path).write_text(Path(path).read_text().replace("require_approval = []", 'require_approval = ["down"]'))
+    Path(path).write_text(Path(path).read_text().replace("require_approval = []", 'require_approval = ["down"]\napprovers = ["U0BOB"]'))
     capsys.readouterr()
     assert main(["migrate", "down", "1", "--config", path]) == 3
     out = capsys.readouterr().out
@@ -137,7 +137,7 @@ def test_a_bad_config_exits_2_naming_key_and_file(tmp_path, capsys):
 def test_a_migrations_dir_that_is_not_there_is_a_configuration_problem_exit_2(tmp_path, capsys):
     path = tmp_path / "dbops.toml"
     path.write_text('[environments.prod]\ndatabase_url = "postgresql://deploy@127.0.0.1:1/togather"\n'
-                    'migrations_dir = "no-such-dir"\nsnapshot_dir = "s"\n')
+                    'migrations_dir = "no-such-dir"\nsnapshot_dir = "s"\nrequire_approval = []\n')
     assert main(["migrate", "status", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert f"Migrations directory {tmp_path / 'no-such-dir'} does not exist (migrations_dir in the dbops configuration)" in err

@@ -170,7 +170,8 @@ def test_json_awaiting_approval_carries_the_request(make_bed, control_url, tmp_p
     bed = make_bed(FILES)
     path = tmp_path / "dbops.toml"
     path.write_text(f'[control]\ndatabase_url = "{control_url}"\n\n[environments.test]\ndatabase_url = "{bed.url}"\n'
-                    'migrations_dir = "migrations"\nsnapshot_dir = "snapshots"\nrequire_approval = ["up"]\n')
+                    'migrations_dir = "migrations"\nsnapshot_dir = "snapshots"\nrequire_approval = ["up"]\n'
+                    'approvers = ["U0BOB"]\n')
     assert main(["migrate", "up", "1", "--format", "json", "--config", str(path)]) == 3
     out = one_object(capsys)
     assert (out["kind"], out["exit_code"], out["details"]["kind"]) == ("awaiting_approval", 3, "ApprovalNeeded")
@@ -190,11 +191,11 @@ def test_json_fault_masks_the_password(tmp_path, capsys) -> None:
     (tmp_path / "m").mkdir()
     path = tmp_path / "dbops.toml"
     path.write_text('[environments.prod]\ndatabase_url = "postgresql://deploy:hunter2-secret@127.0.0.1:1/togather"\n'
-                    'migrations_dir = "m"\nsnapshot_dir = "s"\n')
+                    'migrations_dir = "m"\nsnapshot_dir = "s"\nrequire_approval = []\n')
     assert main(["migrate", "status", "--format", "json", "--config", str(path)]) == 1
     captured = capsys.readouterr()
     out = json.loads(captured.out)
-    assert (out["kind"], out["exit_code"], out["details"]["error"]) == ("fault", 1, "DatabaseError")
+    assert (out["kind"], out["exit_code"], out["details"]["error"]) == ("fault", 1, "DatabaseUnreachable")
     assert "postgresql://deploy:****@127.0.0.1:1/togather" in out["message"]
     assert "hunter2-secret" not in captured.out + captured.err
 
@@ -202,7 +203,7 @@ def test_json_fault_masks_the_password(tmp_path, capsys) -> None:
 def test_json_a_bug_is_an_internal_error_object_and_exit_1(config, capsys, monkeypatch) -> None:
     _, path = config
 
-    def broken(settings):
+    def broken(settings, **_):
         raise RuntimeError("a bug")
 
     monkeypatch.setattr("bot.cli.build_executor", broken)
