@@ -188,12 +188,37 @@ def position_of(text: str, offset: int) -> Position:
     return Position(line=line, column=column)
 
 
+def _refusal(text: str) -> SyntaxProblem | None:
+    """Bytes that would make PostgreSQL run something other than the file as written.
+
+    A NUL byte: PostgreSQL (and pglast) read a query only up to it, so everything after it
+    would be dropped without a word, and the version recorded as applied."""
+    nul = text.find("\0")
+    if nul == -1:
+        return None
+    byte = len(text[:nul].encode("utf-8"))
+    return SyntaxProblem(message=f"NUL byte (0x00) at byte {byte}: PostgreSQL stops reading a query at a NUL "
+                                 "byte, so the rest of the file would be silently skipped. Remove it.",
+                         position=position_of(text, nul))
+
+
+_BOM = "\ufeff"
+
+
 def scan(text: str) -> SqlFile:
     """Parse ``text``; never raises for bad SQL (the problem is in ``syntax_error``)."""
+    refused = _refusal(text)
+    if refused is not None:
+        return SqlFile(text=text, statements=(), syntax_error=refused)
     try:
         raw = pglast.parse_sql(text)
     except ParseError as err:
         message, offset = err.args[0], (err.args[1] if len(err.args) > 1 else 0)
+        if offset is None:  # "syntax error at end of input": pglast gives no index past the end
+            offset = len(text)
+        if text.startswith(_BOM):
+            message = ("the file starts with a byte order mark (U+FEFF), which PostgreSQL reads as part of the "
+                       f"first word ({message}). Save the file as UTF-8 without a BOM.")
         return SqlFile(text=text, statements=(),
                        syntax_error=SyntaxProblem(message=str(message), position=position_of(text, int(offset))))
     statements = []
