@@ -78,6 +78,21 @@ def test_lock_estimate_names_table_and_level_per_statement() -> None:
     assert lint.lock_estimate(scan("CREATE INDEX i ON users (c);"))[0].lock == "SHARE"
 
 
+def test_lock_estimate_lists_the_same_lock_by_the_same_statement_once_at_its_first_line() -> None:
+    seed = "".join(f"INSERT INTO users (id) VALUES ({i});\n" for i in range(1000))
+    locks = lint.lock_estimate(scan("CREATE TABLE fresh (id int);\nINSERT INTO fresh VALUES (1);\n" + seed
+                                    + "UPDATE users SET email = 'x';\nINSERT INTO events VALUES (1);\n"))
+    assert [(lk.line, lk.table, lk.lock, lk.statement) for lk in locks] == [
+        (3, "users", "ROW EXCLUSIVE", "INSERT"), (1003, "users", "ROW EXCLUSIVE", "UPDATE"),
+        (1004, "events", "ROW EXCLUSIVE", "INSERT")]
+
+
+def test_allow_comments_without_reason_are_each_found_on_their_own_line() -> None:
+    text = "".join(f"-- dbops:allow rule-{i}\nSELECT {i};\n" for i in range(300))
+    _, problems = lint.allowances("2_x.up.sql", text)
+    assert [p.line for p in problems] == list(range(1, 600, 2))
+
+
 def test_allow_comment_needs_a_reason() -> None:
     allowed, problems = lint.allowances("2_x.up.sql", "-- dbops:allow drop-column archived in ticket 42\n"
                                                       "-- dbops:allow rename-table\n")
