@@ -293,10 +293,13 @@ def lock_estimate(sqlfile: SqlFile) -> tuple[LockEstimate, ...]:
     """What the statements of ``sqlfile`` lock, in file order (tables created in the file skipped:
     nobody else can be using them). The same lock on the same table by the same kind of
     statement is listed once, at its first line: 100,000 INSERTs into a table are one entry."""
-    estimates, created, seen = [], set(), set()
+    estimates, created, seen, nodes = [], set(), set(), set()
     for line, node in _statements(sqlfile):
         if isinstance(node, ast.CreateStmt):
             created.add(_table(node.relation))
+        if id(node) in nodes:  # a node sqlscan shares among statements: its locks are listed already
+            continue
+        nodes.add(id(node))
         for table, lock, statement in _locks_of(node):
             if table not in created and (table, lock, statement) not in seen:
                 seen.add((table, lock, statement))

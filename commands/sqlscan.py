@@ -227,11 +227,16 @@ def scan(text: str) -> SqlFile:
                        f"first word ({message}). Save the file as UTF-8 without a BOM.")
         return SqlFile(text=text, statements=(),
                        syntax_error=SyntaxProblem(message=str(message), position=position_of(text, int(offset))))
-    statements = tuple(Statement(
-        kind=type(p.node).__name__, start=p.start, end=p.end, line=p.line,
-        no_transaction=_no_transaction_reason(p.node),
-        transaction_control=isinstance(p.node, ast.TransactionStmt) and p.node.kind in _OWN_TRANSACTION_KINDS,
-        data_loss=tuple(_data_loss(p.node)),
-        node=p.node,
-    ) for p in pieces)
-    return SqlFile(text=text, statements=statements, syntax_error=None)
+    facts: dict[int, tuple] = {}  # by node: sqlsplit shares one node among a table's INSERTs
+    statements = []
+    for p in pieces:
+        if id(p.node) not in facts:
+            facts[id(p.node)] = (
+                _no_transaction_reason(p.node),
+                isinstance(p.node, ast.TransactionStmt) and p.node.kind in _OWN_TRANSACTION_KINDS,
+                tuple(_data_loss(p.node)))
+        no_transaction, transaction_control, data_loss = facts[id(p.node)]
+        statements.append(Statement(kind=type(p.node).__name__, start=p.start, end=p.end, line=p.line,
+                                    no_transaction=no_transaction, transaction_control=transaction_control,
+                                    data_loss=data_loss, node=p.node))
+    return SqlFile(text=text, statements=tuple(statements), syntax_error=None)
