@@ -4,12 +4,15 @@ refused, and every statement keeps its place in the file, whatever the file's si
 from __future__ import annotations
 
 import os
+import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pglast.parser import ParseError
 
 from commands import sqlsplit
+from commands.errors import SourceError
 from commands.results import Outcome, PlanResult, Reason, Refusal, ValidateResult
 from commands.sqlscan import _table, scan
 from commands.sqlsplit import WINDOW, Piece
@@ -189,3 +192,27 @@ def test_a_failing_statement_deep_in_a_large_seed_file_is_named_by_its_line_and_
     assert bed.run("migrate up").outcome is Outcome.DONE
     assert bed.query("SELECT count(*), min(id), max(id) FROM people") == [(4000, 0, 3999)]
     assert bed.query("SELECT name FROM people WHERE id = 3999") == [("Zoë 🙂 3999; ok",)]
+
+
+# --- the file's bytes, exactly -------------------------------------------------------------
+
+def test_invalid_utf8_is_refused_naming_file_line_and_byte_and_nothing_is_applied(make_bed) -> None:
+    bed = make_bed({"1_first.up.sql": "CREATE TABLE first (id int);"})
+    (bed.migrations / "2_latin1.up.sql").write_bytes(b"CREATE TABLE people (name text);\n"
+                                                     b"INSERT INTO people VALUES ('caf\xe9');\n")
+    said = "2_latin1.up.sql is not valid UTF-8 at line 2 (byte 64)."
+    assert [(p.filename, p.message) for p in bed.run("migrate validate").problems if p.severity == "error"] == [
+        ("2_latin1.up.sql", said)]
+    plan = bed.run("migrate plan")
+    assert [(f.rule, f.message) for p in plan.files for f in p.findings if f.severity == "error"] == [
+        ("unreadable", said)]
+    with pytest.raises(SourceError, match=re.escape(said)):
+        bed.run("migrate up")
+    assert bed.tables() == set() and bed.state() is None
+
+
+def test_carriage_returns_reach_postgresql_as_the_file_has_them(make_bed) -> None:
+    # golang-migrate sends the file's bytes; reading it in text mode would store "a\nb".
+    bed = make_bed({"1_notes.up.sql": "CREATE TABLE notes (body text);\r\nINSERT INTO notes VALUES ('a\r\nb\rc');\r\n"})
+    assert bed.run("migrate up").outcome is Outcome.DONE
+    assert bed.query("SELECT body FROM notes") == [("a\r\nb\rc",)]
