@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import os
 import re
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pglast.parser import ParseError
 
+from bot.cli import main
 from commands import sqlsplit
 from commands.errors import SourceError
 from commands.results import Outcome, PlanResult, Reason, Refusal, ValidateResult
@@ -58,6 +60,16 @@ def test_nul_byte_is_refused_by_validate_plan_dry_run_and_up_and_nothing_is_appl
     assert [(p.filename, p.line) for p in refused.problems] == [("2_nul.up.sql", 2)]
     assert "NUL" in refused.problems[0].message
     # Not even the good file before it ran: every planned file is read before anything runs.
+    assert bed.tables() == set() and bed.state() is None
+
+
+def test_cli_up_of_a_file_with_a_nul_byte_exits_3_and_says_where_it_is(make_bed, tmp_path: Path, capsys) -> None:
+    bed = make_bed({"1_nul.up.sql": WITH_NUL})
+    config = tmp_path / "dbops.toml"
+    config.write_text(f'[environments.test]\ndatabase_url = "{bed.url}"\nmigrations_dir = "{bed.migrations}"\n'
+                      f'snapshot_dir = "{tmp_path / "snapshots"}"\nrequire_approval = []\n')
+    assert main(["migrate", "up", "--config", str(config)]) == 3
+    assert "1_nul.up.sql, line 2, column 25: NUL byte (0x00) at byte 49" in capsys.readouterr().out
     assert bed.tables() == set() and bed.state() is None
 
 
