@@ -49,6 +49,7 @@ def read_sql(file: MigrationFile, parsed: dict | None = None) -> SqlFile:
     except UnicodeDecodeError as err:
         line = data.count(b"\n", 0, err.start) + 1
         raise SourceError(f"{file.filename} is not valid UTF-8 at line {line} (byte {err.start}).") from None
+    del data  # a seed-data file's bytes need not stay in memory while it is parsed
     sqlfile = scan(text)
     if parsed is not None:
         parsed[key] = sqlfile
