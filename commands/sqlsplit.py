@@ -1,10 +1,11 @@
 """A migration file cut into its statements, each parsed on its own: time linear in the
 file's size, memory bounded by a window of it and its largest statement.
 
-Why not one ``pglast.parse_sql`` of the whole file: its syntax tree of a 52 MB seed-data
-file took 1.6 GB, and pglast turns each node's byte offset into a character offset by
-walking the list of the file's multi-byte characters, so a file with non-ASCII text took
-time quadratic in its size (20,000 INSERTs with accented names: 51 s).
+Why not one ``pglast.parse_sql`` of the whole file: it builds the whole file's syntax tree,
+and pglast turns each node's byte offset into a character offset by walking the list of the
+file's multi-byte characters, so a file with non-ASCII text takes time quadratic in its size
+(20,000 INSERTs with accented names: 51 s; a 50 MB seed-data file had not been planned after
+10 minutes, at 849 MB; bench/RESULTS.md).
 
 How, instead:
 
