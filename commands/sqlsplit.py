@@ -1,5 +1,5 @@
 """A migration file cut into its statements, each parsed on its own: time linear in the
-file's size, memory bounded by a window of it and its largest statement.
+file's size; memory: a window of it, its largest statement and a small record per statement.
 
 Why not one ``pglast.parse_sql`` of the whole file: it builds the whole file's syntax tree,
 and pglast turns each node's byte offset into a character offset by walking the list of the
