@@ -146,26 +146,30 @@ def child(tree: str, config: str, verb: str) -> None:
                       "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}))
 
 
-def _peak_of(pid: int) -> int | None:
+def _peak_and_cpu_of(pid: int) -> tuple[int | None, float | None]:
+    """A running process's peak RSS (MB) and CPU time so far (user + system, s)."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return None
-    return int(status.split("VmHWM:")[1].split()[0]) // 1024
+        return None, None
+    ticks = os.sysconf("SC_CLK_TCK")
+    # utime and stime are fields 14 and 15 of /proc/PID/stat; the split starts at field 3.
+    return int(status.split("VmHWM:")[1].split()[0]) // 1024, (int(stat[11]) + int(stat[12])) / ticks
 
 
 def run(tree: Path, config: Path, verb: str, timeout: float) -> dict:
-    """One child run; its JSON, or {"stopped": seconds, "peak_mb": RSS then} past ``timeout``."""
+    """One child run; its JSON, or {"stopped": seconds, "peak_mb": …, "cpu_s": …} past ``timeout``."""
     process = subprocess.Popen([sys.executable, __file__, "--child", str(tree), str(config), verb],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "PYTHONPATH": str(tree)})
     try:
         out, err = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        peak = _peak_of(process.pid)
+        peak, cpu_s = _peak_and_cpu_of(process.pid)
         process.kill()
         process.communicate()
-        return {"stopped": timeout, "peak_mb": peak}
+        return {"stopped": timeout, "peak_mb": peak, "cpu_s": cpu_s}
     try:
         return json.loads(out.strip().splitlines()[-1])
     except (IndexError, ValueError):
@@ -182,7 +186,8 @@ def config_for(work: Path, name: str, url: str, migrations: Path) -> Path:
 
 def describe(result: dict) -> str:
     if "stopped" in result:
-        return f"> {result['stopped']:.0f} s (stopped), {result['peak_mb'] or '?'} MB then"
+        cpu = f"CPU {result['cpu_s']:.0f} s, " if result.get("cpu_s") is not None else ""
+        return f"> {result['stopped']:.0f} s (stopped), {cpu}{result['peak_mb'] or '?'} MB peak by then"
     if "failed" in result:
         return f"failed: {result['failed']}"
     runs = result.get("runs", [])
