@@ -5,13 +5,13 @@ a file.
 
 from __future__ import annotations
 
-import pglast
 from pglast import ast
 from pglast.enums import AlterTableType, CmdType, DropBehavior, ObjectType, TransactionStmtKind
 from pglast.parser import ParseError
 from pglast.stream import maybe_double_quote_name
 
-from commands.sqlscan import SqlFile, Statement, SyntaxProblem, position_of
+from commands import sqlsplit
+from commands.sqlscan import BOM, SqlFile, Statement, SyntaxProblem, position_of
 
 
 _OWN_TRANSACTION_KINDS = {
@@ -114,27 +114,29 @@ def _data_loss(node: ast.Node) -> list[str]:
 
 
 def parse(text: str) -> SqlFile:
-    """Parse ``text``; never raises for bad SQL (the problem is in ``syntax_error``)."""
+    """Parse ``text`` statement by statement (``commands.sqlsplit``); never raises for bad SQL
+    (the problem is in ``syntax_error``)."""
     try:
-        raw = pglast.parse_sql(text)
+        pieces = sqlsplit.statements(text)
     except ParseError as err:
         message, offset = err.args[0], (err.args[1] if len(err.args) > 1 else 0)
+        if offset is None:  # "syntax error at end of input": pglast gives no index past the end
+            offset = len(text)
+        if text.startswith(BOM):
+            message = ("the file starts with a byte order mark (U+FEFF), which PostgreSQL reads as part of the "
+                       f"first word ({message}). Save the file as UTF-8 without a BOM.")
         return SqlFile(text=text, statements=(),
                        syntax_error=SyntaxProblem(message=str(message), position=position_of(text, int(offset))))
+    facts: dict[int, tuple] = {}  # by node: sqlsplit shares one node among a table's INSERTs
     statements = []
-    for item in raw:
-        node = item.stmt
-        start = item.stmt_location or 0
-        # A statement's recorded start can precede leading comments/whitespace; report
-        # the line of its first real character.
-        stripped = len(text[start:]) - len(text[start:].lstrip())
-        end = start + item.stmt_len if item.stmt_len else len(text)
-        statements.append(Statement(
-            kind=type(node).__name__, start=start, end=end,
-            line=position_of(text, start + stripped).line,
-            no_transaction=_no_transaction_reason(node),
-            transaction_control=isinstance(node, ast.TransactionStmt) and node.kind in _OWN_TRANSACTION_KINDS,
-            data_loss=tuple(_data_loss(node)),
-            node=node,
-        ))
+    for p in pieces:
+        if id(p.node) not in facts:
+            facts[id(p.node)] = (
+                _no_transaction_reason(p.node),
+                isinstance(p.node, ast.TransactionStmt) and p.node.kind in _OWN_TRANSACTION_KINDS,
+                tuple(_data_loss(p.node)))
+        no_transaction, transaction_control, data_loss = facts[id(p.node)]
+        statements.append(Statement(kind=type(p.node).__name__, start=p.start, end=p.end, line=p.line,
+                                    no_transaction=no_transaction, transaction_control=transaction_control,
+                                    data_loss=data_loss, node=p.node))
     return SqlFile(text=text, statements=tuple(statements), syntax_error=None)

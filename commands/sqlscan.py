@@ -32,16 +32,17 @@ class Position:
     column: int  # 1-based, in characters
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Statement:
     kind: str           # pglast node name, e.g. "CreateStmt"
-    start: int          # character offset in the file
-    end: int
-    line: int
+    start: int          # character offset in the file of its first token (after any comment before it)
+    end: int            # just past its last character (a trailing comment's), before the ";"
+    line: int           # the line of ``start``
     no_transaction: str | None = None  # why it cannot run in a transaction block
     transaction_control: bool = False  # BEGIN/COMMIT/ROLLBACK…
     data_loss: tuple[str, ...] = ()    # one plain-words line per destructive action
-    # The parsed statement itself, for the linter (commands.lint): parsing is the costly part.
+    # The parsed statement, for the linter (commands.lint): parsing is the costly part. INSERT,
+    # UPDATE and SELECT without WITH keep only their target table (see commands.sqlsplit).
     node: ast.Node | None = field(default=None, compare=False, repr=False)
 
 
@@ -80,15 +81,39 @@ class SqlFile:
 
 
 def position_of(text: str, offset: int) -> Position:
-    """The 1-based line and column of character ``offset`` in ``text``."""
+    """The 1-based line and column of character ``offset`` in ``text`` (reads the text up to
+    it: for one position; sqlsplit counts the lines of every statement in one pass)."""
     offset = max(0, min(offset, len(text)))
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return Position(line=line, column=column)
 
 
+def _refusal(text: str) -> SyntaxProblem | None:
+    """Bytes that would make PostgreSQL run something other than the file as written.
+
+    A NUL byte: PostgreSQL (and pglast) read a query only up to it, so everything after it
+    would be dropped without a word, and the version recorded as applied."""
+    nul = text.find("\0")
+    if nul == -1:
+        return None
+    byte = len(text[:nul].encode("utf-8"))
+    return SyntaxProblem(message=f"NUL byte (0x00) at byte {byte}: PostgreSQL stops reading a query at a NUL "
+                                 "byte, so the rest of the file would be silently skipped. Remove it.",
+                         position=position_of(text, nul))
+
+
+BOM = "\ufeff"  # a byte order mark, which PostgreSQL reads as part of the first word
+
+
 def scan(text: str) -> SqlFile:
-    """Parse ``text``; never raises for bad SQL (the problem is in ``syntax_error``)."""
+    """Parse ``text``; never raises for bad SQL (the problem is in ``syntax_error``).
+
+    Time linear in the size of ``text``, and no syntax tree of the whole file is held
+    (``commands.sqlsplit``)."""
+    refused = _refusal(text)
+    if refused is not None:
+        return SqlFile(text=text, statements=(), syntax_error=refused)
     # PostgreSQL's parser costs more to load than most commands take to run, and most never
     # read a file (a status lists names): it is loaded by the first command that does.
     from commands.sqlparse import parse
