@@ -16,7 +16,8 @@ from bot.cli import main
 from commands import sqlsplit
 from commands.errors import SourceError
 from commands.results import Outcome, PlanResult, Reason, Refusal, ValidateResult
-from commands.sqlscan import _table, scan
+from commands.sqlparse import _table
+from commands.sqlscan import scan
 from commands.sqlsplit import WINDOW, Piece
 
 # The long variant runs SCALE times the examples: DBOPS_FUZZ_SCALE=20 (bench/long_tests.py).
