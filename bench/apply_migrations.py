@@ -155,7 +155,8 @@ def write_migrations(directory: Path, count: int) -> list[Path]:
 
 def run_dbops(url: str, migrations: Path) -> tuple[float, MigrateResult]:
     # No snapshot first: psql and migrate take none, and bench/snapshots.py times snapshots.
-    environment = {"database_url": url, "migrations_dir": str(migrations), "pre_migration_snapshot": False}
+    environment = {"database_url": url, "migrations_dir": str(migrations), "pre_migration_snapshot": False,
+                   "require_approval": []}
     settings = parse_settings({"environments": {"bench": environment}},
                               source="bench", base_dir=Path("."), environ={})
     started = time.perf_counter()

@@ -110,6 +110,7 @@ database_url = "{embedded.ensure_database(base_url, "dbops_control")}"
 database_url = "{embedded.ensure_database(base_url, "bench_app")}"
 migrations_dir = "{MIGRATIONS}"
 snapshot_dir = "{root / "snapshots"}"
+require_approval = []
 ''')
     env = child_environ(root / "pycache")
     dbops = dbops_command()

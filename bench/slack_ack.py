@@ -280,6 +280,7 @@ migrations_dir = {json.dumps(str(migrations))}
 snapshot_dir = {json.dumps(str(snapshot_dir))}
 channels = [{json.dumps(CHANNEL)}]
 operators = []
+approvers = ["U0BENCHAPPROVER"]
 """)
 
 

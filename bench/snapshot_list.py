@@ -60,7 +60,7 @@ def main() -> int:
         populate(directory, args.count)
         settings = parse_settings({"environments": {"production": {
             "database_url": "postgresql://unused@localhost/unused", "migrations_dir": str(root / "migrations"),
-            "snapshot_dir": str(directory)}}}, source="bench", base_dir=root, environ={})
+            "snapshot_dir": str(directory), "require_approval": []}}}, source="bench", base_dir=root, environ={})
         env = settings.environment("production")
         ctx = Context(settings=settings, databases=None, snapshots=None, actor=Actor(user="bench"))
         timings = {"list": [], "list+text": [], "list+json": []}

@@ -142,6 +142,7 @@ migrations_dir = {json.dumps(str(migrations))}
 snapshot_dir = {json.dumps(str(snapshot_dir / "bench"))}
 channels = [{json.dumps(CHANNEL)}]
 operators = []
+approvers = ["U0BENCHAPPROVER"]
 
 [environments.big]
 database_url = {json.dumps(big_url)}
@@ -149,6 +150,7 @@ migrations_dir = {json.dumps(str(empty_migrations))}
 snapshot_dir = {json.dumps(str(snapshot_dir / "big"))}
 channels = [{json.dumps(BIG_CHANNEL)}]
 operators = []
+approvers = ["U0BENCHAPPROVER"]
 """)
 
 
