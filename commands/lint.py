@@ -38,7 +38,7 @@ from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, ObjectType
 
 from commands.results import Finding, LockEstimate
-from commands.sqlscan import SqlFile, _table, position_of
+from commands.sqlscan import SqlFile, _table
 
 SEVERITIES = ("info", "warning", "error")  # in rising order; "none" as a block level blocks nothing
 RULES: dict[str, str] = {
@@ -203,12 +203,14 @@ def allowances(filename: str, text: str) -> tuple[dict[str, str], list[Finding]]
     for each comment without a reason (which accepts nothing)."""
     allowed: dict[str, str] = {}
     problems = []
+    line, counted = 1, 0  # lines counted forwards, once: a file may hold thousands of these
     for match in _ALLOW.finditer(text):
         rule, reason = match[1], match[2]
         if reason:
             allowed[rule] = reason
         else:
-            problems.append(_finding("allow-needs-reason", filename, position_of(text, match.start()).line,
+            line, counted = line + text.count("\n", counted, match.start()), match.start()
+            problems.append(_finding("allow-needs-reason", filename, line,
                                      f"`dbops:allow {rule}` has no reason, so it accepts nothing: write "
                                      f"`-- dbops:allow {rule} WHY`."))
     return allowed, problems
@@ -288,12 +290,18 @@ def _locks_of(node: ast.Node) -> list[tuple[str, str, str]]:
 
 
 def lock_estimate(sqlfile: SqlFile) -> tuple[LockEstimate, ...]:
-    """What each statement of ``sqlfile`` locks, in file order (tables created in the file skipped:
-    nobody else can be using them)."""
-    estimates, created = [], set()
+    """What the statements of ``sqlfile`` lock, in file order (tables created in the file skipped:
+    nobody else can be using them). The same lock on the same table by the same kind of
+    statement is listed once, at its first line: 100,000 INSERTs into a table are one entry."""
+    estimates, created, seen, nodes = [], set(), set(), set()
     for line, node in _statements(sqlfile):
         if isinstance(node, ast.CreateStmt):
             created.add(_table(node.relation))
-        estimates += [LockEstimate(line=line, table=table, lock=lock, statement=statement)
-                      for table, lock, statement in _locks_of(node) if table not in created]
+        if id(node) in nodes:  # a node sqlscan shares among statements: its locks are listed already
+            continue
+        nodes.add(id(node))
+        for table, lock, statement in _locks_of(node):
+            if table not in created and (table, lock, statement) not in seen:
+                seen.add((table, lock, statement))
+                estimates.append(LockEstimate(line=line, table=table, lock=lock, statement=statement))
     return tuple(estimates)

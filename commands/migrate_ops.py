@@ -40,11 +40,17 @@ def read_sql(file: MigrationFile, parsed: dict | None = None) -> SqlFile:
         key = (str(file.path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
         if parsed is not None and key in parsed:
             return parsed[key]
-        text = file.path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        raise SourceError(f"{file.filename} is not valid UTF-8 (byte {err.start}).") from None
+        # The bytes as they are: reading in text mode turns \r\n and \r into \n, so a CR inside
+        # a string literal would be stored as something else than golang-migrate stores.
+        data = file.path.read_bytes()
     except OSError as err:
         raise SourceError(f"Cannot read {file.filename}: {err.strerror}.") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        raise SourceError(f"{file.filename} is not valid UTF-8 at line {line} (byte {err.start}).") from None
+    del data  # a seed-data file's bytes need not stay in memory while it is parsed
     sqlfile = scan(text)
     if parsed is not None:
         parsed[key] = sqlfile

@@ -15,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-import pglast
 from pglast import ast
 from pglast.enums import AlterTableType, CmdType, DropBehavior, ObjectType, TransactionStmtKind
 from pglast.parser import ParseError
 from pglast.stream import maybe_double_quote_name
+
+from commands import sqlsplit
 
 
 class Mode(str, Enum):
@@ -34,16 +35,17 @@ class Position:
     column: int  # 1-based, in characters
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Statement:
     kind: str           # pglast node name, e.g. "CreateStmt"
-    start: int          # character offset in the file
-    end: int
-    line: int
+    start: int          # character offset in the file of its first token (after any comment before it)
+    end: int            # just past its last character (a trailing comment's), before the ";"
+    line: int           # the line of ``start``
     no_transaction: str | None = None  # why it cannot run in a transaction block
     transaction_control: bool = False  # BEGIN/COMMIT/ROLLBACK…
     data_loss: tuple[str, ...] = ()    # one plain-words line per destructive action
-    # The parsed statement itself, for the linter (commands.lint): parsing is the costly part.
+    # The parsed statement, for the linter (commands.lint): parsing is the costly part. INSERT,
+    # UPDATE and SELECT without WITH keep only their target table (see commands.sqlsplit).
     node: ast.Node | None = field(default=None, compare=False, repr=False)
 
 
@@ -181,35 +183,60 @@ def _data_loss(node: ast.Node) -> list[str]:
 
 
 def position_of(text: str, offset: int) -> Position:
-    """The 1-based line and column of character ``offset`` in ``text``."""
+    """The 1-based line and column of character ``offset`` in ``text`` (reads the text up to
+    it: for one position; sqlsplit counts the lines of every statement in one pass)."""
     offset = max(0, min(offset, len(text)))
     line = text.count("\n", 0, offset) + 1
     column = offset - (text.rfind("\n", 0, offset) + 1) + 1
     return Position(line=line, column=column)
 
 
+def _refusal(text: str) -> SyntaxProblem | None:
+    """Bytes that would make PostgreSQL run something other than the file as written.
+
+    A NUL byte: PostgreSQL (and pglast) read a query only up to it, so everything after it
+    would be dropped without a word, and the version recorded as applied."""
+    nul = text.find("\0")
+    if nul == -1:
+        return None
+    byte = len(text[:nul].encode("utf-8"))
+    return SyntaxProblem(message=f"NUL byte (0x00) at byte {byte}: PostgreSQL stops reading a query at a NUL "
+                                 "byte, so the rest of the file would be silently skipped. Remove it.",
+                         position=position_of(text, nul))
+
+
+_BOM = "\ufeff"
+
+
 def scan(text: str) -> SqlFile:
-    """Parse ``text``; never raises for bad SQL (the problem is in ``syntax_error``)."""
+    """Parse ``text``; never raises for bad SQL (the problem is in ``syntax_error``).
+
+    Time linear in the size of ``text``, and no syntax tree of the whole file is held
+    (``commands.sqlsplit``)."""
+    refused = _refusal(text)
+    if refused is not None:
+        return SqlFile(text=text, statements=(), syntax_error=refused)
     try:
-        raw = pglast.parse_sql(text)
+        pieces = sqlsplit.statements(text)
     except ParseError as err:
         message, offset = err.args[0], (err.args[1] if len(err.args) > 1 else 0)
+        if offset is None:  # "syntax error at end of input": pglast gives no index past the end
+            offset = len(text)
+        if text.startswith(_BOM):
+            message = ("the file starts with a byte order mark (U+FEFF), which PostgreSQL reads as part of the "
+                       f"first word ({message}). Save the file as UTF-8 without a BOM.")
         return SqlFile(text=text, statements=(),
                        syntax_error=SyntaxProblem(message=str(message), position=position_of(text, int(offset))))
+    facts: dict[int, tuple] = {}  # by node: sqlsplit shares one node among a table's INSERTs
     statements = []
-    for item in raw:
-        node = item.stmt
-        start = item.stmt_location or 0
-        # A statement's recorded start can precede leading comments/whitespace; report
-        # the line of its first real character.
-        stripped = len(text[start:]) - len(text[start:].lstrip())
-        end = start + item.stmt_len if item.stmt_len else len(text)
-        statements.append(Statement(
-            kind=type(node).__name__, start=start, end=end,
-            line=position_of(text, start + stripped).line,
-            no_transaction=_no_transaction_reason(node),
-            transaction_control=isinstance(node, ast.TransactionStmt) and node.kind in _OWN_TRANSACTION_KINDS,
-            data_loss=tuple(_data_loss(node)),
-            node=node,
-        ))
+    for p in pieces:
+        if id(p.node) not in facts:
+            facts[id(p.node)] = (
+                _no_transaction_reason(p.node),
+                isinstance(p.node, ast.TransactionStmt) and p.node.kind in _OWN_TRANSACTION_KINDS,
+                tuple(_data_loss(p.node)))
+        no_transaction, transaction_control, data_loss = facts[id(p.node)]
+        statements.append(Statement(kind=type(p.node).__name__, start=p.start, end=p.end, line=p.line,
+                                    no_transaction=no_transaction, transaction_control=transaction_control,
+                                    data_loss=data_loss, node=p.node))
     return SqlFile(text=text, statements=tuple(statements), syntax_error=None)

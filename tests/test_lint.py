@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from commands import grammar, lint
+from commands import grammar, lint, squawk
 from commands.executor import Actor, Executor
 from commands.pg.approvals import PgApprovals
 from commands.pg.control import migrate_control_database
@@ -78,6 +78,21 @@ def test_lock_estimate_names_table_and_level_per_statement() -> None:
     assert lint.lock_estimate(scan("CREATE INDEX i ON users (c);"))[0].lock == "SHARE"
 
 
+def test_lock_estimate_lists_the_same_lock_by_the_same_statement_once_at_its_first_line() -> None:
+    seed = "".join(f"INSERT INTO users (id) VALUES ({i});\n" for i in range(1000))
+    locks = lint.lock_estimate(scan("CREATE TABLE fresh (id int);\nINSERT INTO fresh VALUES (1);\n" + seed
+                                    + "UPDATE users SET email = 'x';\nINSERT INTO events VALUES (1);\n"))
+    assert [(lk.line, lk.table, lk.lock, lk.statement) for lk in locks] == [
+        (3, "users", "ROW EXCLUSIVE", "INSERT"), (1003, "users", "ROW EXCLUSIVE", "UPDATE"),
+        (1004, "events", "ROW EXCLUSIVE", "INSERT")]
+
+
+def test_allow_comments_without_reason_are_each_found_on_their_own_line() -> None:
+    text = "".join(f"-- dbops:allow rule-{i}\nSELECT {i};\n" for i in range(300))
+    _, problems = lint.allowances("2_x.up.sql", text)
+    assert [p.line for p in problems] == list(range(1, 600, 2))
+
+
 def test_allow_comment_needs_a_reason() -> None:
     allowed, problems = lint.allowances("2_x.up.sql", "-- dbops:allow drop-column archived in ticket 42\n"
                                                       "-- dbops:allow rename-table\n")
@@ -115,6 +130,18 @@ def test_squawk_lints_many_files_in_one_call_each_in_its_own_transaction_mode(tm
     assert [any(f.rule == "prefer-bigint-over-int" for f in findings) for findings in found] == [
         False, True, False, False, False, False, True]
     assert found[3] == found[5] == []
+
+
+def test_a_file_too_large_for_squawk_gets_an_info_finding_and_the_others_are_still_linted(tmp_path: Path) -> None:
+    seed = tmp_path / "2_seed.up.sql"
+    row = "INSERT INTO users (id, email) VALUES (1, 'someone@example.com');\n"
+    seed.write_text(row * (squawk.MAX_BYTES // len(row) + 1))
+    small = tmp_path / "3_add_age.up.sql"
+    small.write_text("ALTER TABLE users ADD COLUMN age bigint NOT NULL;\n")
+    too_large, linted = SquawkLinter().lint([(seed, True), (small, True)])
+    assert [(f.rule, f.severity, f.line) for f in too_large] == [("squawk-not-run", "info", None)]
+    assert "4.0 MB, over the 4 MB" in too_large[0].message and "dbops' own rules still checked it" in too_large[0].message
+    assert "adding-required-field" in {f.rule for f in linted}
 
 
 def test_a_missing_squawk_is_one_finding_per_file_not_a_crash(tmp_path: Path) -> None:
