@@ -86,6 +86,14 @@ def blocks(finding: Finding, block_severity: str) -> bool:
     return finding.allowed_by is None and rank(finding.severity) >= rank(block_severity)
 
 
+def blocking_first(findings: Iterable[Finding], block_severity: str) -> tuple[list[Finding], list[Finding]]:
+    """The findings that block at ``block_severity``, and the rest: each list most severe
+    first (accepted ones last), otherwise in the order given. Every surface lists the first
+    in full, before anything else, since they are why ``up`` needs approval."""
+    ordered = sorted(findings, key=lambda f: (f.allowed_by is not None, -rank(f.severity)))
+    return [f for f in ordered if blocks(f, block_severity)], [f for f in ordered if not blocks(f, block_severity)]
+
+
 def _finding(rule: str, filename: str, line: int | None, message: str) -> Finding:
     return Finding(rule=rule, severity=RULES[rule], filename=filename, line=line, message=message)
 
