@@ -83,3 +83,10 @@ def test_live_objects_read_existence_and_rows_exactly_from_the_database(database
     # a view's rows are not looked for: unknown is never taken for empty
     assert [live.has_rows(t) for t in ("full_t", "empty_t", '"Mixed Case"', "s.t", "v")] == [
         True, False, False, True, True]
+
+
+def test_a_table_the_role_may_not_read_counts_as_holding_rows(app_role) -> None:
+    app_role.admin("CREATE TABLE secret (id int)")  # owned by the superuser: the role may not SELECT from it
+    with psycopg.connect(app_role.url, autocommit=True) as conn:
+        live = PgInspector(conn).live_objects(["secret"])
+    assert (live.exists("secret"), live.has_rows("secret")) == (True, True)
