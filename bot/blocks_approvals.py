@@ -15,9 +15,10 @@ from bot.blocks_kit import (
     extended, mrkdwn, plain, shorten, user_ref, when,
 )
 from bot.blocks_migrate import json_hint, number, snapshot_version
-from bot.blocks_plan import finding_row
+from bot.blocks_plan import blocking_rows, finding_row
 from bot.text import age_text, at_version, until_text, version_text
 from commands.grammar import MAX_REASON
+from commands.lint import blocking_first
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, MigrationInfo, Reason,
 )
@@ -79,10 +80,14 @@ def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
                  else f"*Applies {n}{target}, in this order:*")
         card.lines([_migration_row(m) for m in i.applies[:ROWS_SHOWN]], total=len(i.applies), max_blocks=2,
                    title=title)
-        if i.findings:
-            card.lines([f"{code(f.filename)} " + finding_row(f, blocking=False)
-                        for f in i.findings[:ROWS_SHOWN]], total=len(i.findings), max_blocks=2,
-                       title="*Lint findings (`/migrate plan`):*", more=json_hint("migrate plan", r.env))
+        stopping, rest = blocking_first(i.findings, i.block_severity)
+        if stopping:
+            blocking_rows(card, stopping, "approval is needed", json_hint("migrate plan", r.env))
+        if rest:
+            card.lines([f"{code(f.filename)} " + finding_row(f, blocking=False) for f in rest[:ROWS_SHOWN]],
+                       total=len(rest), max_blocks=2,
+                       title=f"*{'Other lint' if stopping else 'Lint'} findings (`/migrate plan`):*",
+                       more=json_hint("migrate plan", r.env))
         if trying:
             card.context(DRY_RUN_REQUEST_CAVEAT)
     elif i.snapshot is not None:

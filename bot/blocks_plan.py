@@ -1,19 +1,22 @@
-"""Slack wording for ``/migrate plan``: the pending migrations in order, each with its lint
-findings (severity marked, accepted ones with their reason) and what it locks."""
+"""Slack wording for ``/migrate plan``: the findings that block ``up`` first, all of them,
+under a line saying they are why approval is needed; then the pending migrations in order,
+each with its other lint findings (severity marked, accepted ones with their reason, lowered
+ones with why they are no risk now) and what it locks."""
 
 from __future__ import annotations
 
 from bot.blocks_kit import Card, Message, bold, code, count, esc, plain, shorten
 from bot.blocks_migrate import json_hint, number
 from bot.text import at_version
-from commands.findings import blocks, rank
+from commands.findings import blocking_first
 from commands.results import Finding, PlanFile, PlanResult
 
-__all__ = ["finding_row", "plan"]
+__all__ = ["blocking_rows", "finding_row", "plan", "why_approval"]
 
 FINDINGS_SHOWN = 12   # per file; the JSON has them all
 LOCKS_SHOWN = 6       # per file
 FILES_SHOWN = 12      # files given sections of their own; the rest are summed up
+BLOCKING_BLOCKS = 8   # sections for the blocking findings: about 60 rows, more than any real plan has
 MARKS = {"error": ":no_entry: *error*", "warning": ":warning: warning", "info": ":information_source: info"}
 
 
@@ -24,17 +27,28 @@ def finding_row(f: Finding, blocking: bool) -> str:
     row = f"{mark} · {where} · {source}{code(f.rule, 80)}: {esc(shorten(f.message, 400))}"
     if f.allowed_by is not None:
         row = f"~{mark}~ · {where} · {source}{code(f.rule, 80)} allowed: {esc(shorten(f.allowed_by, 300))}"
+    elif f.live_judgement is not None:
+        row += f" Not a risk now: {esc(shorten(f.live_judgement, 300))}."
     return row
+
+
+def why_approval(n: int, verb: str) -> str:
+    return (f"*This finding is why {verb}:*" if n == 1 else f"*These {n:,} findings are why {verb}:*")
+
+
+def blocking_rows(card: Card, stopping: list[Finding], verb: str, more: str) -> None:
+    """Every blocking finding, with its file, before anything else on the card."""
+    card.lines([f"{code(f.filename)} " + finding_row(f, True) for f in stopping], max_blocks=BLOCKING_BLOCKS,
+               title=why_approval(len(stopping), verb), more=more)
 
 
 def _file(card: Card, f: PlanFile, r: PlanResult) -> None:
     title = f"*{number(f.version)}* {code(f.filename or f'{f.version}_{f.name} (no up file)')}"
     if f.mode != "transactional":
         title += f" · runs as a whole ({esc(f.mode)})"
-    stopping = sum(blocks(x, r.block_severity) for x in f.findings)
-    summary = f"{count(len(f.findings), 'finding')}" + (f", {stopping:,} blocking" if stopping else "")
-    rows = [finding_row(x, blocks(x, r.block_severity))
-            for x in sorted(f.findings, key=lambda x: (x.allowed_by is not None, -rank(x.severity)))]
+    stopping, rest = blocking_first(f.findings, r.block_severity)
+    summary = f"{count(len(f.findings), 'finding')}" + (f", {len(stopping):,} blocking (above)" if stopping else "")
+    rows = [finding_row(x, False) for x in rest]
     locks = "; ".join(f"line {lk.line:,}: {esc(lk.lock)} on {code(lk.table, 80)} ({esc(lk.statement)})"
                       for lk in f.locks[:LOCKS_SHOWN])
     if len(f.locks) > LOCKS_SHOWN:
@@ -55,6 +69,9 @@ def plan(r: PlanResult) -> Message:
     headline = (f"{bold(r.env)}: {count(len(r.files), 'pending migration')} from {at_version(r.state.version)}, "
                 f"{count(findings, 'finding')}; {verdict}")
     card = Card(plain(headline)).section(headline)
+    stopping = [x for f in r.files for x in blocking_first(f.findings, r.block_severity)[0]]
+    if stopping:
+        blocking_rows(card, stopping, "`/migrate up` will need approval", json_hint("migrate plan", r.env))
     shown = 0
     for f in r.files[:FILES_SHOWN]:
         if card.room() < 5:  # a file takes up to 3 blocks; keep room for the two closing lines

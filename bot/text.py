@@ -9,6 +9,7 @@ from enum import Enum
 from typing import Any
 
 from bot import text_doctor, text_locks, text_plan, text_rollback, text_shell, text_snapshots
+from commands.findings import blocking_first
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
     DoctorResult,
@@ -350,9 +351,11 @@ def _impact(r: ApprovalRequest, now: datetime) -> list[str]:
         head = (f"  Tries {len(i.applies)} migration(s), to {at_version(i.target)}, on the live database, then rolls "
                 "back; sequence values it takes stay advanced. In this order:" if trying else
                 f"  Applies {len(i.applies)} migration(s), to {at_version(i.target)}, in this order:")
+        stopping, rest = blocking_first(i.findings, i.block_severity)
         return ([head] + _listed([f"    {m.version}_{m.name}" for m in i.applies])
-                + (["  Lint findings (migrate plan):"] if i.findings else [])
-                + _listed([text_plan.finding_line(f) for f in i.findings]))
+                + text_plan.why_approval(stopping, "approval is needed")
+                + ([f"  {'Other lint' if stopping else 'Lint'} findings (migrate plan):"] if rest else [])
+                + _listed([text_plan.finding_line(f) for f in rest]))
     if i.snapshot is not None:
         s = i.snapshot
         return [f"  Restores snapshot {s.name}, taken {s.created_at:%Y-%m-%d %H:%M} UTC.",

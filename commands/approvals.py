@@ -160,7 +160,8 @@ def _migration_impact(ctx: Context, db: EnvironmentDatabase, command: g.Command,
                   applies=tuple(i for i, s in zip(info, plan) if s.direction == "up"),
                   reverts=tuple(i for i, s in zip(info, plan) if s.direction == "down"),
                   data_loss=tuple(losses), missing_down=tuple(s.migration.version for s in downs if s.file is None),
-                  findings=tuple(f for p in linted for f in p.findings)), files
+                  findings=tuple(f for p in linted for f in p.findings),
+                  block_severity=env.lint_block_severity if linted and lint_gates(command, env) else "none"), files
 
 
 # --- the rules ------------------------------------------------------------------------------
@@ -208,4 +209,5 @@ def decode_impact(data: dict) -> Impact:
                   snapshot=snapshot(data["snapshot"]) if data["snapshot"] else None,
                   deletes=tuple(snapshot(s) for s in data["deletes"]), delete_bytes=data["delete_bytes"],
                   findings=tuple(Finding(**f) for f in data.get("findings", ())),
+                  block_severity=data.get("block_severity", "none"),
                   restore_from=data.get("restore_from"))

@@ -23,7 +23,8 @@ allow-needs-reason                             warning   a ``-- dbops:allow RULE
 =============================================  ========  ================================================
 
 A table created earlier in the same file is empty, so adding a NOT NULL column to it or
-indexing it is not flagged. ``-- dbops:allow RULE reason`` in a file accepts that rule's
+indexing it is not flagged. Findings whose risk depends on live data are judged afterwards,
+across all pending files, against the live database (``commands.lint_live``). ``-- dbops:allow RULE reason`` in a file accepts that rule's
 findings in that file; ``lint_allow`` in the configuration accepts a rule everywhere.
 Accepted findings are still shown, with why, and never block.
 """

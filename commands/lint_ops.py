@@ -1,7 +1,8 @@
 """``/migrate plan``: the pending migrations, linted; and the lint an ``up`` request carries.
 
 ``lint_steps`` joins the files, the live table sizes, squawk (the Context's SqlLinter) and
-``commands.lint``'s rules; the plan and the approval gate (``commands.approvals.situation``)
+``commands.lint``'s rules, then lowers the live-data risks the database shows to be none
+(``commands.lint_live``: a table new in this run, absent or empty now); the plan and the approval gate (``commands.approvals.situation``)
 both call it, so a request is linted once, with the database session it already has open.
 """
 
@@ -49,7 +50,7 @@ def _squawk(ctx: Context, env: EnvironmentSettings, files: list[tuple[MigrationF
 def lint_steps(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings,
                steps: list[Step]) -> tuple[PlanFile, ...]:
     """Every up step of ``steps`` with its findings (allowances applied) and lock estimate."""
-    from commands import lint  # the rules need PostgreSQL's parser: loaded by the commands that lint
+    from commands import lint, lint_live  # the rules need PostgreSQL's parser: loaded by the commands that lint
     ups = [s for s in steps if s.direction == "up"]
     read: list[tuple[Step, SqlFile | None, SqlFile | None, list[Finding]]] = []
     for step in ups:
@@ -63,13 +64,18 @@ def lint_steps(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings,
     lintable = [i for i, (_, up, _, _) in enumerate(read) if up is not None and up.syntax_error is None and not up.empty]
     squawk_of = dict(zip(lintable, _squawk(ctx, env, [(read[i][0].migration.up, modes[i]) for i in lintable]),
                          strict=True))
-    planned = []
     for i, (step, up, down, found) in enumerate(read):
         m = step.migration
         found += lint.lint_migration(up_name=m.up.filename if m.up else None, up=up,
                                      down_name=m.down.filename if m.down else None, down=down, sizes=sizes,
                                      large_mb=env.lint_large_table_mb)
         found += squawk_of.get(i, [])
+    live = db.inspector.live_objects(lint_live.touched(up for _, up, _, _ in read))
+    judged = lint_live.judge([(step.migration.version, step.migration.up.filename if step.migration.up else None, up)
+                              for step, up, _, _ in read], [found for *_, found in read], live)
+    planned = []
+    for i, ((step, up, down, _), found) in enumerate(zip(read, judged, strict=True)):
+        m = step.migration
         in_files = {}
         for file, sqlfile in ((m.up, up), (m.down, down)):
             if file is not None and sqlfile is not None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from commands.config import EnvironmentSettings
+from commands.lint_live import LiveObjects
 from commands.results import Alert, ApprovalRequest, AuditEntry, Finding, LockHolder, OperationRecord, OrphanCount, RollbackResult, SqlError, State, TableRows
 from commands.snapshots import Created, Restored, Snapshot, Verified
 from commands.sqlscan import SqlFile
@@ -69,6 +70,10 @@ class Inspector(Protocol):
     def table_bytes(self, tables: list[str]) -> dict[str, int]:
         """pg_total_relation_size of each of ``tables`` (names as SQL writes them, resolved on
         the search path) that exists now; a name that is not an existing table is left out."""
+
+    def live_objects(self, tables: list[str]) -> LiveObjects:
+        """Which of ``tables`` (names as SQL writes them) exist now and which hold rows: one
+        catalog query, then an exact, cheap ``EXISTS`` per existing table (a bounded number)."""
 
 
 class SqlLinter(Protocol):

@@ -393,6 +393,8 @@ class Finding:
     message: str
     source: str = "dbops"     # "dbops" (commands.lint) or "squawk"
     allowed_by: str | None = None  # why it is accepted (an allow comment or lint_allow): shown, never blocking
+    # why a live-data risk was lowered to info: the table is new in this run, absent or empty now
+    live_judgement: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -442,6 +444,7 @@ class Impact:
     deletes: tuple[SnapshotInfo, ...] = ()         # cleanup
     delete_bytes: int = 0
     findings: tuple[Finding, ...] = ()             # up: lint findings on the files it applies
+    block_severity: str = "none"                   # up: findings at or above it (not allowed) made it a request
     restore_from: str | None = None                # restore: the other environment whose snapshot it is
 
 

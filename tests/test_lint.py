@@ -165,14 +165,15 @@ def test_plan_lists_pending_files_in_order_with_findings_and_locks(make_bed) -> 
                     "3_index.up.sql": "CREATE INDEX users_age ON users (age);",
                     "3_index.down.sql": "DROP INDEX users_age;"})
     linted(bed)
+    bed.run("migrate up 1")  # users exists now: renaming it may break the running application
     plan = bed.run("migrate plan")
     assert isinstance(plan, PlanResult) and plan.outcome is Outcome.FAILED
-    assert [f.version for f in plan.files] == [1, 2, 3]
-    second = {(f.rule, f.filename, f.line) for f in plan.files[1].findings}
+    assert [f.version for f in plan.files] == [2, 3]
+    second = {(f.rule, f.filename, f.line) for f in plan.files[0].findings}
     assert {("rename-column", "2_rename.up.sql", 1), ("missing-down", "2_rename.up.sql", None),
             ("renaming-column", "2_rename.up.sql", 1)} <= second
-    assert [(lk.table, lk.lock) for lk in plan.files[2].locks] == [("users", "SHARE")]
-    assert bed.state() is None  # planning changes nothing
+    assert [(lk.table, lk.lock) for lk in plan.files[1].locks] == [("users", "SHARE")]
+    assert bed.state() == (1, False)  # planning changes nothing
 
 
 def test_large_table_rule_reads_the_size_now(make_bed) -> None:
@@ -197,6 +198,13 @@ def gated(make_bed, control_url):
     return make
 
 
+def with_rows(bed):
+    """``bed`` at version 1 with a row in users: dropping its columns loses data now."""
+    bed.run("migrate up 1")
+    bed.execute("INSERT INTO users VALUES (1, 'a@example.com', '41')")
+    return bed
+
+
 def ask(bed, text: str, user: str = "U0ALICE"):
     return bed.executor.run(grammar.parse(text), Actor(user=user, channel="C0INCIDENT", surface="slack"))
 
@@ -206,9 +214,9 @@ DROP = {"2_drop_age.up.sql": "ALTER TABLE users DROP COLUMN age;",
 
 
 def test_blocking_findings_turn_up_into_a_request_with_the_findings(gated) -> None:
-    bed = gated(DROP)
+    bed = with_rows(gated(DROP))
     needed = ask(bed, "migrate up")
-    assert isinstance(needed, ApprovalNeeded) and bed.state() is None  # nothing ran
+    assert isinstance(needed, ApprovalNeeded) and bed.state() == (1, False)  # nothing ran
     rules = {(f.rule, f.filename, f.line) for f in needed.request.impact.findings}
     assert ("drop-column", "2_drop_age.up.sql", 1) in rules
     assert any(f.source == "squawk" for f in needed.request.impact.findings)
@@ -225,25 +233,25 @@ def test_without_blocking_findings_up_just_runs(gated) -> None:
 
 
 def test_allow_comment_accepts_the_finding_with_its_reason(gated) -> None:
-    bed = gated({**DROP, "2_drop_age.up.sql": "-- dbops:allow drop-column age was archived (ticket 42)\n"
-                                              "ALTER TABLE users DROP COLUMN age;"})
+    bed = with_rows(gated({**DROP, "2_drop_age.up.sql": "-- dbops:allow drop-column age was archived (ticket 42)\n"
+                                                         "ALTER TABLE users DROP COLUMN age;"}))
     plan = ask(bed, "migrate plan")
-    drop = next(f for f in plan.files[1].findings if f.rule == "drop-column")
+    drop = next(f for f in plan.files[0].findings if f.rule == "drop-column")
     assert drop.allowed_by == "age was archived (ticket 42)" and plan.outcome is Outcome.DONE
     assert isinstance(ask(bed, "migrate up"), MigrateResult) and bed.state() == (2, False)
 
 
 def test_allow_comment_without_reason_accepts_nothing(gated) -> None:
-    bed = gated({**DROP, "2_drop_age.up.sql": "-- dbops:allow drop-column\nALTER TABLE users DROP COLUMN age;"})
+    bed = with_rows(gated({**DROP, "2_drop_age.up.sql": "-- dbops:allow drop-column\nALTER TABLE users DROP COLUMN age;"}))
     assert isinstance(ask(bed, "migrate up"), ApprovalNeeded)
 
 
 def test_config_allow_list_and_block_level(gated) -> None:
-    assert isinstance(ask(gated(DROP, lint_allow=["drop-column"]), "migrate up"), MigrateResult)
+    assert isinstance(ask(with_rows(gated(DROP, lint_allow=["drop-column"])), "migrate up"), MigrateResult)
 
 
 def test_block_severity_none_disables_the_gate(gated) -> None:
-    assert isinstance(ask(gated(DROP, lint_block_severity="none"), "migrate up"), MigrateResult)
+    assert isinstance(ask(with_rows(gated(DROP, lint_block_severity="none")), "migrate up"), MigrateResult)
 
 
 # --- the CLI, for CI ----------------------------------------------------------------------------------
@@ -251,7 +259,8 @@ def test_block_severity_none_disables_the_gate(gated) -> None:
 @pytest.mark.parametrize(("files", "code"), [(DROP, 1), ({"2_ok.up.sql": "CREATE TABLE t (id int);",
                                                          "2_ok.down.sql": "DROP TABLE t;"}, 0)])
 def test_cli_plan_json_exits_1_on_blocking_findings(make_bed, tmp_path: Path, capsys, files, code) -> None:
-    bed = make_bed({**BASE, **files})
+    bed = with_rows(make_bed({**BASE, **files}))
+    capsys.readouterr()
     path = tmp_path / "dbops.toml"
     path.write_text('[environments.test]\ndatabase_url = "${TEST_DATABASE_URL}"\nmigrations_dir = "migrations"\n'
                     'snapshot_dir = "snapshots"\nrequire_approval = []\n')
@@ -265,5 +274,5 @@ def test_cli_plan_json_exits_1_on_blocking_findings(make_bed, tmp_path: Path, ca
     if code:  # anything but success is the error object, the plan in its details
         assert out["kind"] == "failed" and "1 blocking" in out["message"]
         out = out["details"]
-    assert out["kind"] == "PlanResult" and [f["version"] for f in out["files"]] == [1, 2]
+    assert out["kind"] == "PlanResult" and [f["version"] for f in out["files"]] == [2]
     assert out["blocking"] == (1 if code else 0)

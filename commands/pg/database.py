@@ -20,6 +20,23 @@ from commands.pg.integrity import orphaned_rows
 from commands.results import OrphanCount, TableRows
 
 
+ROW_CHECKS = 2000
+
+
+@dataclass(frozen=True)
+class PgLiveObjects:
+    """``LiveObjects`` read once from the catalog at the start of a run."""
+
+    existing: frozenset[str]
+    empty: frozenset[str]
+
+    def exists(self, table: str) -> bool:
+        return table in self.existing
+
+    def has_rows(self, table: str) -> bool:
+        return table not in self.empty
+
+
 class PgInspector:
     def __init__(self, conn) -> None:
         self.conn = conn
@@ -43,6 +60,25 @@ class PgInspector:
             if row is not None:
                 sizes[name] = row[0]
         return sizes
+
+    def live_objects(self, tables: list[str]) -> PgLiveObjects:
+        found = self.conn.execute(
+            """SELECT t.name, c.relkind::text, n.nspname, c.relname FROM unnest(%s::text[]) AS t(name)
+               JOIN pg_class c ON c.oid = to_regclass(t.name) JOIN pg_namespace n ON n.oid = c.relnamespace""",
+            (tables,)).fetchall()
+        existing = {name for name, *_ in found}
+        # Past ROW_CHECKS tables (or for a view, a foreign table …) rows are not looked for, and
+        # the table counts as holding rows: unknown is never taken for empty.
+        checked = [(name, schema, rel) for name, kind, schema, rel in found if kind in ("r", "p", "m")][:ROW_CHECKS]
+        empty = {name for name, schema, rel in checked if self._empty(schema, rel)}
+        return PgLiveObjects(existing=frozenset(existing), empty=frozenset(empty))
+
+    def _empty(self, schema: str, table: str) -> bool:
+        try:
+            return not self.conn.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(
+                sql.Identifier(schema, table))).fetchone()[0]
+        except psycopg.errors.InsufficientPrivilege:
+            return False  # a table dbops may not read is not known to be empty (autocommit: nothing aborted)
 
     def foreign_key_orphans(self) -> list[OrphanCount]:
         return [OrphanCount(constraint=o.constraint, table=o.table, columns=o.columns, references=o.references,
