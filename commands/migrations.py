@@ -10,13 +10,15 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
 
 from commands.config import EnvironmentSettings
-from commands.lint_live import LiveObjects
 from commands.results import Alert, ApprovalRequest, AuditEntry, Finding, LockHolder, OperationRecord, OrphanCount, RollbackResult, SqlError, State, TableRows
 from commands.snapshots import Created, Restored, Snapshot, Verified
 from commands.sqlscan import SqlFile
+
+if TYPE_CHECKING:  # the judgement needs PostgreSQL's parser, loaded only by commands that lint
+    from commands.lint_live import LiveObjects
 
 
 class VersionStore(Protocol):

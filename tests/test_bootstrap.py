@@ -19,7 +19,7 @@ from bot.text import render_text
 from commands import grammar
 from commands.config import DEFAULT_REQUIRE_APPROVAL
 from commands.executor import Actor, Executor
-from commands.lint import blocking_first
+from commands.findings import blocking_first
 from commands.pg.approvals import PgApprovals
 from commands.pg.control import migrate_control_database
 from commands.pg.database import PgDatabases
