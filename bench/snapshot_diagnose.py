@@ -5,8 +5,8 @@ program), sha256 alone, zstd decompression alone, the verify's pg_restore --list
 pg_restore | psql with and without a single transaction, gunzip | psql in one transaction,
 pg_restore -j2 into a new database, the data and the post-data (index) sections apart, a
 larger maintenance_work_mem, dbops' start-up, dbops create at snapshot_compression_level = 6,
-zstd's memory by thread count, dbops restore with restore_mode = new-database, and the
-snapshot unpacked then restored with pg_restore -j2.
+zstd's memory by thread count, and the snapshot unpacked then restored with pg_restore -j2.
+(dbops restore with restore_mode = new-database is one of the timed sides now.)
 
 The psql steps stop at the first error (ON_ERROR_STOP), so they need a server that accepts
 pg_restore 18's SQL as it is: PostgreSQL 17 or later.
@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Callable
 
-import psycopg
 import zstandard
 
 from dbops_cli import dbops_program, peak_mb, run_dbops, write_config
@@ -48,11 +47,11 @@ class _Counter:
 
 
 def diagnose(base_url: str, url: str, bin_dir: Path, work: Path, snapshot: Path, legacy: Path,
-             reference: dict[str, int], settle: Callable[[], None], problems: list[str], *,
+             reference: dict[str, int], settle: Callable[[], None], problems: list[str], *, config: Path,
              server_pid: int = 0) -> dict:
     """Time the sub-steps on the server at ``base_url`` (whose postmaster is ``server_pid``),
-    with the client programs in ``bin_dir``; ``settle`` runs before every timed step. What
-    goes wrong is appended to ``problems``."""
+    with the client programs in ``bin_dir``; ``settle`` runs before every timed step; ``config``
+    is a dbops config for the database at ``url``. What goes wrong is appended to ``problems``."""
     out: dict[str, dict] = {}
     raw = work / "raw.dump"
     pg_dump, pg_restore, psql = (str(bin_dir / p) for p in ("pg_dump", "pg_restore", "psql"))
@@ -153,13 +152,14 @@ def diagnose(base_url: str, url: str, bin_dir: Path, work: Path, snapshot: Path,
 
     # dbops' fixed costs: starting Python and importing, reading the config.
     step("dbops snapshot list (start-up)", "Python start, imports, config, one query",
-         [("dbops", [dbops_program(), "snapshot", "list", "--config", str(work / "dbops.toml")])])
+         [("dbops", [dbops_program(), "snapshot", "list", "--config", str(config)])])
 
     # The compression level is a setting (snapshot_compression_level): the create at level 6.
-    config = work / "dbops-level6.toml"
-    write_config(config, url, work / "snapshots-level6", work / "migrations", safety=False, extra="snapshot_compression_level = 6\n")
+    level6 = work / "dbops-level6.toml"
+    write_config(level6, url, work / "snapshots-level6", work / "migrations", safety=False,
+                 extra="snapshot_compression_level = 6\n")
     settle()
-    result = run_dbops(["snapshot", "create", "--reason", "bench"], config, server_pid=server_pid)
+    result = run_dbops(["snapshot", "create", "--reason", "bench"], level6, server_pid=server_pid)
     problems.extend(f"diagnose dbops create level 6: {e}" for e in result["errors"])
     made = sorted((work / "snapshots-level6").glob("*.dump.zst"))
     out["dbops snapshot create, level 6"] = {"seconds": round(result["seconds"], 2), "cpu_s": result["cpu"],
@@ -193,25 +193,6 @@ def diagnose(base_url: str, url: str, bin_dir: Path, work: Path, snapshot: Path,
         out[f"zstd level 3 memory, threads={threads}"] = {"rss_growth_mb": after - before}
         print(f"  {'zstd level 3 memory, threads=' + str(threads):<44}  +{after - before} MB peak RSS over {before} MB",
               flush=True)
-
-    # The engine's other mode: the same single psql stream into a new database, swapped in by rename.
-    config = work / "dbops-newdb.toml"
-    write_config(config, url, snapshot.parent, work / "migrations", safety=False, mode="new-database")
-    settle()
-    result = run_dbops(["snapshot", "restore", snapshot.name[: -len(".dump.zst")]], config, server_pid=server_pid)
-    problems.extend(f"diagnose dbops restore new-database: {e}" for e in result["errors"])
-    out["dbops restore, restore_mode = new-database"] = {
-        "seconds": round(result["seconds"], 2), "cpu_s": result["cpu"], "rss_mb": peak_mb(result, "dbops"),
-        "note": "no safety snapshot; restores beside, renames, keeps the old database"}
-    print(f"  {'dbops restore, restore_mode = new-database':<44}{result['seconds']:>8.1f} s   "
-          f"cpu {fmt_cpu(result['cpu'])}", flush=True)
-    if {k: v for k, v in row_counts(url).items() if k in reference} != reference:
-        problems.append("diagnose dbops restore new-database: row counts differ")
-    kept = (result.get("result") or {}).get("kept_database")
-    if kept:
-        drop_database(base_url, kept)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("VACUUM ANALYZE")
 
     # What an engine change could do: decompress the snapshot to a file, pg_restore -j from it.
     unpacked = work / "unpacked.dump"
