@@ -147,9 +147,12 @@ def report(results: dict[str, dict], *, started: datetime, wall_s: float, commit
         f"| {snap_cmd} |",
         f"| snapshot restore, default (safety snapshot first) | {secs(restore_safe)} | the same: {secs(gunzip)} | "
         f"{_x(ratio(gunzip, restore_safe))} as fast | — | — | {snap_cmd} |",
+        f"| snapshot restore, `restore_mode = \"new-database\"` | {secs(medians.get('dbops_restore_newdb'))} | the "
+        f"same: {secs(gunzip)} | {_x(ratio(gunzip, medians.get('dbops_restore_newdb')))} as fast | — | — | {snap_cmd} |",
         f"| snapshot create, peak RSS of the dbops process | {mb(create_rss)} | — | — | < 150 MB | "
         f"{verdict(create_rss < 150 if create_rss is not None else None)} | {snap_cmd} |",
     ]
+    lines += _other_servers(snaps, snap_cmd)
     seq, c10 = status.get("status_seq_ms", {}), status.get("status_c10_ms", {})
     cli, psql = status.get("cli_ms", {}), status.get("psql_ms", {})
     status_cmd = f"`{status.get('command', '')}`"
@@ -181,6 +184,33 @@ def report(results: dict[str, dict], *, started: datetime, wall_s: float, commit
     if failed:
         lines += ["", f"**Sanity checks failed in: {', '.join(failed)}** (see the output above)."]
     return "\n".join(lines) + "\n"
+
+
+def _other_servers(snaps: dict, snap_cmd: str) -> list[str]:
+    """The snapshot rows of every server after the first, each time beside the first server's
+    (measured in the same rounds, interleaved)."""
+    servers = snaps.get("servers") or {}
+    names = snaps.get("order") or list(servers)
+    rows = []
+    for name in names[1:]:
+        info = servers[name]
+        med, sizes = info["median_s"], info["sizes"]
+
+        def beside(key: str) -> str:
+            return f"{secs(med[key])} ({names[0]}: {secs(servers[names[0]]['median_s'][key])})"
+
+        on = f"on PostgreSQL {info['version']} ({info['source']})"
+        rows += [
+            f"| snapshot create {on} | {beside('dbops_create')}, {mb(_mb(sizes['dbops_create']))} | "
+            f"`pg_dump \\| gzip`: {beside('pg_dump_gzip')}, {mb(_mb(sizes['pg_dump_gzip']))} | "
+            f"{_x(ratio(med['pg_dump_gzip'], med['dbops_create']))} faster | — | — | {snap_cmd} |",
+            f"| snapshot restore {on}, in place, no safety snapshot | {beside('dbops_restore')} | "
+            f"`gunzip -c \\| psql`: {beside('gunzip_psql')} | {_x(ratio(med['gunzip_psql'], med['dbops_restore']))} "
+            f"as fast | ≥ 1.5× faster | {verdict((info.get('targets_met') or {}).get('restore'))} | {snap_cmd} |",
+            f"| the same, `restore_mode = \"new-database\"` | {beside('dbops_restore_newdb')} | the same | "
+            f"{_x(ratio(med['gunzip_psql'], med['dbops_restore_newdb']))} as fast | — | — | {snap_cmd} |",
+        ]
+    return rows
 
 
 def _x(value: float | None) -> str:

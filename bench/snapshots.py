@@ -3,7 +3,7 @@
 Not a test (pytest does not collect it): run it by hand, see bench/README.md.
 
     .venv/bin/python bench/snapshots.py [--server 18] [--server 15 …] [--size-mb 550] [--repeat 2]
-                                        [--json] [--diagnose] [--keep DIR]
+                                        [--json] [--sections] [--diagnose] [--keep DIR]
 
 It starts each ``--server`` (bench/pg_targets.py: the wheel's 18 by default, the npm builds
 of 13-17, the machine's Debian 15; all started the same way, with PostgreSQL's default
@@ -16,23 +16,25 @@ programs are the wheel's 18 for every server, as dbops runs them.
 
 - create  a. ``dbops snapshot create`` (a subprocess, with a TOML config written here): wall
              time, the .dump.zst size, peak RSS of the dbops process and of its pg_dump child;
-          b. ``pg_dump -Fc -Z9 -f out.dump``: the guide's manual backup;
+          b. ``pg_dump -Fc -Z9 -f out.dump``: the guide's manual backup (first server only);
           c. ``pg_dump | gzip``: the guide's snapshot, plain SQL, gzip -6 (two processes, no shell);
 - restore d. ``dbops snapshot restore NAME``, in place, with the default safety snapshot first
-             (``pre_migration_snapshot = true``) and without it (``= false``), then with
+             (``pre_migration_snapshot = true``; first server only) and without it (``= false``), then with
              ``restore_mode = "new-database"`` (no safety snapshot): peak RSS of dbops;
           e. ``gunzip -c legacy.sql.gz | psql``, the guide's restore, into a fresh empty
              database (psql's best case: nothing to drop first). As the guide runs it, psql
              does not stop at an error; every error it prints is reported, and any but the
              expected one is a failure (PostgreSQL before 17 rejects pg_dump 18's
-             ``SET transaction_timeout``, which dbops' restore rewrites).
+             ``SET transaction_timeout``, which dbops' restore rewrites; pg_targets.PRE_17_ERROR).
 
 Every step's CPU time is reported by process, the server's backends and workers as
 "server", and so is the CPU time that other processes on the machine used meanwhile (the
 load). Restores also report the WAL they wrote. After every restore the row count of every
 table must equal the original's.
 
-``--diagnose`` then times the sub-steps on the first server (bench/snapshot_diagnose.py).
+``--sections`` then times a restore's parts on every server, the data and each key and index,
+with the server's CPU time (bench/restore_sections.py): why one server restores slower.
+``--diagnose`` times the sub-steps on the first server (bench/snapshot_diagnose.py).
 
 Targets (from the issue): create at least 3x faster than pg_dump -Fc -Z9 at no larger size;
 restore at least 1.5x faster than gunzip | psql; the dbops process's peak RSS under 150 MB.
@@ -47,7 +49,6 @@ import atexit
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import sys
@@ -62,15 +63,13 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pg_targets  # noqa: E402
+import restore_sections  # noqa: E402
 import snapshot_data as data  # noqa: E402
 import snapshot_report as report  # noqa: E402
 from commands.pg.tools import bundled_bin_dir  # noqa: E402
 from dbops_cli import peak_mb, run_dbops, write_config  # noqa: E402
 from monitor import fmt_cpu, run_monitored  # noqa: E402
 from snapshot_data import MB, human  # noqa: E402
-
-# pg_dump 18 writes this into every plain dump; PostgreSQL before 17 has no such setting.
-EXPECTED_PSQL_ERROR = re.compile(r'unrecognized configuration parameter "transaction_timeout"')
 
 
 class Abort(Exception):
@@ -222,19 +221,20 @@ def gunzip_psql(bed: Bed, problems: list[str]) -> dict:
                            env=_env(), server_pid=bed.target.pid)
     wal = wal_mb(bed.target.url, lsn)
     problems.extend(f"{bed.name} gunzip | psql: {e}" for e in result["errors"])
-    errors = [line for line in result["stderr"].get("psql", "").splitlines() if "ERROR:" in line]
-    for line in errors:
-        if EXPECTED_PSQL_ERROR.search(line) and pg_targets.major_of(bed.name) < 17:
-            if line not in bed.psql_errors:
-                bed.psql_errors.append(line)
-        else:
-            problems.append(f"{bed.name} gunzip | psql: {line}")
+    stderr = result["stderr"].get("psql", "")
+    errors = [line for line in stderr.splitlines() if "ERROR:" in line]
+    unexpected = pg_targets.unexpected_errors(bed.name, stderr)
+    problems.extend(f"{bed.name} gunzip | psql: {line}" for line in unexpected)
+    bed.psql_errors.extend(line for line in errors if line not in unexpected and line not in bed.psql_errors)
     _counts_match(f"{bed.name} gunzip | psql", bed, fresh, problems)
     data.drop_database(bed.target.url, fresh_name)
     return _measured(result, wal_mb=wal, psql_errors=len(errors))
 
 
 # (key, label, step) in the order a round runs them.
+# With several servers, FIRST_ONLY run on the first alone: -Z9's time is pg_dump's own gzip -9,
+# the same client's work whatever the server, and the default restore is a create plus a restore.
+FIRST_ONLY = {"pg_dump_z9", "dbops_restore_safety"}
 SIDES = (
     ("dbops_create", "dbops snapshot create", dbops_create),
     ("pg_dump_z9", "pg_dump -Fc -Z9", pg_dump_z9),
@@ -267,6 +267,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--diagnose", action="store_true",
                         help="also time the sub-steps on the first server (pg_dump -Z0 alone, zstd alone, "
                              "pg_restore | psql, -j2 …); it must be 17 or later")
+    parser.add_argument("--sections", action="store_true",
+                        help="then time a restore's parts on every server: the data, each key and index "
+                             "(server CPU beside wall time)")
     parser.add_argument("--settle", type=float, default=1.0,
                         help="seconds to wait after CHECKPOINT and sync before each timed step (default 1)")
     parser.add_argument("--keep", metavar="DIR", type=Path,
@@ -320,7 +323,7 @@ def measure(beds: list[Bed], args: argparse.Namespace, problems: list[str]) -> N
         print(f"\nround {r + 1}/{args.repeat} (order: {', '.join(bed.name for bed in order)})", flush=True)
         runs = {bed.name: {"run": r + 1} for bed in beds}
         for key, label, step in SIDES:
-            for bed in order:
+            for bed in order if key not in FIRST_ONLY else beds[:1]:
                 settle(base_urls, args.settle)
                 load1 = os.getloadavg()[0]
                 record = step(bed, problems)
@@ -371,6 +374,13 @@ def main(argv: list[str] | None = None) -> int:
         print()
         print(report.markdown(servers, load, repeat=args.repeat))
 
+    parts = None
+    if args.sections:
+        parts = restore_sections.sections(beds, _client, lambda: settle([b.target.url for b in beds], args.settle),
+                                          problems)
+        print()
+        print(restore_sections.markdown(parts))
+
     diagnosis = None
     if args.diagnose:
         import snapshot_diagnose  # only here: its imports (zstandard) are the sub-steps'
@@ -398,9 +408,9 @@ def main(argv: list[str] | None = None) -> int:
             # The first server's figures at the top level, as before there were several.
             "server_version": first["version"], "settings": first["settings"],
             "database_bytes": first["database_bytes"], "rows": first["rows"], "runs": first["runs"],
-            **{k: first[k] for k in ("median_s", "spread_s", "sizes", "create_speedup", "restore_speedup",
-                                     "dbops_peak_rss_mb", "targets_met")},
-            "servers": servers, "load": load, "diagnosis": diagnosis, "wall_s": round(time.monotonic() - started, 1),
+            **{k: first[k] for k in ("median_s", "spread_s", "cpu_s", "server_cpu_s", "sizes", "create_speedup",
+                                     "restore_speedup", "dbops_peak_rss_mb", "targets_met")},
+            "servers": servers, "load": load, "sections": parts, "diagnosis": diagnosis, "wall_s": round(time.monotonic() - started, 1),
             "sanity_ok": not problems, "problems": problems,
         }, default=str))
     return 1 if problems else 0
