@@ -60,12 +60,16 @@ class Monitor(threading.Thread):
         if server_pid:
             try:
                 self._server = psutil.Process(server_pid)
-                for child in self._server.children():
-                    self._server_procs[child.pid] = child
-                    t = child.cpu_times()
-                    self._server_base[child.pid] = self._server_last[child.pid] = t.user + t.system
+                children = self._server.children()
             except psutil.Error:
-                self._server = None
+                self._server, children = None, []
+            for child in children:
+                try:
+                    t = child.cpu_times()
+                except psutil.Error:
+                    continue  # a backend that just ended (the settling CHECKPOINT's): not this step's
+                self._server_procs[child.pid] = child
+                self._server_base[child.pid] = self._server_last[child.pid] = t.user + t.system
 
     def watch(self, roots: dict[str, int]) -> "Monitor":
         self.roots = roots

@@ -56,6 +56,7 @@ def summary(runs: list[dict]) -> dict:
         "runs": runs, "median_s": median,
         "spread_s": {key: [min(values(key, seconds)), max(values(key, seconds))] for key in keys},
         "cpu_s": {key: round(statistics.median(values(key, cpu)), 2) for key in keys},
+        "cpu_spread_s": {key: [round(min(values(key, cpu)), 2), round(max(values(key, cpu)), 2)] for key in keys},
         "server_cpu_s": {key: round(statistics.median(values(key, server_cpu)), 2) for key in keys},
         "sizes": sizes, "create_speedup": round(create_speedup, 3) if create_speedup else None,
         "restore_speedup": round(restore_speedup, 3), "dbops_peak_rss_mb": rss,
@@ -131,11 +132,12 @@ def markdown(servers: dict[str, dict], load_info: dict, *, repeat: int) -> str:
             cells.append(f"{info['median_s'][key]:.2f} s ({low:.2f}–{high:.2f}){size}")
         lines.append(f"| {_cell(LABELS[key])} | " + " | ".join(cells) + " | "
                      + " | ".join(_paired(servers[first]["runs"], servers[n]["runs"], key) for n in others) + " |")
-    lines += ["", f"| CPU time, median of {repeat}: all processes (the server's) | {head} | "
+    lines += ["", f"| CPU time of every process, median of {repeat} (min–max); the server's | {head} | "
               + " | ".join(f"{n} / {first}, all (server)" for n in others) + " |",
               "|---|" + "---:|" * len(names) + "---:|" * len(others)]
     for key in keys:
-        cells = [f"{servers[n]['cpu_s'][key]:.1f} s ({servers[n]['server_cpu_s'][key]:.1f} s)"
+        cells = [f"{servers[n]['cpu_s'][key]:.1f} s ({servers[n]['cpu_spread_s'][key][0]:.1f}–"
+                 f"{servers[n]['cpu_spread_s'][key][1]:.1f}); {servers[n]['server_cpu_s'][key]:.1f} s"
                  if key in servers[n]["cpu_s"] else "—" for n in names]
         ratios = [f"{_ratio(servers[n]['cpu_s'], servers[first]['cpu_s'], key)} "
                   f"({_ratio(servers[n]['server_cpu_s'], servers[first]['server_cpu_s'], key)})" for n in others]
