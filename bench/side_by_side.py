@@ -8,12 +8,14 @@ It runs the other benchmarks here one after the other, each as its own process w
 ``--json``, and prints one Markdown report of what they measured: applying 1,000
 migrations (dbops, one psql session, and golang-migrate's ``migrate`` CLI where it is
 installed), snapshot create and restore against the guide's commands (``pg_dump -Fc -Z9``,
-``pg_dump | gzip``, ``gunzip -c | psql``), ``/migrate status`` end to end through ``dbops
+``pg_dump | gzip``, ``gunzip -c | psql``) on PostgreSQL 18 and, in the same rounds, on
+PostgreSQL 15 (the npm build and Debian's), ``/migrate status`` end to end through ``dbops
 serve --http``, acknowledgement latency under load, and the bot's memory idle and during a
 500 MB snapshot. Each line names the command that measures it on its own.
 
-It takes about 7 minutes on 2 cores (``--quick``: smaller sizes, about 2 minutes, to check
-that everything runs; its figures are not the report's). Disk: about 2 GB under /tmp.
+It takes about 10 minutes on 2 cores when nothing else runs, up to 15 under load
+(``--quick``: smaller sizes, about 3 minutes, to check that everything runs; its figures are
+not the report's). Disk: about 2 GB under /tmp.
 Exit status 1 if any benchmark failed its own sanity checks (a command failed, a database
 differed, a command was lost); whether a target is met does not change it.
 """
@@ -33,13 +35,16 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 PY = ".venv/bin/python"
+# The snapshot rows: PostgreSQL 18 (the wheel's) and 15 beside it, as the npm build the version
+# matrix tests and as Debian's own build, measured in the same rounds.
+SNAPSHOT_SERVERS = ["--server", "18", "--server", "15", "--server", "debian-15"]
 
 
 def full_runs(migrate: str | None) -> list[tuple[str, list[str]]]:
     """(name, arguments) of each benchmark, in the order they run."""
     return [
         ("apply", ["apply_migrations.py", "--json", *(["--migrate", migrate] if migrate else [])]),
-        ("snapshots", ["snapshots.py", "--json"]),
+        ("snapshots", ["snapshots.py", *SNAPSHOT_SERVERS, "--size-mb", "300", "--repeat", "3", "--json"]),
         ("status_memory", ["status_and_memory.py", "--size-mb", "500", "--commands", "100", "--json"]),
         ("ack_200x20", ["slack_ack.py", "--json"]),
         ("ack_1000x50", ["slack_ack.py", "--commands", "1000", "--concurrency", "50", "--json"]),
@@ -50,7 +55,7 @@ def quick_runs(migrate: str | None) -> list[tuple[str, list[str]]]:
     return [
         ("apply", ["apply_migrations.py", "--count", "100", "--repeat", "1", "--settle", "0", "--json",
                    *(["--migrate", migrate] if migrate else [])]),
-        ("snapshots", ["snapshots.py", "--size-mb", "60", "--repeat", "1", "--json"]),
+        ("snapshots", ["snapshots.py", *SNAPSHOT_SERVERS, "--size-mb", "60", "--repeat", "1", "--json"]),
         ("status_memory", ["status_and_memory.py", "--size-mb", "60", "--commands", "20", "--json"]),
         ("ack_200x20", ["slack_ack.py", "--commands", "40", "--json"]),
         ("ack_1000x50", ["slack_ack.py", "--commands", "100", "--concurrency", "50", "--json"]),
@@ -110,8 +115,9 @@ def report(results: dict[str, dict], *, started: datetime, wall_s: float, commit
     lines = [
         f"One invocation of `{PY} bench/side_by_side.py`, {started:%Y-%m-%d %H:%M} UTC, commit {commit}, "
         f"{wall_s / 60:.1f} minutes in all. Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"PostgreSQL {apply_.get('server_version', '?')} (embedded, default durability). Each benchmark ran "
-        "alone, one after the other; each row's last column is the command that measures it on its own.",
+        f"PostgreSQL {apply_.get('server_version', '?')} (embedded, default durability; the snapshot rows' servers as "
+        "bench/pg_targets.py starts them). Each benchmark ran alone, one after the other; each row's last column is "
+        "the command that measures it on its own.",
         "",
         "| measure | dbops | compared with | ratio | target | verdict | reproduce |",
         "|---|---:|---|---:|---|---|---|",
@@ -147,9 +153,12 @@ def report(results: dict[str, dict], *, started: datetime, wall_s: float, commit
         f"| {snap_cmd} |",
         f"| snapshot restore, default (safety snapshot first) | {secs(restore_safe)} | the same: {secs(gunzip)} | "
         f"{_x(ratio(gunzip, restore_safe))} as fast | — | — | {snap_cmd} |",
+        f"| snapshot restore, `restore_mode = \"new-database\"` | {secs(medians.get('dbops_restore_newdb'))} | the "
+        f"same: {secs(gunzip)} | {_x(ratio(gunzip, medians.get('dbops_restore_newdb')))} as fast | — | — | {snap_cmd} |",
         f"| snapshot create, peak RSS of the dbops process | {mb(create_rss)} | — | — | < 150 MB | "
         f"{verdict(create_rss < 150 if create_rss is not None else None)} | {snap_cmd} |",
     ]
+    lines += _other_servers(snaps, snap_cmd)
     seq, c10 = status.get("status_seq_ms", {}), status.get("status_c10_ms", {})
     cli, psql = status.get("cli_ms", {}), status.get("psql_ms", {})
     status_cmd = f"`{status.get('command', '')}`"
@@ -181,6 +190,33 @@ def report(results: dict[str, dict], *, started: datetime, wall_s: float, commit
     if failed:
         lines += ["", f"**Sanity checks failed in: {', '.join(failed)}** (see the output above)."]
     return "\n".join(lines) + "\n"
+
+
+def _other_servers(snaps: dict, snap_cmd: str) -> list[str]:
+    """The snapshot rows of every server after the first, each time beside the first server's
+    (measured in the same rounds, interleaved)."""
+    servers = snaps.get("servers") or {}
+    names = snaps.get("order") or list(servers)
+    rows = []
+    for name in names[1:]:
+        info = servers[name]
+        med, sizes = info["median_s"], info["sizes"]
+
+        def beside(key: str) -> str:
+            return f"{secs(med[key])} ({names[0]}: {secs(servers[names[0]]['median_s'][key])})"
+
+        on = f"on PostgreSQL {info['version'].split()[0]}, {info['source']}"
+        rows += [
+            f"| snapshot create {on} | {beside('dbops_create')}, {mb(_mb(sizes['dbops_create']))} | "
+            f"`pg_dump \\| gzip`: {beside('pg_dump_gzip')}, {mb(_mb(sizes['pg_dump_gzip']))} | "
+            f"{_x(ratio(med['pg_dump_gzip'], med['dbops_create']))} faster | — | — | {snap_cmd} |",
+            f"| snapshot restore {on}, in place, no safety snapshot | {beside('dbops_restore')} | "
+            f"`gunzip -c \\| psql`: {beside('gunzip_psql')} | {_x(ratio(med['gunzip_psql'], med['dbops_restore']))} "
+            f"as fast | ≥ 1.5× faster | {verdict((info.get('targets_met') or {}).get('restore'))} | {snap_cmd} |",
+            f"| the same, `restore_mode = \"new-database\"` | {beside('dbops_restore_newdb')} | the same | "
+            f"{_x(ratio(med['gunzip_psql'], med['dbops_restore_newdb']))} as fast | — | — | {snap_cmd} |",
+        ]
+    return rows
 
 
 def _x(value: float | None) -> str:

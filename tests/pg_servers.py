@@ -26,6 +26,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import psycopg
 
@@ -153,9 +154,11 @@ class Server:
     url: str
     root: Path
     process: subprocess.Popen = field(repr=False)
+    keep: bool = False
 
     def stop(self) -> None:
-        """Fast shutdown (SIGINT: sessions are ended, nothing is waited for), then remove its files."""
+        """Fast shutdown (SIGINT: sessions are ended, nothing is waited for), then remove its files
+        unless they were asked to be kept."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGINT)
             try:
@@ -163,27 +166,41 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=30)
-        shutil.rmtree(self.root, ignore_errors=True)
+        if not self.keep:
+            shutil.rmtree(self.root, ignore_errors=True)
 
 
-def start(name: str, major: int, bin_dir: Path) -> Server:
-    """initdb a fresh data directory and start ``bin_dir``'s postgres on it, as the system user."""
+def start(name: str, major: int, bin_dir: Path, *, settings: Mapping[str, str] | None = None,
+          root: Path | None = None) -> Server:
+    """initdb a fresh data directory and start ``bin_dir``'s postgres on it, as the system user.
+
+    ``settings`` override the server settings below (the benchmarks turn durability back on).
+    With ``root``, the server lives there instead of a new temporary directory: an existing
+    data directory in it is started as it is, and ``stop()`` leaves it in place.
+    """
     account = system_user() if os.geteuid() == 0 else None
     as_user = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []} if account else {}
-    # A short path: the Unix socket lives in the data directory (108-byte limit).
-    root = Path(tempfile.mkdtemp(prefix=f"dbops-{name}-", dir="/tmp"))
+    keep = root is not None
+    if root is None:
+        # A short path: the Unix socket lives in the data directory (108-byte limit).
+        root = Path(tempfile.mkdtemp(prefix=f"dbops-{name}-", dir="/tmp"))
+    else:
+        root.mkdir(parents=True, exist_ok=True)
     if account:
         os.chown(root, account.pw_uid, account.pw_gid)
     data, log = root / "data", root / "server.log"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(root)}
-    init = subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
-                           "--encoding=UTF8", "--locale=C", "--no-sync"],
-                          capture_output=True, text=True, timeout=120, cwd=root, env=env, **as_user)
-    if init.returncode != 0:
-        shutil.rmtree(root, ignore_errors=True)
-        raise ServerUnavailable(f"initdb of {name} failed: {init.stderr.strip()[-2000:]}")
+    if not (data / "PG_VERSION").exists():
+        init = subprocess.run([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                               "--encoding=UTF8", "--locale=C", "--no-sync"],
+                              capture_output=True, text=True, timeout=120, cwd=root, env=env, **as_user)
+        if init.returncode != 0:
+            if not keep:
+                shutil.rmtree(root, ignore_errors=True)
+            raise ServerUnavailable(f"initdb of {name} failed: {init.stderr.strip()[-2000:]}")
     settings = {"listen_addresses": "", "unix_socket_directories": str(data), "fsync": "off",
-                "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "100"}
+                "synchronous_commit": "off", "full_page_writes": "off", "max_connections": "100",
+                **(settings or {})}
     argv = [str(bin_dir / "postgres"), "-D", str(data)]
     for key, value in settings.items():
         argv += ["-c", f"{key}={value}"]
@@ -191,7 +208,7 @@ def start(name: str, major: int, bin_dir: Path) -> Server:
         process = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    cwd=root, env=env, **as_user)
     server = Server(name=name, major=major, url=f"postgresql://postgres@/postgres?host={data}", root=root,
-                    process=process)
+                    process=process, keep=keep)
     try:
         _wait_ready(server, log)
     except BaseException:
