@@ -8,7 +8,6 @@ translate requests into ``App.dispatch``.
 
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Mapping
@@ -107,7 +106,7 @@ def bolt_app(slack: SlackSettings, *, socket_mode: bool, verify_requests: bool, 
 
 def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = False,
               progress_interval: float = 5.0, application_name: str = "dbops-bot", workers: int = 32,
-              environ: Mapping[str, str] = os.environ, verify_requests: bool = True,
+              verify_requests: bool = True,
               work: ThreadPoolExecutor | None = None, observe: Observer | None = None) -> Bot:
     """``workers``: threads for the work after the ack (operations waiting on the migration lock
     hold one each); acks never wait for them. ``work`` replaces that pool (the console passes

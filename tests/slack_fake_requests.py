@@ -11,6 +11,7 @@ import hmac
 import json
 import time
 from typing import TYPE_CHECKING, Any
+import urllib.request
 from urllib.parse import urlencode
 
 if TYPE_CHECKING:
@@ -185,3 +186,12 @@ def view_submission_body(view: dict[str, Any], values: dict[str, dict[str, str]]
         "enterprise": None,
     }
     return urlencode({"payload": json.dumps(payload)})
+
+
+def post_slash_command(port: int, secret: str, command: str, text: str, *, response_url: str) -> int:
+    """POST a slash command, signed with ``secret``, to the dbops serving on ``port``; its HTTP status."""
+    body = slash_command_body(command, text, response_url=response_url)
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/slack/events", data=body.encode(),
+                                     headers=sign(secret, body), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from bot.slack_link import http_link
 from tests.conftest import wait_for
 from tests.slack_fake import FakeSlack
-from tests.slack_fake_requests import sign, slash_command_body, slash_command_fields
+from tests.slack_fake_requests import post_slash_command, slash_command_fields
 
 ROOT = Path(__file__).resolve().parents[1]
 SECRET = "a-signing-secret-for-outage-tests"
@@ -67,11 +67,7 @@ class Serve:
             return None
 
     def command(self, text: str, response_url: str) -> int:
-        body = slash_command_body("/migrate", text, response_url=response_url)
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/slack/events", data=body.encode(),
-                                         headers=sign(SECRET, body), method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
+        return post_slash_command(self.port, SECRET, "/migrate", text, response_url=response_url)
 
     def stop(self) -> int:
         if self.process.poll() is None:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 import pytest
 import zstandard
 
@@ -175,7 +176,7 @@ def test_a_meta_command_planted_in_a_dbops_archive_never_runs(make_bed, tmp_path
     bed = make_bed()
     make_notes(bed)
     filler = "A" * 300
-    bed.execute(f"COMMENT ON TABLE notes IS '{filler}'")
+    bed.execute(sql.SQL("COMMENT ON TABLE notes IS {}").format(sql.Literal(filler)))
     name = bed.run("snapshot create").snapshot.name
     directory = bed.settings.environment("test").snapshot_dir
     data = directory / f"{name}.dump.zst"
@@ -196,9 +197,9 @@ def test_a_meta_command_planted_in_a_dbops_archive_never_runs(make_bed, tmp_path
     manifest_path.write_text(json.dumps(manifest))
     restored = subprocess.run([str(bundled_bin_dir() / "pg_restore"), "--file=-"], input=archive, capture_output=True)
     assert restored.returncode == 0, restored.stderr
-    sql = restored.stdout
+    script = restored.stdout
     with pytest.raises(ScriptProblem, match=r"\(\\!\)"):  # psql would run it, were it not restricted
-        PsqlScript().feed(sql)
+        PsqlScript().feed(script)
     bed.execute("DELETE FROM kept")
     before = fingerprint(bed)
     assert bed.run(f"snapshot verify {name}").outcome is Outcome.DONE  # its table of contents is intact

@@ -20,7 +20,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from bot.app import SlackSettings, build_bot
 from tests.conftest import wait_for
 from tests.slack_fake import FakeSlack
-from tests.slack_fake_requests import sign, slash_command_body, slash_command_fields
+from tests.slack_fake_requests import post_slash_command, slash_command_fields
 from tests.slack_fake_socket import end_session
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -79,11 +79,7 @@ class Served:
             return False
 
     def command(self, text: str, response_url: str) -> int:
-        body = slash_command_body("/migrate", text, response_url=response_url)
-        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/slack/events", data=body.encode(),
-                                         headers=sign(SECRET, body), method="POST")
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status
+        return post_slash_command(self.port, SECRET, "/migrate", text, response_url=response_url)
 
 
 @pytest.fixture
