@@ -136,11 +136,11 @@ def _run(args: list[str], config_path: str | None, output: str) -> int:
     settings = load(config_path)
     actor = shell_actor(settings)
     executor = build_executor(settings, doctor=isinstance(command, grammar.DbopsDoctor))
-    return _print_result(executor.run(command, actor), actor.user, output)
+    return _print_result(executor.run(command, actor), actor.user, output, " ".join(args))
 
 
-def _print_result(result: Result, user: str, output: str) -> int:
-    from bot.text import render_text, unmapped_note
+def _print_result(result: Result, user: str, output: str, command: str) -> int:
+    from bot.text import unmapped_note
     from commands.identity import unmapped_account
     from commands.redact import redact
     from commands.results import Reason, Refusal
@@ -154,10 +154,16 @@ def _print_result(result: Result, user: str, output: str) -> int:
         from bot.text_outcome import result_json
         print(redact(result_json(result, code, note=note)))
     else:
-        print(redact(render_text(result)))
+        from bot.terminal import result_text
+        print(redact(result_text(result, command=command, ansi=_ansi())))
         if note:
             print(note)
     return code
+
+
+def _ansi() -> bool:
+    """Styling only for a person at a terminal, and never when NO_COLOR is set (no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _help(args: list[str]) -> str:

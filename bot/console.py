@@ -14,7 +14,7 @@ The bolt App is the one ``dbops serve`` runs (``build_bot``: same listeners, ren
 executor and approvals). Lines typed here become the requests Slack would send
 (``console_payloads``) and go through ``App.dispatch`` in-process; the bot's Web API client
 talks over HTTP to a local stand-in for Slack (``console_slack``), which prints every message
-it receives as text (``console_render``), progress updates as they arrive. A button that
+it receives as text (``terminal``), progress updates as they arrive. A button that
 Slack would confirm first shows its dialog; at a terminal it asks, in a script the press confirms.
 
 Before the next line is read, the console waits until the bot's work pool is idle, so a
@@ -46,7 +46,7 @@ from bot.console_payloads import (
     slash_command,
     view_submission,
 )
-from bot.console_render import Names, Style, render_blocks
+from bot.terminal import Names, Style, render_blocks
 from bot.console_slack import LocalSlack, Shown
 from bot.console_terminal import console_log, interactive, log_to
 from bot.shell_user import os_account

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bot.console import Console, console, script
-from bot.console_render import Names, mrkdwn_text
+from bot.terminal import Names, mrkdwn_text
 from commands import grammar
 from commands.errors import UsageError
 from commands.executor import Actor, Executor

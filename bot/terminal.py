@@ -1,5 +1,8 @@
 """Block Kit as terminal text: what a person would read in Slack, buttons as numbered choices.
 
+The one wording of a result is its Block Kit (``bot.blocks``); the console and the CLI show
+those blocks through this module, so a shell reads what the channel reads (``result_text``).
+
 Pure functions over the blocks the bot posts. mrkdwn loses its emphasis marks (``*bold*``,
 ``_italic_``, ``~strike~``; code spans are kept), mentions become ``@name`` and ``#channel``
 from the console's tables, links ``text (url)``, and Slack's three entities are unescaped.
@@ -10,9 +13,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from bot.console_payloads import buttons
+
+if TYPE_CHECKING:
+    from commands.results import Result
 
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
 _EMPHASIS = [re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)\*(?![\w*])"),
@@ -93,8 +100,10 @@ class Style:
         return f"\x1b[2m{text}\x1b[0m" if self.ansi else text
 
 
-def render_blocks(blocks: list[dict[str, Any]], fallback: str, names: Names, style: Style | None = None) -> list[str]:
-    """The lines a message shows, its buttons last as ``[1] Approve  [2] Deny …``."""
+def render_blocks(blocks: list[dict[str, Any]], fallback: str, names: Names, style: Style | None = None, *,
+                  choices: bool = True) -> list[str]:
+    """The lines a message shows, its buttons last as ``[1] Approve  [2] Deny …`` (unless
+    ``choices`` is off: a surface where nothing can be clicked)."""
     style = style or Style()
     lines: list[str] = []
     for block in blocks:
@@ -114,7 +123,17 @@ def render_blocks(blocks: list[dict[str, Any]], fallback: str, names: Names, sty
             lines.append(block.get("label", {}).get("text", "") + ":")
     if not blocks and fallback:
         lines += mrkdwn_text(fallback, names).splitlines()
-    choices = [f"[{n}] {element['text'].get('text', '')}" for n, (_, element) in enumerate(buttons(blocks), 1)]
-    if choices:
-        lines.append("  ".join(choices))
+    shown = [f"[{n}] {element['text'].get('text', '')}" for n, (_, element) in enumerate(buttons(blocks), 1)]
+    if shown and choices:
+        lines.append("  ".join(shown))
     return lines
+
+
+def result_text(result: Result, *, command: str, now: datetime | None = None, ansi: bool = False) -> str:
+    """``result`` as a shell shows it: Slack's blocks as terminal text, without buttons (nothing
+    can be clicked), every command cited as a shell types it. ``command`` is what was run, in no
+    surface's syntax (``migrate up 2 staging``)."""
+    from bot.blocks import render
+    from bot.text_shell import shell_words
+    message = render(result, now=now or datetime.now(UTC), command="/" + command)
+    return shell_words("\n".join(render_blocks(message.blocks, message.text, Names(), Style(ansi), choices=False)))
