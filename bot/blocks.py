@@ -19,7 +19,7 @@ from bot.blocks_kit import (
     plain, principal_ref, shorten, user_ref, when,
 )
 from bot.blocks_migrate import holder_line, lock_advice, mismatch_section, problem_row, recovery_dirty
-from bot.text import at_version
+from bot.wording import at_version
 from commands.errors import (
     CommandError, ConfigError, DatabaseError, PrivilegeError, SnapshotFailed, SourceError, UsageError,
     VersionTableError,

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from bot.blocks_kit import Card, Message, bold, code, esc, extended, plain, user_ref, when
 from bot.blocks_migrate import number, snapshot_version
-from bot.text import age_text, at_version, span_text
+from bot.wording import age_text, at_version, span_text
 from commands.results import AlertEvent, RollbackPlan
 
 

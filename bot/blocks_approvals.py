@@ -16,7 +16,7 @@ from bot.blocks_kit import (
 )
 from bot.blocks_migrate import json_hint, number, snapshot_version
 from bot.blocks_plan import blocking_rows, finding_row
-from bot.text import age_text, at_version, until_text, version_text
+from bot.wording import age_text, at_version, until_text, version_text
 from commands.grammar import MAX_REASON
 from commands.findings import blocking_first
 from commands.results import (

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from bot.blocks_kit import Card, Message, bold, code, count, esc, plain, user_ref, when
 from bot.blocks_migrate import holder_line
-from bot.text import age_text, span_text
+from bot.wording import age_text, span_text
 from bot.text_locks import KEPT, RELEASE_HINT, idle_text, owner_text
 from commands.results import AlertEvent, LockDirInfo, LockReleaseResult, LockStatusResult, SnapshotInfo
 from commands.units import human_size

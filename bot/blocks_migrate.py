@@ -11,7 +11,7 @@ import dataclasses
 from datetime import datetime
 
 from bot.blocks_kit import Card, Message, bold, code, count, duration_text, esc, plain, pre, shorten
-from bot.text import RECOVERY_DIRTY, age_text, at_version, holder_text, mismatch_text, sql_error_lines, version_text
+from bot.wording import RECOVERY_DIRTY, age_text, at_version, holder_text, mismatch_text, sql_error_lines, version_text
 from commands.results import (
     DryRunFile, DryRunResult, FileProblem, LockHolder, MigrateResult, MigrationInfo, Mismatch, Outcome, SnapshotInfo,
     SqlError, State, StatusResult, StepFailure, StepReport, ValidateResult,

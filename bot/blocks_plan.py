@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from bot.blocks_kit import Card, Message, bold, code, count, esc, plain, shorten
 from bot.blocks_migrate import json_hint, number
-from bot.text import at_version
+from bot.wording import at_version
 from commands.findings import blocking_first
 from commands.results import Finding, PlanFile, PlanResult
 

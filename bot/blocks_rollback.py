@@ -19,7 +19,7 @@ from bot.blocks_kit import (
     user_ref, when,
 )
 from bot.blocks_migrate import snapshot_version
-from bot.text import age_text, at_version, version_text
+from bot.wording import age_text, at_version, version_text
 from bot.text_rollback import (
     APP_FIRST, CHOOSING, METHOD_NOTES, NOTHING_APPLIED, REMINDERS, failure_words, health_text, method_words,
     migration_label, number, option_title, orphan_columns, rows_text, version_verified,

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from bot.blocks_kit import Card, Message, bold, code, count, esc, extended, plain
 from bot.blocks_snapshots import SNAPSHOTS_SHOWN, cleanup
-from bot.text import age_text
+from bot.wording import age_text
 from commands.schedule import ScheduleEvent
 from commands.units import human_size
 

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from bot.blocks_kit import Card, Message, bold, code, count, duration_text, either, esc, plain, shorten, when
 from bot.blocks_migrate import json_hint, snapshot_version
-from bot.text import age_text, at_version, disk_text, version_text
+from bot.wording import age_text, at_version, disk_text, version_text
 from commands.results import (
     Check, CleanupResult, Outcome, PinResult, Reason, Refusal, RestoreResult, SnapshotCreated, SnapshotInfo,
     SnapshotListResult, SnapshotVerifyResult,
