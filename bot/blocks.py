@@ -145,7 +145,7 @@ def _refusal(r: Refusal, now: datetime) -> Message:
                        more=migrate_blocks.json_hint("migrate validate", env))
         case Reason.SNAPSHOT_DAMAGED:
             card = _refused(r, f"snapshot {code(r.snapshot or '?')} failed verification")
-            card.section("It was not restored; nothing was changed.")
+            card.section("It was not restored. Nothing was changed.")
             card.lines(snapshot_blocks.check_rows(r.checks))
             card.context(f"Pick another one: {code(f'/snapshot list {env}')}.")
         case Reason.NO_SNAPSHOT_DIR:

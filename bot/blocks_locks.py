@@ -1,5 +1,5 @@
 """Slack cards for the lock commands (/dbops lock status|release) and for the stale-lock and
-disk watchers' alerts. The reasons a lock is kept are worded once, in ``bot.text_locks``."""
+disk watchers' alerts; the console and the CLI show the same cards (``bot.terminal``)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,41 @@ from datetime import datetime, timedelta
 from bot.blocks_kit import Card, Message, bold, code, count, esc, plain, user_ref, when
 from bot.blocks_migrate import holder_line
 from bot.wording import age_text, span_text
-from bot.text_locks import KEPT, RELEASE_HINT, idle_text, owner_text
-from commands.results import AlertEvent, LockDirInfo, LockReleaseResult, LockStatusResult, SnapshotInfo
+from commands.results import AlertEvent, LockDirInfo, LockHolder, LockReleaseResult, LockStatusResult, SnapshotInfo
 from commands.units import human_size
 
 SUBJECTS = ("stale_lock", "stale_lock_dir", "disk")
+KEPT = {  # why a lock release left a lock where it was, by the reason ``commands.lock_ops`` gives
+    "holder_active": "its session is running a statement (a migration may be in progress); an active holder is "
+                     "never ended: wait for it, or find out who it is",
+    "holder_idle_briefly": "its session has been idle for less than stale_lock_minutes; it may be between two "
+                           "steps of a deploy",
+    "dir_fresh": "its locked_at is newer than lock_dir_timeout_minutes; a deploy may be running",
+    "dir_owner_alive": "the process that took it is still running on this host",
+    "dir_unknown_owner_lock_held": "it records no pid, and the migration lock is held: something may be migrating",
+    "dir_not_a_directory": "it is not a plain directory, so dbops leaves it alone",
+}
+
+
+def idle_text(holder: LockHolder, now: datetime) -> str:
+    if holder.hidden:
+        return ("its state is hidden: it is another role's session, and PostgreSQL shows that only to members of "
+                "pg_read_all_stats (GRANT pg_read_all_stats TO dbops' role to see it)")
+    if not holder.state:
+        return "its session's state is unknown"
+    since = f" for {span_text(now - holder.state_since)}" if holder.state_since else ""
+    return f"its session is {holder.state}{since}"
+
+
+def owner_text(info: LockDirInfo) -> str:
+    if info.pid is None:
+        return "no pid recorded"
+    return f"pid {info.pid} {'is running' if info.pid_alive else 'is not running'} on this host"
 
 
 def _hint(env: str) -> str:
-    return RELEASE_HINT.format(command=code(f"/dbops lock release {env}"))
+    return (f"To release a stale lock: {code(f'/dbops lock release {env}')} (it needs approval, and refuses while "
+            "the holder is alive).")
 
 
 def _dir_row(info: LockDirInfo, now: datetime) -> str:

@@ -6,7 +6,7 @@ production``; a restore's asks for Slack's confirmation first); the listener ask
 reason (``reason_modal_view``) and runs it with that, which becomes an approval request where
 the environment requires a second person. The result card ticks the guide's rollback
 checklist from what actually happened and carries the underlying down/goto/restore's own
-reply under it. Sentences shared with the terminal come from ``bot.text_rollback``.
+reply under it. The terminal shows these same cards (``bot.terminal``).
 """
 
 from __future__ import annotations
@@ -20,11 +20,10 @@ from bot.blocks_kit import (
 )
 from bot.blocks_migrate import snapshot_version
 from bot.wording import age_text, at_version, version_text
-from bot.text_rollback import (
-    APP_FIRST, CHOOSING, METHOD_NOTES, NOTHING_APPLIED, REMINDERS, failure_words, health_text, method_words,
-    migration_label, number, option_title, orphan_columns, rows_text, version_verified,
+from commands.results import (
+    AppHealthCheck, MigrateResult, MigrationInfo, OrphanCount, Outcome, RollbackOption, RollbackPlan, RollbackResult,
+    State,
 )
-from commands.results import Outcome, RollbackOption, RollbackPlan, RollbackResult
 
 __all__ = ["CHOOSE_ACTION", "plan", "reason_modal_view", "result"]
 
@@ -34,6 +33,96 @@ REASON_CHARS = 500
 WARNING_CHARS = 500
 ORPHANS_SHOWN = 20
 _TICKS = {True: "✅", False: "❌", None: "➖"}
+
+CHOOSING = "Choosing asks for a reason, then a second person's approval."
+APP_FIRST = "Roll the application back first (or confirm the running version works with the old schema)."
+NOTHING_APPLIED = "Nothing to roll back: no migration is applied."
+REMINDERS = (
+    "Roll the application back first (or confirm the running version works with the old schema)",
+    "Tell the team in the incident channel / status page",
+    "Test critical functionality by hand and watch the application's logs for error spikes",
+)
+METHOD_NOTES = {  # how each method works, in one line that needs no other document
+    "down": "golang-migrate's down: the file written to undo this migration",
+    "goto": "golang-migrate's goto: each migration's down file, newest first",
+    "restore": "The whole database goes back to the snapshot",
+    "force-previous": "golang-migrate's force: only the recorded version changes, not the schema",
+    "force-down": "For a migration that failed part-way: recorded as applied, then undone by its own down file",
+}
+
+
+# --- plain phrases -------------------------------------------------------------------------------
+
+def number(version: int | None) -> str:
+    return "?" if version is None else ("no version" if version < 0 else str(version))
+
+
+def migration_label(m: MigrationInfo | None, state: State) -> str:
+    return f"{m.version}_{m.name}" if m is not None else at_version(state.version)
+
+
+def orphan_columns(o: OrphanCount) -> str:
+    """``orders.user_id``, or ``orders (a, b)`` for a key of several columns."""
+    columns = ", ".join(o.columns)
+    return f"{o.table}.{columns}" if len(o.columns) == 1 else f"{o.table} ({columns})"
+
+
+def rows_text(n: int) -> str:
+    return f"{n:,} row{'' if n == 1 else 's'}"
+
+
+def health_text(h: AppHealthCheck) -> str:
+    reports = ""
+    if h.version is not None:
+        reports = f"; it reports migrations at {at_version(h.version)}" + (
+            "" if h.dirty is None else f" ({'dirty' if h.dirty else 'clean'})")
+    return f"{h.message}{reports}"
+
+
+def method_words(r: RollbackResult) -> str:
+    """How the rollback was done, after "rolled back from 8 to 7 by"."""
+    steps = len(r.step.steps) if isinstance(r.step, MigrateResult) else 1
+    return {"down": "the down file" if steps == 1 else "the down files", "goto": "goto (the down files)",
+            "restore": "restoring a snapshot", "force-down": "force, then the down file",
+            "force-previous": "force"}.get(r.method, r.method)
+
+
+def version_verified(r: RollbackResult) -> tuple[bool, str]:
+    """Whether the database is where the rollback should have left it, and what was found."""
+    found = version_text(r.after)
+    if r.expected_version is None:
+        return False, f"now at {found}: the rollback did not reach a target version"
+    if r.after.version == r.expected_version and not r.after.dirty:
+        return True, f"now at {found}, as expected"
+    return False, f"expected {at_version(r.expected_version)}, found {found}"
+
+
+def failure_words(r: RollbackResult) -> str:
+    """Why a rollback failed, after "rollback failed: "."""
+    verified, found = version_verified(r)
+    if r.step.outcome is Outcome.FAILED:
+        failure = r.step.failure if isinstance(r.step, MigrateResult) else None
+        what = f"{failure.direction} of {failure.version}_{failure.name} failed" if failure else f"{r.method} failed"
+        return f"{what}; now at {version_text(r.after)}"
+    return found if not verified else f"{r.method} did not finish; now at {version_text(r.after)}"
+
+
+def option_title(o: RollbackOption, plan: RollbackPlan) -> str:
+    """What choosing ``o`` does, in plain words (names unformatted)."""
+    i, v = o.impact, plan.state.version
+    match o.method:
+        case "down":
+            return f"Run the down file of {migration_label(plan.migration, plan.state)}"
+        case "restore":
+            return f"Restore snapshot {i.snapshot.name}" if i and i.snapshot else \
+                f"Restore the snapshot taken before {at_version(v)}"
+        case "force-previous":
+            target = i.target if i and i.target is not None else None
+            return (f"Record {at_version(target)} as clean without running any SQL" if target is not None
+                    else "Record the previous version as clean without running any SQL")
+        case "force-down":
+            return f"Force {number(v)} clean, then run its down file"
+    return o.method
 
 
 # --- the plan ------------------------------------------------------------------------------------
@@ -66,6 +155,11 @@ def _impact(o: RollbackOption, now: datetime) -> list[str]:
     return lines
 
 
+def _typed(command: str) -> str:
+    """An option's command as typed: a rollback itself needs its reason (Choose asks for it)."""
+    return command + ' --reason "TEXT"' if command.startswith("/rollback ") else command
+
+
 def _restore_confirm(o: RollbackOption, r: RollbackPlan, now: datetime) -> dict | None:
     """Slack's "are you sure?" before a restore: it throws away everything written since the snapshot."""
     s = o.impact.snapshot if o.impact is not None else None
@@ -85,7 +179,7 @@ def _option(n: int, o: RollbackOption, r: RollbackPlan, now: datetime) -> dict:
     if not o.available:
         lines.append(f"*Not available:* {esc_citing(shorten(o.why_not or 'not offered for this state', WARNING_CHARS))}")
     elif len(o.command) <= BUTTON_VALUE_CHARS:
-        lines.append(f"Runs {code(o.command)}")
+        lines.append(f"Runs {code(_typed(o.command))}")
         block["accessory"] = {"type": "button", "action_id": CHOOSE_ACTION, "value": o.command,
                               "text": {"type": "plain_text", "text": "Choose"},
                               **({"style": "primary"} if o.recommended else {})}
@@ -93,7 +187,7 @@ def _option(n: int, o: RollbackOption, r: RollbackPlan, now: datetime) -> dict:
         if confirm is not None:
             block["accessory"]["confirm"] = confirm
     else:  # too long for a button's value: it can still be typed
-        lines.append(f"Type {code(o.command, limit=2500)} with {code('--reason')}")
+        lines.append(f"Type {code(_typed(o.command), limit=2500)}")
     block["text"] = mrkdwn("\n".join(lines))
     return block
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from bot.blocks_kit import Card, Message, bold, code, count, duration_text, either, esc, plain, shorten, when
@@ -57,8 +58,21 @@ def created(r: SnapshotCreated) -> Message:
     return card.context(f"Restore it with {code(f'/snapshot restore {s.name} {r.env}')}.").message()
 
 
+_QUOTED = re.compile(r"`([^`\n]+)`")
+
+
+def _quoting(detail: str) -> str:
+    """``esc`` for a check's detail whose `quoted` text (a file's failing line) stays a code span,
+    so the line reads as it is in the file."""
+    parts, at = [], 0
+    for quoted in _QUOTED.finditer(detail):
+        parts += [esc(detail[at:quoted.start()]), code(quoted[1])]
+        at = quoted.end()
+    return "".join(parts + [esc(detail[at:])])
+
+
 def _check_row(c: Check) -> str:
-    return f"{':white_check_mark:' if c.passed else ':x:'} *{esc(c.name)}*: {esc(shorten(c.detail, 600))}"
+    return f"{':white_check_mark:' if c.passed else ':x:'} *{esc(c.name)}*: {_quoting(shorten(c.detail, 600))}"
 
 
 def not_own(r: Refusal) -> str:
@@ -74,7 +88,8 @@ def not_own(r: Refusal) -> str:
             return (f"It is a snapshot of {owner}, and {env} acts only on its own. Run it for {owner} instead: "
                     f"{code(f'/{r.operation} {r.snapshot} {r.owner}')}.")
         case Reason.UNCLAIMED_SNAPSHOT if r.claimants:
-            return (f"It is a legacy snapshot whose name answers to {either([bold(c) for c in r.claimants])} (by "
+            claimants = either([bold(c) for c in r.claimants], "and")
+            return (f"It is a legacy snapshot whose name answers to {claimants} (by "
                     "environment or database name), so dbops acts on it for none of them. Rename it "
                     f"{code('togather_<environment>_…')} to give it to one.")
         case Reason.UNCLAIMED_SNAPSHOT:

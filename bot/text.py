@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
-from bot import text_doctor, text_locks, text_plan, text_rollback, text_shell, text_snapshots
+from bot import text_plan, text_shell
 from commands.findings import blocking_first
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
@@ -64,10 +64,6 @@ def _refusal(r: Refusal) -> list[str]:
                    [line.format(v=r.state.version) for line in RECOVERY_DIRTY]
         case Reason.VERSION_MISMATCH:
             return [f"{head}. Nothing was changed."] + mismatch_text(r.mismatch)
-        case Reason.SNAPSHOT_DAMAGED:
-            return [f"{head}: snapshot {r.snapshot} failed verification, so it was not restored. Nothing was changed."] + [
-                f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in r.checks] + [
-                "Pick another snapshot (`dbops snapshot list`)."]
         case Reason.NO_SNAPSHOT_DIR:
             return [f"{head}: no snapshot_dir is configured for {r.env}."]
         case Reason.SYNTAX_ERROR:
@@ -85,32 +81,12 @@ def _refusal(r: Refusal) -> list[str]:
         case Reason.NOT_OPERATOR:
             return [(f"{head}: only the operators of {r.env} may run state-changing commands: "
                      f"{', '.join(r.allowed)}. Nothing was changed.")]
-        case Reason.OTHER_ENVIRONMENT | Reason.UNCLAIMED_SNAPSHOT | Reason.MANIFEST_MISMATCH:
-            return [f"{head}: snapshot {r.snapshot} does not belong to {r.env}. Nothing was changed.",
-                    text_snapshots.not_own(r)]
-        case Reason.MISSING_PRIVILEGE if r.shortfall is not None:
-            return _shortfall(head, r.env, r.shortfall)
         case Reason.NO_APPROVALS:
             return [f"{head}: it needs a second person's approval, and no control database is configured to keep "
                     "the request in. Nothing was changed.",
                     f"Set database_url under [control] in the dbops configuration, or take the operation out of "
                     f"require_approval under [environments.{r.env}]."]
     return [f"{head}: {r.reason.value}"]
-
-
-def _shortfall(head: str, env: str, s: Shortfall) -> list[str]:
-    lines = [f"{head}: database role {s.role} lacks what it needs. Nothing was changed (checked before any "
-             "snapshot or SQL).", "Missing, and what gives it:"]
-    lines += [f"  {m.what}: {m.fix}" for m in s.missing]
-    if s.setting is not None and s.setting_needs:
-        lines.append(f"Or set {s.setting} under [environments.{env}], which needs:")
-        lines += [f"  {m.what}: {m.fix}" for m in s.setting_needs]
-    elif s.setting is not None:
-        lines.append(f"Or set {s.setting} under [environments.{env}]: role {s.role} can do that.")
-    lines.append(f"Grant as a superuser or the service's admin role; `dbops doctor {env}` checks every privilege "
-                 "dbops needs.")
-    return lines
-
 
 
 def _migrate(r: MigrateResult) -> list[str]:
@@ -175,56 +151,6 @@ def _validate(r: ValidateResult) -> list[str]:
     for p in r.problems:
         where = p.filename + (f", line {p.line}" if p.line else "") + (f", column {p.column}" if p.column else "")
         lines.append(f"  {p.severity:<7} {where}: {p.message}")
-    return lines
-
-
-def _snapshot_row(s: SnapshotInfo, now: datetime) -> str:
-    flags = ("  [pinned]" if s.pinned else "") + ("  [legacy]" if s.kind == "legacy" else "") + (
-        "  [dirty]" if s.dirty else "")
-    return (f"  {s.name}\n    {s.created_at:%Y-%m-%d %H:%M:%S} UTC ({age_text(now - s.created_at)}), "
-            f"{human_size(s.size)}, {at_version(s.version)}, reason: {s.reason}{flags}")
-
-
-def _snapshot_list(r: SnapshotListResult, now: datetime) -> list[str]:
-    if not r.snapshots:
-        lines = [f"{r.env}: no snapshots yet."]
-    else:
-        lines = [f"{r.env}: {len(r.snapshots)} snapshot(s), newest first:"]
-        lines += [_snapshot_row(s, now) for s in r.snapshots[:50]]
-        if len(r.snapshots) > 50:
-            lines.append(f"  … and {len(r.snapshots) - 50} older (--format json lists all)")
-    lines.append(disk_text(r.disk))
-    if r.orphans:
-        lines.append(f"Sidecar files without their snapshot (not listed): {', '.join(r.orphans[:5])}"
-                     + (" …" if len(r.orphans) > 5 else ""))
-    if r.incomplete:
-        lines.append(f"Unfinished snapshot files (an interrupted run; removed at the next create): {len(r.incomplete)}")
-    return lines
-
-
-def _cleanup(r: CleanupResult, now: datetime) -> list[str]:
-    verb = "would delete" if r.dry_run else "deleted"
-    head = (f"{r.env}: cleanup{' (dry run: nothing was deleted)' if r.dry_run else ''}: {verb} {len(r.deleted)} "
-            f"snapshot(s), {'would free' if r.dry_run else 'freed'} {human_size(r.freed_bytes)} "
-            f"(retention {plural(r.retention_days, 'day')}, keep the newest {r.keep_last}).")
-    lines = [head] + [f"  {verb} {s.name} ({human_size(s.size)}, {age_text(now - s.created_at)})" for s in r.deleted]
-    lines += [f"  kept    {s.name} ({why})" for s, why in r.kept]
-    lines.append(f"Before: {disk_text(r.disk_before)}")
-    if not r.dry_run:
-        lines.append(f"After:  {disk_text(r.disk_after)}")
-    return lines
-
-
-def _restore(r: RestoreResult) -> list[str]:
-    lines = [f"{r.env}: restored {r.name} ({r.mode}) in {r.duration_ms / 1000:.1f} s.",
-             f"  safety snapshot of the state before: {r.safety_snapshot or '(off for this environment)'}",
-             f"  version before: {version_text(r.before)}; after: {version_text(r.after)}"]
-    if r.kept_database:
-        lines.append(f"  the replaced database is kept as {r.kept_database} (drop it when no longer needed)")
-    if r.largest_tables:
-        lines.append("  largest tables: " + ", ".join(f"{t.table} {plural(t.rows, 'row')}" for t in r.largest_tables))
-    if r.after.dirty:
-        lines.append("The snapshot itself was taken in a dirty state: see `migrate status` for the recovery options.")
     return lines
 
 
@@ -360,25 +286,25 @@ def _approvals(r: ApprovalsResult, now: datetime) -> list[str]:
         f"expires in {until_text(q.expires_at - now)}" for q in r.pending])
 
 
+# Their only wording is now their Slack blocks, which the terminal shows (bot.terminal).
+AS_BLOCKS = frozenset({Reason.SNAPSHOT_DAMAGED, Reason.OTHER_ENVIRONMENT, Reason.UNCLAIMED_SNAPSHOT,
+                       Reason.MANIFEST_MISMATCH, Reason.MISSING_PRIVILEGE})
+
+
+def _as_blocks(result: Result, now: datetime) -> str:
+    from bot.terminal import result_text
+    return result_text(result, command=getattr(result, "operation", None) or "dbops", now=now)
+
+
 def render_text(result: Result, *, now: datetime | None = None) -> str:
     now = now or datetime.now(timezone.utc)
     match result:
-        case SnapshotListResult():
-            lines = _snapshot_list(result, now)
-        case SnapshotCreated(snapshot=s):
-            lines = [f"{result.env}: snapshot {s.name} created in {result.duration_ms / 1000:.1f} s: "
-                     f"{human_size(s.size)} (database {human_size(result.database_size)}), sha256 {result.sha256[:16]}…"]
-        case SnapshotVerifyResult():
-            verdict = "verified" if result.outcome.value == "done" else "FAILED verification"
-            lines = [f"{result.env}: snapshot {result.name} {verdict}."] + [
-                f"  {'ok  ' if c.passed else 'FAIL'} {c.name}: {c.detail}" for c in result.checks]
-        case RestoreResult():
-            lines = _restore(result)
-        case PinResult():
-            state = "pinned (cleanup will never delete it)" if result.pinned else "unpinned"
-            lines = [f"{result.env}: {result.name} {'is already' if result.outcome.value == 'no_change' else 'is now'} {state}."]
-        case CleanupResult():
-            lines = _cleanup(result, now)
+        case Refusal() if result.reason in AS_BLOCKS:
+            return _as_blocks(result, now)
+        case (SnapshotListResult() | SnapshotCreated() | SnapshotVerifyResult() | RestoreResult() | PinResult()
+              | CleanupResult() | RollbackPlan() | RollbackResult() | LockStatusResult() | LockReleaseResult()
+              | DoctorResult()):
+            return _as_blocks(result, now)
         case HelpResult():
             lines = ["dbops commands:"] + [f"  {text_shell.shell(u)}" for u in result.usage]
         case HistoryResult():
@@ -403,16 +329,6 @@ def render_text(result: Result, *, now: datetime | None = None) -> str:
             lines = _approval_decided(result, now)
         case ApprovalsResult():
             lines = _approvals(result, now)
-        case RollbackPlan():
-            lines = text_rollback.plan_lines(result, now)
-        case RollbackResult():
-            lines = text_rollback.result_lines(result, render_text(result.step, now=now))
-        case LockStatusResult():
-            lines = text_locks.lock_status(result, now)
-        case LockReleaseResult():
-            lines = text_locks.lock_release(result)
-        case DoctorResult():
-            lines = text_doctor.doctor_lines(result)
         case _:
             raise TypeError(f"no text renderer for {type(result).__name__}")
     if result.audit_unwritten:

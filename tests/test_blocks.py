@@ -25,6 +25,7 @@ from bot.blocks import (
 from bot.blocks_approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, deny_modal_view, render_request_final
 from bot.blocks_rollback import CHOOSE_ACTION
 from bot import blocks_locks
+from bot.terminal import result_text
 from bot.text import render_text
 from commands import grammar
 from commands.errors import SnapshotFailed, UsageError, privilege_error
@@ -1014,7 +1015,8 @@ def test_rollback_plan_with_nothing_applied_says_there_is_nothing_to_roll_back()
     empty = RollbackPlan(env="production", state=State(version=-1, dirty=False), migration=None, options=())
     assert headline(render(empty, now=NOW, command="/rollback")) == \
         "*production*: Nothing to roll back: no migration is applied."
-    assert render_text(empty, now=NOW) == "production: Nothing to roll back: no migration is applied."
+    assert result_text(empty, command="rollback production", now=NOW) == \
+        "production: Nothing to roll back: no migration is applied."
 
 
 def test_rollback_result_ticks_the_guides_checklist_from_what_happened() -> None:
@@ -1045,24 +1047,25 @@ def test_a_rollback_that_missed_its_version_says_so_first() -> None:
     assert "❌ *No snapshot was taken before the rollback*" in checklist
     assert "❌ *Reason not recorded*" in checklist
     assert "➖ *Health check:* no `health_url` configured" in checklist
-    text = render_text(missed, now=NOW)
+    text = result_text(missed, command="rollback --steps 1 production", now=NOW)
     assert text.startswith(f"production: rollback failed: expected version {V4}, found version {V5} (dirty)")
-    assert f"  [ ] Version verified: expected version {V4}, found version {V5} (dirty)" in text
-    assert "  [-] Health check: no health_url configured" in text
+    assert f"\n❌ Version NOT as expected: expected version {V4}, found version {V5} (dirty)\n" in text
+    assert "\n➖ Health check: no `health_url` configured\n" in text
 
 
 def test_text_surface_prints_the_rollback_plan_and_checklist() -> None:
-    plan = render_text(rollback_plan_clean(), now=NOW)
+    plan = result_text(rollback_plan_clean(), command="rollback production", now=NOW)
     assert plan.startswith(f"production: rollback options at version {V5} (clean)")
-    assert "  1. Run the down file of" in plan and "[Recommended]" in plan
-    assert "run: dbops rollback --steps 1 production --reason \"TEXT\"" in plan
-    assert f"⚠ {LOSES_STATUS}" in plan
-    assert "not available: version" in render_text(rollback_plan_missing_down(), now=NOW)
-    result = render_text(rollback_result_orphans(), now=NOW)
-    assert "  [x] Version verified" in result and "  [-] Second person's approval" in result
-    assert "        orders.user_id → users: 3 rows (constraint orders_user_id_fkey)" in result
-    assert "  [ ] Tell the team in the incident channel / status page" in result
-    assert "What ran:\n  production: down done" in result
+    assert f"\n1. Run the down file of `{V5}_{NAMES[V5]}` · Recommended\n" in plan
+    assert "Runs `dbops rollback --steps 1 production --reason \"TEXT\"`" in plan
+    assert f"⚠️ {LOSES_STATUS}" in plan
+    missing_down = result_text(rollback_plan_missing_down(), command="rollback production", now=NOW)
+    assert "\nNot available: version" in missing_down
+    result = result_text(rollback_result_orphans(), command="rollback --steps 1 production", now=NOW)
+    assert "\n✅ Version verified" in result and "\n➖ Second person's approval" in result
+    assert "\n• `orders.user_id` → `users`: 3 rows (constraint `orders_user_id_fkey`)" in result
+    assert "\n☐ Tell the team in the incident channel / status page" in result
+    assert "\n" + "-" * 40 + "\nproduction: migrated down from" in result  # what ran, under the checklist
 
 
 def test_rollback_replies_stay_within_limits_and_cannot_ping_whatever_the_input() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pwd
@@ -14,6 +15,8 @@ import psycopg
 import pytest
 
 from bot.cli import main
+from bot.console import Console, script
+from commands.config import load_settings
 
 FILES = {"1_users.up.sql": "CREATE TABLE users (id int);", "1_users.down.sql": "DROP TABLE users;",
          "2_bad.up.sql": "INSERT INTO users VALUES ('x');"}
@@ -244,3 +247,28 @@ def test_rollback_from_the_shell_plans_and_runs(config, capsys):
     assert main(["rollback", "--steps", "1", "--reason", "bad release", "--config", path]) == 0
     assert "bad release" in capsys.readouterr().out
     assert "users" not in bed.tables()
+
+
+def test_the_shell_names_a_migration_as_the_console_does(config, capsys):
+    """One wording: the lines of a rollback's plan and result that name the migration read the
+    same in a shell as in the console (the shell once said ``1_users``, the console ``1_users.up.sql``)."""
+    bed, path = config
+    with open(path, "a") as toml:
+        toml.write('channels = ["C0TEST"]\n')
+    console_out = io.StringIO()
+    for surface in ("console", "shell"):
+        assert main(["migrate", "up", "1", "--config", path]) == 0
+        capsys.readouterr()
+        if surface == "console":
+            with Console(load_settings(path), users={"alice": "U0ALICE"}, user="alice", channel="C0TEST",
+                         out=console_out) as console:
+                assert script(console, iter(["/rollback\n", '/rollback --steps 1 --reason "bad release"\n'])) == 0
+        else:
+            assert main(["rollback", "--config", path]) == 0
+            assert main(["rollback", "--steps", "1", "--reason", "bad release", "--config", path]) == 0
+        assert "users" not in bed.tables()
+    shell, shown = capsys.readouterr().out, console_out.getvalue()
+
+    naming = [line for line in shell.splitlines() if "1_users" in line and "dbops" not in line]
+    assert "Undoing: `1_users`" in naming and any(line.startswith("down `1_users.down.sql` · ") for line in naming)
+    assert [line for line in naming if line.split(" · ")[0] not in shown] == [], shown

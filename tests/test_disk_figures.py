@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot import blocks_locks
-from bot.text import render_text
+from bot.terminal import result_text
 from commands.pg.alerts import PgAlerts
 from commands.pg.control import migrate_control_database
 from commands.watch_locks import DiskWatcher
@@ -50,7 +50,7 @@ def test_snapshot_list_shows_the_percentage_df_shows_on_a_disk_with_reserved_blo
     used_of_total = 100 * int(seen["used"]) // int(seen["size"])
     assert int(seen["pcent"].rstrip("%")) >= 85 > used_of_total + 20  # the two readings are far apart here
 
-    shown = render_text(bed.run("snapshot list test"))
+    shown = result_text(bed.run("snapshot list test"), command="snapshot list test")
 
     assert re.search(r"disk (\d+)% full", shown)[1] + "%" == seen["pcent"], shown
 

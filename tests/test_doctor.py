@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.text import render_text
+from bot.terminal import result_text
 from tests.slack_fake import FakeSlack
 
 FILES = {"1_users.up.sql": "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);",
@@ -83,17 +83,22 @@ def doctor(capsys, config: str, *args: str, environ: dict[str, str] | None = Non
     return code, capsys.readouterr().out
 
 
+LABELS = {"✅": "ok", "⚠️": "WARN", "❌": "FAIL", "➖": "skip"}  # each verdict's mark, as the terminal shows it
+
+
 def check_lines(out: str) -> dict[str, tuple[str, str]]:
-    """Each check's line as (label, detail), by name; and its fix under ``name + " fix"``."""
+    """Each check's line (``✅ name: detail``) as (label, detail), by name; and its fix under
+    ``name + " fix"``. The headline and the closing hint are not checks."""
     found: dict[str, tuple[str, str]] = {}
     last = None
     for line in out.splitlines()[1:]:
-        if line.startswith("        fix: "):
-            found[f"{last} fix"] = ("fix", line.removeprefix("        fix: "))
+        if line.startswith("        Fix: "):
+            found[f"{last} fix"] = ("fix", line.removeprefix("        Fix: "))
             continue
-        label, rest = line[2:6].strip(), line[8:]
-        last, _, detail = rest.partition(": ")
-        found[last] = (label, detail)
+        mark, _, rest = line.partition(" ")
+        if mark in LABELS:
+            last, _, detail = rest.partition(": ")
+            found[last] = (LABELS[mark], detail)
     return found
 
 
@@ -127,7 +132,7 @@ def test_doctor_passes_every_check_as_superuser_on_a_good_config_and_exits_0(goo
 
 
 def lines_of(result) -> dict[str, tuple[str, str]]:
-    return check_lines(render_text(result))
+    return check_lines(result_text(result, command="dbops doctor"))
 
 
 def test_doctor_json_is_one_object_with_every_check_in_order(good, capsys):

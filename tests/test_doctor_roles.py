@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from bot.text import render_text
+from bot.terminal import result_text
 from commands.results import Outcome, Reason
 from tests.roles import role_url
 from tests.test_doctor import FILES, check_lines, lines_of
@@ -111,7 +111,7 @@ def test_a_wrong_password_fails_the_connection_masked_and_skips_what_needs_it(ma
 
     result = bed.run("dbops doctor")
 
-    text = render_text(result)
+    text = result_text(result, command="dbops doctor")
     lines = check_lines(text)
     label, detail = lines["database connection"]
     assert label == "FAIL" and f'password authentication failed for user "{app_role.name}"' in detail

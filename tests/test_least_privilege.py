@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bot.text import render_text
+from bot.terminal import result_text
 from commands import grammar
 from commands.errors import PrivilegeError
 from commands.executor import Actor, Executor
@@ -119,9 +119,9 @@ def test_an_in_place_restore_is_refused_naming_the_owner_before_any_snapshot_and
         assert result.shortfall.missing[0].what.startswith("ownership of schema public")
     assert result.shortfall.setting == 'restore_mode = "new-database"'
     assert "ALTER ROLE " + role + " CREATEDB" in [m.fix for m in result.shortfall.setting_needs]
-    text = render_text(result)
-    assert f"database role {role} lacks what it needs. Nothing was changed" in text
-    assert 'Or set restore_mode = "new-database" under [environments.test], which needs:' in text
+    text = result_text(result, command=f"snapshot restore {snapshot}")
+    assert f"refused: database role `{role}` lacks what it needs\nNothing was changed" in text
+    assert 'Or set `restore_mode = "new-database"` under `[environments.test]`, which needs:' in text
     assert snapshots(bed) == before  # no safety snapshot was taken
     assert bed.query("SELECT email FROM users") == [("ana@example.com",)]
 
@@ -149,9 +149,9 @@ def test_a_new_database_restore_without_createdb_is_refused_naming_it_and_the_in
                                                          f"ALTER DATABASE {db} OWNER TO {role}"]
     assert result.shortfall.missing[0].what == "CREATEDB (the restore creates a database beside this one)"
     assert result.shortfall.setting == 'restore_mode = "in-place"'
-    text = render_text(result)
+    text = result_text(result, command=f"rollback --snapshot {snapshot}")
     assert "internal error" not in text and "Traceback" not in text
-    assert f"  CREATEDB (the restore creates a database beside this one): ALTER ROLE {role} CREATEDB" in text
+    assert f"\n• CREATEDB (the restore creates a database beside this one): `ALTER ROLE {role} CREATEDB`" in text
     assert (snapshots(bed), databases(app_role)) == (before, existing)  # no snapshot, no database made
     assert bed.query("SELECT email FROM users") == [("ana@example.com",)]
 
@@ -220,7 +220,7 @@ def test_a_migration_altering_another_roles_table_fails_cleanly_at_the_previous_
     assert isinstance(result, MigrateResult) and result.outcome is Outcome.FAILED
     assert (result.failure.error.sqlstate, result.failure.error.message) == ("42501", "must be owner of table ledger")
     assert result.failure.error.hint == PRIVILEGE_HINT
-    text = render_text(result)
+    text = result_text(result, command="migrate up")
     assert "must be owner of table ledger" in text and "/dbops doctor lists what the role lacks" in text
     assert bed.state() == (2, False)  # rolled back: clean at the previous version
     assert bed.query("SELECT count(*) FROM information_schema.columns WHERE table_name = 'ledger'") == [(1,)]
@@ -270,9 +270,9 @@ def test_lock_status_says_another_roles_session_is_hidden_instead_of_showing_bla
 
     assert result.holder.hidden and result.holder.user == other_role
     assert result.holder.application_name == "deploy-migrate"
-    text = render_text(result)
-    assert f"held by pid {result.holder.pid} (deploy-migrate, user {other_role}, from a client hidden from dbops' role)" \
-           in text
+    text = result_text(result, command="dbops lock status")
+    assert f"Advisory lock (golang-migrate's): pid {result.holder.pid} (deploy-migrate, user {other_role}, from a " \
+           "client hidden from dbops' role)" in text
     assert "its state is hidden: it is another role's session, and PostgreSQL shows that only to members of " \
            "pg_read_all_stats" in text
     assert "local socket" not in text and "unknown time" not in text
@@ -287,7 +287,7 @@ def test_lock_release_of_another_roles_session_is_refused_naming_pg_signal_backe
 
     assert [m.fix for m in result.shortfall.missing] == [f"GRANT pg_signal_backend TO {role}",
                                                          f"GRANT pg_read_all_stats TO {role}"]
-    assert "GRANT pg_signal_backend TO" in render_text(result)
+    assert "GRANT pg_signal_backend TO" in result_text(result, command="dbops lock release")
     assert alive(app_role, other_role)  # nothing was ended
 
     app_role.grant("GRANT pg_signal_backend, pg_read_all_stats TO {role}")
@@ -315,9 +315,11 @@ def test_cli_text_of_a_missing_privilege_names_the_grant_and_the_setting(make_be
     bed.run("migrate up")
     snapshot = bed.run('snapshot create --reason "x"').snapshot.name
 
-    lines = render_text(bed.executor.run(grammar.parse(f"snapshot restore {snapshot}"), Actor(user="alice")))
+    command = f"snapshot restore {snapshot}"
+    lines = result_text(bed.executor.run(grammar.parse(command), Actor(user="alice")), command=command)
 
-    assert lines.splitlines()[0] == (f"Refused: snapshot restore on test: database role {app_role.name} lacks what it "
-                                     "needs. Nothing was changed (checked before any snapshot or SQL).")
-    assert lines.splitlines()[-1] == ("Grant as a superuser or the service's admin role; `dbops doctor test` checks "
+    assert lines.splitlines()[:2] == [f"test: `dbops snapshot restore` refused: database role `{app_role.name}` lacks "
+                                      "what it needs", "Nothing was changed: the role's privileges were checked "
+                                      "before any snapshot or SQL."]
+    assert lines.splitlines()[-1] == ("  Grant as a superuser or the service's admin role. `dbops doctor test` checks "
                                       "every privilege dbops needs.")

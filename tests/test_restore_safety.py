@@ -21,7 +21,7 @@ from psycopg import sql
 import pytest
 import zstandard
 
-from bot.text import render_text
+from bot.terminal import result_text
 from commands.errors import SnapshotFailed
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.psql_script import PsqlScript, ScriptProblem
@@ -106,7 +106,7 @@ def test_a_planted_meta_command_in_a_legacy_dump_never_runs_and_the_user_is_told
     assert check.name == "sql only" and check.detail.startswith(f"not safe to restore: line {line}: ")
     refused = bed.run(f"snapshot restore {LEGACY}")
     assert isinstance(refused, Refusal) and refused.reason is Reason.SNAPSHOT_DAMAGED
-    shown = render_text(refused)
+    shown = result_text(refused, command=f"snapshot restore {LEGACY}")
     assert f"line {line}: `{payload.splitlines()[0][:40]}" in shown and "` is a psql meta-command" in shown
     assert "a restore runs SQL only" in shown and "Nothing was changed" in shown
     # Past verification (the file changed in between, say), the restore itself stops there.

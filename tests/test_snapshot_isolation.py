@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from bot.cli import main
-from bot.text import render_text
+from bot.terminal import result_text
 from commands import grammar
 from commands.config import parse_settings
 from commands.errors import ConfigError
@@ -162,8 +162,8 @@ def test_pin_verify_and_restore_of_another_environments_snapshot_are_refused_nam
 
     assert main(["snapshot", "restore", name, "development", "--config", config]) == 3
     out = capsys.readouterr().out
-    assert f"snapshot {name} does not belong to development" in out
-    assert 'add "production" to restore_from under [environments.development]' in out
+    assert f"snapshot `{name}` does not belong to development" in out
+    assert 'add `"production"` to `restore_from` under `[environments.development]`' in out
     assert main(["snapshot", "pin", name, "development", "--config", config]) == 3
     assert f"dbops snapshot pin {name} production" in capsys.readouterr().out
     assert main(["snapshot", "verify", name, "development", "--config", config]) == 3
@@ -187,7 +187,7 @@ def test_a_snapshot_renamed_into_an_environment_is_refused_by_its_manifest(share
 
     assert isinstance(refused, Refusal) and refused.reason is Reason.MANIFEST_MISMATCH  # … acting reads the manifest
     assert (refused.owner, refused.claimants) == ("development", ("production",))
-    assert "its manifest names production" in render_text(refused)
+    assert "its manifest names production" in result_text(refused, command="snapshot restore")
     assert shared.query("development", "SELECT email FROM users") == [("development@example.com",)]
 
 
@@ -246,7 +246,7 @@ def test_legacy_snapshots_belong_to_the_one_environment_their_name_answers_to(tm
     assert run("snapshot list development").snapshots == ()
     refused = run("snapshot pin togather_togather_20260101_000000_x production")
     assert refused.reason is Reason.UNCLAIMED_SNAPSHOT and refused.claimants == ("development", "production")
-    assert "answers to development and production" in render_text(refused)
+    assert "answers to development and production" in result_text(refused, command="snapshot pin")
     assert run("snapshot pin togather_production_20260101_000000_x development").reason is Reason.OTHER_ENVIRONMENT
     assert sorted(p.name for p in directory.iterdir()) == ["togather_production_20260101_000000_x.sql.gz",
                                                           "togather_togather_20260101_000000_x.sql.gz"]
