@@ -45,7 +45,7 @@ def recovery_dirty(state: State, env: str, snapshot: str | None = None) -> str:
     lines = [line.strip().format(v=v) for line in RECOVERY_DIRTY]
     lines[1] = f"*{lines[1]}*"
     restore = f"/snapshot restore {snapshot} {env}" if snapshot else f"/snapshot list {env}"
-    lines.append(f"In Slack: {code(restore)} · {code(f'/migrate force {v} {env}')} · "
+    lines.append(f"With dbops: {code(restore)} · {code(f'/migrate force {v} {env}')} · "
                  f"{code(f'/migrate down 1 {env}')}")
     return "\n".join(lines)
 
