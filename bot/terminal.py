@@ -28,7 +28,8 @@ _EMPHASIS = [re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)\*(?![\w*])"),
              re.compile(r"(?<![\w~])~(?=\S)([^~\n]+?)~(?![\w~])")]
 _ANGLE = re.compile(r"<([^<>]+)>")
 # The emoji codes the bot's messages use, as the characters Slack would show.
-EMOJI = {"broom": "🧹", "floppy_disk": "💾", "heavy_minus_sign": "➖", "lock": "🔒", "no_entry": "⛔",
+EMOJI = {"broom": "🧹", "floppy_disk": "💾", "heavy_minus_sign": "➖", "information_source": "ℹ️", "lock": "🔒",
+         "no_entry": "⛔",
          "rotating_light": "🚨", "warning": "⚠️", "white_check_mark": "✅", "x": "❌"}
 _EMOJI = re.compile(r":([a-z_]+):")
 
