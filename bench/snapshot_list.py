@@ -6,8 +6,8 @@ Not a test: run it by hand (see bench/README.md).
 
 It writes COUNT snapshots (a small data file and a manifest each, named as dbops names them,
 plus a pin marker on every 50th) into a temporary directory, then times the list operation
-as the executor runs it (scan, parse names, sort, disk usage) and its rendering as text and
-as JSON. The database is not involved in listing, so none is started.
+as the executor runs it (scan, parse names, sort, disk usage) and its rendering as the CLI's
+text (the Slack blocks as terminal text) and as JSON. The database is not involved in listing, so none is started.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.text import render_json, render_text  # noqa: E402
+from bot.terminal import result_text  # noqa: E402
+from bot.text_outcome import render_json  # noqa: E402
 from commands import snapshot_ops  # noqa: E402
 from commands.config import parse_settings  # noqa: E402
 from commands.context import Actor, Context  # noqa: E402
@@ -65,7 +66,8 @@ def main() -> int:
         ctx = Context(settings=settings, databases=None, snapshots=None, actor=Actor(user="bench"))
         timings = {"list": [], "list+text": [], "list+json": []}
         for _ in range(args.repeat):
-            for key, render in (("list+text", render_text), ("list+json", render_json)):
+            for key, render in (("list+text", lambda r: result_text(r, command="snapshot list production")),
+                                ("list+json", render_json)):
                 started = time.perf_counter()
                 result = snapshot_ops.list_(ctx, SnapshotList(), env)
                 listed = time.perf_counter()

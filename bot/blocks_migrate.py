@@ -1,8 +1,8 @@
 """Slack wording for migrations: the status card, up/down/goto/force, dry-run and validate.
 
-The sentences the terminal also shows (versions, the lock holder, the guide's recovery
-options, a version mismatch, PostgreSQL's error) come from ``bot.text``; this module only
-lays them out for Slack.
+The plain phrases other renderers share (versions, the lock holder, the guide's recovery
+options, a version mismatch, PostgreSQL's error) come from ``bot.wording``; the terminal
+shows these blocks as text (``bot.terminal``).
 """
 
 from __future__ import annotations

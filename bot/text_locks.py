@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot import text
+from bot import wording
 from commands.results import LockDirInfo, LockHolder, LockReleaseResult, LockStatusResult
 
 KEPT = {
@@ -26,7 +26,7 @@ RELEASE_HINT = ("To release a stale lock: {command} (it needs approval, and refu
 def held_for(holder: LockHolder, now: datetime) -> str:
     if holder.hidden:
         return "held since a time hidden from dbops' role"
-    return f"held for {text.span_text(now - holder.since)}" if holder.since else "held since an unknown time"
+    return f"held for {wording.span_text(now - holder.since)}" if holder.since else "held since an unknown time"
 
 
 def idle_text(holder: LockHolder, now: datetime) -> str:
@@ -35,7 +35,7 @@ def idle_text(holder: LockHolder, now: datetime) -> str:
                 "pg_read_all_stats (GRANT pg_read_all_stats TO dbops' role to see it)")
     if not holder.state:
         return "its session's state is unknown"
-    since = f" for {text.span_text(now - holder.state_since)}" if holder.state_since else ""
+    since = f" for {wording.span_text(now - holder.state_since)}" if holder.state_since else ""
     return f"its session is {holder.state}{since}"
 
 
@@ -52,7 +52,7 @@ def dir_line(info: LockDirInfo, now: datetime) -> str:
         return f"{info.path}: {KEPT['dir_not_a_directory']}"
     source = "locked_at" if info.locked_at_source == "file" else "made"
     state = "STALE" if info.stale else "held"
-    at = f"{info.locked_at:%Y-%m-%d %H:%M:%S %Z} ({text.age_text(now - info.locked_at)})"
+    at = f"{info.locked_at:%Y-%m-%d %H:%M:%S %Z} ({wording.age_text(now - info.locked_at)})"
     return f"{info.path}: {state}, {source} {at}; {owner_text(info)}"
 
 
@@ -62,7 +62,7 @@ def lock_status(r: LockStatusResult, now: datetime) -> list[str]:
         lines.append("  advisory lock: free")
     else:
         stale = r.holder.since is not None and now - r.holder.since >= timedelta(minutes=r.stale_after_minutes)
-        lines.append(f"  advisory lock: {'STALE, ' if stale else ''}held by {text.holder_text(r.holder)}, "
+        lines.append(f"  advisory lock: {'STALE, ' if stale else ''}held by {wording.holder_text(r.holder)}, "
                      f"{held_for(r.holder, now)}; {idle_text(r.holder, now)}")
     if not r.lock_dirs:
         lines.append("  lock directories: none configured (lock_dirs)")
@@ -78,10 +78,10 @@ def lock_release(r: LockReleaseResult) -> list[str]:
     head = f"{r.env}: lock release " + ("done" if r.terminated is not None or r.removed else "refused; nothing changed")
     lines = [head]
     if r.terminated is not None and r.holder is not None:
-        lines.append(f"  ended the idle session holding the migration lock: {text.holder_text(r.holder)}")
+        lines.append(f"  ended the idle session holding the migration lock: {wording.holder_text(r.holder)}")
     lines += [f"  removed the stale lock directory {info.path}" for info in r.removed]
     for what, why in r.kept:
         label = "the migration lock" if what == "advisory lock" else f"lock directory {what}"
-        holder = f" (held by {text.holder_text(r.holder)})" if what == "advisory lock" and r.holder else ""
+        holder = f" (held by {wording.holder_text(r.holder)})" if what == "advisory lock" and r.holder else ""
         lines.append(f"  kept {label}{holder}: {KEPT.get(why, why)}")
     return lines

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-# ``bot.text`` imports this module for its dispatch, so its helpers are reached through the
-# module at call time rather than imported by name while it is still loading.
-from bot import text
+from bot import wording
 from bot.text_shell import shell, shell_words
 from commands.results import (
     AppHealthCheck, MigrateResult, MigrationInfo, OrphanCount, Outcome, RollbackOption, RollbackPlan, RollbackResult,
@@ -40,7 +38,7 @@ def number(version: int | None) -> str:
 
 
 def migration_label(m: MigrationInfo | None, state: State) -> str:
-    return f"{m.version}_{m.name}" if m is not None else text.at_version(state.version)
+    return f"{m.version}_{m.name}" if m is not None else wording.at_version(state.version)
 
 
 def orphan_columns(o: OrphanCount) -> str:
@@ -61,7 +59,7 @@ def orphan_text(o: OrphanCount) -> str:
 def health_text(h: AppHealthCheck) -> str:
     reports = ""
     if h.version is not None:
-        reports = f"; it reports migrations at {text.at_version(h.version)}" + (
+        reports = f"; it reports migrations at {wording.at_version(h.version)}" + (
             "" if h.dirty is None else f" ({'dirty' if h.dirty else 'clean'})")
     return f"{h.message}{reports}"
 
@@ -76,12 +74,12 @@ def method_words(r: RollbackResult) -> str:
 
 def version_verified(r: RollbackResult) -> tuple[bool, str]:
     """Whether the database is where the rollback should have left it, and what was found."""
-    found = text.version_text(r.after)
+    found = wording.version_text(r.after)
     if r.expected_version is None:
         return False, f"now at {found}: the rollback did not reach a target version"
     if r.after.version == r.expected_version and not r.after.dirty:
         return True, f"now at {found}, as expected"
-    return False, f"expected {text.at_version(r.expected_version)}, found {found}"
+    return False, f"expected {wording.at_version(r.expected_version)}, found {found}"
 
 
 def failure_words(r: RollbackResult) -> str:
@@ -90,8 +88,8 @@ def failure_words(r: RollbackResult) -> str:
     if r.step.outcome is Outcome.FAILED:
         failure = r.step.failure if isinstance(r.step, MigrateResult) else None
         what = f"{failure.direction} of {failure.version}_{failure.name} failed" if failure else f"{r.method} failed"
-        return f"{what}; now at {text.version_text(r.after)}"
-    return found if not verified else f"{r.method} did not finish; now at {text.version_text(r.after)}"
+        return f"{what}; now at {wording.version_text(r.after)}"
+    return found if not verified else f"{r.method} did not finish; now at {wording.version_text(r.after)}"
 
 
 # --- the plan ------------------------------------------------------------------------------------
@@ -104,10 +102,10 @@ def option_title(o: RollbackOption, plan: RollbackPlan) -> str:
             return f"Run the down file of {migration_label(plan.migration, plan.state)}"
         case "restore":
             return f"Restore snapshot {i.snapshot.name}" if i and i.snapshot else \
-                f"Restore the snapshot taken before {text.at_version(v)}"
+                f"Restore the snapshot taken before {wording.at_version(v)}"
         case "force-previous":
             target = i.target if i and i.target is not None else None
-            return (f"Record {text.at_version(target)} as clean without running any SQL" if target is not None
+            return (f"Record {wording.at_version(target)} as clean without running any SQL" if target is not None
                     else "Record the previous version as clean without running any SQL")
         case "force-down":
             return f"Force {number(v)} clean, then run its down file"
@@ -121,11 +119,11 @@ def _impact_lines(o: RollbackOption, now: datetime) -> list[str]:
     lines = []
     if i.reverts:
         lines.append(f"Reverts {', '.join(f'{m.version}_{m.name}' for m in i.reverts)}, leaving "
-                     f"{text.at_version(i.target)}.")
+                     f"{wording.at_version(i.target)}.")
     elif i.snapshot is not None:
         s = i.snapshot
-        lines.append(f"Taken {s.created_at:%Y-%m-%d %H:%M} UTC ({text.age_text(now - s.created_at)}), at "
-                     f"{text.at_version(s.version)}" + (" (dirty)" if s.dirty else "") + ".")
+        lines.append(f"Taken {s.created_at:%Y-%m-%d %H:%M} UTC ({wording.age_text(now - s.created_at)}), at "
+                     f"{wording.at_version(s.version)}" + (" (dirty)" if s.dirty else "") + ".")
     elif o.method == "force-previous" and i.target is not None:
         lines.append(f"Sets the recorded version to {number(i.target)}; the schema is not changed.")
     lines += [f"No down file for {v}: nothing is undone for it." for v in i.missing_down]
@@ -141,7 +139,7 @@ def shell_command(command: str) -> str:
 def plan_lines(r: RollbackPlan, now: datetime) -> list[str]:
     if not r.options:
         return [f"{r.env}: {NOTHING_APPLIED}"]
-    lines = [f"{r.env}: rollback options at {text.version_text(r.state)}",
+    lines = [f"{r.env}: rollback options at {wording.version_text(r.state)}",
              f"  Undoing: {migration_label(r.migration, r.state)}"
              + ("" if r.migration is not None else " (no migration file has this version)")]
     if r.state.dirty:
@@ -192,7 +190,7 @@ def headline(r: RollbackResult) -> str:
     if r.outcome is Outcome.FAILED:
         return f"rollback failed: {failure_words(r)}"
     if r.outcome is Outcome.NO_CHANGE:
-        return f"nothing was rolled back; the database is at {text.version_text(r.after)}"
+        return f"nothing was rolled back; the database is at {wording.version_text(r.after)}"
     return f"rolled back from {number(r.before.version)} to {number(r.after.version)} by {method_words(r)}"
 
 
