@@ -212,6 +212,21 @@ def test_json_a_bug_is_an_internal_error_object_and_exit_1(config, capsys, monke
     assert (out["kind"], out["exit_code"], out["details"]) == ("internal_error", 1, {"error": "RuntimeError"})
 
 
+def test_a_bug_says_so_as_slack_does_with_the_reference_its_log_line_carries(config, capsys, monkeypatch) -> None:
+    _, path = config
+
+    def broken(settings, **_):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("bot.cli.build_executor", broken)
+    assert main(["migrate", "status", "--config", path]) == 1
+    err = capsys.readouterr().err
+    [logged] = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert logged["event"] == "internal_error" and "RuntimeError: a bug" in logged["exception"]
+    assert "`dbops migrate status` failed because of a bug in dbops, not because of anything you did" in err
+    assert f"under reference `{logged['reference']}`" in err and "check `dbops migrate status`" in err
+
+
 def test_a_reader_that_stops_reading_is_not_reported_as_a_bug() -> None:
     """`dbops snapshot list | head -1`: the pipe's reader is gone before dbops writes."""
     read, write = os.pipe()
