@@ -6,8 +6,9 @@ Not a test: run it by hand (see bench/README.md).
 
 It writes COUNT snapshots (a small data file and a manifest each, named as dbops names them,
 plus a pin marker on every 50th) into a temporary directory, then times the list operation
-as the executor runs it (scan, parse names, sort, disk usage) and its rendering as the CLI's
-text (the Slack blocks as terminal text) and as JSON. The database is not involved in listing, so none is started.
+as the executor runs it (scan, parse names, sort, disk usage) and its rendering as the CLI
+prints it: as text (the Slack card as terminal text, ``bot.terminal``) and as JSON. The
+database is not involved in listing, so none is started.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.terminal import result_text  # noqa: E402
-from bot.text_outcome import render_json  # noqa: E402
+from bot.text_outcome import result_json  # noqa: E402
 from commands import snapshot_ops  # noqa: E402
 from commands.config import parse_settings  # noqa: E402
 from commands.context import Actor, Context  # noqa: E402
@@ -33,6 +34,8 @@ from commands.grammar import SnapshotList  # noqa: E402
 from commands.snapshots import DATA_SUFFIX, MANIFEST_SUFFIX, PIN_SUFFIX, snapshot_name  # noqa: E402
 
 TARGET_MS = 200.0
+RENDERERS = (("list+text", lambda result: result_text(result, command="snapshot list production")),
+             ("list+json", lambda result: result_json(result, 0)))
 
 
 def populate(directory: Path, count: int) -> None:
@@ -66,8 +69,7 @@ def main() -> int:
         ctx = Context(settings=settings, databases=None, snapshots=None, actor=Actor(user="bench"))
         timings = {"list": [], "list+text": [], "list+json": []}
         for _ in range(args.repeat):
-            for key, render in (("list+text", lambda r: result_text(r, command="snapshot list production")),
-                                ("list+json", render_json)):
+            for key, render in RENDERERS:
                 started = time.perf_counter()
                 result = snapshot_ops.list_(ctx, SnapshotList(), env)
                 listed = time.perf_counter()
