@@ -259,7 +259,7 @@ def render_error(err: CommandError, *, command: str) -> Message:
     card.section(esc_citing(shorten(err.message, 2500)))
     if isinstance(err, UsageError):
         if err.usage:
-            card.section(f"Usage: {code('  or  '.join(slash(line) for line in err.usage))}")
+            card.section(f"Usage: {' or '.join(code(slash(line)) for line in err.usage)}")
         if "dbops help" not in (err.usage or ()):
             card.context("`/dbops help` lists every command.")
     elif err.hint:

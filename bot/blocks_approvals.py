@@ -245,10 +245,10 @@ def refused(result: ApprovalRefused, now: datetime) -> Message:
     match result.reason:
         case Reason.SELF_APPROVAL:
             text = (f"You asked for {what}, so you cannot approve it: someone else among the approvers of {env} "
-                    "must. To withdraw it, press Cancel.")
+                    f"must. To withdraw it, press Cancel or type {code(f'/dbops cancel {result.request_id}')}.")
         case Reason.NOT_APPROVER:
             text = (f"You are not one of the approvers of {env}, so you cannot approve or deny {what}. "
-                    "If you asked for it, withdraw it with Cancel.")
+                    f"If you asked for it, withdraw it with Cancel or {code(f'/dbops cancel {result.request_id}')}.")
         case Reason.UNMAPPED_SHELL_USER:
             account = result.detail or "?"
             line = code(f'"{account}" = "U…"')
@@ -308,5 +308,5 @@ def pending_list(result: ApprovalsResult, now: datetime) -> Message:
     card.lines(rows, total=len(result.pending), title="*Oldest first:*",
                more=f"use {code('dbops dbops approvals --format json')} for all")
     deny = '/dbops deny REQUEST --reason "TEXT"'
-    return card.context(f"Answer one with the buttons on its card, or {code('/dbops approve REQUEST')} · "
+    return card.context(f"Answer one in Slack with the buttons on its card, or {code('/dbops approve REQUEST')} · "
                         f"{code(deny)}.").message()

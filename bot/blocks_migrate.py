@@ -1,8 +1,8 @@
 """Slack wording for migrations: the status card, up/down/goto/force, dry-run and validate.
 
-The sentences the terminal also shows (versions, the lock holder, the guide's recovery
-options, a version mismatch, PostgreSQL's error) come from ``bot.text``; this module only
-lays them out for Slack.
+The plain phrases other renderers share (versions, the lock holder, the guide's recovery
+options, a version mismatch, PostgreSQL's error) come from ``bot.wording``; the terminal
+shows these blocks as text (``bot.terminal``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def recovery_dirty(state: State, env: str, snapshot: str | None = None) -> str:
     lines = [line.strip().format(v=v) for line in RECOVERY_DIRTY]
     lines[1] = f"*{lines[1]}*"
     restore = f"/snapshot restore {snapshot} {env}" if snapshot else f"/snapshot list {env}"
-    lines.append(f"In Slack: {code(restore)} · {code(f'/migrate force {v} {env}')} · "
+    lines.append(f"With dbops: {code(restore)} · {code(f'/migrate force {v} {env}')} · "
                  f"{code(f'/migrate down 1 {env}')}")
     return "\n".join(lines)
 

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Sequence, TextIO
 
 from bot.logs import configure_logging
 from commands.errors import CommandError, UsageError
 
 if TYPE_CHECKING:
+    from bot.terminal import Names
     from commands.config import Settings
     from commands.executor import Executor
     from commands.results import Result
@@ -136,11 +137,12 @@ def _run(args: list[str], config_path: str | None, output: str) -> int:
     settings = load(config_path)
     actor = shell_actor(settings)
     executor = build_executor(settings, doctor=isinstance(command, grammar.DbopsDoctor))
-    return _print_result(executor.run(command, actor), actor.user, output, " ".join(args))
+    return _print_result(executor.run(command, actor), settings, actor.user, output, " ".join(args))
 
 
-def _print_result(result: Result, user: str, output: str, command: str) -> int:
-    from bot.text import unmapped_note
+def _print_result(result: Result, settings: Settings, user: str, output: str, command: str) -> int:
+    from bot.terminal import result_text
+    from bot.text_outcome import result_json, unmapped_note
     from commands.identity import unmapped_account
     from commands.redact import redact
     from commands.results import Reason, Refusal
@@ -150,20 +152,23 @@ def _print_result(result: Result, user: str, output: str, command: str) -> int:
     # Who dbops took an unmapped shell user for, and how to become who they are.
     note = unmapped_note(account) if account and isinstance(result, Refusal) and result.reason is Reason.NOT_OPERATOR \
         else None
-    if output == "json":
-        from bot.text_outcome import result_json
-        print(redact(result_json(result, code, note=note)))
-    else:
-        from bot.terminal import result_text
-        print(redact(result_text(result, command=command, ansi=_ansi())))
-        if note:
-            print(note)
+    ansi = output == "text" and _ansi()
+    text = result_text(result, command=command, names=_names(settings), ansi=ansi) + (f"\n{note}" if note else "")
+    print(redact(result_json(result, code, message=text) if output == "json" else text))
     return code
 
 
-def _ansi() -> bool:
+def _names(settings: Settings) -> Names:
+    """Who the Slack user ids a result mentions are, as far as this shell knows: the accounts
+    [cli] users maps to them (``@alice (U0ALICE)``); any other id is shown as it is."""
+    from bot.terminal import Names
+    return Names(users={slack_id: f"{account} ({slack_id})" for account, slack_id in
+                        reversed(list(settings.cli_users.items()))})
+
+
+def _ansi(stream: TextIO | None = None) -> bool:
     """Styling only for a person at a terminal, and never when NO_COLOR is set (no-color.org)."""
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+    return (stream or sys.stdout).isatty() and not os.environ.get("NO_COLOR")
 
 
 def _help(args: list[str]) -> str:
@@ -198,7 +203,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if not args:
             if output == "json":
-                raise UsageError("Which command? Run `dbops --help` for the list.")
+                raise UsageError("Which command?")
             print(_help(args))
             return 2
         if args[0] == "serve":
@@ -206,31 +211,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args[0] == "console":
             return _console(args[1:], config_path)
         if args[0] not in GRAMMAR_VERBS:
-            raise UsageError(f"Unknown command {args[0]!r}. Run `dbops --help` for the list.")
+            raise UsageError(f"Unknown command {args[0]!r}.")
         return _run(args, config_path, output)
     except CommandError as err:
-        return _fault(err, output)
+        return _fault(err, output, _typed(args))
     except BrokenPipeError:  # the reader went away (`dbops snapshot list | head`): nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush is quiet too
         return 141  # as a shell reports a writer that the pipe's reader left
     except Exception as err:  # a bug: say so plainly, keep the traceback in the (redacted) log
+        import uuid
         import structlog
-        structlog.get_logger("dbops.cli").exception("internal_error")
-        from bot.text_outcome import INTERNAL_ERROR, internal_error_json
+        from bot.text_outcome import internal_error_json, internal_error_text
+        from commands.redact import redact
+        reference = uuid.uuid4().hex[:12]
+        structlog.get_logger("dbops.cli").exception("internal_error", reference=reference)
         if output == "json":
-            print(internal_error_json(err))
+            print(redact(internal_error_json(err, command=_typed(args), reference=reference)))
         else:
-            print(f"dbops: {INTERNAL_ERROR}", file=sys.stderr)
+            print(redact(internal_error_text(command=_typed(args), reference=reference, ansi=_ansi(sys.stderr))),
+                  file=sys.stderr)
         return 1
 
 
-def _fault(err: CommandError, output: str) -> int:
+def _typed(args: list[str]) -> str:
+    """The command as the shell user typed it, less --config and --format (that the CLI took out)."""
+    return " ".join(["dbops", *args])
+
+
+def _fault(err: CommandError, output: str, command: str) -> int:
     from bot.text_outcome import fault_json, fault_text
     from commands.redact import redact
     if output == "json":
         print(redact(fault_json(err, err.exit_code)))
     else:
-        print(redact(f"dbops: {fault_text(err)}"), file=sys.stderr)
+        print(redact(fault_text(err, command=command, ansi=_ansi(sys.stderr))), file=sys.stderr)
     return err.exit_code
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bot.console_payloads import buttons
 
 if TYPE_CHECKING:
+    from bot.blocks_kit import Message
     from commands.results import Result
 
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
@@ -27,7 +28,8 @@ _EMPHASIS = [re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)\*(?![\w*])"),
              re.compile(r"(?<![\w~])~(?=\S)([^~\n]+?)~(?![\w~])")]
 _ANGLE = re.compile(r"<([^<>]+)>")
 # The emoji codes the bot's messages use, as the characters Slack would show.
-EMOJI = {"broom": "🧹", "floppy_disk": "💾", "heavy_minus_sign": "➖", "lock": "🔒", "no_entry": "⛔",
+EMOJI = {"broom": "🧹", "floppy_disk": "💾", "heavy_minus_sign": "➖", "information_source": "ℹ️", "lock": "🔒",
+         "no_entry": "⛔",
          "rotating_light": "🚨", "warning": "⚠️", "white_check_mark": "✅", "x": "❌"}
 _EMOJI = re.compile(r":([a-z_]+):")
 
@@ -129,11 +131,18 @@ def render_blocks(blocks: list[dict[str, Any]], fallback: str, names: Names, sty
     return lines
 
 
-def result_text(result: Result, *, command: str, now: datetime | None = None, ansi: bool = False) -> str:
-    """``result`` as a shell shows it: Slack's blocks as terminal text, without buttons (nothing
-    can be clicked), every command cited as a shell types it. ``command`` is what was run, in no
-    surface's syntax (``migrate up 2 staging``)."""
-    from bot.blocks import render
+def message_text(message: Message, *, names: Names | None = None, ansi: bool = False) -> str:
+    """A message as a shell shows it: its blocks as terminal text without buttons (nothing can be
+    clicked), every command cited as a shell types it."""
     from bot.text_shell import shell_words
-    message = render(result, now=now or datetime.now(UTC), command="/" + command)
-    return shell_words("\n".join(render_blocks(message.blocks, message.text, Names(), Style(ansi), choices=False)))
+    lines = render_blocks(message.blocks, message.text, names or Names(), Style(ansi), choices=False)
+    return shell_words("\n".join(lines))
+
+
+def result_text(result: Result, *, command: str, now: datetime | None = None, names: Names | None = None,
+                ansi: bool = False) -> str:
+    """``result`` as a shell shows it (``message_text`` of its Slack reply). ``command`` is what
+    was run, in no surface's syntax (``migrate up 2 staging``); ``names`` are who the user ids
+    it mentions are, where the shell knows."""
+    from bot.blocks import render
+    return message_text(render(result, now=now or datetime.now(UTC), command="/" + command), names=names, ansi=ansi)

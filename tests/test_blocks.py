@@ -26,7 +26,6 @@ from bot.blocks_approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, den
 from bot.blocks_rollback import CHOOSE_ACTION
 from bot import blocks_locks
 from bot.terminal import result_text
-from bot.text import render_text
 from commands import grammar
 from commands.errors import SnapshotFailed, UsageError, privilege_error
 from commands.results import (
@@ -782,9 +781,11 @@ def test_progress_shows_bytes_read_and_elapsed_time() -> None:
 
 
 def test_text_surface_words_the_new_refusals() -> None:
-    assert "only in channel C0INCIDENT" in render_text(refusal(Reason.WRONG_CHANNEL, allowed=("C0INCIDENT",)))
-    assert "no channel is configured for production" in render_text(refusal(Reason.WRONG_CHANNEL))
-    assert "U0ALICE, S0DBAS" in render_text(refusal(Reason.NOT_OPERATOR, allowed=("U0ALICE", "S0DBAS")))
+    def shown(result: Refusal) -> str:
+        return result_text(result, command="migrate up production", now=NOW)
+    assert "only accepted in #C0INCIDENT" in shown(refusal(Reason.WRONG_CHANNEL, allowed=("C0INCIDENT",)))
+    assert "No channel is configured for that environment" in shown(refusal(Reason.WRONG_CHANNEL))
+    assert "@U0ALICE, @S0DBAS" in shown(refusal(Reason.NOT_OPERATOR, allowed=("U0ALICE", "S0DBAS")))
 
 
 # --- the two-person rule ------------------------------------------------------------------------------------
@@ -858,31 +859,38 @@ def test_approval_replies_stay_within_limits_and_cannot_ping_whatever_the_input(
 def test_empty_approvals_list_says_nothing_waits() -> None:
     message = render(ApprovalsResult(env=None, pending=()), now=NOW, command="/dbops approvals")
     assert headline(message) == "No requests are waiting for approval."
-    assert render_text(ApprovalsResult(env=None, pending=()), now=NOW) == "No requests are waiting for approval."
+    assert result_text(ApprovalsResult(env=None, pending=()), command="dbops approvals", now=NOW) == \
+        "No requests are waiting for approval."
 
 
 def test_both_surfaces_say_a_restore_of_another_environments_snapshot_needs_approval_here() -> None:
     needed = ApprovalNeeded(env="production", request=restore_request(source="staging"))
-    text = render_text(needed)
+    command = f"snapshot restore {STAGING_SNAPSHOT} production"
+    text = result_text(needed, command=command, now=NOW)
     assert "It is a snapshot of staging: the data of staging replaces the data of production." in text
     assert "always needs the approval of an approver of production" in text
-    assert "It is a snapshot of staging" not in render_text(ApprovalNeeded(env="production", request=restore_request()))
+    assert "It is a snapshot of staging" not in result_text(ApprovalNeeded(env="production", request=restore_request()),
+                                                            command=command, now=NOW)
     assert "*It is a snapshot of staging*" in json.dumps(SAMPLES["approval_request_restore_from"]().blocks)
 
 
 def test_text_surface_prints_the_request_id_and_the_impact() -> None:
-    text = render_text(approval_needed(), now=NOW)
-    assert text.startswith(f"Approval needed: request {REQUEST_ID} (migrate down 2 production) waits for a second "
-                           f"person. Approve it in Slack or with `dbops dbops approve {REQUEST_ID}` as someone else. "
-                           "It expires at 2026-01-28 16:42 UTC (in 12 minutes).")
-    assert f"LOSES DATA: {V5}_{NAMES[V5]}.down.sql line 1: drops column status of events" in text
+    text = result_text(approval_needed(), command="migrate down 2 production", now=NOW)
+    assert text.startswith("production: @U0BOB asks to run `dbops migrate down 2 production`: a second person must "
+                           f"approve it\nRequest: `{REQUEST_ID}`\nExpires: in 12 minutes, at 16:42 UTC\n")
+    assert f"other than @U0BOB must approve; only @U0BOB can cancel. Or type `dbops dbops approve {REQUEST_ID}`." in text
+    assert f"Data that will be lost:\n⚠️ `{V5}_{NAMES[V5]}.down.sql` line 1: drops column status of events" in text
     assert f"No down file: nothing is undone for version {V4}" in text
-    assert "will be lost" in render_text(ApprovalNeeded(env="production", request=restore_request()), now=NOW)
+    assert "will be lost" in result_text(ApprovalNeeded(env="production", request=restore_request()),
+                                         command=f"snapshot restore {PRE_MIGRATION.name} production", now=NOW)
     for reason in APPROVAL_REASONS | SHARED_REASONS:
-        assert render_text(approval_refused(reason), now=NOW).startswith(f"Refused: request {REQUEST_ID}")
-    decided = render_text(approval_decided(), now=NOW)
-    assert decided.startswith(f"Approved by U0ALICE: request {REQUEST_ID}") and "down done" in decided
-    assert f"{REQUEST_ID}  production: migrate down 2 production" in render_text(approvals_list(), now=NOW)
+        refused = result_text(approval_refused(reason), command=f"dbops approve {REQUEST_ID}", now=NOW)
+        assert f"request `{REQUEST_ID}`" in refused.lower(), reason
+    decided = result_text(approval_decided(), command=f"dbops approve {REQUEST_ID}", now=NOW)
+    assert decided.startswith(f"Approved by @U0ALICE: `dbops migrate down 2 production` (request `{REQUEST_ID}`")
+    assert "migrated down from 20260128005 to 20260128003" in decided
+    assert f"`{REQUEST_ID}` · production · `dbops migrate down 2 production`" in result_text(
+        approvals_list(), command="dbops approvals", now=NOW)
 
 
 # --- big and hostile inputs ---------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import pytest
 
 from bot.blocks import render
 from bot.cli import main
-from bot.text import render_text
+from bot.terminal import result_text
 from commands import grammar
 from commands.config import DEFAULT_REQUIRE_APPROVAL
 from commands.executor import Actor, Executor
@@ -110,15 +110,15 @@ def test_on_a_database_with_data_a_drop_and_a_rename_block_and_are_listed_first_
     assert "rename-table" in rows[1] and "renames table d00_items to d00_items_archive" in rows[1]
     assert card[why + 1].startswith("*Other lint findings")
 
-    plan_text = render_text(ask(bed, "migrate plan"), now=NOW).splitlines()
-    assert plan_text[1] == "  These 2 findings are why `migrate up` will need approval:"
-    assert plan_text[2].startswith("    ERROR    ") and "drop-column: drops column d00_items.legacy" in plan_text[2]
+    plan_text = result_text(ask(bed, "migrate plan"), command="migrate plan", now=NOW).splitlines()
+    assert plan_text[1] == "These 2 findings are why `dbops migrate up` will need approval:"
+    assert "error (blocks `up`)" in plan_text[2] and "`drop-column`: drops column d00_items.legacy" in plan_text[2]
     assert "rename-table" in plan_text[3]
 
-    request_text = render_text(needed, now=NOW).splitlines()
-    why_line = request_text.index("  These 2 findings are why approval is needed:")
+    request_text = result_text(needed, command="migrate up", now=NOW).splitlines()
+    why_line = request_text.index("These 2 findings are why approval is needed:")
     assert "drop-column" in request_text[why_line + 1] and "rename-table" in request_text[why_line + 2]
-    assert not any("Lint findings" in line for line in request_text[:why_line])
+    assert not any("lint findings" in line.lower() for line in request_text[:why_line])
 
     config = tmp_path / "dbops.toml"
     config.write_text('[environments.test]\ndatabase_url = "${TEST_DATABASE_URL}"\n'
@@ -130,7 +130,7 @@ def test_on_a_database_with_data_a_drop_and_a_rename_block_and_are_listed_first_
     finally:
         os.environ.pop("TEST_DATABASE_URL", None)
     cli = capsys.readouterr().out.splitlines()
-    assert cli[1] == "  These 2 findings are why `migrate up` will need approval:" and "drop-column" in cli[2]
+    assert cli[1] == "These 2 findings are why `dbops migrate up` will need approval:" and "drop-column" in cli[2]
 
 
 @pytest.fixture

@@ -43,8 +43,8 @@ def test_status_prints_the_version_and_exits_0(config, capsys):
     bed, path = config
     assert main(["migrate", "status", "--config", path]) == 0
     out = capsys.readouterr().out
-    assert "Environment test: no version (nothing applied)" in out and "version no version" not in out
-    assert "pending  1_users" in out
+    assert out.startswith("test: no version (nothing applied)\n") and "version no version" not in out
+    assert "in the order `up` applies them:\n`1_users`\n" in out
 
 
 def test_environment_given_positionally_or_with_env_is_the_same(config, capsys):
@@ -58,7 +58,7 @@ def test_a_failed_migration_exits_1_and_names_file_and_line(config, capsys):
     bed, path = config
     assert main(["migrate", "up", "--config", path]) == 1
     out = capsys.readouterr().out
-    assert "FAILED at 2_bad" in out and "2_bad.up.sql, line 1" in out and "22P02" in out
+    assert "migration 2 failed" in out and "2_bad.up.sql, line 1" in out and "22P02" in out
     assert "the database is at version 1 (clean)" in out and "clean at 1 (clean)" not in out
 
 
@@ -105,7 +105,7 @@ def test_bad_input_exits_2_with_a_clear_message_and_changes_nothing(config, caps
 def test_usage_lines_are_written_for_the_shell(config, capsys):
     _, path = config
     main(["migrate", "down", "--config", path])
-    assert "Usage: dbops migrate down N [ENV]" in capsys.readouterr().err
+    assert "Usage: `dbops migrate down N [ENV]`" in capsys.readouterr().err
 
 
 def test_a_command_that_needs_approval_without_a_control_database_is_refused_with_exit_3(config, capsys):
@@ -115,8 +115,8 @@ def test_a_command_that_needs_approval_without_a_control_database_is_refused_wit
     capsys.readouterr()
     assert main(["migrate", "down", "1", "--config", path]) == 3
     out = capsys.readouterr().out
-    assert "Refused: migrate down on test: it needs a second person's approval, and no control database" in out
-    assert "Set database_url under [control]" in out
+    assert "test: `dbops migrate down` refused: it needs a second person's approval, and no control database" in out
+    assert "Set `database_url` under `[control]`" in out
     assert bed.state() == (1, False) and "users" in bed.tables()
 
 
@@ -164,8 +164,8 @@ def test_readme_main_command_shows_the_demo_status(tmp_path):
     done = subprocess.run([sys.executable, "-m", "bot.cli", "migrate", "status"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "Environment demo: no version (nothing applied)" in done.stdout
-    assert "pending  20260128001_initial_schema" in done.stdout
+    assert done.stdout.startswith("demo: no version (nothing applied)\n")
+    assert "in the order `up` applies them:\n`20260128001_initial_schema`\n" in done.stdout
 
 
 def test_a_dirty_database_is_refused_with_the_guides_recovery_options(config, capsys):
@@ -175,7 +175,7 @@ def test_a_dirty_database_is_refused_with_the_guides_recovery_options(config, ca
     capsys.readouterr()
     assert main(["migrate", "up", "--config", path]) == 3
     out = capsys.readouterr().out
-    assert "the database is at version 1 (dirty). Nothing was changed." in out
+    assert "refused: the database is dirty at version 1\nNothing was changed." in out
     assert "Restore the snapshot taken before the failed migration (recommended)" in out
     assert "`force 1` and run `up` again" in out and "`force 1`, then `down 1`" in out
 
@@ -226,7 +226,7 @@ approvers = ["U0BOB"]
 
     assert main(["migrate", "down", "1", "--config", alice]) == 3
     printed = capsys.readouterr().out
-    request_id = re.search(r"request (r[0-9a-f]{10})", printed)[1]
+    request_id = re.search(r"Request: `(r[0-9a-f]{10})`", printed)[1]
     assert f"dbops dbops approve {request_id}" in printed and bed.state() == (1, False)
 
     assert main(["dbops", "approve", request_id, "--config", alice]) == 3  # alice asked: not hers to approve

@@ -109,7 +109,7 @@ def test_a_usage_error_points_to_that_commands_help(config, capsys) -> None:
     _, path = config
     assert main(["migrate", "down", "--config", path]) == 2
     err = capsys.readouterr().err
-    assert "Usage: dbops migrate down N [ENV]  or  dbops migrate down --all [ENV]" in err
+    assert "Usage: `dbops migrate down N [ENV]` or `dbops migrate down --all [ENV]`" in err
     assert "Run `dbops migrate down --help` for its options and an example." in err
 
 
@@ -163,7 +163,7 @@ def test_json_refusal_carries_the_refusal_in_its_details(config, capsys) -> None
     out = one_object(capsys)
     assert (out["kind"], out["exit_code"]) == ("refused", 3)
     assert out["details"]["kind"] == "Refusal" and out["details"]["reason"] == "lock_held"
-    assert "the migration lock is held by pid" in out["message"] and bed.state() is None
+    assert "refused: the migration lock is held\nHeld by pid" in out["message"] and bed.state() is None
 
 
 def test_json_awaiting_approval_carries_the_request(make_bed, control_url, tmp_path, capsys) -> None:
@@ -184,7 +184,7 @@ def test_json_failed_migration_is_failed_with_the_result(config, capsys) -> None
     assert main(["migrate", "up", "--format", "json", "--config", path]) == 1
     out = one_object(capsys)
     assert (out["kind"], out["exit_code"], out["details"]["kind"]) == ("failed", 1, "MigrateResult")
-    assert out["details"]["failure"]["error"]["sqlstate"] == "22P02" and "FAILED at 2_bad" in out["message"]
+    assert out["details"]["failure"]["error"]["sqlstate"] == "22P02" and "migration 2 failed" in out["message"]
 
 
 def test_json_fault_masks_the_password(tmp_path, capsys) -> None:
@@ -210,6 +210,21 @@ def test_json_a_bug_is_an_internal_error_object_and_exit_1(config, capsys, monke
     assert main(["migrate", "status", "--format", "json", "--config", path]) == 1
     out = one_object(capsys)
     assert (out["kind"], out["exit_code"], out["details"]) == ("internal_error", 1, {"error": "RuntimeError"})
+
+
+def test_a_bug_says_so_as_slack_does_with_the_reference_its_log_line_carries(config, capsys, monkeypatch) -> None:
+    _, path = config
+
+    def broken(settings, **_):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr("bot.cli.build_executor", broken)
+    assert main(["migrate", "status", "--config", path]) == 1
+    err = capsys.readouterr().err
+    [logged] = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    assert logged["event"] == "internal_error" and "RuntimeError: a bug" in logged["exception"]
+    assert "`dbops migrate status` failed because of a bug in dbops, not because of anything you did" in err
+    assert f"under reference `{logged['reference']}`" in err and "check `dbops migrate status`" in err
 
 
 def test_a_reader_that_stops_reading_is_not_reported_as_a_bug() -> None:

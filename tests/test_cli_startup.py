@@ -32,7 +32,7 @@ def test_a_status_from_the_shell_does_not_load_what_only_other_commands_need(mak
                               timeout=120, check=False)
     *printed, last = done.stdout.splitlines()
     seen = json.loads(last)
-    assert seen["code"] == 0 and "Environment test: no version (nothing applied)" in printed, done.stderr
+    assert seen["code"] == 0 and "test: no version (nothing applied)" in printed, done.stderr
     loaded = [m for m in NOT_FOR_A_STATUS if m in seen["modules"]]
     assert loaded == []
 

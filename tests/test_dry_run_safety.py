@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from bot.blocks import render
-from bot.text import render_text
+from bot.terminal import result_text
 from commands import grammar
 from commands.config import load_settings
 from commands.executor import Actor, Executor
@@ -89,7 +89,8 @@ def test_an_operators_dry_run_runs_and_says_that_sequences_are_not_rolled_back(m
     assert sequence_value(bed) == 1000  # what the result warns about: the rollback did not undo it
     shown = text_of(render(result, now=NOW, command="/migrate dry-run"))
     assert "rolled it back" in shown and "sequence values it took (nextval, setval" in shown
-    assert "stay advanced" in render_text(result, now=NOW) and "nextval, setval" in render_text(result, now=NOW)
+    printed = result_text(result, command="migrate dry-run", now=NOW)
+    assert "stay advanced" in printed and "nextval, setval" in printed
 
 
 def test_a_dry_run_waits_for_a_table_lock_no_longer_than_the_environments_lock_timeout(make_bed):
@@ -132,7 +133,7 @@ def test_a_dry_run_needs_approval_where_configured_and_runs_once_approved(desk):
     assert sequence_value(desk) == 1  # nothing ran yet
     card = text_of(render(needed, now=NOW, command="/migrate dry-run"))
     assert "Tries 1 migration on the live database" in card and "does not undo sequence values" in card
-    assert "Tries 1 migration(s)" in render_text(needed, now=NOW)
+    assert "Tries 1 migration on the live database" in result_text(needed, command="migrate dry-run", now=NOW)
     assert ask(desk, f"dbops approve {request.id}", user="U0ALICE").reason is Reason.SELF_APPROVAL
 
     decided = ask(desk, f"dbops approve {request.id}", user="U0BOB")

@@ -175,7 +175,7 @@ def test_dry_run_skips_statements_that_cannot_run_in_a_transaction_and_says_so(m
 
 def test_dry_run_says_would_succeed_only_for_what_it_ran_and_lists_files_it_could_not_check(make_bed):
     from bot import blocks
-    from bot.text import render_text
+    from bot.terminal import result_text
 
     bed = make_bed({"1_t.up.sql": "CREATE TABLE t (a int);",
                     "2_idx.up.sql": "CREATE INDEX CONCURRENTLY t_a ON t (a);",
@@ -183,22 +183,23 @@ def test_dry_run_says_would_succeed_only_for_what_it_ran_and_lists_files_it_coul
     result = bed.run("migrate dry-run")
     assert [f.status for f in result.files] == ["ok", "skipped", "partial"]
 
-    shown = render_text(result)
+    shown = result_text(result, command="migrate dry-run test")
     card = blocks.render(result, now=datetime.now(timezone.utc), command="/migrate dry-run test")
     headline = card.text
     for said in (shown, headline):
         assert "would succeed for the 1 it ran; 2 not checked" in said, said
         assert "cannot run in a transaction" in said
-    assert "not checked 2_idx" in shown and "partly checked 3_mixed" in shown
+    assert "not checked `2_idx.up.sql`" in shown and "partly checked `3_mixed.up.sql`" in shown
     rows = str(card.blocks)
     assert "*not checked* `2_idx.up.sql`" in rows and "*partly checked* `3_mixed.up.sql`" in rows
 
 
 def test_a_dry_run_that_ran_everything_says_would_succeed_plainly(make_bed):
-    from bot.text import render_text
+    from bot.terminal import result_text
 
     bed = make_bed({"1_t.up.sql": "CREATE TABLE t (a int);"})
-    assert "from no version (nothing applied): would succeed." in render_text(bed.run("migrate dry-run"))
+    shown = result_text(bed.run("migrate dry-run"), command="migrate dry-run")
+    assert shown.splitlines()[0] == "test: dry run of 1 migration from no version (nothing applied) would succeed"
 
 
 def test_validate_reports_syntax_errors_with_file_and_line(make_bed):

@@ -28,7 +28,7 @@ from tests.conftest import wait_for
 
 FILES = {"1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY);", "1_users.down.sql": "DROP TABLE users;",
          "2_orders.up.sql": "CREATE TABLE orders (id bigint PRIMARY KEY);", "2_orders.down.sql": "DROP TABLE orders;"}
-NOTE = "Note: the audit record could not be written (control database unreachable)."
+NOTE = "⚠️ The audit record could not be written (control database unreachable)."
 PASSWORD = "ctl-Secret-pw"
 
 
@@ -127,21 +127,21 @@ def test_state_changing_commands_and_answers_are_refused_naming_the_control_data
     why = f"control database: could not connect to postgresql://dbops:****@127.0.0.1:{closed}/control"
 
     for args, operation in ((["migrate", "up", "1"], "migrate up"), (["migrate", "dry-run"], "migrate dry-run"),
-                            (["migrate", "force", "1"], "migrate force"), (["lock", "release"], "dbops lock release"),
+                            (["migrate", "force", "1"], "migrate force"), (["lock", "release"], "lock release"),
                             (["snapshot", "cleanup"], "snapshot cleanup"),
                             (["snapshot", "restore", snapshot.name], "snapshot restore"),
                             (["rollback", "--snapshot", snapshot.name, "--reason", "drill"], "rollback")):
         code, out, _ = _cli(capsys, *args, "--config", path)
         assert code == 3, (args, out)
-        assert out.startswith(f"Refused: {operation} on test: dbops' control database cannot be reached ({why}"), out
-        assert "Nothing was changed" in out
+        assert out.startswith(f"test: `dbops {operation}` refused: dbops' control database cannot be reached\n"), out
+        assert why in out and "Nothing was changed" in out
 
     code, out, _ = _cli(capsys, "dbops", "approve", "r0123456789", "--config", path)
     assert code == 3
-    assert out.startswith("Refused: request r0123456789: dbops' control database, where requests are kept, cannot "
-                          f"be reached ({why}")
+    assert out.startswith("Request `r0123456789` was not answered: dbops' control database, where requests are kept, "
+                          f"cannot be reached ({why}")
     code, _, err = _cli(capsys, "dbops", "history", "--config", path)  # the history is in it: a fault, said so
-    assert code == 1 and f"dbops: {why}" in err
+    assert code == 1 and "`dbops dbops history` failed" in err and why in err
 
     assert bed.state() is None and bed.tables() == set()
     assert [s.name for s in bed.run("snapshot list").snapshots] == [snapshot.name]
@@ -155,7 +155,8 @@ def test_an_unreachable_managed_database_is_named_by_its_environment(cli_config,
     Path(path).write_text(text)
     code, _, err = _cli(capsys, "migrate", "status", "--config", path)
     assert code == 1
-    assert f"dbops: environment test: could not connect to postgresql://app:****@127.0.0.1:{closed}/app" in err
+    assert "`dbops migrate status` failed: PostgreSQL could not be reached" in err
+    assert f"environment test: could not connect to postgresql://app:****@127.0.0.1:{closed}/app" in err
     assert "app-Pw" not in err
 
 

@@ -159,7 +159,7 @@ def test_a_token_slack_refuses_at_start_is_a_clear_configuration_error(config, t
         served = Serve(tmp_path, config, fake.api_url, "--http", bot_token="xoxb-revoked-token-123")
         assert served.process.wait(timeout=60) == 2
     shown = served.log_path.read_text()
-    assert "dbops: Slack refused the token (invalid_auth)" in shown
+    assert "failed: the dbops configuration has a problem\nSlack refused the token (invalid_auth)" in shown
     assert "xoxb-revoked-token-123" not in shown and "Traceback" not in shown
 
 

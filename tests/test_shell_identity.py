@@ -77,7 +77,7 @@ def shell(make_bed, control_url, tmp_path):
 
 
 def request_id_in(printed: str) -> str:
-    return re.search(r"request (r[0-9a-f]{10})", printed)[1]
+    return re.search(r"Request: `(r[0-9a-f]{10})`", printed)[1]
 
 
 def test_user_and_logname_in_the_environment_do_not_change_who_the_shell_user_is(shell, capsys, monkeypatch):
@@ -94,7 +94,7 @@ def test_user_and_logname_in_the_environment_do_not_change_who_the_shell_user_is
                           timeout=120)
 
     assert done.returncode == 3, done.stderr
-    assert "you asked for it; someone else among the approvers of test must approve it" in done.stdout
+    assert "so you cannot approve it: someone else among the approvers of test must" in done.stdout
     assert shell.request(request_id) == ("U0ALICE", "pending", None)
     assert shell.audit("migrate down") == [("U0ALICE", "cli", "awaiting_approval")]
     assert shell.audit("dbops approve") == [("U0ALICE", "cli", "refused")]
@@ -111,8 +111,8 @@ def test_an_unmapped_account_acts_as_os_name_may_request_and_can_never_approve(s
     refused = capsys.readouterr().out
     assert main(["dbops", "deny", asked, "--reason", "not now", "--config", config]) == 3
 
-    assert f"you are the operating-system account {ACCOUNT}, which [cli] users does not map" in refused
-    assert f'add "{ACCOUNT}" = "U…"' in refused and "never approve or deny" in refused
+    assert f"You are the operating-system account `{ACCOUNT}`, which `[cli] users` does not map" in refused
+    assert f'add `"{ACCOUNT}" = "U…"`' in refused and "cannot approve or deny" in refused
     assert shell.request(asked) == ("U0ALICE", "pending", None)
     assert shell.audit("dbops approve") == [(f"os:{ACCOUNT}", "cli", "refused")]
     assert shell.bed.state() == (1, False)
@@ -131,7 +131,7 @@ def test_a_mapped_approver_approves_from_the_shell_as_their_slack_id(shell, caps
 
     assert main(["dbops", "approve", asked, "--config", config]) == 0
 
-    assert "Approved by U0BOB" in capsys.readouterr().out
+    assert f"Approved by @{ACCOUNT} (U0BOB)" in capsys.readouterr().out
     assert shell.request(asked) == ("U0ALICE", "executed", "U0BOB")
     assert shell.audit("dbops approve") == [("U0BOB", "cli", "done")]
     assert shell.bed.state() is None and "users" not in shell.bed.tables()
@@ -168,7 +168,8 @@ def test_a_request_made_before_its_account_was_mapped_is_still_its_requesters_ow
 def test_operators_apply_to_a_shell_user_by_the_accounts_slack_id(shell, capsys):
     capsys.readouterr()
     assert main(["migrate", "down", "1", "--config", shell.config({ACCOUNT: "U0BOB"}, operators=("U0ALICE",))]) == 3
-    assert "only the operators of test may run state-changing commands: U0ALICE" in capsys.readouterr().out
+    assert "refused: only the operators may run state-changing commands\nOperators of test: @U0ALICE." \
+        in capsys.readouterr().out
     assert main(["migrate", "down", "1", "--config", shell.config({}, operators=("U0ALICE",))]) == 3
     assert f'You are os:{ACCOUNT}: [cli] users in the configuration does not map the account {ACCOUNT}' \
         in capsys.readouterr().out
@@ -176,7 +177,7 @@ def test_operators_apply_to_a_shell_user_by_the_accounts_slack_id(shell, capsys)
 
     assert main(["migrate", "status", "--config", shell.config({}, operators=("U0ALICE",))]) == 0  # reading is open
     assert main(["migrate", "down", "1", "--config", shell.config({ACCOUNT: "U0ALICE"}, operators=("U0ALICE",))]) == 3
-    assert "Approval needed" in capsys.readouterr().out
+    assert "a second person must approve it" in capsys.readouterr().out
 
 
 def test_the_shell_user_is_the_effective_uid_account_not_the_environment():

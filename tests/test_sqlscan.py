@@ -70,7 +70,7 @@ def test_cli_up_of_a_file_with_a_nul_byte_exits_3_and_says_where_it_is(make_bed,
     config.write_text(f'[environments.test]\ndatabase_url = "{bed.url}"\nmigrations_dir = "{bed.migrations}"\n'
                       f'snapshot_dir = "{tmp_path / "snapshots"}"\nrequire_approval = []\n')
     assert main(["migrate", "up", "--config", str(config)]) == 3
-    assert "1_nul.up.sql, line 2, column 25: NUL byte (0x00) at byte 49" in capsys.readouterr().out
+    assert "`1_nul.up.sql:2:25` NUL byte (0x00) at byte 49" in capsys.readouterr().out
     assert bed.tables() == set() and bed.state() is None
 
 

@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from bot.text import render_text
+from bot.terminal import result_text
 from commands import grammar
 from commands.results import HelpResult, Mismatch, Reason, State
 from tests import test_blocks as samples
@@ -58,9 +58,14 @@ def test_no_slack_reply_cites_a_section_of_a_document(name: str) -> None:
     assert not CITES_A_DOCUMENT.search(text), CITES_A_DOCUMENT.search(text)
 
 
+def shown(name: str) -> str:
+    """The result ``name`` as the command line prints it."""
+    return result_text(shell_results()[name], command="migrate up production", now=NOW)
+
+
 @pytest.mark.parametrize("name", sorted(shell_results()))
 def test_no_shell_reply_cites_a_section_of_a_document(name: str) -> None:
-    text = render_text(shell_results()[name], now=NOW)
+    text = shown(name)
     assert not CITES_A_DOCUMENT.search(text), CITES_A_DOCUMENT.search(text)
 
 
@@ -71,26 +76,26 @@ SLASH_COMMAND = re.compile(r"(?<![\w./])/(migrate|snapshot|rollback|dbops)\b")
 
 @pytest.mark.parametrize("name", sorted(shell_results()))
 def test_a_shell_reply_never_tells_a_slash_command(name: str) -> None:
-    text = render_text(shell_results()[name], now=NOW)
+    text = shown(name)
     assert not SLASH_COMMAND.search(text), SLASH_COMMAND.search(text)
 
 
 def test_shell_help_lists_every_usage_line_as_the_shell_types_it() -> None:
-    lines = render_text(HelpResult(usage=grammar.all_usage())).splitlines()[1:]
-    assert "  dbops migrate down --all [ENV]" in lines and "  dbops lock release [ENV]" in lines
-    assert "  dbops --help" in lines and "  dbops dbops approve REQUEST" in lines
-    assert all(line.startswith("  dbops ") for line in lines)
+    lines = result_text(HelpResult(usage=grammar.all_usage()), command="dbops help").splitlines()[2:-1]
+    assert "`dbops migrate down --all [ENV]`" in lines and "`dbops lock release [ENV]`" in lines
+    assert "`dbops --help`" in lines and "`dbops dbops approve REQUEST`" in lines
+    assert len(lines) == len(grammar.all_usage()) and all(line.startswith("`dbops ") for line in lines)
 
 
 @pytest.mark.parametrize(("text", "shell", "slack"), [
-    ("migrate down", "Usage: dbops migrate down N [ENV]  or  dbops migrate down --all [ENV]",
-     "Usage: `/migrate down N [ENV] or /migrate down --all [ENV]`"),
-    ("dbops lock sideways", "Usage: dbops lock status [ENV]  or  dbops lock release [ENV]",
-     "Usage: `/dbops lock status [ENV] or /dbops lock release [ENV]`"),
+    ("migrate down", "Usage: `dbops migrate down N [ENV]` or `dbops migrate down --all [ENV]`",
+     "Usage: `/migrate down N [ENV]` or `/migrate down --all [ENV]`"),
+    ("dbops lock sideways", "Usage: `dbops lock status [ENV]` or `dbops lock release [ENV]`",
+     "Usage: `/dbops lock status [ENV]` or `/dbops lock release [ENV]`"),
     ("dbops approve", "(its id is on the request's card and in `dbops dbops approvals`)",
      "(its id is on the request's card and in `/dbops approvals`)"),
-    ("shrug", "Usage: dbops migrate …  or  dbops snapshot …  or  dbops rollback …  or  dbops --help",
-     "Usage: `/migrate … or /snapshot … or /rollback … or /dbops help`"),
+    ("shrug", "Usage: `dbops migrate …` or `dbops snapshot …` or `dbops rollback …` or `dbops --help`",
+     "Usage: `/migrate …` or `/snapshot …` or `/rollback …` or `/dbops help`"),
 ])
 def test_a_usage_error_is_worded_for_the_surface_that_shows_it(text: str, shell: str, slack: str) -> None:
     from bot.blocks import render_error
@@ -99,5 +104,6 @@ def test_a_usage_error_is_worded_for_the_surface_that_shows_it(text: str, shell:
 
     with pytest.raises(UsageError) as caught:
         grammar.parse(text)
-    assert shell in fault_text(caught.value) and "/" + text.split()[0] not in fault_text(caught.value)
+    printed = fault_text(caught.value, command=f"dbops {text}")
+    assert shell in printed and "/" + text.split()[0] not in printed
     assert slack in json.dumps(render_error(caught.value, command="/" + text).blocks, ensure_ascii=False)

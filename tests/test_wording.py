@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.blocks import render
-from bot.text import render_text
+from bot.terminal import result_text
 from commands import grammar
 from commands.errors import UsageError
 from commands.results import ApprovalNeeded, Impact, MigrationInfo, RollbackOption, RollbackPlan, State, TableRows
@@ -33,7 +33,7 @@ def plan_down_to_nothing() -> RollbackPlan:
 
 def test_a_rollback_to_nothing_applied_says_leaving_no_version_on_both_surfaces() -> None:
     slack = shown(render(plan_down_to_nothing(), now=NOW, command="/rollback production"))
-    text = render_text(plan_down_to_nothing(), now=NOW)
+    text = result_text(plan_down_to_nothing(), command="rollback production", now=NOW)
     for said in (slack, text):
         assert "leaving no version" in said and "version no version" not in said and "version -1" not in said
 
@@ -47,7 +47,7 @@ def test_one_row_is_one_row_not_one_rows() -> None:
     result = dataclasses.replace(restore(), largest_tables=(TableRows(table="settings", rows=1),
                                                             TableRows(table="events", rows=1200)))
     slack = shown(render(result, now=NOW, command="/snapshot restore x production"))
-    text = render_text(result, now=NOW)
+    text = result_text(result, command="snapshot restore x production", now=NOW)
     for said in (slack, text):
         assert "1 row" in said and "1 rows" not in said and "1,200 rows" in said
 
@@ -56,7 +56,8 @@ def test_a_request_with_a_900_second_ttl_shown_a_moment_later_expires_in_15_minu
     fresh = request(expires_at=NOW + timedelta(seconds=900) - timedelta(seconds=2))
     slack = shown(render(ApprovalNeeded(env="production", request=fresh), now=NOW, command="/migrate down 2 production"))
     assert "*Expires*\\nin 15 minutes" in slack and "14 minutes" not in slack
-    assert "(in 15 minutes)" in render_text(ApprovalNeeded(env="production", request=fresh), now=NOW)
+    text = result_text(ApprovalNeeded(env="production", request=fresh), command="migrate down 2 production", now=NOW)
+    assert "Expires: in 15 minutes" in text and "14 minutes" not in text
 
 
 def test_squawks_message_and_help_read_as_two_sentences(tmp_path: Path) -> None:
