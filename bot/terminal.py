@@ -1,6 +1,6 @@
 """Block Kit as terminal text: what a person would read in Slack, buttons as numbered choices.
 
-The one wording of a result is its Block Kit (``bot.blocks``); the console and the CLI show
+The one wording of a result is its Block Kit (``bot.slack.blocks.render``); the console and the CLI show
 those blocks through this module, so a shell reads what the channel reads (``result_text``).
 
 Pure functions over the blocks the bot posts. mrkdwn loses its emphasis marks (``*bold*``,
@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.console_payloads import buttons
+from bot.console.payloads import buttons
 
 if TYPE_CHECKING:
     from commands.results import Result
@@ -133,7 +133,7 @@ def result_text(result: Result, *, command: str, now: datetime | None = None, an
     """``result`` as a shell shows it: Slack's blocks as terminal text, without buttons (nothing
     can be clicked), every command cited as a shell types it. ``command`` is what was run, in no
     surface's syntax (``migrate up 2 staging``)."""
-    from bot.blocks import render
+    from bot.slack.blocks.render import render
     from bot.text_shell import shell_words
     message = render(result, now=now or datetime.now(UTC), command="/" + command)
     return shell_words("\n".join(render_blocks(message.blocks, message.text, Names(), Style(ansi), choices=False)))

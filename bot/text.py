@@ -9,7 +9,7 @@ from enum import Enum
 from typing import Any
 
 from bot import text_doctor, text_locks, text_plan, text_rollback, text_shell, text_snapshots
-from commands.findings import blocking_first
+from commands.lint.findings import blocking_first
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
     DoctorResult,
@@ -19,7 +19,7 @@ from commands.results import (
     SnapshotVerifyResult, SqlError, State, StatusResult, ValidateResult,
 )
 from commands.units import human_size, used_percent
-from bot.wording import (
+from bot.slack.blocks.wording import (
     span_text, plural, until_text, age_text, disk_text, at_version, version_text, holder_text, RECOVERY_DIRTY, mismatch_text, sql_error_lines,
 )
 

@@ -1,6 +1,6 @@
 """Plain-text wording of ``/dbops doctor``: the verdict, then one line per check, and the fix
-under each check that failed or warned. The Slack card (``bot.blocks_doctor``) uses the same
-verdict. The checks' own details and fixes are the doctor's (``commands.doctor``): the same
+under each check that failed or warned. The Slack card (``bot.slack.blocks.doctor``) uses the same
+verdict. The checks' own details and fixes are the doctor's (``commands.doctor.doctor``): the same
 words on every surface, JSON included."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Plain-text wording of the lock commands (/dbops lock status|release); the Slack cards
-(``bot.blocks_locks``) use the same reasons."""
+(``bot.slack.blocks.locks``) use the same reasons."""
 
 from __future__ import annotations
 

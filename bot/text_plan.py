@@ -5,7 +5,7 @@ needed; then each pending migration with its other findings and locks."""
 from __future__ import annotations
 
 from bot import text
-from commands.findings import blocking_first
+from commands.lint.findings import blocking_first
 from commands.results import Finding, PlanResult
 
 

@@ -1,7 +1,7 @@
 """Plain-text wording for ``/rollback``: the plan, and the guide's checklist after a rollback.
 
 The fixed sentences (the methods' names, the reminders for people) are shared with
-``bot.blocks_rollback``, which lays the same content out for Slack.
+``bot.slack.blocks.rollback``, which lays the same content out for Slack.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Plain-text wording of why an environment may not act on a snapshot (another environment's,
 nobody's, or one whose manifest disagrees with its name); the Slack card
-(``bot.blocks_snapshots.not_own``) says the same."""
+(``bot.slack.blocks.snapshots.not_own``) says the same."""
 
 from __future__ import annotations
 

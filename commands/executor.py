@@ -22,13 +22,20 @@ from typing import Callable
 
 import structlog
 
-from commands import approval_ops, dbops_ops, doctor, grammar as g, lock_ops, rollback_ops
+from commands.approval import approval_ops
+from commands import dbops_ops, grammar as g
+from commands.doctor import doctor
+from commands.lock import lock_ops
+from commands.rollback import rollback_ops
 from commands.grammar import command_name
-from commands import lint_ops, migrate_ops, snapshot_ops, snapshot_scope
+from commands.lint import lint_ops
+from commands.migrate import migrate_ops
+from commands.snapshot import snapshot_ops, snapshot_scope
 from commands.config import EnvironmentSettings, Settings
-from commands.context import Actor, Context, ignore_progress, utc_now
+from commands.identity import Actor
+from commands.context import Context, ignore_progress, utc_now
 from commands.errors import INSUFFICIENT_PRIVILEGE, CommandError, DatabaseUnreachable, UsageError, privilege_error
-from commands.approvals import lint_gates, needs_approval, situation
+from commands.approval.approvals import lint_gates, needs_approval, situation
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.policy import Policy
 from commands.probes import Probe, SlackCheck

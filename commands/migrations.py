@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Callable, Protocol
 
 from commands.config import EnvironmentSettings
 from commands.results import Alert, ApprovalRequest, AuditEntry, Finding, LockHolder, OperationRecord, OrphanCount, RollbackResult, SqlError, State, TableRows
-from commands.snapshots import Created, Restored, Snapshot, Verified
-from commands.sqlscan import SqlFile
+from commands.snapshot.snapshots import Created, Restored, Snapshot, Verified
+from commands.sql.sqlscan import SqlFile
 
 if TYPE_CHECKING:  # the judgement needs PostgreSQL's parser, loaded only by commands that lint
-    from commands.lint_live import LiveObjects
+    from commands.lint.lint_live import LiveObjects
 
 
 class VersionStore(Protocol):

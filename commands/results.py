@@ -384,14 +384,14 @@ class LossyStatement:
 
 @dataclass(frozen=True, kw_only=True)
 class Finding:
-    """One lint finding on a pending migration file (``commands.lint``, squawk)."""
+    """One lint finding on a pending migration file (``commands.lint.lint``, squawk)."""
 
     rule: str                 # "drop-column", "require-concurrent-index-creation", …
     severity: str             # "error", "warning" or "info"
     filename: str
     line: int | None
     message: str
-    source: str = "dbops"     # "dbops" (commands.lint) or "squawk"
+    source: str = "dbops"     # "dbops" (commands.lint.lint) or "squawk"
     allowed_by: str | None = None  # why it is accepted (an allow comment or lint_allow): shown, never blocking
     # why a live-data risk was lowered to info: the table is new in this run, absent or empty now
     live_judgement: str | None = None

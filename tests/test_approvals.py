@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from slack_sdk import WebClient
 
-from bot.watchers import ApprovalSweeper
+from bot.jobs.watchers import ApprovalSweeper
 from commands import grammar
 from commands.executor import Actor, Executor
 from commands.pg.approvals import PgApprovals

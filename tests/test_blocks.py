@@ -18,13 +18,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
-from bot.blocks import (
+from bot.slack.blocks.render import (
     Message, attributed, render, render_error, render_internal_error, render_interrupted, render_progress,
     with_refresh,
 )
-from bot.blocks_approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, deny_modal_view, render_request_final
-from bot.blocks_rollback import CHOOSE_ACTION
-from bot import blocks_locks
+from bot.slack.blocks.approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, deny_modal_view, render_request_final
+from bot.slack.blocks.rollback import CHOOSE_ACTION
+from bot.slack.blocks import locks as blocks_locks
 from bot.text import render_text
 from commands import grammar
 from commands.errors import SnapshotFailed, UsageError, privilege_error
@@ -975,7 +975,7 @@ def test_any_text_and_any_length_stays_within_slacks_limits(reason: str, message
 
 
 def test_cutting_text_to_a_limit_never_splits_an_entity_a_mention_or_a_code_block() -> None:
-    from bot.blocks_kit import clip
+    from bot.slack.blocks.kit import clip
     for filler in range(2980, 3000):
         for tail in ("&amp;" * 10, "<@U0ALICE>" * 5, "```" + "x" * 50, "`abc` `" + "y" * 50):
             cut = clip("x" * filler + tail, 3000)
@@ -1090,7 +1090,7 @@ def test_rollback_replies_stay_within_limits_and_cannot_ping_whatever_the_input(
 
 def test_choosing_a_rollback_opens_a_modal_that_asks_for_the_reason() -> None:
     from slack_sdk.models.views import View
-    from bot.blocks_rollback import reason_modal_view
+    from bot.slack.blocks.rollback import reason_modal_view
     view = reason_modal_view(command="/rollback --steps 1 production", callback_id="dbops_rollback_reason",
                              private_metadata="C0INCIDENT|/rollback --steps 1 production")
     View(**view).validate_json()

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.blocks import render
+from bot.slack.blocks.render import render
 from bot.text import render_text
 from commands import grammar
 from commands.config import load_settings

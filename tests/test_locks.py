@@ -27,7 +27,7 @@ from commands.pg.lock import golang_migrate_lock_key
 from commands.results import (
     ApprovalDecided, ApprovalNeeded, ApprovalRefused, LockReleaseResult, LockStatusResult, Outcome, Reason,
 )
-from commands.watch_locks import DiskWatcher, StaleLockWatcher
+from commands.watch.watch_locks import DiskWatcher, StaleLockWatcher
 from tests.conftest import wait_for
 
 FILES = {"1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY);", "1_users.down.sql": "DROP TABLE users;"}

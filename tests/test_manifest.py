@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.listeners import SLASH_COMMANDS
+from bot.slack.listeners import SLASH_COMMANDS
 
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = yaml.safe_load((ROOT / "deploy" / "slack-app-manifest.yaml").read_text())

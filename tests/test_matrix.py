@@ -35,8 +35,8 @@ from commands.results import (
     DryRunResult, LockStatusResult, MigrateResult, Outcome, Reason, Refusal, RestoreResult, RollbackPlan,
     RollbackResult, SnapshotCreated, StatusResult,
 )
-from commands.snapshots import find, list_snapshots
-from commands.watch import DirtyWatcher
+from commands.snapshot.snapshots import find, list_snapshots
+from commands.watch.watch import DirtyWatcher
 from tests import pg_servers
 
 

@@ -174,7 +174,7 @@ def test_dry_run_skips_statements_that_cannot_run_in_a_transaction_and_says_so(m
 
 
 def test_dry_run_says_would_succeed_only_for_what_it_ran_and_lists_files_it_could_not_check(make_bed):
-    from bot import blocks
+    from bot.slack.blocks import render as blocks
     from bot.text import render_text
 
     bed = make_bed({"1_t.up.sql": "CREATE TABLE t (a int);",

@@ -13,7 +13,7 @@ from commands.errors import SnapshotFailed, UsageError
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.tools import bundled_bin_dir, child_env
 from commands.results import Outcome, Reason, Refusal, RestoreResult, SnapshotCreated
-from commands.snapshots import find, list_snapshots
+from commands.snapshot.snapshots import find, list_snapshots
 
 RICH_SCHEMA = """
 CREATE TABLE accounts (

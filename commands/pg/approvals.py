@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from psycopg.types.json import Jsonb
 
-from commands.approvals import decode_impact, encode_impact
+from commands.approval.approvals import decode_impact, encode_impact
 from commands.pg.connect import run_once
 from commands.results import ApprovalRequest
 
