@@ -20,7 +20,7 @@ from bot.console.channels import CONSOLE_CHANNEL
 from commands.config import Settings, parse_settings
 from commands.pg import embedded
 
-DEMO_MIGRATIONS = Path(__file__).resolve().parents[1] / "deploy" / "demo" / "migrations"
+DEMO_MIGRATIONS = Path(__file__).resolve().parents[2] / "deploy" / "demo" / "migrations"
 CONSOLE_USERS = {"alice": "U0ALICE", "bob": "U0BOB"}  # alice operates and asks; bob approves
 CONSOLE_APPROVERS = ["U0BOB"]
 
