@@ -42,7 +42,7 @@ from commands.errors import CommandError, UsageError
 if TYPE_CHECKING:
     from commands.config import Settings
     from commands.executor import Executor
-    from commands.results import Result
+    from commands.kinds import Result
 
 EXIT = {"done": 0, "no_change": 0, "failed": 1, "refused": 3, "awaiting_approval": 3}  # by Outcome value
 GRAMMAR_VERBS = ("migrate", "snapshot", "rollback", "dbops", "lock", "doctor")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from bot.console.payloads import buttons
 
 if TYPE_CHECKING:
-    from commands.results import Result
+    from commands.kinds import Result
 
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
 _EMPHASIS = [re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)\*(?![\w*])"),

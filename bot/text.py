@@ -10,14 +10,18 @@ from typing import Any
 
 from bot import text_doctor, text_locks, text_plan, text_rollback, text_shell, text_snapshots
 from commands.lint.findings import blocking_first
-from commands.results import (
-    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, CleanupResult, DiskUsage,
-    DoctorResult,
-    DryRunResult, HelpResult, HistoryResult, LockHolder, LockReleaseResult, LockStatusResult, MigrateResult, Mismatch,
-    PinResult, PlanResult, Reason, Refusal, Shortfall,
-    RestoreResult, Result, RollbackPlan, RollbackResult, SnapshotCreated, SnapshotInfo, SnapshotListResult,
-    SnapshotVerifyResult, SqlError, State, StatusResult, ValidateResult,
-)
+from commands.approval.results import (ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest,
+                                       ApprovalsResult)
+from commands.snapshot.results import (CleanupResult, DiskUsage, PinResult, RestoreResult, SnapshotCreated,
+                                       SnapshotInfo, SnapshotListResult, SnapshotVerifyResult)
+from commands.doctor.results import DoctorResult
+from commands.migrate.results import DryRunResult, MigrateResult, StatusResult, ValidateResult
+from commands.results import (HelpResult, HistoryResult, LockHolder, Mismatch, Reason, Refusal, Shortfall,
+                              SqlError, State)
+from commands.lock.results import LockReleaseResult, LockStatusResult
+from commands.lint.results import PlanResult
+from commands.kinds import Result
+from commands.rollback.results import RollbackPlan, RollbackResult
 from commands.units import human_size, used_percent
 from bot.slack.blocks.wording import (
     span_text, plural, until_text, age_text, disk_text, at_version, version_text, holder_text, RECOVERY_DIRTY, mismatch_text, sql_error_lines,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from commands.results import DoctorResult, Verdict
+from commands.doctor.results import DoctorResult, Verdict
 
 LABEL = {Verdict.PASS: "ok  ", Verdict.WARN: "WARN", Verdict.FAIL: "FAIL", Verdict.SKIP: "skip"}
 

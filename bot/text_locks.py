@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot import text
-from commands.results import LockDirInfo, LockHolder, LockReleaseResult, LockStatusResult
+from commands.results import LockDirInfo, LockHolder
+from commands.lock.results import LockReleaseResult, LockStatusResult
 
 KEPT = {
     "holder_active": "its session is running a statement (a migration may be in progress); an active holder is "

@@ -22,7 +22,7 @@ from bot.text import plain, render_text
 from bot.text_help import COMMANDS, help_topic
 from bot.text_shell import shell_usage, shell_words
 from commands.errors import CommandError, ConfigError, UsageError
-from commands.results import Result
+from commands.kinds import Result
 
 INTERNAL_ERROR = "internal error: a bug in dbops, not anything you did; the log line above has the details."
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bot import text
 from commands.lint.findings import blocking_first
-from commands.results import Finding, PlanResult
+from commands.lint.results import Finding, PlanResult
 
 
 def finding_line(f: Finding, blocking: bool = False) -> str:

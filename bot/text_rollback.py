@@ -12,10 +12,9 @@ from datetime import datetime
 # module at call time rather than imported by name while it is still loading.
 from bot import text
 from bot.text_shell import shell, shell_words
-from commands.results import (
-    AppHealthCheck, MigrateResult, MigrationInfo, OrphanCount, Outcome, RollbackOption, RollbackPlan, RollbackResult,
-    State,
-)
+from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
+from commands.migrate.results import MigrateResult, MigrationInfo
+from commands.results import Outcome, State
 
 CHOOSING = "Choosing asks for a reason, then a second person's approval."
 APP_FIRST = "Roll the application back first (or confirm the running version works with the old schema)."

@@ -15,11 +15,8 @@ from typing import ClassVar
 from commands import usage as usage_lines
 from commands.errors import UsageError
 from commands.usage import Usage
-from commands.source import MAX_VERSION, NIL_VERSION
-
-MAX_STEPS = 1_000_000
-_ENV = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # used with fullmatch: "$" would accept a trailing newline
-_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})  # Slack's smart quotes
+from commands.grammar_words import (_count, _env, _reason, _shown, _split_options, _trailing_env, _version, command_name,
+                                    tokenize)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,7 +199,6 @@ STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, Migrate
                                     SnapshotRestore, SnapshotCleanup, Rollback, DbopsLockRelease)
 # Commands about dbops itself rather than a database: never shown as a running operation.
 ABOUT_DBOPS: tuple[type, ...] = (DbopsHistory, DbopsHelp, DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
-MAX_REASON = 500
 
 # The usage lines live in commands.usage, in no surface's syntax; these names are the grammar's.
 USAGE = usage_lines.MIGRATE
@@ -219,18 +215,6 @@ def changes_state(command: Command) -> bool:
     """Whether running ``command`` may change a database (a rollback's plan does not; a dry run
     may: its sequence values survive the rollback)."""
     return isinstance(command, STATE_CHANGING) and not (isinstance(command, Rollback) and command.planning)
-
-
-def command_name(command: Command) -> str:
-    """``MigrateUp`` -> ``migrate up``: the words a user typed."""
-    words, word = [], ""
-    for char in type(command).__name__:
-        if char.isupper() and word:
-            words.append(word)
-            word = ""
-        word += char.lower()
-    words.append(word)
-    return " ".join(words).replace("dry run", "dry-run")
 
 
 def canonical(command: Command, env: str) -> str:
@@ -256,96 +240,6 @@ def canonical(command: Command, env: str) -> str:
 
 
 all_usage = usage_lines.all_usage
-
-
-def tokenize(text: str) -> list[str]:
-    try:
-        return shlex.split(text.translate(_QUOTES), comments=False, posix=True)
-    except ValueError as err:  # unbalanced quotes
-        raise UsageError(f"Could not read the command: {err}.", usage=MIGRATE_USAGE) from None
-
-
-def _env(token: str, usage: Usage) -> str:
-    if not _ENV.fullmatch(token):
-        raise UsageError(f"{_shown(token)} is not an environment name.", usage=usage)
-    return token
-
-
-def _shown(token: str) -> str:
-    """A token quoted for a message: shortened, with control characters made visible."""
-    short = token if len(token) <= 40 else token[:37] + "…"
-    return repr(short)
-
-
-def _count(token: str, usage: Usage) -> int:
-    if not re.fullmatch(r"[0-9]+", token):
-        raise UsageError(f"{_shown(token)} is not a number of migrations.", usage=usage)
-    value = int(token) if len(token) <= 20 else MAX_STEPS + 1  # int() refuses 4,300+ digits
-    if not 1 <= value <= MAX_STEPS:
-        raise UsageError(f"The number of migrations must be between 1 and {MAX_STEPS:,}.", usage=usage)
-    return value
-
-
-def _version(token: str, usage: Usage, *, allow_nil: bool = False) -> int:
-    if allow_nil and token == str(NIL_VERSION):
-        return NIL_VERSION
-    if not re.fullmatch(r"[0-9]+", token):
-        raise UsageError(f"{_shown(token)} is not a migration version (a whole number{', or -1' if allow_nil else ''}).",
-                         usage=usage)
-    value = int(token) if len(token) <= 20 else MAX_VERSION + 1  # int() refuses 4,300+ digits
-    if value > MAX_VERSION:
-        raise UsageError(f"{_shown(token)} is larger than any golang-migrate version (unsigned 64-bit).", usage=usage)
-    return value
-
-
-def _split_options(args: list[str], usage: Usage, flags: tuple[str, ...],
-                   valued: tuple[str, ...] = ()) -> tuple[list[str], str | None, set[str], dict[str, str]]:
-    """Take ``--env ENV`` / ``--env=ENV``, the boolean ``flags`` and the ``valued`` options
-    (``--reason TEXT``) out of ``args``: returns positional, env, flags seen, option values."""
-    positional: list[str] = []
-    env: str | None = None
-    seen: set[str] = set()
-    values: dict[str, str] = {}
-    items = iter(args)
-    for arg in items:
-        option = arg.split("=", 1)[0]
-        if option in valued:
-            value = arg.split("=", 1)[1] if "=" in arg else next(items, None)
-            if value is None:
-                raise UsageError(f"{option} needs a value.", usage=usage)
-            if option in values:
-                raise UsageError(f"{option} is given twice.", usage=usage)
-            values[option] = value
-        elif arg == "--env" or arg.startswith("--env="):
-            value = arg.partition("=")[2] if "=" in arg else next(items, None)
-            if not value:
-                raise UsageError("--env needs an environment name.", usage=usage)
-            if env is not None:
-                raise UsageError("The environment is given twice.", usage=usage)
-            env = _env(value, usage)
-        elif arg in flags:
-            seen.add(arg)
-        elif arg.startswith("--"):
-            raise UsageError(f"Unknown option {_shown(arg)}.", usage=usage)
-        else:
-            positional.append(arg)
-    return positional, env, seen, values
-
-
-def _trailing_env(positional: list[str], env: str | None, usage: Usage, max_before: int,
-                  required: int = 0) -> tuple[list[str], str | None]:
-    """Positional arguments are ``values… [ENV]``: the ``required`` values come first, and a
-    last token that is not a number is the ENV (``goto abc`` is a bad version, not an ENV)."""
-    if len(positional) > required and not re.fullmatch(r"-?[0-9]+", positional[-1]):
-        if env is not None:
-            raise UsageError("The environment is given twice.", usage=usage)
-        env = _env(positional[-1], usage)
-        positional = positional[:-1]
-    if len(positional) > max_before:
-        extra = positional[max_before:]
-        shown = " ".join(_shown(p) for p in extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
-        raise UsageError(f"Too many arguments: {shown}.", usage=usage)
-    return positional, env
 
 
 def _parse_migrate(args: list[str]) -> Command:
@@ -381,17 +275,6 @@ def _parse_migrate(args: list[str]) -> Command:
         raise UsageError(f"{verb} needs a version.", usage=usage)
     version = _version(positional[0], usage, allow_nil=verb == "force")
     return (MigrateGoto if verb == "goto" else MigrateForce)(env=env, version=version)
-
-
-def _reason(text: str, usage: Usage) -> str:
-    reason = " ".join(text.split())
-    if not reason:
-        raise UsageError("--reason needs some text: why is this being done?", usage=usage)
-    if len(reason) > MAX_REASON:
-        raise UsageError(f"The reason is {len(reason)} characters; keep it under {MAX_REASON}.", usage=usage)
-    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
-        raise UsageError("The reason has control characters.", usage=usage)
-    return reason
 
 
 def _parse_snapshot(args: list[str]) -> Command:

@@ -28,18 +28,22 @@ from bot.slack.blocks import locks as blocks_locks
 from bot.text import render_text
 from commands import grammar
 from commands.errors import SnapshotFailed, UsageError, privilege_error
-from commands.results import (
-    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, LossyStatement,
-    AuditEntry, Check, CleanupResult, DiskUsage, DryRunFile, DryRunResult, FileProblem, HelpResult, HistoryResult,
-    AppHealthCheck, LockHolder, MigrateResult, MigrationInfo, Mismatch, OperationRecord, OrphanCount, Outcome,
-    PinResult, Progress, Reason, Refusal, RestoreResult, RollbackOption, RollbackPlan, RollbackResult,
-    SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State, StatusResult,
-    StepFailure, StepReport, TableRows, ValidateResult,
-)
-from commands.results import Finding, LockEstimate, PlanFile, PlanResult
+from commands.approval.results import (ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest,
+                                       ApprovalsResult, Impact)
+from commands.lint.results import LossyStatement
+from commands.results import (AuditEntry, Check, FileProblem, HelpResult, HistoryResult, LockHolder, Mismatch,
+                              OperationRecord, Outcome, Progress, Reason, Refusal, SqlError, State)
+from commands.snapshot.results import (CleanupResult, DiskUsage, PinResult, RestoreResult, SnapshotCreated,
+                                       SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, TableRows)
+from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult,
+                                      StepFailure, StepReport, ValidateResult)
+from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
+from commands.lint.results import Finding, LockEstimate, PlanFile, PlanResult
 from commands.results import Missing, Shortfall
-from commands.results import Alert, AlertEvent, DiskWatchInfo, LockDirInfo, LockReleaseResult, LockStatusResult
-from commands.results import DoctorCheck, DoctorResult, Verdict
+from commands.watch.results import Alert, AlertEvent, DiskWatchInfo
+from commands.results import LockDirInfo
+from commands.lock.results import LockReleaseResult, LockStatusResult
+from commands.doctor.results import DoctorCheck, DoctorResult, Verdict
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = datetime(2026, 1, 28, 16, 30, tzinfo=UTC)
@@ -726,7 +730,7 @@ def test_every_reply_is_block_kit_slack_accepts(name: str) -> None:
 
 
 def test_every_result_and_reason_has_a_sample() -> None:
-    from commands.results import Result
+    from commands.kinds import Result
     kinds = {type(f()) for f in (status_clean, snapshot_list, migrate_done, dry_run, validate, snapshot_created,
                                  verify_failed, restore, pin, history, lambda: cleanup(dry_run=True), approval_needed,
                                  approval_decided, approvals_list, rollback_plan_clean, rollback_result,

@@ -25,7 +25,10 @@ from commands.pg.control import migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.tools import Tools, child_env
-from commands.results import ApprovalNeeded, MigrateResult, Outcome, PlanResult
+from commands.approval.results import ApprovalNeeded
+from commands.migrate.results import MigrateResult
+from commands.results import Outcome
+from commands.lint.results import PlanResult
 from commands.pg.squawk import SquawkLinter
 from tests import realistic_history as history
 from tests.conftest import _fresh_database

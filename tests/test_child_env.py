@@ -24,7 +24,8 @@ from commands.executor import Actor, Executor
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.tools import bundled_bin_dir
-from commands.results import Outcome, RestoreResult
+from commands.results import Outcome
+from commands.snapshot.results import RestoreResult
 from commands.pg.squawk import SquawkLinter, find_squawk
 
 SECRETS = {

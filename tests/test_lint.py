@@ -18,7 +18,10 @@ from commands.pg.approvals import PgApprovals
 from commands.pg.control import migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
-from commands.results import ApprovalNeeded, MigrateResult, Outcome, PlanResult
+from commands.approval.results import ApprovalNeeded
+from commands.migrate.results import MigrateResult
+from commands.results import Outcome
+from commands.lint.results import PlanResult
 from commands.sql.sqlscan import scan
 from commands.pg.squawk import SquawkLinter
 

@@ -7,7 +7,7 @@ import psycopg
 
 from commands.lint.lint_live import judge
 from commands.pg.database import PgInspector, PgLiveObjects
-from commands.results import Finding
+from commands.lint.results import Finding
 from commands.sql.sqlscan import scan
 
 

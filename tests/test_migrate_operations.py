@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from commands.results import DryRunResult, MigrateResult, Outcome, Reason, Refusal, StatusResult, ValidateResult
+from commands.migrate.results import DryRunResult, MigrateResult, StatusResult, ValidateResult
+from commands.results import Outcome, Reason, Refusal
 
 THREE = {
     "1_users.up.sql": "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);",

@@ -15,7 +15,9 @@ from pglast.parser import ParseError
 from bot.cli import main
 from commands.sql import sqlsplit
 from commands.errors import SourceError
-from commands.results import Outcome, PlanResult, Reason, Refusal, ValidateResult
+from commands.results import Outcome, Reason, Refusal
+from commands.lint.results import PlanResult
+from commands.migrate.results import ValidateResult
 from commands.sql.sqlparse import _table
 from commands.sql.sqlscan import scan
 from commands.sql.sqlsplit import WINDOW, Piece

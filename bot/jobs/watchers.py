@@ -26,7 +26,7 @@ from commands.identity import Actor
 from commands.errors import CommandError
 from commands.executor import Executor
 from commands.migrations import Alerts, Approvals
-from commands.results import AlertEvent
+from commands.watch.results import AlertEvent
 from commands.watch.watch import DirtyWatcher
 
 log = structlog.get_logger("dbops.watchers")

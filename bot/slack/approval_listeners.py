@@ -20,7 +20,8 @@ from bot.slack.progress import ProgressMessage
 from commands import grammar as g
 from commands.identity import Actor
 from commands.errors import CommandError, UsageError
-from commands.results import ApprovalDecided, ApprovalRefused, Result
+from commands.approval.results import ApprovalDecided, ApprovalRefused
+from commands.kinds import Result
 
 log = structlog.get_logger("dbops.approvals.slack")
 DENY_MODAL = "dbops_deny_reason"

@@ -36,7 +36,8 @@ from commands.identity import Actor
 from commands.context import ignore_progress
 from commands.errors import CommandError, UsageError
 from commands.executor import Executor
-from commands.results import ApprovalNeeded, Result
+from commands.approval.results import ApprovalNeeded
+from commands.kinds import Result
 
 log = structlog.get_logger("dbops.slack")
 

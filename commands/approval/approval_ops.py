@@ -16,6 +16,7 @@ from datetime import timedelta
 import structlog
 
 from commands import grammar as g, privileges
+from commands import grammar_words
 from commands.approval.approvals import (
     OPERATIONS, decode_command, encode_command, needs_approval, new_request_id, operation_of, rollback_equivalent,
 )
@@ -25,10 +26,10 @@ from commands.identity import Actor
 from commands.context import Context
 from commands.errors import CommandError, ConfigError
 from commands.identity import same_person, unmapped_account
-from commands.results import (
-    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, Outcome, Reason,
-    Refusal, Result,
-)
+from commands.approval.results import (ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest,
+                                       ApprovalsResult, Impact)
+from commands.results import Outcome, Reason, Refusal
+from commands.kinds import Result
 
 log = structlog.get_logger("dbops.approvals")
 
@@ -41,7 +42,7 @@ def request(ctx: Context, command: g.Command, env: EnvironmentSettings,
     Refused when there is no control database to keep the request in, and nobody is asked to
     approve what the database role cannot do: that is refused first, by name."""
     if ctx.approvals_store is None:
-        return Refusal(env=env.name, operation=g.command_name(command), reason=Reason.NO_APPROVALS)
+        return Refusal(env=env.name, operation=grammar_words.command_name(command), reason=Reason.NO_APPROVALS)
     missing = _beyond_the_role(ctx, command, env)
     if missing is not None:
         return missing

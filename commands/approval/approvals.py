@@ -23,14 +23,13 @@ from commands.config import EnvironmentSettings
 from commands.lock.lock_dirs import stamp as lock_dir_stamp
 from commands.context import Context
 from commands.identity import same_person, unmapped_account
-from commands.lint.lint_ops import lint_steps
-from commands.migrate.migrate_ops import _plan, read_sql
 from commands.migrations import EnvironmentDatabase
 from commands.policy import Policy
-from commands.results import (
-    ApprovalRequest, Finding, Impact, LossyStatement, MigrationInfo, Reason, Refusal, SnapshotInfo, State,
-)
-from commands.snapshot.snapshot_ops import own_cleanup_plan
+from commands.approval.results import ApprovalRequest, Impact
+from commands.lint.results import Finding, LossyStatement
+from commands.migrate.results import MigrationInfo
+from commands.results import Reason, Refusal, State
+from commands.snapshot.results import SnapshotInfo
 from commands.snapshot.snapshot_scope import resolve, scope_of
 from commands.snapshot.snapshots import read_manifest
 from commands.source import load_source
@@ -127,6 +126,7 @@ def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tup
         case g.DbopsLockRelease():  # bound to the holder (above) and to each lock directory's locked_at
             bound["lock_dirs"] = [[str(path), lock_dir_stamp(path)] for path in env.lock_dirs]
         case g.SnapshotCleanup(retention_days=days):
+            from commands.snapshot.snapshot_ops import own_cleanup_plan  # the runners: loaded when a request is made
             _, plan = own_cleanup_plan(scope_of(ctx.settings, env), env, now=ctx.clock(),
                                        retention_days=env.retention_days if days is None else days,
                                        current_version=state.version)
@@ -141,6 +141,8 @@ def _migration_impact(ctx: Context, db: EnvironmentDatabase, command: g.Command,
                       state: State) -> tuple[Impact, list[list[str]]]:
     """The impact, and [filename, sha256] of each file the plan runs (a file edited after the
     request voids it)."""
+    from commands.lint.lint_ops import lint_steps  # the runners: loaded when a request is made
+    from commands.migrate.migrate_ops import _plan, read_sql
     source = load_source(env.migrations_dir)
     plan = _plan(command, source, state, env, operation_of(command) or "")
     if isinstance(plan, Refusal) or not plan:

@@ -26,7 +26,8 @@ from commands.context import Context
 from commands.doctor.doctor_privileges import listed, privilege_checks
 from commands.errors import CommandError, ConfigError, SourceError
 from commands.probes import DatabaseFacts
-from commands.results import DoctorCheck, DoctorResult, Outcome, Verdict
+from commands.doctor.results import DoctorCheck, DoctorResult, Verdict
+from commands.results import Outcome
 from commands.units import human_size, used_percent
 
 OLDEST_SERVER = 13  # the oldest PostgreSQL dbops is tested with

@@ -10,7 +10,7 @@ from commands.privileges import (
     Need, ident, listed, lock_release_lacking, migration_needs, other_mode, restore_needs, snapshot_fixes,
 )
 from commands.probes import DatabaseFacts
-from commands.results import DoctorCheck, Verdict
+from commands.doctor.results import DoctorCheck, Verdict
 
 MIGRATIONS = "migration privileges"
 SNAPSHOTS = "snapshot privileges"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from commands.results import Finding
+from commands.lint.results import Finding
 
 SEVERITIES = ("info", "warning", "error")  # in rising order; "none" as a block level blocks nothing
 # ``up`` refuses these itself before anything runs, so they never make it a request.

@@ -38,9 +38,9 @@ from collections.abc import Iterable, Mapping
 from pglast import ast
 from pglast.enums import AlterTableType, ConstrType, ObjectType
 
-from commands.results import Finding, LockEstimate
+from commands.lint.results import Finding, LockEstimate
 from commands.sql.sqlparse import _table
-from commands.sql.sqlscan import SqlFile
+from commands.sql.sqlfile import SqlFile
 
 RULES: dict[str, str] = {
     "missing-down": "warning",

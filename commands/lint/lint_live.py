@@ -29,9 +29,9 @@ from typing import Protocol
 from pglast import ast
 from pglast.enums import ObjectType
 
-from commands.results import Finding
+from commands.lint.results import Finding
 from commands.sql.sqlparse import _name, _table
-from commands.sql.sqlscan import SqlFile
+from commands.sql.sqlfile import SqlFile
 
 # The rules (dbops' and squawk's) whose risk is to live data, or to an application using the
 # table now. "data": none on a new, absent or empty table; "name": none on a new or absent one.

@@ -16,9 +16,11 @@ from commands.errors import SourceError
 from commands.migrate.migrate_ops import _plan, read_sql
 from commands.migrations import EnvironmentDatabase
 from commands.migrate.plans import Step
-from commands.results import Finding, Outcome, PlanFile, PlanResult, Refusal, Result
+from commands.lint.results import Finding, PlanFile, PlanResult
+from commands.results import Outcome, Refusal
+from commands.kinds import Result
 from commands.source import MigrationFile, load_source
-from commands.sql.sqlscan import Mode, SqlFile
+from commands.sql.sqlfile import Mode, SqlFile
 
 NOT_RUN = "squawk was not run: this dbops process has no SQL linter configured."
 

@@ -19,7 +19,9 @@ from commands import grammar as g, privileges
 from commands.lock import lock_dirs
 from commands.config import EnvironmentSettings
 from commands.context import Context
-from commands.results import LockDirInfo, LockHolder, LockReleaseResult, LockStatusResult, Outcome, Result
+from commands.results import LockDirInfo, LockHolder, Outcome
+from commands.lock.results import LockReleaseResult, LockStatusResult
+from commands.kinds import Result
 
 log = structlog.get_logger("dbops.locks")
 IDLE_STATES = ("idle", "idle in transaction")

@@ -8,27 +8,27 @@ is written once, in ``_change``.
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
-from typing import Iterator
 
 import structlog
 
 from commands import grammar as g
-from commands.lock import lock_dirs
+from commands import grammar_words
 from commands import privileges
 from commands.config import EnvironmentSettings
 from commands.context import Context
-from commands.errors import CommandError, SnapshotFailed, SourceError, UsageError
+from commands.errors import CommandError, SourceError, UsageError
+from commands.lock.migration_lock import migration_lock
 from commands.migrations import EnvironmentDatabase
 from commands.migrate.plans import Step, plan_down, plan_goto, plan_up, require_version
-from commands.results import (
-    DryRunFile, DryRunResult, FileProblem, MigrateResult, MigrationInfo, Mismatch, Outcome, Reason,
-    Refusal, Result, SqlError, State, StatusResult, StepFailure, StepReport, ValidateResult,
-)
+from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult,
+                                      StepFailure, StepReport, ValidateResult)
+from commands.results import FileProblem, Mismatch, Outcome, Reason, Refusal, SqlError, State
+from commands.kinds import Result
+from commands.snapshot.safety import safety_snapshot
 from commands.snapshot.snapshot_scope import scope_of
-from commands.snapshot.snapshots import find, list_snapshots
 from commands.source import NIL_VERSION, Migration, MigrationFile, MigrationSource, load_source
-from commands.sql.sqlscan import SqlFile, scan
+from commands.sql.sqlfile import SqlFile
+from commands.sql.sqlscan import scan
 
 log = structlog.get_logger("dbops.migrate")
 
@@ -67,29 +67,6 @@ def mismatch_of(source: MigrationSource, state: State) -> Mismatch | None:
 
 def _v(version: int) -> str:
     return "none" if version == NIL_VERSION else str(version)
-
-
-def safety_snapshot(ctx: Context, env: EnvironmentSettings, state: State, reason: str, operation: str) -> str | None:
-    """Take and verify a snapshot before a change; if either fails, the change must not run.
-
-    Returns the snapshot's name, or None when the environment turned pre-migration
-    snapshots off (``pre_migration_snapshot = false``).
-    """
-    if not env.pre_migration_snapshot:
-        return None
-    try:
-        created = ctx.snapshots.create(env, reason=reason, actor=ctx.actor.user, state=state,
-                                       progress=ctx.snapshot_progress)
-        ctx.step("verify", created.name)
-        verified = ctx.snapshots.verify(env, find(list_snapshots(env.snapshot_dir), created.name))
-    except SnapshotFailed as err:
-        raise SnapshotFailed(f"The snapshot before {operation} failed, so nothing was changed. {err.message}") from None
-    if not verified.ok:
-        failed = "; ".join(detail for _, passed, detail in verified.checks if not passed)
-        raise SnapshotFailed(f"The snapshot before {operation} ({created.name}) did not verify ({failed}), "
-                             "so nothing was changed.")
-    log.info("snapshot.taken", snapshot=created.name, operation=operation)
-    return created.name
 
 
 def _info(m: Migration) -> MigrationInfo:
@@ -154,32 +131,6 @@ def _file_problems(file: MigrationFile) -> list[FileProblem]:
     return problems
 
 
-@contextmanager
-def migration_lock(ctx: Context, env: EnvironmentSettings, operation: str) -> Iterator[EnvironmentDatabase | Refusal]:
-    """A session on ``env``'s database holding the migration lock, and the configured
-    ``lock_dirs`` (deploy.sh's ``mkdir`` locks) taken too, or the Refusal naming who holds
-    one. Everything is released on the way out, whatever happened inside."""
-    with ctx.databases.open(env) as db:
-        ctx.step("lock")
-        holder = db.lock.acquire(env.lock_wait_seconds)
-        if holder is not None:
-            log.info("lock.refused", holder_pid=holder.pid, holder_application=holder.application_name)
-            yield Refusal(env=env.name, operation=operation, reason=Reason.LOCK_HELD, holder=holder)
-            return
-        try:
-            taken = lock_dirs.take(env.lock_dirs, now=ctx.clock())
-            if not isinstance(taken, list):  # a deploy script holds its own lock: it is migrating
-                log.info("lock.refused", lock_dir=taken.path)
-                yield Refusal(env=env.name, operation=operation, reason=Reason.LOCK_HELD, lock_dir=taken)
-                return
-            try:
-                yield db
-            finally:
-                lock_dirs.release(taken)
-        finally:
-            db.lock.release()
-
-
 def _plan(command: g.Command, source: MigrationSource, state: State, env: EnvironmentSettings,
           operation: str) -> list[Step] | Refusal:
     if state.dirty:
@@ -213,7 +164,7 @@ def check_input(ctx: Context, command: g.Command, env: EnvironmentSettings) -> N
         raise
     except CommandError:
         return
-    _plan(command, source, state, env, g.command_name(command))
+    _plan(command, source, state, env, grammar_words.command_name(command))
 
 
 def _read_steps(ctx: Context, steps: list[Step]) -> tuple[list[SqlFile | None], list[FileProblem]]:

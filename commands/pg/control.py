@@ -23,7 +23,8 @@ from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
 from commands.migrate.plans import plan_up
-from commands.results import AuditEntry, OperationRecord, RollbackResult, State
+from commands.results import AuditEntry, OperationRecord, State
+from commands.rollback.results import RollbackResult
 from commands.source import load_source
 from commands.sql.sqlscan import scan
 

@@ -20,7 +20,7 @@ from commands.pg.connect import describe
 from commands.pg.integrity import DEPENDENT_OBJECTS_STILL_EXIST, FOREIGN_KEY_VIOLATION, dependency_of
 from commands.pg.state import PgVersionStore
 from commands.results import SqlError
-from commands.sql.sqlscan import Mode, SqlFile, position_of
+from commands.sql.sqlfile import Mode, SqlFile, position_of
 
 
 # PostgreSQL names the privilege and the object; what to do about it is dbops' to say.

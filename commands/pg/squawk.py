@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from commands.process_env import base_env
-from commands.results import Finding
+from commands.lint.results import Finding
 
 TIMEOUT_SECONDS = 60
 BATCH = 200

@@ -19,10 +19,11 @@ from commands.context import Context
 from commands.rollback.deployment_state import record_last_rollback
 from commands.errors import CommandError, UsageError
 from commands.migrate.migrate_ops import force, migrate
-from commands.results import (
-    AppHealthCheck, MigrateResult, MigrationInfo, Outcome, Refusal, RestoreResult, Result, RollbackOption,
-    RollbackPlan, RollbackResult, State,
-)
+from commands.rollback.results import AppHealthCheck, RollbackOption, RollbackPlan, RollbackResult
+from commands.migrate.results import MigrateResult, MigrationInfo
+from commands.results import Outcome, Refusal, State
+from commands.snapshot.results import RestoreResult
+from commands.kinds import Result
 from commands.snapshot.snapshot_ops import restore
 from commands.snapshot.snapshot_scope import scope_of
 from commands.snapshot.snapshots import Snapshot

@@ -17,12 +17,13 @@ from commands import grammar as g, privileges
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Context
 from commands.errors import SnapshotFailed
-from commands.migrate.migrate_ops import migration_lock, safety_snapshot
+from commands.lock.migration_lock import migration_lock
+from commands.snapshot.safety import safety_snapshot
 from commands.migrations import Databases
-from commands.results import (
-    Check, CleanupResult, DiskUsage, Outcome, PinResult, Reason, Refusal, RestoreResult, Result, SnapshotCreated,
-    SnapshotListResult, SnapshotVerifyResult,
-)
+from commands.results import Check, Outcome, Reason, Refusal
+from commands.snapshot.results import (CleanupResult, DiskUsage, PinResult, RestoreResult, SnapshotCreated,
+                                       SnapshotListResult, SnapshotVerifyResult)
+from commands.kinds import Result
 from commands.snapshot.snapshot_scope import Scope, confirmed, resolve, scope_of
 from commands.snapshot.snapshots import (
     CleanupPlan, Listing, Snapshot, Verified, delete_files, diagnose_os, find, list_snapshots, newest_first_key,

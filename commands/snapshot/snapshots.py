@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from commands.errors import SnapshotFailed, UsageError
-from commands.results import SnapshotInfo
+from commands.snapshot.results import SnapshotInfo
 from commands.units import human_size
 
 DATA_SUFFIX = ".dump.zst"

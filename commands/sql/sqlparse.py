@@ -11,7 +11,7 @@ from pglast.parser import ParseError
 from pglast.stream import maybe_double_quote_name
 
 from commands.sql import sqlsplit
-from commands.sql.sqlscan import BOM, SqlFile, Statement, SyntaxProblem, position_of
+from commands.sql.sqlfile import BOM, SqlFile, Statement, SyntaxProblem, position_of
 
 
 _OWN_TRANSACTION_KINDS = {

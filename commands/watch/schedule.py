@@ -25,7 +25,8 @@ from commands.config import EnvironmentSettings
 from commands.identity import Actor
 from commands.errors import CommandError
 from commands.executor import Executor
-from commands.results import CleanupResult, Outcome, Refusal, SnapshotInfo
+from commands.snapshot.results import CleanupResult, SnapshotInfo
+from commands.results import Outcome, Refusal
 from commands.snapshot.snapshot_ops import cleanup_plan
 
 log = structlog.get_logger("dbops.schedule")

@@ -17,7 +17,8 @@ import structlog
 from commands.config import EnvironmentSettings
 from commands.migrate.migrate_ops import mismatch_of
 from commands.migrations import Alerts, AuditLog, Databases
-from commands.results import Alert, AlertEvent, State
+from commands.watch.results import Alert, AlertEvent
+from commands.results import State
 from commands.snapshot.snapshots import list_snapshots
 from commands.source import MigrationSource, load_source
 

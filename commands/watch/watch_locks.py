@@ -22,7 +22,8 @@ import structlog
 from commands.lock import lock_dirs
 from commands.config import EnvironmentSettings, Settings
 from commands.migrations import Alerts, AuditLog, Databases
-from commands.results import Alert, AlertEvent, DiskWatchInfo, State
+from commands.watch.results import Alert, AlertEvent, DiskWatchInfo
+from commands.results import State
 from commands.snapshot.snapshot_scope import scope_of
 from commands.units import used_percent
 

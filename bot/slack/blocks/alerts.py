@@ -8,7 +8,8 @@ from datetime import datetime
 from bot.slack.blocks.kit import Card, Message, bold, code, esc, extended, plain, user_ref, when
 from bot.slack.blocks.migrate import number, snapshot_version
 from bot.slack.blocks.wording import age_text, at_version, span_text
-from commands.results import AlertEvent, RollbackPlan
+from commands.watch.results import AlertEvent
+from commands.rollback.results import RollbackPlan
 
 
 def _facts(event: AlertEvent, now: datetime) -> list[tuple[str, str]]:

@@ -17,11 +17,12 @@ from bot.slack.blocks.kit import (
 from bot.slack.blocks.migrate import json_hint, number, snapshot_version
 from bot.slack.blocks.plan import blocking_rows, finding_row
 from bot.slack.blocks.wording import age_text, at_version, until_text, version_text
-from commands.grammar import MAX_REASON
+from commands.grammar_words import MAX_REASON
 from commands.lint.findings import blocking_first
-from commands.results import (
-    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, MigrationInfo, Reason,
-)
+from commands.approval.results import (ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest,
+                                       ApprovalsResult, Impact)
+from commands.migrate.results import MigrationInfo
+from commands.results import Reason
 from commands.units import human_size
 
 __all__ = ["APPROVE_ACTION", "CANCEL_ACTION", "DENY_ACTION", "decided", "deny_modal_view", "needed", "pending_list",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from bot.slack.blocks.kit import Card, Message, bold, code, esc, plain
 from bot.text_doctor import verdict
-from commands.results import DoctorResult, Verdict
+from commands.doctor.results import DoctorResult, Verdict
 
 MARK = {Verdict.PASS: ":white_check_mark:", Verdict.WARN: ":warning:", Verdict.FAIL: ":x:",
         Verdict.SKIP: ":heavy_minus_sign:"}

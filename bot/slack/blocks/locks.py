@@ -9,7 +9,10 @@ from bot.slack.blocks.kit import Card, Message, bold, code, count, esc, plain, u
 from bot.slack.blocks.migrate import holder_line
 from bot.slack.blocks.wording import age_text, span_text
 from bot.text_locks import KEPT, RELEASE_HINT, idle_text, owner_text
-from commands.results import AlertEvent, LockDirInfo, LockReleaseResult, LockStatusResult, SnapshotInfo
+from commands.watch.results import AlertEvent
+from commands.results import LockDirInfo
+from commands.lock.results import LockReleaseResult, LockStatusResult
+from commands.snapshot.results import SnapshotInfo
 from commands.units import human_size
 
 SUBJECTS = ("stale_lock", "stale_lock_dir", "disk")

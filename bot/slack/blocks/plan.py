@@ -9,7 +9,7 @@ from bot.slack.blocks.kit import Card, Message, bold, code, count, esc, plain, s
 from bot.slack.blocks.migrate import json_hint, number
 from bot.slack.blocks.wording import at_version
 from commands.lint.findings import blocking_first
-from commands.results import Finding, PlanFile, PlanResult
+from commands.lint.results import Finding, PlanFile, PlanResult
 
 __all__ = ["blocking_rows", "finding_row", "plan", "why_approval"]
 

@@ -24,14 +24,16 @@ from commands.errors import (
     CommandError, ConfigError, DatabaseError, PrivilegeError, SnapshotFailed, SourceError, UsageError,
     VersionTableError,
 )
-from commands.results import (
-    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult, CleanupResult, DoctorResult, DryRunResult,
-    HelpResult,
-    HistoryResult, LockReleaseResult, LockStatusResult, MigrateResult, OperationRecord, PinResult, PlanResult, Progress,
-    Reason, Refusal, RestoreResult, Result,
-    RollbackPlan, Shortfall, RollbackResult, SnapshotCreated, SnapshotListResult, SnapshotVerifyResult, State, StatusResult,
-    ValidateResult,
-)
+from commands.approval.results import ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult
+from commands.snapshot.results import (CleanupResult, PinResult, RestoreResult, SnapshotCreated,
+                                       SnapshotListResult, SnapshotVerifyResult)
+from commands.doctor.results import DoctorResult
+from commands.migrate.results import DryRunResult, MigrateResult, StatusResult, ValidateResult
+from commands.results import HelpResult, HistoryResult, OperationRecord, Progress, Reason, Refusal, Shortfall, State
+from commands.lock.results import LockReleaseResult, LockStatusResult
+from commands.lint.results import PlanResult
+from commands.kinds import Result
+from commands.rollback.results import RollbackPlan, RollbackResult
 from commands.units import human_size
 
 __all__ = ["REFRESH_ACTION", "Message", "attributed", "render", "render_error", "render_internal_error",

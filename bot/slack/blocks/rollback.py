@@ -24,7 +24,8 @@ from bot.text_rollback import (
     APP_FIRST, CHOOSING, METHOD_NOTES, NOTHING_APPLIED, REMINDERS, failure_words, health_text, method_words,
     migration_label, number, option_title, orphan_columns, rows_text, version_verified,
 )
-from commands.results import Outcome, RollbackOption, RollbackPlan, RollbackResult
+from commands.results import Outcome
+from commands.rollback.results import RollbackOption, RollbackPlan, RollbackResult
 
 __all__ = ["CHOOSE_ACTION", "plan", "reason_modal_view", "result"]
 

@@ -7,10 +7,9 @@ from datetime import datetime
 from bot.slack.blocks.kit import Card, Message, bold, code, count, duration_text, either, esc, plain, shorten, when
 from bot.slack.blocks.migrate import json_hint, snapshot_version
 from bot.slack.blocks.wording import age_text, at_version, disk_text, version_text
-from commands.results import (
-    Check, CleanupResult, Outcome, PinResult, Reason, Refusal, RestoreResult, SnapshotCreated, SnapshotInfo,
-    SnapshotListResult, SnapshotVerifyResult,
-)
+from commands.results import Check, Outcome, Reason, Refusal
+from commands.snapshot.results import (CleanupResult, PinResult, RestoreResult, SnapshotCreated, SnapshotInfo,
+                                       SnapshotListResult, SnapshotVerifyResult)
 from commands.units import human_size
 
 SNAPSHOTS_SHOWN = 30

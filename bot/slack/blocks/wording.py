@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from commands.results import DiskUsage, LockHolder, Mismatch, SqlError, State
+from commands.snapshot.results import DiskUsage
+from commands.results import LockHolder, Mismatch, SqlError, State
 from commands.units import human_size, used_percent
 
 
