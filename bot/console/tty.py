@@ -14,16 +14,28 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import Protocol, TextIO
 
 import platformdirs
 
 from bot.logs import configure_logging
 
-if TYPE_CHECKING:
-    from bot.console.session import Console
-
 HISTORY_LINES = 2000
+
+
+class Conversation(Protocol):
+    """What ``interactive`` types into: the console session (``bot.console.session.Console``),
+    named by what it offers so that the session may import this module and not the reverse."""
+
+    user: str
+    confirm: Callable[[str], bool] | None
+
+    @property
+    def channel_name(self) -> str: ...
+
+    def say(self, *lines: str) -> None: ...
+
+    def run(self, line: str, ask: Callable[[str], str | None]) -> bool: ...
 
 
 def state_dir() -> Path:
@@ -87,7 +99,7 @@ def _unrecorded(prompt: str) -> str:
             readline.set_auto_history(True)
 
 
-def interactive(console: Console) -> int:
+def interactive(console: Conversation) -> int:
     """Read lines from a person at a terminal, with readline's editing and the saved history."""
     save_history = line_editing(history_file())
 
