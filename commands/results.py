@@ -2,6 +2,9 @@
 
 A Result says what happened (``outcome``) and carries the facts a renderer needs; it never
 holds wording. Refusals are Results too, with a ``reason`` code the renderers know.
+Here: what every capability shares (Outcome, Reason, ResultBase, Progress, State, the Refusal
+and its facts, the audit and history records); each capability's own results are in its
+package's ``results.py``, and ``commands.kinds.Result`` is the union of them all.
 """
 
 from __future__ import annotations
