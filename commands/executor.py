@@ -2,8 +2,8 @@
 
 It resolves the environment, binds the log context, asks the Policy whether this actor may
 run this command here, hands the command to its runner
-(``migrate_ops``, ``snapshot_ops``, ``dbops_ops``, ``lock_ops``, ``doctor``), and records what happened in the audit
-log, faults included. Every Command type must have a runner: a missing one fails at
+(``RUNNERS``: one per capability package, imported when first used), and records what happened
+in the audit log, faults included. Every Command type must have a runner: a missing one fails at
 start-up, not when a user first types it. Refusals come back as Result values; faults are
 CommandError.
 
@@ -25,20 +25,20 @@ from typing import Any, Callable
 import structlog
 
 from commands import grammar as g
-from commands.grammar_words import command_name
-from commands.snapshot import snapshot_scope
+from commands.approval.approvals import lint_gates, needs_approval, situation
+from commands.approval.results import ApprovalRefused
 from commands.config import EnvironmentSettings, Settings
-from commands.identity import Actor
 from commands.context import Context, ignore_progress, utc_now
 from commands.errors import INSUFFICIENT_PRIVILEGE, CommandError, DatabaseUnreachable, UsageError, privilege_error
-from commands.approval.approvals import lint_gates, needs_approval, situation
+from commands.grammar_words import command_name
+from commands.identity import Actor
+from commands.kinds import Result
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.policy import Policy
 from commands.probes import Probe, SlackCheck
 from commands.redact import redact
-from commands.approval.results import ApprovalRefused
 from commands.results import AuditEntry, Progress, Reason, Refusal
-from commands.kinds import Result
+from commands.snapshot import snapshot_scope
 
 log = structlog.get_logger("dbops.executor")
 

@@ -37,40 +37,41 @@ def tokenize(text: str) -> list[str]:
         raise UsageError(f"Could not read the command: {err}.", usage=MIGRATE_GROUP) from None
 
 
-def _env(token: str, usage: Usage) -> str:
+def env_word(token: str, usage: Usage) -> str:
     if not _ENV.fullmatch(token):
-        raise UsageError(f"{_shown(token)} is not an environment name.", usage=usage)
+        raise UsageError(f"{quoted_word(token)} is not an environment name.", usage=usage)
     return token
 
 
-def _shown(token: str) -> str:
+def quoted_word(token: str) -> str:
     """A token quoted for a message: shortened, with control characters made visible."""
     short = token if len(token) <= 40 else token[:37] + "…"
     return repr(short)
 
 
-def _count(token: str, usage: Usage) -> int:
+def count_word(token: str, usage: Usage) -> int:
     if not re.fullmatch(r"[0-9]+", token):
-        raise UsageError(f"{_shown(token)} is not a number of migrations.", usage=usage)
+        raise UsageError(f"{quoted_word(token)} is not a number of migrations.", usage=usage)
     value = int(token) if len(token) <= 20 else MAX_STEPS + 1  # int() refuses 4,300+ digits
     if not 1 <= value <= MAX_STEPS:
         raise UsageError(f"The number of migrations must be between 1 and {MAX_STEPS:,}.", usage=usage)
     return value
 
 
-def _version(token: str, usage: Usage, *, allow_nil: bool = False) -> int:
+def version_word(token: str, usage: Usage, *, allow_nil: bool = False) -> int:
     if allow_nil and token == str(NIL_VERSION):
         return NIL_VERSION
     if not re.fullmatch(r"[0-9]+", token):
-        raise UsageError(f"{_shown(token)} is not a migration version (a whole number{', or -1' if allow_nil else ''}).",
-                         usage=usage)
+        nil = ", or -1" if allow_nil else ""
+        raise UsageError(f"{quoted_word(token)} is not a migration version (a whole number{nil}).", usage=usage)
     value = int(token) if len(token) <= 20 else MAX_VERSION + 1  # int() refuses 4,300+ digits
     if value > MAX_VERSION:
-        raise UsageError(f"{_shown(token)} is larger than any golang-migrate version (unsigned 64-bit).", usage=usage)
+        raise UsageError(f"{quoted_word(token)} is larger than any golang-migrate version (unsigned 64-bit).",
+                         usage=usage)
     return value
 
 
-def _split_options(args: list[str], usage: Usage, flags: tuple[str, ...],
+def split_options(args: list[str], usage: Usage, flags: tuple[str, ...],
                    valued: tuple[str, ...] = ()) -> tuple[list[str], str | None, set[str], dict[str, str]]:
     """Take ``--env ENV`` / ``--env=ENV``, the boolean ``flags`` and the ``valued`` options
     (``--reason TEXT``) out of ``args``: returns positional, env, flags seen, option values."""
@@ -94,33 +95,33 @@ def _split_options(args: list[str], usage: Usage, flags: tuple[str, ...],
                 raise UsageError("--env needs an environment name.", usage=usage)
             if env is not None:
                 raise UsageError("The environment is given twice.", usage=usage)
-            env = _env(value, usage)
+            env = env_word(value, usage)
         elif arg in flags:
             seen.add(arg)
         elif arg.startswith("--"):
-            raise UsageError(f"Unknown option {_shown(arg)}.", usage=usage)
+            raise UsageError(f"Unknown option {quoted_word(arg)}.", usage=usage)
         else:
             positional.append(arg)
     return positional, env, seen, values
 
 
-def _trailing_env(positional: list[str], env: str | None, usage: Usage, max_before: int,
+def trailing_env(positional: list[str], env: str | None, usage: Usage, max_before: int,
                   required: int = 0) -> tuple[list[str], str | None]:
     """Positional arguments are ``values… [ENV]``: the ``required`` values come first, and a
     last token that is not a number is the ENV (``goto abc`` is a bad version, not an ENV)."""
     if len(positional) > required and not re.fullmatch(r"-?[0-9]+", positional[-1]):
         if env is not None:
             raise UsageError("The environment is given twice.", usage=usage)
-        env = _env(positional[-1], usage)
+        env = env_word(positional[-1], usage)
         positional = positional[:-1]
     if len(positional) > max_before:
         extra = positional[max_before:]
-        shown = " ".join(_shown(p) for p in extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+        shown = " ".join(quoted_word(p) for p in extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
         raise UsageError(f"Too many arguments: {shown}.", usage=usage)
     return positional, env
 
 
-def _reason(text: str, usage: Usage) -> str:
+def reason_word(text: str, usage: Usage) -> str:
     reason = " ".join(text.split())
     if not reason:
         raise UsageError("--reason needs some text: why is this being done?", usage=usage)

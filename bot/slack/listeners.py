@@ -24,7 +24,8 @@ import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.blocks.render import REFRESH_ACTION, Message, attributed, render, render_error, render_internal_error, with_refresh
+from bot.slack.blocks.render import (REFRESH_ACTION, Message, attributed, render, render_error,
+                                     render_internal_error, with_refresh)
 from bot.slack.approval_listeners import DENY_MODAL, ApprovalHandlers
 from bot.slack.blocks.approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION
 from bot.slack.blocks.rollback import CHOOSE_ACTION

@@ -11,7 +11,8 @@ import dataclasses
 from datetime import datetime
 
 from bot.slack.blocks.kit import Card, Message, bold, code, count, duration_text, esc, plain, pre, shorten
-from bot.slack.blocks.wording import RECOVERY_DIRTY, age_text, at_version, holder_text, mismatch_text, sql_error_lines, version_text
+from bot.slack.blocks.wording import (RECOVERY_DIRTY, age_text, at_version, holder_text, mismatch_text,
+                                      sql_error_lines, version_text)
 from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult,
                                       StepFailure, StepReport, ValidateResult)
 from commands.results import FileProblem, LockHolder, Mismatch, Outcome, SqlError, State
