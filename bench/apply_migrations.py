@@ -55,7 +55,8 @@ from commands import grammar  # noqa: E402
 from commands.config import parse_settings  # noqa: E402
 from commands.executor import Actor  # noqa: E402
 from commands.pg import embedded  # noqa: E402
-from commands.results import MigrateResult, Outcome  # noqa: E402
+from commands.migrate.results import MigrateResult  # noqa: E402
+from commands.results import Outcome
 
 TARGET_RATIO = 1.5
 FIRST_VERSION = datetime(2026, 1, 1, 0, 0, 0)

@@ -225,7 +225,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--sizes takes numbers separated by commas")
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
-    if args.before and not (Path(args.before) / "commands" / "sqlscan.py").is_file():
+    if args.before and not (Path(args.before) / "commands" / "executor.py").is_file():  # either layout
         parser.error(f"--before {args.before}: not a dbops checkout")
     return args
 

@@ -27,11 +27,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.terminal import result_text  # noqa: E402
 from bot.text_outcome import result_json  # noqa: E402
-from commands import snapshot_ops  # noqa: E402
+from commands.snapshot import snapshot_ops  # noqa: E402
 from commands.config import parse_settings  # noqa: E402
-from commands.context import Actor, Context  # noqa: E402
+from commands.identity import Actor  # noqa: E402
+from commands.context import Context
 from commands.grammar import SnapshotList  # noqa: E402
-from commands.snapshots import DATA_SUFFIX, MANIFEST_SUFFIX, PIN_SUFFIX, snapshot_name  # noqa: E402
+from commands.snapshot.snapshots import DATA_SUFFIX, MANIFEST_SUFFIX, PIN_SUFFIX, snapshot_name  # noqa: E402
 
 TARGET_MS = 200.0
 RENDERERS = (("list+text", lambda result: result_text(result, command="snapshot list production")),

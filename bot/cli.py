@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from bot.terminal import Names
     from commands.config import Settings
     from commands.executor import Executor
-    from commands.results import Result
+    from commands.kinds import Result
 
 EXIT = {"done": 0, "no_change": 0, "failed": 1, "refused": 3, "awaiting_approval": 3}  # by Outcome value
 GRAMMAR_VERBS = ("migrate", "snapshot", "rollback", "dbops", "lock", "doctor")
@@ -70,7 +70,7 @@ def load(config_path: str | None) -> Settings:
     if path:
         from commands.config import load_settings
         return load_settings(path)
-    from bot.demo import demo_settings
+    from bot.console.demo import demo_settings
     return demo_settings()
 
 
@@ -84,7 +84,7 @@ def build_executor(settings: Settings, *, doctor: bool = False) -> Executor:
     from commands.pg.database import PgDatabases
     from commands.pg.dump import PgDumpSnapshotter
     from commands.pg.privileges import PgProbe
-    from commands.squawk import SquawkLinter
+    from commands.pg.squawk import SquawkLinter
 
     audit = approvals = rollbacks = slack = None
     if settings.control_database_url:
@@ -96,14 +96,14 @@ def build_executor(settings: Settings, *, doctor: bool = False) -> Executor:
         approvals = PgApprovals(settings.control_database_url, pooled=False)
         rollbacks = PgRollbackLog(settings.control_database_url, pooled=False)
     if doctor:
-        from bot.doctor import slack_check_from_environ  # Slack's client only for the doctor
+        from bot.slack.doctor import slack_check_from_environ  # Slack's client only for the doctor
         slack = slack_check_from_environ(os.environ)
     return Executor(settings, PgDatabases(application_name="dbops-cli"), PgDumpSnapshotter(), audit=audit,
                     approvals=approvals, rollback_log=rollbacks, linter=SquawkLinter(), probe=PgProbe(), slack=slack)
 
 
 def _serve(args: list[str], config_path: str | None) -> int:
-    from bot.serve import serve
+    from bot.slack.serve import serve
     host, port = _take_option(args, "--host"), _take_option(args, "--port")
     http = "--http" in args
     unknown = [a for a in args if a != "--http"]
@@ -114,7 +114,7 @@ def _serve(args: list[str], config_path: str | None) -> int:
 
 
 def _console(args: list[str], config_path: str | None) -> int:
-    from bot.console import console
+    from bot.console.session import console
     user = _take_option(args, "--user")
     verbose = "--verbose" in args
     args = [a for a in args if a != "--verbose"]

@@ -8,7 +8,7 @@ import os
 import pwd
 
 from commands.config import Settings
-from commands.context import Actor
+from commands.identity import Actor
 from commands.identity import shell_user
 
 

@@ -1,6 +1,6 @@
 """Block Kit as terminal text: what a person would read in Slack, buttons as numbered choices.
 
-The one wording of a result is its Block Kit (``bot.blocks``); the console and the CLI show
+The one wording of a result is its Block Kit (``bot.slack.blocks.render``); the console and the CLI show
 those blocks through this module, so a shell reads what the channel reads (``result_text``).
 
 Pure functions over the blocks the bot posts. mrkdwn loses its emphasis marks (``*bold*``,
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.console_payloads import buttons
+from bot.console.payloads import buttons
 
 if TYPE_CHECKING:
-    from bot.blocks_kit import Message
-    from commands.results import Result
+    from bot.slack.blocks.kit import Message
+    from commands.kinds import Result
 
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
 _EMPHASIS = [re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)\*(?![\w*])"),
@@ -144,5 +144,5 @@ def result_text(result: Result, *, command: str, now: datetime | None = None, na
     """``result`` as a shell shows it (``message_text`` of its Slack reply). ``command`` is what
     was run, in no surface's syntax (``migrate up 2 staging``); ``names`` are who the user ids
     it mentions are, where the shell knows."""
-    from bot.blocks import render
+    from bot.slack.blocks.render import render
     return message_text(render(result, now=now or datetime.now(UTC), command="/" + command), names=names, ansi=ansi)

@@ -1,6 +1,6 @@
 """What the command line prints for each outcome, beyond the result's own wording.
 
-In text, a result, a fault and a bug are worded by the Block Kit renderers (``bot.blocks``)
+In text, a result, a fault and a bug are worded by the Block Kit renderers (``bot.slack.blocks.render``)
 and shown as terminal text (``bot.terminal``); this module adds only what is the CLI's own:
 where a usage error's help is, and who an unmapped shell user is.
 
@@ -29,7 +29,7 @@ from typing import Any
 from bot.text_help import COMMANDS, help_topic
 from bot.text_shell import shell_usage, shell_words
 from commands.errors import CommandError, ConfigError, UsageError
-from commands.results import Result
+from commands.kinds import Result
 
 
 def help_command(err: UsageError) -> str:
@@ -39,10 +39,10 @@ def help_command(err: UsageError) -> str:
 
 
 def fault_text(err: CommandError, *, command: str, ansi: bool = False) -> str:
-    """A fault as a shell user reads it: its Slack wording (``bot.blocks.render_error``) as terminal
+    """A fault as a shell user reads it: its Slack wording (``bot.slack.blocks.render.render_error``) as terminal
     text, then, for a usage error, the help the shell has for it. ``command`` is what was typed
     (``dbops migrate down``)."""
-    from bot.blocks import render_error
+    from bot.slack.blocks.render import render_error
     from bot.terminal import message_text
     text = message_text(render_error(err, command=command), ansi=ansi)
     topic = help_topic(err.usage) if isinstance(err, UsageError) and err.usage else ""
@@ -52,8 +52,8 @@ def fault_text(err: CommandError, *, command: str, ansi: bool = False) -> str:
 
 
 def internal_error_text(*, command: str, reference: str, ansi: bool = False) -> str:
-    """A bug, as ``bot.blocks.render_internal_error`` words it, as terminal text."""
-    from bot.blocks import render_internal_error
+    """A bug, as ``bot.slack.blocks.render.render_internal_error`` words it, as terminal text."""
+    from bot.slack.blocks.render import render_internal_error
     from bot.terminal import message_text
     return message_text(render_internal_error(command=command, reference=reference), ansi=ansi)
 

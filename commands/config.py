@@ -6,7 +6,6 @@ so a typo never silently falls back to a default.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tomllib
@@ -14,13 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from commands.errors import ConfigError
-from commands.redact import redact, url_passwords
+from commands.config_values import (_approvals, _bool, _choice, _cli_users, _cron, _identifier, _int_range,
+                                    _nonempty_str, _pg_duration, _postgres_url, _register_password, _rule_names,
+                                    _seconds, _str_list, _timezone)
 
-# Operations that may be listed in require_approval.
-APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release", "dry-run")
 DEFAULT_REQUIRE_APPROVAL = ("down", "goto", "force", "restore", "cleanup", "lock-release")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # fullmatch: "$" would accept a trailing newline
@@ -87,181 +85,6 @@ class Settings:
 
 
 # --- value checkers: each returns the converted value or raises ValueError(description) ---
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("a string")
-    return value
-
-
-def _nonempty_str(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError("a non-empty string")
-    return value
-
-
-def _str_list(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise ValueError("a list of non-empty strings")
-    return tuple(value)
-
-
-def _seconds(least: float, most: float) -> Callable[[Any], float]:
-    """A finite number of seconds from ``least`` to ``most``: inf, nan or 1e10 pass a plain
-    "greater than 0" and then break every wait and timeout built from them."""
-    def check(value: Any) -> float:
-        if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-                or not least <= value <= most):
-            raise ValueError(f"a number of seconds from {least:g} to {most:g}")
-        return float(value)
-    return check
-
-
-def _bool(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("true or false")
-    return value
-
-
-def _approvals(value: Any) -> tuple[str, ...]:
-    items = _str_list(value)
-    unknown = [v for v in items if v not in APPROVABLE]
-    if unknown:
-        raise ValueError(f"a list of operations from {', '.join(APPROVABLE)} (unknown: {', '.join(unknown)})")
-    return items
-
-
-_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
-_CRON_ITEM = re.compile(r"(\*|(\d{1,2})(?:-(\d{1,2}))?)(?:/(\d{1,2}))?")
-
-
-def _cron(value: Any) -> str:
-    """A standard five-field crontab line (numbers, ranges, lists, steps; no names)."""
-    shape = 'a five-field cron expression such as "0 3 * * *"'
-    if not isinstance(value, str) or len(value.split()) != 5:
-        raise ValueError(shape)
-    for field_text, (label, low, high) in zip(value.split(), _CRON_FIELDS):
-        for item in field_text.split(","):
-            match = _CRON_ITEM.fullmatch(item)
-            if match is None:
-                raise ValueError(f"{shape}; {item!r} is not a valid {label}")
-            numbers = [int(n) for n in match.group(2, 3) if n is not None]
-            if any(not low <= n <= high for n in numbers) or (len(numbers) == 2 and numbers[0] > numbers[1]):
-                raise ValueError(f"{shape}; the {label} must be within {low}-{high}")
-            if match[4] is not None and int(match[4]) == 0:
-                raise ValueError(f"{shape}; a step of 0 never fires")
-    return value
-
-
-def _timezone(value: Any) -> str:
-    """An IANA time zone name, such as "UTC" or "Europe/Berlin"."""
-    try:
-        ZoneInfo(_nonempty_str(value))
-    except (ValueError, ZoneInfoNotFoundError):
-        raise ValueError('an IANA time zone name such as "UTC" or "Europe/Berlin"') from None
-    return value
-
-
-_ACCOUNT = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}\$?")  # an account name, or a uid without one
-_SLACK_USER = re.compile(r"[UW][A-Z0-9]{2,30}")
-
-
-def _cli_users(value: Any) -> dict[str, str]:
-    """Operating-system account names to the Slack user ids their shell users act as."""
-    shape = 'a table of operating-system account names to Slack user ids, such as { "alice" = "U0ALICE" }'
-    if not isinstance(value, dict):
-        raise ValueError(shape)
-    for account, user in value.items():
-        if not _ACCOUNT.fullmatch(account):
-            raise ValueError(f"{shape}; {account!r} is not an account name")
-        if not isinstance(user, str) or not _SLACK_USER.fullmatch(user):
-            raise ValueError(f"{shape}; {account!r} maps to {user!r}, which is not a Slack user id (U… or W…)")
-    return dict(value)
-
-
-def _choice(*options: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if value not in options:
-            raise ValueError("one of " + ", ".join(f'"{o}"' for o in options))
-        return value
-    return check
-
-
-def _int_range(low: int, high: int) -> Callable[[Any], int]:
-    """A whole number from ``low`` to ``high``: every count and span has a ceiling, so no value
-    overflows a timedelta or a PostgreSQL setting later."""
-    def check(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise ValueError(f"a whole number from {low} to {high}")
-        return value
-    return check
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|min|h|d)?")
-_SPACED_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s+(us|ms|s|min|h|d)")
-_MS_PER_UNIT = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
-
-
-def _pg_duration(most: str) -> Callable[[Any], str]:
-    """A time setting as PostgreSQL reads one (lock_timeout, statement_timeout): a number with
-    an optional unit (us, ms, s, min, h, d; none: ms), "0" for no limit, at most ``most``.
-
-    Returned with no space in it: the value travels in PGOPTIONS (``-c lock_timeout=10s``),
-    which splits on spaces, so "10 s", which PostgreSQL itself accepts, would break every
-    restore. A fraction becomes whole milliseconds, as PostgreSQL rounds it."""
-    amount, unit = _DURATION.fullmatch(most).groups()
-    ceiling = float(amount) * _MS_PER_UNIT[unit]
-    shape = f'a PostgreSQL duration such as "10s", "500ms", "1min" or "0" (no limit), at most "{most}"'
-
-    def check(value: Any) -> str:
-        if isinstance(value, int) and not isinstance(value, bool):
-            value = f"{value}ms"
-        if not isinstance(value, str):
-            raise ValueError(shape)
-        text = value.strip()
-        match = _DURATION.fullmatch(text)
-        if match is None:
-            spaced = _SPACED_DURATION.fullmatch(text)
-            raise ValueError(shape + (f'; write "{spaced[1]}{spaced[2]}", without the space' if spaced else ""))
-        ms = float(match[1]) * _MS_PER_UNIT[match[2] or "ms"]
-        if ms > ceiling:
-            raise ValueError(shape)
-        if 0 < ms < 1:
-            raise ValueError(f'{shape}; "{text}" is under 1ms, which PostgreSQL rounds to 0: no limit at all')
-        return text if "." not in match[1] else f"{round(ms)}ms"
-    return check
-
-
-def _postgres_url(value: Any) -> str:
-    url = _nonempty_str(value)
-    try:
-        parts = urlsplit(url)
-        parts.port  # raises ValueError for a port that is not a number
-    except ValueError:
-        raise ValueError("a postgres:// or postgresql:// URL with a numeric port") from None
-    if parts.scheme not in ("postgres", "postgresql"):
-        raise ValueError("a postgres:// or postgresql:// URL")
-    return url
-
-
-def _register_password(url: str) -> None:
-    """Mask every password libpq would take from ``url`` (userinfo, ``?password=``,
-    ``?sslpassword=``, however percent-encoded), both as written and as decoded."""
-    redact.register(*url_passwords(url))
-
-
-def _identifier(value: Any) -> str:
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]{0,62}", value):
-        raise ValueError("a plain SQL identifier (letters, digits, _ and $; at most 63 characters)")
-    return value
-
-
-def _rule_names(value: Any) -> tuple[str, ...]:
-    """Lint rule names (dbops' or squawk's, e.g. "rename-column", "adding-required-field")."""
-    items = _str_list(value)
-    if not all(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,79}", v) for v in items):
-        raise ValueError('a list of lint rule names such as "rename-column"')
-    return items
 
 
 _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {

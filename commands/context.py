@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from commands.config import EnvironmentSettings, Settings
 from commands.errors import ConfigError
+from commands.identity import Actor
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.probes import Probe, SlackCheck
 from commands.results import Progress
@@ -22,16 +23,6 @@ def ignore_progress(progress: Progress) -> None:
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-@dataclass(frozen=True, kw_only=True)
-class Actor:
-    """Who asked, and from where (``channel`` None outside Slack)."""
-
-    user: str
-    channel: str | None = None
-    surface: str = "cli"  # "slack", "console", "cli", "scheduler"
-    approved_by: str | None = None  # set when this actor's request runs after a second person approved it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,7 +42,7 @@ class Context:
     slack: SlackCheck | None = None  # Slack's auth.test for /dbops doctor; None: no bot token here
     # Runs an approved command as its requester, audited (the executor supplies it).
     execute: Callable[[Any, EnvironmentSettings, Actor], Any] | None = None
-    # The command's parsed SQL files (commands.migrate_ops.read_sql): the lint before an
+    # The command's parsed SQL files (commands.migrate.migrate_ops.read_sql): the lint before an
     # `up` and the run itself read the same files, and parsing is most of reading.
     parsed: dict = field(default_factory=dict)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from commands import grammar as g
 from commands.config import EnvironmentSettings
 from commands.context import Context
-from commands.results import HelpResult, HistoryResult, Result
+from commands.results import HelpResult, HistoryResult
+from commands.kinds import Result
 
 
 def help_(ctx: Context, command: g.DbopsHelp, env: EnvironmentSettings | None) -> Result:

@@ -2,8 +2,8 @@
 
 It resolves the environment, binds the log context, asks the Policy whether this actor may
 run this command here, hands the command to its runner
-(``migrate_ops``, ``snapshot_ops``, ``dbops_ops``, ``lock_ops``, ``doctor``), and records what happened in the audit
-log, faults included. Every Command type must have a runner: a missing one fails at
+(``RUNNERS``: one per capability package, imported when first used), and records what happened
+in the audit log, faults included. Every Command type must have a runner: a missing one fails at
 start-up, not when a user first types it. Refusals come back as Result values; faults are
 CommandError.
 
@@ -16,55 +16,76 @@ they would run without their record, or cannot run without the control database 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import time
 from datetime import datetime
-from typing import Callable
+from typing import Any, Callable
 
 import structlog
 
-from commands import approval_ops, dbops_ops, doctor, grammar as g, lock_ops, rollback_ops
-from commands.grammar import command_name
-from commands import lint_ops, migrate_ops, snapshot_ops, snapshot_scope
+from commands import grammar as g
+from commands.approval.approvals import lint_gates, needs_approval, situation
+from commands.approval.results import ApprovalRefused
 from commands.config import EnvironmentSettings, Settings
-from commands.context import Actor, Context, ignore_progress, utc_now
+from commands.context import Context, ignore_progress, utc_now
 from commands.errors import INSUFFICIENT_PRIVILEGE, CommandError, DatabaseUnreachable, UsageError, privilege_error
-from commands.approvals import lint_gates, needs_approval, situation
+from commands.grammar_words import command_name
+from commands.identity import Actor
+from commands.kinds import Result
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.policy import Policy
 from commands.probes import Probe, SlackCheck
 from commands.redact import redact
-from commands.results import ApprovalRefused, AuditEntry, Progress, Reason, Refusal, Result
+from commands.results import AuditEntry, Progress, Reason, Refusal
+from commands.snapshot import snapshot_scope
 
 log = structlog.get_logger("dbops.executor")
 
 __all__ = ["Actor", "Executor"]
 
-RUNNERS: dict[type, Callable[..., Result]] = {
-    g.MigrateStatus: migrate_ops.status,
-    g.MigrateValidate: migrate_ops.validate,
-    g.MigratePlan: lint_ops.plan,
-    g.MigrateDryRun: migrate_ops.dry_run,
-    g.MigrateUp: migrate_ops.migrate,
-    g.MigrateDown: migrate_ops.migrate,
-    g.MigrateGoto: migrate_ops.migrate,
-    g.MigrateForce: migrate_ops.force,
-    g.SnapshotList: snapshot_ops.list_,
-    g.SnapshotCreate: snapshot_ops.create,
-    g.SnapshotVerify: snapshot_ops.verify,
-    g.SnapshotRestore: snapshot_ops.restore,
-    g.SnapshotPin: snapshot_ops.pin,
-    g.SnapshotCleanup: snapshot_ops.cleanup,
-    g.DbopsHistory: dbops_ops.history,
-    g.DbopsHelp: dbops_ops.help_,
-    g.DbopsApprovals: approval_ops.approvals,
-    g.DbopsApprove: approval_ops.approve,
-    g.DbopsDeny: approval_ops.deny,
-    g.DbopsCancel: approval_ops.cancel,
-    g.Rollback: rollback_ops.rollback,
-    g.DbopsLockStatus: lock_ops.status,
-    g.DbopsLockRelease: lock_ops.release,
-    g.DbopsDoctor: doctor.run,
+# Each command's runner as "module:function", imported when first run: a status from the shell
+# loads the migration runner, not the snapshot, approval, rollback, lock and doctor ones.
+RUNNERS: dict[type, str] = {
+    g.MigrateStatus: "commands.migrate.migrate_ops:status",
+    g.MigrateValidate: "commands.migrate.migrate_ops:validate",
+    g.MigratePlan: "commands.lint.lint_ops:plan",
+    g.MigrateDryRun: "commands.migrate.migrate_ops:dry_run",
+    g.MigrateUp: "commands.migrate.migrate_ops:migrate",
+    g.MigrateDown: "commands.migrate.migrate_ops:migrate",
+    g.MigrateGoto: "commands.migrate.migrate_ops:migrate",
+    g.MigrateForce: "commands.migrate.migrate_ops:force",
+    g.SnapshotList: "commands.snapshot.snapshot_ops:list_",
+    g.SnapshotCreate: "commands.snapshot.snapshot_ops:create",
+    g.SnapshotVerify: "commands.snapshot.snapshot_ops:verify",
+    g.SnapshotRestore: "commands.snapshot.snapshot_ops:restore",
+    g.SnapshotPin: "commands.snapshot.snapshot_ops:pin",
+    g.SnapshotCleanup: "commands.snapshot.snapshot_ops:cleanup",
+    g.DbopsHistory: "commands.dbops_ops:history",
+    g.DbopsHelp: "commands.dbops_ops:help_",
+    g.DbopsApprovals: "commands.approval.approval_ops:approvals",
+    g.DbopsApprove: "commands.approval.approval_ops:approve",
+    g.DbopsDeny: "commands.approval.approval_ops:deny",
+    g.DbopsCancel: "commands.approval.approval_ops:cancel",
+    g.Rollback: "commands.rollback.rollback_ops:rollback",
+    g.DbopsLockStatus: "commands.lock.lock_ops:status",
+    g.DbopsLockRelease: "commands.lock.lock_ops:release",
+    g.DbopsDoctor: "commands.doctor.doctor:run",
 }
+
+
+@functools.cache
+def runner(command_type: type) -> Callable[..., Result]:
+    """The runner of ``command_type`` (a KeyError for a type with none: the executor's start-up
+    check makes sure every Command type has one)."""
+    return _use(RUNNERS[command_type])
+
+
+def _use(path: str) -> Callable[..., Any]:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 ANSWERS = (g.DbopsApprove, g.DbopsDeny, g.DbopsCancel)  # they move a request in the control database
 AUDIT_UNREACHABLE = "control database unreachable"
 
@@ -112,12 +133,12 @@ class Executor:
                 # they go on the request as they are.
                 known = situation(context, command, env) if lint_gates(command, env) else None
                 if needs_approval(command, env, known[1] if known else None, source=source):
-                    return approval_ops.request(context, command, env, known)
+                    return _use("commands.approval.approval_ops:request")(context, command, env, known)
             if not isinstance(command, g.ABOUT_DBOPS):
                 if env is not None:
-                    migrate_ops.check_input(context, command, env)
+                    _use("commands.migrate.migrate_ops:check_input")(context, command, env)
                 context.step("start")  # allowed: a surface may now show the operation as running
-            return RUNNERS[type(command)](context, command, env)
+            return runner(type(command))(context, command, env)
         return self._audited(command, actor, go)
 
     def run_scheduled(self, command: g.Command, actor: Actor) -> Result:
@@ -126,7 +147,7 @@ class Executor:
         def go(env: EnvironmentSettings | None) -> Result:
             context = self._context(actor, ignore_progress)
             context.step("start")
-            return RUNNERS[type(command)](context, command, env)
+            return runner(type(command))(context, command, env)
         return self._audited(command, actor, go)
 
     def _run_approved(self, command: g.Command, env: EnvironmentSettings, requester: Actor,
@@ -135,7 +156,7 @@ class Executor:
         def go(env: EnvironmentSettings | None) -> Result:
             context = self._context(requester, progress)
             context.step("start")
-            return RUNNERS[type(command)](context, command, env)
+            return runner(type(command))(context, command, env)
         return self._audited(command, requester, go, env=env)
 
     def _context(self, actor: Actor, progress: Callable[[Progress], None]) -> Context:

@@ -14,12 +14,9 @@ from typing import ClassVar
 
 from commands import usage as usage_lines
 from commands.errors import UsageError
+from commands.grammar_words import (command_name, count_word, env_word, quoted_word, reason_word, split_options,
+                                    tokenize, trailing_env, version_word)
 from commands.usage import Usage
-from commands.source import MAX_VERSION, NIL_VERSION
-
-MAX_STEPS = 1_000_000
-_ENV = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # used with fullmatch: "$" would accept a trailing newline
-_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})  # Slack's smart quotes
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -202,7 +199,6 @@ STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, Migrate
                                     SnapshotRestore, SnapshotCleanup, Rollback, DbopsLockRelease)
 # Commands about dbops itself rather than a database: never shown as a running operation.
 ABOUT_DBOPS: tuple[type, ...] = (DbopsHistory, DbopsHelp, DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
-MAX_REASON = 500
 
 # The usage lines live in commands.usage, in no surface's syntax; these names are the grammar's.
 USAGE = usage_lines.MIGRATE
@@ -219,18 +215,6 @@ def changes_state(command: Command) -> bool:
     """Whether running ``command`` may change a database (a rollback's plan does not; a dry run
     may: its sequence values survive the rollback)."""
     return isinstance(command, STATE_CHANGING) and not (isinstance(command, Rollback) and command.planning)
-
-
-def command_name(command: Command) -> str:
-    """``MigrateUp`` -> ``migrate up``: the words a user typed."""
-    words, word = [], ""
-    for char in type(command).__name__:
-        if char.isupper() and word:
-            words.append(word)
-            word = ""
-        word += char.lower()
-    words.append(word)
-    return " ".join(words).replace("dry run", "dry-run")
 
 
 def canonical(command: Command, env: str) -> str:
@@ -258,115 +242,25 @@ def canonical(command: Command, env: str) -> str:
 all_usage = usage_lines.all_usage
 
 
-def tokenize(text: str) -> list[str]:
-    try:
-        return shlex.split(text.translate(_QUOTES), comments=False, posix=True)
-    except ValueError as err:  # unbalanced quotes
-        raise UsageError(f"Could not read the command: {err}.", usage=MIGRATE_USAGE) from None
-
-
-def _env(token: str, usage: Usage) -> str:
-    if not _ENV.fullmatch(token):
-        raise UsageError(f"{_shown(token)} is not an environment name.", usage=usage)
-    return token
-
-
-def _shown(token: str) -> str:
-    """A token quoted for a message: shortened, with control characters made visible."""
-    short = token if len(token) <= 40 else token[:37] + "…"
-    return repr(short)
-
-
-def _count(token: str, usage: Usage) -> int:
-    if not re.fullmatch(r"[0-9]+", token):
-        raise UsageError(f"{_shown(token)} is not a number of migrations.", usage=usage)
-    value = int(token) if len(token) <= 20 else MAX_STEPS + 1  # int() refuses 4,300+ digits
-    if not 1 <= value <= MAX_STEPS:
-        raise UsageError(f"The number of migrations must be between 1 and {MAX_STEPS:,}.", usage=usage)
-    return value
-
-
-def _version(token: str, usage: Usage, *, allow_nil: bool = False) -> int:
-    if allow_nil and token == str(NIL_VERSION):
-        return NIL_VERSION
-    if not re.fullmatch(r"[0-9]+", token):
-        raise UsageError(f"{_shown(token)} is not a migration version (a whole number{', or -1' if allow_nil else ''}).",
-                         usage=usage)
-    value = int(token) if len(token) <= 20 else MAX_VERSION + 1  # int() refuses 4,300+ digits
-    if value > MAX_VERSION:
-        raise UsageError(f"{_shown(token)} is larger than any golang-migrate version (unsigned 64-bit).", usage=usage)
-    return value
-
-
-def _split_options(args: list[str], usage: Usage, flags: tuple[str, ...],
-                   valued: tuple[str, ...] = ()) -> tuple[list[str], str | None, set[str], dict[str, str]]:
-    """Take ``--env ENV`` / ``--env=ENV``, the boolean ``flags`` and the ``valued`` options
-    (``--reason TEXT``) out of ``args``: returns positional, env, flags seen, option values."""
-    positional: list[str] = []
-    env: str | None = None
-    seen: set[str] = set()
-    values: dict[str, str] = {}
-    items = iter(args)
-    for arg in items:
-        option = arg.split("=", 1)[0]
-        if option in valued:
-            value = arg.split("=", 1)[1] if "=" in arg else next(items, None)
-            if value is None:
-                raise UsageError(f"{option} needs a value.", usage=usage)
-            if option in values:
-                raise UsageError(f"{option} is given twice.", usage=usage)
-            values[option] = value
-        elif arg == "--env" or arg.startswith("--env="):
-            value = arg.partition("=")[2] if "=" in arg else next(items, None)
-            if not value:
-                raise UsageError("--env needs an environment name.", usage=usage)
-            if env is not None:
-                raise UsageError("The environment is given twice.", usage=usage)
-            env = _env(value, usage)
-        elif arg in flags:
-            seen.add(arg)
-        elif arg.startswith("--"):
-            raise UsageError(f"Unknown option {_shown(arg)}.", usage=usage)
-        else:
-            positional.append(arg)
-    return positional, env, seen, values
-
-
-def _trailing_env(positional: list[str], env: str | None, usage: Usage, max_before: int,
-                  required: int = 0) -> tuple[list[str], str | None]:
-    """Positional arguments are ``values… [ENV]``: the ``required`` values come first, and a
-    last token that is not a number is the ENV (``goto abc`` is a bad version, not an ENV)."""
-    if len(positional) > required and not re.fullmatch(r"-?[0-9]+", positional[-1]):
-        if env is not None:
-            raise UsageError("The environment is given twice.", usage=usage)
-        env = _env(positional[-1], usage)
-        positional = positional[:-1]
-    if len(positional) > max_before:
-        extra = positional[max_before:]
-        shown = " ".join(_shown(p) for p in extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
-        raise UsageError(f"Too many arguments: {shown}.", usage=usage)
-    return positional, env
-
-
 def _parse_migrate(args: list[str]) -> Command:
     if not args:
         raise UsageError("Which migrate command?", usage=MIGRATE_USAGE)
     verb, rest = args[0].lower(), args[1:]
     usage = USAGE.get(verb)
     if usage is None:
-        raise UsageError(f"Unknown migrate command {_shown(args[0])}.", usage=MIGRATE_USAGE)
+        raise UsageError(f"Unknown migrate command {quoted_word(args[0])}.", usage=MIGRATE_USAGE)
     flags = ("--all",) if verb == "down" else ()
-    positional, env, seen, _ = _split_options(rest, usage, flags)
+    positional, env, seen, _ = split_options(rest, usage, flags)
 
     if verb in ("status", "validate", "plan"):
-        positional, env = _trailing_env(positional, env, usage, 0)
+        positional, env = trailing_env(positional, env, usage, 0)
         return {"status": MigrateStatus, "validate": MigrateValidate, "plan": MigratePlan}[verb](env=env)
     if verb in ("up", "dry-run"):
-        positional, env = _trailing_env(positional, env, usage, 1)
-        steps = _count(positional[0], usage) if positional else None
+        positional, env = trailing_env(positional, env, usage, 1)
+        steps = count_word(positional[0], usage) if positional else None
         return (MigrateUp if verb == "up" else MigrateDryRun)(env=env, steps=steps)
     if verb == "down":
-        positional, env = _trailing_env(positional, env, usage, 1, required=0 if "--all" in seen else 1)
+        positional, env = trailing_env(positional, env, usage, 1, required=0 if "--all" in seen else 1)
         if "--all" in seen:
             if positional:
                 raise UsageError("Give either N or --all, not both.", usage=usage)
@@ -374,24 +268,13 @@ def _parse_migrate(args: list[str]) -> Command:
         if not positional:
             raise UsageError("down needs an explicit number of migrations (or --all), so nothing is undone by accident.",
                              usage=usage)
-        return MigrateDown(env=env, steps=_count(positional[0], usage))
+        return MigrateDown(env=env, steps=count_word(positional[0], usage))
     # goto, force
-    positional, env = _trailing_env(positional, env, usage, 1, required=1)
+    positional, env = trailing_env(positional, env, usage, 1, required=1)
     if not positional:
         raise UsageError(f"{verb} needs a version.", usage=usage)
-    version = _version(positional[0], usage, allow_nil=verb == "force")
+    version = version_word(positional[0], usage, allow_nil=verb == "force")
     return (MigrateGoto if verb == "goto" else MigrateForce)(env=env, version=version)
-
-
-def _reason(text: str, usage: Usage) -> str:
-    reason = " ".join(text.split())
-    if not reason:
-        raise UsageError("--reason needs some text: why is this being done?", usage=usage)
-    if len(reason) > MAX_REASON:
-        raise UsageError(f"The reason is {len(reason)} characters; keep it under {MAX_REASON}.", usage=usage)
-    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
-        raise UsageError("The reason has control characters.", usage=usage)
-    return reason
 
 
 def _parse_snapshot(args: list[str]) -> Command:
@@ -400,25 +283,25 @@ def _parse_snapshot(args: list[str]) -> Command:
     verb, rest = args[0].lower(), args[1:]
     usage = SNAPSHOT_USAGE_LINES.get(verb)
     if usage is None:
-        raise UsageError(f"Unknown snapshot command {_shown(args[0])}.", usage=SNAPSHOT_USAGE)
+        raise UsageError(f"Unknown snapshot command {quoted_word(args[0])}.", usage=SNAPSHOT_USAGE)
     flags = ("--dry-run",) if verb == "cleanup" else ()
     valued = {"create": ("--reason",), "cleanup": ("--retention-days",)}.get(verb, ())
-    positional, env, seen, values = _split_options(rest, usage, flags, valued)
+    positional, env, seen, values = split_options(rest, usage, flags, valued)
     if verb in ("list", "create", "cleanup"):
-        positional, env = _trailing_env(positional, env, usage, 0)
+        positional, env = trailing_env(positional, env, usage, 0)
         if verb == "list":
             return SnapshotList(env=env)
         if verb == "create":
-            return SnapshotCreate(env=env, reason=_reason(values.get("--reason", "manual"), usage))
+            return SnapshotCreate(env=env, reason=reason_word(values.get("--reason", "manual"), usage))
         days = values.get("--retention-days")
         if days is not None and (not re.fullmatch(r"[0-9]{1,5}", days)):
-            raise UsageError(f"--retention-days takes a whole number of days, not {_shown(days)}.", usage=usage)
+            raise UsageError(f"--retention-days takes a whole number of days, not {quoted_word(days)}.", usage=usage)
         return SnapshotCleanup(env=env, retention_days=int(days) if days is not None else None,
                                dry_run="--dry-run" in seen)
     if len(positional) == 2:  # NAME ENV: names contain digits and dashes, so ENV is the second one
         if env is not None:
             raise UsageError("The environment is given twice.", usage=usage)
-        env = _env(positional[1], usage)
+        env = env_word(positional[1], usage)
         positional = positional[:1]
     if len(positional) != 1:
         raise UsageError(f"{verb} needs exactly one snapshot name." if not positional else
@@ -437,26 +320,27 @@ def _parse_dbops(args: list[str]) -> Command:
     verb, rest = args[0].lower(), args[1:]
     usage = DBOPS_USAGE_LINES.get(verb)
     if usage is None:
-        raise UsageError(f"Unknown dbops command {_shown(args[0])}.", usage=DBOPS_USAGE)
+        raise UsageError(f"Unknown dbops command {quoted_word(args[0])}.", usage=DBOPS_USAGE)
     if verb in ("approve", "deny", "cancel"):
-        positional, env, _, values = _split_options(rest, usage, (), ("--reason",) if verb == "deny" else ())
+        positional, env, _, values = split_options(rest, usage, (), ("--reason",) if verb == "deny" else ())
         if len(positional) != 1:
             raise UsageError("Name one request (its id is on the request's card and in `/dbops approvals`).",
                              usage=usage)
         request_id = positional[0].lower()
         if not _REQUEST_ID.fullmatch(request_id):
-            raise UsageError(f"{_shown(positional[0])} is not a request id (they look like r1a2b3c4d5e).", usage=usage)
+            raise UsageError(f"{quoted_word(positional[0])} is not a request id (they look like r1a2b3c4d5e).",
+                             usage=usage)
         if verb == "approve":
             return DbopsApprove(request_id=request_id)
         if verb == "cancel":
             return DbopsCancel(request_id=request_id)
         if "--reason" not in values:
             raise UsageError("A denial needs a reason: --reason \"TEXT\".", usage=usage)
-        return DbopsDeny(request_id=request_id, reason=_reason(values["--reason"], usage))
+        return DbopsDeny(request_id=request_id, reason=reason_word(values["--reason"], usage))
     if verb == "lock":
         return _parse_lock(rest, usage)
-    positional, env, _, _ = _split_options(rest, usage, ())
-    positional, env = _trailing_env(positional, env, usage, 0)
+    positional, env, _, _ = split_options(rest, usage, ())
+    positional, env = trailing_env(positional, env, usage, 0)
     if verb == "approvals":
         return DbopsApprovals(env=env)
     if verb == "doctor":
@@ -467,24 +351,24 @@ def _parse_dbops(args: list[str]) -> Command:
 def _parse_lock(args: list[str], usage: Usage) -> Command:
     if not args or args[0].lower() not in ("status", "release"):
         raise UsageError("Which lock command: status or release?" if not args else
-                         f"Unknown lock command {_shown(args[0])}.", usage=usage)
-    positional, env, _, _ = _split_options(args[1:], usage, ())
-    positional, env = _trailing_env(positional, env, usage, 0)
+                         f"Unknown lock command {quoted_word(args[0])}.", usage=usage)
+    positional, env, _, _ = split_options(args[1:], usage, ())
+    positional, env = trailing_env(positional, env, usage, 0)
     return (DbopsLockStatus if args[0].lower() == "status" else DbopsLockRelease)(env=env)
 
 
 def _parse_rollback(args: list[str]) -> Command:
     usage = ROLLBACK_USAGE
-    positional, env, _, values = _split_options(args, usage, (), ("--steps", "--to", "--snapshot", "--reason"))
-    positional, env = _trailing_env(positional, env, usage, 0)
+    positional, env, _, values = split_options(args, usage, (), ("--steps", "--to", "--snapshot", "--reason"))
+    positional, env = trailing_env(positional, env, usage, 0)
     targets = [option for option in ("--steps", "--to", "--snapshot") if option in values]
     if len(targets) > 1:
         raise UsageError(f"Give one of --steps, --to and --snapshot, not {' and '.join(targets)}.", usage=usage)
-    reason = _reason(values["--reason"], usage) if "--reason" in values else None
+    reason = reason_word(values["--reason"], usage) if "--reason" in values else None
     if targets and reason is None:
         raise UsageError("A rollback needs a reason, recorded with it: --reason \"TEXT\".", usage=usage)
-    steps = _count(values["--steps"], usage) if "--steps" in values else None
-    to = _version(values["--to"], usage, allow_nil=True) if "--to" in values else None
+    steps = count_word(values["--steps"], usage) if "--steps" in values else None
+    to = version_word(values["--to"], usage, allow_nil=True) if "--to" in values else None
     snapshot = values.get("--snapshot")  # checked against the snapshot directory when it runs
     return Rollback(env=env, steps=steps, to=to, snapshot=snapshot, reason=reason)
 
@@ -505,4 +389,4 @@ def parse(text: str | list[str]) -> Command:
         return _parse_dbops(tokens)
     if head == "rollback":
         return _parse_rollback(tokens[1:])
-    raise UsageError(f"Unknown command {_shown(tokens[0])}.", usage=usage_lines.ANY)
+    raise UsageError(f"Unknown command {quoted_word(tokens[0])}.", usage=usage_lines.ANY)

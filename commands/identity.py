@@ -10,8 +10,19 @@ environment variable, which anyone can set.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 UNMAPPED = "os:"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Actor:
+    """Who asked, and from where (``channel`` None outside Slack)."""
+
+    user: str
+    channel: str | None = None
+    surface: str = "cli"  # "slack", "console", "cli", "scheduler"
+    approved_by: str | None = None  # set when this actor's request runs after a second person approved it
 
 
 def shell_user(account: str, cli_users: Mapping[str, str]) -> str:

@@ -13,12 +13,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
 from commands.config import EnvironmentSettings
-from commands.results import Alert, ApprovalRequest, AuditEntry, Finding, LockHolder, OperationRecord, OrphanCount, RollbackResult, SqlError, State, TableRows
-from commands.snapshots import Created, Restored, Snapshot, Verified
-from commands.sqlscan import SqlFile
+from commands.watch.results import Alert
+from commands.approval.results import ApprovalRequest
+from commands.results import AuditEntry, LockHolder, OperationRecord, SqlError, State
+from commands.lint.results import Finding
+from commands.rollback.results import OrphanCount, RollbackResult
+from commands.snapshot.results import TableRows
+from commands.snapshot.snapshots import Created, Restored, Snapshot, Verified
+from commands.sql.sqlfile import SqlFile
 
 if TYPE_CHECKING:  # the judgement needs PostgreSQL's parser, loaded only by commands that lint
-    from commands.lint_live import LiveObjects
+    from commands.lint.lint_live import LiveObjects
 
 
 class VersionStore(Protocol):

@@ -13,7 +13,7 @@ from typing import Protocol
 
 from commands import grammar as g
 from commands.config import EnvironmentSettings
-from commands.context import Actor
+from commands.identity import Actor
 from commands.results import Reason, Refusal
 
 

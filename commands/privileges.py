@@ -1,7 +1,7 @@
 """What each operation needs of the database role, judged from the catalogs' facts
 (``commands.probes.DatabaseFacts``), and the refusal for an operation the role cannot do.
 
-One judgement for two callers: ``/dbops doctor`` (``commands.doctor_privileges``) reports it
+One judgement for two callers: ``/dbops doctor`` (``commands.doctor.doctor_privileges``) reports it
 for every feature, and each state-changing operation asks it in its state-check step (after
 the lock, before the safety snapshot and before any SQL) and at request time, so a role that
 cannot do an operation is refused by name before anything changes and before anyone is asked

@@ -1,6 +1,6 @@
 """What ``/dbops doctor`` reads from the world, and the collaborators that read it.
 
-The doctor's verdicts are worked out in ``commands.doctor`` from plain facts; these Protocols
+The doctor's verdicts are worked out in ``commands.doctor.doctor`` from plain facts; these Protocols
 say where the facts come from. ``commands.pg.privileges`` reads PostgreSQL's catalogs and the
 client programs; the Slack surface supplies a SlackCheck (``auth.test``), so that nothing here
 knows Slack. Every method only reads: the doctor changes nothing.

@@ -3,7 +3,7 @@
 A usage line is the words after the surface's own prefix: the grammar writes
 ``migrate up [N] [ENV]``, Slack shows ``/migrate up [N] [ENV]`` and a shell
 ``dbops migrate up [N] [ENV]``. Each surface words the lines in one place
-(``bot.blocks.slash``, ``bot.text_shell.shell``). A ``Usage`` is a tuple of
+(``bot.slack.blocks.render.slash``, ``bot.text_shell.shell``). A ``Usage`` is a tuple of
 alternatives: ``migrate down N [ENV]`` or ``migrate down --all [ENV]``.
 
 The domain's messages cite a command the same way a user reads one in Slack's help, as its

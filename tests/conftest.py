@@ -31,7 +31,7 @@ from commands.pg import embedded
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.privileges import PgProbe
-from commands.results import Result
+from commands.kinds import Result
 from tests import roles
 
 

@@ -13,8 +13,8 @@ from typing import Any, Iterator
 
 import psycopg
 
-from bot.app import Bot, SlackSettings, build_bot
-from bot.http import HttpApp, make_server, wsgi_app
+from bot.slack.app import Bot, SlackSettings, build_bot
+from bot.slack.http import HttpApp, make_server, wsgi_app
 from tests.conftest import Bed
 from tests.slack_fake import FakeSlack
 from tests.slack_fake_requests import sign, slash_command_body

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from slack_sdk import WebClient
 
-from bot.watchers import ApprovalSweeper
+from bot.jobs.watchers import ApprovalSweeper
 from commands import grammar
 from commands.executor import Actor, Executor
 from commands.pg.approvals import PgApprovals
@@ -17,7 +17,8 @@ from commands.pg.control import PgAuditLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.policy import Policy
-from commands.results import ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult, Outcome, Reason
+from commands.approval.results import ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult
+from commands.results import Outcome, Reason
 from tests.conftest import wait_for
 
 FILES = {

@@ -18,28 +18,32 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
-from bot.blocks import (
+from bot.slack.blocks.render import (
     Message, attributed, render, render_error, render_internal_error, render_interrupted, render_progress,
     with_refresh,
 )
-from bot.blocks_approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, deny_modal_view, render_request_final
-from bot.blocks_rollback import CHOOSE_ACTION
-from bot import blocks_locks
+from bot.slack.blocks.approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, deny_modal_view, render_request_final
+from bot.slack.blocks.rollback import CHOOSE_ACTION
+from bot.slack.blocks import locks as blocks_locks
 from bot.terminal import result_text
 from commands import grammar
 from commands.errors import SnapshotFailed, UsageError, privilege_error
-from commands.results import (
-    ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest, ApprovalsResult, Impact, LossyStatement,
-    AuditEntry, Check, CleanupResult, DiskUsage, DryRunFile, DryRunResult, FileProblem, HelpResult, HistoryResult,
-    AppHealthCheck, LockHolder, MigrateResult, MigrationInfo, Mismatch, OperationRecord, OrphanCount, Outcome,
-    PinResult, Progress, Reason, Refusal, RestoreResult, RollbackOption, RollbackPlan, RollbackResult,
-    SnapshotCreated, SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, SqlError, State, StatusResult,
-    StepFailure, StepReport, TableRows, ValidateResult,
-)
-from commands.results import Finding, LockEstimate, PlanFile, PlanResult
+from commands.approval.results import (ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest,
+                                       ApprovalsResult, Impact)
+from commands.lint.results import LossyStatement
+from commands.results import (AuditEntry, Check, FileProblem, HelpResult, HistoryResult, LockHolder, Mismatch,
+                              OperationRecord, Outcome, Progress, Reason, Refusal, SqlError, State)
+from commands.snapshot.results import (CleanupResult, DiskUsage, PinResult, RestoreResult, SnapshotCreated,
+                                       SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, TableRows)
+from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult,
+                                      StepFailure, StepReport, ValidateResult)
+from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
+from commands.lint.results import Finding, LockEstimate, PlanFile, PlanResult
 from commands.results import Missing, Shortfall
-from commands.results import Alert, AlertEvent, DiskWatchInfo, LockDirInfo, LockReleaseResult, LockStatusResult
-from commands.results import DoctorCheck, DoctorResult, Verdict
+from commands.watch.results import Alert, AlertEvent, DiskWatchInfo
+from commands.results import LockDirInfo
+from commands.lock.results import LockReleaseResult, LockStatusResult
+from commands.doctor.results import DoctorCheck, DoctorResult, Verdict
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = datetime(2026, 1, 28, 16, 30, tzinfo=UTC)
@@ -726,7 +730,7 @@ def test_every_reply_is_block_kit_slack_accepts(name: str) -> None:
 
 
 def test_every_result_and_reason_has_a_sample() -> None:
-    from commands.results import Result
+    from commands.kinds import Result
     kinds = {type(f()) for f in (status_clean, snapshot_list, migrate_done, dry_run, validate, snapshot_created,
                                  verify_failed, restore, pin, history, lambda: cleanup(dry_run=True), approval_needed,
                                  approval_decided, approvals_list, rollback_plan_clean, rollback_result,
@@ -984,7 +988,7 @@ def test_any_text_and_any_length_stays_within_slacks_limits(reason: str, message
 
 
 def test_cutting_text_to_a_limit_never_splits_an_entity_a_mention_or_a_code_block() -> None:
-    from bot.blocks_kit import clip
+    from bot.slack.blocks.kit import clip
     for filler in range(2980, 3000):
         for tail in ("&amp;" * 10, "<@U0ALICE>" * 5, "```" + "x" * 50, "`abc` `" + "y" * 50):
             cut = clip("x" * filler + tail, 3000)
@@ -1101,7 +1105,7 @@ def test_rollback_replies_stay_within_limits_and_cannot_ping_whatever_the_input(
 
 def test_choosing_a_rollback_opens_a_modal_that_asks_for_the_reason() -> None:
     from slack_sdk.models.views import View
-    from bot.blocks_rollback import reason_modal_view
+    from bot.slack.blocks.rollback import reason_modal_view
     view = reason_modal_view(command="/rollback --steps 1 production", callback_id="dbops_rollback_reason",
                              private_metadata="C0INCIDENT|/rollback --steps 1 production")
     View(**view).validate_json()

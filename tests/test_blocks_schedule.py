@@ -8,9 +8,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from bot import blocks_schedule
+from bot.slack.blocks import schedule as blocks_schedule
 from commands.results import Outcome
-from commands.schedule import ScheduleEvent
+from commands.watch.schedule import ScheduleEvent
 from tests.test_blocks import GOLDEN, MB, NOW, assert_fits_slack, cleanup, snap
 
 BERLIN = datetime(2026, 1, 28, 2, 0, tzinfo=timezone.utc)  # 03:00 in Europe/Berlin (CET)

@@ -13,20 +13,23 @@ from pathlib import Path
 
 import pytest
 
-from bot.blocks import render
+from bot.slack.blocks.render import render
 from bot.cli import main
 from bot.terminal import result_text
 from commands import grammar
 from commands.config import DEFAULT_REQUIRE_APPROVAL
 from commands.executor import Actor, Executor
-from commands.findings import blocking_first
+from commands.lint.findings import blocking_first
 from commands.pg.approvals import PgApprovals
 from commands.pg.control import migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.tools import Tools, child_env
-from commands.results import ApprovalNeeded, MigrateResult, Outcome, PlanResult
-from commands.squawk import SquawkLinter
+from commands.approval.results import ApprovalNeeded
+from commands.migrate.results import MigrateResult
+from commands.results import Outcome
+from commands.lint.results import PlanResult
+from commands.pg.squawk import SquawkLinter
 from tests import realistic_history as history
 from tests.conftest import _fresh_database
 

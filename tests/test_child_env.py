@@ -24,8 +24,9 @@ from commands.executor import Actor, Executor
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.tools import bundled_bin_dir
-from commands.results import Outcome, RestoreResult
-from commands.squawk import SquawkLinter, find_squawk
+from commands.results import Outcome
+from commands.snapshot.results import RestoreResult
+from commands.pg.squawk import SquawkLinter, find_squawk
 
 SECRETS = {
     "SLACK_BOT_TOKEN": "xoxb-1111-2222-childenvbottoken",

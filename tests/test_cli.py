@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from bot.cli import main
-from bot.console import Console, script
+from bot.console.session import Console, script
 from commands.config import load_settings
 
 FILES = {"1_users.up.sql": "CREATE TABLE users (id int);", "1_users.down.sql": "DROP TABLE users;",

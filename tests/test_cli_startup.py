@@ -11,8 +11,8 @@ from pathlib import Path
 # What a status never needs: Slack, the scheduler, the bot's HTTP server, rich (structlog's
 # pretty tracebacks), the lint rules and PostgreSQL's parser, the snapshot compressor, the
 # bot's connection pool, and the HTTP client of the application's health check.
-NOT_FOR_A_STATUS = ("slack_bolt", "slack_sdk", "apscheduler", "waitress", "rich", "commands.lint", "pglast",
-                    "commands.sqlparse", "zstandard", "psycopg_pool", "http.client")
+NOT_FOR_A_STATUS = ("slack_bolt", "slack_sdk", "apscheduler", "waitress", "rich", "commands.lint.lint", "pglast",
+                    "commands.sql.sqlparse", "zstandard", "psycopg_pool", "http.client")
 RUN_STATUS = """
 import json, sys
 from bot.cli import main

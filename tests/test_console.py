@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.console import Console, console, script
+from bot.console.session import Console, console, script
 from bot.terminal import Names, mrkdwn_text
 from commands import grammar
 from commands.errors import UsageError

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.console import Console, console, script
+from bot.console.session import Console, console, script
 from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]

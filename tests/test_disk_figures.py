@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot import blocks_locks
+from bot.slack.blocks import locks as blocks_locks
 from bot.terminal import result_text
 from commands.pg.alerts import PgAlerts
 from commands.pg.control import migrate_control_database
-from commands.watch_locks import DiskWatcher
+from commands.watch.watch_locks import DiskWatcher
 
 FILES = {"1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY);", "1_users.down.sql": "DROP TABLE users;"}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.blocks import render
+from bot.slack.blocks.render import render
 from bot.terminal import result_text
 from commands import grammar
 from commands.config import load_settings
@@ -22,7 +22,9 @@ from commands.pg.approvals import PgApprovals
 from commands.pg.control import PgAuditLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
-from commands.results import ApprovalDecided, ApprovalNeeded, ApprovalRefused, DryRunResult, Outcome, Reason
+from commands.approval.results import ApprovalDecided, ApprovalNeeded, ApprovalRefused
+from commands.migrate.results import DryRunResult
+from commands.results import Outcome, Reason
 from tests.conftest import wait_for
 from tests.slack_bed import serving, text_of
 from tests.slack_fake import FakeSlack

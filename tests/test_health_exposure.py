@@ -19,9 +19,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.health_reports import CACHE_SECONDS, HealthReports
+from bot.slack.health_reports import CACHE_SECONDS, HealthReports
 from commands.config import load_settings
-from bot.http import make_server, wsgi_app
+from bot.slack.http import make_server, wsgi_app
 from commands.pg.database import PgDatabases
 from tests.conftest import wait_for
 from tests.slack_fake import FakeSlack

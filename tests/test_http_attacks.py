@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from bot.http import MAX_BODY_BYTES, MAX_HEADER_BYTES
-from bot.replay import ReplayGuard
+from bot.slack.http import MAX_BODY_BYTES, MAX_HEADER_BYTES
+from bot.slack.replay import ReplayGuard
 from tests.slack_bed import SECRET, serving, text_of
 from tests.slack_fake import FakeSlack
 from tests.slack_fake_requests import sign, slash_command_body

@@ -31,8 +31,9 @@ from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.lock import golang_migrate_lock_key
 from commands.pg.privileges import PgProbe
 from commands.pg.runner import PRIVILEGE_HINT
-from commands.results import MigrateResult, Outcome, Reason, Refusal
-from commands.watch import DirtyWatcher
+from commands.migrate.results import MigrateResult
+from commands.results import Outcome, Reason, Refusal
+from commands.watch.watch import DirtyWatcher
 from tests import pg_servers, roles
 from tests.conftest import wait_for
 

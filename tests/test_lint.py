@@ -10,15 +10,20 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from commands import grammar, lint, squawk
+from commands import grammar
+from commands.lint import lint
+from commands.pg import squawk
 from commands.executor import Actor, Executor
 from commands.pg.approvals import PgApprovals
 from commands.pg.control import migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
-from commands.results import ApprovalNeeded, MigrateResult, Outcome, PlanResult
-from commands.sqlscan import scan
-from commands.squawk import SquawkLinter
+from commands.approval.results import ApprovalNeeded
+from commands.migrate.results import MigrateResult
+from commands.results import Outcome
+from commands.lint.results import PlanResult
+from commands.sql.sqlscan import scan
+from commands.pg.squawk import SquawkLinter
 
 BASE = {"1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text, age text);",
         "1_users.down.sql": "DROP TABLE users;"}
@@ -113,7 +118,7 @@ def test_squawk_findings_carry_the_file_and_its_line(tmp_path: Path) -> None:
 
 
 def test_squawk_lints_many_files_in_one_call_each_in_its_own_transaction_mode(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("commands.squawk.BATCH", 2)  # several runs per mode
+    monkeypatch.setattr("commands.pg.squawk.BATCH", 2)  # several runs per mode
     # squawk asks for IF NOT EXISTS only when the file is not wrapped in a transaction.
     create, narrow, clean = "CREATE TABLE x (id bigint);\n", "ALTER TABLE t ADD COLUMN c int;\n", "SELECT 1;\n"
     files = []

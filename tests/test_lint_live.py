@@ -1,14 +1,14 @@
-"""Live-data risks judged against the database at the start of the run (``commands.lint_live``,
+"""Live-data risks judged against the database at the start of the run (``commands.lint.lint_live``,
 ``PgInspector.live_objects``): lowered to info, with why, only where the database shows no risk."""
 
 from __future__ import annotations
 
 import psycopg
 
-from commands.lint_live import judge
+from commands.lint.lint_live import judge
 from commands.pg.database import PgInspector, PgLiveObjects
-from commands.results import Finding
-from commands.sqlscan import scan
+from commands.lint.results import Finding
+from commands.sql.sqlscan import scan
 
 
 def finding(rule: str, filename: str, line: int, severity: str = "error", source: str = "dbops") -> Finding:

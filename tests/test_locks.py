@@ -24,10 +24,10 @@ from commands.pg.control import PgAuditLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.lock import golang_migrate_lock_key
-from commands.results import (
-    ApprovalDecided, ApprovalNeeded, ApprovalRefused, LockReleaseResult, LockStatusResult, Outcome, Reason,
-)
-from commands.watch_locks import DiskWatcher, StaleLockWatcher
+from commands.approval.results import ApprovalDecided, ApprovalNeeded, ApprovalRefused
+from commands.lock.results import LockReleaseResult, LockStatusResult
+from commands.results import Outcome, Reason
+from commands.watch.watch_locks import DiskWatcher, StaleLockWatcher
 from tests.conftest import wait_for
 
 FILES = {"1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY);", "1_users.down.sql": "DROP TABLE users;"}

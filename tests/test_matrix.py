@@ -31,12 +31,13 @@ from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.lock import golang_migrate_lock_key
 from commands.pg.tools import Tools, bundled_bin_dir, child_env
-from commands.results import (
-    DryRunResult, LockStatusResult, MigrateResult, Outcome, Reason, Refusal, RestoreResult, RollbackPlan,
-    RollbackResult, SnapshotCreated, StatusResult,
-)
-from commands.snapshots import find, list_snapshots
-from commands.watch import DirtyWatcher
+from commands.migrate.results import DryRunResult, MigrateResult, StatusResult
+from commands.lock.results import LockStatusResult
+from commands.results import Outcome, Reason, Refusal
+from commands.snapshot.results import RestoreResult, SnapshotCreated
+from commands.rollback.results import RollbackPlan, RollbackResult
+from commands.snapshot.snapshots import find, list_snapshots
+from commands.watch.watch import DirtyWatcher
 from tests import pg_servers
 
 

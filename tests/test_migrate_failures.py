@@ -7,7 +7,8 @@ import threading
 import psycopg
 
 from commands import grammar
-from commands.results import MigrateResult, Outcome, Reason, Refusal
+from commands.migrate.results import MigrateResult
+from commands.results import Outcome, Reason, Refusal
 
 OK = {"1_users.up.sql": "CREATE TABLE users (id int PRIMARY KEY);", "1_users.down.sql": "DROP TABLE users;"}
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from commands.results import DryRunResult, MigrateResult, Outcome, Reason, Refusal, StatusResult, ValidateResult
+from commands.migrate.results import DryRunResult, MigrateResult, StatusResult, ValidateResult
+from commands.results import Outcome, Reason, Refusal
 
 THREE = {
     "1_users.up.sql": "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);",
@@ -174,7 +175,7 @@ def test_dry_run_skips_statements_that_cannot_run_in_a_transaction_and_says_so(m
 
 
 def test_dry_run_says_would_succeed_only_for_what_it_ran_and_lists_files_it_could_not_check(make_bed):
-    from bot import blocks
+    from bot.slack.blocks import render as blocks
     from bot.terminal import result_text
 
     bed = make_bed({"1_t.up.sql": "CREATE TABLE t (a int);",

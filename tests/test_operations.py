@@ -7,7 +7,7 @@ import threading
 
 import psycopg
 
-from bot.operations import OperationTracker
+from bot.slack.operations import OperationTracker
 from commands.pg.control import PgOperations, migrate_control_database
 
 

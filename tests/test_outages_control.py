@@ -166,7 +166,8 @@ def test_every_result_can_carry_the_note_that_its_audit_record_was_not_written()
     database is down."""
     from typing import get_args
 
-    from commands.results import Result, ResultBase
+    from commands.kinds import Result
+    from commands.results import ResultBase
     assert [t.__name__ for t in get_args(Result) if not issubclass(t, ResultBase)] == []
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from bot.slack_link import http_link
+from bot.slack.slack_link import http_link
 from tests.conftest import wait_for
 from tests.slack_fake import FakeSlack
 from tests.slack_fake_requests import post_slash_command, slash_command_fields

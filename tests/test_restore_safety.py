@@ -26,8 +26,9 @@ from commands.errors import SnapshotFailed
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.psql_script import PsqlScript, ScriptProblem
 from commands.pg.tools import bundled_bin_dir, child_env
-from commands.results import Outcome, Reason, Refusal, RestoreResult
-from commands.snapshots import find, list_snapshots
+from commands.results import Outcome, Reason, Refusal
+from commands.snapshot.results import RestoreResult
+from commands.snapshot.snapshots import find, list_snapshots
 
 PSQL = str(bundled_bin_dir() / "psql")
 # Values that COPY writes as lines psql must never read as commands: \N (NULL is another),

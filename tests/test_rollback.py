@@ -14,7 +14,8 @@ from commands.executor import Actor, Executor
 from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
-from commands.results import Outcome, RollbackPlan, RollbackResult
+from commands.results import Outcome
+from commands.rollback.results import RollbackPlan, RollbackResult
 
 FILES = {
     "1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text);",

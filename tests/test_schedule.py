@@ -14,13 +14,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.schedules import crontab_trigger, occurrences
+from bot.jobs.schedules import crontab_trigger, occurrences
 from commands.executor import Executor
 from commands.pg.control import PgAuditLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.job_runs import PgJobRuns
-from commands.schedule import CleanupJob
+from commands.watch.schedule import CleanupJob
 from tests.slack_bed import serving, text_of
 from tests.slack_fake import FakeSlack
 

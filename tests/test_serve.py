@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-from bot.app import SlackSettings, build_bot
+from bot.slack.app import SlackSettings, build_bot
 from tests.conftest import wait_for
 from tests.slack_fake import FakeSlack
 from tests.slack_fake_requests import post_slash_command, slash_command_fields

@@ -18,7 +18,8 @@ from bot.cli import build_executor, main
 from commands import grammar
 from commands.config import load_settings
 from commands.executor import Actor
-from commands.results import ApprovalRefused, Reason
+from commands.approval.results import ApprovalRefused
+from commands.results import Reason
 
 FILES = {"1_users.up.sql": "CREATE TABLE users (id int);", "1_users.down.sql": "DROP TABLE users;"}
 ACCOUNT = pwd.getpwuid(os.geteuid()).pw_name  # the account these tests run as (root on the test machine)

@@ -17,7 +17,7 @@ import pytest
 from commands.errors import SnapshotFailed
 from commands.pg.dump import PgDumpSnapshotter
 from commands.results import Outcome
-from commands.snapshots import find, list_snapshots, this_host
+from commands.snapshot.snapshots import find, list_snapshots, this_host
 
 FILES = {"1_a.up.sql": "CREATE TABLE a (x int);", "1_a.down.sql": "DROP TABLE a;"}
 DAY = 24 * 3600

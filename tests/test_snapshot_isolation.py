@@ -26,8 +26,9 @@ from commands.pg.control import PgAuditLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.job_runs import PgJobRuns
-from commands.results import CleanupResult, Outcome, Reason, Refusal
-from commands.schedule import CleanupJob
+from commands.snapshot.results import CleanupResult
+from commands.results import Outcome, Reason, Refusal
+from commands.watch.schedule import CleanupJob
 from tests.conftest import Bed, _fresh_database, wait_for
 from tests.slack_bed import SECRET, serving, text_of
 from tests.slack_fake import FakeSlack

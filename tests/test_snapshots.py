@@ -12,8 +12,9 @@ import pytest
 from commands.errors import SnapshotFailed, UsageError
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.tools import bundled_bin_dir, child_env
-from commands.results import Outcome, Reason, Refusal, RestoreResult, SnapshotCreated
-from commands.snapshots import find, list_snapshots
+from commands.results import Outcome, Reason, Refusal
+from commands.snapshot.results import RestoreResult, SnapshotCreated
+from commands.snapshot.snapshots import find, list_snapshots
 
 RICH_SCHEMA = """
 CREATE TABLE accounts (

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands.errors import SourceError, UsageError
-from commands.migrate_ops import read_sql
-from commands.plans import plan_down, plan_goto, plan_up
+from commands.migrate.migrate_ops import read_sql
+from commands.migrate.plans import plan_down, plan_goto, plan_up
 from commands.source import MAX_VERSION, NIL_VERSION, MigrationFile, SkippedEntry, load_source, parse_filename
 
 # golang-migrate's regexp, .sql only, in Go's semantics: `.` never matches \n and `$` is the end of the text.

@@ -13,12 +13,14 @@ from hypothesis import strategies as st
 from pglast.parser import ParseError
 
 from bot.cli import main
-from commands import sqlsplit
+from commands.sql import sqlsplit
 from commands.errors import SourceError
-from commands.results import Outcome, PlanResult, Reason, Refusal, ValidateResult
-from commands.sqlparse import _table
-from commands.sqlscan import scan
-from commands.sqlsplit import WINDOW, Piece
+from commands.results import Outcome, Reason, Refusal
+from commands.lint.results import PlanResult
+from commands.migrate.results import ValidateResult
+from commands.sql.sqlparse import _table
+from commands.sql.sqlscan import scan
+from commands.sql.sqlsplit import WINDOW, Piece
 
 # The long variant runs SCALE times the examples: DBOPS_FUZZ_SCALE=20 (bench/long_tests.py).
 SCALE = max(1, int(os.environ.get("DBOPS_FUZZ_SCALE", "1")))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from commands.sqlscan import scan
+from commands.sql.sqlscan import scan
 
 
 def loss(sql: str) -> tuple[str, ...]:

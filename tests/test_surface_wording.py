@@ -98,7 +98,7 @@ def test_shell_help_lists_every_usage_line_as_the_shell_types_it() -> None:
      "Usage: `/migrate …` or `/snapshot …` or `/rollback …` or `/dbops help`"),
 ])
 def test_a_usage_error_is_worded_for_the_surface_that_shows_it(text: str, shell: str, slack: str) -> None:
-    from bot.blocks import render_error
+    from bot.slack.blocks.render import render_error
     from bot.text_outcome import fault_text
     from commands.errors import UsageError
 

@@ -15,7 +15,7 @@ from commands.pg.control import PgAuditLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.results import Outcome
-from commands.watch import DirtyWatcher
+from commands.watch.watch import DirtyWatcher
 
 FILES = {
     "1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text);",

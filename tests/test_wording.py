@@ -10,12 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.blocks import render
+from bot.slack.blocks.render import render
 from bot.terminal import result_text
 from commands import grammar
 from commands.errors import UsageError
-from commands.results import ApprovalNeeded, Impact, MigrationInfo, RollbackOption, RollbackPlan, State, TableRows
-from commands.squawk import SquawkLinter
+from commands.approval.results import ApprovalNeeded, Impact
+from commands.migrate.results import MigrationInfo
+from commands.rollback.results import RollbackOption, RollbackPlan
+from commands.results import State
+from commands.snapshot.results import TableRows
+from commands.pg.squawk import SquawkLinter
 from tests.test_blocks import NOW, V2, restore, rollback_plan_clean, snapshot_created, request
 
 

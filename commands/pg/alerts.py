@@ -9,7 +9,9 @@ from datetime import datetime
 from psycopg.types.json import Jsonb
 
 from commands.pg.connect import run_once
-from commands.results import Alert, DiskWatchInfo, LockDirInfo, LockHolder, SnapshotInfo
+from commands.watch.results import Alert, DiskWatchInfo
+from commands.results import LockDirInfo, LockHolder
+from commands.snapshot.results import SnapshotInfo
 
 COLUMNS = ("id, environment, subject, version, opened_at, notified_at, reminders, details, channel, message_ts, "
            "resolved_at, resolved_by, resolved_with")

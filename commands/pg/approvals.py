@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from psycopg.types.json import Jsonb
 
-from commands.approvals import decode_impact, encode_impact
+from commands.approval.approvals import decode_impact, encode_impact
 from commands.pg.connect import run_once
-from commands.results import ApprovalRequest
+from commands.approval.results import ApprovalRequest
 
 COLUMNS = ("id, environment, operation, command, requester, channel, surface, fingerprint, impact, state, created_at, "
            "expires_at, decided_by, decided_at, reason, message_ts, outcome")

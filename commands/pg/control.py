@@ -22,10 +22,11 @@ from commands.pg.connect import CONTROL, connect, control_connection, control_er
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
-from commands.plans import plan_up
-from commands.results import AuditEntry, OperationRecord, RollbackResult, State
+from commands.migrate.plans import plan_up
+from commands.results import AuditEntry, OperationRecord, State
+from commands.rollback.results import RollbackResult
 from commands.source import load_source
-from commands.sqlscan import scan
+from commands.sql.sqlscan import scan
 
 CONTROL_MIGRATIONS = Path(__file__).resolve().parents[1] / "control_migrations"
 CONTROL_TABLE = "dbops_schema_migrations"

@@ -17,7 +17,8 @@ from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
 from commands.pg.integrity import orphaned_rows
-from commands.results import OrphanCount, TableRows
+from commands.rollback.results import OrphanCount
+from commands.snapshot.results import TableRows
 
 
 ROW_CHECKS = 2000

@@ -28,7 +28,7 @@ import structlog
 
 from commands.config import EnvironmentSettings
 from commands.errors import SnapshotFailed
-from commands.lock_dirs import pid_alive
+from commands.lock.lock_dirs import pid_alive
 from commands.pg.connect import connect, environment
 from commands.pg.psql_script import PsqlScript, ScriptProblem
 from commands.pg.restore import PgRestorer
@@ -38,7 +38,7 @@ from commands.pg.streams import (
 from commands.pg.tools import Tools, child_env
 from commands.redact import mask_url
 from commands.results import State
-from commands.snapshots import (
+from commands.snapshot.snapshots import (
     DATA_SUFFIX, DIRECTORY_MODE, FILE_MODE, MANIFEST_SUFFIX, Created, Restored, Snapshot, Verified, diagnose_os,
     environment_in_name, is_dbops_name, parse_temp, read_manifest, snapshot_name, temp_name, this_host,
 )

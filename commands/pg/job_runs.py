@@ -1,4 +1,4 @@
-"""Scheduled jobs' runs in the control database (contract: ``commands.schedule.JobRuns``).
+"""Scheduled jobs' runs in the control database (contract: ``commands.watch.schedule.JobRuns``).
 
 The claim is one INSERT … ON CONFLICT DO NOTHING on the unique (job, environment,
 occurrence, phase): PostgreSQL lets exactly one of several concurrent inserts through and

@@ -104,7 +104,7 @@ WHERE {_USER_SCHEMA} AND NOT coalesce(v.trusted, false) ORDER BY 1
 
 
 class PgProbe:
-    """Reads the facts ``commands.doctor`` judges (contract: ``commands.probes.Probe``)."""
+    """Reads the facts ``commands.doctor.doctor`` judges (contract: ``commands.probes.Probe``)."""
 
     def database(self, env: EnvironmentSettings) -> DatabaseFacts:
         with connect(env.database_url, database=environment(env.name), application_name="dbops-doctor") as conn:

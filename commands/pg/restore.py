@@ -37,7 +37,7 @@ from commands.pg.psql_script import sql_only
 from commands.pg.streams import CHUNK, feed, gzip_chunks, stderr_tail, zstd_chunks
 from commands.pg.tools import Tools, child_env
 from commands.process_env import base_env
-from commands.snapshots import Restored, Snapshot
+from commands.snapshot.snapshots import Restored, Snapshot
 
 
 class PgRestorer:

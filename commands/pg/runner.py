@@ -1,6 +1,6 @@
 """Running migration files against PostgreSQL.
 
-Two ways, chosen per file by ``commands.sqlscan``:
+Two ways, chosen per file by ``commands.sql.sqlscan``:
 - transactional (most files): the file and its version update commit in one transaction,
   so a failing file leaves the database clean at the previous version;
 - own-transaction or no-transaction files: the whole file is sent as one simple-protocol
@@ -20,7 +20,7 @@ from commands.pg.connect import describe
 from commands.pg.integrity import DEPENDENT_OBJECTS_STILL_EXIST, FOREIGN_KEY_VIOLATION, dependency_of
 from commands.pg.state import PgVersionStore
 from commands.results import SqlError
-from commands.sqlscan import Mode, SqlFile, position_of
+from commands.sql.sqlfile import Mode, SqlFile, position_of
 
 
 # PostgreSQL names the privilege and the object; what to do about it is dbops' to say.

@@ -1,0 +1,107 @@
+"""The scheduled cleanup inside ``dbops serve``: every minute, per environment, the occurrences
+of ``cleanup_schedule`` around now (in ``[schedule] timezone``) go to the domain's
+``CleanupJob``; what it reports is posted to the environment's first channel. The job
+decides and claims; this module computes times and posts."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+import structlog
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
+from apscheduler.triggers.cron import CronTrigger
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.slack.blocks import schedule as blocks_schedule
+from commands.config import EnvironmentSettings, Settings
+from commands.errors import CommandError
+from commands.watch.schedule import CleanupJob, ScheduleEvent
+
+log = structlog.get_logger("dbops.schedules")
+TICK_SECONDS = 60
+_CRONTAB_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+# How far back to look for the latest occurrence: short first, so a frequent schedule is cheap.
+_LOOK_BACK = (timedelta(hours=1), timedelta(days=1), timedelta(days=8), timedelta(days=32),
+              timedelta(days=367), timedelta(days=4 * 367))
+
+
+def _weekdays(field: str) -> str:
+    """A crontab day-of-week field (0 and 7 are Sunday) as APScheduler 3's day names: its
+    ``from_crontab`` reads 0 as Monday (its issue 286), which would move a weekly cleanup."""
+    if field == "*":
+        return field
+    days: set[int] = set()
+    for item in field.split(","):
+        span, _, step = item.partition("/")
+        if span == "*":
+            low, high = 0, 6
+        else:
+            low, _, high_text = span.partition("-")
+            low = int(low)
+            high = int(high_text) if high_text else (7 if step else low)
+        days |= {d % 7 for d in range(low, high + 1, int(step or 1))}
+    return ",".join(_CRONTAB_DAYS[d] for d in sorted(days))
+
+
+def crontab_trigger(expression: str, zone: str) -> BaseTrigger:
+    """The trigger that fires as cron would: when both day fields are restricted, cron fires
+    on either (APScheduler's CronTrigger on both), so that case is an OrTrigger of two."""
+    minute, hour, day, month, weekday = expression.split()
+    tz = ZoneInfo(zone)
+    if day != "*" and weekday != "*":
+        return OrTrigger([CronTrigger(minute=minute, hour=hour, day=day, month=month, timezone=tz),
+                          CronTrigger(minute=minute, hour=hour, month=month, day_of_week=_weekdays(weekday),
+                                      timezone=tz)])
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=_weekdays(weekday), timezone=tz)
+
+
+def occurrences(trigger: BaseTrigger, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """The latest occurrence at or before ``now`` (None if none in four years) and the next after it."""
+    upcoming = trigger.get_next_fire_time(None, now + timedelta(microseconds=1))
+    for back in _LOOK_BACK:
+        latest, fire = None, trigger.get_next_fire_time(None, now - back)
+        while fire is not None and fire <= now:
+            latest, fire = fire, trigger.get_next_fire_time(None, fire + timedelta(microseconds=1))
+        if latest is not None:
+            return latest, upcoming
+    return None, upcoming
+
+
+class CleanupSchedules:
+    """Each environment's scheduled cleanup: ``tick`` runs every ``TICK_SECONDS``."""
+
+    def __init__(self, job: CleanupJob, client: WebClient, settings: Settings,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.job, self.client, self.settings, self.now = job, client, settings, now
+
+    def environments(self) -> list[EnvironmentSettings]:
+        return [env for env in self.settings.environments.values() if env.snapshot_dir is not None]
+
+    def tick(self, env: EnvironmentSettings) -> list[ScheduleEvent]:
+        now = self.now()
+        latest, upcoming = occurrences(crontab_trigger(env.cleanup_schedule, self.settings.schedule_timezone), now)
+        events: list[ScheduleEvent] = []
+        try:
+            for occurrence in (latest, upcoming):
+                if occurrence is not None:
+                    events += self.job.tick(env, occurrence=occurrence, now=now)
+        except CommandError as err:  # the control database may be down: log it, try next tick
+            log.error("schedule.tick_failed", env=env.name, error=err.message)
+        for event in events:
+            self.post(env, event)
+        return events
+
+    def post(self, env: EnvironmentSettings, event: ScheduleEvent) -> None:
+        channel = env.channels[0] if env.channels else self.settings.alerts_channel
+        if channel is None:
+            log.error("schedule.no_channel", env=env.name, kind=event.kind)
+            return
+        message = blocks_schedule.render_event(event, now=self.now())
+        try:
+            self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+        except (SlackApiError, OSError) as err:
+            log.error("schedule.post_failed", env=env.name, kind=event.kind, error=str(err))

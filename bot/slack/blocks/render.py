@@ -1,0 +1,335 @@
+"""Block Kit rendering of Results, faults and progress: all of the Slack surface's wording.
+
+Pure functions, no I/O and no clock: ``now`` is passed in. Each returns a ``Message`` (the
+notification text and the blocks) that is within Slack's limits whatever the input
+(``bot.slack.blocks.kit`` enforces them); migrations and snapshots have their own modules,
+``bot.slack.blocks.migrate`` and ``bot.slack.blocks.snapshots``. State-changing outcomes open with a
+plain headline ("*production*: migrated up from 3 to 5"); details follow.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from bot.slack.blocks import approvals as approval_blocks, doctor as doctor_blocks, locks as lock_blocks
+from bot.slack.blocks import migrate as migrate_blocks
+from bot.slack.blocks import plan as plan_blocks, rollback as rollback_blocks, snapshots as snapshot_blocks
+from bot.slack.blocks.kit import (
+    Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, esc_citing, extended, mrkdwn,
+    plain, principal_ref, shorten, user_ref, when,
+)
+from bot.slack.blocks.migrate import holder_line, lock_advice, mismatch_section, problem_row, recovery_dirty
+from bot.slack.blocks.wording import at_version
+from commands.errors import (
+    CommandError, ConfigError, DatabaseError, PrivilegeError, SnapshotFailed, SourceError, UsageError,
+    VersionTableError,
+)
+from commands.approval.results import ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult
+from commands.snapshot.results import (CleanupResult, PinResult, RestoreResult, SnapshotCreated,
+                                       SnapshotListResult, SnapshotVerifyResult)
+from commands.doctor.results import DoctorResult
+from commands.migrate.results import DryRunResult, MigrateResult, StatusResult, ValidateResult
+from commands.results import HelpResult, HistoryResult, OperationRecord, Progress, Reason, Refusal, Shortfall, State
+from commands.lock.results import LockReleaseResult, LockStatusResult
+from commands.lint.results import PlanResult
+from commands.kinds import Result
+from commands.rollback.results import RollbackPlan, RollbackResult
+from commands.units import human_size
+
+__all__ = ["REFRESH_ACTION", "Message", "attributed", "render", "render_error", "render_internal_error",
+           "render_interrupted", "render_progress", "with_refresh"]
+
+REFRESH_ACTION = "dbops_refresh"
+BUTTON_VALUE_CHARS = 2000
+HISTORY_SHOWN = 25
+
+
+def render(result: Result, *, now: datetime, command: str) -> Message:
+    """``result`` as a Slack reply; ``command`` is what the user typed (``/migrate up 2 staging``).
+    A result whose audit record could not be written says so last."""
+    message = _render(result, now=now, command=command)
+    if not result.audit_unwritten:
+        return message
+    note = f"⚠️ The audit record could not be written ({result.audit_unwritten})."
+    return extended(Message(text=f"{message.text} {note}", blocks=message.blocks),
+                    {"type": "context", "elements": [mrkdwn(esc(shorten(note, 1000)))]})
+
+
+def _render(result: Result, *, now: datetime, command: str) -> Message:
+    match result:
+        case StatusResult():
+            return migrate_blocks.status(result, now)
+        case MigrateResult():
+            return migrate_blocks.migrate(result, command)
+        case DryRunResult():
+            return migrate_blocks.dry_run(result)
+        case ValidateResult():
+            return migrate_blocks.validate(result)
+        case PlanResult():
+            return plan_blocks.plan(result)
+        case SnapshotListResult():
+            return snapshot_blocks.snapshot_list(result, now)
+        case SnapshotCreated():
+            return snapshot_blocks.created(result)
+        case SnapshotVerifyResult():
+            return snapshot_blocks.verified(result)
+        case RestoreResult():
+            return snapshot_blocks.restored(result)
+        case PinResult():
+            return snapshot_blocks.pinned(result)
+        case CleanupResult():
+            return snapshot_blocks.cleanup(result, now)
+        case Refusal():
+            return _refusal(result, now)
+        case HistoryResult():
+            return _history(result)
+        case HelpResult():
+            return _help(result)
+        case ApprovalNeeded():
+            return approval_blocks.needed(result, now)
+        case ApprovalRefused():
+            return approval_blocks.refused(result, now)
+        case ApprovalDecided():
+            inner = render(result.result, now=now, command=command) if result.result is not None else None
+            return approval_blocks.decided(result, now, inner)
+        case ApprovalsResult():
+            return approval_blocks.pending_list(result, now)
+        case RollbackPlan():
+            return rollback_blocks.plan(result, now)
+        case RollbackResult():
+            return rollback_blocks.result(result, render(result.step, now=now, command=command))
+        case LockStatusResult():
+            return lock_blocks.lock_status(result, now)
+        case LockReleaseResult():
+            return lock_blocks.lock_release(result)
+        case DoctorResult():
+            return doctor_blocks.doctor(result)
+    raise TypeError(f"no Slack renderer for {type(result).__name__}")
+
+
+# --- refusals --------------------------------------------------------------------------------
+
+def _slash(operation: str) -> str:
+    """An operation as the user would type it: "up" -> "/migrate up", "snapshot pin" -> "/snapshot pin"."""
+    first = operation.split(" ", 1)[0]
+    return f"/{operation}" if first in ("migrate", "snapshot", "dbops", "rollback") else f"/migrate {operation}"
+
+
+def _refused(r: Refusal, why: str) -> Card:
+    headline = f"{bold(r.env)}: {code(_slash(r.operation))} refused: {why}"
+    return Card(plain(headline)).section(headline)
+
+
+def _refusal(r: Refusal, now: datetime) -> Message:
+    op, env = code(_slash(r.operation)), r.env
+    match r.reason:
+        case Reason.LOCK_HELD if r.lock_dir is not None:
+            card = _refused(r, "a deploy script holds its lock directory")
+            since = f", taken {when(r.lock_dir.locked_at)}" if r.lock_dir.locked_at else ""
+            owner = f" by pid {r.lock_dir.pid}" if r.lock_dir.pid else ""
+            card.section(f"{code(r.lock_dir.path)} exists{owner}{since}: a deploy is migrating (or crashed "
+                         "holding it). Nothing was changed.\nWait for it; if it died, `/dbops lock status` says "
+                         "whether it is stale and `/dbops lock release` takes it away.")
+        case Reason.LOCK_HELD:
+            card = _refused(r, "the migration lock is held")
+            card.section(f"Held by {holder_line(r.holder, now)}. Nothing was changed.\n{lock_advice(r.holder)}")
+        case Reason.DIRTY:
+            state = r.state or State(version=-1, dirty=True)
+            card = _refused(r, f"the database is dirty at {at_version(state.version)}")
+            card.section("Nothing was changed.\n" + recovery_dirty(state, env))
+        case Reason.VERSION_MISMATCH:
+            card = _refused(r, "the database's version is not one the migration files have")
+            card.section((mismatch_section(r.mismatch) + "\n" if r.mismatch else "") + "Nothing was changed.")
+        case Reason.SYNTAX_ERROR:
+            card = _refused(r, f"{count(len(r.problems), 'migration file')} {'does' if len(r.problems) == 1 else 'do'} "
+                               "not parse, so nothing was run")
+            card.lines([problem_row(p) for p in r.problems[:migrate_blocks.ROWS_SHOWN]], total=len(r.problems),
+                       more=migrate_blocks.json_hint("migrate validate", env))
+        case Reason.SNAPSHOT_DAMAGED:
+            card = _refused(r, f"snapshot {code(r.snapshot or '?')} failed verification")
+            card.section("It was not restored. Nothing was changed.")
+            card.lines(snapshot_blocks.check_rows(r.checks))
+            card.context(f"Pick another one: {code(f'/snapshot list {env}')}.")
+        case Reason.NO_SNAPSHOT_DIR:
+            card = _refused(r, "no snapshot directory is configured")
+            card.section(f"Set `snapshot_dir` under {code(f'[environments.{env}]')} in the dbops configuration.")
+        case Reason.WRONG_CHANNEL:
+            if r.allowed:
+                headline = f"{op} for {bold(env)} is only accepted in {either([channel_ref(c) for c in r.allowed])}"
+                detail = "Nothing was changed. Run it there."
+            else:
+                headline = f"{op} for {bold(env)} is not accepted in any channel"
+                detail = (f"No channel is configured for that environment: set `channels` under "
+                          f"{code(f'[environments.{env}]')} in the dbops configuration. Nothing was changed.")
+            card = Card(plain(headline)).section(headline).section(detail)
+        case Reason.CONTROL_UNREACHABLE:
+            card = _refused(r, "dbops' control database cannot be reached")
+            card.section("Every change dbops makes is recorded there (the audit log, approvals), so it makes none "
+                         "without it. Nothing was changed.\nRead-only commands (`/migrate status`, `/snapshot list`, "
+                         "`/dbops lock status` …) still answer; try this again when the control database is back.")
+            card.context(esc(shorten(r.detail or "", 1000)))
+        case Reason.NOT_OPERATOR:
+            live = " (a dry run runs its SQL on the live database)" if r.operation == "migrate dry-run" else ""
+            card = _refused(r, f"only the operators may run state-changing commands{live}")
+            who = ", ".join(principal_ref(p) for p in r.allowed) or "nobody is configured"
+            card.section(f"Operators of {bold(env)}: {who}. Ask one of them to run it. Nothing was changed.")
+        case Reason.OTHER_ENVIRONMENT | Reason.UNCLAIMED_SNAPSHOT | Reason.MANIFEST_MISMATCH:
+            card = _refused(r, f"snapshot {code(r.snapshot or '?')} does not belong to {bold(env)}")
+            card.section(snapshot_blocks.not_own(r) + " Nothing was changed.")
+        case Reason.MISSING_PRIVILEGE if r.shortfall is not None:
+            card = _shortfall(r, r.shortfall)
+        case Reason.NO_APPROVALS:
+            card = _refused(r, "it needs a second person's approval, and no control database can keep the request")
+            card.section(f"Set `database_url` under `[control]` in the dbops configuration, or take the operation out "
+                         f"of `require_approval` under {code(f'[environments.{env}]')}. Nothing was changed.")
+        case _:
+            card = _refused(r, esc(r.reason.value))
+    return card.message()
+
+
+def _shortfall(r: Refusal, s: Shortfall) -> Card:
+    card = _refused(r, f"database role {code(s.role)} lacks what it needs")
+    card.section("Nothing was changed: the role's privileges were checked before any snapshot or SQL.")
+    card.lines([f"• {esc(m.what)}: {code(m.fix)}" for m in s.missing], title="*Missing, and what gives it:*")
+    if s.setting is not None:
+        where = code(f"[environments.{r.env}]")
+        if s.setting_needs:
+            card.lines([f"• {esc(m.what)}: {code(m.fix)}" for m in s.setting_needs],
+                       title=f"*Or* set {code(s.setting)} under {where}, which needs:")
+        else:
+            card.section(f"*Or* set {code(s.setting)} under {where}: role {code(s.role)} can do that.")
+    card.context(f"Grant as a superuser or the service's admin role. {code(f'/dbops doctor {r.env}')} checks every "
+                 "privilege dbops needs.")
+    return card
+
+
+# --- history and help --------------------------------------------------------------------------
+
+_OUTCOMES = {"done": "done", "no_change": "no change", "refused": "*refused*", "failed": "*FAILED*",
+             "error": "*error*"}
+
+
+def _history(r: HistoryResult) -> Message:
+    scope = r.env or "all environments"
+    if not r.entries:
+        title = f"No history yet for {scope}"
+        return Card(esc(title)).header(title).section("(Or no control database is configured.)").message()
+    title = f"History: {scope}, latest {count(len(r.entries), 'command')}"
+    rows = []
+    for e in r.entries[:HISTORY_SHOWN]:
+        args = " ".join(f"{k}={v}" for k, v in e.arguments.items() if v not in (None, False))
+        where = f" in {channel_ref(e.channel)}" if e.channel else f" ({esc(e.surface)})"
+        rows.append(f"{when(e.at)} · {user_ref(e.actor)}{where} · {code(f'{e.command} {args}'.strip())}"
+                    + (f" on {bold(e.environment)}" if e.environment else "")
+                    + f" → {_OUTCOMES.get(e.outcome, esc(e.outcome))} · {duration_text(e.duration_ms)}"
+                    + (f"\n        {esc(shorten(e.detail, 300))}" if e.detail else ""))
+    card = Card(esc(title)).header(title)
+    more = migrate_blocks.json_hint("dbops history", r.env) if r.env else f"use {code('dbops dbops history --format json')}"
+    return card.lines(rows, total=len(r.entries), title="*Newest first:*", more=more).message()
+
+
+def _help(r: HelpResult) -> Message:
+    card = Card("dbops commands").header("dbops commands")
+    card.lines([code(slash(u)) for u in r.usage])
+    return card.context("ENV may be left out in a channel that belongs to one environment. In a shell, type "
+                        "`dbops` instead of the slash; `--format json` gives JSON.").message()
+
+
+def slash(line: str) -> str:
+    """A usage line (``commands.usage``: no surface's syntax) as Slack types it."""
+    return "/" + line
+
+
+# --- faults ----------------------------------------------------------------------------------------
+
+_FAULTS: tuple[tuple[type[CommandError], str], ...] = (
+    (UsageError, "could not be run"),
+    (ConfigError, "failed: the dbops configuration has a problem"),
+    (SourceError, "failed: the migrations directory cannot be used as golang-migrate would use it"),
+    (PrivilegeError, "failed: the database role lacks a privilege"),
+    (DatabaseError, "failed: PostgreSQL could not be reached or returned an error"),
+    (VersionTableError, "failed: schema_migrations is not as golang-migrate leaves it"),
+    (SnapshotFailed, "failed: the snapshot did not work, so nothing was changed"),
+)
+
+
+def render_error(err: CommandError, *, command: str) -> Message:
+    """A fault (usage, configuration, database, a failed snapshot …) in the user's words."""
+    what = next((text for kind, text in _FAULTS if isinstance(err, kind)), "failed")
+    headline = f"{code(command)} {what}"
+    card = Card(plain(headline) + ": " + esc(shorten(err.message, 1000))).section(headline)
+    card.section(esc_citing(shorten(err.message, 2500)))
+    if isinstance(err, UsageError):
+        if err.usage:
+            card.section(f"Usage: {' or '.join(code(slash(line)) for line in err.usage)}")
+        if "dbops help" not in (err.usage or ()):
+            card.context("`/dbops help` lists every command.")
+    elif err.hint:
+        card.context(esc(shorten(err.hint, 1000)))
+    if isinstance(err, SnapshotFailed):
+        card.context("Check the snapshot directory's free space "
+                     "(`/snapshot cleanup` frees it), its permissions, and that the database can be reached.")
+    return card.message()
+
+
+def render_internal_error(*, command: str, reference: str) -> Message:
+    """A bug: said plainly, with the reference that finds its traceback in the log."""
+    headline = f"{code(command)} failed because of a bug in dbops, not because of anything you did"
+    card = Card(plain(headline) + f" (reference {esc(reference)})").section(headline)
+    card.section(f"The details are in the dbops log under reference {code(reference)}: pass it on to whoever "
+                 "looks after dbops.\nIf the command changes the database, check `/migrate status` before trying "
+                 "again: it may have stopped part-way.")
+    return card.message()
+
+
+# --- while it runs, and after ------------------------------------------------------------------------
+
+_STEPS = {"start": "starting", "lock": "waiting for the migration lock", "snapshot": "taking a snapshot",
+          "verify": "verifying the snapshot", "apply": "applying", "restore": "restoring",
+          "read-back": "reading the restored database back"}
+
+
+def _doing(p: Progress | None) -> str:
+    if p is None:
+        return _STEPS["start"]
+    doing = _STEPS.get(p.step, esc(p.step))
+    if p.step == "snapshot" and p.read_bytes is not None:
+        of = f" of {human_size(p.total_bytes)}" if p.total_bytes else ""
+        written = f", {human_size(p.written_bytes)} written" if p.written_bytes else ""
+        return f"{doing}: {human_size(p.read_bytes)}{of} read{written}"
+    return f"{doing} {code(p.detail)}" if p.detail else doing
+
+
+def render_progress(*, command: str, user: str, progress: Progress | None, elapsed_s: float) -> Message:
+    """The message a long operation shows while it runs; the result replaces it."""
+    text = f"⏳ {user_ref(user)} ran {code(command)} — {_doing(progress)}, {clock_text(elapsed_s)} elapsed"
+    return Card(plain(text)).section(text).message()
+
+
+def render_interrupted(record: OperationRecord) -> Message:
+    """An operation whose process stopped mid-way: said once, in its thread; never retried."""
+    env = f"{bold(record.environment)}: " if record.environment else ""
+    headline = f"{env}{code(record.command)} was interrupted and will not be retried"
+    step = _STEPS.get(record.step or "start", esc(record.step))
+    status = f"/migrate status {record.environment}" if record.environment else "/migrate status"
+    card = Card(plain(headline)).section(headline)
+    card.section(f"The dbops process running it stopped while {step} (last heard from {when(record.heartbeat_at)}). "
+                 f"{user_ref(record.actor)} started it at {when(record.started_at)}.\n"
+                 f"Check {code(status)} before anything else: a migration file that cannot run in a transaction "
+                 "and was cut off leaves the database dirty. A restore cut off part-way left the database as it was.")
+    return card.message()
+
+
+def attributed(message: Message, *, user: str, command: str) -> Message:
+    """``message`` with a last line saying who ran what, for replies shown in the channel."""
+    line = {"type": "context", "elements": [mrkdwn(f"{user_ref(user)} ran {code(command)}")]}
+    return extended(message, line)
+
+
+def with_refresh(message: Message, command: str) -> Message:
+    """``message`` with a Refresh button that runs ``command`` again (a read-only one)."""
+    if len(command) > BUTTON_VALUE_CHARS:
+        return message
+    button = {"type": "button", "action_id": REFRESH_ACTION, "value": command,
+              "text": {"type": "plain_text", "text": "Refresh"}}
+    return extended(message, {"type": "actions", "elements": [button]})

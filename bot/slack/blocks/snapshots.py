@@ -1,0 +1,172 @@
+"""Slack wording for snapshots: the list, create, verify, restore, pin/unpin and cleanup."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from bot.slack.blocks.kit import Card, Message, bold, code, count, duration_text, either, esc, plain, shorten, when
+from bot.slack.blocks.migrate import json_hint, snapshot_version
+from bot.slack.blocks.wording import age_text, at_version, disk_text, version_text
+from commands.results import Check, Outcome, Reason, Refusal
+from commands.snapshot.results import (CleanupResult, PinResult, RestoreResult, SnapshotCreated, SnapshotInfo,
+                                       SnapshotListResult, SnapshotVerifyResult)
+from commands.units import human_size
+
+SNAPSHOTS_SHOWN = 30
+REASON_CHARS = 120
+
+
+def _row(s: SnapshotInfo, now: datetime) -> str:
+    flags = "".join(f" · *{flag}*" for flag, on in (("pinned", s.pinned), ("legacy", s.kind == "legacy")) if on)
+    reason = f" · “{esc(shorten(s.reason, REASON_CHARS))}”" if s.reason.strip() else ""
+    return (f"{code(s.name)} · {age_text(now - s.created_at)} ({when(s.created_at)}) · {human_size(s.size)} · "
+            f"{snapshot_version(s)}{flags}{reason}")
+
+
+def snapshot_list(r: SnapshotListResult, now: datetime) -> Message:
+    title = f"{r.env}: {count(len(r.snapshots), 'snapshot')}" if r.snapshots else f"{r.env}: no snapshots yet"
+    card = Card(esc(title)).header(title)
+    if r.snapshots:
+        card.lines([_row(s, now) for s in r.snapshots[:SNAPSHOTS_SHOWN]], total=len(r.snapshots),
+                   title="*Newest first:*", more=json_hint("snapshot list", r.env))
+        card.context(f"Restore one with {code(f'/snapshot restore NAME {r.env}')}; "
+                     f"{code(f'/snapshot pin NAME {r.env}')} keeps it from cleanup.")
+    else:
+        card.section(f"Take one with {code(f'/snapshot create {r.env} --reason TEXT')}.")
+    notes = [f"Disk: {disk_text(r.disk)}"]
+    if r.orphans:
+        names = ", ".join(code(o) for o in r.orphans[:5]) + (" …" if len(r.orphans) > 5 else "")
+        notes.append(f"{count(len(r.orphans), 'sidecar file')} without {'its' if len(r.orphans) == 1 else 'their'} "
+                     f"snapshot (not listed): {names}")
+    if r.incomplete:
+        notes.append(f"{count(len(r.incomplete), 'unfinished snapshot file')} from an interrupted run "
+                     "(removed at the next create)")
+    return card.context(*notes).message()
+
+
+def created(r: SnapshotCreated) -> Message:
+    s = r.snapshot
+    headline = f"{bold(r.env)}: snapshot {code(s.name)} created ({human_size(s.size)})"
+    card = Card(plain(headline)).section(headline)
+    card.fields([("Size", f"{human_size(s.size)} (database {human_size(r.database_size)})"),
+                 ("Took", duration_text(r.duration_ms)),
+                 ("sha256", code(r.sha256[:16] + "…")),
+                 ("Taken at", snapshot_version(s)),
+                 ("Reason", esc(shorten(s.reason, 500)))])
+    return card.context(f"Restore it with {code(f'/snapshot restore {s.name} {r.env}')}.").message()
+
+
+_QUOTED = re.compile(r"`([^`\n]+)`")
+
+
+def _quoting(detail: str) -> str:
+    """``esc`` for a check's detail whose `quoted` text (a file's failing line) stays a code span,
+    so the line reads as it is in the file."""
+    parts, at = [], 0
+    for quoted in _QUOTED.finditer(detail):
+        parts += [esc(detail[at:quoted.start()]), code(quoted[1])]
+        at = quoted.end()
+    return "".join(parts + [esc(detail[at:])])
+
+
+def _check_row(c: Check) -> str:
+    return f"{':white_check_mark:' if c.passed else ':x:'} *{esc(c.name)}*: {_quoting(shorten(c.detail, 600))}"
+
+
+def not_own(r: Refusal) -> str:
+    """Why ``r.env`` may not act on snapshot ``r.snapshot``, and what would allow it."""
+    env, owner, key = bold(r.env), bold(r.owner or "?"), code(f"[environments.{r.env}]")
+    quoted = code('"' + (r.owner or "") + '"')
+    match r.reason:
+        case Reason.OTHER_ENVIRONMENT if r.operation in ("snapshot restore", "snapshot verify"):
+            return (f"It is a snapshot of {owner}, and {env} acts only on its own. To allow restoring snapshots of "
+                    f"{owner} into {env}, add {quoted} to `restore_from` under {key} in the dbops "
+                    f"configuration; each such restore then needs the approval of an approver of {env}.")
+        case Reason.OTHER_ENVIRONMENT:
+            return (f"It is a snapshot of {owner}, and {env} acts only on its own. Run it for {owner} instead: "
+                    f"{code(f'/{r.operation} {r.snapshot} {r.owner}')}.")
+        case Reason.UNCLAIMED_SNAPSHOT if r.claimants:
+            claimants = either([bold(c) for c in r.claimants], "and")
+            return (f"It is a legacy snapshot whose name answers to {claimants} (by "
+                    "environment or database name), so dbops acts on it for none of them. Rename it "
+                    f"{code('togather_<environment>_…')} to give it to one.")
+        case Reason.UNCLAIMED_SNAPSHOT:
+            return ("It is a legacy snapshot whose name answers to no configured environment (by environment or "
+                    f"database name), so dbops acts on it for none. Rename it {code('togather_<environment>_…')} to "
+                    "give it to one.")
+    says = f"names {bold(r.claimants[0])}" if r.claimants else "names no environment (or cannot be read)"
+    return (f"Its name says it belongs to {owner}, but its manifest {says}: it was renamed, copied or edited by "
+            "hand, and dbops acts on such a snapshot for no environment.")
+
+
+def check_rows(checks: tuple[Check, ...]) -> list[str]:
+    return [_check_row(c) for c in checks]
+
+
+def verified(r: SnapshotVerifyResult) -> Message:
+    ok = r.outcome == Outcome.DONE
+    headline = (f"{bold(r.env)}: snapshot {code(r.name)} verified" if ok else
+                f"{bold(r.env)}: snapshot {code(r.name)} FAILED verification: do not restore it")
+    card = Card(plain(headline)).section(headline).lines(check_rows(r.checks))
+    if not ok:
+        card.context(f"Pick another one: {code(f'/snapshot list {r.env}')}.")
+    return card.message()
+
+
+def restored(r: RestoreResult) -> Message:
+    headline = (f"{bold(r.env)}: restored {code(r.name)}; {version_text(r.before)} → "
+                f"{version_text(r.after)}")
+    card = Card(plain(headline)).section(headline)
+    card.fields([("Mode", esc(r.mode)), ("Took", duration_text(r.duration_ms)),
+                 ("Before", version_text(r.before)), ("After", version_text(r.after)),
+                 ("Safety snapshot", code(r.safety_snapshot) if r.safety_snapshot else "none (off for this environment)"),
+                 ("Replaced database", f"kept as {code(r.kept_database)}" if r.kept_database else "not kept")])
+    if r.largest_tables:
+        card.lines([f"{code(t.table)} {count(t.rows, 'row')}" for t in r.largest_tables], title="*Largest tables now:*")
+    undo = []
+    if r.safety_snapshot:
+        undo.append(f"To undo: {code(f'/snapshot restore {r.safety_snapshot} {r.env}')}.")
+    if r.kept_database:
+        undo.append(f"The database it replaced is kept as {code(r.kept_database)}: drop it when it is no longer needed.")
+    if r.after.dirty:
+        undo.append(f"The snapshot itself was taken while the database was dirty at {at_version(r.after.version)}: "
+                    f"{code(f'/migrate status {r.env}')} shows the recovery options.")
+    return card.section("\n".join(undo)).message() if undo else card.message()
+
+
+def pinned(r: PinResult) -> Message:
+    changed = r.outcome != Outcome.NO_CHANGE
+    if r.pinned:
+        state = "is now pinned: cleanup will never delete it" if changed else "was already pinned"
+    else:
+        state = ("is now unpinned: cleanup may delete it once it is past retention" if changed
+                 else "was not pinned; nothing changed")
+    headline = f"{bold(r.env)}: {code(r.name)} {state}"
+    return Card(plain(headline)).section(headline).message()
+
+
+def cleanup(r: CleanupResult, now: datetime) -> Message:
+    n, freed = count(len(r.deleted), "snapshot"), human_size(r.freed_bytes)
+    if r.dry_run:
+        headline = (f"{bold(r.env)}: cleanup dry run: would delete {n} and free {freed}. Nothing was deleted"
+                    if r.deleted else f"{bold(r.env)}: cleanup dry run: nothing would be deleted")
+    else:
+        headline = (f"{bold(r.env)}: cleanup deleted {n} and freed {freed}" if r.deleted
+                    else f"{bold(r.env)}: cleanup found nothing to delete")
+    card = Card(plain(headline)).section(headline)
+    card.context(f"Retention {count(r.retention_days, 'day')}; the newest {r.keep_last:,} and pinned snapshots "
+                 "are always kept.")
+    if r.deleted:
+        # After a real run the deleted ones are gone from every listing; the log names each one.
+        hint = json_hint("snapshot cleanup --dry-run", r.env) if r.dry_run else "the log names every one"
+        card.lines([f"{code(s.name)} · {human_size(s.size)} · {age_text(now - s.created_at)}"
+                    for s in r.deleted[:SNAPSHOTS_SHOWN]], total=len(r.deleted),
+                   title=f"*{'Would delete' if r.dry_run else 'Deleted'}:*", more=hint, max_blocks=3)
+    if r.kept:
+        card.lines([f"{code(s.name)} · {esc(why)}" for s, why in r.kept[:SNAPSHOTS_SHOWN]], total=len(r.kept),
+                   title="*Kept:*", more=json_hint("snapshot list", r.env), max_blocks=3)
+    disk = [f"Disk before: {disk_text(r.disk_before)}"]
+    if not r.dry_run:
+        disk.append(f"Disk after: {disk_text(r.disk_after)}")
+    return card.context(*disk).message()

@@ -1,0 +1,132 @@
+"""The words of a command line: tokens, environments, counts, versions, options and reasons, each checked.
+
+What a parser of a verb (``commands.grammar``) reads its arguments with; a word that fails its
+check raises UsageError with the usage of the command it was part of."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+from commands.errors import UsageError
+from commands.source import MAX_VERSION, NIL_VERSION
+from commands.usage import MIGRATE_GROUP, Usage
+
+MAX_STEPS = 1_000_000
+MAX_REASON = 500
+_ENV = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # used with fullmatch: "$" would accept a trailing newline
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})  # Slack's smart quotes
+
+
+def command_name(command: object) -> str:
+    """``MigrateUp`` -> ``migrate up``: the words a user typed."""
+    words, word = [], ""
+    for char in type(command).__name__:
+        if char.isupper() and word:
+            words.append(word)
+            word = ""
+        word += char.lower()
+    words.append(word)
+    return " ".join(words).replace("dry run", "dry-run")
+
+
+def tokenize(text: str) -> list[str]:
+    try:
+        return shlex.split(text.translate(_QUOTES), comments=False, posix=True)
+    except ValueError as err:  # unbalanced quotes
+        raise UsageError(f"Could not read the command: {err}.", usage=MIGRATE_GROUP) from None
+
+
+def env_word(token: str, usage: Usage) -> str:
+    if not _ENV.fullmatch(token):
+        raise UsageError(f"{quoted_word(token)} is not an environment name.", usage=usage)
+    return token
+
+
+def quoted_word(token: str) -> str:
+    """A token quoted for a message: shortened, with control characters made visible."""
+    short = token if len(token) <= 40 else token[:37] + "…"
+    return repr(short)
+
+
+def count_word(token: str, usage: Usage) -> int:
+    if not re.fullmatch(r"[0-9]+", token):
+        raise UsageError(f"{quoted_word(token)} is not a number of migrations.", usage=usage)
+    value = int(token) if len(token) <= 20 else MAX_STEPS + 1  # int() refuses 4,300+ digits
+    if not 1 <= value <= MAX_STEPS:
+        raise UsageError(f"The number of migrations must be between 1 and {MAX_STEPS:,}.", usage=usage)
+    return value
+
+
+def version_word(token: str, usage: Usage, *, allow_nil: bool = False) -> int:
+    if allow_nil and token == str(NIL_VERSION):
+        return NIL_VERSION
+    if not re.fullmatch(r"[0-9]+", token):
+        nil = ", or -1" if allow_nil else ""
+        raise UsageError(f"{quoted_word(token)} is not a migration version (a whole number{nil}).", usage=usage)
+    value = int(token) if len(token) <= 20 else MAX_VERSION + 1  # int() refuses 4,300+ digits
+    if value > MAX_VERSION:
+        raise UsageError(f"{quoted_word(token)} is larger than any golang-migrate version (unsigned 64-bit).",
+                         usage=usage)
+    return value
+
+
+def split_options(args: list[str], usage: Usage, flags: tuple[str, ...],
+                   valued: tuple[str, ...] = ()) -> tuple[list[str], str | None, set[str], dict[str, str]]:
+    """Take ``--env ENV`` / ``--env=ENV``, the boolean ``flags`` and the ``valued`` options
+    (``--reason TEXT``) out of ``args``: returns positional, env, flags seen, option values."""
+    positional: list[str] = []
+    env: str | None = None
+    seen: set[str] = set()
+    values: dict[str, str] = {}
+    items = iter(args)
+    for arg in items:
+        option = arg.split("=", 1)[0]
+        if option in valued:
+            value = arg.split("=", 1)[1] if "=" in arg else next(items, None)
+            if value is None:
+                raise UsageError(f"{option} needs a value.", usage=usage)
+            if option in values:
+                raise UsageError(f"{option} is given twice.", usage=usage)
+            values[option] = value
+        elif arg == "--env" or arg.startswith("--env="):
+            value = arg.partition("=")[2] if "=" in arg else next(items, None)
+            if not value:
+                raise UsageError("--env needs an environment name.", usage=usage)
+            if env is not None:
+                raise UsageError("The environment is given twice.", usage=usage)
+            env = env_word(value, usage)
+        elif arg in flags:
+            seen.add(arg)
+        elif arg.startswith("--"):
+            raise UsageError(f"Unknown option {quoted_word(arg)}.", usage=usage)
+        else:
+            positional.append(arg)
+    return positional, env, seen, values
+
+
+def trailing_env(positional: list[str], env: str | None, usage: Usage, max_before: int,
+                  required: int = 0) -> tuple[list[str], str | None]:
+    """Positional arguments are ``values… [ENV]``: the ``required`` values come first, and a
+    last token that is not a number is the ENV (``goto abc`` is a bad version, not an ENV)."""
+    if len(positional) > required and not re.fullmatch(r"-?[0-9]+", positional[-1]):
+        if env is not None:
+            raise UsageError("The environment is given twice.", usage=usage)
+        env = env_word(positional[-1], usage)
+        positional = positional[:-1]
+    if len(positional) > max_before:
+        extra = positional[max_before:]
+        shown = " ".join(quoted_word(p) for p in extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+        raise UsageError(f"Too many arguments: {shown}.", usage=usage)
+    return positional, env
+
+
+def reason_word(text: str, usage: Usage) -> str:
+    reason = " ".join(text.split())
+    if not reason:
+        raise UsageError("--reason needs some text: why is this being done?", usage=usage)
+    if len(reason) > MAX_REASON:
+        raise UsageError(f"The reason is {len(reason)} characters; keep it under {MAX_REASON}.", usage=usage)
+    if any(ord(c) < 32 or ord(c) == 127 for c in reason):
+        raise UsageError("The reason has control characters.", usage=usage)
+    return reason

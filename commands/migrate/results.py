@@ -1,0 +1,97 @@
+"""What a migration command found or did: status, up/down/goto/force, dry-run, validate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from commands.results import FileProblem, LockHolder, Mismatch, Outcome, ResultBase, SqlError, State
+from commands.snapshot.results import SnapshotInfo
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrationInfo:
+    version: int
+    name: str
+    has_up: bool
+    has_down: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatusResult(ResultBase):
+    env: str
+    state: State
+    applied: tuple[MigrationInfo, ...]
+    pending: tuple[MigrationInfo, ...]
+    mismatch: Mismatch | None
+    missing_down: tuple[int, ...]
+    skipped_files: tuple[str, ...]
+    lock_holder: LockHolder | None
+    newest_snapshot: SnapshotInfo | None = None
+    outcome: Outcome = Outcome.DONE
+    operation: str = "status"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepReport:
+    version: int
+    name: str
+    direction: str
+    filename: str | None  # None: no file for this direction (golang-migrate's no-op step)
+    mode: str
+    duration_ms: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class StepFailure:
+    version: int
+    name: str
+    direction: str
+    filename: str | None
+    mode: str
+    error: SqlError
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrateResult(ResultBase):
+    """The outcome of up/down/goto/force: what ran, what failed, the state before and after."""
+
+    env: str
+    operation: str
+    outcome: Outcome
+    before: State
+    after: State
+    steps: tuple[StepReport, ...] = ()
+    failure: StepFailure | None = None
+    snapshot: str | None = None  # the snapshot taken before anything changed
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DryRunFile:
+    version: int
+    name: str
+    filename: str | None
+    # "ok"; "partial": what ran passed, statements that cannot run in a transaction did not run;
+    # "skipped": none of it could run in a transaction; "failed"; "not_run": after a failure
+    status: str
+    note: str | None = None
+    error: SqlError | None = None
+    duration_ms: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class DryRunResult(ResultBase):
+    env: str
+    state: State
+    files: tuple[DryRunFile, ...]
+    outcome: Outcome
+    operation: str = "dry-run"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ValidateResult(ResultBase):
+    env: str
+    files_checked: int
+    problems: tuple[FileProblem, ...] = field(default_factory=tuple)
+    outcome: Outcome = Outcome.DONE
+    operation: str = "validate"

@@ -1,0 +1,193 @@
+"""The snapshot operations: list, create, verify, restore, pin/unpin and cleanup.
+
+Each sees and acts on its environment's own snapshots only (``commands.snapshot.snapshot_scope``),
+whoever else shares the directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from datetime import datetime
+from pathlib import Path
+
+import structlog
+
+from commands import grammar as g, privileges
+from commands.config import EnvironmentSettings, Settings
+from commands.context import Context
+from commands.errors import SnapshotFailed
+from commands.lock.migration_lock import migration_lock
+from commands.snapshot.safety import safety_snapshot
+from commands.migrations import Databases
+from commands.results import Check, Outcome, Reason, Refusal
+from commands.snapshot.results import (CleanupResult, DiskUsage, PinResult, RestoreResult, SnapshotCreated,
+                                       SnapshotListResult, SnapshotVerifyResult)
+from commands.kinds import Result
+from commands.snapshot.snapshot_scope import Scope, confirmed, resolve, scope_of
+from commands.snapshot.snapshots import (
+    CleanupPlan, Listing, Snapshot, Verified, delete_files, diagnose_os, find, list_snapshots, newest_first_key,
+    plan_cleanup, set_pinned,
+)
+
+log = structlog.get_logger("dbops.snapshots")
+LARGEST_TABLES = 5
+
+
+def _checks(verified: Verified) -> tuple[Check, ...]:
+    return tuple(Check(name=name, passed=passed, detail=detail) for name, passed, detail in verified.checks)
+
+
+def _directory(env: EnvironmentSettings, operation: str) -> Path | Refusal:
+    """The environment's snapshot directory, or the Refusal for one that has none."""
+    if env.snapshot_dir is None:
+        return Refusal(env=env.name, operation=operation, reason=Reason.NO_SNAPSHOT_DIR)
+    return env.snapshot_dir
+
+
+def _named(ctx: Context, env: EnvironmentSettings, name: str, operation: str) -> Snapshot | Refusal:
+    """The snapshot the user named, if ``env`` may act on it for ``operation`` (UsageError if
+    there is none by that name; a Refusal if it is another environment's)."""
+    directory = _directory(env, operation)
+    return directory if isinstance(directory, Refusal) else resolve(ctx.settings, env, name, operation)
+
+
+def disk_usage(directory: Path, snapshots: tuple[Snapshot, ...]) -> DiskUsage:
+    probe = directory if directory.exists() else directory.parent
+    usage = shutil.disk_usage(probe)
+    return DiskUsage(total=usage.total, used=usage.used, free=usage.free,
+                     snapshots_bytes=sum(s.size for s in snapshots))
+
+
+def list_(ctx: Context, command: g.SnapshotList, env: EnvironmentSettings) -> Result:
+    directory = _directory(env, "snapshot list")
+    if isinstance(directory, Refusal):
+        return directory
+    listing = scope_of(ctx.settings, env).list()
+    return SnapshotListResult(env=env.name, snapshots=tuple(s.info() for s in listing.snapshots),
+                              orphans=listing.orphans, incomplete=listing.incomplete,
+                              disk=disk_usage(directory, listing.snapshots))
+
+
+def create(ctx: Context, command: g.SnapshotCreate, env: EnvironmentSettings) -> Result:
+    directory = _directory(env, "snapshot create")
+    if isinstance(directory, Refusal):
+        return directory
+    missing = privileges.refusal(ctx, env, privileges.SNAPSHOT_CREATE)
+    if missing is not None:
+        return missing
+    with ctx.databases.open(env) as db:
+        state = db.store.read()
+    created = ctx.snapshots.create(env, reason=command.reason, actor=ctx.actor.user, state=state,
+                                   progress=ctx.snapshot_progress)
+    snapshot = find(list_snapshots(directory), created.name)
+    log.info("snapshot.created", snapshot=created.name, size=snapshot.size)
+    return SnapshotCreated(env=env.name, snapshot=snapshot.info(), sha256=created.manifest["sha256"],
+                           database_size=created.manifest["database_size"],
+                           duration_ms=created.manifest["duration_ms"])
+
+
+def verify(ctx: Context, command: g.SnapshotVerify, env: EnvironmentSettings) -> Result:
+    snapshot = _named(ctx, env, command.name, "snapshot verify")
+    if isinstance(snapshot, Refusal):
+        return snapshot
+    verified = ctx.snapshots.verify(env, snapshot)
+    return SnapshotVerifyResult(env=env.name, name=snapshot.name,
+                                checks=_checks(verified),
+                                outcome=Outcome.DONE if verified.ok else Outcome.FAILED)
+
+
+def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) -> Result:
+    snapshot = _named(ctx, env, command.name, "snapshot restore")
+    if isinstance(snapshot, Refusal):
+        return snapshot
+    ctx.step("verify", snapshot.name)
+    verified = ctx.snapshots.verify(env, snapshot)
+    if not verified.ok:
+        return Refusal(env=env.name, operation="snapshot restore", reason=Reason.SNAPSHOT_DAMAGED,
+                       snapshot=snapshot.name,
+                       checks=_checks(verified))
+    started = time.perf_counter()
+    with migration_lock(ctx, env, "snapshot restore") as db:
+        if isinstance(db, Refusal):
+            return db
+        missing = privileges.refusal(ctx, env, privileges.RESTORE)
+        if missing is not None:
+            return missing
+        before = db.store.read()
+        safety = safety_snapshot(ctx, env, before, f"pre-restore of {snapshot.name}", "restore")
+        ctx.step("restore", snapshot.name)
+        restored = ctx.snapshots.restore(env, snapshot)
+    ctx.step("read-back")
+    with ctx.databases.open(env) as db:  # a new session: new-database mode replaced the old one
+        after = db.store.read()
+        largest = tuple(db.inspector.largest_tables(LARGEST_TABLES))
+    log.info("snapshot.restored", snapshot=snapshot.name, mode=restored.mode, version=after.version)
+    return RestoreResult(env=env.name, name=snapshot.name, mode=restored.mode, safety_snapshot=safety,
+                         before=before, after=after, largest_tables=largest, kept_database=restored.kept_database,
+                         duration_ms=(time.perf_counter() - started) * 1000)
+
+
+def pin(ctx: Context, command: g.SnapshotPin, env: EnvironmentSettings) -> Result:
+    operation = "snapshot pin" if command.pinned else "snapshot unpin"
+    snapshot = _named(ctx, env, command.name, operation)
+    if isinstance(snapshot, Refusal):
+        return snapshot
+    try:
+        changed = set_pinned(snapshot, command.pinned)
+    except OSError as err:
+        raise SnapshotFailed(f"Could not {operation.split()[-1]} {snapshot.name}: "
+                             + diagnose_os(err, snapshot.directory)) from None
+    return PinResult(env=env.name, name=snapshot.name, pinned=command.pinned,
+                     outcome=Outcome.DONE if changed else Outcome.NO_CHANGE, operation=operation)
+
+
+def cleanup_plan(databases: Databases, settings: Settings, env: EnvironmentSettings, *, now: datetime,
+                 retention_days: int) -> tuple[Listing, CleanupPlan]:
+    """What a cleanup at ``now`` deletes and keeps: the one plan both ``/snapshot cleanup`` and
+    the scheduled cleanup's notice use, so the notice lists what the run deletes."""
+    with databases.open(env) as db:
+        current = db.store.read()
+    return own_cleanup_plan(scope_of(settings, env), env, now=now, retention_days=retention_days,
+                            current_version=current.version)
+
+
+def own_cleanup_plan(scope: Scope, env: EnvironmentSettings, *, now: datetime, retention_days: int,
+                     current_version: int | None) -> tuple[Listing, CleanupPlan]:
+    """``plan_cleanup`` over ``env``'s own snapshots, deleting only those whose manifest agrees
+    they are ``env``'s (the rest are kept, saying why)."""
+    listing = scope.list()
+    plan = plan_cleanup(listing.snapshots, now=now, retention_days=retention_days, keep_last=env.keep_last,
+                        current_version=current_version)
+    disowned = tuple(s for s in plan.delete if not confirmed(s, env.name))
+    if not disowned:
+        return listing, plan
+    keep = plan.keep + tuple((s, f"its manifest does not say it is {env.name}'s") for s in disowned)
+    return listing, CleanupPlan(delete=tuple(s for s in plan.delete if s not in disowned),
+                                keep=tuple(sorted(keep, key=lambda kept: newest_first_key(kept[0]), reverse=True)))
+
+
+def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) -> Result:
+    directory = _directory(env, "snapshot cleanup")
+    if isinstance(directory, Refusal):
+        return directory
+    retention = env.retention_days if command.retention_days is None else command.retention_days
+    listing, plan = cleanup_plan(ctx.databases, ctx.settings, env, now=ctx.clock(), retention_days=retention)
+    before = disk_usage(directory, listing.snapshots)
+    freed = 0
+    if not command.dry_run:
+        for done, snapshot in enumerate(plan.delete):
+            try:
+                freed += delete_files(snapshot)
+            except OSError as err:
+                raise SnapshotFailed(f"Could not delete snapshot {snapshot.name}: {err.strerror or err} "
+                                     f"({directory}). {done} of {len(plan.delete)} were deleted before it; "
+                                     "the others are still there.") from None
+            log.info("snapshot.deleted", snapshot=snapshot.name, size=snapshot.size)
+    else:
+        freed = sum(s.size for s in plan.delete)
+    after = before if command.dry_run else disk_usage(directory, scope_of(ctx.settings, env).list().snapshots)
+    outcome = Outcome.DONE if plan.delete else Outcome.NO_CHANGE
+    return CleanupResult(env=env.name, dry_run=command.dry_run, retention_days=retention, keep_last=env.keep_last,
+                         deleted=tuple(s.info() for s in plan.delete), kept=tuple((s.info(), why) for s, why in plan.keep),
+                         freed_bytes=freed, disk_before=before, disk_after=after, outcome=outcome)

@@ -1,0 +1,58 @@
+"""What the background watchers report: alerts and their events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from commands.results import LockDirInfo, LockHolder, Outcome, State
+from commands.snapshot.results import SnapshotInfo
+
+
+@dataclass(frozen=True, kw_only=True)
+class Alert:
+    """A watcher's alert about an environment's migration state, as the control database holds it."""
+
+    id: int
+    env: str
+    subject: str                 # "dirty" or "mismatch"
+    version: int
+    opened_at: datetime
+    notified_at: datetime
+    reminders: int
+    failed_file: str | None      # the migration file that left it dirty (or the newest file, for a mismatch)
+    latest_file_version: int | None
+    snapshot: SnapshotInfo | None  # the newest snapshot taken before that migration
+    channel: str | None = None
+    message_ts: str | None = None
+    resolved_at: datetime | None = None
+    resolved_by: str | None = None    # who ran the command that fixed it; None: fixed outside dbops
+    resolved_with: str | None = None  # that command, e.g. "snapshot restore"
+    holder: LockHolder | None = None         # "stale_lock": who holds the migration lock
+    lock_dir: "LockDirInfo | None" = None    # "stale_lock_dir": the stale lock directory
+    disk: "DiskWatchInfo | None" = None      # "disk": the file system and its biggest and oldest snapshots
+
+
+@dataclass(frozen=True, kw_only=True)
+class DiskWatchInfo:
+    directory: str
+    total: int
+    used: int
+    percent: float   # df's Use%: used / (used + free), rounded up
+    # What an unprivileged user may still write (f_bavail, df's "Avail"); None in alerts stored
+    # before it was recorded.
+    free: int | None = None
+    threshold: int
+    biggest: tuple[SnapshotInfo, ...]
+    oldest: tuple[SnapshotInfo, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlertEvent:
+    """What a watcher's tick has to say: an alert ``opened``, a ``reminder``, or ``resolved``."""
+
+    kind: str
+    alert: Alert
+    state: State | None = None  # the migration state at the tick (None: the disk watcher reads none)
+    outcome: Outcome = Outcome.DONE
+    operation: str = "watch"

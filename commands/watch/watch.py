@@ -1,0 +1,92 @@
+"""The dirty-state watcher: one tick per environment every ``dirty_check_seconds``.
+
+A tick reads ``schema_migrations`` and the migration files and says what changed: an alert
+opened (the database turned dirty, or is at a version no file has), a reminder (still so,
+``dirty_reminder_minutes`` after the last message), or resolved (clean again; with who fixed
+it and how, when that went through dbops). Ticks are idempotent and safe to run on several
+replicas at once: the alert store decides who says each thing, so each is said once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Callable
+
+import structlog
+
+from commands.config import EnvironmentSettings
+from commands.migrate.migrate_ops import mismatch_of
+from commands.migrations import Alerts, AuditLog, Databases
+from commands.watch.results import Alert, AlertEvent
+from commands.results import State
+from commands.snapshot.snapshots import list_snapshots
+from commands.source import MigrationSource, load_source
+
+log = structlog.get_logger("dbops.watch")
+SUBJECTS = ("dirty", "mismatch")
+# Commands after which a dirty or mismatched database may be clean again.
+FIXES = ("migrate force", "migrate down", "migrate goto", "migrate up", "snapshot restore", "rollback")
+
+
+class DirtyWatcher:
+    def __init__(self, databases: Databases, alerts: Alerts, *, audit: AuditLog | None,
+                 clock: Callable[[], datetime]) -> None:
+        self.databases, self.alerts, self.audit, self.clock = databases, alerts, audit, clock
+
+    def tick(self, env: EnvironmentSettings) -> list[AlertEvent]:
+        now = self.clock()
+        source = load_source(env.migrations_dir)
+        with self.databases.open(env) as db:
+            state = db.store.read()
+        subject = "dirty" if state.dirty else ("mismatch" if mismatch_of(source, state) else None)
+        events = []
+        for kind in SUBJECTS:
+            current = self.alerts.open_alert(env.name, kind)
+            if current is not None and (kind != subject or current.version != state.version):
+                events += self._resolve(current, state, now)
+        if subject is None:
+            return events
+        current = self.alerts.open_alert(env.name, subject)
+        if current is None:
+            raised = self.alerts.raise_alert(self._alert(env, source, subject, state, now))
+            if raised is not None:
+                log.warning("alert.opened", env=env.name, subject=subject, version=state.version)
+                events.append(AlertEvent(kind="opened", alert=raised, state=state))
+        elif now - current.notified_at >= timedelta(minutes=env.dirty_reminder_minutes):
+            reminded = self.alerts.remind(current.id, last_notified=current.notified_at, now=now)
+            if reminded is not None:
+                events.append(AlertEvent(kind="reminder", alert=reminded, state=state))
+        return events
+
+    def _alert(self, env: EnvironmentSettings, source: MigrationSource, subject: str, state: State,
+               now: datetime) -> Alert:
+        migration = source.get(state.version)
+        failed = migration.up.filename if migration is not None and migration.up is not None else None
+        snapshots = list_snapshots(env.snapshot_dir).snapshots if env.snapshot_dir else ()
+        # Only dbops snapshots record a version, and their names say whose they are.
+        before = next((s for s in snapshots if s.environment == env.name and s.version is not None
+                       and s.version < state.version), None)
+        return Alert(id=0, env=env.name, subject=subject, version=state.version, opened_at=now, notified_at=now,
+                     reminders=0, failed_file=failed, latest_file_version=source.last_version,
+                     snapshot=before.info() if before else None)
+
+    def _resolve(self, alert: Alert, state: State, now: datetime) -> list[AlertEvent]:
+        by, how = self._who_fixed(alert)
+        resolved = self.alerts.resolve(alert.id, now=now, resolved_by=by, resolved_with=how)
+        if resolved is None:
+            return []
+        log.info("alert.resolved", env=alert.env, subject=alert.subject, by=by, how=how)
+        return [AlertEvent(kind="resolved", alert=resolved, state=state)]
+
+    def _who_fixed(self, alert: Alert) -> tuple[str | None, str | None]:
+        """The newest command through dbops since the alert that could have fixed it."""
+        if self.audit is None:
+            return None, None
+        for entry in self.audit.latest(alert.env, 50):
+            if entry.at <= alert.opened_at:
+                break
+            planned_only = entry.command == "rollback" and not any(
+                entry.arguments.get(key) is not None for key in ("steps", "to", "snapshot"))
+            if entry.command in FIXES and entry.outcome == "done" and not planned_only:
+                return entry.actor, entry.command
+        return None, None
