@@ -49,7 +49,7 @@ from psycopg import sql
 # Run from a checkout without installing: make `commands` and `bot` importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.cli import build_executor  # noqa: E402
+from bot.cli.main import build_executor  # noqa: E402
 from bot.logs import configure_logging  # noqa: E402
 from commands import grammar  # noqa: E402
 from commands.config import parse_settings  # noqa: E402

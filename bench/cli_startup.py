@@ -13,7 +13,7 @@ In one run it:
 2. runs, ``--warmup`` times each and then ``--runs`` rounds, interleaved (the order alternates
    every round so that a drift in the machine's load falls on both sides):
    ``dbops migrate status --config …`` (the installed ``dbops`` script beside this Python, or
-   ``python -m bot.cli`` when there is none, with this checkout first on PYTHONPATH) and
+   ``python -m bot.cli.main`` when there is none, with this checkout first on PYTHONPATH) and
    ``python -c "import psycopg"``; each as a fresh process, timed from spawn to exit;
 3. prints the median, quartiles and range of each side, and the ratio of the medians against
    the target (the status within 1.5x of the bare import). Exit status 1 if a status run did
@@ -62,7 +62,7 @@ def child_environ(cache: Path, checkout: Path = ROOT) -> dict[str, str]:
 
 def dbops_command() -> list[str]:
     script = Path(sys.executable).parent / "dbops"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "bot.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "bot.cli.main"]
 
 
 def run_once(argv: list[str], env: dict[str, str],
@@ -125,7 +125,7 @@ require_approval = []
     order = [("status", status, env, ROOT), ("psycopg", bare, env, ROOT)]
     if args.baseline:  # run in its directory: `python -m` puts the current one first on the path
         baseline = args.baseline.resolve()
-        order.append(("baseline", [sys.executable, "-m", "bot.cli", *status[len(dbops):]],
+        order.append(("baseline", [sys.executable, "-m", "bot.cli.main", *status[len(dbops):]],
                       child_environ(root / "pycache-baseline", baseline), baseline))
     for _ in range(args.warmup):
         for _name, argv_, env_, cwd in order:

@@ -132,7 +132,7 @@ def mix_file(path: Path, count: int) -> None:
 def child(tree: str, config: str, verb: str) -> None:
     """Run `dbops migrate VERB --config CONFIG` with the checkout at ``tree``; print one JSON line."""
     sys.path.insert(0, tree)
-    from bot.cli import main as cli
+    from bot.cli.main import main as cli
 
     def cpu() -> float:  # dbops' and squawk's (its child's), not PostgreSQL's
         own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)

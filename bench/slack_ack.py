@@ -15,7 +15,7 @@ In one run it:
    snapshot list have something to show;
 2. starts the fake Slack of the test suite (``tests/slack_fake.FakeSlack``: a real local
    HTTP server for the Web API and the response URLs, which rejects what Slack rejects);
-3. starts the bot as an operator would, ``python -m bot.cli serve --http --host 127.0.0.1
+3. starts the bot as an operator would, ``python -m bot.cli.main serve --http --host 127.0.0.1
    --port P``, with ``DBOPS_CONFIG``, ``SLACK_BOT_TOKEN``, ``SLACK_SIGNING_SECRET`` and
    ``SLACK_API_URL`` in its environment only, and waits for ``GET /health``;
 4. sends COMMANDS slash commands signed as Slack signs them, from 10 users, CONCURRENCY in
@@ -308,7 +308,7 @@ def start_bot(config: Path, fake: FakeSlack, *, port: int, bot_token: str, secre
     """``dbops serve --http`` as an operator starts it: secrets only in the child's environment."""
     with open(log_path, "wb") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve", "--http", "--host", "127.0.0.1", "--port", str(port)],
+            [sys.executable, "-m", "bot.cli.main", "serve", "--http", "--host", "127.0.0.1", "--port", str(port)],
             cwd=ROOT, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
             env=child_environ(DBOPS_CONFIG=str(config), SLACK_BOT_TOKEN=bot_token, SLACK_SIGNING_SECRET=secret,
                               SLACK_API_URL=fake.api_url))
@@ -502,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     database_url = embedded.ensure_database(base_url, "bench_app")
     config = root / "dbops.toml"
     write_config(config, control_url=control_url, database_url=database_url, snapshot_dir=root / "snapshots")
-    setup = subprocess.run([sys.executable, "-m", "bot.cli", "migrate", "up", "3", "--env", ENV], check=False,
+    setup = subprocess.run([sys.executable, "-m", "bot.cli.main", "migrate", "up", "3", "--env", ENV], check=False,
                            cwd=ROOT, env=child_environ(DBOPS_CONFIG=str(config)), capture_output=True, text=True)
     if setup.returncode != 0:
         print(f"dbops migrate up 3 failed ({setup.returncode}):\n{setup.stdout}{setup.stderr}", file=sys.stderr)

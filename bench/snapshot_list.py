@@ -25,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.terminal import result_text  # noqa: E402
-from bot.text_outcome import result_json  # noqa: E402
+from bot.cli.shell import result_text  # noqa: E402
+
+from bot.cli.outcome import result_json  # noqa: E402
 from commands.snapshot import snapshot_ops  # noqa: E402
 from commands.config import parse_settings  # noqa: E402
 from commands.identity import Actor  # noqa: E402

@@ -12,7 +12,7 @@ In one run it:
    ``pg_database_size``), and a small managed database brought to version 3 of the demo migrations with ``dbops migrate up 3``;
    the config has two environments: ``bench`` (the small one, channel C0BENCH) and ``big`` (the
    big one, channel C0BIG, no migrations), and a control database;
-2. starts the fake Slack of the test suite and ``python -m bot.cli serve --http`` as a separate
+2. starts the fake Slack of the test suite and ``python -m bot.cli.main serve --http`` as a separate
    process, as bench/slack_ack.py does (its helpers are imported from it);
 3. samples the bot's VmRSS every 50 ms (and VmHWM), with the RSS of its child processes
    (pg_dump, zstd, …) by program name, for the whole run;
@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     write_config(config, control_url=control_url, small_url=small_url, big_url=big_url,
                  snapshot_dir=root / "snapshots", empty_migrations=root / "empty-migrations")
     cli_env = child_environ(DBOPS_CONFIG=str(config))
-    setup = subprocess.run([sys.executable, "-m", "bot.cli", "migrate", "up", "3", "--env", "bench"], cwd=ROOT,
+    setup = subprocess.run([sys.executable, "-m", "bot.cli.main", "migrate", "up", "3", "--env", "bench"], cwd=ROOT,
                            env=cli_env, capture_output=True, text=True, check=False)
     if setup.returncode != 0:
         print(f"dbops migrate up 3 failed:\n{setup.stdout}{setup.stderr}", file=sys.stderr)
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # ---- the CLI and psql, before the bot starts (nothing else running) ----
     dbops = Path(sys.executable).parent / "dbops"
-    cli_argv = ([str(dbops)] if dbops.exists() else [sys.executable, "-m", "bot.cli"]) + [
+    cli_argv = ([str(dbops)] if dbops.exists() else [sys.executable, "-m", "bot.cli.main"]) + [
         "migrate", "status", "--env", "bench", "--config", str(config)]
     psql = str(bundled_bin_dir() / "psql")
     psql_argv = [psql, small_url, "-X", "-q", "-c", "SELECT version, dirty FROM schema_migrations"]

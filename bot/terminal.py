@@ -1,7 +1,7 @@
 """Block Kit as terminal text: what a person would read in Slack, buttons as numbered choices.
 
 The one wording of a result is its Block Kit (``bot.slack.blocks.render``); the console and the CLI show
-those blocks through this module, so a shell reads what the channel reads (``result_text``).
+those blocks through this module, so a shell reads what the channel reads (``bot.cli.shell.result_text``).
 
 Pure functions over the blocks the bot posts. mrkdwn loses its emphasis marks (``*bold*``,
 ``_italic_``, ``~strike~``; code spans are kept), mentions become ``@name`` and ``#channel``
@@ -13,14 +13,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bot.console.payloads import buttons
-
-if TYPE_CHECKING:
-    from bot.slack.blocks.kit import Message
-    from commands.kinds import Result
 
 _CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.DOTALL)
 _EMPHASIS = [re.compile(r"(?<![\w*])\*(?=\S)([^*\n]+?)\*(?![\w*])"),
@@ -129,20 +124,3 @@ def render_blocks(blocks: list[dict[str, Any]], fallback: str, names: Names, sty
     if shown and choices:
         lines.append("  ".join(shown))
     return lines
-
-
-def message_text(message: Message, *, names: Names | None = None, ansi: bool = False) -> str:
-    """A message as a shell shows it: its blocks as terminal text without buttons (nothing can be
-    clicked), every command cited as a shell types it."""
-    from bot.text_shell import shell_words
-    lines = render_blocks(message.blocks, message.text, names or Names(), Style(ansi), choices=False)
-    return shell_words("\n".join(lines))
-
-
-def result_text(result: Result, *, command: str, now: datetime | None = None, names: Names | None = None,
-                ansi: bool = False) -> str:
-    """``result`` as a shell shows it (``message_text`` of its Slack reply). ``command`` is what
-    was run, in no surface's syntax (``migrate up 2 staging``); ``names`` are who the user ids
-    it mentions are, where the shell knows."""
-    from bot.slack.blocks.render import render
-    return message_text(render(result, now=now or datetime.now(UTC), command="/" + command), names=names, ansi=ansi)

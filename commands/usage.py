@@ -3,12 +3,12 @@
 A usage line is the words after the surface's own prefix: the grammar writes
 ``migrate up [N] [ENV]``, Slack shows ``/migrate up [N] [ENV]`` and a shell
 ``dbops migrate up [N] [ENV]``. Each surface words the lines in one place
-(``bot.slack.blocks.render.slash``, ``bot.text_shell.shell``). A ``Usage`` is a tuple of
+(``bot.slack.blocks.render.slash``, ``bot.cli.shell.shell``). A ``Usage`` is a tuple of
 alternatives: ``migrate down N [ENV]`` or ``migrate down --all [ENV]``.
 
 The domain's messages cite a command the same way a user reads one in Slack's help, as its
 slash form in backticks (`` `/snapshot list` ``); a surface that is not Slack rewords each
-citation (``bot.text_shell.shell_words``).
+citation (``bot.cli.shell.shell_words``).
 """
 
 from __future__ import annotations

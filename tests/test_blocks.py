@@ -25,7 +25,7 @@ from bot.slack.blocks.render import (
 from bot.slack.blocks.approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, deny_modal_view, render_request_final
 from bot.slack.blocks.rollback import CHOOSE_ACTION
 from bot.slack.blocks import locks as blocks_locks
-from bot.terminal import result_text
+from bot.cli.shell import result_text
 from commands import grammar
 from commands.errors import SnapshotFailed, UsageError, privilege_error
 from commands.approval.results import (ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest,

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from bot.slack.blocks.render import render
-from bot.cli import main
-from bot.terminal import result_text
+from bot.cli.main import main
+from bot.cli.shell import result_text
 from commands import grammar
 from commands.config import DEFAULT_REQUIRE_APPROVAL
 from commands.executor import Actor, Executor

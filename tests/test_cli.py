@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from bot.console.session import Console, script
 from commands.config import load_settings
 
@@ -161,7 +161,7 @@ def test_readme_main_command_shows_the_demo_status(tmp_path):
     """The README's first command ends in `dbops migrate status` on the built-in demo."""
     env = {**os.environ, "DBOPS_DEMO_DIR": str(tmp_path / "demo")}
     env.pop("DBOPS_CONFIG", None)
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "migrate", "status"], env=env,
+    done = subprocess.run([sys.executable, "-m", "bot.cli.main", "migrate", "status"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("demo: no version (nothing applied)\n")

@@ -14,9 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot import text_help
-from bot.cli import main
-from bot.text_shell import shell
+from bot.cli import help as text_help
+from bot.cli.main import main
+from bot.cli.shell import shell
 from commands import grammar, usage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ FILES = {"1_users.up.sql": "CREATE TABLE users (id int);", "1_users.down.sql": "
 
 
 def dbops(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, timeout=120,
+    return subprocess.run([sys.executable, "-m", "bot.cli.main", *args], capture_output=True, text=True, timeout=120,
                           env={**os.environ, **(env or {})})
 
 
@@ -206,7 +206,7 @@ def test_json_a_bug_is_an_internal_error_object_and_exit_1(config, capsys, monke
     def broken(settings, **_):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("bot.cli.build_executor", broken)
+    monkeypatch.setattr("bot.cli.main.build_executor", broken)
     assert main(["migrate", "status", "--format", "json", "--config", path]) == 1
     out = one_object(capsys)
     assert (out["kind"], out["exit_code"], out["details"]) == ("internal_error", 1, {"error": "RuntimeError"})
@@ -218,7 +218,7 @@ def test_a_bug_says_so_as_slack_does_with_the_reference_its_log_line_carries(con
     def broken(settings, **_):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("bot.cli.build_executor", broken)
+    monkeypatch.setattr("bot.cli.main.build_executor", broken)
     assert main(["migrate", "status", "--config", path]) == 1
     err = capsys.readouterr().err
     [logged] = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
@@ -232,7 +232,7 @@ def test_a_reader_that_stops_reading_is_not_reported_as_a_bug() -> None:
     read, write = os.pipe()
     os.close(read)
     try:
-        done = subprocess.run([sys.executable, "-m", "bot.cli", "--help"], stdout=write, stderr=subprocess.PIPE,
+        done = subprocess.run([sys.executable, "-m", "bot.cli.main", "--help"], stdout=write, stderr=subprocess.PIPE,
                               text=True, timeout=60)
     finally:
         os.close(write)

@@ -15,7 +15,7 @@ NOT_FOR_A_STATUS = ("slack_bolt", "slack_sdk", "apscheduler", "waitress", "rich"
                     "commands.sql.sqlparse", "zstandard", "psycopg_pool", "http.client")
 RUN_STATUS = """
 import json, sys
-from bot.cli import main
+from bot.cli.main import main
 code = main(["migrate", "status", "--config", sys.argv[1]])
 print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 """

@@ -296,7 +296,7 @@ NO_APPROVERS = MINIMAL.replace('approvers = ["S0DBAS"]\n', "")
 
 
 def test_required_approval_with_no_approvers_is_an_error_at_start_naming_environment_and_key(tmp_path, capsys):
-    from bot.cli import main
+    from bot.cli.main import main
 
     path = write(tmp_path, NO_APPROVERS + 'require_approval = ["down", "restore"]\n')
     message = config_error(path)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from commands.config import EnvironmentSettings, Settings, load_settings
 from commands.errors import CommandError, ConfigError
 from commands.pg.tools import Tools, bundled_bin_dir, child_env

@@ -165,7 +165,7 @@ def test_readme_tour_walks_the_incident_and_exits_zero():
     demo_dir = tempfile.mkdtemp(prefix="dbops-tour-", dir="/tmp")  # short: the server's socket lives there
     try:
         with open(ROOT / "deploy" / "demo" / "tour.txt") as tour:
-            done = subprocess.run([sys.executable, "-m", "bot.cli", "console"], check=False, stdin=tour, capture_output=True,
+            done = subprocess.run([sys.executable, "-m", "bot.cli.main", "console"], check=False, stdin=tour, capture_output=True,
                                   text=True, timeout=300, cwd=ROOT, env={**os.environ, "DBOPS_DEMO_DIR": demo_dir})
     finally:
         shutil.rmtree(demo_dir, ignore_errors=True)

@@ -102,7 +102,7 @@ def test_at_a_terminal_answering_no_to_slacks_dialog_leaves_the_button_unpressed
 # --- where the log lines go ----------------------------------------------------------------------------
 
 def run_console(config: Path, state: Path, script: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bot.cli", "console", "--config", str(config), *args],
+    return subprocess.run([sys.executable, "-m", "bot.cli.main", "console", "--config", str(config), *args],
                           input=script, capture_output=True, text=True, timeout=120, cwd=ROOT,
                           env=console_env(state), check=False)
 
@@ -136,7 +136,7 @@ class Terminal:
 
     def __init__(self, config: Path, state: Path) -> None:
         self.master, slave = os.openpty()
-        self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "console", "--config", str(config)],
+        self.process = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "console", "--config", str(config)],
                                         stdin=slave, stdout=slave, stderr=slave, cwd=ROOT, env=console_env(state),
                                         start_new_session=True)
         os.close(slave)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bot.slack.blocks import locks as blocks_locks
-from bot.terminal import result_text
+from bot.cli.shell import result_text
 from commands.pg.alerts import PgAlerts
 from commands.pg.control import migrate_control_database
 from commands.watch.watch_locks import DiskWatcher

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from bot.terminal import result_text
+from bot.cli.main import main
+from bot.cli.shell import result_text
 from tests.slack_fake import FakeSlack
 
 FILES = {"1_users.up.sql": "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);",

@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from bot.terminal import result_text
+from bot.cli.shell import result_text
 from commands.results import Outcome, Reason
 from tests.roles import role_url
 from tests.test_doctor import FILES, check_lines, lines_of

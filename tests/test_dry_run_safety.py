@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from bot.slack.blocks.render import render
-from bot.terminal import result_text
+from bot.cli.shell import result_text
 from commands import grammar
 from commands.config import load_settings
 from commands.executor import Actor, Executor

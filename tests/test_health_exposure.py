@@ -57,7 +57,7 @@ class Serving:
                "SLACK_API_URL": fake.api_url}
         self.log_path = tmp_path / f"serve-{self.port}.log"
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", *args, "--port", str(self.port)],
+            self.process = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "serve", *args, "--port", str(self.port)],
                                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def wait_until_answering(self) -> tuple[int, bytes]:

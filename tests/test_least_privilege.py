@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from bot.terminal import result_text
+from bot.cli.shell import result_text
 from commands import grammar
 from commands.errors import PrivilegeError
 from commands.executor import Actor, Executor

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
+from bot.cli.main import main
 from commands import grammar
 from commands.lint import lint
 from commands.pg import squawk

@@ -127,7 +127,7 @@ def test_two_concurrent_ups_apply_each_migration_exactly_once(make_bed):
 
 
 def test_a_deploy_scripts_lock_directory_is_honoured_both_ways(make_bed, tmp_path):
-    from bot.terminal import result_text
+    from bot.cli.shell import result_text
     from commands.executor import Actor
     lock_dir = tmp_path / "togather-migration-test.lock"
     bed = make_bed({"1_users.up.sql": "CREATE TABLE users (id int);", "1_users.down.sql": "DROP TABLE users;"},

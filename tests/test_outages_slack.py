@@ -44,7 +44,7 @@ class Serve:
                "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": api_url}
         self.log_path = tmp_path / f"serve-{self.port}.log"
         with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", *args, "--port", str(self.port)],
+            self.process = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "serve", *args, "--port", str(self.port)],
                                             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
     def events(self, name: str | None = None) -> list[dict]:

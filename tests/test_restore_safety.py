@@ -21,7 +21,7 @@ from psycopg import sql
 import pytest
 import zstandard
 
-from bot.terminal import result_text
+from bot.cli.shell import result_text
 from commands.errors import SnapshotFailed
 from commands.pg.dump import PgDumpSnapshotter
 from commands.pg.psql_script import PsqlScript, ScriptProblem

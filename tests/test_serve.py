@@ -65,7 +65,7 @@ class Served:
         env = {**os.environ, "DBOPS_CONFIG": str(config), "SLACK_BOT_TOKEN": fake.bot_token,
                "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.api_url, "DBOPS_LOG_LEVEL": "INFO"}
         self.log = (tmp_path / f"serve-{self.port}.log").open("wb")
-        self.process = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--http", "--host", "127.0.0.1",
+        self.process = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "serve", "--http", "--host", "127.0.0.1",
                                          "--port", str(self.port)], cwd=ROOT, env=env, stdout=self.log,
                                         stderr=subprocess.STDOUT)
         wait_for(self.healthy, timeout=60, what="dbops serve to answer /health")

@@ -14,7 +14,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.cli import build_executor, main
+from bot.cli.main import build_executor
+from bot.cli.main import main
 from commands import grammar
 from commands.config import load_settings
 from commands.executor import Actor
@@ -90,7 +91,7 @@ def test_user_and_logname_in_the_environment_do_not_change_who_the_shell_user_is
     assert main(["migrate", "down", "1", "--config", config]) == 3
     request_id = request_id_in(capsys.readouterr().out)
     # A real process with both variables set to the approver's id: still alice, so refused.
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "dbops", "approve", request_id, "--config", config],
+    done = subprocess.run([sys.executable, "-m", "bot.cli.main", "dbops", "approve", request_id, "--config", config],
                           env={**os.environ, "USER": "U0BOB", "LOGNAME": "U0BOB"}, capture_output=True, text=True,
                           timeout=120)
 
@@ -187,7 +188,7 @@ def test_the_shell_user_is_the_effective_uid_account_not_the_environment():
     other = pwd.getpwnam("nobody")
     child = f"""
 import os
-from bot.shell_user import shell_actor
+from bot.cli.user import shell_actor
 from commands.config import Settings
 os.setegid({other.pw_gid}); os.seteuid({other.pw_uid})
 for users in ({{}}, {{"nobody": "U0NOBODY", "{ACCOUNT}": "U0ROOT"}}):

@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from bot.cli import main
-from bot.terminal import result_text
+from bot.cli.main import main
+from bot.cli.shell import result_text
 from commands import grammar
 from commands.config import parse_settings
 from commands.errors import ConfigError

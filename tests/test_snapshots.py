@@ -265,7 +265,7 @@ def test_a_create_killed_with_sigkill_leaves_no_listed_snapshot(make_bed, tmp_pa
     config.write_text(f'[environments.test]\ndatabase_url = "{bed.url}"\nmigrations_dir = "migrations"\n'
                       f'snapshot_dir = "snapshots"\nrequire_approval = []\n')
     directory = tmp_path / "snapshots"
-    child = subprocess.Popen([sys.executable, "-m", "bot.cli", "snapshot", "create", "--config", str(config)],
+    child = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "snapshot", "create", "--config", str(config)],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     temp = wait_for(lambda: directory.exists() and [p for p in directory.iterdir() if p.name.startswith(".tmp-")
                                                     and p.stat().st_size > 0], what="the snapshot's temporary file")
@@ -322,7 +322,7 @@ def test_a_restore_killed_with_sigkill_leaves_the_database_as_it_was(make_bed, t
     config = tmp_path / "dbops.toml"
     config.write_text(f'[environments.test]\ndatabase_url = "{bed.url}"\nmigrations_dir = "migrations"\n'
                       f'snapshot_dir = "snapshots"\nrequire_approval = []\npre_migration_snapshot = false\n')
-    child = subprocess.Popen([sys.executable, "-m", "bot.cli", "snapshot", "restore", snapshot, "--config",
+    child = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "snapshot", "restore", snapshot, "--config",
                               str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # The restore is under way once psql's session is copying rows into the database.
     wait_for(lambda: bed.query("SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'COPY%' "

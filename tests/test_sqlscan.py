@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pglast.parser import ParseError
 
-from bot.cli import main
+from bot.cli.main import main
 from commands.sql import sqlsplit
 from commands.errors import SourceError
 from commands.results import Outcome, Reason, Refusal

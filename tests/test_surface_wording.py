@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from bot.terminal import result_text
+from bot.cli.shell import result_text
 from commands import grammar
 from commands.results import HelpResult, Mismatch, Reason, State
 from tests import test_blocks as samples
@@ -99,7 +99,7 @@ def test_shell_help_lists_every_usage_line_as_the_shell_types_it() -> None:
 ])
 def test_a_usage_error_is_worded_for_the_surface_that_shows_it(text: str, shell: str, slack: str) -> None:
     from bot.slack.blocks.render import render_error
-    from bot.text_outcome import fault_text
+    from bot.cli.outcome import fault_text
     from commands.errors import UsageError
 
     with pytest.raises(UsageError) as caught:

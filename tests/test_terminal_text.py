@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.terminal import message_text, result_text
+from bot.cli.shell import message_text, result_text
 from tests.test_blocks import NOW, SAMPLES, migrate_failed, status_clean
 
 GOLDEN = Path(__file__).parent / "golden" / "terminal"
@@ -56,7 +56,7 @@ def test_a_result_piped_from_the_cli_has_no_escape_codes(tmp_path: Path) -> None
     env = {**os.environ, "DBOPS_DEMO_DIR": str(tmp_path / "demo")}
     env.pop("DBOPS_CONFIG", None)
     env.pop("NO_COLOR", None)
-    done = subprocess.run([sys.executable, "-m", "bot.cli", "migrate", "status"], env=env,
+    done = subprocess.run([sys.executable, "-m", "bot.cli.main", "migrate", "status"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("demo: no version (nothing applied)\n") and ESCAPE not in done.stdout

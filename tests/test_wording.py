@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.slack.blocks.render import render
-from bot.terminal import result_text
+from bot.cli.shell import result_text
 from commands import grammar
 from commands.errors import UsageError
 from commands.approval.results import ApprovalNeeded, Impact

@@ -49,7 +49,7 @@ from bot.console.payloads import (
 from bot.terminal import Names, Style, render_blocks
 from bot.console.local_slack import LocalSlack, Shown
 from bot.console.tty import console_log, interactive, log_to
-from bot.shell_user import os_account
+from bot.cli.user import os_account
 from commands import grammar as g
 from commands.config import Settings
 from commands.identity import Actor

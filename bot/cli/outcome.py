@@ -26,8 +26,8 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from bot.text_help import COMMANDS, help_topic
-from bot.text_shell import shell_usage, shell_words
+from bot.cli.help import COMMANDS, help_topic
+from bot.cli.shell import shell_usage, shell_words
 from commands.errors import CommandError, ConfigError, UsageError
 from commands.kinds import Result
 
@@ -43,7 +43,7 @@ def fault_text(err: CommandError, *, command: str, ansi: bool = False) -> str:
     text, then, for a usage error, the help the shell has for it. ``command`` is what was typed
     (``dbops migrate down``)."""
     from bot.slack.blocks.render import render_error
-    from bot.terminal import message_text
+    from bot.cli.shell import message_text
     text = message_text(render_error(err, command=command), ansi=ansi)
     topic = help_topic(err.usage) if isinstance(err, UsageError) and err.usage else ""
     if topic:  # the blocks point to the list of commands; a shell has each command's own help too
@@ -54,7 +54,7 @@ def fault_text(err: CommandError, *, command: str, ansi: bool = False) -> str:
 def internal_error_text(*, command: str, reference: str, ansi: bool = False) -> str:
     """A bug, as ``bot.slack.blocks.render.render_internal_error`` words it, as terminal text."""
     from bot.slack.blocks.render import render_internal_error
-    from bot.terminal import message_text
+    from bot.cli.shell import message_text
     return message_text(render_internal_error(command=command, reference=reference), ansi=ansi)
 
 

@@ -4,7 +4,7 @@
     dbops serve …  ·  dbops console …  ·  dbops [COMMAND] --help  ·  dbops --version
 
 Exit codes. With ``--format json`` every outcome is one JSON object on stdout carrying its
-``exit_code`` and, unless it is 0, its ``kind`` (``bot.text_outcome``):
+``exit_code`` and, unless it is 0, its ``kind`` (``bot.cli.outcome``):
 
     exit  meaning                        kind               what
     0     done, or nothing to do         (the Result's)     a Result whose outcome is done or no_change
@@ -108,7 +108,7 @@ def _serve(args: list[str], config_path: str | None) -> int:
     http = "--http" in args
     unknown = [a for a in args if a != "--http"]
     if unknown:
-        from bot.text_help import COMMANDS
+        from bot.cli.help import COMMANDS
         raise UsageError(f"dbops serve does not take {unknown[0]!r}.", usage=COMMANDS["serve"].usage)
     return serve(load(config_path), http=http, host=host, port=port)
 
@@ -119,7 +119,7 @@ def _console(args: list[str], config_path: str | None) -> int:
     verbose = "--verbose" in args
     args = [a for a in args if a != "--verbose"]
     if args:
-        from bot.text_help import COMMANDS
+        from bot.cli.help import COMMANDS
         raise UsageError(f"dbops console does not take {args[0]!r}.", usage=COMMANDS["console"].usage)
     path = config_path or os.environ.get("DBOPS_CONFIG")
     if path:
@@ -130,7 +130,7 @@ def _console(args: list[str], config_path: str | None) -> int:
 
 def _run(args: list[str], config_path: str | None, output: str) -> int:
     """A grammar command: parsed before anything is loaded, so bad input changes nothing."""
-    from bot.shell_user import shell_actor
+    from bot.cli.user import shell_actor
     from commands import grammar
 
     command = grammar.parse(args)
@@ -141,8 +141,8 @@ def _run(args: list[str], config_path: str | None, output: str) -> int:
 
 
 def _print_result(result: Result, settings: Settings, user: str, output: str, command: str) -> int:
-    from bot.terminal import result_text
-    from bot.text_outcome import result_json, unmapped_note
+    from bot.cli.shell import result_text
+    from bot.cli.outcome import result_json, unmapped_note
     from commands.identity import unmapped_account
     from commands.redact import redact
     from commands.results import Reason, Refusal
@@ -172,7 +172,7 @@ def _ansi(stream: TextIO | None = None) -> bool:
 
 
 def _help(args: list[str]) -> str:
-    from bot.text_help import help_text
+    from bot.cli.help import help_text
     words = [a for a in args if not a.startswith("-")]
     return help_text(words[1:] if words[:1] == ["help"] else words)
 
@@ -221,7 +221,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # a bug: say so plainly, keep the traceback in the (redacted) log
         import uuid
         import structlog
-        from bot.text_outcome import internal_error_json, internal_error_text
+        from bot.cli.outcome import internal_error_json, internal_error_text
         from commands.redact import redact
         reference = uuid.uuid4().hex[:12]
         structlog.get_logger("dbops.cli").exception("internal_error", reference=reference)
@@ -239,7 +239,7 @@ def _typed(args: list[str]) -> str:
 
 
 def _fault(err: CommandError, output: str, command: str) -> int:
-    from bot.text_outcome import fault_json, fault_text
+    from bot.cli.outcome import fault_json, fault_text
     from commands.redact import redact
     if output == "json":
         print(redact(fault_json(err, err.exit_code)))

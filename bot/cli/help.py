@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from bot.text_shell import shell
+from bot.cli.shell import shell
 from commands import usage as u
 
 
