@@ -137,7 +137,7 @@ require_approval = []
             wall, cpu, done = run_once(argv_, env_, cwd)
             sides[name]["wall"].append(wall)
             sides[name]["cpu"].append(cpu)
-            shown = "Environment bench: version 20260128003" in done.stdout
+            shown = "bench: version 20260128003 (clean)" in done.stdout
             if name != "psycopg" and (done.returncode != 0 or not shown):
                 failures.append(f"{name}: exit {done.returncode}: {(done.stdout + done.stderr)[-500:]}")
 
