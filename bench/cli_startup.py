@@ -125,7 +125,8 @@ require_approval = []
     order = [("status", status, env, ROOT), ("psycopg", bare, env, ROOT)]
     if args.baseline:  # run in its directory: `python -m` puts the current one first on the path
         baseline = args.baseline.resolve()
-        order.append(("baseline", [sys.executable, "-m", "bot.cli.main", *status[len(dbops):]],
+        cli = "bot.cli.main" if (baseline / "bot" / "cli" / "main.py").exists() else "bot.cli"  # before the layout by capability
+        order.append(("baseline", [sys.executable, "-m", cli, *status[len(dbops):]],
                       child_environ(root / "pycache-baseline", baseline), baseline))
     for _ in range(args.warmup):
         for _name, argv_, env_, cwd in order:
