@@ -48,6 +48,33 @@ def test_a_status_from_the_shell_does_not_load_what_only_other_commands_need(mak
     assert loaded == []
 
 
+RUN_AS_THE_SHELL = """
+import gc, json, sys
+from bot.cli.main import main
+caller, sys.argv = sys.argv[1], ["dbops", *sys.argv[2:]]
+code = main() if caller == "shell" else main(sys.argv[1:])
+print(json.dumps({"code": code, "collecting": gc.isenabled(), "frozen": gc.get_freeze_count()}))
+"""
+
+
+def test_the_garbage_collector_is_left_on_after_a_command_and_untouched_for_a_program_that_calls_main(
+        make_bed, tmp_path: Path) -> None:
+    bed = make_bed({"1_users.up.sql": "CREATE TABLE users (id int);"})
+    config = tmp_path / "dbops.toml"
+    config.write_text(f'[environments.test]\ndatabase_url = "{bed.url}"\nmigrations_dir = "migrations"\n'
+                      'snapshot_dir = "snapshots"\napprovers = ["U0BOB"]\n')
+    seen = {}
+    for caller in ("shell", "program"):
+        done = subprocess.run([sys.executable, "-c", RUN_AS_THE_SHELL, caller, "migrate", "status", "--config",
+                               str(config)], capture_output=True, text=True, timeout=120, check=False)
+        *printed, last = done.stdout.splitlines()
+        seen[caller] = json.loads(last)
+        assert "test: no version (nothing applied)" in printed, done.stderr
+    # A process of its own freezes what it loaded (the collector no longer walks it) and collects again.
+    assert seen["shell"]["code"] == 0 and seen["shell"]["collecting"] and seen["shell"]["frozen"] > 0
+    assert seen["program"] == {"code": 0, "collecting": True, "frozen": 0}
+
+
 def test_rich_is_still_there_for_whoever_imports_it_after_the_logs() -> None:
     done = subprocess.run([sys.executable, "-c", "import bot.logs, sys; assert 'rich' not in sys.modules; "
                            "import rich.console; print(rich.console.Console)"], capture_output=True, text=True,
