@@ -10,11 +10,11 @@ from commands.config import EnvironmentSettings, Settings
 from commands.errors import ConfigError
 from commands.identity import Actor
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
-from commands.probes import Probe, SlackCheck
 from commands.results import Progress
 
 if TYPE_CHECKING:
     from commands.policy import Policy
+    from commands.probes import Probe, SlackCheck
 
 
 def ignore_progress(progress: Progress) -> None:

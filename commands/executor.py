@@ -20,25 +20,26 @@ import functools
 import importlib
 import time
 from datetime import datetime
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import structlog
 
 from commands import grammar as g
-from commands.approval.approvals import lint_gates, needs_approval, situation
-from commands.approval.results import ApprovalRefused
+from commands.approval.requirements import lint_gates, needs_approval
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Context, ignore_progress, utc_now
 from commands.errors import INSUFFICIENT_PRIVILEGE, CommandError, DatabaseUnreachable, UsageError, privilege_error
 from commands.grammar_words import command_name
 from commands.identity import Actor
-from commands.kinds import Result
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.policy import Policy
-from commands.probes import Probe, SlackCheck
 from commands.redact import redact
 from commands.results import AuditEntry, Progress, Reason, Refusal
 from commands.snapshot import snapshot_scope
+
+if TYPE_CHECKING:
+    from commands.kinds import Result  # the union of every capability's results
+    from commands.probes import Probe, SlackCheck  # the doctor's facts
 
 log = structlog.get_logger("dbops.executor")
 
@@ -131,7 +132,9 @@ class Executor:
                     return source
                 # An up is linted here, once: its findings may make it a request, and then
                 # they go on the request as they are.
-                known = situation(context, command, env) if lint_gates(command, env) else None
+                known = None
+                if lint_gates(command, env):  # the approval machinery, loaded only for an up
+                    known = _use("commands.approval.approvals:situation")(context, command, env)
                 if needs_approval(command, env, known[1] if known else None, source=source):
                     return _use("commands.approval.approval_ops:request")(context, command, env, known)
             if not isinstance(command, g.ABOUT_DBOPS):
@@ -175,6 +178,7 @@ class Executor:
         except DatabaseUnreachable as err:
             log.error("control.unreachable", error=err.message)
             if isinstance(command, ANSWERS):
+                from commands.approval.results import ApprovalRefused
                 return ApprovalRefused(env=None, request_id=command.request_id, reason=Reason.CONTROL_UNREACHABLE,
                                        detail=err.message)
             return Refusal(env=env.name, operation=command_name(command), reason=Reason.CONTROL_UNREACHABLE,

@@ -12,18 +12,21 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from commands.config import EnvironmentSettings
-from commands.watch.results import Alert
-from commands.approval.results import ApprovalRequest
-from commands.results import AuditEntry, LockHolder, OperationRecord, SqlError, State
-from commands.lint.results import Finding
-from commands.rollback.results import OrphanCount, RollbackResult
-from commands.snapshot.results import TableRows
-from commands.snapshot.snapshots import Created, Restored, Snapshot, Verified
-from commands.sql.sqlfile import SqlFile
+from commands.results import SqlError
 
-if TYPE_CHECKING:  # the judgement needs PostgreSQL's parser, loaded only by commands that lint
-    from commands.lint.lint_live import LiveObjects
+# The Protocols only name these in annotations: importing them here would make every command
+# (a status from the shell too) pay for the results of every capability.
+if TYPE_CHECKING:
+    from commands.approval.results import ApprovalRequest
+    from commands.config import EnvironmentSettings
+    from commands.lint.lint_live import LiveObjects  # the judgement needs PostgreSQL's parser
+    from commands.lint.results import Finding
+    from commands.results import AuditEntry, LockHolder, OperationRecord, State
+    from commands.rollback.results import OrphanCount, RollbackResult
+    from commands.snapshot.results import TableRows
+    from commands.snapshot.snapshots import Created, Restored, Snapshot, Verified
+    from commands.sql.sqlfile import SqlFile
+    from commands.watch.results import Alert
 
 
 class VersionStore(Protocol):

@@ -26,11 +26,14 @@ What each feature needs, and why (the statements dbops runs):
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from commands.config import EnvironmentSettings
 from commands.context import Context
-from commands.probes import DatabaseFacts
 from commands.results import LockHolder, Missing, Reason, Refusal, Shortfall
+
+if TYPE_CHECKING:  # read from PostgreSQL only when judged: a status loads this module, not the facts
+    from commands.probes import DatabaseFacts
 
 SHOWN = 5  # names listed in a detail before "and N more"
 

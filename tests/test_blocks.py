@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from slack_sdk.models.blocks import Block
 
 from bot.slack.blocks.render import (
-    Message, attributed, render, render_error, render_internal_error, render_interrupted, render_progress,
+    RENDERERS, Message, attributed, render, render_error, render_internal_error, render_interrupted, render_progress,
     with_refresh,
 )
 from bot.slack.blocks.approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION, deny_modal_view, render_request_final
@@ -740,6 +740,25 @@ def test_every_result_and_reason_has_a_sample() -> None:
     assert kinds == set(Result.__args__)
     assert {f"refusal_{r.value}" for r in Reason if r not in APPROVAL_REASONS} <= set(SAMPLES)
     assert set(REFUSED_SAMPLES) >= APPROVAL_REASONS and set(REFUSED_SAMPLES.values()) <= set(SAMPLES)
+
+
+def test_every_result_kind_has_a_renderer() -> None:
+    import importlib
+    from commands.kinds import Result
+    assert set(RENDERERS) == {kind.__name__ for kind in Result.__args__}
+    for kind, (path, takes) in RENDERERS.items():
+        module, _, name = path.partition(":")
+        assert callable(getattr(importlib.import_module(module), name)), kind
+        assert set(takes) <= {"now", "command"}, kind
+
+
+def test_a_result_of_no_known_kind_is_a_type_error_not_a_reply() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class Stranger:
+        audit_unwritten: str | None = None
+
+    with pytest.raises(TypeError, match="no Slack renderer for Stranger"):
+        render(Stranger(), now=NOW, command="/migrate status")
 
 
 # --- outcomes an engineer reads first --------------------------------------------------------------------

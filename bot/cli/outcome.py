@@ -24,16 +24,18 @@ import dataclasses
 import json
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from bot.cli.help import COMMANDS, help_topic
 from bot.cli.shell import shell_usage, shell_words
 from commands.errors import CommandError, ConfigError, UsageError
-from commands.kinds import Result
+
+if TYPE_CHECKING:  # the union of every capability's results: a status needs only its own
+    from commands.kinds import Result
 
 
 def help_command(err: UsageError) -> str:
     """Where a usage error's help is: the command's own, else the list of commands."""
+    from bot.cli.help import help_topic  # the help's text: loaded for a fault, not for every result
     topic = help_topic(err.usage) if err.usage else ""
     return f"dbops {topic} --help" if topic else "dbops --help"
 
@@ -43,6 +45,7 @@ def fault_text(err: CommandError, *, command: str, ansi: bool = False) -> str:
     text, then, for a usage error, the help the shell has for it. ``command`` is what was typed
     (``dbops migrate down``)."""
     from bot.slack.blocks.render import render_error
+    from bot.cli.help import COMMANDS, help_topic
     from bot.cli.shell import message_text
     text = message_text(render_error(err, command=command), ansi=ansi)
     topic = help_topic(err.usage) if isinstance(err, UsageError) and err.usage else ""

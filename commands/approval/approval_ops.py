@@ -17,10 +17,8 @@ import structlog
 
 from commands import grammar as g, privileges
 from commands import grammar_words
-from commands.approval.approvals import (
-    OPERATIONS, decode_command, encode_command, needs_approval, new_request_id, operation_of, rollback_equivalent,
-)
-from commands.approval.approvals import refuse_approval, situation
+from commands.approval.approvals import decode_command, encode_command, new_request_id, refuse_approval, situation
+from commands.approval.requirements import OPERATIONS, needs_approval, operation_of, rollback_equivalent
 from commands.config import EnvironmentSettings
 from commands.identity import Actor
 from commands.context import Context

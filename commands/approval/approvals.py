@@ -18,13 +18,13 @@ from datetime import datetime
 from typing import Any, Mapping
 
 from commands import grammar as g
-from commands.lint.findings import REFUSED_BY_UP, blocks
 from commands.config import EnvironmentSettings
 from commands.lock.lock_dirs import stamp as lock_dir_stamp
 from commands.context import Context
 from commands.identity import same_person, unmapped_account
 from commands.migrations import EnvironmentDatabase
 from commands.policy import Policy
+from commands.approval.requirements import lint_gates, operation_of, rollback_equivalent
 from commands.approval.results import ApprovalRequest, Impact
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
@@ -34,56 +34,8 @@ from commands.snapshot.snapshot_scope import resolve, scope_of
 from commands.snapshot.snapshots import read_manifest
 from commands.source import load_source
 
-OPERATIONS: dict[type, str] = {
-    g.MigrateUp: "up", g.MigrateDown: "down", g.MigrateGoto: "goto", g.MigrateForce: "force",
-    g.MigrateDryRun: "dry-run", g.SnapshotRestore: "restore", g.SnapshotCleanup: "cleanup",
-    g.DbopsLockRelease: "lock-release",
-}
-
-
 # Bound to the files they run: a dry run too, since what it tries is what was approved.
 MIGRATIONS: tuple[type, ...] = (g.MigrateUp, g.MigrateDown, g.MigrateGoto, g.MigrateDryRun)
-
-
-def operation_of(command: g.Command) -> str | None:
-    """The ``require_approval`` word for ``command``; None for what never needs one."""
-    if isinstance(command, g.SnapshotCleanup) and command.dry_run:
-        return None
-    if isinstance(command, g.Rollback):
-        equivalent = rollback_equivalent(command)
-        return None if equivalent is None else OPERATIONS[type(equivalent)]
-    return OPERATIONS.get(type(command))
-
-
-def rollback_equivalent(command: g.Rollback) -> g.Command | None:
-    """The plain command a rollback's method comes down to (None: the plan, which changes nothing)."""
-    if command.snapshot is not None:
-        return g.SnapshotRestore(env=command.env, name=command.snapshot)
-    if command.to is not None:
-        return g.MigrateGoto(env=command.env, version=command.to)
-    if command.steps is not None:
-        return g.MigrateDown(env=command.env, steps=command.steps)
-    return None
-
-
-def lint_gates(command: g.Command, env: EnvironmentSettings) -> bool:
-    """Whether ``command``'s lint findings may make it a request: an up, with linting on."""
-    return isinstance(command, g.MigrateUp) and env.lint_block_severity != "none"
-
-
-def needs_approval(command: g.Command, env: EnvironmentSettings, impact: Impact | None = None, *,
-                   source: str | None = None) -> bool:
-    """``require_approval`` lists the operation, or ``impact`` (an up's, from ``situation``)
-    has lint findings at or above ``lint_block_severity`` that nothing allows, or it restores
-    a snapshot of ``source``, another environment (``restore_from``): that always needs a
-    second person of ``env``, whatever ``require_approval`` says."""
-    operation = operation_of(command)
-    if operation is not None and operation in env.require_approval:
-        return True
-    if source is not None and source != env.name and operation == "restore":
-        return True
-    return (impact is not None and lint_gates(command, env)
-            and any(blocks(f, env.lint_block_severity) for f in impact.findings if f.rule not in REFUSED_BY_UP))
 
 
 def new_request_id() -> str:

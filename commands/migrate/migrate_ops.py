@@ -8,6 +8,7 @@ is written once, in ``_change``.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -23,12 +24,13 @@ from commands.migrate.plans import Step, plan_down, plan_goto, plan_up, require_
 from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult,
                                       StepFailure, StepReport, ValidateResult)
 from commands.results import FileProblem, Mismatch, Outcome, Reason, Refusal, SqlError, State
-from commands.kinds import Result
 from commands.snapshot.safety import safety_snapshot
 from commands.snapshot.snapshot_scope import scope_of
 from commands.source import NIL_VERSION, Migration, MigrationFile, MigrationSource, load_source
-from commands.sql.sqlfile import SqlFile
-from commands.sql.sqlscan import scan
+
+if TYPE_CHECKING:
+    from commands.kinds import Result  # the union of every capability's results
+    from commands.sql.sqlfile import SqlFile
 
 log = structlog.get_logger("dbops.migrate")
 
@@ -52,6 +54,7 @@ def read_sql(file: MigrationFile, parsed: dict | None = None) -> SqlFile:
         line = data.count(b"\n", 0, err.start) + 1
         raise SourceError(f"{file.filename} is not valid UTF-8 at line {line} (byte {err.start}).") from None
     del data  # a seed-data file's bytes need not stay in memory while it is parsed
+    from commands.sql.sqlscan import scan  # the SQL reader: loaded by what reads SQL, not by a status
     sqlfile = scan(text)
     if parsed is not None:
         parsed[key] = sqlfile

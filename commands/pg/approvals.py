@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from psycopg.types.json import Jsonb
 
-from commands.approval.approvals import decode_impact, encode_impact
 from commands.pg.connect import run_once
-from commands.approval.results import ApprovalRequest
+
+if TYPE_CHECKING:
+    from commands.approval.results import ApprovalRequest
 
 COLUMNS = ("id, environment, operation, command, requester, channel, surface, fingerprint, impact, state, created_at, "
            "expires_at, decided_by, decided_at, reason, message_ts, outcome")
@@ -15,6 +18,10 @@ ANSWERS = ("executing", "denied")  # leaving pending this way counts only before
 
 
 def _request(row: dict) -> ApprovalRequest:
+    # The approval machinery is loaded when a request is read, not by every command that is
+    # given the store (a status from the shell).
+    from commands.approval.approvals import decode_impact
+    from commands.approval.results import ApprovalRequest
     return ApprovalRequest(id=row["id"], env=row["environment"], operation=row["operation"], command=row["command"],
                            requester=row["requester"], channel=row["channel"], surface=row["surface"],
                            fingerprint=row["fingerprint"], impact=decode_impact(row["impact"]), state=row["state"],
@@ -33,6 +40,7 @@ class PgApprovals:
                         failure="could not read or write approval requests")
 
     def create(self, request: ApprovalRequest, command_args: dict) -> ApprovalRequest:
+        from commands.approval.approvals import encode_impact
         # Both times from this database's clock: every replica then judges expiry by one clock.
         rows = self._rows(
             f"""INSERT INTO dbops_approvals (id, environment, operation, command, command_args, requester, channel,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import structlog
@@ -20,13 +21,13 @@ from psycopg.types.json import Jsonb
 from commands.errors import DatabaseError, DatabaseUnreachable
 from commands.pg.connect import CONTROL, connect, control_connection, control_error, run_once
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
-from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
 from commands.migrate.plans import plan_up
 from commands.results import AuditEntry, OperationRecord, State
-from commands.rollback.results import RollbackResult
 from commands.source import load_source
-from commands.sql.sqlscan import scan
+
+if TYPE_CHECKING:  # a rollback's record: named, not loaded by every command that writes the audit log
+    from commands.rollback.results import RollbackResult
 
 CONTROL_MIGRATIONS = Path(__file__).resolve().parents[1] / "control_migrations"
 CONTROL_TABLE = "dbops_schema_migrations"
@@ -68,6 +69,7 @@ def migrate_control_database(url: str) -> int:
         # the newest version, clean, means nothing is left to do: that needs no lock.
         newest = State(version=source.last_version, dirty=False)
         if PgVersionStore(conn, schema=schema, table=CONTROL_TABLE).read() == newest:
+            _up_to_date.add(url)  # so that writing the audit log does not connect to check it again
             return newest.version
         lock = PgAdvisoryLock(conn, golang_migrate_lock_key(schema=schema, table=CONTROL_TABLE, database_url=url))
         holder = lock.acquire(60)
@@ -81,6 +83,8 @@ def migrate_control_database(url: str) -> int:
             if state.dirty:
                 raise DatabaseError(f"The control database is dirty at version {state.version}; "
                                     "restore it or fix it by hand before starting dbops.")
+            from commands.pg.runner import PgMigrationRunner, Timeouts  # only when there is something to apply
+            from commands.sql.sqlscan import scan
             runner = PgMigrationRunner(conn, store, Timeouts(lock_timeout="30s", statement_timeout="0"))
             for step in plan_up(source, state.version, None):
                 error = runner.apply(scan(step.file.path.read_text(encoding="utf-8")), step.target)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
+from functools import cached_property
+from typing import TYPE_CHECKING, Iterator
 
 import psycopg
 from psycopg import sql
@@ -14,11 +15,12 @@ from commands.errors import DatabaseError, DatabaseUnreachable, privilege_error
 from commands.pg.connect import connect, connection_lost, describe, environment
 from commands.redact import mask_url
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
-from commands.pg.runner import PgMigrationRunner, Timeouts
 from commands.pg.state import PgVersionStore
-from commands.pg.integrity import orphaned_rows
-from commands.rollback.results import OrphanCount
 from commands.snapshot.results import TableRows
+
+if TYPE_CHECKING:
+    from commands.pg.runner import PgMigrationRunner
+    from commands.rollback.results import OrphanCount
 
 
 ROW_CHECKS = 2000
@@ -82,6 +84,8 @@ class PgInspector:
             return False  # a table dbops may not read is not known to be empty (autocommit: nothing aborted)
 
     def foreign_key_orphans(self) -> list[OrphanCount]:
+        from commands.pg.integrity import orphaned_rows  # a rollback's checklist: not every command's
+        from commands.rollback.results import OrphanCount
         return [OrphanCount(constraint=o.constraint, table=o.table, columns=o.columns, references=o.references,
                             rows=o.rows) for o in orphaned_rows(self.conn)]
 
@@ -90,8 +94,18 @@ class PgInspector:
 class PgEnvironment:
     store: PgVersionStore
     lock: PgAdvisoryLock
-    runner: PgMigrationRunner
     inspector: PgInspector
+    conn: psycopg.Connection
+    lock_timeout: str
+    statement_timeout: str
+
+    @cached_property
+    def runner(self) -> PgMigrationRunner:
+        # Made when a migration first runs: what only reads (a status) does not load the runner
+        # and the SQL file reader behind it.
+        from commands.pg.runner import PgMigrationRunner, Timeouts
+        return PgMigrationRunner(self.conn, self.store, Timeouts(lock_timeout=self.lock_timeout,
+                                                                 statement_timeout=self.statement_timeout))
 
 
 class PgDatabases:
@@ -109,9 +123,8 @@ class PgDatabases:
             store = PgVersionStore(conn, schema=schema, table=env.migrations_table)
             key = golang_migrate_lock_key(schema=schema, table=env.migrations_table, database_url=env.database_url)
             lock = PgAdvisoryLock(conn, key)
-            runner = PgMigrationRunner(conn, store, Timeouts(lock_timeout=env.lock_timeout,
-                                                             statement_timeout=env.statement_timeout))
-            yield PgEnvironment(store=store, lock=lock, runner=runner, inspector=PgInspector(conn))
+            yield PgEnvironment(store=store, lock=lock, inspector=PgInspector(conn), conn=conn,
+                                lock_timeout=env.lock_timeout, statement_timeout=env.statement_timeout)
         except psycopg.errors.InsufficientPrivilege as err:
             raise privilege_error(describe(err)) from None
         except psycopg.OperationalError as err:

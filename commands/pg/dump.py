@@ -30,8 +30,6 @@ from commands.config import EnvironmentSettings
 from commands.errors import SnapshotFailed
 from commands.lock.lock_dirs import pid_alive
 from commands.pg.connect import connect, environment
-from commands.pg.psql_script import PsqlScript, ScriptProblem
-from commands.pg.restore import PgRestorer
 from commands.pg.streams import (
     CHUNK, HashingWriter, fsync_dir, pipe_into, sha256_of, stderr_tail, zstd_chunks,
 )
@@ -130,6 +128,7 @@ class PgDumpSnapshotter:
         return self.for_env(env).verify(snapshot)
 
     def restore(self, env: EnvironmentSettings, snapshot: Snapshot) -> Restored:
+        from commands.pg.restore import PgRestorer  # loaded by a restore, not by every command
         return PgRestorer(Tools.for_bin_dir(env.pg_bin_dir), database=environment(env.name)).restore(
             snapshot, url=env.database_url, mode=env.restore_mode, lock_timeout=env.lock_timeout)
 
@@ -304,6 +303,7 @@ class _EnvSnapshotter:
         """A legacy script is readable (gzip's CRC over every byte), looks like pg_dump's SQL,
         and is SQL only: read as psql would, it holds no meta-command outside COPY data and
         is not cut short (``commands.pg.psql_script``)."""
+        from commands.pg.psql_script import PsqlScript, ScriptProblem  # only old snapshots need psql's reading
         script, head, problem = PsqlScript(), b"", None
         try:
             with gzip.open(snapshot.path, "rb") as fh:

@@ -13,6 +13,7 @@ of the session that call answers false even for the database's owner (PostgreSQL
 from __future__ import annotations
 
 import subprocess
+from typing import TYPE_CHECKING
 
 import psycopg
 
@@ -22,9 +23,11 @@ from commands.pg.connect import CONTROL, connect, describe, environment
 from commands.pg.control import CONTROL_MIGRATIONS, CONTROL_TABLE
 from commands.pg.state import PgVersionStore
 from commands.pg.tools import ToolError, Tools
-from commands.probes import ControlFacts, DatabaseFacts, RoleFacts, Unreadable
 from commands.redact import mask_url
 from commands.source import load_source
+
+if TYPE_CHECKING:  # the facts the doctor judges: loaded when it asks, not by every command given a probe
+    from commands.probes import ControlFacts, DatabaseFacts
 
 _USER_SCHEMA = "n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'"  # n: pg_namespace
 _NOT_IN_EXTENSION = ("NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = {}::regclass AND d.objid = {} "
@@ -115,6 +118,7 @@ class PgProbe:
                                     f"{describe(err)}") from None
 
     def _facts(self, conn: psycopg.Connection, env: EnvironmentSettings) -> DatabaseFacts:
+        from commands.probes import DatabaseFacts, RoleFacts, Unreadable
         (user, superuser, createdb, bypassrls, owns_db, owner_member, db_owner, create_db, signal, stats, maintenance,
          version, version_num, database, size, current_schema) = conn.execute(_ROLE).fetchone()
         schema = env.migrations_schema or current_schema
@@ -143,6 +147,7 @@ class PgProbe:
         return tuple(row[0] for row in conn.execute(query, params).fetchall())
 
     def control(self, url: str) -> ControlFacts:
+        from commands.probes import ControlFacts
         latest = load_source(CONTROL_MIGRATIONS).last_version
         with connect(url, database=CONTROL, application_name="dbops-doctor") as conn:
             try:

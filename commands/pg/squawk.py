@@ -18,9 +18,12 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from commands.process_env import base_env
-from commands.lint.results import Finding
+
+if TYPE_CHECKING:  # loaded by a lint, not by every command the linter is given to
+    from commands.lint.results import Finding
 
 TIMEOUT_SECONDS = 60
 BATCH = 200
@@ -99,6 +102,7 @@ class SquawkLinter:
 
 
 def _finding(filename: str, item: dict) -> Finding:
+    from commands.lint.results import Finding
     line = item.get("line")
     help_ = item.get("help")
     return Finding(rule=str(item.get("rule_name") or "squawk"),
@@ -123,6 +127,7 @@ def _size(path: Path) -> int | None:
 
 
 def _too_large(filename: str, size: int) -> Finding:
+    from commands.lint.results import Finding
     return Finding(rule="squawk-not-run", severity="info", filename=filename, line=None,
                    message=f"squawk was not run on this file: it is {size / 1024 / 1024:,.1f} MB, over the "
                            f"{MAX_BYTES // 1024 // 1024} MB that squawk reads in reasonable time and memory. "
@@ -130,5 +135,6 @@ def _too_large(filename: str, size: int) -> Finding:
 
 
 def _trouble(filename: str, message: str) -> Finding:
+    from commands.lint.results import Finding
     return Finding(rule="squawk-not-run", severity="warning", filename=filename, line=None, message=message,
                    source="squawk")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from commands.approval.results import Impact
 from commands.migrate.results import MigrationInfo
 from commands.results import Outcome, ResultBase, State
+
+if TYPE_CHECKING:  # named by an option only: the results of approvals stay unloaded until used
+    from commands.approval.results import Impact
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,11 +9,11 @@ plain headline ("*production*: migrated up from 3 to 5"); details follow.
 
 from __future__ import annotations
 
+import importlib
 from datetime import datetime
+from typing import TYPE_CHECKING, Callable
 
-from bot.slack.blocks import approvals as approval_blocks, doctor as doctor_blocks, locks as lock_blocks
 from bot.slack.blocks import migrate as migrate_blocks
-from bot.slack.blocks import plan as plan_blocks, rollback as rollback_blocks, snapshots as snapshot_blocks
 from bot.slack.blocks.kit import (
     Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, esc_citing, extended, mrkdwn,
     plain, principal_ref, shorten, user_ref, when,
@@ -24,17 +24,13 @@ from commands.errors import (
     CommandError, ConfigError, DatabaseError, PrivilegeError, SnapshotFailed, SourceError, UsageError,
     VersionTableError,
 )
-from commands.approval.results import ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalsResult
-from commands.snapshot.results import (CleanupResult, PinResult, RestoreResult, SnapshotCreated,
-                                       SnapshotListResult, SnapshotVerifyResult)
-from commands.doctor.results import DoctorResult
-from commands.migrate.results import DryRunResult, MigrateResult, StatusResult, ValidateResult
 from commands.results import HelpResult, HistoryResult, OperationRecord, Progress, Reason, Refusal, Shortfall, State
-from commands.lock.results import LockReleaseResult, LockStatusResult
-from commands.lint.results import PlanResult
-from commands.kinds import Result
-from commands.rollback.results import RollbackPlan, RollbackResult
 from commands.units import human_size
+
+if TYPE_CHECKING:
+    from commands.approval.results import ApprovalDecided
+    from commands.kinds import Result
+    from commands.rollback.results import RollbackResult
 
 __all__ = ["REFRESH_ACTION", "Message", "attributed", "render", "render_error", "render_internal_error",
            "render_interrupted", "render_progress", "with_refresh"]
@@ -56,55 +52,60 @@ def render(result: Result, *, now: datetime, command: str) -> Message:
 
 
 def _render(result: Result, *, now: datetime, command: str) -> Message:
-    match result:
-        case StatusResult():
-            return migrate_blocks.status(result, now)
-        case MigrateResult():
-            return migrate_blocks.migrate(result, command)
-        case DryRunResult():
-            return migrate_blocks.dry_run(result)
-        case ValidateResult():
-            return migrate_blocks.validate(result)
-        case PlanResult():
-            return plan_blocks.plan(result)
-        case SnapshotListResult():
-            return snapshot_blocks.snapshot_list(result, now)
-        case SnapshotCreated():
-            return snapshot_blocks.created(result)
-        case SnapshotVerifyResult():
-            return snapshot_blocks.verified(result)
-        case RestoreResult():
-            return snapshot_blocks.restored(result)
-        case PinResult():
-            return snapshot_blocks.pinned(result)
-        case CleanupResult():
-            return snapshot_blocks.cleanup(result, now)
-        case Refusal():
-            return _refusal(result, now)
-        case HistoryResult():
-            return _history(result)
-        case HelpResult():
-            return _help(result)
-        case ApprovalNeeded():
-            return approval_blocks.needed(result, now)
-        case ApprovalRefused():
-            return approval_blocks.refused(result, now)
-        case ApprovalDecided():
-            inner = render(result.result, now=now, command=command) if result.result is not None else None
-            return approval_blocks.decided(result, now, inner)
-        case ApprovalsResult():
-            return approval_blocks.pending_list(result, now)
-        case RollbackPlan():
-            return rollback_blocks.plan(result, now)
-        case RollbackResult():
-            return rollback_blocks.result(result, render(result.step, now=now, command=command))
-        case LockStatusResult():
-            return lock_blocks.lock_status(result, now)
-        case LockReleaseResult():
-            return lock_blocks.lock_release(result)
-        case DoctorResult():
-            return doctor_blocks.doctor(result)
-    raise TypeError(f"no Slack renderer for {type(result).__name__}")
+    kind = type(result).__name__
+    if kind not in RENDERERS:
+        raise TypeError(f"no Slack renderer for {kind}")
+    path, takes = RENDERERS[kind]
+    given = {"now": now, "command": command}
+    return _use(path)(result, *(given[name] for name in takes))
+
+
+# Each kind of result's renderer, by the kind's name: "module:function" and what it takes after the
+# result. Imported when first used, so a status from the shell loads the migration cards and not
+# every capability's (bench/cli_startup.py). Every kind in commands.kinds.Result has one (a test
+# keeps it so).
+RENDERERS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "StatusResult": ("bot.slack.blocks.migrate:status", ("now",)),
+    "MigrateResult": ("bot.slack.blocks.migrate:migrate", ("command",)),
+    "DryRunResult": ("bot.slack.blocks.migrate:dry_run", ()),
+    "ValidateResult": ("bot.slack.blocks.migrate:validate", ()),
+    "PlanResult": ("bot.slack.blocks.plan:plan", ()),
+    "SnapshotListResult": ("bot.slack.blocks.snapshots:snapshot_list", ("now",)),
+    "SnapshotCreated": ("bot.slack.blocks.snapshots:created", ()),
+    "SnapshotVerifyResult": ("bot.slack.blocks.snapshots:verified", ()),
+    "RestoreResult": ("bot.slack.blocks.snapshots:restored", ()),
+    "PinResult": ("bot.slack.blocks.snapshots:pinned", ()),
+    "CleanupResult": ("bot.slack.blocks.snapshots:cleanup", ("now",)),
+    "Refusal": ("bot.slack.blocks.render:_refusal", ("now",)),
+    "HistoryResult": ("bot.slack.blocks.render:_history", ()),
+    "HelpResult": ("bot.slack.blocks.render:_help", ()),
+    "ApprovalNeeded": ("bot.slack.blocks.approvals:needed", ("now",)),
+    "ApprovalRefused": ("bot.slack.blocks.approvals:refused", ("now",)),
+    "ApprovalDecided": ("bot.slack.blocks.render:_decided", ("now", "command")),
+    "ApprovalsResult": ("bot.slack.blocks.approvals:pending_list", ("now",)),
+    "RollbackPlan": ("bot.slack.blocks.rollback:plan", ("now",)),
+    "RollbackResult": ("bot.slack.blocks.render:_rolled_back", ("now", "command")),
+    "LockStatusResult": ("bot.slack.blocks.locks:lock_status", ("now",)),
+    "LockReleaseResult": ("bot.slack.blocks.locks:lock_release", ()),
+    "DoctorResult": ("bot.slack.blocks.doctor:doctor", ()),
+}
+
+
+def _use(path: str) -> Callable[..., Message]:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _decided(r: ApprovalDecided, now: datetime, command: str) -> Message:
+    """An approval's answer, with the reply of the command it ran (if it ran one) inside."""
+    from bot.slack.blocks.approvals import decided
+    return decided(r, now, render(r.result, now=now, command=command) if r.result is not None else None)
+
+
+def _rolled_back(r: RollbackResult, now: datetime, command: str) -> Message:
+    """A rollback, with the reply of the down, goto or restore it came down to inside."""
+    from bot.slack.blocks.rollback import result
+    return result(r, render(r.step, now=now, command=command))
 
 
 # --- refusals --------------------------------------------------------------------------------
@@ -148,7 +149,8 @@ def _refusal(r: Refusal, now: datetime) -> Message:
         case Reason.SNAPSHOT_DAMAGED:
             card = _refused(r, f"snapshot {code(r.snapshot or '?')} failed verification")
             card.section("It was not restored. Nothing was changed.")
-            card.lines(snapshot_blocks.check_rows(r.checks))
+            from bot.slack.blocks.snapshots import check_rows
+            card.lines(check_rows(r.checks))
             card.context(f"Pick another one: {code(f'/snapshot list {env}')}.")
         case Reason.NO_SNAPSHOT_DIR:
             card = _refused(r, "no snapshot directory is configured")
@@ -175,7 +177,8 @@ def _refusal(r: Refusal, now: datetime) -> Message:
             card.section(f"Operators of {bold(env)}: {who}. Ask one of them to run it. Nothing was changed.")
         case Reason.OTHER_ENVIRONMENT | Reason.UNCLAIMED_SNAPSHOT | Reason.MANIFEST_MISMATCH:
             card = _refused(r, f"snapshot {code(r.snapshot or '?')} does not belong to {bold(env)}")
-            card.section(snapshot_blocks.not_own(r) + " Nothing was changed.")
+            from bot.slack.blocks.snapshots import not_own
+            card.section(not_own(r) + " Nothing was changed.")
         case Reason.MISSING_PRIVILEGE if r.shortfall is not None:
             card = _shortfall(r, r.shortfall)
         case Reason.NO_APPROVALS:
