@@ -15,6 +15,7 @@ from commands.pg.connect import connect, connection_lost, describe, environment
 from commands.redact import mask_url
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.runner import PgMigrationRunner, Timeouts
+from commands.pg.scratch import PgSchemaCache, PgScratch
 from commands.pg.state import PgVersionStore
 from commands.pg.integrity import orphaned_rows
 from commands.rollback.results import OrphanCount
@@ -125,3 +126,9 @@ class PgDatabases:
                                       database=name) from None
         finally:
             conn.close()
+
+    def scratch(self, env: EnvironmentSettings) -> PgScratch:
+        return PgScratch(env)
+
+    def schema_cache(self, control_url: str) -> PgSchemaCache:
+        return PgSchemaCache(control_url)
