@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.slack.blocks import approvals as approval_blocks, doctor as doctor_blocks, locks as lock_blocks
-from bot.slack.blocks import migrate as migrate_blocks
+from bot.slack.blocks import drift as drift_blocks, migrate as migrate_blocks
 from bot.slack.blocks import plan as plan_blocks, rollback as rollback_blocks, snapshots as snapshot_blocks
 from bot.slack.blocks.kit import (
     Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, esc_citing, extended, mrkdwn,
@@ -34,6 +34,7 @@ from commands.lock.results import LockReleaseResult, LockStatusResult
 from commands.lint.results import PlanResult
 from commands.kinds import Result
 from commands.rollback.results import RollbackPlan, RollbackResult
+from commands.schema.results import DriftResult
 from commands.units import human_size
 
 __all__ = ["REFRESH_ACTION", "Message", "attributed", "render", "render_error", "render_internal_error",
@@ -67,6 +68,8 @@ def _render(result: Result, *, now: datetime, command: str) -> Message:
             return migrate_blocks.validate(result)
         case PlanResult():
             return plan_blocks.plan(result)
+        case DriftResult():
+            return drift_blocks.drift(result)
         case SnapshotListResult():
             return snapshot_blocks.snapshot_list(result, now)
         case SnapshotCreated():
