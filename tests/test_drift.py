@@ -46,6 +46,14 @@ def test_no_drift_after_a_clean_up_and_the_scratch_database_is_dropped(make_bed)
     assert scratch_databases(bed) == []
 
 
+def test_no_drift_for_any_kind_of_object_after_a_clean_up(make_bed):
+    from tests.schema_history import HISTORY
+    bed = make_bed(HISTORY)
+    assert bed.run("migrate up test").outcome is Outcome.DONE
+    result, _ = drift(bed)
+    assert result.differences == () and result.expected_major == result.live_major
+
+
 def test_drift_names_out_of_band_column_index_constraint_and_function_changes(make_bed):
     bed = make_bed(FILES)
     bed.run("migrate up test")
@@ -144,3 +152,19 @@ def test_a_role_without_createdb_uses_scratch_database_url(make_bed, app_role, s
     assert result.built_on == "scratch_database_url"
     assert "+ column users.nickname text" in text
     assert scratch_databases(bed) == []
+
+
+def test_a_least_privilege_role_reads_the_schema_as_the_superuser_does(make_bed, app_role):
+    from tests.schema_history import HISTORY
+    app_role.grant("GRANT CREATE ON DATABASE {database} TO {role}")  # for CREATE SCHEMA audit
+    bed = make_bed(HISTORY, url=app_role.url)
+    assert bed.run("migrate up test").outcome is Outcome.DONE
+    app_role.admin("CREATE FUNCTION admins_only() RETURNS int LANGUAGE sql AS 'SELECT 1'; "
+                   "REVOKE ALL ON FUNCTION admins_only() FROM PUBLIC")
+    readings = []
+    for url in (app_role.url, app_role.admin_url):
+        with psycopg.connect(url, autocommit=True) as conn:
+            readings.append(read_schema(conn, version_schema=None, version_table="schema_migrations"))
+    assert readings[0] == readings[1]
+    assert readings[0].get("function", "admins_only()") is not None
+    assert readings[0].get("table", "schema_migrations") is None

@@ -10,6 +10,8 @@ table (``schema_migrations`` or the configured one) with its constraints and ind
 
 from __future__ import annotations
 
+import re
+
 import psycopg
 
 from commands.schema.model import Schema, SchemaObject, schema_object
@@ -78,6 +80,8 @@ _QUERIES = {
         SELECT r.nspname, r.relname, r.relkind = 'm', pg_catalog.pg_get_viewdef(r.oid)
         FROM ({_RELATIONS}) r WHERE r.relkind IN ('v', 'm')""",
     # A body is compared by its md5: the definition of a long function is no use in a chat.
+    # Functions a type made for itself (a range's constructors; from 14, its multirange's) come
+    # with the type: an internal dependency.
     "function": f"""
         SELECT n.nspname, p.proname || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')',
                p.prokind = 'p', l.lanname, pg_catalog.pg_get_function_result(p.oid), p.provolatile::text,
@@ -86,7 +90,9 @@ _QUERIES = {
                         ELSE pg_catalog.pg_get_functiondef(p.oid) END)
         FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace
         JOIN pg_catalog.pg_language l ON l.oid = p.prolang
-        WHERE {_USER_NAMESPACE} AND {_not_extension_member('pg_proc', 'p.oid')}""",
+        WHERE {_USER_NAMESPACE} AND {_not_extension_member('pg_proc', 'p.oid')}
+          AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_proc'::regclass
+                          AND d.objid = p.oid AND d.deptype = 'i')""",
     "trigger": f"""
         SELECT r.nspname, r.relname, t.tgname, pg_catalog.pg_get_triggerdef(t.oid), t.tgenabled::text
         FROM ({_RELATIONS}) r JOIN pg_catalog.pg_trigger t ON t.tgrelid = r.oid WHERE NOT t.tgisinternal""",
@@ -113,6 +119,7 @@ _QUERIES = {
         FROM ({_RELATIONS}) r JOIN pg_catalog.pg_policy p ON p.polrelid = r.oid""",
 }
 
+_IN_ARGUMENT = re.compile(r"([(]|, )IN ")
 _TYPE_KINDS = {"e": "enum", "d": "domain", "r": "range", "c": "composite"}
 
 
@@ -148,6 +155,8 @@ def _objects(kind: str, row: tuple) -> SchemaObject:
         return schema_object("materialized view" if materialized else "view", _qualified(schema, name),
                              definition=definition)
     if kind == "function":
+        if rest[0]:  # PostgreSQL 13 writes a procedure's IN arguments "IN who bigint", later ones "who bigint"
+            name = _IN_ARGUMENT.sub(r"\1", name)
         procedure, language, result, volatility, strict, definer, settings, body_md5 = rest
         return schema_object("procedure" if procedure else "function", _qualified(schema, name), language=language,
                              returns=None if procedure else result, volatility=volatility, strict=strict,
