@@ -324,13 +324,13 @@ FINDINGS = (  # in file order: the blocking one is not the first, and every surf
 
 
 DIFFERENCES = (
-    Difference(change=Change.ADDED, kind="column", name="users.email", expected="text"),
+    Difference(change=Change.ADDED, kind="column", name="users.email", summary="text"),
     Difference(change=Change.CHANGED, kind="column", name="users.age", attribute="type", expected="integer",
                live="text"),
     Difference(change=Change.CHANGED, kind="column", name="users.age", attribute="not_null", expected=True,
                live=False),
     Difference(change=Change.REMOVED, kind="index", name="idx_events_start",
-               expected="CREATE INDEX idx_events_start ON public.events USING btree (starts_at)"),
+               summary="CREATE INDEX idx_events_start ON public.events USING btree (starts_at)"),
     Difference(change=Change.BROKEN, kind="index", name="idx_x", attribute="valid"),
     Difference(change=Change.BROKEN, kind="constraint", name="users.users_email_check", attribute="validated"),
     Difference(change=Change.CHANGED, kind="function", name="adult(age integer)", attribute="body_md5",

@@ -58,7 +58,7 @@ _QUERIES = {
         LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
         WHERE r.relkind IN ('r', 'p', 'f') AND a.attnum > 0 AND NOT a.attisdropped""",
     "index": f"""
-        SELECT r.nspname, ic.relname, pg_catalog.pg_get_indexdef(i.indexrelid), i.indisvalid
+        SELECT r.nspname, ic.relname, r.relname, pg_catalog.pg_get_indexdef(i.indexrelid), i.indisvalid
         FROM ({_RELATIONS}) r JOIN pg_catalog.pg_index i ON i.indrelid = r.oid
         JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid""",
     # contype 'n': PostgreSQL 18 keeps NOT NULL as constraints (17 for domains); a column's or
@@ -139,9 +139,9 @@ def _objects(kind: str, row: tuple) -> SchemaObject:
         return schema_object("column", f"{_qualified(schema, name)}.{column}", summary="type", type=type_,
                              not_null=not_null, default=default, identity=identity, generated=generated)
     if kind == "index":
-        definition, valid = rest
-        return schema_object("index", _qualified(schema, name), summary="definition", definition=definition,
-                             valid=valid)
+        table, definition, valid = rest
+        return schema_object("index", _qualified(schema, name), summary="definition", table=_qualified(schema, table),
+                             definition=definition, valid=valid)
     if kind == "constraint":
         constraint, definition, validated = rest
         return schema_object("constraint", f"{_qualified(schema, name)}.{constraint}", summary="definition",

@@ -26,8 +26,9 @@ class Difference:
     kind: str
     name: str
     attribute: str | None = None   # CHANGED: which one; BROKEN: the attribute that is false
-    expected: Value = None         # CHANGED: the expected value; ADDED/REMOVED: the object's summary
+    expected: Value = None         # CHANGED: the expected value
     live: Value = None             # CHANGED: the live value
+    summary: Value = None          # ADDED/REMOVED: what the object is (a column's type, an index's definition)
 
     @property
     def key(self) -> tuple[int, str, int, str]:
@@ -35,11 +36,19 @@ class Difference:
 
     def to_json(self) -> dict:
         return {"change": self.change.value, "kind": self.kind, "name": self.name, "attribute": self.attribute,
-                "expected": self.expected, "live": self.live}
+                "expected": self.expected, "live": self.live,
+                "summary": self.summary}
 
 
 def _summary(obj: SchemaObject) -> Value:
     return obj.get(obj.summary) if obj.summary else None
+
+
+def _table_of(obj: SchemaObject) -> str | None:
+    """The table an object belongs to, if it belongs to one: it goes and comes with it."""
+    if obj.kind == "index":
+        return obj.get("table")  # type: ignore[return-value]
+    return obj.name.rsplit(".", 1)[0] if obj.kind in ("column", "constraint", "trigger", "policy") else None
 
 
 def compare(expected: Schema, live: Schema) -> tuple[Difference, ...]:
@@ -51,13 +60,12 @@ def compare(expected: Schema, live: Schema) -> tuple[Difference, ...]:
     new_tables = {name for kind, name in live.keys() - expected.keys() if kind == "table"}
     for kind, name in expected.keys() | live.keys():
         want, have = expected.get(kind, name), live.get(kind, name)
-        owner = name.rsplit(".", 1)[0] if kind in ("column", "constraint", "trigger", "policy") else None
         if have is None:
-            if owner not in gone_tables:
-                differences.append(Difference(change=Change.REMOVED, kind=kind, name=name, expected=_summary(want)))
+            if _table_of(want) not in gone_tables:
+                differences.append(Difference(change=Change.REMOVED, kind=kind, name=name, summary=_summary(want)))
         elif want is None:
-            if owner not in new_tables:
-                differences.append(Difference(change=Change.ADDED, kind=kind, name=name, expected=_summary(have)))
+            if _table_of(have) not in new_tables:
+                differences.append(Difference(change=Change.ADDED, kind=kind, name=name, summary=_summary(have)))
         else:
             differences.extend(_changed(want, have))
     return tuple(sorted(differences, key=lambda d: d.key))

@@ -8,16 +8,17 @@ import hashlib
 from commands.context import Context
 from commands.config import EnvironmentSettings
 from commands.migrate.migrate_ops import read_sql
-from commands.schema.model import Schema
+from commands.schema.model import READING_FORMAT, Schema
 from commands.source import MigrationSource
 
 CACHE = "cache"
 
 
 def files_digest(source: MigrationSource, version: int) -> str:
-    """sha256 over every up file up to ``version``, name and bytes, in golang-migrate's order:
-    the same files give the same digest, and any edit, rename, addition or removal a new one."""
-    digest = hashlib.sha256()
+    """sha256 over every up file up to ``version``, name and bytes, in golang-migrate's order
+    (and the reader's format): the same files give the same digest, and any edit, rename,
+    addition or removal a new one."""
+    digest = hashlib.sha256(f"dbops schema reading {READING_FORMAT}\0".encode())
     for migration in source.migrations:
         if migration.version > version:
             break
@@ -40,7 +41,7 @@ def expected_schema(ctx: Context, env: EnvironmentSettings, source: MigrationSou
             return found[0], found[1], True
     files = [(m.version, m.label, read_sql(m.up, ctx.parsed) if m.up is not None else None)
              for m in source.migrations if m.version <= version]
-    ctx.step("build", f"the schema of version {version}")
+    ctx.step("build", str(version))
     schema, built_on = ctx.databases.scratch(env).build(files)
     if cache is not None:
         cache.put(key, version, schema, built_on)

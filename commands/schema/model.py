@@ -16,6 +16,10 @@ KINDS = ("schema", "extension", "type", "sequence", "table", "column", "constrai
          "materialized view", "function", "procedure", "trigger", "policy")
 
 Value = str | bool | None
+# What a reading holds and how it is named. A cached expected schema was read by some dbops:
+# any change to the reader (an attribute more, a name written otherwise) raises this, so a
+# reading from before is never compared with one from after.
+READING_FORMAT = 1
 
 
 @dataclass(frozen=True, kw_only=True)

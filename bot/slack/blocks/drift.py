@@ -29,7 +29,7 @@ def difference_line(d: Difference) -> str:
     if d.change is Change.CHANGED:
         what = "" if d.attribute in ("type", "definition") else f" {d.attribute.replace('_', ' ')}"
         return f"~ {d.kind} {d.name}{what}: {_value(d.expected)} → {_value(d.live)}"
-    summary = f" {_value(d.expected)}" if d.expected is not None else ""
+    summary = f" {_value(d.summary)}" if d.summary is not None else ""
     return f"{d.change.value} {d.kind} {d.name}{summary}"
 
 

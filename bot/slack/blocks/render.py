@@ -289,7 +289,7 @@ def render_internal_error(*, command: str, reference: str) -> Message:
 
 _STEPS = {"start": "starting", "lock": "waiting for the migration lock", "snapshot": "taking a snapshot",
           "verify": "verifying the snapshot", "apply": "applying", "restore": "restoring",
-          "read-back": "reading the restored database back"}
+          "read-back": "reading the restored database back", "build": "building the expected schema of version"}
 
 
 def _doing(p: Progress | None) -> str:
