@@ -168,3 +168,20 @@ def test_a_least_privilege_role_reads_the_schema_as_the_superuser_does(make_bed,
     assert readings[0] == readings[1]
     assert readings[0].get("function", "admins_only()") is not None
     assert readings[0].get("table", "schema_migrations") is None
+
+
+def test_slack_answers_drift_privately_with_the_differences(make_bed, control_url):
+    from tests.slack_bed import serving, text_of
+    from tests.slack_fake import FakeSlack
+    with FakeSlack() as fake:
+        bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"])
+        bed.run("migrate up test")
+        bed.execute("ALTER TABLE users ADD COLUMN nickname text")
+        with serving(bed, fake, control_url) as scenario:
+            status, ack, url = scenario.command("drift")
+            assert status == 200 and ack == ""
+            reply = scenario.reply(url, timeout=60)
+    assert reply["response_type"] == "ephemeral"
+    shown = text_of(reply)
+    assert "drift from version 3: 1 difference" in shown and "+ column users.nickname text" in shown
+    assert fake.calls_to("chat.postMessage") == []  # read-only: nothing in the channel
