@@ -49,4 +49,6 @@ CREATE UNIQUE INDEX user_counts_mood ON user_counts (mood);
 ALTER TABLE users ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_rows ON users FOR SELECT TO PUBLIC USING (id > 0);
 """,
+    # cannot run in a transaction: applied as golang-migrate applies it, here and in the scratch database
+    "4_concurrently.up.sql": "CREATE INDEX CONCURRENTLY users_created_at ON users (created_at DESC);",
 }
