@@ -577,6 +577,8 @@ SAMPLES = {
     "drift_many_on_embedded": lambda: render(drift_result(tuple(
         Difference(change=Change.ADDED, kind="table", name=f"extra_{i:03}") for i in range(120)),
         built_on="embedded PostgreSQL", expected_major=18), now=NOW, command="/migrate drift production"),
+    "drift_no_version": lambda: render(drift_result((), state=State(version=-1, dirty=False), unmeasured="no_version",
+                                                    outcome=Outcome.REFUSED), now=NOW, command="/migrate drift production"),
     "drift_dirty": lambda: render(drift_result((), state=State(version=V5, dirty=True), unmeasured="dirty",
                                                outcome=Outcome.REFUSED), now=NOW, command="/migrate drift production"),
     "plan_nothing_pending": lambda: render(dataclasses.replace(plan_result(), files=(), blocking=0,

@@ -36,8 +36,10 @@ def difference_line(d: Difference) -> str:
 _UNMEASURED = {
     "dirty": ("is dirty: drift is measured against a clean, known version. `/migrate status` says which file "
               "failed; once the database is clean (fix it and `/migrate force VERSION`, or `/rollback`), check again."),
-    "no_version": ("has no version recorded: there is no expected schema to compare with. To adopt a database "
-                   "built without golang-migrate, record the version its schema is with `/migrate force VERSION`."),
+    "no_version": ("has no version recorded: there is no expected schema to compare with. If no migration was "
+                   "ever applied, `/migrate plan` shows what `/migrate up` would apply. A database built some other "
+                   "way needs the version its schema really is recorded first (`/migrate force VERSION`, once you "
+                   "have checked which it is)."),
     "unknown_version": ("is at a version no migration file has: there is no expected schema to compare with. "
                         "Deploy the files that version came from (or check `migrations_dir`), then check again."),
 }
