@@ -60,6 +60,7 @@ class EnvironmentSettings:
     lint_allow: tuple[str, ...] = ()        # lint rules accepted everywhere (shown as allowed, never blocking)
     lint_large_table_mb: int = 100          # CREATE INDEX without CONCURRENTLY on a bigger table is an error
     restore_from: tuple[str, ...] = ()      # other environments whose snapshots may be restored here (with approval)
+    scratch_database_url: str | None = None  # where expected schemas are built; None: the server, else embedded
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,6 +122,7 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "lint_allow": _rule_names,
     "lint_large_table_mb": _int_range(0, 10_000_000),
     "restore_from": _str_list,
+    "scratch_database_url": _postgres_url,
 }
 _REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
 _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {
@@ -249,6 +251,8 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
                                         for p in values["lock_dirs"])
         environments[name] = EnvironmentSettings(name=name, **values)
         _register_password(values["database_url"])
+        if "scratch_database_url" in values:
+            _register_password(values["scratch_database_url"])
 
     _check_restore_from(environments, source)
     control_url = control.get("database_url")

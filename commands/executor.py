@@ -51,6 +51,7 @@ RUNNERS: dict[type, str] = {
     g.MigrateStatus: "commands.migrate.migrate_ops:status",
     g.MigrateValidate: "commands.migrate.migrate_ops:validate",
     g.MigratePlan: "commands.lint.lint_ops:plan",
+    g.MigrateDrift: "commands.schema.drift_ops:drift",
     g.MigrateDryRun: "commands.migrate.migrate_ops:dry_run",
     g.MigrateUp: "commands.migrate.migrate_ops:migrate",
     g.MigrateDown: "commands.migrate.migrate_ops:migrate",

@@ -30,6 +30,11 @@ class MigrateValidate:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MigrateDrift:
+    env: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class MigratePlan:
     """The pending migrations, linted: what ``up`` would run and what is risky in it."""
 
@@ -187,12 +192,12 @@ class DbopsHelp:
 Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
            | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotRestore | SnapshotPin | SnapshotCleanup
            | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel | Rollback
-           | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor)
+           | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor | MigrateDrift)
 COMMANDS: tuple[type, ...] = (MigrateStatus, MigrateValidate, MigrateUp, MigrateDown, MigrateGoto,
                               MigrateForce, MigrateDryRun, SnapshotList, SnapshotCreate, SnapshotVerify,
                               SnapshotRestore, SnapshotPin, SnapshotCleanup, DbopsHistory, DbopsHelp,
                               DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel, Rollback, DbopsLockStatus,
-                              DbopsLockRelease, MigratePlan, DbopsDoctor)
+                              DbopsLockRelease, MigratePlan, DbopsDoctor, MigrateDrift)
 # A dry run is here: it runs the pending SQL on the live database, holding its locks until the
 # rollback, and what a rollback cannot undo (sequence values) stays changed.
 STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, MigrateDryRun,
@@ -252,9 +257,10 @@ def _parse_migrate(args: list[str]) -> Command:
     flags = ("--all",) if verb == "down" else ()
     positional, env, seen, _ = split_options(rest, usage, flags)
 
-    if verb in ("status", "validate", "plan"):
+    if verb in ("status", "validate", "plan", "drift"):
         positional, env = trailing_env(positional, env, usage, 0)
-        return {"status": MigrateStatus, "validate": MigrateValidate, "plan": MigratePlan}[verb](env=env)
+        return {"status": MigrateStatus, "validate": MigrateValidate, "plan": MigratePlan,
+                "drift": MigrateDrift}[verb](env=env)
     if verb in ("up", "dry-run"):
         positional, env = trailing_env(positional, env, usage, 1)
         steps = count_word(positional[0], usage) if positional else None

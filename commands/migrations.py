@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from commands.lint.results import Finding
     from commands.results import AuditEntry, LockHolder, OperationRecord, State
     from commands.rollback.results import OrphanCount, RollbackResult
+    from commands.schema.model import Schema
     from commands.snapshot.results import TableRows
     from commands.snapshot.snapshots import Created, Restored, Snapshot, Verified
     from commands.sql.sqlfile import SqlFile
@@ -116,9 +117,35 @@ class Snapshotter(Protocol):
         Raises SnapshotFailed (the database untouched) otherwise."""
 
 
+class Scratch(Protocol):
+    def live(self) -> Schema:
+        """The environment's database's schema, read once: no lock, nothing written."""
+
+    def build(self, files: Sequence[tuple[int, str, SqlFile | None]]) -> tuple[Schema, str]:
+        """The schema of an empty scratch database after ``files`` (version, label, parsed up
+        file or None: a no-op step) were applied in order by the runner ``up`` uses, and where
+        it was built. The scratch database is dropped, also when this raises (CommandError:
+        a file failed, or no scratch database could be made)."""
+
+
+class SchemaCache(Protocol):
+    def get(self, files_sha256: str) -> tuple[Schema, str] | None:
+        """The schema built from the files with this digest and where it was built, or None.
+        A hit is counted in the control database."""
+
+    def put(self, files_sha256: str, version: int, schema: Schema, built_on: str) -> None:
+        """Keep ``schema`` as the one built from these files (a concurrent put of the same is a no-op)."""
+
+
 class Databases(Protocol):
     def open(self, env: EnvironmentSettings) -> AbstractContextManager[EnvironmentDatabase]:
         """A connection to ``env``'s database for one operation, closed on exit."""
+
+    def scratch(self, env: EnvironmentSettings) -> Scratch:
+        """Reads ``env``'s schema and builds expected ones in a scratch database."""
+
+    def schema_cache(self, control_url: str) -> SchemaCache:
+        """Expected schemas kept in the control database at ``control_url``."""
 
 
 class AuditLog(Protocol):

@@ -63,7 +63,8 @@ class Progress:
     """Where a long operation is, for surfaces that show it while it runs.
 
     ``step``: "start" (the policy allowed it; nothing done yet), "lock" (waiting for the migration lock), "snapshot" (with bytes of the database
-    read, written and its size), "verify", "apply" (``detail``: the file), "restore", "read-back".
+    read, written and its size), "verify", "apply" (``detail``: the file), "restore", "read-back", "build" (the
+    expected schema of version ``detail``, in a scratch database).
     """
 
     step: str

@@ -23,13 +23,14 @@ MIGRATE: dict[str, Usage] = {
     "status": ("migrate status [ENV]",),
     "validate": ("migrate validate [ENV]",),
     "plan": ("migrate plan [ENV]",),
+    "drift": ("migrate drift [ENV]",),
     "up": ("migrate up [N] [ENV]",),
     "down": ("migrate down N [ENV]", "migrate down --all [ENV]"),
     "goto": ("migrate goto VERSION [ENV]",),
     "force": ("migrate force VERSION [ENV]   (VERSION may be -1: no version)",),
     "dry-run": ("migrate dry-run [N] [ENV]",),
 }
-MIGRATE_GROUP: Usage = ("migrate status|validate|up|down|goto|force|dry-run|plan …",)
+MIGRATE_GROUP: Usage = ("migrate status|validate|up|down|goto|force|dry-run|plan|drift …",)
 SNAPSHOT: dict[str, Usage] = {
     "list": ("snapshot list [ENV]",),
     "create": ('snapshot create [ENV] [--reason "TEXT"]  (default reason: manual)',),

@@ -44,6 +44,8 @@ from commands.watch.results import Alert, AlertEvent, DiskWatchInfo
 from commands.results import LockDirInfo
 from commands.lock.results import LockReleaseResult, LockStatusResult
 from commands.doctor.results import DoctorCheck, DoctorResult, Verdict
+from commands.schema.compare import Change, Difference
+from commands.schema.results import DriftResult
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = datetime(2026, 1, 28, 16, 30, tzinfo=UTC)
@@ -321,6 +323,28 @@ FINDINGS = (  # in file order: the blocking one is not the first, and every surf
 )
 
 
+DIFFERENCES = (
+    Difference(change=Change.ADDED, kind="column", name="users.email", summary="text"),
+    Difference(change=Change.CHANGED, kind="column", name="users.age", attribute="type", expected="integer",
+               live="text"),
+    Difference(change=Change.CHANGED, kind="column", name="users.age", attribute="not_null", expected=True,
+               live=False),
+    Difference(change=Change.REMOVED, kind="index", name="idx_events_start",
+               summary="CREATE INDEX idx_events_start ON public.events USING btree (starts_at)"),
+    Difference(change=Change.BROKEN, kind="index", name="idx_x", attribute="valid"),
+    Difference(change=Change.BROKEN, kind="constraint", name="users.users_email_check", attribute="validated"),
+    Difference(change=Change.CHANGED, kind="function", name="adult(age integer)", attribute="body_md5",
+               expected="0f3a", live="9c1d"),
+)
+
+
+def drift_result(differences=DIFFERENCES, **changes) -> DriftResult:
+    result = DriftResult(env="production", state=State(version=V5, dirty=False), differences=differences,
+                         built_on="the managed server", expected_major=17, live_major=17,
+                         outcome=Outcome.FAILED if differences else Outcome.DONE)
+    return dataclasses.replace(result, **changes)
+
+
 def plan_result() -> PlanResult:
     return PlanResult(env="production", state=State(version=V3, dirty=False), block_severity="error", blocking=1,
                       outcome=Outcome.FAILED, files=(
@@ -548,6 +572,15 @@ SAMPLES = {
     "dry_run_unchecked": lambda: render(dry_run_unchecked(), now=NOW, command="/migrate dry-run staging"),
     "validate": lambda: render(validate(), now=NOW, command="/migrate validate production"),
     "plan": lambda: render(plan_result(), now=NOW, command="/migrate plan production"),
+    "drift": lambda: render(drift_result(), now=NOW, command="/migrate drift production"),
+    "drift_none": lambda: render(drift_result((), cached=True), now=NOW, command="/migrate drift production"),
+    "drift_many_on_embedded": lambda: render(drift_result(tuple(
+        Difference(change=Change.ADDED, kind="table", name=f"extra_{i:03}") for i in range(120)),
+        built_on="embedded PostgreSQL", expected_major=18), now=NOW, command="/migrate drift production"),
+    "drift_no_version": lambda: render(drift_result((), state=State(version=-1, dirty=False), unmeasured="no_version",
+                                                    outcome=Outcome.REFUSED), now=NOW, command="/migrate drift production"),
+    "drift_dirty": lambda: render(drift_result((), state=State(version=V5, dirty=True), unmeasured="dirty",
+                                               outcome=Outcome.REFUSED), now=NOW, command="/migrate drift production"),
     "plan_nothing_pending": lambda: render(dataclasses.replace(plan_result(), files=(), blocking=0,
                                                                outcome=Outcome.NO_CHANGE),
                                            now=NOW, command="/migrate plan production"),
@@ -735,7 +768,7 @@ def test_every_result_and_reason_has_a_sample() -> None:
                                  verify_failed, restore, pin, history, lambda: cleanup(dry_run=True), approval_needed,
                                  approval_decided, approvals_list, rollback_plan_clean, rollback_result,
                                  lambda: lock_status(held=True), lambda: lock_release(done=True), plan_result,
-                                 doctor_result)}
+                                 doctor_result, drift_result)}
     kinds |= {HelpResult, Refusal, ApprovalRefused}
     assert kinds == set(Result.__args__)
     assert {f"refusal_{r.value}" for r in Reason if r not in APPROVAL_REASONS} <= set(SAMPLES)

@@ -23,7 +23,9 @@ OTHER_CAPABILITIES = ("commands.approval.approvals", "commands.approval.results"
                       "commands.sql.sqlfile", "commands.pg.runner", "commands.pg.integrity", "commands.probes",
                       "commands.pg.restore", "commands.pg.psql_script", "bot.slack.blocks.approvals",
                       "bot.slack.blocks.snapshots", "bot.slack.blocks.rollback", "bot.slack.blocks.locks",
-                      "bot.slack.blocks.doctor", "bot.slack.blocks.plan", "bot.cli.help")
+                      "bot.slack.blocks.doctor", "bot.slack.blocks.plan", "bot.cli.help",
+                      "commands.schema.results", "commands.schema.model", "commands.pg.scratch",
+                      "commands.pg.catalog", "bot.slack.blocks.drift")
 RUN_STATUS = """
 import json, sys
 from bot.cli.main import main

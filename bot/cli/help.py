@@ -63,6 +63,9 @@ GROUPS: dict[str, dict[str, Help]] = {
                                  "dbops migrate validate --env staging", u.MIGRATE["validate"], (ENV,)),
         "migrate plan": Help("lint the pending migrations (squawk and dbops' rules); exit 1 when a finding blocks",
                              "dbops migrate plan production --format json", u.MIGRATE["plan"], (ENV,)),
+        "migrate drift": Help("the live schema against the schema its recorded version should have (built from "
+                              "the files in a scratch database); exit 1 when it differs",
+                              "dbops migrate drift production --format json", u.MIGRATE["drift"], (ENV,)),
         "migrate up": Help("apply the pending migrations (all, or the next N) after a verified snapshot",
                            "dbops migrate up 2 production", u.MIGRATE["up"], (N, ENV)),
         "migrate down": Help("roll back N migrations through their down files (or --all) after a verified snapshot",

@@ -20,6 +20,7 @@ from commands.snapshot.results import TableRows
 
 if TYPE_CHECKING:
     from commands.pg.runner import PgMigrationRunner
+    from commands.pg.scratch import PgSchemaCache, PgScratch
     from commands.rollback.results import OrphanCount
 
 
@@ -138,3 +139,11 @@ class PgDatabases:
                                       database=name) from None
         finally:
             conn.close()
+
+    def scratch(self, env: EnvironmentSettings) -> PgScratch:
+        from commands.pg.scratch import PgScratch  # only a drift check builds an expected schema
+        return PgScratch(env)
+
+    def schema_cache(self, control_url: str) -> PgSchemaCache:
+        from commands.pg.scratch import PgSchemaCache
+        return PgSchemaCache(control_url)

@@ -70,6 +70,7 @@ RENDERERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "DryRunResult": ("bot.slack.blocks.migrate:dry_run", ()),
     "ValidateResult": ("bot.slack.blocks.migrate:validate", ()),
     "PlanResult": ("bot.slack.blocks.plan:plan", ()),
+    "DriftResult": ("bot.slack.blocks.drift:drift", ()),
     "SnapshotListResult": ("bot.slack.blocks.snapshots:snapshot_list", ("now",)),
     "SnapshotCreated": ("bot.slack.blocks.snapshots:created", ()),
     "SnapshotVerifyResult": ("bot.slack.blocks.snapshots:verified", ()),
@@ -289,7 +290,7 @@ def render_internal_error(*, command: str, reference: str) -> Message:
 
 _STEPS = {"start": "starting", "lock": "waiting for the migration lock", "snapshot": "taking a snapshot",
           "verify": "verifying the snapshot", "apply": "applying", "restore": "restoring",
-          "read-back": "reading the restored database back"}
+          "read-back": "reading the restored database back", "build": "building the expected schema of version"}
 
 
 def _doing(p: Progress | None) -> str:
