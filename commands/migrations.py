@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable, Protocol
 from commands.config import EnvironmentSettings
 from commands.watch.results import Alert
 from commands.approval.results import ApprovalRequest
-from commands.results import AuditEntry, LockHolder, OperationRecord, SqlError, State
+from commands.results import AppliedFile, AuditEntry, LockHolder, OperationRecord, SqlError, State
 from commands.lint.results import Finding
 from commands.rollback.results import OrphanCount, RollbackResult
 from commands.snapshot.results import TableRows
@@ -128,6 +128,16 @@ class AuditLog(Protocol):
 
     def latest(self, environment: str | None, limit: int) -> list[AuditEntry]:
         """The newest ``limit`` entries, newest first; for one environment, or all (None)."""
+
+    def record_file(self, entry: AppliedFile) -> None:
+        """Record a migration file applied or reverted, as soon as it committed."""
+
+    def applied_files(self, environment: str) -> dict[int, AppliedFile]:
+        """Each version's newest record in ``environment``: applied as recorded when its
+        direction is "up"."""
+
+    def file_history(self, environment: str | None, limit: int) -> list[AppliedFile]:
+        """The newest ``limit`` file records, newest first; for one environment, or all (None)."""
 
 
 class Operations(Protocol):

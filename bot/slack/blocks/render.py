@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.slack.blocks import approvals as approval_blocks, doctor as doctor_blocks, locks as lock_blocks
-from bot.slack.blocks import migrate as migrate_blocks
+from bot.slack.blocks import files as file_blocks, migrate as migrate_blocks
 from bot.slack.blocks import plan as plan_blocks, rollback as rollback_blocks, snapshots as snapshot_blocks
 from bot.slack.blocks.kit import (
     Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, esc_citing, extended, mrkdwn,
@@ -178,6 +178,9 @@ def _refusal(r: Refusal, now: datetime) -> Message:
             card.section(snapshot_blocks.not_own(r) + " Nothing was changed.")
         case Reason.MISSING_PRIVILEGE if r.shortfall is not None:
             card = _shortfall(r, r.shortfall)
+        case Reason.EDITED_APPLIED_FILE:
+            card = _refused(r, "an applied migration file was edited after it ran")
+            file_blocks.refusal_section(card, r.files, env)
         case Reason.NO_APPROVALS:
             card = _refused(r, "it needs a second person's approval, and no control database can keep the request")
             card.section(f"Set `database_url` under `[control]` in the dbops configuration, or take the operation out "
@@ -211,7 +214,7 @@ _OUTCOMES = {"done": "done", "no_change": "no change", "refused": "*refused*", "
 
 def _history(r: HistoryResult) -> Message:
     scope = r.env or "all environments"
-    if not r.entries:
+    if not r.entries and not r.files:
         title = f"No history yet for {scope}"
         return Card(esc(title)).header(title).section("(Or no control database is configured.)").message()
     title = f"History: {scope}, latest {count(len(r.entries), 'command')}"
@@ -225,7 +228,11 @@ def _history(r: HistoryResult) -> Message:
                     + (f"\n        {esc(shorten(e.detail, 300))}" if e.detail else ""))
     card = Card(esc(title)).header(title)
     more = migrate_blocks.json_hint("dbops history", r.env) if r.env else f"use {code('dbops dbops history --format json')}"
-    return card.lines(rows, total=len(r.entries), title="*Newest first:*", more=more).message()
+    card.lines(rows, total=len(r.entries), title="*Newest first:*", more=more)
+    if r.files:
+        card.lines([file_blocks.history_row(f) for f in r.files[:HISTORY_SHOWN]], total=len(r.files),
+                   title="*Migration files applied and reverted, newest first:*", more=more)
+    return card.message()
 
 
 def _help(r: HelpResult) -> Message:
