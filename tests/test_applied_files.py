@@ -167,7 +167,9 @@ def test_a_file_whose_record_cannot_be_written_stops_the_run_after_it(make_bed, 
     assert isinstance(result, MigrateResult) and result.outcome is Outcome.FAILED
     assert [s.version for s in result.steps] == [1, 3] and bed.state() == (3, False) and "more" not in bed.tables()
     assert "3_events.up.sql ran, but" in result.audit_unwritten and "no space left on device" in result.audit_unwritten
-    assert "the files after it were not run" in result_text(result, command="migrate up test")
+    text = result_text(result, command="migrate up test")
+    assert "migrated up from no version to 3, then stopped: the record of the last file could not be written" in text
+    assert "the files after it were not run" in text
 
 
 def test_a_least_privilege_role_has_its_files_recorded_and_an_edit_refused(make_bed, control_url, app_role):

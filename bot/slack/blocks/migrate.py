@@ -169,6 +169,8 @@ def migrate(r: MigrateResult, command: str) -> Message:
         direction = r.steps[0].direction if r.steps else r.operation
         headline = (f"{bold(r.env)}: migrated {esc(direction)} from {number(r.before.version)} to "
                     f"{number(r.after.version)}")
+        if r.outcome == Outcome.FAILED:  # a file's record could not be written: the rest wait for it
+            headline += ", then stopped: the record of the last file could not be written"
     else:
         headline = _failure_headline(r, f)
     card = Card(plain(headline)).section(headline)
