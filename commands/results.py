@@ -202,6 +202,7 @@ class AppliedFile:
 
     environment: str
     version: int
+    previous: int      # the version the database was at just before it ran (NIL_VERSION: none)
     name: str
     filename: str
     direction: str
@@ -217,8 +218,9 @@ class FileFlag:
     """A migration file that is not what the database ran, or that golang-migrate will never run.
 
     ``kind``: "edited" (its checksum differs from the one recorded when it was applied), "gone"
-    (recorded as applied; no up file has its version now) or "out_of_order" (no record of it being
-    applied, below the current version ``current``: golang-migrate's ``up`` never applies it)."""
+    (recorded as applied; no up file has its version now) or "out_of_order" (not recorded as applied,
+    and below the current version ``current``, and dbops applied a later file from a version below
+    it, so it was not there then: golang-migrate's ``up`` never applies it)."""
 
     kind: str
     version: int

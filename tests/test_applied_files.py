@@ -129,6 +129,17 @@ def test_files_applied_before_dbops_recorded_them_are_not_recorded_rather_than_e
     assert run(bed, "migrate up").outcome is Outcome.NO_CHANGE  # not refused: nothing says it was edited
 
 
+def test_files_the_migrate_cli_applied_after_dbops_are_not_recorded_rather_than_out_of_order(make_bed, control_url):
+    bed = audited(make_bed({**FILES, "4_more.up.sql": "CREATE TABLE more ();"}), control_url)
+    run(bed, "migrate up 1")
+    bed.execute("CREATE TABLE events (id int); UPDATE schema_migrations SET version = 3")  # as `migrate up 1` does
+    status = run(bed, "migrate status test")
+    assert flags(status) == [] and status.files.unchecked == 1
+    run(bed, "migrate up")
+    bed.write({"1_users.up.sql": USERS_EDITED})
+    assert flags(run(bed, "migrate status test")) == [("edited", "1_users.up.sql")]
+
+
 def test_without_a_control_database_status_says_once_that_no_file_is_recorded(make_bed):
     bed = make_bed(FILES)
     run(bed, "migrate up")

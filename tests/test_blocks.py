@@ -226,7 +226,7 @@ def history() -> HistoryResult:
 
 def applied_file(v: int, *, minutes_ago: float, actor: str = "U0ALICE", direction: str = "up",
                  sha: str = "3f" * 32) -> AppliedFile:
-    return AppliedFile(environment="production", version=v, name=NAMES[v], filename=f"{v}_{NAMES[v]}.{direction}.sql",
+    return AppliedFile(environment="production", version=v, previous=v - 1, name=NAMES[v], filename=f"{v}_{NAMES[v]}.{direction}.sql",
                        direction=direction, sha256=sha, actor=actor, operation=direction,
                        at=NOW - timedelta(minutes=minutes_ago), duration_ms=840)
 

@@ -32,13 +32,14 @@ def sha256_of(file: MigrationFile) -> str:
 def flags(source: MigrationSource, state: State, record: dict[int, AppliedFile]) -> FileCheck:
     """The applied files (at or below ``state.version``) against ``record``, each version's newest.
 
-    Out of order: a file with no record of being applied whose version lies between a recorded
-    one and the current version; below the first recorded version, files predate the record and
-    are only counted as unchecked."""
+    Out of order: a file with no record of being applied, below the current version, whose
+    version a recorded up went past (from a version below it to one above): that up ran every
+    file between, so this one was not there then. Any other file without a record (applied
+    before dbops recorded files, or by the migrate CLI) is only counted as unchecked."""
     if state.version == NIL_VERSION:
         return FileCheck()
     applied = {v: f for v, f in record.items() if f.direction == "up" and v <= state.version}
-    first = min(applied, default=None)
+    spans = [(f.previous, v) for v, f in applied.items()]
     found: list[FileFlag] = []
     unchecked = 0
     for migration in source.migrations:
@@ -51,7 +52,7 @@ def flags(source: MigrationSource, state: State, record: dict[int, AppliedFile])
             if current != recorded.sha256:
                 found.append(FileFlag(kind="edited", version=v, filename=up.filename, current=state.version,
                                       recorded=recorded, sha256=current))
-        elif first is not None and first < v < state.version:
+        elif v < state.version and any(previous < v < after for previous, after in spans):
             found.append(FileFlag(kind="out_of_order", version=v, filename=up.filename, current=state.version))
         else:
             unchecked += 1
@@ -89,13 +90,15 @@ def edited(ctx: Context, env: EnvironmentSettings, source: MigrationSource, stat
 
 
 def record(ctx: Context, env: EnvironmentSettings, step: Step, sqlfile: SqlFile | None, operation: str,
-           started: float) -> str | None:
-    """Record ``step``'s file as applied or reverted, just after it committed: None when recorded
-    (or there is nothing to record: no file, no control database), else why it could not be."""
+           previous: int, started: float) -> str | None:
+    """Record ``step``'s file as applied or reverted from version ``previous``, just after it
+    committed: None when recorded (or there is nothing to record: no file, no control database),
+    else why it could not be."""
     if ctx.audit is None or step.file is None or sqlfile is None:
         return None
     # The bytes that ran: read_sql decoded them as UTF-8, which encodes back to the same bytes.
-    entry = AppliedFile(environment=env.name, version=step.migration.version, name=step.migration.name,
+    entry = AppliedFile(environment=env.name, version=step.migration.version, previous=previous,
+                        name=step.migration.name,
                         filename=step.file.filename, direction=step.direction,
                         sha256=hashlib.sha256(sqlfile.text.encode("utf-8")).hexdigest(), actor=ctx.actor.user,
                         operation=operation, at=ctx.clock(), duration_ms=(time.perf_counter() - started) * 1000)

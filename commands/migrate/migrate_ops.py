@@ -217,6 +217,7 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
     reports: list[StepReport] = []
     failure: StepFailure | None = None
     unrecorded: str | None = None
+    position = before.version
     for step, sqlfile in zip(plan, files):
         step_started = time.perf_counter()
         mode = sqlfile.mode.value if sqlfile is not None and not sqlfile.empty else "transactional"
@@ -233,7 +234,8 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
                                   direction=step.direction, filename=filename, mode=mode,
                                   duration_ms=(time.perf_counter() - step_started) * 1000))
         log.info("migration.applied", version=step.migration.version, direction=step.direction, mode=mode)
-        unrecorded = record_file(ctx, env, step, sqlfile, operation, step_started)
+        unrecorded = record_file(ctx, env, step, sqlfile, operation, position, step_started)
+        position = step.target
         if unrecorded is not None:
             # Nothing changes a database without its record: the files after this one wait.
             log.error("migration.unrecorded", version=step.migration.version, error=unrecorded)

@@ -8,20 +8,21 @@ import psycopg
 from commands.pg.connect import control_connection, control_error, run_once
 from commands.results import AppliedFile
 
-_COLUMNS = "environment, version, name, filename, direction, sha256, actor, operation, at, duration_ms"
+_COLUMNS = "environment, version, previous, name, filename, direction, sha256, actor, operation, at, duration_ms"
 
 
 def _file(row: tuple) -> AppliedFile:
-    return AppliedFile(environment=row[0], version=row[1], name=row[2], filename=row[3], direction=row[4],
-                       sha256=row[5], actor=row[6], operation=row[7], at=row[8], duration_ms=row[9])
+    return AppliedFile(environment=row[0], version=row[1], previous=row[2], name=row[3], filename=row[4],
+                       direction=row[5], sha256=row[6], actor=row[7], operation=row[8], at=row[9],
+                       duration_ms=row[10])
 
 
 def record_file(url: str, entry: AppliedFile, *, pooled: bool) -> None:
     try:
         with control_connection(url, pooled=pooled) as conn:
             conn.execute(
-                f"INSERT INTO dbops_applied_files ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (entry.environment, entry.version, entry.name, entry.filename, entry.direction, entry.sha256,
+                f"INSERT INTO dbops_applied_files ({_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                (entry.environment, entry.version, entry.previous, entry.name, entry.filename, entry.direction, entry.sha256,
                  entry.actor, entry.operation, entry.at, entry.duration_ms))
     except psycopg.Error as err:
         raise control_error("could not record the applied file", err) from None

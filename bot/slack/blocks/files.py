@@ -39,19 +39,19 @@ def flag_title(check: FileCheck) -> str:
             f"{'is' if len(check.flags) == 1 else 'are'} not what the database ran:*")
 
 
-def flag_section(card: Card, check: FileCheck, env: str) -> None:
-    """The flags, each with its fix; then, once, why some files could not be checked."""
+def flag_section(card: Card, check: FileCheck, env: str, *, notes: bool = True) -> None:
+    """The flags, each with its fix; then, once (``notes``: status says it, plan need not), why
+    some files could not be checked."""
     if check.flags:
         card.lines([flag_row(f) for f in check.flags[:FLAGS_SHOWN]], total=len(check.flags),
                    title=flag_title(check), more=f"use {code(f'dbops migrate status {env} --format json')} for all")
-    notes = []
+    if not notes:
+        return
     if check.unrecorded is not None:
-        notes.append(f"Applied files not checked: {esc(shorten(check.unrecorded, 300))}.")
+        card.context(f"Applied files not checked: {esc(shorten(check.unrecorded, 300))}.")
     elif check.unchecked:
-        notes.append(f"{count(check.unchecked, 'applied file')} not recorded (applied before dbops recorded files, "
+        card.context(f"{count(check.unchecked, 'applied file')} not recorded (applied before dbops recorded files, "
                      "or by the migrate CLI): not checked for edits.")
-    if notes:
-        card.context(*notes)
 
 
 def flag_headline(check: FileCheck) -> str:

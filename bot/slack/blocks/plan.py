@@ -63,7 +63,7 @@ def plan(r: PlanResult) -> Message:
     if not r.files:
         headline = f"{bold(r.env)}: nothing is pending: the database is at {number(r.state.version)}"
         card = Card(plain(headline)).section(headline)
-        flag_section(card, r.files_check, r.env)
+        flag_section(card, r.files_check, r.env, notes=False)
         return card.message()
     findings = sum(len(f.findings) for f in r.files)
     verdict = (f"{r.blocking:,} finding{'s' if r.blocking != 1 else ''} at or above {esc(r.block_severity)}: "
@@ -72,10 +72,10 @@ def plan(r: PlanResult) -> Message:
     headline = (f"{bold(r.env)}: {count(len(r.files), 'pending migration')} from {at_version(r.state.version)}, "
                 f"{count(findings, 'finding')}; {verdict}")
     card = Card(plain(headline)).section(headline)
-    flag_section(card, r.files_check, r.env)
     stopping = [x for f in r.files for x in blocking_first(f.findings, r.block_severity)[0]]
     if stopping:
         blocking_rows(card, stopping, "`/migrate up` will need approval", json_hint("migrate plan", r.env))
+    flag_section(card, r.files_check, r.env, notes=False)
     shown = 0
     for f in r.files[:FILES_SHOWN]:
         if card.room() < 5:  # a file takes up to 3 blocks; keep room for the two closing lines
