@@ -217,12 +217,12 @@ class AppliedFile:
 class FileFlag:
     """A migration file that is not what the database ran, or that golang-migrate will never run.
 
-    ``kind``: "edited" (its checksum differs from the one recorded when it was applied), "gone"
+    ``problem``: "edited" (its checksum differs from the one recorded when it was applied), "gone"
     (recorded as applied; no up file has its version now) or "out_of_order" (not recorded as applied,
     and below the current version ``current``, and dbops applied a later file from a version below
     it, so it was not there then: golang-migrate's ``up`` never applies it)."""
 
-    kind: str
+    problem: str  # not ``kind``: the JSON output names each object's type with that key
     version: int
     filename: str
     current: int

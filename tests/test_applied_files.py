@@ -6,10 +6,11 @@ on an edited applied file unless the environment allows it."""
 from __future__ import annotations
 
 import hashlib
+import json
 
 import psycopg
-import pytest
 
+from bot.cli.outcome import result_json
 from bot.cli.shell import result_text
 from commands import grammar
 from commands.executor import Actor, Executor
@@ -44,7 +45,7 @@ def sha256(bed, filename):
 
 def flags(result):
     check = result.files if isinstance(result, StatusResult) else result.files_check
-    return [(f.kind, f.filename) for f in check.flags]
+    return [(f.problem, f.filename) for f in check.flags]
 
 
 def test_an_applied_file_edited_afterwards_is_flagged_by_status_and_plan(make_bed, control_url):
@@ -61,6 +62,9 @@ def test_an_applied_file_edited_afterwards_is_flagged_by_status_and_plan(make_be
     text = result_text(status, command="migrate status test")
     assert "edited after it was applied: `1_users.up.sql`" in text
     assert f"checksum `{sha256(bed, '1_users.up.sql')[:12]}` now, `{applied_sha[:12]}` when applied by alice" in text
+
+    flagged = json.loads(result_json(status, 0))["files"]["flags"][0]
+    assert (flagged["kind"], flagged["problem"], flagged["recorded"]["sha256"]) == ("FileFlag", "edited", applied_sha)
 
     plan = run(bed, "migrate plan test")
     assert isinstance(plan, PlanResult) and flags(plan) == [("edited", "1_users.up.sql")]

@@ -231,12 +231,12 @@ def applied_file(v: int, *, minutes_ago: float, actor: str = "U0ALICE", directio
                        at=NOW - timedelta(minutes=minutes_ago), duration_ms=840)
 
 
-EDITED = FileFlag(kind="edited", version=V2, filename=f"{V2}_{NAMES[V2]}.up.sql", current=V3,
+EDITED = FileFlag(problem="edited", version=V2, filename=f"{V2}_{NAMES[V2]}.up.sql", current=V3,
                   recorded=applied_file(V2, minutes_ago=60 * 24), sha256="a7" * 32)
 FILE_FLAGS = FileCheck(unchecked=1, flags=(
     EDITED,
-    FileFlag(kind="out_of_order", version=20260128002_5, filename="202601280025_add_user_index.up.sql", current=V3),
-    FileFlag(kind="gone", version=V3, filename=f"{V3}_{NAMES[V3]}.up.sql", current=V3,
+    FileFlag(problem="out_of_order", version=20260128002_5, filename="202601280025_add_user_index.up.sql", current=V3),
+    FileFlag(problem="gone", version=V3, filename=f"{V3}_{NAMES[V3]}.up.sql", current=V3,
              recorded=applied_file(V3, minutes_ago=50, actor="U0BOB")),
 ))
 

@@ -50,16 +50,16 @@ def flags(source: MigrationSource, state: State, record: dict[int, AppliedFile])
         if recorded is not None:
             current = sha256_of(up)
             if current != recorded.sha256:
-                found.append(FileFlag(kind="edited", version=v, filename=up.filename, current=state.version,
+                found.append(FileFlag(problem="edited", version=v, filename=up.filename, current=state.version,
                                       recorded=recorded, sha256=current))
         elif v < state.version and any(previous < v < after for previous, after in spans):
-            found.append(FileFlag(kind="out_of_order", version=v, filename=up.filename, current=state.version))
+            found.append(FileFlag(problem="out_of_order", version=v, filename=up.filename, current=state.version))
         else:
             unchecked += 1
     for v, recorded in sorted(applied.items()):
         migration = source.get(v)
         if migration is None or migration.up is None:
-            found.append(FileFlag(kind="gone", version=v, filename=recorded.filename, current=state.version,
+            found.append(FileFlag(problem="gone", version=v, filename=recorded.filename, current=state.version,
                                   recorded=recorded))
     return FileCheck(flags=tuple(sorted(found, key=lambda f: f.version)), unchecked=unchecked)
 
@@ -86,7 +86,7 @@ def edited(ctx: Context, env: EnvironmentSettings, source: MigrationSource, stat
     environment allows them (``allow_edited_applied_files``) or there is no record."""
     if env.allow_edited_applied_files or ctx.audit is None or not plan or plan[0].direction != "up":
         return ()
-    return tuple(f for f in flags(source, state, ctx.audit.applied_files(env.name)).flags if f.kind == "edited")
+    return tuple(f for f in flags(source, state, ctx.audit.applied_files(env.name)).flags if f.problem == "edited")
 
 
 def record(ctx: Context, env: EnvironmentSettings, step: Step, sqlfile: SqlFile | None, operation: str,

@@ -22,11 +22,11 @@ def _applied_by(recorded: AppliedFile | None) -> str:
 
 def flag_row(f: FileFlag) -> str:
     name = code(f.filename)
-    if f.kind == "edited":
+    if f.problem == "edited":
         return (f":warning: *edited after it was applied:* {name}: checksum {sha(f.sha256)} now, "
                 f"{sha(f.recorded.sha256 if f.recorded else None)} when {_applied_by(f.recorded)}. The database "
                 "ran the old text. Restore the file as it was applied, and put the change in a new migration.")
-    if f.kind == "gone":
+    if f.problem == "gone":
         return (f":warning: *applied, and its file has gone:* {name} ({_applied_by(f.recorded)}). "
                 "Restore it from version control: a database built from this folder would lack what it did.")
     return (f":warning: *below the current version, never applied:* {name}. golang-migrate's `up` never applies "
@@ -57,8 +57,8 @@ def flag_section(card: Card, check: FileCheck, env: str, *, notes: bool = True) 
 def flag_headline(check: FileCheck) -> str:
     """The flags in a few words for a card's headline; "" when there are none."""
     kinds = {"edited": "edited", "gone": "gone", "out_of_order": "out of order"}
-    found = [f"{sum(f.kind == k for f in check.flags)} {word}" for k, word in kinds.items()
-             if any(f.kind == k for f in check.flags)]
+    found = [f"{sum(f.problem == k for f in check.flags)} {word}" for k, word in kinds.items()
+             if any(f.problem == k for f in check.flags)]
     return f"applied files: {', '.join(found)}" if found else ""
 
 
