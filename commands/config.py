@@ -61,6 +61,7 @@ class EnvironmentSettings:
     lint_large_table_mb: int = 100          # CREATE INDEX without CONCURRENTLY on a bigger table is an error
     restore_from: tuple[str, ...] = ()      # other environments whose snapshots may be restored here (with approval)
     scratch_database_url: str | None = None  # where expected schemas are built; None: the server, else embedded
+    allow_edited_applied_files: bool = False  # `up` on top of an applied file edited since: refused unless true
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +124,7 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "lint_large_table_mb": _int_range(0, 10_000_000),
     "restore_from": _str_list,
     "scratch_database_url": _postgres_url,
+    "allow_edited_applied_files": _bool,
 }
 _REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
 _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {

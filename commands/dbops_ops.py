@@ -17,4 +17,5 @@ def history(ctx: Context, command: g.DbopsHistory, env: EnvironmentSettings | No
     if ctx.audit is None:
         return HistoryResult(env=env.name if env else None, entries=())
     entries = ctx.audit.latest(env.name if env else None, command.limit)
-    return HistoryResult(env=env.name if env else None, entries=tuple(entries))
+    files = ctx.audit.file_history(env.name if env else None, command.limit)
+    return HistoryResult(env=env.name if env else None, entries=tuple(entries), files=tuple(files))

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from commands.config import EnvironmentSettings
     from commands.lint.lint_live import LiveObjects  # the judgement needs PostgreSQL's parser
     from commands.lint.results import Finding
-    from commands.results import AuditEntry, LockHolder, OperationRecord, State
+    from commands.results import AppliedFile, AuditEntry, LockHolder, OperationRecord, State
     from commands.rollback.results import OrphanCount, RollbackResult
     from commands.schema.model import Schema
     from commands.snapshot.results import TableRows
@@ -158,6 +158,16 @@ class AuditLog(Protocol):
 
     def latest(self, environment: str | None, limit: int) -> list[AuditEntry]:
         """The newest ``limit`` entries, newest first; for one environment, or all (None)."""
+
+    def record_file(self, entry: AppliedFile) -> None:
+        """Record a migration file applied or reverted, as soon as it committed."""
+
+    def applied_files(self, environment: str) -> dict[int, AppliedFile]:
+        """Each version's newest record in ``environment``: applied as recorded when its
+        direction is "up"."""
+
+    def file_history(self, environment: str | None, limit: int) -> list[AppliedFile]:
+        """The newest ``limit`` file records, newest first; for one environment, or all (None)."""
 
 
 class Operations(Protocol):

@@ -47,6 +47,7 @@ class Reason(str, Enum):
     CONTROL_UNREACHABLE = "control_unreachable"  # it needs the control database, which cannot be reached
     MISSING_PRIVILEGE = "missing_privilege"    # the database role lacks what the operation needs (``shortfall``)
     NO_APPROVALS = "no_approvals"  # it needs a second person, and no control database can hold the request
+    EDITED_APPLIED_FILE = "edited_applied_file"  # an applied file's checksum differs from its record (``files``)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,6 +162,7 @@ class Refusal(ResultBase):
     claimants: tuple[str, ...] = ()
     detail: str | None = None  # CONTROL_UNREACHABLE: the connection error (masked), naming the control database
     shortfall: Shortfall | None = None  # MISSING_PRIVILEGE
+    files: tuple["FileFlag", ...] = ()  # EDITED_APPLIED_FILE: the edited files
     outcome: Outcome = Outcome.REFUSED
 
 
@@ -192,6 +194,55 @@ class AuditEntry:
     outcome: str  # an Outcome value, or "error"
     detail: str | None
     duration_ms: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppliedFile:
+    """One migration file dbops applied (``direction`` "up") or reverted ("down"), as the
+    control database records it."""
+
+    environment: str
+    version: int
+    previous: int      # the version the database was at just before it ran (NIL_VERSION: none)
+    name: str
+    filename: str
+    direction: str
+    sha256: str        # of the file's bytes as they ran
+    actor: str
+    operation: str     # the command that ran it: up, down, goto
+    at: datetime
+    duration_ms: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileFlag:
+    """A migration file that is not what the database ran, or that golang-migrate will never run.
+
+    ``problem``: "edited" (its checksum differs from the one recorded when it was applied), "gone"
+    (recorded as applied; no up file has its version now) or "out_of_order" (not recorded as applied,
+    and below the current version ``current``, and dbops applied a later file from a version below
+    it, so it was not there then: golang-migrate's ``up`` never applies it)."""
+
+    problem: str  # not ``kind``: the JSON output names each object's type with that key
+    version: int
+    filename: str
+    current: int
+    recorded: AppliedFile | None = None  # edited, gone: the record of its application
+    sha256: str | None = None            # edited: the file's checksum now
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileCheck:
+    """What ``status`` and ``plan`` found about the applied files.
+
+    ``unrecorded``: why there is no record to check against (no control database, or it could not
+    be read), None when there is one. Without it nothing is flagged: golang-migrate keeps one
+    version, so a file below it looks applied whether it ran or not. ``unchecked``: applied versions with no checksum on record
+    (applied before dbops recorded them, or by the migrate CLI): they cannot be checked for edits."""
+
+    flags: tuple[FileFlag, ...] = ()
+    unrecorded: str | None = None
+    unchecked: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -227,6 +278,7 @@ class OperationRecord:
 class HistoryResult(ResultBase):
     env: str | None
     entries: tuple[AuditEntry, ...]  # newest first
+    files: tuple[AppliedFile, ...] = ()  # the migration files applied or reverted there, newest first
     outcome: Outcome = Outcome.DONE
     operation: str = "history"
 

@@ -31,7 +31,7 @@ from commands.errors import SnapshotFailed, UsageError, privilege_error
 from commands.approval.results import (ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest,
                                        ApprovalsResult, Impact)
 from commands.lint.results import LossyStatement
-from commands.results import (AuditEntry, Check, FileProblem, HelpResult, HistoryResult, LockHolder, Mismatch,
+from commands.results import (AppliedFile, AuditEntry, Check, FileCheck, FileFlag, FileProblem, HelpResult, HistoryResult, LockHolder, Mismatch,
                               OperationRecord, Outcome, Progress, Reason, Refusal, SqlError, State)
 from commands.snapshot.results import (CleanupResult, DiskUsage, PinResult, RestoreResult, SnapshotCreated,
                                        SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, TableRows)
@@ -223,6 +223,40 @@ def history() -> HistoryResult:
         entry(40, "U0ALICE", "snapshot create", "done", 41800, arguments={"reason": "before deploy"}),
         entry(95, "deploy", "migrate up", "error", 120, channel=None, surface="cli",
               detail="PostgreSQL could not be reached: connection refused"),
+    ))
+
+
+def applied_file(v: int, *, minutes_ago: float, actor: str = "U0ALICE", direction: str = "up",
+                 sha: str = "3f" * 32) -> AppliedFile:
+    return AppliedFile(environment="production", version=v, previous=v - 1, name=NAMES[v], filename=f"{v}_{NAMES[v]}.{direction}.sql",
+                       direction=direction, sha256=sha, actor=actor, operation=direction,
+                       at=NOW - timedelta(minutes=minutes_ago), duration_ms=840)
+
+
+EDITED = FileFlag(problem="edited", version=V2, filename=f"{V2}_{NAMES[V2]}.up.sql", current=V3,
+                  recorded=applied_file(V2, minutes_ago=60 * 24), sha256="a7" * 32)
+FILE_FLAGS = FileCheck(unchecked=1, flags=(
+    EDITED,
+    FileFlag(problem="out_of_order", version=20260128002_5, filename="202601280025_add_user_index.up.sql", current=V3),
+    FileFlag(problem="gone", version=V3, filename=f"{V3}_{NAMES[V3]}.up.sql", current=V3,
+             recorded=applied_file(V3, minutes_ago=50, actor="U0BOB")),
+))
+
+
+def status_flagged() -> StatusResult:
+    return dataclasses.replace(status_clean(), files=FILE_FLAGS)
+
+
+def status_unrecorded() -> StatusResult:
+    return dataclasses.replace(status_clean(), files=FileCheck(
+        unrecorded="no control database is configured, so no file is recorded"))
+
+
+def history_files() -> HistoryResult:
+    return dataclasses.replace(history(), files=(
+        applied_file(V1, minutes_ago=12, direction="down", sha="0b" * 32),
+        applied_file(V1, minutes_ago=14),
+        applied_file(V5, minutes_ago=95, actor="deploy"),
     ))
 
 
@@ -594,6 +628,14 @@ SAMPLES = {
     "cleanup_dry_run": lambda: render(cleanup(dry_run=True), now=NOW, command="/snapshot cleanup --dry-run"),
     "cleanup": lambda: render(cleanup(dry_run=False), now=NOW, command="/snapshot cleanup"),
     "history": lambda: render(history(), now=NOW, command="/dbops history production"),
+    "history_files": lambda: render(history_files(), now=NOW, command="/dbops history production"),
+    "status_files_flagged": lambda: render(status_flagged(), now=NOW, command="/migrate status production"),
+    "status_files_unrecorded": lambda: render(status_unrecorded(), now=NOW, command="/migrate status production"),
+    "plan_files_flagged": lambda: render(dataclasses.replace(plan_result(), files_check=FILE_FLAGS), now=NOW,
+                                         command="/migrate plan production"),
+    "refusal_edited_applied_file": lambda: render(
+        refusal(Reason.EDITED_APPLIED_FILE, state=State(version=V3, dirty=False), files=(EDITED,)), now=NOW,
+        command="/migrate up production"),
     "help": lambda: render(HelpResult(usage=grammar.all_usage()), now=NOW, command="/dbops help"),
     "refusal_lock_held": lambda: render(refusal(Reason.LOCK_HELD, holder=HOLDER), now=NOW,
                                         command="/migrate up production"),

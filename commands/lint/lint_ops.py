@@ -13,6 +13,7 @@ from commands.lint.findings import blocks
 from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.errors import SourceError
+from commands.migrate import applied
 from commands.migrate.migrate_ops import _plan, read_sql
 from commands.migrations import EnvironmentDatabase
 from commands.migrate.plans import Step
@@ -106,7 +107,8 @@ def plan(ctx: Context, command: g.MigratePlan, env: EnvironmentSettings) -> Resu
         if isinstance(steps, Refusal):
             return steps
         files = lint_steps(ctx, db, env, steps)
+    files_check = applied.check(ctx, env, source, state)
     stopped = blocking(files, env.lint_block_severity)
     outcome = Outcome.FAILED if stopped else (Outcome.DONE if files else Outcome.NO_CHANGE)
     return PlanResult(env=env.name, state=state, files=files, block_severity=env.lint_block_severity,
-                      blocking=len(stopped), outcome=outcome)
+                      blocking=len(stopped), outcome=outcome, files_check=files_check)

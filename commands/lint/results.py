@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from commands.results import Outcome, ResultBase, State
+from commands.results import FileCheck, Outcome, ResultBase, State
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,4 +59,5 @@ class PlanResult(ResultBase):
     block_severity: str  # findings at or above it (not allowed) make ``up`` a request; "none": never
     blocking: int        # how many findings block
     outcome: Outcome
+    files_check: FileCheck = FileCheck()  # applied files edited, gone or out of order
     operation: str = "plan"

@@ -19,6 +19,7 @@ from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.errors import CommandError, SourceError, UsageError
 from commands.lock.migration_lock import migration_lock
+from commands.migrate.applied import check as check_files, edited as edited_files, record as record_file
 from commands.migrations import EnvironmentDatabase
 from commands.migrate.plans import Step, plan_down, plan_goto, plan_up, require_version
 from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult,
@@ -88,7 +89,8 @@ def status(ctx: Context, command: g.MigrateStatus, env: EnvironmentSettings) -> 
     return StatusResult(env=env.name, state=state, applied=applied, pending=pending,
                         mismatch=mismatch_of(source, state), newest_snapshot=newest[0].info() if newest else None,
                         missing_down=tuple(m.version for m in source.missing_down),
-                        skipped_files=tuple(s.filename for s in source.skipped), lock_holder=holder)
+                        skipped_files=tuple(s.filename for s in source.skipped), lock_holder=holder,
+                        files=check_files(ctx, env, source, state))
 
 
 def validate(ctx: Context, command: g.MigrateValidate, env: EnvironmentSettings) -> Result:
@@ -209,10 +211,16 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
     if problems:
         return Refusal(env=env.name, operation=operation, reason=Reason.SYNTAX_ERROR, state=before,
                        problems=tuple(problems))
+    edited = edited_files(ctx, env, source, before, plan)
+    if edited:
+        return Refusal(env=env.name, operation=operation, reason=Reason.EDITED_APPLIED_FILE, state=before,
+                       files=edited)
     snapshot = safety_snapshot(ctx, env, before, f"pre-migration v{_v(before.version)} to v{_v(plan[-1].target)}",
                                operation)
     reports: list[StepReport] = []
     failure: StepFailure | None = None
+    unrecorded: str | None = None
+    position = before.version
     for step, sqlfile in zip(plan, files):
         step_started = time.perf_counter()
         mode = sqlfile.mode.value if sqlfile is not None and not sqlfile.empty else "transactional"
@@ -229,11 +237,18 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
                                   direction=step.direction, filename=filename, mode=mode,
                                   duration_ms=(time.perf_counter() - step_started) * 1000))
         log.info("migration.applied", version=step.migration.version, direction=step.direction, mode=mode)
+        unrecorded = record_file(ctx, env, step, sqlfile, operation, position, step_started)
+        position = step.target
+        if unrecorded is not None:
+            # Nothing changes a database without its record: the files after this one wait.
+            log.error("migration.unrecorded", version=step.migration.version, error=unrecorded)
+            unrecorded = f"{filename} ran, but {unrecorded}; the files after it were not run"
+            break
     after = db.store.read()
     return MigrateResult(env=env.name, operation=operation,
-                         outcome=Outcome.FAILED if failure else Outcome.DONE, before=before, after=after,
-                         steps=tuple(reports), failure=failure, snapshot=snapshot,
-                         duration_ms=(time.perf_counter() - started) * 1000)
+                         outcome=Outcome.FAILED if failure or unrecorded else Outcome.DONE, before=before,
+                         after=after, steps=tuple(reports), failure=failure, snapshot=snapshot,
+                         duration_ms=(time.perf_counter() - started) * 1000, audit_unwritten=unrecorded)
 
 
 def force(ctx: Context, command: g.MigrateForce, env: EnvironmentSettings) -> Result:

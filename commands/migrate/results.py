@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from commands.results import FileProblem, LockHolder, Mismatch, Outcome, ResultBase, SqlError, State
+from commands.results import FileCheck, FileProblem, LockHolder, Mismatch, Outcome, ResultBase, SqlError, State
 from commands.snapshot.results import SnapshotInfo
 
 
@@ -27,6 +27,7 @@ class StatusResult(ResultBase):
     skipped_files: tuple[str, ...]
     lock_holder: LockHolder | None
     newest_snapshot: SnapshotInfo | None = None
+    files: FileCheck = FileCheck()  # applied files edited, gone or out of order
     outcome: Outcome = Outcome.DONE
     operation: str = "status"
 

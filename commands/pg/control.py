@@ -19,11 +19,12 @@ import structlog
 from psycopg.types.json import Jsonb
 
 from commands.errors import DatabaseError, DatabaseUnreachable
+from commands.pg import applied_files
 from commands.pg.connect import CONTROL, connect, control_connection, control_error, run_once
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.state import PgVersionStore
 from commands.migrate.plans import plan_up
-from commands.results import AuditEntry, OperationRecord, State
+from commands.results import AppliedFile, AuditEntry, OperationRecord, State
 from commands.source import load_source
 
 if TYPE_CHECKING:  # a rollback's record: named, not loaded by every command that writes the audit log
@@ -130,6 +131,18 @@ class PgAuditLog:
                         pooled=self.pooled, failure="could not read the audit log")
         return [AuditEntry(at=r[0], actor=r[1], channel=r[2], surface=r[3], environment=r[4], command=r[5],
                            arguments=r[6], outcome=r[7], detail=r[8], duration_ms=r[9]) for r in rows]
+
+    def record_file(self, entry: AppliedFile) -> None:
+        ensure_control_schema(self.url)
+        applied_files.record_file(self.url, entry, pooled=self.pooled)
+
+    def applied_files(self, environment: str) -> dict[int, AppliedFile]:
+        ensure_control_schema(self.url)
+        return applied_files.applied_files(self.url, environment, pooled=self.pooled)
+
+    def file_history(self, environment: str | None, limit: int) -> list[AppliedFile]:
+        ensure_control_schema(self.url)
+        return applied_files.file_history(self.url, environment, limit, pooled=self.pooled)
 
 
 class PgOperations:

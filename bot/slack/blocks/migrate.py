@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import datetime
 
+from bot.slack.blocks.files import flag_headline, flag_section
 from bot.slack.blocks.kit import Card, Message, bold, code, count, duration_text, esc, plain, pre, shorten
 from bot.slack.blocks.wording import (RECOVERY_DIRTY, age_text, at_version, holder_text, mismatch_text,
                                       sql_error_lines, version_text)
@@ -100,7 +101,7 @@ def status(r: StatusResult, now: datetime) -> Message:
     title = (f"{r.env}: DIRTY at {at_version(r.state.version)}" if r.state.dirty
              else f"{r.env}: {version_text(r.state)}")
     flags = [f"{len(r.pending):,} pending", "version mismatch" if r.mismatch else "",
-             "migration lock held" if r.lock_holder else ""]
+             "migration lock held" if r.lock_holder else "", flag_headline(r.files)]
     card = Card(esc(title) + "".join(f"; {flag}" for flag in flags if flag)).header(title)
     card.fields([("Migrations", f"{len(r.applied):,} applied, {len(r.pending):,} pending"),
                  ("Migration lock", lock), ("Newest snapshot", newest)])
@@ -110,6 +111,7 @@ def status(r: StatusResult, now: datetime) -> Message:
         card.section(mismatch_section(r.mismatch))
     if r.lock_holder:
         card.section(lock_advice(r.lock_holder))
+    flag_section(card, r.files, r.env)
     if r.pending:
         card.lines([_pending_row(m) for m in r.pending[:PENDING_SHOWN]], total=len(r.pending),
                    title=f"*Pending ({len(r.pending):,}), in the order `up` applies them:*",
@@ -167,6 +169,8 @@ def migrate(r: MigrateResult, command: str) -> Message:
         direction = r.steps[0].direction if r.steps else r.operation
         headline = (f"{bold(r.env)}: migrated {esc(direction)} from {number(r.before.version)} to "
                     f"{number(r.after.version)}")
+        if r.outcome == Outcome.FAILED:  # a file's record could not be written: the rest wait for it
+            headline += ", then stopped: the record of the last file could not be written"
     else:
         headline = _failure_headline(r, f)
     card = Card(plain(headline)).section(headline)

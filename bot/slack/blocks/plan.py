@@ -5,6 +5,7 @@ ones with why they are no risk now) and what it locks."""
 
 from __future__ import annotations
 
+from bot.slack.blocks.files import flag_section
 from bot.slack.blocks.kit import Card, Message, bold, code, count, esc, plain, shorten
 from bot.slack.blocks.migrate import json_hint, number
 from bot.slack.blocks.wording import at_version
@@ -61,7 +62,9 @@ def _file(card: Card, f: PlanFile, r: PlanResult) -> None:
 def plan(r: PlanResult) -> Message:
     if not r.files:
         headline = f"{bold(r.env)}: nothing is pending: the database is at {number(r.state.version)}"
-        return Card(plain(headline)).section(headline).message()
+        card = Card(plain(headline)).section(headline)
+        flag_section(card, r.files_check, r.env, notes=False)
+        return card.message()
     findings = sum(len(f.findings) for f in r.files)
     verdict = (f"{r.blocking:,} finding{'s' if r.blocking != 1 else ''} at or above {esc(r.block_severity)}: "
                f"`/migrate up` will need a second person's approval" if r.blocking else
@@ -72,6 +75,7 @@ def plan(r: PlanResult) -> Message:
     stopping = [x for f in r.files for x in blocking_first(f.findings, r.block_severity)[0]]
     if stopping:
         blocking_rows(card, stopping, "`/migrate up` will need approval", json_hint("migrate plan", r.env))
+    flag_section(card, r.files_check, r.env, notes=False)
     shown = 0
     for f in r.files[:FILES_SHOWN]:
         if card.room() < 5:  # a file takes up to 3 blocks; keep room for the two closing lines

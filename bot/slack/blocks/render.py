@@ -182,6 +182,10 @@ def _refusal(r: Refusal, now: datetime) -> Message:
             card.section(not_own(r) + " Nothing was changed.")
         case Reason.MISSING_PRIVILEGE if r.shortfall is not None:
             card = _shortfall(r, r.shortfall)
+        case Reason.EDITED_APPLIED_FILE:
+            card = _refused(r, "an applied migration file was edited after it ran")
+            from bot.slack.blocks.files import refusal_section
+            refusal_section(card, r.files, env)
         case Reason.NO_APPROVALS:
             card = _refused(r, "it needs a second person's approval, and no control database can keep the request")
             card.section(f"Set `database_url` under `[control]` in the dbops configuration, or take the operation out "
@@ -215,7 +219,7 @@ _OUTCOMES = {"done": "done", "no_change": "no change", "refused": "*refused*", "
 
 def _history(r: HistoryResult) -> Message:
     scope = r.env or "all environments"
-    if not r.entries:
+    if not r.entries and not r.files:
         title = f"No history yet for {scope}"
         return Card(esc(title)).header(title).section("(Or no control database is configured.)").message()
     title = f"History: {scope}, latest {count(len(r.entries), 'command')}"
@@ -229,7 +233,12 @@ def _history(r: HistoryResult) -> Message:
                     + (f"\n        {esc(shorten(e.detail, 300))}" if e.detail else ""))
     card = Card(esc(title)).header(title)
     more = migrate_blocks.json_hint("dbops history", r.env) if r.env else f"use {code('dbops dbops history --format json')}"
-    return card.lines(rows, total=len(r.entries), title="*Newest first:*", more=more).message()
+    card.lines(rows, total=len(r.entries), title="*Newest first:*", more=more)
+    if r.files:
+        from bot.slack.blocks.files import history_row
+        card.lines([history_row(f) for f in r.files[:HISTORY_SHOWN]], total=len(r.files),
+                   title="*Migration files applied and reverted, newest first:*", more=more)
+    return card.message()
 
 
 def _help(r: HelpResult) -> Message:

@@ -1,0 +1,1 @@
+DROP TABLE dbops_applied_files;
