@@ -57,7 +57,10 @@ def hostile_env(tmp_path_factory, server_url):
     document = {"control": {"database_url": control},
                 "environments": {"test": {"database_url": url, "migrations_dir": str(migrations),
                                           "snapshot_dir": str(root / "snapshots"), "channels": ["C0INCIDENT"],
-                                          "approvers": ["U0BOB"], "lock_wait_seconds": 1}}}
+                                          "approvers": ["U0BOB"], "lock_wait_seconds": 1,
+                                          # Only alice may change state, and her `up` and `force` are
+                                          # rewritten below: anyone else's is refused, not run.
+                                          "operators": ["U0ALICE"]}}}
     settings_ = parse_settings(document, source="hostile", base_dir=root, environ={})
     bed = Bed(url=url, migrations=migrations, settings=settings_,
               executor=Executor(settings_, PgDatabases(), PgDumpSnapshotter()))
