@@ -61,6 +61,7 @@ class EnvironmentSettings:
     lint_large_table_mb: int = 100          # CREATE INDEX without CONCURRENTLY on a bigger table is an error
     restore_from: tuple[str, ...] = ()      # other environments whose snapshots may be restored here (with approval)
     scratch_database_url: str | None = None  # where expected schemas are built; None: the server, else embedded
+    drift_check_schedule: str | None = None  # cron: check drift from the recorded version then; None: never
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +124,7 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "lint_large_table_mb": _int_range(0, 10_000_000),
     "restore_from": _str_list,
     "scratch_database_url": _postgres_url,
+    "drift_check_schedule": _cron,
 }
 _REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
 _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {

@@ -40,7 +40,8 @@ from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, M
 from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
 from commands.lint.results import Finding, LockEstimate, PlanFile, PlanResult
 from commands.results import Missing, Shortfall
-from commands.watch.results import Alert, AlertEvent, DiskWatchInfo
+from commands.watch.results import Alert, AlertEvent, DiskWatchInfo, DriftWatchInfo
+from bot.slack.blocks import drift_alerts as blocks_drift
 from commands.results import LockDirInfo
 from commands.lock.results import LockReleaseResult, LockStatusResult
 from commands.doctor.results import DoctorCheck, DoctorResult, Verdict
@@ -518,6 +519,18 @@ def lock_alert(subject: str, kind: str = "opened") -> Message:
     return blocks_locks.alert(event, now=NOW) if kind == "opened" else blocks_locks.resolved(event, now=NOW)
 
 
+def drift_alert(kind: str = "opened", *, superseded: bool = False) -> Message:
+    alert = Alert(id=4, env="production", subject="drift", version=V5, opened_at=NOW - timedelta(hours=2),
+                  notified_at=NOW - timedelta(minutes=30), reminders=1 if kind == "reminder" else 0,
+                  failed_file=None, latest_file_version=V5, snapshot=None,
+                  drift=DriftWatchInfo(version=V5, digest="0" * 64, total=len(DIFFERENCES) + 40,
+                                       differences=DIFFERENCES),
+                  resolved_at=NOW if kind == "resolved" else None)
+    event = AlertEvent(kind=kind, alert=alert, state=State(version=V5, dirty=False), superseded=superseded)
+    render_kind = {"opened": blocks_drift.alert, "reminder": blocks_drift.reminder, "resolved": blocks_drift.resolved}
+    return render_kind[kind](event, now=NOW)
+
+
 def doctor_result() -> DoctorResult:
     check = lambda name, verdict, detail, fix=None: DoctorCheck(name=name, verdict=verdict, detail=detail, fix=fix)
     return DoctorResult(env="production", outcome=Outcome.FAILED, checks=(
@@ -560,6 +573,10 @@ SAMPLES = {
     "alert_stale_lock": lambda: lock_alert("stale_lock"),
     "alert_stale_lock_dir": lambda: lock_alert("stale_lock_dir"),
     "alert_disk": lambda: lock_alert("disk"),
+    "alert_drift": lambda: drift_alert(),
+    "alert_drift_reminder": lambda: drift_alert("reminder"),
+    "alert_drift_resolved": lambda: drift_alert("resolved"),
+    "alert_drift_superseded": lambda: drift_alert("resolved", superseded=True),
     "alert_stale_lock_resolved": lambda: lock_alert("stale_lock", "resolved"),
     "status_clean": lambda: render(status_clean(), now=NOW, command="/migrate status production"),
     "status_dirty": lambda: render(status_dirty(), now=NOW, command="/migrate status production"),
