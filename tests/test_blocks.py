@@ -42,6 +42,7 @@ from commands.lint.results import Finding, LockEstimate, PlanFile, PlanResult
 from commands.results import Missing, Shortfall
 from commands.watch.results import Alert, AlertEvent, DiskWatchInfo, DriftWatchInfo
 from bot.slack.blocks import drift_alerts as blocks_drift
+from bot.slack.blocks.schema_change import schema_thread
 from commands.results import LockDirInfo
 from commands.lock.results import LockReleaseResult, LockStatusResult
 from commands.doctor.results import DoctorCheck, DoctorResult, Verdict
@@ -304,6 +305,26 @@ def migrate_down() -> MigrateResult:
                              StepReport(version=V4, name=NAMES[V4], direction="down", filename=None,
                                         mode="transactional", duration_ms=0.4)),
                          snapshot=snap(1, V5, "pre-down").name, duration_ms=12_400.0)
+
+
+# What a down from V5 to V3 removes, as the expected schemas of the two versions say: more
+# than the card shows, so the rest goes to its thread.
+SCHEMA_CHANGE = (
+    (Difference(change=Change.REMOVED, kind="table", name="event_status_history"),
+     Difference(change=Change.REMOVED, kind="column", name="events.status", summary="text"),
+     Difference(change=Change.REMOVED, kind="index", name="idx_events_status",
+                summary="CREATE INDEX idx_events_status ON public.events USING btree (status)"),
+     Difference(change=Change.CHANGED, kind="column", name="users.age", attribute="type", expected="text",
+                live="integer"))
+    + tuple(Difference(change=Change.REMOVED, kind="function", name=f"event_status_{n}(event_id bigint)")
+            for n in range(12)))
+SCHEMA_UNAVAILABLE = ('The migration files do not apply to an empty database: 20260128004_add_audit_actor (line 2) '
+                      'failed: relation "legacy_audit" does not exist. The expected schema of this version cannot be '
+                      'built; fix the file (or `/migrate validate`), then check again.')
+
+
+def schema_request(**impact) -> ApprovalRequest:
+    return request(impact=dataclasses.replace(DOWN_IMPACT, **impact))
 
 
 def approval_needed() -> ApprovalNeeded:
@@ -601,6 +622,13 @@ SAMPLES = {
     "plan_nothing_pending": lambda: render(dataclasses.replace(plan_result(), files=(), blocking=0,
                                                                outcome=Outcome.NO_CHANGE),
                                            now=NOW, command="/migrate plan production"),
+    "approval_request_down_schema": lambda: render(
+        ApprovalNeeded(env="production", request=schema_request(schema_change=SCHEMA_CHANGE)), now=NOW,
+        command="/migrate down 2 production"),
+    "approval_request_schema_unavailable": lambda: render(
+        ApprovalNeeded(env="production", request=schema_request(schema_unavailable=SCHEMA_UNAVAILABLE)), now=NOW,
+        command="/migrate down 2 production"),
+    "approval_schema_thread": lambda: schema_thread(schema_request(schema_change=SCHEMA_CHANGE)),
     "approval_request_up_findings": lambda: render(up_request(), now=NOW, command="/migrate up production"),
     "approval_request_dry_run": lambda: render(dry_run_request(), now=NOW, command="/migrate dry-run production"),
     "snapshot_create": lambda: render(snapshot_created(), now=NOW,
