@@ -62,6 +62,7 @@ class EnvironmentSettings:
     restore_from: tuple[str, ...] = ()      # other environments whose snapshots may be restored here (with approval)
     scratch_database_url: str | None = None  # where expected schemas are built; None: the server, else embedded
     allow_edited_applied_files: bool = False  # `up` on top of an applied file edited since: refused unless true
+    drift_check_schedule: str | None = None  # cron: check drift from the recorded version then; None: never
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +126,7 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "restore_from": _str_list,
     "scratch_database_url": _postgres_url,
     "allow_edited_applied_files": _bool,
+    "drift_check_schedule": _cron,
 }
 _REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
 _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {

@@ -40,7 +40,9 @@ from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, M
 from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
 from commands.lint.results import Finding, LockEstimate, PlanFile, PlanResult
 from commands.results import Missing, Shortfall
-from commands.watch.results import Alert, AlertEvent, DiskWatchInfo
+from commands.watch.results import Alert, AlertEvent, DiskWatchInfo, DriftWatchInfo
+from bot.slack.blocks import drift_alerts as blocks_drift
+from bot.slack.blocks.schema_change import schema_thread
 from commands.results import LockDirInfo
 from commands.lock.results import LockReleaseResult, LockStatusResult
 from commands.doctor.results import DoctorCheck, DoctorResult, Verdict
@@ -339,6 +341,26 @@ def migrate_down() -> MigrateResult:
                          snapshot=snap(1, V5, "pre-down").name, duration_ms=12_400.0)
 
 
+# What a down from V5 to V3 removes, as the expected schemas of the two versions say: more
+# than the card shows, so the rest goes to its thread.
+SCHEMA_CHANGE = (
+    (Difference(change=Change.REMOVED, kind="table", name="event_status_history"),
+     Difference(change=Change.REMOVED, kind="column", name="events.status", summary="text"),
+     Difference(change=Change.REMOVED, kind="index", name="idx_events_status",
+                summary="CREATE INDEX idx_events_status ON public.events USING btree (status)"),
+     Difference(change=Change.CHANGED, kind="column", name="users.age", attribute="type", expected="text",
+                live="integer"))
+    + tuple(Difference(change=Change.REMOVED, kind="function", name=f"event_status_{n}(event_id bigint)")
+            for n in range(12)))
+SCHEMA_UNAVAILABLE = ('The migration files do not apply to an empty database: 20260128004_add_audit_actor (line 2) '
+                      'failed: relation "legacy_audit" does not exist. The expected schema of this version cannot be '
+                      'built; fix the file (or `/migrate validate`), then check again.')
+
+
+def schema_request(**impact) -> ApprovalRequest:
+    return request(impact=dataclasses.replace(DOWN_IMPACT, **impact))
+
+
 def approval_needed() -> ApprovalNeeded:
     return ApprovalNeeded(env="production", request=request())
 
@@ -552,6 +574,18 @@ def lock_alert(subject: str, kind: str = "opened") -> Message:
     return blocks_locks.alert(event, now=NOW) if kind == "opened" else blocks_locks.resolved(event, now=NOW)
 
 
+def drift_alert(kind: str = "opened", *, superseded: bool = False) -> Message:
+    alert = Alert(id=4, env="production", subject="drift", version=V5, opened_at=NOW - timedelta(hours=2),
+                  notified_at=NOW - timedelta(minutes=30), reminders=1 if kind == "reminder" else 0,
+                  failed_file=None, latest_file_version=V5, snapshot=None,
+                  drift=DriftWatchInfo(version=V5, digest="0" * 64, total=len(DIFFERENCES) + 40,
+                                       differences=DIFFERENCES),
+                  resolved_at=NOW if kind == "resolved" else None)
+    event = AlertEvent(kind=kind, alert=alert, state=State(version=V5, dirty=False), superseded=superseded)
+    render_kind = {"opened": blocks_drift.alert, "reminder": blocks_drift.reminder, "resolved": blocks_drift.resolved}
+    return render_kind[kind](event, now=NOW)
+
+
 def doctor_result() -> DoctorResult:
     check = lambda name, verdict, detail, fix=None: DoctorCheck(name=name, verdict=verdict, detail=detail, fix=fix)
     return DoctorResult(env="production", outcome=Outcome.FAILED, checks=(
@@ -594,6 +628,10 @@ SAMPLES = {
     "alert_stale_lock": lambda: lock_alert("stale_lock"),
     "alert_stale_lock_dir": lambda: lock_alert("stale_lock_dir"),
     "alert_disk": lambda: lock_alert("disk"),
+    "alert_drift": lambda: drift_alert(),
+    "alert_drift_reminder": lambda: drift_alert("reminder"),
+    "alert_drift_resolved": lambda: drift_alert("resolved"),
+    "alert_drift_superseded": lambda: drift_alert("resolved", superseded=True),
     "alert_stale_lock_resolved": lambda: lock_alert("stale_lock", "resolved"),
     "status_clean": lambda: render(status_clean(), now=NOW, command="/migrate status production"),
     "status_dirty": lambda: render(status_dirty(), now=NOW, command="/migrate status production"),
@@ -618,6 +656,13 @@ SAMPLES = {
     "plan_nothing_pending": lambda: render(dataclasses.replace(plan_result(), files=(), blocking=0,
                                                                outcome=Outcome.NO_CHANGE),
                                            now=NOW, command="/migrate plan production"),
+    "approval_request_down_schema": lambda: render(
+        ApprovalNeeded(env="production", request=schema_request(schema_change=SCHEMA_CHANGE)), now=NOW,
+        command="/migrate down 2 production"),
+    "approval_request_schema_unavailable": lambda: render(
+        ApprovalNeeded(env="production", request=schema_request(schema_unavailable=SCHEMA_UNAVAILABLE)), now=NOW,
+        command="/migrate down 2 production"),
+    "approval_schema_thread": lambda: schema_thread(schema_request(schema_change=SCHEMA_CHANGE)),
     "approval_request_up_findings": lambda: render(up_request(), now=NOW, command="/migrate up production"),
     "approval_request_dry_run": lambda: render(dry_run_request(), now=NOW, command="/migrate dry-run production"),
     "snapshot_create": lambda: render(snapshot_created(), now=NOW,

@@ -6,7 +6,7 @@ decides and claims; this module computes times and posts."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Callable
+from typing import Callable, Protocol
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -19,7 +19,9 @@ from slack_sdk.errors import SlackApiError
 from bot.slack.blocks import schedule as blocks_schedule
 from commands.config import EnvironmentSettings, Settings
 from commands.errors import CommandError
+from commands.watch.results import AlertEvent
 from commands.watch.schedule import CleanupJob, ScheduleEvent
+from commands.watch.watch_drift import DriftJob
 
 log = structlog.get_logger("dbops.schedules")
 TICK_SECONDS = 60
@@ -105,3 +107,36 @@ class CleanupSchedules:
             self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
         except (SlackApiError, OSError) as err:
             log.error("schedule.post_failed", env=env.name, kind=event.kind, error=str(err))
+
+
+class Posting(Protocol):
+    def post(self, env: EnvironmentSettings, event: AlertEvent) -> None:
+        """Say ``event`` in Slack: an alert in the channel, a reminder or resolution in its thread."""
+
+
+class DriftSchedules:
+    """Each environment's drift check on ``drift_check_schedule``: ``tick`` runs every
+    ``TICK_SECONDS`` and hands the latest occurrence to the ``DriftJob`` (which checks it once,
+    whatever the replicas); what it reports is posted like the other watchers' alerts. After a
+    start, the latest occurrence before it is checked: a missed check is only a late one."""
+
+    def __init__(self, job: DriftJob, poster: Posting, settings: Settings,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self.job, self.poster, self.settings, self.now = job, poster, settings, now
+
+    def environments(self) -> list[EnvironmentSettings]:
+        return [env for env in self.settings.environments.values() if env.drift_check_schedule]
+
+    def tick(self, env: EnvironmentSettings) -> list[AlertEvent]:
+        now = self.now()
+        latest, _ = occurrences(crontab_trigger(env.drift_check_schedule, self.settings.schedule_timezone), now)
+        if latest is None:
+            return []
+        try:
+            events = self.job.tick(env, occurrence=latest, now=now)
+        except CommandError as err:  # the control database may be down: log it, try next tick
+            log.error("drift.tick_failed", env=env.name, error=err.message)
+            return []
+        for event in events:
+            self.poster.post(env, event)
+        return events

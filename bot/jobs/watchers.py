@@ -2,7 +2,8 @@
 every ``dirty_check_seconds``, and what a tick reports is posted to the environment's first
 channel (the alert, with the recovery options of /rollback as buttons) or in the alert's
 thread (reminders, the resolved message). The stale-lock and disk watchers tick on the same
-interval and post the same way. The ticks decide; this module only posts."""
+interval and post the same way; the drift watcher ticks every minute, checks on each occurrence
+of ``drift_check_schedule`` and posts the same way too. The ticks decide; this module only posts."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ from apscheduler.triggers.interval import IntervalTrigger
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.slack.blocks import alerts as blocks_alerts, locks as blocks_locks
+from bot.slack.blocks import alerts as blocks_alerts, drift_alerts as blocks_drift, locks as blocks_locks
 from bot.slack.blocks.render import render, render_error
 from bot.slack.blocks.approvals import render_request_final
 from bot.slack.blocks.rollback import plan as render_plan
-from bot.jobs.schedules import TICK_SECONDS, CleanupSchedules
+from bot.jobs.schedules import TICK_SECONDS, CleanupSchedules, DriftSchedules
 from commands import grammar as g
 from commands.config import EnvironmentSettings, Settings
 from commands.identity import Actor
@@ -56,12 +57,16 @@ class AlertPoster:
                     log.error("alert.no_channel", env=env.name)
                     return
                 message = (blocks_locks.alert(event, now=now) if alert.subject in blocks_locks.SUBJECTS else
+                           blocks_drift.alert(event, now=now) if alert.subject in blocks_drift.SUBJECTS else
                            blocks_alerts.alert(event, self._plan(env), now=now, render_plan=render_plan))
                 posted = self.client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
                 self.alerts.attach_message(alert.id, channel, posted["ts"])
                 return
             if alert.subject in blocks_locks.SUBJECTS:
                 message = blocks_locks.resolved(event, now=now)
+            elif alert.subject in blocks_drift.SUBJECTS:
+                message = (blocks_drift.reminder(event, now=now) if event.kind == "reminder"
+                           else blocks_drift.resolved(event, now=now))
             else:
                 message = (blocks_alerts.reminder(event, now=now) if event.kind == "reminder"
                            else blocks_alerts.resolved(event, now=now))
@@ -116,8 +121,9 @@ class Watchers:
 
     def __init__(self, watcher: DirtyWatcher, poster: AlertPoster, settings: Settings,
                  schedules: CleanupSchedules | None = None, also: Sequence[Ticking] = (),
-                 sweeper: ApprovalSweeper | None = None) -> None:
+                 sweeper: ApprovalSweeper | None = None, drift: DriftSchedules | None = None) -> None:
         self.watcher, self.poster, self.settings = watcher, poster, settings
+        self.drift = drift
         self.sweeper = sweeper
         self.also = tuple(also)  # the stale-lock and disk watchers: ticked on the same interval
         self.schedules = schedules
@@ -145,6 +151,10 @@ class Watchers:
         for env in self.schedules.environments() if self.schedules else ():
             self.scheduler.add_job(self.schedules.tick, IntervalTrigger(seconds=TICK_SECONDS), args=[env],
                                    id=f"cleanup:{env.name}", max_instances=1, coalesce=True,
+                                   next_run_time=datetime.now(timezone.utc))
+        for env in self.drift.environments() if self.drift else ():
+            self.scheduler.add_job(self.drift.tick, IntervalTrigger(seconds=TICK_SECONDS), args=[env],
+                                   id=f"drift:{env.name}", max_instances=1, coalesce=True,
                                    next_run_time=datetime.now(timezone.utc))
         if self.sweeper is not None:
             self.scheduler.add_job(self.sweeper.sweep, IntervalTrigger(seconds=TICK_SECONDS), id="approval-expiry",

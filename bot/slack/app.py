@@ -22,7 +22,7 @@ from bot.slack.doctor import SlackAuthCheck
 from bot.slack.listeners import Handlers, Observer, register
 from bot.slack.operations import OperationTracker
 from bot.slack.slack_link import DEFAULT_API_URL
-from bot.jobs.schedules import CleanupSchedules
+from bot.jobs.schedules import CleanupSchedules, DriftSchedules
 from bot.jobs.watchers import AlertPoster, ApprovalSweeper, Watchers
 from commands.config import Settings
 from commands.errors import ConfigError
@@ -41,6 +41,7 @@ from commands.results import OperationRecord
 from commands.watch.schedule import CleanupJob
 from commands.pg.squawk import SquawkLinter
 from commands.watch.watch import DirtyWatcher
+from commands.watch.watch_drift import DriftJob
 from commands.watch.watch_locks import DiskWatcher, StaleLockWatcher
 
 
@@ -140,9 +141,11 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
         schedules = CleanupSchedules(CleanupJob(executor, PgJobRuns(settings.control_database_url)), client, settings)
         lock_watcher = StaleLockWatcher(PgDatabases(application_name=f"{application_name}-watch"), alerts, audit=audit,
                                         clock=utc_now)
-        watchers = Watchers(watcher, AlertPoster(client, executor, alerts, settings), settings, schedules,
+        poster = AlertPoster(client, executor, alerts, settings)
+        drift = DriftSchedules(DriftJob(executor, PgJobRuns(settings.control_database_url), alerts), poster, settings)
+        watchers = Watchers(watcher, poster, settings, schedules,
                             also=(lock_watcher, DiskWatcher(alerts, settings=settings, clock=utc_now)),
-                            sweeper=ApprovalSweeper(client, approvals))
+                            sweeper=ApprovalSweeper(client, approvals), drift=drift)
     if tracker is not None:
         tracker.run_in_background()
     return Bot(app=app, executor=executor, client=client, tracker=tracker, watchers=watchers, work=work,

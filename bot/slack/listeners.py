@@ -29,6 +29,7 @@ from bot.slack.blocks.render import (REFRESH_ACTION, Message, attributed, render
 from bot.slack.approval_listeners import DENY_MODAL, ApprovalHandlers
 from bot.slack.blocks.approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION
 from bot.slack.blocks.rollback import CHOOSE_ACTION
+from bot.slack.blocks.schema_change import schema_thread
 from bot.slack.operations import OperationTracker
 from bot.slack.rollback_listeners import REASON_MODAL, RollbackHandlers
 from bot.slack.progress import ProgressMessage
@@ -176,6 +177,13 @@ class Handlers:
             self.executor.approvals.attach_message(needed.request.id, posted["ts"])
         except CommandError as err:  # the card is up and its buttons work; only the sweeper's edit of it is lost
             log.error("approval.card_not_recorded", request=needed.request.id, error=err.message)
+        rest = schema_thread(needed.request)
+        if rest is not None:  # what the card had no room for, beside it
+            try:
+                client.chat_postMessage(channel=actor.channel, thread_ts=posted["ts"], text=rest.text,
+                                        blocks=rest.blocks)
+            except SlackApiError as err:
+                log.warning("approval.schema_thread_failed", error=err.response.get("error"))
 
     @staticmethod
     def send(respond, client: WebClient, actor: Actor, message: Message, *, response_type: str = "ephemeral",

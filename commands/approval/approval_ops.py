@@ -31,6 +31,9 @@ from commands.kinds import Result
 
 log = structlog.get_logger("dbops.approvals")
 
+# The requests whose card shows the schema change they make.
+SCHEMA_CHANGES = (g.MigrateUp, g.MigrateDown, g.MigrateGoto)
+
 __all__ = ["needs_approval", "request", "approve", "deny", "cancel", "approvals"]
 
 
@@ -45,6 +48,9 @@ def request(ctx: Context, command: g.Command, env: EnvironmentSettings,
     if missing is not None:
         return missing
     fingerprint, impact = known or situation(ctx, command, env)
+    if isinstance(rollback_equivalent(command) if isinstance(command, g.Rollback) else command, SCHEMA_CHANGES):
+        from commands.approval.schema_change import with_schema_change  # the scratch database: only for these
+        impact = with_schema_change(ctx, env, impact)
     now = ctx.clock()  # only to state the time to live: the store sets both times by its own clock
     made = ApprovalRequest(id=new_request_id(), env=env.name, operation=operation_of(command) or "",
                            command=g.canonical(command, env.name), requester=ctx.actor.user,

@@ -29,6 +29,7 @@ from commands.approval.results import ApprovalRequest, Impact
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
 from commands.results import Reason, Refusal, State
+from commands.schema.compare import Change, Difference
 from commands.snapshot.results import SnapshotInfo
 from commands.snapshot.snapshot_scope import resolve, scope_of
 from commands.snapshot.snapshots import read_manifest
@@ -164,4 +165,7 @@ def decode_impact(data: dict) -> Impact:
                   deletes=tuple(snapshot(s) for s in data["deletes"]), delete_bytes=data["delete_bytes"],
                   findings=tuple(Finding(**f) for f in data.get("findings", ())),
                   block_severity=data.get("block_severity", "none"),
-                  restore_from=data.get("restore_from"))
+                  restore_from=data.get("restore_from"),
+                  schema_change=None if data.get("schema_change") is None else tuple(
+                      Difference(**{**d, "change": Change(d["change"])}) for d in data["schema_change"]),
+                  schema_unavailable=data.get("schema_unavailable"))

@@ -8,6 +8,7 @@ from datetime import datetime
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
 from commands.results import Outcome, Reason, ResultBase, State
+from commands.schema.compare import Difference
 from commands.snapshot.results import SnapshotInfo
 
 
@@ -27,6 +28,11 @@ class Impact:
     findings: tuple[Finding, ...] = ()             # up: lint findings on the files it applies
     block_severity: str = "none"                   # up: findings at or above it (not allowed) made it a request
     restore_from: str | None = None                # restore: the other environment whose snapshot it is
+    # up, down, goto: the expected schema of ``target`` against that of ``before.version``
+    # (``+`` added, ``-`` removed); None when not computed, or when it could not be (then
+    # ``schema_unavailable`` says why).
+    schema_change: tuple[Difference, ...] | None = None
+    schema_unavailable: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,8 +9,9 @@ from datetime import datetime
 from psycopg.types.json import Jsonb
 
 from commands.pg.connect import run_once
-from commands.watch.results import Alert, DiskWatchInfo
+from commands.watch.results import Alert, DiskWatchInfo, DriftWatchInfo
 from commands.results import LockDirInfo, LockHolder
+from commands.schema.compare import Change, Difference
 from commands.snapshot.results import SnapshotInfo
 
 COLUMNS = ("id, environment, subject, version, opened_at, notified_at, reminders, details, channel, message_ts, "
@@ -32,9 +33,16 @@ def _snapshots(items: list) -> tuple[SnapshotInfo, ...]:
     return tuple(SnapshotInfo(**_times(s, "created_at")) for s in items)
 
 
+def _drift(data: dict) -> DriftWatchInfo:
+    return DriftWatchInfo(**{**data, "differences": tuple(Difference(**{**d, "change": Change(d["change"])})
+                                                          for d in data["differences"])})
+
+
 def _lock_details(details: dict) -> dict:
     holder, lock_dir, disk = details.get("holder"), details.get("lock_dir"), details.get("disk")
-    return {"holder": LockHolder(**_times(holder, "since", "state_since")) if holder else None,
+    drift = details.get("drift")
+    return {"drift": _drift(drift) if drift else None,
+            "holder": LockHolder(**_times(holder, "since", "state_since")) if holder else None,
             "lock_dir": LockDirInfo(**_times(lock_dir, "locked_at")) if lock_dir else None,
             "disk": DiskWatchInfo(**{**disk, "biggest": _snapshots(disk["biggest"]),
                                      "oldest": _snapshots(disk["oldest"])}) if disk else None}
@@ -78,7 +86,8 @@ class PgAlerts:
             {"env": alert.env, "subject": alert.subject, "version": alert.version, "at": alert.opened_at,
              "details": Jsonb({"failed_file": alert.failed_file, "latest_file_version": alert.latest_file_version,
                                "snapshot": snapshot, "holder": _encode(alert.holder),
-                               "lock_dir": _encode(alert.lock_dir), "disk": _encode(alert.disk)})})
+                               "lock_dir": _encode(alert.lock_dir), "disk": _encode(alert.disk),
+                               "drift": _encode(alert.drift)})})
         return _alert(rows[0]) if rows else None
 
     def remind(self, alert_id: int, *, last_notified: datetime, now: datetime) -> Alert | None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from commands.results import LockDirInfo, LockHolder, Outcome, State
+from commands.schema.compare import Difference
 from commands.snapshot.results import SnapshotInfo
 
 
@@ -15,7 +16,7 @@ class Alert:
 
     id: int
     env: str
-    subject: str                 # "dirty" or "mismatch"
+    subject: str                 # "dirty", "mismatch", "stale_lock", "stale_lock_dir", "disk", "drift"
     version: int
     opened_at: datetime
     notified_at: datetime
@@ -31,6 +32,7 @@ class Alert:
     holder: LockHolder | None = None         # "stale_lock": who holds the migration lock
     lock_dir: "LockDirInfo | None" = None    # "stale_lock_dir": the stale lock directory
     disk: "DiskWatchInfo | None" = None      # "disk": the file system and its biggest and oldest snapshots
+    drift: "DriftWatchInfo | None" = None    # "drift": the differences from the expected schema
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -48,6 +50,18 @@ class DiskWatchInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
+class DriftWatchInfo:
+    """What a drift alert is about: the live schema against the expected schema of ``version``.
+    ``digest`` identifies the whole set of differences (a different set is a new alert);
+    ``differences`` are the first ``SHOWN`` of them, ``total`` how many there were."""
+
+    version: int
+    digest: str
+    total: int
+    differences: tuple[Difference, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class AlertEvent:
     """What a watcher's tick has to say: an alert ``opened``, a ``reminder``, or ``resolved``."""
 
@@ -56,3 +70,4 @@ class AlertEvent:
     state: State | None = None  # the migration state at the tick (None: the disk watcher reads none)
     outcome: Outcome = Outcome.DONE
     operation: str = "watch"
+    superseded: bool = False    # resolved because a different alert on the same subject replaces it (drift)

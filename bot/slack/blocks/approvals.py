@@ -16,6 +16,7 @@ from bot.slack.blocks.kit import (
 )
 from bot.slack.blocks.migrate import json_hint, number, snapshot_version
 from bot.slack.blocks.plan import blocking_rows, finding_row
+from bot.slack.blocks.schema_change import schema_rows
 from bot.slack.blocks.wording import age_text, at_version, until_text, version_text
 from commands.grammar_words import MAX_REASON
 from commands.lint.findings import blocking_first
@@ -75,12 +76,14 @@ def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
         if i.missing_down:
             card.lines([f"No down file: nothing is undone for version {v}" for v in i.missing_down[:ROWS_SHOWN]],
                        total=len(i.missing_down), max_blocks=1)
+        schema_rows(card, r)
     elif i.applies:
         trying, n = r.operation == "dry-run", count(len(i.applies), "migration")
         title = (f"*Tries {n} on the live database{target}, in this order, then rolls them back:*" if trying
                  else f"*Applies {n}{target}, in this order:*")
         card.lines([_migration_row(m) for m in i.applies[:ROWS_SHOWN]], total=len(i.applies), max_blocks=2,
                    title=title)
+        schema_rows(card, r)
         stopping, rest = blocking_first(i.findings, i.block_severity)
         if stopping:
             blocking_rows(card, stopping, "approval is needed", json_hint("migrate plan", r.env))

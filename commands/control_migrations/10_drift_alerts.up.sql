@@ -1,0 +1,14 @@
+-- The drift watcher's subject. The CHECK is extended in place rather than written out whole,
+-- so that subjects an earlier migration added stay allowed.
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN SELECT conname, pg_get_constraintdef(oid) AS def FROM pg_constraint
+             WHERE conrelid = 'dbops_alerts'::regclass AND contype = 'c' AND pg_get_constraintdef(oid) LIKE '%subject%'
+    LOOP
+        EXECUTE format('ALTER TABLE dbops_alerts DROP CONSTRAINT %I', c.conname);
+        EXECUTE format('ALTER TABLE dbops_alerts ADD CONSTRAINT %I %s', c.conname,
+                       replace(c.def, 'ARRAY[', 'ARRAY[''drift''::text, '));
+    END LOOP;
+END $$;
