@@ -27,6 +27,7 @@ class Impact:
     findings: tuple[Finding, ...] = ()             # up: lint findings on the files it applies
     block_severity: str = "none"                   # up: findings at or above it (not allowed) made it a request
     restore_from: str | None = None                # restore: the other environment whose snapshot it is
+    drops: tuple[str, ...] = ()                    # recover: the DROPs of a failed file's leftovers, as they run
 
 
 @dataclass(frozen=True, kw_only=True)

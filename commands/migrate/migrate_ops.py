@@ -91,6 +91,7 @@ def status(ctx: Context, command: g.MigrateStatus, env: EnvironmentSettings) -> 
                         skipped_files=tuple(s.filename for s in source.skipped), lock_holder=holder)
 
 
+
 def validate(ctx: Context, command: g.MigrateValidate, env: EnvironmentSettings) -> Result:
     source = load_source(env.migrations_dir)
     problems: list[FileProblem] = [

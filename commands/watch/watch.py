@@ -25,7 +25,7 @@ from commands.source import MigrationSource, load_source
 log = structlog.get_logger("dbops.watch")
 SUBJECTS = ("dirty", "mismatch")
 # Commands after which a dirty or mismatched database may be clean again.
-FIXES = ("migrate force", "migrate down", "migrate goto", "migrate up", "snapshot restore", "rollback")
+FIXES = ("migrate force", "migrate baseline", "migrate down", "migrate goto", "migrate up", "snapshot restore", "rollback")
 
 
 class DirtyWatcher:
