@@ -107,8 +107,8 @@ def status(r: StatusResult, now: datetime) -> Message:
     if r.schema_version is not None:
         from bot.slack.blocks.schema_version import schema_version_text  # only when the version is in doubt
         card.section(schema_version_text(r.schema_version, r.state, r.env))
-    if r.state.dirty:
-        card.section(recovery_dirty(r.state, r.env, before))
+    if r.state.dirty and not (r.schema_version is not None and r.schema_version.recoverable):
+        card.section(recovery_dirty(r.state, r.env, before))  # the guide's options: the schema did not say better
     if r.mismatch:
         card.section(mismatch_section(r.mismatch))
     if r.lock_holder:
