@@ -47,7 +47,7 @@ METHOD_NOTES = {  # how each method works, in one line that needs no other docum
     "restore": "The whole database goes back to the snapshot",
     "force-previous": "golang-migrate's force: only the recorded version changes, not the schema",
     "force-down": "For a migration that failed part-way: recorded as applied, then undone by its own down file",
-    "recover": "The schema is the previous version plus what the failed file left: that goes, the version is forced",
+    "recover": "What the failed file left that holds no data is dropped, then the previous version is forced",
 }
 
 
