@@ -124,3 +124,18 @@ def test_baseline_of_a_version_no_file_has_is_a_usage_error(make_bed):
 def test_baseline_needs_the_approval_force_needs():
     assert operation_of(grammar.parse("migrate baseline 2 test")) == "force"
     assert operation_of(grammar.parse('rollback --recover test --reason "x"')) == "force"
+
+
+def test_the_search_is_bounded_and_says_so(make_bed):
+    from commands.schema.identify import MAX_COMPARED
+    many = {f"{v}_t{v}.up.sql": f"CREATE TABLE t{v} (id int);" for v in range(1, MAX_COMPARED + 3)}
+    bed = make_bed(many)
+    bed.run("migrate up test")
+    bed.execute("DROP TABLE schema_migrations; ALTER TABLE t1 ADD COLUMN extra text")
+
+    result, text = status(bed)
+
+    found = result.schema_version
+    assert found.bounded and len(found.compared) == MAX_COMPARED and found.closest == MAX_COMPARED + 2
+    assert found.compared[:3] == (MAX_COMPARED + 2, MAX_COMPARED + 1, MAX_COMPARED)  # the newest first
+    assert f"Compared {MAX_COMPARED} versions" in text and "the search stopped there" in text

@@ -72,15 +72,16 @@ def identify(ctx: Context, env: EnvironmentSettings, source: MigrationSource, st
 
 def _search(order: list[int], live: Schema, schema_of, first: tuple[tuple[int, tuple[Difference, ...]], ...] = ()
             ) -> SchemaVersion:
-    compared = list(first)
+    compared, bounded = list(first), False
     for version, differences in first:
         if not differences:
             return SchemaVersion(matches=version, compared=tuple(v for v, _ in compared))
     for version in order:
-        if len(compared) >= MAX_COMPARED:
-            break
         if any(v == version for v, _ in compared):
             continue
+        if len(compared) >= MAX_COMPARED:
+            bounded = True
+            break
         schema = schema_of(version)
         if schema is None:
             continue
@@ -92,7 +93,7 @@ def _search(order: list[int], live: Schema, schema_of, first: tuple[tuple[int, t
         return SchemaVersion(error="no version's expected schema could be built from the files")
     closest, differences = min(compared, key=lambda c: len(c[1]))
     return SchemaVersion(closest=closest, differences=differences, compared=tuple(v for v, _ in compared),
-                         bounded=len(compared) < len(order))
+                         bounded=bounded)
 
 
 def _after_failure(source: MigrationSource, failed: int, live: Schema, schema_of,
@@ -113,13 +114,14 @@ def _after_failure(source: MigrationSource, failed: int, live: Schema, schema_of
         # but the version table says it was the only file run after the previous version.
         made = {(d.kind, d.name) for d in from_previous if d.change is Change.ADDED}
         present, missing = tuple(_named(kind, name, live) for kind, name in made), ()
-    found = _search(candidates(State(version=failed, dirty=True), source), live, schema_of, first=first)
     leftovers: tuple[Leftover, ...] = ()
-    if found.matches is None and from_previous and all(
-            d.change is Change.ADDED and (d.kind, d.name) in made for d in from_previous):
+    exact = any(not differences for _, differences in first)
+    if not exact and all(d.change is Change.ADDED and (d.kind, d.name) in made for d in from_previous):
+        # The previous version plus only what the failed file made: no other version is nearer.
         leftovers = _leftovers(from_previous, live, db)
-        found = SchemaVersion(closest=previous, differences=from_previous, compared=found.compared,
-                              bounded=found.bounded)
+        found = SchemaVersion(closest=previous, differences=from_previous, compared=tuple(v for v, _ in first))
+    else:
+        found = _search(candidates(State(version=failed, dirty=True), source), live, schema_of, first=first)
     return SchemaVersion(matches=found.matches, closest=found.closest, differences=found.differences,
                          compared=found.compared, bounded=found.bounded, failed=failed, previous=previous,
                          present=tuple(sorted(present)), missing=tuple(sorted(missing)), leftovers=leftovers)
