@@ -9,6 +9,7 @@
     │   ├── DatabaseUnreachable  no session could be opened, or the one in use was lost
     │   └── PrivilegeError       the database role lacks a privilege a statement needed
     ├── VersionTableError        schema_migrations is not as golang-migrate leaves it
+    ├── ScratchFailed            the files up to a version do not apply to an empty database
     └── SnapshotFailed           a snapshot could not be made or restored; nothing was changed
 
 Each surface catches CommandError once and renders its message; nothing below a surface
@@ -89,6 +90,10 @@ def privilege_error(message: str) -> PrivilegeError:
 
 class VersionTableError(CommandError):
     """schema_migrations has more than one row: no tool can tell which version is true."""
+
+
+class ScratchFailed(CommandError):
+    """The files up to the version did not apply to an empty database (or none could be made)."""
 
 
 class SnapshotFailed(CommandError):

@@ -48,7 +48,7 @@ __all__ = ["Actor", "Executor"]
 # Each command's runner as "module:function", imported when first run: a status from the shell
 # loads the migration runner, not the snapshot, approval, rollback, lock and doctor ones.
 RUNNERS: dict[type, str] = {
-    g.MigrateStatus: "commands.migrate.migrate_ops:status",
+    g.MigrateStatus: "commands.schema.status_ops:status",
     g.MigrateValidate: "commands.migrate.migrate_ops:validate",
     g.MigratePlan: "commands.lint.lint_ops:plan",
     g.MigrateDrift: "commands.schema.drift_ops:drift",
@@ -57,6 +57,7 @@ RUNNERS: dict[type, str] = {
     g.MigrateDown: "commands.migrate.migrate_ops:migrate",
     g.MigrateGoto: "commands.migrate.migrate_ops:migrate",
     g.MigrateForce: "commands.migrate.migrate_ops:force",
+    g.MigrateBaseline: "commands.schema.baseline_ops:baseline",
     g.SnapshotList: "commands.snapshot.snapshot_ops:list_",
     g.SnapshotCreate: "commands.snapshot.snapshot_ops:create",
     g.SnapshotVerify: "commands.snapshot.snapshot_ops:verify",

@@ -1,8 +1,7 @@
 """The command grammar shared by Slack, the console and the CLI: text in, Command out.
 
 ``parse`` returns a frozen Command or raises UsageError whose message says what was wrong
-and whose ``usage`` is the line for that verb. It never raises anything else, whatever the
-input.
+and whose ``usage`` is the line for that verb; never anything else, whatever the input.
 """
 
 from __future__ import annotations
@@ -14,8 +13,8 @@ from typing import ClassVar
 
 from commands import usage as usage_lines
 from commands.errors import UsageError
-from commands.grammar_words import (command_name, count_word, env_word, quoted_word, reason_word, split_options,
-                                    tokenize, trailing_env, version_word)
+from commands.grammar_words import (REQUEST_ID, command_name, count_word, env_word, quoted_word, reason_word,
+                                    split_options, tokenize, trailing_env, version_word)
 from commands.usage import Usage
 
 
@@ -63,6 +62,14 @@ class MigrateGoto:
 class MigrateForce:
     env: str | None = None
     version: int  # -1 clears the version table, as ``migrate force -1`` does
+
+
+@dataclass(frozen=True, kw_only=True)
+class MigrateBaseline:
+    """Record ``version`` (clean) only if the live schema is exactly that version's."""
+
+    env: str | None = None
+    version: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -121,18 +128,20 @@ class Rollback:
 
     ``steps``: down through the down files (on a dirty database, only 1: force the failed
     version clean, then run its down file — the guide's option A); ``to``: goto a lower
-    version; ``snapshot``: restore that snapshot.
+    version; ``snapshot``: restore that snapshot; ``recover``: drop the failed file's leftovers
+    (none holds data) and force the previous version.
     """
 
     env: str | None = None
     steps: int | None = None
     to: int | None = None
     snapshot: str | None = None
+    recover: bool = False
     reason: str | None = None
 
     @property
     def planning(self) -> bool:
-        return self.steps is None and self.to is None and self.snapshot is None
+        return self.steps is None and self.to is None and self.snapshot is None and not self.recover
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,8 +186,7 @@ class DbopsLockRelease:
 
 @dataclass(frozen=True, kw_only=True)
 class DbopsDoctor:
-    """Every precondition of the environment's operations checked, each with its fix. Read-only:
-    no approval, no lock."""
+    """Every precondition of the environment's operations checked, each with its fix (read-only)."""
 
     env: str | None = None
 
@@ -192,15 +200,11 @@ class DbopsHelp:
 Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
            | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotRestore | SnapshotPin | SnapshotCleanup
            | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel | Rollback
-           | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor | MigrateDrift)
-COMMANDS: tuple[type, ...] = (MigrateStatus, MigrateValidate, MigrateUp, MigrateDown, MigrateGoto,
-                              MigrateForce, MigrateDryRun, SnapshotList, SnapshotCreate, SnapshotVerify,
-                              SnapshotRestore, SnapshotPin, SnapshotCleanup, DbopsHistory, DbopsHelp,
-                              DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel, Rollback, DbopsLockStatus,
-                              DbopsLockRelease, MigratePlan, DbopsDoctor, MigrateDrift)
+           | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor | MigrateDrift | MigrateBaseline)
+COMMANDS: tuple[type, ...] = Command.__args__  # every command type, in the order above
 # A dry run is here: it runs the pending SQL on the live database, holding its locks until the
 # rollback, and what a rollback cannot undo (sequence values) stays changed.
-STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, MigrateDryRun,
+STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, MigrateBaseline, MigrateDryRun,
                                     SnapshotRestore, SnapshotCleanup, Rollback, DbopsLockRelease)
 # Commands about dbops itself rather than a database: never shown as a running operation.
 ABOUT_DBOPS: tuple[type, ...] = (DbopsHistory, DbopsHelp, DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
@@ -209,16 +213,12 @@ ABOUT_DBOPS: tuple[type, ...] = (DbopsHistory, DbopsHelp, DbopsApprovals, DbopsA
 USAGE = usage_lines.MIGRATE
 MIGRATE_USAGE = usage_lines.MIGRATE_GROUP
 SNAPSHOT_USAGE_LINES = usage_lines.SNAPSHOT
-SNAPSHOT_USAGE = usage_lines.SNAPSHOT_GROUP
 ROLLBACK_USAGE = usage_lines.ROLLBACK
 DBOPS_USAGE_LINES = usage_lines.DBOPS
-DBOPS_USAGE = usage_lines.DBOPS_GROUP
-_REQUEST_ID = re.compile(r"r[0-9a-f]{10}")
 
 
 def changes_state(command: Command) -> bool:
-    """Whether running ``command`` may change a database (a rollback's plan does not; a dry run
-    may: its sequence values survive the rollback)."""
+    """Whether ``command`` may change a database (a rollback's plan does not; a dry run may)."""
     return isinstance(command, STATE_CHANGING) and not (isinstance(command, Rollback) and command.planning)
 
 
@@ -229,13 +229,13 @@ def canonical(command: Command, env: str) -> str:
             args = [] if steps is None else [str(steps)]
         case MigrateDown(steps=steps):
             args = ["--all"] if steps is None else [str(steps)]
-        case MigrateGoto(version=version) | MigrateForce(version=version):
+        case MigrateGoto(version=version) | MigrateForce(version=version) | MigrateBaseline(version=version):
             args = [str(version)]
         case SnapshotRestore(name=name) | SnapshotVerify(name=name):
             args = [name]
-        case Rollback(steps=steps, to=to, snapshot=snapshot, reason=reason):
+        case Rollback(steps=steps, to=to, snapshot=snapshot, recover=recover, reason=reason):
             args = ([] if steps is None else ["--steps", str(steps)]) + ([] if to is None else ["--to", str(to)])
-            args += ([] if snapshot is None else ["--snapshot", snapshot])
+            args += ([] if snapshot is None else ["--snapshot", snapshot]) + (["--recover"] if recover else [])
             args += ([] if reason is None else ["--reason", shlex.quote(reason)])
         case SnapshotCleanup(retention_days=days, dry_run=dry_run):
             args = ([] if days is None else ["--retention-days", str(days)]) + (["--dry-run"] if dry_run else [])
@@ -275,21 +275,20 @@ def _parse_migrate(args: list[str]) -> Command:
             raise UsageError("down needs an explicit number of migrations (or --all), so nothing is undone by accident.",
                              usage=usage)
         return MigrateDown(env=env, steps=count_word(positional[0], usage))
-    # goto, force
-    positional, env = trailing_env(positional, env, usage, 1, required=1)
+    positional, env = trailing_env(positional, env, usage, 1, required=1)  # goto, force, baseline
     if not positional:
         raise UsageError(f"{verb} needs a version.", usage=usage)
     version = version_word(positional[0], usage, allow_nil=verb == "force")
-    return (MigrateGoto if verb == "goto" else MigrateForce)(env=env, version=version)
+    return {"goto": MigrateGoto, "force": MigrateForce, "baseline": MigrateBaseline}[verb](env=env, version=version)
 
 
 def _parse_snapshot(args: list[str]) -> Command:
     if not args:
-        raise UsageError("Which snapshot command?", usage=SNAPSHOT_USAGE)
+        raise UsageError("Which snapshot command?", usage=usage_lines.SNAPSHOT_GROUP)
     verb, rest = args[0].lower(), args[1:]
     usage = SNAPSHOT_USAGE_LINES.get(verb)
     if usage is None:
-        raise UsageError(f"Unknown snapshot command {quoted_word(args[0])}.", usage=SNAPSHOT_USAGE)
+        raise UsageError(f"Unknown snapshot command {quoted_word(args[0])}.", usage=usage_lines.SNAPSHOT_GROUP)
     flags = ("--dry-run",) if verb == "cleanup" else ()
     valued = {"create": ("--reason",), "cleanup": ("--retention-days",)}.get(verb, ())
     positional, env, seen, values = split_options(rest, usage, flags, valued)
@@ -326,14 +325,14 @@ def _parse_dbops(args: list[str]) -> Command:
     verb, rest = args[0].lower(), args[1:]
     usage = DBOPS_USAGE_LINES.get(verb)
     if usage is None:
-        raise UsageError(f"Unknown dbops command {quoted_word(args[0])}.", usage=DBOPS_USAGE)
+        raise UsageError(f"Unknown dbops command {quoted_word(args[0])}.", usage=usage_lines.DBOPS_GROUP)
     if verb in ("approve", "deny", "cancel"):
         positional, env, _, values = split_options(rest, usage, (), ("--reason",) if verb == "deny" else ())
         if len(positional) != 1:
             raise UsageError("Name one request (its id is on the request's card and in `/dbops approvals`).",
                              usage=usage)
         request_id = positional[0].lower()
-        if not _REQUEST_ID.fullmatch(request_id):
+        if not REQUEST_ID.fullmatch(request_id):
             raise UsageError(f"{quoted_word(positional[0])} is not a request id (they look like r1a2b3c4d5e).",
                              usage=usage)
         if verb == "approve":
@@ -365,18 +364,21 @@ def _parse_lock(args: list[str], usage: Usage) -> Command:
 
 def _parse_rollback(args: list[str]) -> Command:
     usage = ROLLBACK_USAGE
-    positional, env, _, values = split_options(args, usage, (), ("--steps", "--to", "--snapshot", "--reason"))
+    positional, env, seen, values = split_options(args, usage, ("--recover",),
+                                                  ("--steps", "--to", "--snapshot", "--reason"))
     positional, env = trailing_env(positional, env, usage, 0)
     targets = [option for option in ("--steps", "--to", "--snapshot") if option in values]
+    targets += ["--recover"] if "--recover" in seen else []
     if len(targets) > 1:
-        raise UsageError(f"Give one of --steps, --to and --snapshot, not {' and '.join(targets)}.", usage=usage)
+        raise UsageError(f"Give one of --steps, --to, --snapshot and --recover, not {' and '.join(targets)}.",
+                         usage=usage)
     reason = reason_word(values["--reason"], usage) if "--reason" in values else None
     if targets and reason is None:
         raise UsageError("A rollback needs a reason, recorded with it: --reason \"TEXT\".", usage=usage)
     steps = count_word(values["--steps"], usage) if "--steps" in values else None
     to = version_word(values["--to"], usage, allow_nil=True) if "--to" in values else None
     snapshot = values.get("--snapshot")  # checked against the snapshot directory when it runs
-    return Rollback(env=env, steps=steps, to=to, snapshot=snapshot, reason=reason)
+    return Rollback(env=env, steps=steps, to=to, snapshot=snapshot, recover="--recover" in seen, reason=reason)
 
 
 def parse(text: str | list[str]) -> Command:

@@ -14,6 +14,7 @@ from commands.usage import MIGRATE_GROUP, Usage
 
 MAX_STEPS = 1_000_000
 MAX_REASON = 500
+REQUEST_ID = re.compile(r"r[0-9a-f]{10}")  # an approval request's id
 _ENV = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # used with fullmatch: "$" would accept a trailing newline
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u2018": "'", "\u2019": "'"})  # Slack's smart quotes
 

@@ -9,7 +9,7 @@ from commands.lock.results import LockReleaseResult, LockStatusResult
 from commands.migrate.results import DryRunResult, MigrateResult, StatusResult, ValidateResult
 from commands.results import HelpResult, HistoryResult, Refusal
 from commands.rollback.results import RollbackPlan, RollbackResult
-from commands.schema.results import DriftResult
+from commands.schema.results import BaselineResult, DriftResult
 from commands.snapshot.results import (CleanupResult, PinResult, RestoreResult, SnapshotCreated, SnapshotListResult,
                                        SnapshotVerifyResult)
 
@@ -17,4 +17,4 @@ from commands.snapshot.results import (CleanupResult, PinResult, RestoreResult, 
 Result = (StatusResult | MigrateResult | Refusal | DryRunResult | ValidateResult | SnapshotListResult | SnapshotCreated
           | SnapshotVerifyResult | RestoreResult | PinResult | CleanupResult | HistoryResult | HelpResult
           | ApprovalNeeded | ApprovalRefused | ApprovalDecided | ApprovalsResult | RollbackPlan | RollbackResult
-          | LockStatusResult | LockReleaseResult | PlanResult | DoctorResult | DriftResult)
+          | LockStatusResult | LockReleaseResult | PlanResult | DoctorResult | DriftResult | BaselineResult)

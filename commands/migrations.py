@@ -75,6 +75,9 @@ class Inspector(Protocol):
     def largest_tables(self, limit: int) -> list[TableRows]:
         """The ``limit`` largest tables by size on disk, with exact row counts."""
 
+    def holds_tables(self, besides: tuple[str, str]) -> bool:
+        """Whether the database has any table other than ``besides`` (schema, name)."""
+
     def foreign_key_orphans(self) -> list[OrphanCount]:
         """For every foreign key in the database, the rows that violate it (0 included)."""
 
@@ -95,11 +98,23 @@ class SqlLinter(Protocol):
         file saying so."""
 
 
+class Leftovers(Protocol):
+    """What a failed migration left behind that can go without data loss: an index, an empty table."""
+
+    def statement(self, kind: str, schema: str, name: str) -> str:
+        """The DROP that removes it, as it will run (identifiers quoted)."""
+
+    def drop(self, kind: str, schema: str, name: str) -> None:
+        """Run that DROP (an index concurrently, outside any transaction; a table only while it
+        is still empty, else CommandError and nothing dropped)."""
+
+
 class EnvironmentDatabase(Protocol):
     store: VersionStore
     lock: MigrationLock
     runner: MigrationRunner
     inspector: Inspector
+    leftovers: Leftovers
 
 
 class Snapshotter(Protocol):

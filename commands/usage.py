@@ -28,9 +28,10 @@ MIGRATE: dict[str, Usage] = {
     "down": ("migrate down N [ENV]", "migrate down --all [ENV]"),
     "goto": ("migrate goto VERSION [ENV]",),
     "force": ("migrate force VERSION [ENV]   (VERSION may be -1: no version)",),
+    "baseline": ("migrate baseline VERSION [ENV]   (only if the schema is exactly VERSION)",),
     "dry-run": ("migrate dry-run [N] [ENV]",),
 }
-MIGRATE_GROUP: Usage = ("migrate status|validate|up|down|goto|force|dry-run|plan|drift …",)
+MIGRATE_GROUP: Usage = ("migrate status|validate|up|down|goto|force|baseline|dry-run|plan|drift …",)
 SNAPSHOT: dict[str, Usage] = {
     "list": ("snapshot list [ENV]",),
     "create": ('snapshot create [ENV] [--reason "TEXT"]  (default reason: manual)',),
@@ -42,7 +43,7 @@ SNAPSHOT: dict[str, Usage] = {
 }
 SNAPSHOT_GROUP: Usage = ("snapshot list|create|verify|restore|pin|unpin|cleanup …",)
 # The reason goes with a target: without one the rollback only shows its options, so asks none.
-ROLLBACK: Usage = ('rollback [ENV] [--steps N | --to VERSION | --snapshot NAME  --reason "TEXT"]',)
+ROLLBACK: Usage = ('rollback [ENV] [--steps N | --to VERSION | --snapshot NAME | --recover  --reason "TEXT"]',)
 DBOPS: dict[str, Usage] = {
     "help": ("dbops help",),
     "history": ("dbops history [ENV]",),

@@ -47,7 +47,7 @@ from commands.results import LockDirInfo
 from commands.lock.results import LockReleaseResult, LockStatusResult
 from commands.doctor.results import DoctorCheck, DoctorResult, Verdict
 from commands.schema.compare import Change, Difference
-from commands.schema.results import DriftResult
+from commands.schema.results import BaselineResult, DriftResult, Leftover, SchemaVersion
 
 GOLDEN = Path(__file__).parent / "golden"
 NOW = datetime(2026, 1, 28, 16, 30, tzinfo=UTC)
@@ -528,6 +528,66 @@ def rollback_result(**kw) -> RollbackResult:
     return RollbackResult(**{**fields, **kw})
 
 
+# Which version the schema really is, and what acts on it: status, the recovery, baseline.
+INVALID_INDEX_DROP = 'DROP INDEX CONCURRENTLY IF EXISTS "public"."idx_events_start_time";'
+RECOVERABLE = SchemaVersion(closest=V3, compared=(V4, V3), failed=V4, previous=V3,
+                            differences=(Difference(change=Change.ADDED, kind="index", name="idx_events_start_time",
+                                                    summary="CREATE INDEX idx_events_start_time ON public.events "
+                                                            "USING btree (starts_at)"),),
+                            present=("index idx_events_start_time (INVALID)",),
+                            leftovers=(Leftover(kind="index", name="idx_events_start_time", invalid=True,
+                                                removable=True, statement=INVALID_INDEX_DROP),))
+
+
+def status_dirty_recoverable() -> StatusResult:
+    return dataclasses.replace(status_clean(), state=State(version=V4, dirty=True), pending=(info(V5),),
+                               applied=(info(V1), info(V2), info(V3), info(V4)), schema_version=RECOVERABLE)
+
+
+def status_no_version_matched() -> StatusResult:
+    return dataclasses.replace(status_clean(), state=State(version=-1, dirty=False), applied=(),
+                               pending=tuple(info(v) for v in (V1, V2, V3, V4, V5)), newest_snapshot=None,
+                               schema_version=SchemaVersion(matches=V3, compared=(V5, V4, V3)))
+
+
+def status_no_version_closest() -> StatusResult:
+    return dataclasses.replace(status_no_version_matched(), schema_version=SchemaVersion(
+        closest=V3, compared=(V5, V4, V3, V2, V1, -1), bounded=True, differences=DIFFERENCES[:3]))
+
+
+def rollback_plan_recover() -> RollbackPlan:
+    dirty = State(version=V4, dirty=True)
+    plan = rollback_plan_dirty()
+    recover = RollbackOption(method="recover", command="/rollback --recover production", recommended=True,
+                             available=True, impact=Impact(before=dirty, target=V3, drops=(INVALID_INDEX_DROP,)),
+                             warnings=(f"Loses nothing: what it drops holds no data, and every migration before {V4} "
+                                       "and every write since stay.",))
+    restore = dataclasses.replace(plan.options[0], recommended=False)
+    return dataclasses.replace(plan, options=(recover, restore) + plan.options[1:], schema_version=RECOVERABLE)
+
+
+def recover_request() -> ApprovalRequest:
+    return request(operation="force", command="rollback --recover --reason 'index build failed' production",
+                   impact=Impact(before=State(version=V4, dirty=True), target=V3, drops=(INVALID_INDEX_DROP,)))
+
+
+def rollback_result_recover() -> RollbackResult:
+    step = MigrateResult(env="production", operation="recover", outcome=Outcome.DONE,
+                         before=State(version=V4, dirty=True), after=State(version=V3, dirty=False),
+                         snapshot=snap(1, V4, "pre-recover").name)
+    return rollback_result(method="recover", before=step.before, after=step.after, expected_version=V3, step=step,
+                           snapshots=(step.snapshot,), dropped=(INVALID_INDEX_DROP,), reason="index build failed")
+
+
+def baseline_result(outcome: Outcome = Outcome.DONE) -> BaselineResult:
+    before = State(version=-1, dirty=False)
+    if outcome is Outcome.REFUSED:
+        return BaselineResult(env="production", version=V3, before=before, after=before, differences=DIFFERENCES,
+                              outcome=outcome)
+    return BaselineResult(env="production", version=V3, before=before, after=State(version=V3, dirty=False),
+                          snapshot=snap(1, None, "pre-baseline").name)
+
+
 def rollback_result_orphans() -> RollbackResult:
     return rollback_result(approved_by=None, deployment_state=None, orphans=(
         OrphanCount(constraint="orders_user_id_fkey", table="orders", columns=("user_id",), references="users", rows=3),
@@ -774,6 +834,20 @@ SAMPLES = {
     "approvals_list": lambda: render(approvals_list(), now=NOW, command="/dbops approvals"),
     "rollback_plan_clean": lambda: render(rollback_plan_clean(), now=NOW, command="/rollback production"),
     "rollback_plan_dirty": lambda: render(rollback_plan_dirty(), now=NOW, command="/rollback production"),
+    "rollback_plan_recover": lambda: render(rollback_plan_recover(), now=NOW, command="/rollback production"),
+    "rollback_result_recover": lambda: render(rollback_result_recover(), now=NOW,
+                                              command="/rollback --recover production"),
+    "approval_request_recover": lambda: render(ApprovalNeeded(env="production", request=recover_request()), now=NOW,
+                                               command="/rollback --recover production"),
+    "status_dirty_recoverable": lambda: render(status_dirty_recoverable(), now=NOW,
+                                               command="/migrate status production"),
+    "status_no_version_matched": lambda: render(status_no_version_matched(), now=NOW,
+                                                command="/migrate status production"),
+    "status_no_version_closest": lambda: render(status_no_version_closest(), now=NOW,
+                                                command="/migrate status production"),
+    "baseline_done": lambda: render(baseline_result(), now=NOW, command=f"/migrate baseline {V3} production"),
+    "baseline_refused": lambda: render(baseline_result(Outcome.REFUSED), now=NOW,
+                                       command=f"/migrate baseline {V3} production"),
     "rollback_plan_missing_down": lambda: render(rollback_plan_missing_down(), now=NOW, command="/rollback production"),
     "rollback_result_done": lambda: render(rollback_result(), now=NOW,
                                            command='/rollback --steps 1 production --reason "event status broke"'),
@@ -855,7 +929,7 @@ def test_every_result_and_reason_has_a_sample() -> None:
                                  verify_failed, restore, pin, history, lambda: cleanup(dry_run=True), approval_needed,
                                  approval_decided, approvals_list, rollback_plan_clean, rollback_result,
                                  lambda: lock_status(held=True), lambda: lock_release(done=True), plan_result,
-                                 doctor_result, drift_result)}
+                                 doctor_result, drift_result, baseline_result)}
     kinds |= {HelpResult, Refusal, ApprovalRefused}
     assert kinds == set(Result.__args__)
     assert {f"refusal_{r.value}" for r in Reason if r not in APPROVAL_REASONS} <= set(SAMPLES)

@@ -362,14 +362,29 @@ def desk(make_bed, control_url):
     return bed
 
 
-def test_rollback_of_a_dirty_database_by_its_recommended_snapshot_restores_the_version_before(desk):
+def test_a_dirty_database_whose_schema_is_the_version_before_is_recovered_by_its_recommended_force(desk):
     plan = ask(desk, "rollback")
     assert isinstance(plan, RollbackPlan) and plan.state.dirty
+    assert plan.schema_version.matches == 1  # the index build failed before it made anything
     recommended = plan.options[0]
-    assert (recommended.method, recommended.recommended, recommended.available) == ("restore", True, True)
-    desk.execute("DELETE FROM users WHERE id = 2")  # written after the snapshot: the restore brings it back
+    assert (recommended.method, recommended.recommended, recommended.available) == ("recover", True, True)
+    desk.execute("DELETE FROM users WHERE id = 2")  # written after the failure: it stays written
 
     result = ask(desk, f'{recommended.command.lstrip("/")} --reason "index migration failed"')
+
+    assert isinstance(result, RollbackResult) and result.outcome is Outcome.DONE, result
+    assert result.method == "recover" and desk.state() == (1, False) and result.snapshots
+    assert desk.query("SELECT id, profile FROM users ORDER BY id") == [(1, {"plan": "pro"})]
+
+
+def test_rollback_of_a_dirty_database_by_the_snapshot_before_it_restores_the_version_before(desk):
+    plan = ask(desk, "rollback")
+    assert isinstance(plan, RollbackPlan) and plan.state.dirty
+    restore = next(o for o in plan.options if o.method == "restore")
+    assert restore.available and not restore.recommended  # the recovery above loses nothing
+    desk.execute("DELETE FROM users WHERE id = 2")  # written after the snapshot: the restore brings it back
+
+    result = ask(desk, f'{restore.command.lstrip("/")} --reason "index migration failed"')
 
     assert isinstance(result, RollbackResult) and result.outcome is Outcome.DONE, result
     assert result.method == "restore" and desk.state() == (1, False) and result.after.version == 1

@@ -69,7 +69,7 @@ def test_a_missing_down_file_makes_the_snapshot_the_plan(desk):
     assert "no down file" in plan.options[1].why_not
 
 
-def test_dirty_after_a_failed_non_transactional_migration_offers_the_guides_three_ways(desk):
+def test_dirty_with_the_previous_schema_recommends_forcing_it_then_offers_the_guides_three_ways(desk):
     desk.run("migrate up")
     desk.write({"3_index.up.sql": "CREATE INDEX CONCURRENTLY users_missing ON users (no_such_column);",
                 "3_index.down.sql": "DROP INDEX CONCURRENTLY IF EXISTS users_missing;"})
@@ -78,10 +78,12 @@ def test_dirty_after_a_failed_non_transactional_migration_offers_the_guides_thre
 
     plan = ask(desk, "rollback")
 
-    assert plan.state.dirty and methods(plan) == [("restore", True, True), ("force-previous", False, True),
-                                                  ("force-down", False, True)]
-    assert plan.options[1].command == "/migrate force 2 test"
-    assert plan.options[2].command == "/rollback --steps 1 test"
+    # The index build failed before it made anything: the schema is exactly version 2.
+    assert plan.state.dirty and methods(plan) == [("recover", True, True), ("restore", False, True),
+                                                  ("force-previous", False, True), ("force-down", False, True)]
+    assert plan.options[0].command == "/rollback --recover test" and plan.options[0].impact.drops == ()
+    assert plan.options[2].command == "/migrate force 2 test"
+    assert plan.options[3].command == "/rollback --steps 1 test"
 
 
 def test_force_then_down_rolls_a_dirty_database_back_and_records_why(desk):

@@ -88,4 +88,4 @@ def test_the_usage_lines_say_when_a_reason_is_needed_as_the_grammar_enforces_it(
     with pytest.raises(UsageError):
         grammar.parse("/rollback --steps 1")
     rollback = " ".join(grammar.ROLLBACK_USAGE)
-    assert 'NAME  --reason "TEXT"]' in rollback and '] [--reason' not in rollback
+    assert '--recover  --reason "TEXT"]' in rollback and '] [--reason' not in rollback

@@ -76,6 +76,10 @@ GROUPS: dict[str, dict[str, Help]] = {
         "migrate force": Help("set the recorded version and clear the dirty flag; runs no SQL",
                               "dbops migrate force 20260128003 production", u.MIGRATE["force"],
                               (("VERSION", "the version to record (-1: none)"), ENV)),
+        "migrate baseline": Help("adopt an existing database: record VERSION (clean) only if the live schema is "
+                                 "exactly that version, else show the differences; exit 3 when refused",
+                                 "dbops migrate baseline 20260128003 production", u.MIGRATE["baseline"],
+                                 (("VERSION", "the version the schema is"), ENV)),
         "migrate dry-run": Help("run the pending migrations in a transaction and roll it back (sequence values "
                                 "stay advanced)", "dbops migrate dry-run staging", u.MIGRATE["dry-run"], (N, ENV)),
     },
@@ -107,6 +111,8 @@ GROUPS: dict[str, dict[str, Help]] = {
                          'dbops rollback production --steps 1 --reason "the release broke sign-up"', u.ROLLBACK,
                          (ENV, ("--steps N", "undo the last N migrations through their down files"),
                           ("--to VERSION", "go down to VERSION"), ("--snapshot NAME", "restore that snapshot"),
+                          ("--recover", "dirty: remove the failed file's leftovers (no data loss) and force the "
+                                        "previous version"),
                           ("--reason TEXT", "why: required with a target, kept in the rollback log"))),
     },
     "Approvals, history, the lock and the doctor": {

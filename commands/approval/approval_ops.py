@@ -68,8 +68,10 @@ def _beyond_the_role(ctx: Context, command: g.Command, env: EnvironmentSettings)
     if isinstance(command, g.Rollback):
         command = rollback_equivalent(command) or command
     match command:
-        case g.MigrateUp() | g.MigrateDown() | g.MigrateGoto() | g.MigrateForce():
+        case g.MigrateUp() | g.MigrateDown() | g.MigrateGoto() | g.MigrateForce() | g.MigrateBaseline():
             return privileges.refusal(ctx, env, OPERATIONS[type(command)])
+        case g.Rollback(recover=True):
+            return privileges.refusal(ctx, env, "force")
         case g.SnapshotRestore():
             return privileges.refusal(ctx, env, privileges.RESTORE)
         case g.DbopsLockRelease():

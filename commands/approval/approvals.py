@@ -52,6 +52,8 @@ def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tup
     A migration is bound to the content of the files it runs too, and an up's files are
     linted (their findings are on the impact)."""
     bound: dict[str, Any] = {"command": encode_command(command), "env": env.name}
+    if isinstance(command, g.Rollback) and command.recover:
+        return _recovery_situation(ctx, command, env, bound)
     if isinstance(command, g.Rollback):  # bound to the rollback, described by what it runs
         command = rollback_equivalent(command) or command
     with ctx.databases.open(env) as db:
@@ -64,7 +66,7 @@ def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tup
     match command:
         case g.MigrateUp() | g.MigrateDown() | g.MigrateGoto() | g.MigrateDryRun():
             impact = migration
-        case g.MigrateForce(version=version):
+        case g.MigrateForce(version=version) | g.MigrateBaseline(version=version):
             impact = Impact(before=state, target=version)
         case g.SnapshotRestore(name=name):
             snapshot = resolve(ctx.settings, env, name, "snapshot restore")
@@ -88,6 +90,22 @@ def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tup
                             delete_bytes=sum(s.size for s in plan.delete))
     digest = hashlib.sha256(json.dumps(bound, sort_keys=True, default=str).encode()).hexdigest()
     return digest, impact
+
+
+def _recovery_situation(ctx: Context, command: g.Rollback, env: EnvironmentSettings,
+                        bound: dict[str, Any]) -> tuple[str, Impact]:
+    """A recovery is bound to the leftovers it would drop: others found by then void it."""
+    from commands.schema.identify import recovery  # the schema reader: only for a recovery
+    with ctx.databases.open(env) as db:
+        state = db.store.read()
+        holder = db.lock.holder()
+        found = recovery(ctx, env, load_source(env.migrations_dir), state, db)
+    drops = tuple(item.statement for item in found.leftovers) if found is not None and found.recoverable else ()
+    target = found.previous if found is not None and found.recoverable else None
+    bound |= {"version": state.version, "dirty": state.dirty, "lock_holder": holder.pid if holder else None,
+              "target": target, "drops": list(drops)}
+    digest = hashlib.sha256(json.dumps(bound, sort_keys=True, default=str).encode()).hexdigest()
+    return digest, Impact(before=state, target=target, drops=drops)
 
 
 def _migration_impact(ctx: Context, db: EnvironmentDatabase, command: g.Command, env: EnvironmentSettings,
@@ -168,4 +186,5 @@ def decode_impact(data: dict) -> Impact:
                   restore_from=data.get("restore_from"),
                   schema_change=None if data.get("schema_change") is None else tuple(
                       Difference(**{**d, "change": Change(d["change"])}) for d in data["schema_change"]),
-                  schema_unavailable=data.get("schema_unavailable"))
+                  schema_unavailable=data.get("schema_unavailable"),
+                  drops=tuple(data.get("drops", ())))

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 OPERATIONS: dict[type, str] = {
     g.MigrateUp: "up", g.MigrateDown: "down", g.MigrateGoto: "goto", g.MigrateForce: "force",
+    g.MigrateBaseline: "force",  # it records a version as force does, only more carefully
     g.MigrateDryRun: "dry-run", g.SnapshotRestore: "restore", g.SnapshotCleanup: "cleanup",
     g.DbopsLockRelease: "lock-release",
 }
@@ -28,6 +29,8 @@ def operation_of(command: g.Command) -> str | None:
     """The ``require_approval`` word for ``command``; None for what never needs one."""
     if isinstance(command, g.SnapshotCleanup) and command.dry_run:
         return None
+    if isinstance(command, g.Rollback) and command.recover:
+        return "force"  # what it records is a force; what it drops is shown on the request
     if isinstance(command, g.Rollback):
         equivalent = rollback_equivalent(command)
         return None if equivalent is None else OPERATIONS[type(equivalent)]

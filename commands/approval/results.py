@@ -33,6 +33,7 @@ class Impact:
     # ``schema_unavailable`` says why).
     schema_change: tuple[Difference, ...] | None = None
     schema_unavailable: str | None = None
+    drops: tuple[str, ...] = ()                    # recover: the DROPs of a failed file's leftovers, as they run
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -93,6 +93,7 @@ def status(ctx: Context, command: g.MigrateStatus, env: EnvironmentSettings) -> 
                         files=check_files(ctx, env, source, state))
 
 
+
 def validate(ctx: Context, command: g.MigrateValidate, env: EnvironmentSettings) -> Result:
     source = load_source(env.migrations_dir)
     problems: list[FileProblem] = [

@@ -28,6 +28,10 @@ class StatusResult(ResultBase):
     lock_holder: LockHolder | None
     newest_snapshot: SnapshotInfo | None = None
     files: FileCheck = FileCheck()  # applied files edited, gone or out of order
+    # Which version the live schema really is: only when the version table leaves it in doubt
+    # (dirty, a version no file has, none recorded on a database that has tables). A
+    # commands.schema.identify.SchemaVersion, named only: schema sits above migrate.
+    schema_version: "SchemaVersion | None" = None  # noqa: F821
     outcome: Outcome = Outcome.DONE
     operation: str = "status"
 

@@ -19,6 +19,7 @@ from commands.pg.state import PgVersionStore
 from commands.snapshot.results import TableRows
 
 if TYPE_CHECKING:
+    from commands.pg.leftovers import PgLeftovers
     from commands.pg.runner import PgMigrationRunner
     from commands.pg.scratch import PgSchemaCache, PgScratch
     from commands.rollback.results import OrphanCount
@@ -54,6 +55,12 @@ class PgInspector:
                           rows=self.conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
                               sql.Identifier(schema, name))).fetchone()[0])
                 for schema, name in tables]
+
+    def holds_tables(self, besides: tuple[str, str]) -> bool:
+        return self.conn.execute(
+            """SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+               WHERE c.relkind IN ('r', 'p') AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+               AND (n.nspname, c.relname) <> (%s, %s))""", besides).fetchone()[0]
 
     def table_bytes(self, tables: list[str]) -> dict[str, int]:
         sizes = {}
@@ -99,6 +106,11 @@ class PgEnvironment:
     conn: psycopg.Connection
     lock_timeout: str
     statement_timeout: str
+
+    @cached_property
+    def leftovers(self) -> PgLeftovers:
+        from commands.pg.leftovers import PgLeftovers  # only a recovery removes anything
+        return PgLeftovers(self.conn)
 
     @cached_property
     def runner(self) -> PgMigrationRunner:

@@ -20,7 +20,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from commands.config import EnvironmentSettings
-from commands.errors import CommandError, DatabaseError
+from commands.errors import DatabaseError, ScratchFailed
 from commands.pg.catalog import read_schema
 from commands.pg.connect import connect, describe, environment, run_once
 from commands.pg.control import ensure_control_schema
@@ -36,10 +36,6 @@ MANAGED = "the managed server"
 CONFIGURED = "scratch_database_url"
 # Shared by every dbops process on this machine: the wheel's server is joined, not restarted.
 EMBEDDED_DATA = Path(tempfile.gettempdir()) / "dbops-scratch-pg" / "data"
-
-
-class ScratchFailed(CommandError):
-    """The files up to the version did not apply to an empty database (or none could be made)."""
 
 
 def _with_database(url: str, name: str) -> str:

@@ -10,13 +10,14 @@ from commands.results import Outcome, ResultBase, State
 
 if TYPE_CHECKING:  # named by an option only: the results of approvals stay unloaded until used
     from commands.approval.results import Impact
+    from commands.schema.results import SchemaVersion
 
 
 @dataclass(frozen=True, kw_only=True)
 class RollbackOption:
     """One way out that ``/rollback`` offers for the current state (the guide's methods)."""
 
-    method: str                 # "down", "restore", "force-down", "force-previous"
+    method: str                 # "recover", "down", "restore", "force-down", "force-previous"
     command: str                # what choosing it runs (before its reason is added)
     recommended: bool
     available: bool
@@ -31,6 +32,7 @@ class RollbackPlan(ResultBase):
     state: State
     migration: MigrationInfo | None   # the one being undone (the current, or the failed, version)
     options: tuple[RollbackOption, ...]
+    schema_version: SchemaVersion | None = None  # dirty: which version the live schema really is
     outcome: Outcome = Outcome.DONE
     operation: str = "rollback plan"
 
@@ -72,5 +74,6 @@ class RollbackResult(ResultBase):
     app_health: AppHealthCheck | None
     recorded: bool                    # in the control database's rollback log
     deployment_state: str | None      # the deployment-state.json written, if configured
+    dropped: tuple[str, ...] = ()     # recover: the DROPs of the failed file's leftovers that ran
     outcome: Outcome = Outcome.DONE
     operation: str = "rollback"

@@ -56,9 +56,17 @@ def plan(ctx: Context, command: g.Rollback, env: EnvironmentSettings) -> Result:
     snapshots = scope_of(ctx.settings, env).list().snapshots
     before = _before(snapshots, state.version)
     previous = source.previous(state.version)
-    restore_option = _restore_option(ctx, env, before, state, recommended=state.dirty or not (current and current.down))
+    found = None
     if state.dirty:
-        options = [restore_option,
+        from commands.schema.identify import recovery  # the schema reader: only for a dirty database
+        with ctx.databases.open(env) as db:
+            found = recovery(ctx, env, source, state, db)
+    recoverable = found is not None and found.recoverable
+    restore_option = _restore_option(ctx, env, before, state,
+                                     recommended=(state.dirty and not recoverable) or not (current and current.down))
+    if state.dirty:
+        options = [_recover_option(ctx, env, found)] if recoverable else []
+        options += [restore_option,
                    _option(ctx, env, "force-previous", g.MigrateForce(version=previous),
                            recommended=False, warnings=(
                                f"Only if migration {state.version} changed nothing, or you have undone its changes by "
@@ -76,7 +84,18 @@ def plan(ctx: Context, command: g.Rollback, env: EnvironmentSettings) -> Result:
                 method="down", command=_text(down, env), recommended=False, available=False,
                 why_not=f"version {state.version} has no down file: golang-migrate would only change the recorded "
                         "version and undo nothing")]
-    return RollbackPlan(env=env.name, state=state, migration=migration, options=tuple(options))
+    return RollbackPlan(env=env.name, state=state, migration=migration, options=tuple(options), schema_version=found)
+
+
+def _recover_option(ctx: Context, env: EnvironmentSettings, found) -> RollbackOption:
+    option = _option(ctx, env, "recover", g.Rollback(recover=True), recommended=True)
+    lost = (f"Loses nothing: what it drops holds no data, and every migration before {found.failed} and every write "
+            "since stay." if found.leftovers else
+            f"Loses nothing: migration {found.failed} left nothing behind, and every migration before it and every "
+            "write since stay.")
+    return RollbackOption(method=option.method, command=option.command, recommended=option.recommended,
+                          available=option.available, why_not=option.why_not, impact=option.impact,
+                          warnings=(lost,) + option.warnings)
 
 
 def _text(command: g.Command, env: EnvironmentSettings) -> str:
@@ -112,7 +131,14 @@ def _restore_option(ctx: Context, env: EnvironmentSettings, snapshot: Snapshot |
 def execute(ctx: Context, command: g.Rollback, env: EnvironmentSettings) -> Result:
     with ctx.databases.open(env) as db:
         before = db.store.read()
-    method, step, expected = _run(ctx, command, env, before)
+    dropped: tuple[str, ...] = ()
+    if command.recover:
+        from commands.rollback.recover import recover  # the schema reader: only for a recovery
+        step, dropped = recover(ctx, env)
+        method, expected = "recover", step.after.version if isinstance(step, MigrateResult) else None
+        expected = expected if isinstance(step, MigrateResult) and step.outcome is Outcome.DONE else None
+    else:
+        method, step, expected = _run(ctx, command, env, before)
     if isinstance(step, Refusal):
         return step
     snapshots = tuple(s for s in _snapshots_of(step) if s)
@@ -125,7 +151,7 @@ def execute(ctx: Context, command: g.Rollback, env: EnvironmentSettings) -> Resu
         approved_by=ctx.actor.approved_by, before=before, after=after, expected_version=expected, step=step,
         snapshots=snapshots, foreign_keys_checked=len(foreign_keys),
         orphans=tuple(o for o in foreign_keys if o.rows), app_health=health, recorded=False, deployment_state=None,
-        outcome=_outcome(step, after, expected))
+        dropped=dropped, outcome=_outcome(step, after, expected))
     return _record(ctx, env, result)
 
 

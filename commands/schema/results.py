@@ -1,4 +1,4 @@
-"""The result of ``/migrate drift``."""
+"""The results of schema truth: ``/migrate drift``, which version the schema is, ``/migrate baseline``."""
 
 from __future__ import annotations
 
@@ -35,3 +35,68 @@ class DriftResult(ResultBase):
     @property
     def drifted(self) -> bool:
         return bool(self.differences)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BaselineResult(ResultBase):
+    """``/migrate baseline V``: ``version`` recorded (clean) because the live schema is exactly
+    its expected schema (done), already recorded (no change), or refused with the
+    ``differences`` (live against version V) and nothing recorded."""
+
+    env: str
+    version: int
+    before: State
+    after: State
+    differences: tuple[Difference, ...] = ()
+    snapshot: str | None = None
+    outcome: Outcome = Outcome.DONE
+    operation: str = "baseline"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Leftover:
+    """An object the failed file created that the previous version does not have."""
+
+    kind: str                  # "index", "table", or another kind (never removable)
+    name: str                  # as the schema names it: ``idx_x``, ``audit.events``
+    invalid: bool = False      # an index a failed CONCURRENTLY build left INVALID
+    removable: bool = False    # dropping it loses no data: an index, an empty table
+    why_not: str | None = None
+    statement: str | None = None  # the DROP that removes it (removable only)
+
+    @property
+    def schema_and_name(self) -> tuple[str, str]:
+        schema, _, name = self.name.rpartition(".")
+        return schema or "public", name
+
+
+@dataclass(frozen=True, kw_only=True)
+class SchemaVersion:
+    """The answer. ``matches``: the version the live schema is exactly (NIL_VERSION: it has
+    nothing a migration makes), else None and ``closest`` the nearest compared, with the
+    ``differences`` (live against it). ``failed``: the dirty version, ``present``/``missing``
+    the objects its file creates that exist or not, and ``leftovers`` the objects that stand
+    between the live schema and version ``failed``'s previous one, when only such objects do.
+    ``error``: why it could not be told (an expected schema could not be built)."""
+
+    matches: int | None = None
+    closest: int | None = None
+    differences: tuple[Difference, ...] = ()
+    compared: tuple[int, ...] = ()
+    bounded: bool = False
+    failed: int | None = None
+    previous: int | None = None
+    present: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+    leftovers: tuple[Leftover, ...] = ()
+    error: str | None = None
+
+    @property
+    def recoverable(self) -> bool:
+        """The schema is version ``previous`` once the leftovers (all removable) are dropped."""
+        if self.failed is None or self.previous is None:
+            return False
+        if self.matches == self.previous:
+            return True
+        return (self.matches is None and self.closest == self.previous and bool(self.leftovers)
+                and all(item.removable for item in self.leftovers))

@@ -25,7 +25,7 @@ from commands.source import MigrationSource, load_source
 log = structlog.get_logger("dbops.watch")
 SUBJECTS = ("dirty", "mismatch")
 # Commands after which a dirty or mismatched database may be clean again.
-FIXES = ("migrate force", "migrate down", "migrate goto", "migrate up", "snapshot restore", "rollback")
+FIXES = ("migrate force", "migrate baseline", "migrate down", "migrate goto", "migrate up", "snapshot restore", "rollback")
 
 
 class DirtyWatcher:
@@ -86,7 +86,7 @@ class DirtyWatcher:
             if entry.at <= alert.opened_at:
                 break
             planned_only = entry.command == "rollback" and not any(
-                entry.arguments.get(key) is not None for key in ("steps", "to", "snapshot"))
+                entry.arguments.get(key) not in (None, False) for key in ("steps", "to", "snapshot", "recover"))
             if entry.command in FIXES and entry.outcome == "done" and not planned_only:
                 return entry.actor, entry.command
         return None, None

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from bot.slack.blocks.kit import (
     BODY_BLOCKS, ELLIPSIS, TEXT_CHARS, Card, Message, bold, channel_ref, clip, code, confirm_dialog, count, esc,
-    extended, mrkdwn, plain, shorten, user_ref, when,
+    extended, mrkdwn, plain, pre, shorten, user_ref, when,
 )
 from bot.slack.blocks.migrate import json_hint, number, snapshot_version
 from bot.slack.blocks.plan import blocking_rows, finding_row
@@ -63,7 +63,16 @@ def _migration_row(m: MigrationInfo) -> str:
 def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
     i: Impact = r.impact
     target = f", {at_version(i.before.version)} → {number(i.target)}" if i.target is not None else ""
-    if r.operation == "force":
+    if r.operation == "force" and i.drops:
+        card.section(f"*Removes what migration {number(i.before.version)} left behind, then sets the recorded version "
+                     f"to {number(i.target if i.target is not None else -1)}* (now {version_text(i.before)}) and marks "
+                     "it clean. These statements run, and lose no data (an index, an empty table):")
+        card.section(pre("\n".join(i.drops)))
+    elif r.operation == "force" and r.command.startswith("migrate baseline"):
+        card.section(f"*Records version {number(i.target if i.target is not None else -1)}* (now "
+                     f"{version_text(i.before)}) and marks it clean, only if the live schema is exactly that version. "
+                     "No SQL runs: the schema is not changed.")
+    elif r.operation == "force":
         card.section(f"*Sets the recorded version to {number(i.target if i.target is not None else -1)}* "
                      f"(now {version_text(i.before)}) and marks it clean. No SQL runs: the schema is not changed.")
     elif i.reverts:
@@ -115,6 +124,9 @@ def _consequence(r: ApprovalRequest, now: datetime) -> str:
     """What approving does, in one plain sentence (a dialog's text is plain: no names as code)."""
     i: Impact = r.impact
     target = f", version {number(i.before.version)} → {number(i.target)}" if i.target is not None else ""
+    if r.operation == "force" and i.drops:
+        return (f"Drops {count(len(i.drops), 'leftover')} of the failed migration on {r.env}, then sets the recorded "
+                f"version to {number(i.target if i.target is not None else -1)} and marks it clean.")
     if r.operation == "force":
         return (f"Sets the recorded version of {r.env} to {number(i.target if i.target is not None else -1)} and marks "
                 f"it clean. No SQL runs.")

@@ -105,8 +105,11 @@ def status(r: StatusResult, now: datetime) -> Message:
     card = Card(esc(title) + "".join(f"; {flag}" for flag in flags if flag)).header(title)
     card.fields([("Migrations", f"{len(r.applied):,} applied, {len(r.pending):,} pending"),
                  ("Migration lock", lock), ("Newest snapshot", newest)])
-    if r.state.dirty:
-        card.section(recovery_dirty(r.state, r.env, before))
+    if r.schema_version is not None:
+        from bot.slack.blocks.schema_version import schema_version_text  # only when the version is in doubt
+        card.section(schema_version_text(r.schema_version, r.state, r.env))
+    if r.state.dirty and not (r.schema_version is not None and r.schema_version.recoverable):
+        card.section(recovery_dirty(r.state, r.env, before))  # the guide's options: the schema did not say better
     if r.mismatch:
         card.section(mismatch_section(r.mismatch))
     if r.lock_holder:
@@ -150,16 +153,27 @@ def _force(r: MigrateResult) -> Message:
     if r.outcome == Outcome.NO_CHANGE:
         headline = f"{bold(r.env)}: already at {version_text(r.after)}; nothing changed"
         return Card(plain(headline)).section(headline).message()
-    headline = f"{bold(r.env)}: forced from {version_text(r.before)} to {version_text(r.after)}"
-    card = Card(plain(headline)).section(headline)
-    card.section(f"No migration ran: the schema itself was not changed. It must match "
-                 f"{at_version(r.after.version)} for the next `up` or `down` to be right.")
+    if r.operation == "recover" and r.outcome is Outcome.FAILED:
+        headline = (f"{bold(r.env)}: leftovers removed, but the schema is still not exactly the previous version: "
+                    f"nothing was recorded; the database is at {version_text(r.after)}")
+        card = Card(plain(headline)).section(headline).section(
+            f"Something else changed the schema meanwhile. {code(f'/migrate status {r.env}')} says what it is now.")
+    elif r.operation == "recover":
+        headline = f"{bold(r.env)}: recovered from {version_text(r.before)} to {version_text(r.after)}"
+        card = Card(plain(headline)).section(headline)
+        card.section(f"The failed migration's leftovers were removed and the schema checked: it is exactly "
+                     f"{at_version(r.after.version)}. Fix the file and run `/migrate up` again.")
+    else:
+        headline = f"{bold(r.env)}: forced from {version_text(r.before)} to {version_text(r.after)}"
+        card = Card(plain(headline)).section(headline)
+        card.section(f"No migration ran: the schema itself was not changed. It must match "
+                     f"{at_version(r.after.version)} for the next `up` or `down` to be right.")
     return card.context(f"Snapshot taken first: {code(r.snapshot)}" if r.snapshot else "No snapshot was taken first "
                         "(pre-migration snapshots are off for this environment).").message()
 
 
 def migrate(r: MigrateResult, command: str) -> Message:
-    if r.operation == "force":
+    if r.operation in ("force", "recover"):
         return _force(r)
     if r.outcome == Outcome.NO_CHANGE:
         headline = f"{bold(r.env)}: no change; the database is already at {version_text(r.after)}"

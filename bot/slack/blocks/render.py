@@ -71,6 +71,7 @@ RENDERERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ValidateResult": ("bot.slack.blocks.migrate:validate", ()),
     "PlanResult": ("bot.slack.blocks.plan:plan", ()),
     "DriftResult": ("bot.slack.blocks.drift:drift", ()),
+    "BaselineResult": ("bot.slack.blocks.schema_version:baseline", ()),
     "SnapshotListResult": ("bot.slack.blocks.snapshots:snapshot_list", ("now",)),
     "SnapshotCreated": ("bot.slack.blocks.snapshots:created", ()),
     "SnapshotVerifyResult": ("bot.slack.blocks.snapshots:verified", ()),

@@ -47,6 +47,7 @@ METHOD_NOTES = {  # how each method works, in one line that needs no other docum
     "restore": "The whole database goes back to the snapshot",
     "force-previous": "golang-migrate's force: only the recorded version changes, not the schema",
     "force-down": "For a migration that failed part-way: recorded as applied, then undone by its own down file",
+    "recover": "What the failed file left that holds no data is dropped, then the previous version is forced",
 }
 
 
@@ -83,7 +84,8 @@ def method_words(r: RollbackResult) -> str:
     steps = len(r.step.steps) if isinstance(r.step, MigrateResult) else 1
     return {"down": "the down file" if steps == 1 else "the down files", "goto": "goto (the down files)",
             "restore": "restoring a snapshot", "force-down": "force, then the down file",
-            "force-previous": "force"}.get(r.method, r.method)
+            "force-previous": "force", "recover": "removing the failed migration's leftovers, then force"
+            }.get(r.method, r.method)
 
 
 def version_verified(r: RollbackResult) -> tuple[bool, str]:
@@ -121,6 +123,10 @@ def option_title(o: RollbackOption, plan: RollbackPlan) -> str:
                     else "Record the previous version as clean without running any SQL")
         case "force-down":
             return f"Force {number(v)} clean, then run its down file"
+        case "recover":
+            target = i.target if i and i.target is not None else None
+            return (f"Remove what {number(v)} left behind and force {number(target)}" if i and i.drops
+                    else f"Force {number(target)}: migration {number(v)} left nothing behind")
     return o.method
 
 
@@ -150,6 +156,10 @@ def _impact(o: RollbackOption, now: datetime) -> list[str]:
         lines.append(f"Taken {when(s.created_at)} ({age_text(now - s.created_at)}), at {snapshot_version(s)}.")
     elif o.method == "force-previous" and i.target is not None:
         lines.append(f"Sets the recorded version to {number(i.target)}; the schema is not changed.")
+    elif o.method == "recover" and i.target is not None:
+        lines.append(f"Sets the recorded version to {number(i.target)}"
+                     + (", after running:" if i.drops else "; no SQL runs."))
+        lines += [code(statement) for statement in i.drops[:10]]
     lines += [f"No down file for {v}: nothing is undone for it." for v in i.missing_down[:10]]
     return lines
 
@@ -202,6 +212,9 @@ def plan(r: RollbackPlan, now: datetime) -> Message:
     if r.state.dirty:
         undoing += f"\nMigration {number(r.state.version)} failed part-way: its changes may be half applied."
     card.section(undoing)
+    if r.schema_version is not None:
+        from bot.slack.blocks.schema_version import schema_version_text
+        card.section(schema_version_text(r.schema_version, r.state, r.env, advice=False))
     for n, option in enumerate(r.options[:card.room() - 1], 1):
         card.blocks.append(_option(n, option, r, now))
     return card.context(f"{esc(CHOOSING)} {esc(APP_FIRST)}").message()
@@ -284,6 +297,9 @@ def result(r: RollbackResult, step: Message) -> Message:
     card = Card(plain(headline)).section(headline)
     rows = [f"{_TICKS[done]} {item}" for done, item in _checklist(r)]
     card.section("*Rollback checklist*\n" + "\n".join(rows))
+    if r.dropped:
+        card.lines([code(statement) for statement in r.dropped[:ORPHANS_SHOWN]], total=len(r.dropped), max_blocks=1,
+                   title="*Leftovers of the failed migration removed:*")
     if r.orphans:
         card.lines([f"• {code(orphan_columns(o))} → {code(o.references)}: {rows_text(o.rows)} "
                     f"_(constraint {code(o.constraint)})_" for o in r.orphans[:ORPHANS_SHOWN]],
