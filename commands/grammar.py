@@ -14,8 +14,8 @@ from typing import ClassVar
 
 from commands import usage as usage_lines
 from commands.errors import UsageError
-from commands.grammar_words import (command_name, count_word, env_word, quoted_word, reason_word, split_options,
-                                    tokenize, trailing_env, version_word)
+from commands.grammar_words import (command_name, count_word, drill_words, env_word, quoted_word, reason_word,
+                                    split_options, tokenize, trailing_env, version_word)
 from commands.usage import Usage
 
 
@@ -86,6 +86,12 @@ class SnapshotCreate:
 class SnapshotVerify:
     env: str | None = None
     name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotDrill:
+    env: str | None = None
+    name: str | None = None  # None: the newest snapshot
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,14 +196,10 @@ class DbopsHelp:
 
 
 Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
-           | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotRestore | SnapshotPin | SnapshotCleanup
-           | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel | Rollback
-           | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor | MigrateDrift)
-COMMANDS: tuple[type, ...] = (MigrateStatus, MigrateValidate, MigrateUp, MigrateDown, MigrateGoto,
-                              MigrateForce, MigrateDryRun, SnapshotList, SnapshotCreate, SnapshotVerify,
-                              SnapshotRestore, SnapshotPin, SnapshotCleanup, DbopsHistory, DbopsHelp,
-                              DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel, Rollback, DbopsLockStatus,
-                              DbopsLockRelease, MigratePlan, DbopsDoctor, MigrateDrift)
+           | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotDrill | SnapshotRestore | SnapshotPin
+           | SnapshotCleanup | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel
+           | Rollback | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor | MigrateDrift)
+COMMANDS: tuple[type, ...] = Command.__args__
 # A dry run is here: it runs the pending SQL on the live database, holding its locks until the
 # rollback, and what a rollback cannot undo (sequence values) stays changed.
 STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, MigrateDryRun,
@@ -231,7 +233,7 @@ def canonical(command: Command, env: str) -> str:
             args = ["--all"] if steps is None else [str(steps)]
         case MigrateGoto(version=version) | MigrateForce(version=version):
             args = [str(version)]
-        case SnapshotRestore(name=name) | SnapshotVerify(name=name):
+        case SnapshotRestore(name=name) | SnapshotVerify(name=name) | SnapshotDrill(name=str(name)):
             args = [name]
         case Rollback(steps=steps, to=to, snapshot=snapshot, reason=reason):
             args = ([] if steps is None else ["--steps", str(steps)]) + ([] if to is None else ["--to", str(to)])
@@ -304,6 +306,8 @@ def _parse_snapshot(args: list[str]) -> Command:
             raise UsageError(f"--retention-days takes a whole number of days, not {quoted_word(days)}.", usage=usage)
         return SnapshotCleanup(env=env, retention_days=int(days) if days is not None else None,
                                dry_run="--dry-run" in seen)
+    if verb == "drill":
+        return SnapshotDrill(**drill_words(positional, env, usage))
     if len(positional) == 2:  # NAME ENV: names contain digits and dashes, so ENV is the second one
         if env is not None:
             raise UsageError("The environment is given twice.", usage=usage)
@@ -313,10 +317,8 @@ def _parse_snapshot(args: list[str]) -> Command:
         raise UsageError(f"{verb} needs exactly one snapshot name." if not positional else
                          "Too many arguments.", usage=usage)
     name = positional[0]
-    if verb == "verify":
-        return SnapshotVerify(env=env, name=name)
-    if verb == "restore":
-        return SnapshotRestore(env=env, name=name)
+    if verb in ("verify", "restore"):
+        return (SnapshotVerify if verb == "verify" else SnapshotRestore)(env=env, name=name)
     return SnapshotPin(env=env, name=name, pinned=verb == "pin")
 
 

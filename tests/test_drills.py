@@ -1,0 +1,118 @@
+"""Restore drills on real PostgreSQL: a snapshot restored into a scratch database, checked and
+dropped; a bad snapshot caught (one that restores at another version than its manifest says,
+one that does not restore) with the alert; drills kept in the control database and shown by
+/snapshot list; the schedule run once across two schedulers; the restore time on the card."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from commands import grammar
+from commands.errors import UsageError
+from commands.pg.control import PgAuditLog, migrate_control_database
+from commands.executor import Executor
+from commands.pg.database import PgDatabases
+from commands.pg.dump import PgDumpSnapshotter
+from bot.slack.blocks.render import render
+from bot.cli.shell import message_text
+from commands.results import Outcome, State
+from commands.snapshot.results import DrillResult
+from commands.pg.scratch import SCRATCH_PREFIX
+
+FILES = {
+    "1_orgs.up.sql": "CREATE TABLE orgs (id bigint PRIMARY KEY, name text NOT NULL);",
+    "1_orgs.down.sql": "DROP TABLE orgs;",
+    "2_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, org_id bigint REFERENCES orgs (id));",
+    "2_users.down.sql": "DROP TABLE users;",
+}
+
+
+def scratch_databases(bed) -> list[str]:
+    return [r[0] for r in bed.query("SELECT datname FROM pg_database WHERE datname LIKE %s",
+                                    (SCRATCH_PREFIX + "%",))]
+
+
+@pytest.fixture
+def drilled(make_bed, control_url):
+    bed = make_bed(FILES, control=control_url)
+    migrate_control_database(control_url)
+    bed.executor = Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
+                            audit=PgAuditLog(control_url))
+    bed.control = control_url
+    assert bed.run("migrate up").outcome is Outcome.DONE
+    bed.execute("INSERT INTO orgs SELECT g, 'org ' || g FROM generate_series(1, 50) g;"
+                "INSERT INTO users SELECT g, 1 + g % 50 FROM generate_series(1, 400) g;")
+    return bed
+
+
+def test_a_drill_of_a_good_snapshot_passes_reports_its_restore_time_and_leaves_no_scratch_database(drilled):
+    created = drilled.run("snapshot create --reason before-drill")
+    result = drilled.run("snapshot drill")
+    assert isinstance(result, DrillResult) and result.outcome is Outcome.DONE, result
+    assert result.name == created.snapshot.name
+    assert result.restore_ms > 0 and result.size == created.snapshot.size
+    assert all(c.passed for c in result.checks), result.checks
+    assert [c.name for c in result.checks][-4:] == ["restore", "version", "row counts", "foreign keys"]
+    assert "public.users 400" in next(c.detail for c in result.checks if c.name == "row counts")
+    assert scratch_databases(drilled) == []
+    assert drilled.state() == (2, False)  # the managed database was only read
+
+
+def test_a_drill_catches_a_snapshot_that_restores_at_another_version_than_its_manifest_says(drilled):
+    env = drilled.settings.environment("test")
+    # A snapshot whose manifest claims version 1 of a database at version 2 (as a dump taken
+    # while someone migrated, or a manifest written by a broken tool, would be).
+    lying = PgDumpSnapshotter().create(env, reason="lying", actor="alice", state=State(version=1, dirty=False))
+    result = drilled.run(f"snapshot drill test {lying.name}")
+    assert result.outcome is Outcome.FAILED
+    version = next(c for c in result.checks if c.name == "version")
+    assert not version.passed and version.detail == "schema_migrations holds 2, the manifest says 1"
+    assert scratch_databases(drilled) == []
+
+
+def test_a_drill_catches_a_snapshot_that_does_not_restore_and_drops_the_scratch_database(drilled):
+    ghost = f"drill_ghost_{uuid.uuid4().hex[:8]}"
+    drilled.execute(f"CREATE ROLE {ghost}; GRANT SELECT ON orgs TO {ghost}")
+    created = drilled.run("snapshot create --reason with-a-grant")
+    drilled.execute(f"DROP OWNED BY {ghost}; DROP ROLE {ghost}")  # the restore's GRANT now names no role
+    result = drilled.run("snapshot drill")
+    assert result.name == created.snapshot.name and result.outcome is Outcome.FAILED
+    restore = next(c for c in result.checks if c.name == "restore")
+    assert not restore.passed and f'role "{ghost}" does not exist' in restore.detail
+    assert result.restore_ms is None and scratch_databases(drilled) == []
+    text = message_text(render(result, now=datetime.now(timezone.utc), command="/snapshot drill"))
+    assert "FAILED: this snapshot would not restore as it should" in text
+
+
+def test_a_drill_of_an_environment_without_snapshots_says_so(make_bed):
+    result = make_bed(FILES).run("snapshot drill")
+    assert result.outcome is Outcome.NO_CHANGE and result.name is None
+
+
+def test_drill_results_are_kept_and_snapshot_list_marks_each_drilled_snapshot(drilled):
+    first = drilled.run("snapshot create --reason first").snapshot.name
+    second = drilled.run("snapshot create --reason second").snapshot.name
+    assert drilled.run(f"snapshot drill test {first}").outcome is Outcome.DONE
+    kept = PgDatabases().drills(drilled.control).latest("test")
+    assert set(kept) == {first} and kept[first].passed and kept[first].restore_ms > 0
+    listed = drilled.run("snapshot list")
+    assert listed.drills[first].passed and second not in listed.drills
+    text = message_text(render(listed, now=datetime.now(timezone.utc), command="/snapshot list"))
+    row = next(line for line in text.splitlines() if first in line)
+    assert "drill passed" in row
+    assert "drill" not in next(line for line in text.splitlines() if second in line)
+
+
+def test_drill_takes_env_and_name_in_either_order_and_defaults_to_the_newest():
+    name = "production_20260128_154500_v5_manual"
+    assert grammar.parse("/snapshot drill") == grammar.SnapshotDrill()
+    assert grammar.parse("/snapshot drill production") == grammar.SnapshotDrill(env="production")
+    assert grammar.parse(f"/snapshot drill production {name}") == grammar.SnapshotDrill(env="production", name=name)
+    assert grammar.parse(f"/snapshot drill {name} production") == grammar.SnapshotDrill(env="production", name=name)
+    assert grammar.parse(grammar.canonical(grammar.SnapshotDrill(name=name), "staging")) == \
+        grammar.SnapshotDrill(env="staging", name=name)
+    with pytest.raises(UsageError, match="'staging' is not a snapshot name"):
+        grammar.parse("/snapshot drill production staging")
