@@ -5,6 +5,7 @@ one that does not restore) with the alert; drills kept in the control database a
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime, timezone
 
@@ -12,6 +13,9 @@ import pytest
 
 from commands import grammar
 from commands.errors import UsageError
+from commands.approval.results import ApprovalNeeded
+from commands.pg.approvals import PgApprovals
+from commands.snapshot.drill import ASSUMED_BYTES_PER_SECOND
 from commands.pg.control import PgAuditLog, migrate_control_database
 from commands.executor import Executor
 from commands.pg.database import PgDatabases
@@ -116,3 +120,31 @@ def test_drill_takes_env_and_name_in_either_order_and_defaults_to_the_newest():
         grammar.SnapshotDrill(env="staging", name=name)
     with pytest.raises(UsageError, match="'staging' is not a snapshot name"):
         grammar.parse("/snapshot drill production staging")
+
+
+def test_a_restores_approval_card_and_rollback_option_say_how_long_it_will_take(drilled):
+    drilled.executor.approvals = PgApprovals(drilled.control)
+    drilled.executor.settings = drilled.settings = dataclasses.replace(drilled.settings, environments={
+        "test": dataclasses.replace(drilled.settings.environment("test"), require_approval=("restore",))})
+    name = drilled.run("snapshot create --reason before-the-change").snapshot.name
+    now = datetime.now(timezone.utc)
+
+    undrilled = drilled.run(f"snapshot restore {name}")
+    assert isinstance(undrilled, ApprovalNeeded)
+    guess = undrilled.request.impact.restore_estimate
+    assert guess.drilled is None and guess.rate == ASSUMED_BYTES_PER_SECOND
+    assert "at an assumed 2.0 MB/s: no drill has timed a restore here yet" in message_text(
+        render(undrilled, now=now, command="/snapshot restore"))
+
+    drill = drilled.run(f"snapshot drill test {name}")
+    assert drill.outcome is Outcome.DONE
+    timed = drilled.run(f"snapshot restore {name}")
+    card = message_text(render(timed, now=now, command="/snapshot restore"))
+    estimate = timed.request.impact.restore_estimate
+    assert estimate.drilled == name and estimate.seconds == pytest.approx(drill.restore_ms / 1000)
+    assert "Restore time: about" in card and f"scaled from the drill of `{name}`" in card
+
+    options = drilled.run("rollback")
+    restore = next(o for o in options.options if o.method == "restore")
+    assert restore.impact.restore_estimate.drilled == name
+    assert f"scaled from the drill of `{name}`" in message_text(render(options, now=now, command="/rollback"))
