@@ -6,8 +6,11 @@ one that does not restore) with the alert; drills kept in the control database a
 from __future__ import annotations
 
 import dataclasses
+import threading
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+
+import psycopg
 
 import pytest
 
@@ -16,6 +19,12 @@ from commands.errors import UsageError
 from commands.approval.results import ApprovalNeeded
 from commands.pg.approvals import PgApprovals
 from commands.snapshot.drill import ASSUMED_BYTES_PER_SECOND
+from bot.slack.blocks.drills import drill_overdue
+from commands.pg.alerts import PgAlerts
+from commands.pg.job_runs import PgJobRuns
+from commands.watch.watch_drill import DrillJob
+from tests.slack_bed import serving, text_of
+from tests.slack_fake import FakeSlack
 from commands.pg.control import PgAuditLog, migrate_control_database
 from commands.executor import Executor
 from commands.pg.database import PgDatabases
@@ -148,3 +157,91 @@ def test_a_restores_approval_card_and_rollback_option_say_how_long_it_will_take(
     restore = next(o for o in options.options if o.method == "restore")
     assert restore.impact.restore_estimate.drilled == name
     assert f"scaled from the drill of `{name}`" in message_text(render(options, now=now, command="/rollback"))
+
+
+# --- the schedule ---------------------------------------------------------------------------------
+
+def plant_bad_snapshot(bed, kind: str) -> str:
+    """The newest snapshot of ``bed``, broken as ``kind`` says: ``version`` restores at another
+    version than its manifest records; ``restore`` does not restore (its GRANT names a role gone since)."""
+    if kind == "version":
+        env = bed.settings.environment("test")
+        return PgDumpSnapshotter().create(env, reason="lying", actor="alice", state=State(version=1, dirty=False)).name
+    ghost = f"drill_ghost_{uuid.uuid4().hex[:8]}"
+    bed.execute(f"CREATE ROLE {ghost}; GRANT SELECT ON orgs TO {ghost}")
+    name = bed.run("snapshot create --reason with-a-grant").snapshot.name
+    bed.execute(f"DROP OWNED BY {ghost}; DROP ROLE {ghost}")
+    return name
+
+
+@pytest.mark.parametrize("kind, says", [("version", "schema_migrations holds 2, the manifest says 1"),
+                                        ("restore", "does not exist")])
+def test_a_scheduled_drill_of_a_bad_snapshot_alerts_the_channel_and_a_passing_one_resolves_it(
+        make_bed, control_url, kind, says):
+    with FakeSlack() as fake:
+        bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"], drill_schedule="0 4 * * *")
+        with serving(bed, fake, control_url) as desk:
+            assert bed.run("migrate up").outcome is Outcome.DONE
+            bad = plant_bad_snapshot(bed, kind)
+            env = bed.settings.environment("test")
+            drills = desk.bot.watchers.drills
+            drills.now = lambda: datetime(2026, 11, 24, 4, 1, tzinfo=timezone.utc)
+
+            assert [e.kind for e in drills.tick(env)] == ["failed"]
+            alert = fake.wait_for_message("C0INCIDENT", lambda m: "scheduled restore drill FAILED" in text_of(m))
+            assert bad in text_of(alert) and says in text_of(alert)
+            assert drills.tick(env) == []  # the same occurrence: drilled once
+
+            assert bed.run("snapshot create --reason good").outcome is Outcome.DONE
+            drills.now = lambda: datetime(2026, 11, 25, 4, 1, tzinfo=timezone.utc)
+            assert [e.kind for e in drills.tick(env)] == ["report", "resolved"]
+            fake.wait_for_message("C0INCIDENT", lambda m: m.thread_ts == alert.ts and "passed" in text_of(m))
+            assert PgAlerts(control_url).open_alert("test", "drill") is None
+
+
+def test_a_scheduled_drill_runs_once_across_two_schedulers(drilled):
+    drilled.run("snapshot create --reason shared")
+    env = drilled.settings.environment("test")
+    occurrence = datetime(2026, 11, 24, 4, 0, tzinfo=timezone.utc)
+    jobs = [DrillJob(drilled.executor, PgJobRuns(drilled.control), PgAlerts(drilled.control), owner=owner)
+            for owner in ("replica-a", "replica-b")]
+    start = threading.Barrier(2)
+    said: list[list] = [[], []]
+
+    def tick(i: int) -> None:
+        start.wait()
+        said[i] = jobs[i].tick(env, occurrence=occurrence, now=occurrence)
+
+    threads = [threading.Thread(target=tick, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(len(events) for events in said) == [0, 1]
+    with psycopg.connect(drilled.control) as conn:
+        assert conn.execute("SELECT count(*) FROM dbops_drills").fetchone() == (1,)
+
+
+def test_no_passed_drill_within_drill_max_age_days_raises_a_reminder_once_a_day_until_one_passes(make_bed, control_url):
+    bed = make_bed(FILES, control=control_url, drill_schedule="0 4 * * 0", drill_max_age_days=7)
+    migrate_control_database(control_url)
+    bed.executor = Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
+                            audit=PgAuditLog(control_url))
+    env = bed.settings.environment("test")
+    job = DrillJob(bed.executor, PgJobRuns(control_url), PgAlerts(control_url), owner="replica-a")
+    now = datetime.now(timezone.utc)
+    first = now - timedelta(days=8)
+    # The schedule's first occurrence, 8 days ago, found nothing to drill; nobody is reminded yet
+    # (a schedule just configured is not late).
+    assert [e.result.name for e in job.tick(env, occurrence=first, now=first)] == [None]
+
+    assert [e.kind for e in job.tick(env, occurrence=None, now=now)] == ["overdue"]
+    assert job.tick(env, occurrence=None, now=now + timedelta(hours=3)) == []  # not again the same day
+    reminded = job.tick(env, occurrence=None, now=now + timedelta(days=1))
+    assert [(e.kind, e.alert.reminders) for e in reminded] == [("overdue", 1)]
+    text = message_text(drill_overdue("test", None, 7, now))
+    assert "no restore drill has passed in 7 days: no drill has ever passed here" in text
+
+    assert bed.run("migrate up").outcome is Outcome.DONE  # takes a pre-migration snapshot
+    assert [e.kind for e in job.tick(env, occurrence=now, now=now)] == ["report"]
+    assert PgAlerts(control_url).open_alert("test", "drill_overdue") is None

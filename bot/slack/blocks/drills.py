@@ -49,12 +49,21 @@ def estimate_text(e: RestoreEstimate) -> str:
             f"{human_size(int(e.rate))}/s: no drill has timed a restore here yet")
 
 
-def drill_alert(r: DrillResult) -> Message:
-    """A scheduled drill failed: the report, opened as an alert."""
+def drill_alert(env: str, r: DrillResult | None, fault: str | None) -> Message:
+    """A scheduled drill failed (``r``) or could not run (``fault``): opened as an alert."""
+    headline = f":rotating_light: {bold(env)}: scheduled restore drill FAILED"
+    if r is None:
+        return (Card(plain(headline)).section(headline).section(f"It could not run: {esc(fault or '')}")
+                .context(f"Run it by hand to see why: {code(f'/snapshot drill {env}')}.").message())
     report = drilled(r)
-    headline = f":rotating_light: {bold(r.env)}: scheduled restore drill FAILED"
-    return Message(text=f"{r.env}: scheduled restore drill failed: {report.text}",
+    return Message(text=f"{plain(headline)}: {report.text}",
                    blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": headline}}, *report.blocks])
+
+
+def drill_fault(env: str, fault: str) -> Message:
+    """A scheduled drill could not run again, in the open alert's thread."""
+    headline = f"{bold(env)}: the scheduled restore drill could not run: {esc(fault)}"
+    return Card(plain(headline)).section(headline).message()
 
 
 def drill_overdue(env: str, last: DrillRecord | None, max_age_days: int, now: datetime) -> Message:
