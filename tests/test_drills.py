@@ -6,6 +6,7 @@ one that does not restore) with the alert; drills kept in the control database a
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -30,6 +31,7 @@ from commands.executor import Executor
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from bot.slack.blocks.render import render
+from bot.cli.outcome import result_json
 from bot.cli.shell import message_text
 from commands.results import Outcome, State
 from commands.snapshot.results import DrillResult
@@ -117,6 +119,8 @@ def test_drill_results_are_kept_and_snapshot_list_marks_each_drilled_snapshot(dr
     row = next(line for line in text.splitlines() if first in line)
     assert "drill passed" in row
     assert "drill" not in next(line for line in text.splitlines() if second in line)
+    listed_json = json.loads(result_json(listed, 0))
+    assert listed_json["drills"][first]["passed"] is True and listed_json["drills"][first]["snapshot"] == first
 
 
 def test_drill_takes_env_and_name_in_either_order_and_defaults_to_the_newest():
@@ -239,7 +243,7 @@ def test_no_passed_drill_within_drill_max_age_days_raises_a_reminder_once_a_day_
     assert job.tick(env, occurrence=None, now=now + timedelta(hours=3)) == []  # not again the same day
     reminded = job.tick(env, occurrence=None, now=now + timedelta(days=1))
     assert [(e.kind, e.alert.reminders) for e in reminded] == [("overdue", 1)]
-    text = message_text(drill_overdue("test", None, 7, now))
+    text = message_text(drill_overdue("test", None, 7))
     assert "no restore drill has passed in 7 days: no drill has ever passed here" in text
 
     assert bed.run("migrate up").outcome is Outcome.DONE  # takes a pre-migration snapshot

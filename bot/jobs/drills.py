@@ -41,16 +41,16 @@ class DrillSchedules:
             log.error("drill.tick_failed", env=env.name, error=err.message)
             return []
         for event in events:
-            self.post(env, event, now)
+            self.post(env, event)
         return events
 
-    def post(self, env: EnvironmentSettings, event: DrillEvent, now: datetime) -> None:
+    def post(self, env: EnvironmentSettings, event: DrillEvent) -> None:
         channel = (event.alert.channel if event.alert and event.alert.channel else None) or \
             (env.channels[0] if env.channels else self.settings.alerts_channel)
         if channel is None:
             log.error("drill.no_channel", env=env.name)
             return
-        message = self._message(env, event, now)
+        message = self._message(env, event)
         opens = event.kind in ("failed", "fault") or (event.kind == "overdue" and event.alert.reminders == 0)
         thread = None if opens or event.alert is None else event.alert.message_ts
         try:
@@ -64,9 +64,9 @@ class DrillSchedules:
             log.error("drill.record_failed", env=env.name, kind=event.kind, error=err.message)
 
     @staticmethod
-    def _message(env: EnvironmentSettings, event: DrillEvent, now: datetime) -> Message:
+    def _message(env: EnvironmentSettings, event: DrillEvent) -> Message:
         if event.kind == "overdue":
-            return blocks_drills.drill_overdue(env.name, event.last, env.drill_max_age_days, now)
+            return blocks_drills.drill_overdue(env.name, event.last, env.drill_max_age_days)
         if event.kind in ("failed", "fault"):
             return blocks_drills.drill_alert(env.name, event.result, event.message)
         if event.result is None:  # a fault while an alert is open: said in its thread

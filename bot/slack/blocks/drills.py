@@ -3,8 +3,6 @@ should take (the approval card of a restore and the rollback options show it).""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from bot.slack.blocks.kit import Card, Message, bold, code, count, duration_text, esc, plain, when
 from bot.slack.blocks.snapshots import check_rows
 from commands.results import Outcome
@@ -66,7 +64,7 @@ def drill_fault(env: str, fault: str) -> Message:
     return Card(plain(headline)).section(headline).message()
 
 
-def drill_overdue(env: str, last: DrillRecord | None, max_age_days: int, now: datetime) -> Message:
+def drill_overdue(env: str, last: DrillRecord | None, max_age_days: int) -> Message:
     """No drill has passed within ``drill_max_age_days``."""
     since = (f"the last passed drill was of {code(last.snapshot)} {when(last.drilled_at)}" if last is not None
              else "no drill has ever passed here")
