@@ -35,6 +35,7 @@ from bot.cli.outcome import result_json
 from bot.cli.shell import message_text
 from commands.results import Outcome, State
 from commands.snapshot.results import DrillResult
+from commands.snapshot.snapshots import MANIFEST_SUFFIX
 from commands.pg.scratch import SCRATCH_PREFIX
 
 FILES = {
@@ -249,3 +250,16 @@ def test_no_passed_drill_within_drill_max_age_days_raises_a_reminder_once_a_day_
     assert bed.run("migrate up").outcome is Outcome.DONE  # takes a pre-migration snapshot
     assert [e.kind for e in job.tick(env, occurrence=now, now=now)] == ["report"]
     assert PgAlerts(control_url).open_alert("test", "drill_overdue") is None
+
+
+def test_a_drill_fails_when_a_large_table_restores_with_far_fewer_rows_than_the_manifest_recorded(drilled):
+    name = drilled.run("snapshot create --reason counted").snapshot.name
+    manifest_path = drilled.settings.environment("test").snapshot_dir / (name + MANIFEST_SUFFIX)
+    manifest = json.loads(manifest_path.read_text())
+    manifest["table_rows"] = {"public.users": 4000, "public.orgs": 50}  # the dump holds 400 users
+    manifest_path.write_text(json.dumps(manifest))
+
+    result = drilled.run(f"snapshot drill test {name}")
+    rows = next(c for c in result.checks if c.name == "row counts")
+    assert result.outcome is Outcome.FAILED and not rows.passed
+    assert rows.detail == "public.users: 400 of 4000"

@@ -76,8 +76,9 @@ def _drill(ctx: Context, env: EnvironmentSettings, snapshot: Snapshot) -> DrillR
             state = db.store.read()
             largest = tuple(db.inspector.largest_tables(LARGEST_TABLES))
             orphans = [o for o in db.inspector.foreign_key_orphans() if o.rows]
-    checks.append(_version_check(snapshot, state.version, state.dirty))
-    checks.append(_rows_check(snapshot, largest))
+    manifest = _manifest(snapshot)
+    checks.append(_version_check(manifest.get("version", snapshot.version), state.version, state.dirty))
+    checks.append(_rows_check(manifest.get("table_rows"), largest))
     checks.append(Check(name="foreign keys", passed=not orphans,
                         detail="no orphaned rows" if not orphans else
                         "; ".join(f"{o.constraint} on {o.table}: {o.rows} orphaned" for o in orphans[:3])))
@@ -95,8 +96,7 @@ def _manifest(snapshot: Snapshot) -> dict:
         return {}
 
 
-def _version_check(snapshot: Snapshot, version: int, dirty: bool) -> Check:
-    expected = _manifest(snapshot).get("version", snapshot.version)
+def _version_check(expected: int | None, version: int, dirty: bool) -> Check:
     if expected is None:
         return Check(name="version", passed=not dirty, detail=f"restored {version}; the snapshot records none")
     if expected == version and not dirty:
@@ -106,8 +106,9 @@ def _version_check(snapshot: Snapshot, version: int, dirty: bool) -> Check:
                  detail=f"schema_migrations holds {said}, the manifest says {expected}")
 
 
-def _rows_check(snapshot: Snapshot, largest: tuple[TableRows, ...]) -> Check:
-    recorded = _manifest(snapshot).get("table_rows")
+def _rows_check(recorded: object, largest: tuple[TableRows, ...]) -> Check:
+    """The restored largest tables against the counts the manifest recorded (``table_rows``:
+    table -> rows), where it recorded them."""
     shown = ", ".join(f"{t.table} {t.rows}" for t in largest) or "no tables"
     if not isinstance(recorded, dict):
         return Check(name="row counts", passed=True, detail=f"{shown} (the manifest records none to compare)")
