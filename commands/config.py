@@ -63,6 +63,8 @@ class EnvironmentSettings:
     scratch_database_url: str | None = None  # where expected schemas are built; None: the server, else embedded
     allow_edited_applied_files: bool = False  # `up` on top of an applied file edited since: refused unless true
     drift_check_schedule: str | None = None  # cron: check drift from the recorded version then; None: never
+    drill_schedule: str | None = None       # cron: restore-drill the newest snapshot then; None: never
+    drill_max_age_days: int = 7             # with drill_schedule: remind when no drill passed this long; 0: never
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -127,6 +129,8 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "scratch_database_url": _postgres_url,
     "allow_edited_applied_files": _bool,
     "drift_check_schedule": _cron,
+    "drill_schedule": _cron,
+    "drill_max_age_days": _int_range(0, 3650),
 }
 _REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
 _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {

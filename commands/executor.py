@@ -61,6 +61,7 @@ RUNNERS: dict[type, str] = {
     g.SnapshotList: "commands.snapshot.snapshot_ops:list_",
     g.SnapshotCreate: "commands.snapshot.snapshot_ops:create",
     g.SnapshotVerify: "commands.snapshot.snapshot_ops:verify",
+    g.SnapshotDrill: "commands.snapshot.drill:drill",
     g.SnapshotRestore: "commands.snapshot.snapshot_ops:restore",
     g.SnapshotPin: "commands.snapshot.snapshot_ops:pin",
     g.SnapshotCleanup: "commands.snapshot.snapshot_ops:cleanup",

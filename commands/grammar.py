@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from commands import usage as usage_lines
 from commands.errors import UsageError
-from commands.grammar_words import (REQUEST_ID, command_name, count_word, env_word, quoted_word, reason_word,
+from commands.grammar_words import (REQUEST_ID, command_name, count_word, drill_words, env_word, quoted_word, reason_word,
                                     split_options, tokenize, trailing_env, version_word)
 from commands.usage import Usage
 
@@ -93,6 +93,12 @@ class SnapshotCreate:
 class SnapshotVerify:
     env: str | None = None
     name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotDrill:
+    env: str | None = None
+    name: str | None = None  # None: the newest snapshot
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -198,9 +204,9 @@ class DbopsHelp:
 
 
 Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
-           | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotRestore | SnapshotPin | SnapshotCleanup
-           | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel | Rollback
-           | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor | MigrateDrift | MigrateBaseline)
+           | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotDrill | SnapshotRestore | SnapshotPin
+           | SnapshotCleanup | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel
+           | Rollback | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor | MigrateDrift | MigrateBaseline)
 COMMANDS: tuple[type, ...] = Command.__args__  # every command type, in the order above
 # A dry run is here: it runs the pending SQL on the live database, holding its locks until the
 # rollback, and what a rollback cannot undo (sequence values) stays changed.
@@ -208,13 +214,6 @@ STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, Migrate
                                     SnapshotRestore, SnapshotCleanup, Rollback, DbopsLockRelease)
 # Commands about dbops itself rather than a database: never shown as a running operation.
 ABOUT_DBOPS: tuple[type, ...] = (DbopsHistory, DbopsHelp, DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
-
-# The usage lines live in commands.usage, in no surface's syntax; these names are the grammar's.
-USAGE = usage_lines.MIGRATE
-MIGRATE_USAGE = usage_lines.MIGRATE_GROUP
-SNAPSHOT_USAGE_LINES = usage_lines.SNAPSHOT
-ROLLBACK_USAGE = usage_lines.ROLLBACK
-DBOPS_USAGE_LINES = usage_lines.DBOPS
 
 
 def changes_state(command: Command) -> bool:
@@ -231,7 +230,7 @@ def canonical(command: Command, env: str) -> str:
             args = ["--all"] if steps is None else [str(steps)]
         case MigrateGoto(version=version) | MigrateForce(version=version) | MigrateBaseline(version=version):
             args = [str(version)]
-        case SnapshotRestore(name=name) | SnapshotVerify(name=name):
+        case SnapshotRestore(name=name) | SnapshotVerify(name=name) | SnapshotDrill(name=str(name)):
             args = [name]
         case Rollback(steps=steps, to=to, snapshot=snapshot, recover=recover, reason=reason):
             args = ([] if steps is None else ["--steps", str(steps)]) + ([] if to is None else ["--to", str(to)])
@@ -244,16 +243,16 @@ def canonical(command: Command, env: str) -> str:
     return " ".join([command_name(command), *args, env])
 
 
-all_usage = usage_lines.all_usage
+all_usage = usage_lines.all_usage  # the usage lines live in commands.usage, in no surface's syntax
 
 
 def _parse_migrate(args: list[str]) -> Command:
     if not args:
-        raise UsageError("Which migrate command?", usage=MIGRATE_USAGE)
+        raise UsageError("Which migrate command?", usage=usage_lines.MIGRATE_GROUP)
     verb, rest = args[0].lower(), args[1:]
-    usage = USAGE.get(verb)
+    usage = usage_lines.MIGRATE.get(verb)
     if usage is None:
-        raise UsageError(f"Unknown migrate command {quoted_word(args[0])}.", usage=MIGRATE_USAGE)
+        raise UsageError(f"Unknown migrate command {quoted_word(args[0])}.", usage=usage_lines.MIGRATE_GROUP)
     flags = ("--all",) if verb == "down" else ()
     positional, env, seen, _ = split_options(rest, usage, flags)
 
@@ -286,7 +285,7 @@ def _parse_snapshot(args: list[str]) -> Command:
     if not args:
         raise UsageError("Which snapshot command?", usage=usage_lines.SNAPSHOT_GROUP)
     verb, rest = args[0].lower(), args[1:]
-    usage = SNAPSHOT_USAGE_LINES.get(verb)
+    usage = usage_lines.SNAPSHOT.get(verb)
     if usage is None:
         raise UsageError(f"Unknown snapshot command {quoted_word(args[0])}.", usage=usage_lines.SNAPSHOT_GROUP)
     flags = ("--dry-run",) if verb == "cleanup" else ()
@@ -303,6 +302,8 @@ def _parse_snapshot(args: list[str]) -> Command:
             raise UsageError(f"--retention-days takes a whole number of days, not {quoted_word(days)}.", usage=usage)
         return SnapshotCleanup(env=env, retention_days=int(days) if days is not None else None,
                                dry_run="--dry-run" in seen)
+    if verb == "drill":
+        return SnapshotDrill(**drill_words(positional, env, usage))
     if len(positional) == 2:  # NAME ENV: names contain digits and dashes, so ENV is the second one
         if env is not None:
             raise UsageError("The environment is given twice.", usage=usage)
@@ -312,10 +313,8 @@ def _parse_snapshot(args: list[str]) -> Command:
         raise UsageError(f"{verb} needs exactly one snapshot name." if not positional else
                          "Too many arguments.", usage=usage)
     name = positional[0]
-    if verb == "verify":
-        return SnapshotVerify(env=env, name=name)
-    if verb == "restore":
-        return SnapshotRestore(env=env, name=name)
+    if verb in ("verify", "restore"):
+        return (SnapshotVerify if verb == "verify" else SnapshotRestore)(env=env, name=name)
     return SnapshotPin(env=env, name=name, pinned=verb == "pin")
 
 
@@ -323,7 +322,7 @@ def _parse_dbops(args: list[str]) -> Command:
     if not args:
         return DbopsHelp()
     verb, rest = args[0].lower(), args[1:]
-    usage = DBOPS_USAGE_LINES.get(verb)
+    usage = usage_lines.DBOPS.get(verb)
     if usage is None:
         raise UsageError(f"Unknown dbops command {quoted_word(args[0])}.", usage=usage_lines.DBOPS_GROUP)
     if verb in ("approve", "deny", "cancel"):
@@ -363,7 +362,7 @@ def _parse_lock(args: list[str], usage: Usage) -> Command:
 
 
 def _parse_rollback(args: list[str]) -> Command:
-    usage = ROLLBACK_USAGE
+    usage = usage_lines.ROLLBACK
     positional, env, seen, values = split_options(args, usage, ("--recover",),
                                                   ("--steps", "--to", "--snapshot", "--reason"))
     positional, env = trailing_env(positional, env, usage, 0)
@@ -385,7 +384,7 @@ def parse(text: str | list[str]) -> Command:
     """Parse a command line such as ``migrate up 2 production`` (a leading / is allowed)."""
     tokens = tokenize(text) if isinstance(text, str) else list(text)
     if not tokens:
-        raise UsageError("Empty command.", usage=MIGRATE_USAGE)
+        raise UsageError("Empty command.", usage=usage_lines.MIGRATE_GROUP)
     head = tokens[0].lstrip("/").lower()
     if head == "migrate":
         return _parse_migrate(tokens[1:])

@@ -131,3 +131,26 @@ def reason_word(text: str, usage: Usage) -> str:
     if any(ord(c) < 32 or ord(c) == 127 for c in reason):
         raise UsageError("The reason has control characters.", usage=usage)
     return reason
+
+
+# A snapshot's name has its timestamp (``_YYYYMMDD_HHMMSS``); an environment's name has none.
+_SNAPSHOT_STAMP = re.compile(r".*_[0-9]{8}_[0-9]{6}.*")
+
+
+def drill_words(positional: list[str], env: str | None, usage: Usage) -> dict[str, str | None]:
+    """``env`` and ``name`` of ``drill [ENV] [NAME]``: the word with a snapshot's timestamp is the
+    NAME, the other the ENV (either order, so the canonical ``drill NAME ENV`` reads back)."""
+    if len(positional) > 2:
+        raise UsageError("Too many arguments.", usage=usage)
+    names = [p for p in positional if _SNAPSHOT_STAMP.fullmatch(p)]
+    others = [p for p in positional if not _SNAPSHOT_STAMP.fullmatch(p)]
+    if len(names) > 1:
+        raise UsageError("Name one snapshot.", usage=usage)
+    if len(others) > 1:
+        raise UsageError(f"{quoted_word(others[1])} is not a snapshot name (`/snapshot list` shows them).",
+                         usage=usage)
+    if others:
+        if env is not None:
+            raise UsageError("The environment is given twice.", usage=usage)
+        env = env_word(others[0], usage)
+    return {"env": env, "name": names[0] if names else None}

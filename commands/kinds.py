@@ -10,11 +10,12 @@ from commands.migrate.results import DryRunResult, MigrateResult, StatusResult, 
 from commands.results import HelpResult, HistoryResult, Refusal
 from commands.rollback.results import RollbackPlan, RollbackResult
 from commands.schema.results import BaselineResult, DriftResult
-from commands.snapshot.results import (CleanupResult, PinResult, RestoreResult, SnapshotCreated, SnapshotListResult,
+from commands.snapshot.results import (CleanupResult, DrillResult, PinResult, RestoreResult, SnapshotCreated, SnapshotListResult,
                                        SnapshotVerifyResult)
 
 
 Result = (StatusResult | MigrateResult | Refusal | DryRunResult | ValidateResult | SnapshotListResult | SnapshotCreated
           | SnapshotVerifyResult | RestoreResult | PinResult | CleanupResult | HistoryResult | HelpResult
           | ApprovalNeeded | ApprovalRefused | ApprovalDecided | ApprovalsResult | RollbackPlan | RollbackResult
-          | LockStatusResult | LockReleaseResult | PlanResult | DoctorResult | DriftResult | BaselineResult)
+          | LockStatusResult | LockReleaseResult | PlanResult | DoctorResult | DriftResult | BaselineResult
+          | DrillResult)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from commands.results import AppliedFile, AuditEntry, LockHolder, OperationRecord, State
     from commands.rollback.results import OrphanCount, RollbackResult
     from commands.schema.model import Schema
-    from commands.snapshot.results import TableRows
+    from commands.snapshot.results import DrillRecord, TableRows
     from commands.snapshot.snapshots import Created, Restored, Snapshot, Verified
     from commands.sql.sqlfile import SqlFile
     from commands.watch.results import Alert
@@ -142,6 +143,30 @@ class Scratch(Protocol):
         it was built. The scratch database is dropped, also when this raises (CommandError:
         a file failed, or no scratch database could be made)."""
 
+    def database(self) -> AbstractContextManager[ScratchDatabase]:
+        """An empty scratch database where ``build`` would make one, for the body of a ``with``;
+        dropped on exit, also when the body raises (DatabaseError when none can be made)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScratchDatabase:
+    url: str    # holds the server's credentials: never shown
+    where: str  # the configured scratch server, the managed server, or embedded PostgreSQL
+    place: str  # where, as messages say it (a configured server's URL masked)
+
+
+class DrillLog(Protocol):
+    """Restore drills kept in the control database."""
+
+    def record(self, drill: DrillRecord) -> None:
+        """Keep one drill's outcome (raises DatabaseError when the control database cannot take it)."""
+
+    def latest(self, env: str) -> dict[str, DrillRecord]:
+        """The last drill of each of ``env``'s snapshots that was drilled, by snapshot name."""
+
+    def last(self, env: str, *, passed: bool | None = None) -> DrillRecord | None:
+        """``env``'s newest drill (only passed or failed ones when ``passed`` says so), or None."""
+
 
 class SchemaCache(Protocol):
     def get(self, files_sha256: str) -> tuple[Schema, str] | None:
@@ -161,6 +186,9 @@ class Databases(Protocol):
 
     def schema_cache(self, control_url: str) -> SchemaCache:
         """Expected schemas kept in the control database at ``control_url``."""
+
+    def drills(self, control_url: str) -> DrillLog:
+        """Restore drills kept in the control database at ``control_url``."""
 
 
 class AuditLog(Protocol):

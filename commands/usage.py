@@ -36,12 +36,13 @@ SNAPSHOT: dict[str, Usage] = {
     "list": ("snapshot list [ENV]",),
     "create": ('snapshot create [ENV] [--reason "TEXT"]  (default reason: manual)',),
     "verify": ("snapshot verify NAME [ENV]",),
+    "drill": ("snapshot drill [ENV] [NAME]   (default: the newest snapshot)",),
     "restore": ("snapshot restore NAME [ENV]",),
     "pin": ("snapshot pin NAME [ENV]",),
     "unpin": ("snapshot unpin NAME [ENV]",),
     "cleanup": ("snapshot cleanup [ENV] [--retention-days N] [--dry-run]",),
 }
-SNAPSHOT_GROUP: Usage = ("snapshot list|create|verify|restore|pin|unpin|cleanup …",)
+SNAPSHOT_GROUP: Usage = ("snapshot list|create|verify|drill|restore|pin|unpin|cleanup …",)
 # The reason goes with a target: without one the rollback only shows its options, so asks none.
 ROLLBACK: Usage = ('rollback [ENV] [--steps N | --to VERSION | --snapshot NAME | --recover  --reason "TEXT"]',)
 DBOPS: dict[str, Usage] = {

@@ -33,7 +33,7 @@ from commands.approval.results import (ApprovalDecided, ApprovalNeeded, Approval
 from commands.lint.results import LossyStatement
 from commands.results import (AppliedFile, AuditEntry, Check, FileCheck, FileFlag, FileProblem, HelpResult, HistoryResult, LockHolder, Mismatch,
                               OperationRecord, Outcome, Progress, Reason, Refusal, SqlError, State)
-from commands.snapshot.results import (CleanupResult, DiskUsage, PinResult, RestoreResult, SnapshotCreated,
+from commands.snapshot.results import (CleanupResult, DiskUsage, DrillResult, RestoreEstimate, PinResult, RestoreResult, SnapshotCreated,
                                        SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, TableRows)
 from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult,
                                       StepFailure, StepReport, ValidateResult)
@@ -188,6 +188,28 @@ def verify_failed() -> SnapshotVerifyResult:
     ))
 
 
+def drill(passed: bool = True) -> DrillResult:
+    checks = (Check(name="checksum", passed=True, detail="sha256 matches the manifest"),
+              Check(name="readable", passed=True, detail="pg_restore reads 214 entries"),
+              Check(name="restore", passed=True, detail="74.2 s"),
+              Check(name="version", passed=passed, detail=f"{V5}, as the manifest says" if passed else
+                    f"schema_migrations holds {V3}, the manifest says {V5}"),
+              Check(name="row counts", passed=True, detail="public.events 1284311, public.users 48120 "
+                                                           "(the manifest records none to compare)"),
+              Check(name="foreign keys", passed=True, detail="no orphaned rows"))
+    return DrillResult(env="production", name=PRE_MIGRATION.name, size=412 * MB, restore_ms=74_200,
+                       scratch="embedded PostgreSQL", checks=checks,
+                       outcome=Outcome.DONE if passed else Outcome.FAILED)
+
+
+def drill_not_restored() -> DrillResult:
+    return DrillResult(env="production", name=PRE_MIGRATION.name, size=412 * MB, scratch="the managed server",
+                       outcome=Outcome.FAILED, recorded=False, checks=(
+                           Check(name="checksum", passed=True, detail="sha256 matches the manifest"),
+                           Check(name="restore", passed=False, detail="Restore of production_20260128_154500 failed "
+                                 'and was rolled back; psql said: ERROR:  role "reporting" does not exist')))
+
+
 def restore() -> RestoreResult:
     return RestoreResult(env="production", name=PRE_MIGRATION.name, mode="new-database",
                          safety_snapshot="production_20260128_162900_v20260128005_pre-restore-of-production-2026",
@@ -314,7 +336,8 @@ def restore_request(source: str | None = None) -> ApprovalRequest:
     """A restore of production's own snapshot, or (``source``) of another environment's."""
     if source is None:
         return request(operation="restore", command=f"snapshot restore {PRE_MIGRATION.name} production",
-                       impact=Impact(before=State(version=V5, dirty=False), snapshot=PRE_MIGRATION))
+                       impact=Impact(before=State(version=V5, dirty=False), snapshot=PRE_MIGRATION,
+                                     restore_estimate=DRILLED_ESTIMATE))
     shown = dataclasses.replace(PRE_MIGRATION, name=STAGING_SNAPSHOT)
     return request(operation="restore", command=f"snapshot restore {STAGING_SNAPSHOT} production",
                    impact=Impact(before=State(version=V5, dirty=False), snapshot=shown, restore_from=source))
@@ -466,10 +489,20 @@ LOSES_STATUS = f"{V5}_{NAMES[V5]}.down.sql line 1: drops column status of events
 LOST_SINCE = f"Everything written since {PRE_MIGRATION.created_at:%Y-%m-%d %H:%M:%S} UTC is lost."
 
 
+# A restore's time from a drill of another snapshot (412 MB in 74.2 s), scaled to this one's size.
+DRILLED_ESTIMATE = RestoreEstimate(seconds=PRE_MIGRATION.size / (412 * MB / 74.2), size=PRE_MIGRATION.size,
+                                   drilled="production_20260127_030000_v20260128003_manual",
+                                   drilled_at=datetime(2026, 1, 27, 3, 5, tzinfo=UTC), rate=412 * MB / 74.2)
+# No drill yet: the size at the assumed rate.
+ASSUMED_ESTIMATE = RestoreEstimate(seconds=PRE_MIGRATION.size / (2 * 1024 * 1024), size=PRE_MIGRATION.size,
+                                   rate=2 * 1024 * 1024)
+
+
 def restore_option(*, recommended: bool) -> RollbackOption:
     return RollbackOption(method="restore", command=f"/rollback --snapshot {PRE_MIGRATION.name} production",
                           recommended=recommended, available=True, warnings=(LOST_SINCE,),
-                          impact=Impact(before=State(version=V5, dirty=False), snapshot=PRE_MIGRATION))
+                          impact=Impact(before=State(version=V5, dirty=False), snapshot=PRE_MIGRATION,
+                                        restore_estimate=ASSUMED_ESTIMATE))
 
 
 def rollback_plan_clean() -> RollbackPlan:
@@ -729,6 +762,11 @@ SAMPLES = {
                                       command='/snapshot create production --reason "before rollback of migration 8"'),
     "verify_failed": lambda: render(verify_failed(), now=NOW, command=f"/snapshot verify {PRE_MIGRATION.name}"),
     "restore": lambda: render(restore(), now=NOW, command=f"/snapshot restore {PRE_MIGRATION.name} production"),
+    "drill_passed": lambda: render(drill(), now=NOW, command="/snapshot drill production"),
+    "drill_version_differs": lambda: render(drill(passed=False), now=NOW, command="/snapshot drill production"),
+    "drill_not_restored": lambda: render(drill_not_restored(), now=NOW, command="/snapshot drill production"),
+    "drill_nothing": lambda: render(DrillResult(env="production", name=None, outcome=Outcome.NO_CHANGE), now=NOW,
+                                    command="/snapshot drill production"),
     "pin": lambda: render(pin(), now=NOW, command=f"/snapshot pin {PRE_MIGRATION.name}"),
     "cleanup_dry_run": lambda: render(cleanup(dry_run=True), now=NOW, command="/snapshot cleanup --dry-run"),
     "cleanup": lambda: render(cleanup(dry_run=False), now=NOW, command="/snapshot cleanup"),
@@ -929,7 +967,7 @@ def test_every_result_and_reason_has_a_sample() -> None:
                                  verify_failed, restore, pin, history, lambda: cleanup(dry_run=True), approval_needed,
                                  approval_decided, approvals_list, rollback_plan_clean, rollback_result,
                                  lambda: lock_status(held=True), lambda: lock_release(done=True), plan_result,
-                                 doctor_result, drift_result, baseline_result)}
+                                 doctor_result, drift_result, baseline_result, drill)}
     kinds |= {HelpResult, Refusal, ApprovalRefused}
     assert kinds == set(Result.__args__)
     assert {f"refusal_{r.value}" for r in Reason if r not in APPROVAL_REASONS} <= set(SAMPLES)

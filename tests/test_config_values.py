@@ -36,6 +36,7 @@ BOUNDS = {
     ("environments.production", "lock_wait_seconds"): (0.001, 3600),
     ("environments.production", "snapshot_compression_level"): (1, 19),
     ("environments.production", "lint_large_table_mb"): (0, 10000000),
+    ("environments.production", "drill_max_age_days"): (0, 3650),
     ("control", "heartbeat_seconds"): (0.1, 600),
 }
 

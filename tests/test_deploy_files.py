@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from commands import grammar
+from commands import usage
 from commands.config import load_settings
 from commands.errors import UsageError
 
@@ -360,7 +361,7 @@ def test_compose_mounts_the_migrations_directory_the_config_it_copies_names():
 def test_the_manifests_usage_hints_name_every_subcommand_the_grammar_takes():
     hints = {c["command"]: c["usage_hint"] for c in
              yaml_documents(DEPLOY / "slack-app-manifest.yaml")[0]["features"]["slash_commands"]}
-    verbs = {"/migrate": grammar.USAGE, "/snapshot": grammar.SNAPSHOT_USAGE_LINES, "/dbops": grammar.DBOPS_USAGE_LINES}
+    verbs = {"/migrate": usage.MIGRATE, "/snapshot": usage.SNAPSHOT, "/dbops": usage.DBOPS}
     for command, lines in verbs.items():
         words = set(re.findall(r"[a-z][a-z-]*", hints[command]))
         assert set(lines) <= words, f"{command} hint misses {sorted(set(lines) - words)}"

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from commands import grammar
+from commands import usage
 from commands.errors import UsageError
 from commands.grammar import (MigrateDown, MigrateDryRun, MigrateForce, MigrateGoto, MigrateStatus, MigrateUp,
                               MigrateValidate, parse)
@@ -96,13 +97,13 @@ def test_unknown_verb_is_a_usage_error_with_the_migrate_usage() -> None:
 @pytest.mark.parametrize("text", ["migrate down", "migrate down --env production", "/migrate down --env=staging"])
 def test_down_without_n_says_it_must_be_explicit(text: str) -> None:
     error = usage_error(text)
-    assert "explicit" in error.message and error.usage == grammar.USAGE["down"]
+    assert "explicit" in error.message and error.usage == usage.MIGRATE["down"]
 
 
 def test_down_with_only_an_env_reads_it_as_the_missing_n() -> None:
     error = usage_error("migrate down production")
     assert "'production' is not a number of migrations" in error.message
-    assert error.usage == grammar.USAGE["down"]
+    assert error.usage == usage.MIGRATE["down"]
 
 
 @pytest.mark.parametrize(("text", "fragment", "verb"), [
@@ -134,18 +135,18 @@ def test_down_with_only_an_env_reads_it_as_the_missing_n() -> None:
 def test_bad_arguments_are_usage_errors_with_the_verbs_usage_line(text: str, fragment: str, verb: str) -> None:
     error = usage_error(text)
     assert fragment in error.message
-    assert error.usage == grammar.USAGE[verb]
-    assert f"Usage: {grammar.USAGE[verb][0]}" in str(error)
+    assert error.usage == usage.MIGRATE[verb]
+    assert f"Usage: {usage.MIGRATE[verb][0]}" in str(error)
 
 
 @pytest.mark.parametrize("text", ["", "   ", "\t\n"])
 def test_empty_text_is_a_usage_error(text: str) -> None:
     error = usage_error(text)
-    assert error.message == "Empty command." and error.usage == grammar.MIGRATE_USAGE
+    assert error.message == "Empty command." and error.usage == usage.MIGRATE_GROUP
 
 
 def test_bare_migrate_asks_which_command() -> None:
-    assert usage_error("/migrate").usage == grammar.MIGRATE_USAGE
+    assert usage_error("/migrate").usage == usage.MIGRATE_GROUP
 
 
 def test_unbalanced_quote_is_a_usage_error_with_a_usage_line() -> None:

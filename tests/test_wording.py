@@ -13,6 +13,7 @@ import pytest
 from bot.slack.blocks.render import render
 from bot.cli.shell import result_text
 from commands import grammar
+from commands import usage
 from commands.errors import UsageError
 from commands.approval.results import ApprovalNeeded, Impact
 from commands.migrate.results import MigrationInfo
@@ -82,10 +83,10 @@ def test_an_unknown_command_lists_every_command_family_including_rollback() -> N
 
 def test_the_usage_lines_say_when_a_reason_is_needed_as_the_grammar_enforces_it() -> None:
     # /snapshot create: optional, "manual" when left out.
-    assert "[--reason" in " ".join(grammar.SNAPSHOT_USAGE_LINES["create"]) and grammar.parse("/snapshot create").reason == "manual"
+    assert "[--reason" in " ".join(usage.SNAPSHOT["create"]) and grammar.parse("/snapshot create").reason == "manual"
     # /rollback: none to see the options; required with a target.
     assert grammar.parse("/rollback").reason is None
     with pytest.raises(UsageError):
         grammar.parse("/rollback --steps 1")
-    rollback = " ".join(grammar.ROLLBACK_USAGE)
+    rollback = " ".join(usage.ROLLBACK)
     assert '--recover  --reason "TEXT"]' in rollback and '] [--reason' not in rollback

@@ -91,6 +91,9 @@ GROUPS: dict[str, dict[str, Help]] = {
         "snapshot verify": Help("check a snapshot's checksum and that it can be read back",
                                 "dbops snapshot verify production_20260128_154500_v20260128003_manual production",
                                 u.SNAPSHOT["verify"], (NAME, ENV)),
+        "snapshot drill": Help("restore a snapshot (the newest by default) into a scratch database, check it, drop "
+                               "it, and report how long the restore took; the managed database is only read",
+                               "dbops snapshot drill production", u.SNAPSHOT["drill"], (ENV, NAME)),
         "snapshot restore": Help("restore a snapshot, all or nothing, after a safety snapshot",
                                  "dbops snapshot restore production_20260128_154500_v20260128003_manual production",
                                  u.SNAPSHOT["restore"], (NAME, ENV)),

@@ -95,6 +95,8 @@ def plain(value: Any) -> Any:
         return value.isoformat()
     if isinstance(value, (list, tuple)):
         return [plain(v) for v in value]
+    if isinstance(value, dict):  # e.g. a list's drills, by snapshot name
+        return {str(k): plain(v) for k, v in value.items()}
     return value
 
 

@@ -20,6 +20,7 @@ from bot.slack.blocks import alerts as blocks_alerts, drift_alerts as blocks_dri
 from bot.slack.blocks.render import render, render_error
 from bot.slack.blocks.approvals import render_request_final
 from bot.slack.blocks.rollback import plan as render_plan
+from bot.jobs.drills import DrillSchedules
 from bot.jobs.schedules import TICK_SECONDS, CleanupSchedules, DriftSchedules
 from commands import grammar as g
 from commands.config import EnvironmentSettings, Settings
@@ -121,9 +122,10 @@ class Watchers:
 
     def __init__(self, watcher: DirtyWatcher, poster: AlertPoster, settings: Settings,
                  schedules: CleanupSchedules | None = None, also: Sequence[Ticking] = (),
-                 sweeper: ApprovalSweeper | None = None, drift: DriftSchedules | None = None) -> None:
+                 sweeper: ApprovalSweeper | None = None, drift: DriftSchedules | None = None,
+                 drills: DrillSchedules | None = None) -> None:
         self.watcher, self.poster, self.settings = watcher, poster, settings
-        self.drift = drift
+        self.drift, self.drills = drift, drills
         self.sweeper = sweeper
         self.also = tuple(also)  # the stale-lock and disk watchers: ticked on the same interval
         self.schedules = schedules
@@ -155,6 +157,10 @@ class Watchers:
         for env in self.drift.environments() if self.drift else ():
             self.scheduler.add_job(self.drift.tick, IntervalTrigger(seconds=TICK_SECONDS), args=[env],
                                    id=f"drift:{env.name}", max_instances=1, coalesce=True,
+                                   next_run_time=datetime.now(timezone.utc))
+        for env in self.drills.environments() if self.drills else ():
+            self.scheduler.add_job(self.drills.tick, IntervalTrigger(seconds=TICK_SECONDS), args=[env],
+                                   id=f"drill:{env.name}", max_instances=1, coalesce=True,
                                    next_run_time=datetime.now(timezone.utc))
         if self.sweeper is not None:
             self.scheduler.add_job(self.sweeper.sweep, IntervalTrigger(seconds=TICK_SECONDS), id="approval-expiry",

@@ -22,6 +22,7 @@ from bot.slack.doctor import SlackAuthCheck
 from bot.slack.listeners import Handlers, Observer, register
 from bot.slack.operations import OperationTracker
 from bot.slack.slack_link import DEFAULT_API_URL
+from bot.jobs.drills import DrillSchedules
 from bot.jobs.schedules import CleanupSchedules, DriftSchedules
 from bot.jobs.watchers import AlertPoster, ApprovalSweeper, Watchers
 from commands.config import Settings
@@ -42,6 +43,7 @@ from commands.watch.schedule import CleanupJob
 from commands.pg.squawk import SquawkLinter
 from commands.watch.watch import DirtyWatcher
 from commands.watch.watch_drift import DriftJob
+from commands.watch.watch_drill import DrillJob
 from commands.watch.watch_locks import DiskWatcher, StaleLockWatcher
 
 
@@ -143,9 +145,11 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
                                         clock=utc_now)
         poster = AlertPoster(client, executor, alerts, settings)
         drift = DriftSchedules(DriftJob(executor, PgJobRuns(settings.control_database_url), alerts), poster, settings)
+        drills = DrillSchedules(DrillJob(executor, PgJobRuns(settings.control_database_url), alerts), client, alerts,
+                                settings)
         watchers = Watchers(watcher, poster, settings, schedules,
                             also=(lock_watcher, DiskWatcher(alerts, settings=settings, clock=utc_now)),
-                            sweeper=ApprovalSweeper(client, approvals), drift=drift)
+                            sweeper=ApprovalSweeper(client, approvals), drift=drift, drills=drills)
     if tracker is not None:
         tracker.run_in_background()
     return Bot(app=app, executor=executor, client=client, tracker=tracker, watchers=watchers, work=work,

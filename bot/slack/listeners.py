@@ -45,7 +45,7 @@ log = structlog.get_logger("dbops.slack")
 
 SLASH_COMMANDS = ("/migrate", "/snapshot", "/rollback", "/dbops")
 # Shown in the channel while they run: they change state, or take long enough to need progress.
-PUBLIC = g.STATE_CHANGING + (g.SnapshotCreate, g.SnapshotVerify)
+PUBLIC = g.STATE_CHANGING + (g.SnapshotCreate, g.SnapshotVerify, g.SnapshotDrill)
 REFRESHABLE = (g.MigrateStatus, g.SnapshotList, g.DbopsHistory)
 # Hears each command's outcome ("done", "failed", … or "error" for a fault) after it ran.
 Observer = Callable[[g.Command, Actor, str], None]

@@ -28,6 +28,7 @@ from commands.approval.requirements import lint_gates, operation_of, rollback_eq
 from commands.approval.results import ApprovalRequest, Impact
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
+from commands.snapshot.results import RestoreEstimate
 from commands.results import Reason, Refusal, State
 from commands.schema.compare import Change, Difference
 from commands.snapshot.results import SnapshotInfo
@@ -76,8 +77,10 @@ def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tup
                 owner = scope_of(ctx.settings, env).owner(snapshot)
                 bound["snapshot"] = [owner, read_manifest(snapshot).get("sha256") if snapshot.kind == "dbops" else (
                     snapshot.name, snapshot.size, snapshot.written_ns)]
+                from commands.snapshot.drill import estimate  # a restore's time: only restores read the drills
                 impact = Impact(before=state, snapshot=snapshot.info(),
-                                restore_from=owner if owner != env.name else None)
+                                restore_from=owner if owner != env.name else None,
+                                restore_estimate=estimate(ctx, env, snapshot.size))
         case g.DbopsLockRelease():  # bound to the holder (above) and to each lock directory's locked_at
             bound["lock_dirs"] = [[str(path), lock_dir_stamp(path)] for path in env.lock_dirs]
         case g.SnapshotCleanup(retention_days=days):
@@ -187,4 +190,12 @@ def decode_impact(data: dict) -> Impact:
                   schema_change=None if data.get("schema_change") is None else tuple(
                       Difference(**{**d, "change": Change(d["change"])}) for d in data["schema_change"]),
                   schema_unavailable=data.get("schema_unavailable"),
-                  drops=tuple(data.get("drops", ())))
+                  drops=tuple(data.get("drops", ())),
+                  restore_estimate=_estimate(data.get("restore_estimate")))
+
+
+def _estimate(data: dict | None) -> RestoreEstimate | None:
+    if data is None:
+        return None
+    at = data.get("drilled_at")
+    return RestoreEstimate(**{**data, "drilled_at": datetime.fromisoformat(at) if at else None})

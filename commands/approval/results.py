@@ -9,7 +9,7 @@ from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
 from commands.results import Outcome, Reason, ResultBase, State
 from commands.schema.compare import Difference
-from commands.snapshot.results import SnapshotInfo
+from commands.snapshot.results import RestoreEstimate, SnapshotInfo
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +34,7 @@ class Impact:
     schema_change: tuple[Difference, ...] | None = None
     schema_unavailable: str | None = None
     drops: tuple[str, ...] = ()                    # recover: the DROPs of a failed file's leftovers, as they run
+    restore_estimate: RestoreEstimate | None = None  # restore: how long it should take
 
 
 @dataclass(frozen=True, kw_only=True)

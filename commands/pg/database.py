@@ -20,6 +20,7 @@ from commands.snapshot.results import TableRows
 
 if TYPE_CHECKING:
     from commands.pg.leftovers import PgLeftovers
+    from commands.pg.drills import PgDrillLog
     from commands.pg.runner import PgMigrationRunner
     from commands.pg.scratch import PgSchemaCache, PgScratch
     from commands.rollback.results import OrphanCount
@@ -159,3 +160,7 @@ class PgDatabases:
     def schema_cache(self, control_url: str) -> PgSchemaCache:
         from commands.pg.scratch import PgSchemaCache
         return PgSchemaCache(control_url)
+
+    def drills(self, control_url: str) -> PgDrillLog:
+        from commands.pg.drills import PgDrillLog  # only a drill, a list and a restore's estimate read it
+        return PgDrillLog(control_url)

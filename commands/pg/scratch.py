@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import secrets
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -22,6 +23,7 @@ from psycopg.types.json import Jsonb
 from commands.config import EnvironmentSettings
 from commands.errors import DatabaseError, ScratchFailed
 from commands.pg.catalog import read_schema
+from commands.migrations import ScratchDatabase
 from commands.pg.connect import connect, describe, environment, run_once
 from commands.pg.control import ensure_control_schema
 from commands.pg.runner import PgMigrationRunner, Timeouts
@@ -67,7 +69,9 @@ class PgScratch:
         from commands.pg.embedded import start  # the wheel is loaded only when it is needed
         return _with_database(start(EMBEDDED_DATA), "postgres"), EMBEDDED
 
-    def build(self, files: Sequence[tuple[int, str, SqlFile | None]]) -> tuple[Schema, str]:
+    @contextmanager
+    def database(self) -> Iterator[ScratchDatabase]:
+        """An empty scratch database for one use, dropped on exit, also when the body raises."""
         server, where = self._server()
         name = SCRATCH_PREFIX + secrets.token_hex(6)
         place = f"{where} ({mask_url(server)})" if where == CONFIGURED else where
@@ -77,12 +81,16 @@ class PgScratch:
         except psycopg.Error as err:
             raise DatabaseError(f"Could not create a scratch database on {place}: {describe(err)}") from None
         try:
-            with connect(_with_database(server, name), database=place) as conn:
-                self._apply(conn, files)
-                return read_schema(conn, version_schema=self.env.migrations_schema,
-                                   version_table=self.env.migrations_table), where
+            yield ScratchDatabase(url=_with_database(server, name), where=where, place=place)
         finally:
             self._drop(server, name, place)
+
+    def build(self, files: Sequence[tuple[int, str, SqlFile | None]]) -> tuple[Schema, str]:
+        with self.database() as scratch:
+            with connect(scratch.url, database=scratch.place) as conn:
+                self._apply(conn, files)
+                return read_schema(conn, version_schema=self.env.migrations_schema,
+                                   version_table=self.env.migrations_table), scratch.where
 
     def _apply(self, conn: psycopg.Connection, files: Sequence[tuple[int, str, SqlFile | None]]) -> None:
         schema = self.env.migrations_schema

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from commands.results import Check, Outcome, ResultBase, State
@@ -35,6 +35,7 @@ class SnapshotListResult(ResultBase):
     orphans: tuple[str, ...]
     incomplete: tuple[str, ...]
     disk: DiskUsage
+    drills: dict[str, "DrillRecord"] = field(default_factory=dict)  # each drilled snapshot's last drill, by name
     outcome: Outcome = Outcome.DONE
     operation: str = "snapshot list"
 
@@ -102,3 +103,56 @@ class CleanupResult(ResultBase):
     disk_after: DiskUsage
     outcome: Outcome
     operation: str = "snapshot cleanup"
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrillRecord:
+    """One restore drill as the control database keeps it."""
+
+    env: str
+    snapshot: str
+    drilled_at: datetime
+    passed: bool
+    restore_ms: float | None  # None: the restore itself failed
+    size: int                 # the snapshot's bytes
+    actor: str
+    detail: str = ""          # a failed drill: its first failed check
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrillResult(ResultBase):
+    """``/snapshot drill``: a snapshot restored into a scratch database, checked, and dropped.
+
+    ``name`` is None when the environment has no snapshot to drill (``outcome`` NO_CHANGE).
+    ``checks`` in order: checksum, restore, version, row counts, foreign keys; a check that
+    could not run because an earlier one failed is left out.
+    """
+
+    env: str
+    name: str | None
+    size: int = 0
+    restore_ms: float | None = None
+    scratch: str = ""                  # where the scratch database was
+    checks: tuple[Check, ...] = ()
+    largest_tables: tuple[TableRows, ...] = ()
+    recorded: bool = True              # False: no control database took the result
+    outcome: Outcome = Outcome.DONE    # DONE passed, FAILED a check failed
+    operation: str = "snapshot drill"
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == Outcome.DONE
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestoreEstimate:
+    """How long a restore of a snapshot of ``size`` bytes should take.
+
+    From the last passed drill of the environment scaled by size (``drilled``: that snapshot's
+    name), or, with none, from ``ASSUMED_BYTES_PER_SECOND`` (``drilled`` None: an estimate)."""
+
+    seconds: float
+    size: int
+    drilled: str | None = None
+    drilled_at: datetime | None = None
+    rate: float = 0.0  # bytes of snapshot restored per second that the figure assumes

@@ -16,7 +16,7 @@ import structlog
 from commands import grammar as g, privileges
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Context
-from commands.errors import SnapshotFailed
+from commands.errors import CommandError, SnapshotFailed
 from commands.lock.migration_lock import migration_lock
 from commands.snapshot.safety import safety_snapshot
 from commands.migrations import Databases
@@ -66,7 +66,19 @@ def list_(ctx: Context, command: g.SnapshotList, env: EnvironmentSettings) -> Re
     listing = scope_of(ctx.settings, env).list()
     return SnapshotListResult(env=env.name, snapshots=tuple(s.info() for s in listing.snapshots),
                               orphans=listing.orphans, incomplete=listing.incomplete,
-                              disk=disk_usage(directory, listing.snapshots))
+                              disk=disk_usage(directory, listing.snapshots), drills=_drills(ctx, env))
+
+
+def _drills(ctx: Context, env: EnvironmentSettings) -> dict:
+    """Each drilled snapshot's last drill; none when there is no control database or it cannot
+    be read (the list is what matters in an incident: it never fails for want of them)."""
+    if ctx.settings.control_database_url is None:
+        return {}
+    try:
+        return ctx.databases.drills(ctx.settings.control_database_url).latest(env.name)
+    except CommandError as err:
+        log.warning("snapshot.drills_unread", env=env.name, error=err.message)
+        return {}
 
 
 def create(ctx: Context, command: g.SnapshotCreate, env: EnvironmentSettings) -> Result:

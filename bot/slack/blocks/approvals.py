@@ -14,6 +14,7 @@ from bot.slack.blocks.kit import (
     BODY_BLOCKS, ELLIPSIS, TEXT_CHARS, Card, Message, bold, channel_ref, clip, code, confirm_dialog, count, esc,
     extended, mrkdwn, plain, pre, shorten, user_ref, when,
 )
+from bot.slack.blocks.drills import estimate_text
 from bot.slack.blocks.migrate import json_hint, number, snapshot_version
 from bot.slack.blocks.plan import blocking_rows, finding_row
 from bot.slack.blocks.schema_change import schema_rows
@@ -105,8 +106,10 @@ def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
             card.context(DRY_RUN_REQUEST_CAVEAT)
     elif i.snapshot is not None:
         s = i.snapshot
+        took = f"\n*Restore time:* {estimate_text(i.restore_estimate)}." if i.restore_estimate else ""
         card.section(f"*Restores snapshot {code(s.name)}* ({snapshot_version(s)}).\n"
-                     f"Everything written since {when(s.created_at)} ({age_text(now - s.created_at)}) will be lost.")
+                     f"Everything written since {when(s.created_at)} ({age_text(now - s.created_at)}) will be lost."
+                     f"{took}")
         if i.restore_from:
             card.section(f":warning: *It is a snapshot of {esc(i.restore_from)}*: the data of {bold(i.restore_from)} "
                          f"replaces the data of {bold(r.env)}. Restoring another environment's snapshot "

@@ -76,6 +76,7 @@ RENDERERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "SnapshotCreated": ("bot.slack.blocks.snapshots:created", ()),
     "SnapshotVerifyResult": ("bot.slack.blocks.snapshots:verified", ()),
     "RestoreResult": ("bot.slack.blocks.snapshots:restored", ()),
+    "DrillResult": ("bot.slack.blocks.drills:drilled", ()),
     "PinResult": ("bot.slack.blocks.snapshots:pinned", ()),
     "CleanupResult": ("bot.slack.blocks.snapshots:cleanup", ("now",)),
     "Refusal": ("bot.slack.blocks.render:_refusal", ("now",)),

@@ -18,6 +18,7 @@ from bot.slack.blocks.kit import (
     BODY_BLOCKS, ELLIPSIS, Card, Message, bold, code, confirm_dialog, count, esc, esc_citing, mrkdwn, plain, shorten,
     user_ref, when,
 )
+from bot.slack.blocks.drills import estimate_text
 from bot.slack.blocks.migrate import snapshot_version
 from bot.slack.blocks.wording import age_text, at_version, version_text
 from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
@@ -154,6 +155,8 @@ def _impact(o: RollbackOption, now: datetime) -> list[str]:
     elif i.snapshot is not None:
         s = i.snapshot
         lines.append(f"Taken {when(s.created_at)} ({age_text(now - s.created_at)}), at {snapshot_version(s)}.")
+        if i.restore_estimate is not None:
+            lines.append(f"Restore time: {estimate_text(i.restore_estimate)}.")
     elif o.method == "force-previous" and i.target is not None:
         lines.append(f"Sets the recorded version to {number(i.target)}; the schema is not changed.")
     elif o.method == "recover" and i.target is not None:

@@ -9,7 +9,7 @@ from bot.slack.blocks.kit import Card, Message, bold, code, count, duration_text
 from bot.slack.blocks.migrate import json_hint, snapshot_version
 from bot.slack.blocks.wording import age_text, at_version, disk_text, version_text
 from commands.results import Check, Outcome, Reason, Refusal
-from commands.snapshot.results import (CleanupResult, PinResult, RestoreResult, SnapshotCreated, SnapshotInfo,
+from commands.snapshot.results import (CleanupResult, DrillRecord, PinResult, RestoreResult, SnapshotCreated, SnapshotInfo,
                                        SnapshotListResult, SnapshotVerifyResult)
 from commands.units import human_size
 
@@ -17,18 +17,25 @@ SNAPSHOTS_SHOWN = 30
 REASON_CHARS = 120
 
 
-def _row(s: SnapshotInfo, now: datetime) -> str:
+def drill_mark(d: DrillRecord | None) -> str:
+    """A snapshot's last drill, as its row in ``/snapshot list`` says it."""
+    if d is None:
+        return ""
+    return f" · drill {'passed' if d.passed else '*FAILED*'} {when(d.drilled_at)}"
+
+
+def _row(s: SnapshotInfo, now: datetime, drill: DrillRecord | None = None) -> str:
     flags = "".join(f" · *{flag}*" for flag, on in (("pinned", s.pinned), ("legacy", s.kind == "legacy")) if on)
     reason = f" · “{esc(shorten(s.reason, REASON_CHARS))}”" if s.reason.strip() else ""
     return (f"{code(s.name)} · {age_text(now - s.created_at)} ({when(s.created_at)}) · {human_size(s.size)} · "
-            f"{snapshot_version(s)}{flags}{reason}")
+            f"{snapshot_version(s)}{flags}{drill_mark(drill)}{reason}")
 
 
 def snapshot_list(r: SnapshotListResult, now: datetime) -> Message:
     title = f"{r.env}: {count(len(r.snapshots), 'snapshot')}" if r.snapshots else f"{r.env}: no snapshots yet"
     card = Card(esc(title)).header(title)
     if r.snapshots:
-        card.lines([_row(s, now) for s in r.snapshots[:SNAPSHOTS_SHOWN]], total=len(r.snapshots),
+        card.lines([_row(s, now, r.drills.get(s.name)) for s in r.snapshots[:SNAPSHOTS_SHOWN]], total=len(r.snapshots),
                    title="*Newest first:*", more=json_hint("snapshot list", r.env))
         card.context(f"Restore one with {code(f'/snapshot restore NAME {r.env}')}; "
                      f"{code(f'/snapshot pin NAME {r.env}')} keeps it from cleanup.")
