@@ -6,7 +6,7 @@ read them exactly as they read a directory.
 
 create:  a zero-byte marker ``PREFIX/.tmp-HOST-PID-NAME.dump.zst`` first (it says who is
          writing, and lists as an interrupted run), then the data as a multipart upload of
-         PART_SIZE parts sent as they fill (never the whole dump in memory or on disk), then
+         parts sent as they fill (never the whole dump in memory or on disk), then
          the manifest (the commit point), then the marker goes. An upload that fails is
          aborted; one whose process was killed is aborted by the next create of that
          environment (``tidy``): an unfinished multipart upload is never an object, so it is
@@ -39,7 +39,11 @@ from commands.snapshot.snapshots import (
     parse_temp, temp_name, this_host,
 )
 
-PART_SIZE = 8 << 20  # S3's parts are at least 5 MiB (but the last); 8 MiB keeps memory flat and requests few
+# S3's parts are at least 5 MiB (but the last), at most 10,000 of them: 5 MiB parts keep memory
+# flat; after PART_SIZE_GROWS_AFTER of them parts are LARGE_PART_SIZE, so a dump may reach ~100 GiB.
+PART_SIZE = 5 << 20
+LARGE_PART_SIZE = 16 << 20
+PART_SIZE_GROWS_AFTER = 5000
 MANIFEST_LIMIT = 1 << 20
 FOREIGN_TEMP_AGE_SECONDS = 24 * 3600
 # botocore's "standard" mode retries throttling (SlowDown, 503) and 5xx with jittered exponential backoff.
@@ -58,6 +62,8 @@ class S3Store:
         self.client = client or boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url,
             config=Config(retries=RETRIES, connect_timeout=5, read_timeout=60,
+                          # the dump's own sha256 (in the manifest) is its integrity check
+                          request_checksum_calculation="when_required",
                           s3={"addressing_style": "path"} if endpoint_url else {}))
 
     @classmethod
@@ -224,7 +230,7 @@ class S3Store:
 
 
 class PartWriter:
-    """A write-only file that sends PART_SIZE parts to a multipart upload as they fill."""
+    """A write-only file that sends parts to a multipart upload as they fill."""
 
     def __init__(self, store: S3Store, name: str) -> None:
         self.store, self.name = store, name
@@ -260,9 +266,10 @@ class PartWriter:
 
     def write(self, data: bytes) -> int:
         self.buffer += data
-        while len(self.buffer) >= PART_SIZE:
-            self._send(bytes(self.buffer[:PART_SIZE]))
-            del self.buffer[:PART_SIZE]
+        # The part goes as it is (no copy): a little over the part size is fine.
+        if len(self.buffer) >= (PART_SIZE if len(self.parts) < PART_SIZE_GROWS_AFTER else LARGE_PART_SIZE):
+            part, self.buffer = self.buffer, bytearray()
+            self._send(part)
         return len(data)
 
     def flush(self) -> None:
@@ -270,13 +277,13 @@ class PartWriter:
 
     def _complete(self) -> None:
         if self.buffer or not self.parts:
-            self._send(bytes(self.buffer))
-            self.buffer.clear()
+            part, self.buffer = self.buffer, bytearray()
+            self._send(part)
         with self.store._fault(f"complete the upload of {self.name}"):
             self.store.client.complete_multipart_upload(Bucket=self.store.bucket, Key=self._key,
                                                         UploadId=self.upload_id, MultipartUpload={"Parts": self.parts})
 
-    def _send(self, body: bytes) -> None:
+    def _send(self, body: bytearray) -> None:
         number = len(self.parts) + 1
         with self.store._fault(f"upload part {number} of {self.name}"):
             answer = self.store.client.upload_part(Bucket=self.store.bucket, Key=self._key, UploadId=self.upload_id,

@@ -47,6 +47,9 @@ from commands.units import human_size
 # 250 MB/s), and each further one adds about 15 MB of buffers; at two, dbops peaks at
 # 120 MB whatever the host's core count or the database's size (bench/snapshots.py).
 MAX_ZSTD_THREADS = 2
+# Into object storage, one worker: the S3 client (about 25 MB) and its part buffers take the
+# room a second one would, and the upload, not zstd, is the slower end (bench/s3_snapshots.py).
+OBJECT_STORE_ZSTD_THREADS = 1
 LEFTOVER_AGE_SECONDS = 600
 FOREIGN_TEMP_AGE_SECONDS = 24 * 3600
 Progress = Callable[[int, int, int], None]  # (bytes read from pg_dump, bytes written, database size)
@@ -204,7 +207,8 @@ class _EnvSnapshotter:
         dump_major = self._dump_major(server_major)
         created_at = datetime.now(timezone.utc)
         upload = store.writer(snapshot_name(env_name, created_at, version, dirty, reason))
-        sha256, size = self._dump_into(upload, url, None, db_size, progress)
+        sha256, size = self._dump_into(upload, url, None, db_size, progress,
+                                       threads=min(self.threads, OBJECT_STORE_ZSTD_THREADS))
         manifest = self._manifest(name=upload.name, env_name=env_name, dbname=dbname, reason=reason, actor=actor,
                                   created_at=created_at, version=version, dirty=dirty, size=size, sha256=sha256,
                                   dump_major=dump_major, server_major=server_major, db_size=db_size, started=started)
@@ -248,7 +252,7 @@ class _EnvSnapshotter:
         return major, size, name
 
     def _dump_into(self, sink: AbstractContextManager[IO[bytes]], url: str, directory: Path | None, db_size: int,
-                   progress: Progress | None) -> tuple[str, int]:
+                   progress: Progress | None, *, threads: int | None = None) -> tuple[str, int]:
         """pg_dump | zstd into ``sink`` (a file, or an object store's upload), hashed on the way;
         (sha256, size). Entering and leaving ``sink`` is inside: its final flush, fsync or
         upload can fail too, and then pg_dump is stopped."""
@@ -257,7 +261,8 @@ class _EnvSnapshotter:
                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
                                        env=child_env(url))
             import zstandard  # loaded by the commands that compress, not by every command line
-            compressor = zstandard.ZstdCompressor(level=self.compression_level, threads=self.threads)
+            compressor = zstandard.ZstdCompressor(level=self.compression_level,
+                                                  threads=self.threads if threads is None else threads)
             read = 0
             try:
                 with sink as fh:
