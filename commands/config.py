@@ -15,7 +15,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from commands.errors import ConfigError
-from commands.config_values import (_approvals, _bool, _choice, _cli_users, _cron, _identifier, _int_range,
+from commands.config_values import (_approvals, _endpoint_url, _snapshot_url, _bool, _choice, _cli_users, _cron, _identifier, _int_range,
                                     _nonempty_str, _pg_duration, _postgres_url, _register_password, _rule_names,
                                     _seconds, _str_list, _timezone)
 
@@ -30,6 +30,8 @@ class EnvironmentSettings:
     database_url: str
     migrations_dir: Path
     snapshot_dir: Path | None = None
+    snapshot_url: str | None = None         # s3://BUCKET/PREFIX: snapshots in object storage instead of snapshot_dir
+    s3_endpoint_url: str | None = None      # an S3-compatible store (MinIO, Ceph, R2); None: AWS's own
     migrations_table: str = "schema_migrations"
     migrations_schema: str | None = None  # None: the connection's current_schema(), as the CLI does
     channels: tuple[str, ...] = ()
@@ -66,6 +68,11 @@ class EnvironmentSettings:
     drill_schedule: str | None = None       # cron: restore-drill the newest snapshot then; None: never
     drill_max_age_days: int = 7             # with drill_schedule: remind when no drill passed this long; 0: never
 
+    @property
+    def snapshots_on(self) -> bool:
+        """Whether snapshots have a place: a directory or an object store."""
+        return self.snapshot_dir is not None or self.snapshot_url is not None
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -96,6 +103,8 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "database_url": _postgres_url,
     "migrations_dir": _nonempty_str,
     "snapshot_dir": _nonempty_str,
+    "snapshot_url": _snapshot_url,
+    "s3_endpoint_url": _endpoint_url,
     "migrations_table": _identifier,
     "migrations_schema": _identifier,
     "channels": _str_list,
@@ -248,9 +257,15 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
         missing = [k for k in _REQUIRED_ENVIRONMENT_KEYS if k not in values]
         if missing:
             raise ConfigError(f"{source}: environments.{name}.{missing[0]} is required.")
-        if values.get("pre_migration_snapshot", True) and "snapshot_dir" not in values:
-            raise ConfigError(f"{source}: environments.{name}.snapshot_dir is required: every migration takes a "
-                              "snapshot first. (Set pre_migration_snapshot = false to run without one.)")
+        if "snapshot_dir" in values and "snapshot_url" in values:
+            raise ConfigError(f"{source}: environments.{name} sets both snapshot_dir and snapshot_url: snapshots "
+                              "live in one place. Keep one of them.")
+        if values.get("pre_migration_snapshot", True) and "snapshot_dir" not in values and "snapshot_url" not in values:
+            raise ConfigError(f"{source}: environments.{name}.snapshot_dir is required (or snapshot_url, for "
+                              "object storage): every migration takes a snapshot first. (Set pre_migration_snapshot = false to run without one.)")
+        if "s3_endpoint_url" in values and "snapshot_url" not in values:
+            raise ConfigError(f"{source}: environments.{name}.s3_endpoint_url is set without snapshot_url: it says "
+                              "where an s3:// snapshot_url lives.")
         for key in ("migrations_dir", "snapshot_dir", "pg_bin_dir", "deployment_state_file"):
             if key in values:
                 values[key] = _resolved(base_dir / values[key], f"environments.{name}.{key}", source)

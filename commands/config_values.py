@@ -184,3 +184,35 @@ def _rule_names(value: Any) -> tuple[str, ...]:
     if not all(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,79}", v) for v in items):
         raise ValueError('a list of lint rule names such as "rename-column"')
     return items
+
+
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_PREFIX = re.compile(r"[A-Za-z0-9!_.*'()/-]{0,900}")
+
+
+def _snapshot_url(value: Any) -> str:
+    """``s3://BUCKET/PREFIX`` (the prefix may be empty). Credentials never go here: they come
+    the standard AWS way (environment variables, config files, an instance role)."""
+    url = _nonempty_str(value)
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not _BUCKET.fullmatch(parts.netloc or "") or parts.query or parts.fragment:
+        raise ValueError("s3://BUCKET/PREFIX (a bucket name, then an optional key prefix; no credentials)")
+    prefix = parts.path.strip("/")
+    if not _PREFIX.fullmatch(prefix) or "//" in prefix or any(p in (".", "..") for p in prefix.split("/")):
+        raise ValueError("s3://BUCKET/PREFIX with a prefix of letters, digits and !_.*'()/- (no '..', no '//')")
+    return f"s3://{parts.netloc}/{prefix}" if prefix else f"s3://{parts.netloc}"
+
+
+def _endpoint_url(value: Any) -> str:
+    """An http(s) URL of an S3-compatible endpoint, without user or password in it."""
+    url = _nonempty_str(value)
+    try:
+        parts = urlsplit(url)
+        parts.port
+    except ValueError:
+        raise ValueError("an http:// or https:// URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an http:// or https:// URL")
+    if parts.username or parts.password:
+        raise ValueError("a URL without credentials (they come from the AWS environment variables or config files)")
+    return url.rstrip("/")

@@ -191,4 +191,4 @@ def refusal(ctx: Context, env: EnvironmentSettings, operation: str, *,
 
 
 def _safety_snapshot_needs(env: EnvironmentSettings, f: DatabaseFacts) -> list[Need]:
-    return snapshot_needs(f) if env.pre_migration_snapshot and env.snapshot_dir is not None else []
+    return snapshot_needs(f) if env.pre_migration_snapshot and env.snapshots_on else []

@@ -155,6 +155,8 @@ def make_bed(database_url: str, tmp_path: Path):
         document = {"environments": {"test": {"database_url": url or database_url, "migrations_dir": str(migrations),
                                               "snapshot_dir": str(tmp_path / "snapshots"),
                                               "lock_wait_seconds": 2, "require_approval": [], **env}}}
+        if "snapshot_url" in env:  # snapshots in object storage instead of the directory
+            del document["environments"]["test"]["snapshot_dir"]
         if control is not None:
             document["control"] = {"database_url": control}
         settings = parse_settings(document, source="test", base_dir=tmp_path, environ={})

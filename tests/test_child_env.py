@@ -36,6 +36,8 @@ SECRETS = {
     "UNRELATED_VARIABLE": "nobody-needs-this",
     "PGPASSWORD": "a-stray-pgpassword-of-the-bot",
     "PGHOST": "stray.internal",
+    "AWS_ACCESS_KEY_ID": "AKIACHILDENVTESTKEY01",    # the snapshot bucket's credentials: dbops' own,
+    "AWS_SECRET_ACCESS_KEY": "child-env-aws-secret-key",  # never pg_dump's, pg_restore's or psql's
 }
 ALLOWED = {"PATH", "HOME", "TZ", "LANG"}
 

@@ -4,6 +4,7 @@ No network, no Docker: the files are read, not run."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -61,7 +62,7 @@ def test_every_yaml_file_parses(path: Path) -> None:
 
 def test_k8s_manifests_have_the_expected_kinds() -> None:
     kinds = sorted(o["kind"] for o in k8s_objects())
-    assert kinds == ["ConfigMap", "Deployment", "Deployment", "PersistentVolumeClaim", "Service"]
+    assert kinds == ["ConfigMap", "Deployment", "Deployment", "Service"]
     assert all(o["apiVersion"] in ("v1", "apps/v1") and o["metadata"]["name"] for o in k8s_objects())
 
 
@@ -114,20 +115,18 @@ def test_pods_run_as_non_root_and_wait_for_operations_to_finish() -> None:
         assert container["securityContext"]["allowPrivilegeEscalation"] is False, name
 
 
-def test_pods_share_config_snapshot_volume_and_secret_reference() -> None:
+def test_pods_share_config_and_secret_reference_and_need_no_snapshot_volume() -> None:
     objects = {(o["kind"], o["metadata"]["name"]): o for o in k8s_objects()}
-    pvc = objects[("PersistentVolumeClaim", "dbops-snapshots")]
-    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert not [o for o in k8s_objects() if o["kind"] == "PersistentVolumeClaim"], "snapshots are in object storage"
     assert ("ConfigMap", "dbops-config") in objects
     assert not [o for o in k8s_objects() if o["kind"] == "Secret"], "Secrets are referenced, never written here"
     for name, deployment in deployments().items():
         pod = deployment["spec"]["template"]["spec"]
         volumes = {v["name"]: v for v in pod["volumes"]}
-        assert volumes["snapshots"]["persistentVolumeClaim"]["claimName"] == "dbops-snapshots", name
+        assert "snapshots" not in volumes and not any("persistentVolumeClaim" in v for v in volumes.values()), name
         assert volumes["config"]["configMap"]["name"] == "dbops-config", name
         (container,) = pod["containers"]
-        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-        assert mounts["snapshots"] == "/var/lib/togather/db-snapshots", name
+        assert "/var/lib/togather/db-snapshots" not in {m["mountPath"] for m in container["volumeMounts"]}, name
         assert [e["secretRef"]["name"] for e in container["envFrom"]] == ["dbops-secrets"], name
 
 
@@ -137,7 +136,8 @@ def test_the_configmap_config_loads(tmp_path: Path) -> None:
     path.write_text(config["data"]["dbops.toml"], encoding="utf-8")
     settings = load_settings(path, environ=ENVIRON)
     assert tuple(settings.environments) == GUIDE_ENVS
-    assert all(e.snapshot_dir == Path("/var/lib/togather/db-snapshots") for e in settings.environments.values())
+    assert all(e.snapshot_dir is None and e.snapshot_url == "s3://togather-db-snapshots/dbops"
+               for e in settings.environments.values())
 
 
 @pytest.mark.parametrize("path", deploy_text_files(), ids=lambda p: str(p.relative_to(ROOT)))
@@ -380,3 +380,27 @@ def test_the_systemd_units_documentation_is_installed_by_its_own_install_steps()
         assert (ROOT / "docs" / name).is_file(), f"{page}: docs/{name} is not in the repository"
         assert re.search(rf"^#\s+install .*-t /opt/dbops/docs .*docs/{re.escape(name)}\b", text, re.M), \
             f"{page}: no install step puts docs/{name} there"
+
+
+def test_compose_keeps_snapshots_in_object_storage_not_a_volume() -> None:
+    (compose,) = yaml_documents(DEPLOY / "docker-compose.yml")
+    services = compose["services"]
+    bot = services["dbops"]
+    assert not any("db-snapshots" in v for v in bot["volumes"])
+    assert bot["depends_on"]["minio-bucket"]["condition"] == "service_completed_successfully"
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} <= set(bot["environment"])
+    assert all("${" in str(bot["environment"][k]) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"))
+    assert "snapshot_url = " in (DEPLOY / "docker-compose.yml").read_text()
+
+
+def test_the_documented_bucket_policy_is_least_privilege_and_covers_what_dbops_calls() -> None:
+    text = (ROOT / "docs" / "object-storage.md").read_text(encoding="utf-8")
+    (policy,) = [json.loads(block) for block in re.findall(r"```json\n(.*?)```", text, re.S) if '"Statement"' in block]
+    actions = {a for statement in policy["Statement"] for a in statement["Action"]}
+    assert actions == {"s3:ListBucket", "s3:ListBucketMultipartUploads", "s3:GetObject", "s3:PutObject",
+                       "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
+    assert all(s["Effect"] == "Allow" and "*" not in "".join(s["Action"]) for s in policy["Statement"])
+    objects = [s for s in policy["Statement"] if "s3:GetObject" in s["Action"]]
+    assert all(s["Resource"].endswith("/togather/*") for s in objects)
+    listing = [s for s in policy["Statement"] if "s3:ListBucket" in s["Action"]]
+    assert all(s["Condition"]["StringLike"]["s3:prefix"] == ["togather/*"] for s in listing)

@@ -87,7 +87,9 @@ def build_executor(settings: Settings, *, doctor: bool = False) -> Executor:
     from commands.pg.dump import PgDumpSnapshotter
     from commands.pg.privileges import PgProbe
     from commands.pg.squawk import SquawkLinter
+    from bot.stores import use_snapshot_stores
 
+    use_snapshot_stores()
     audit = approvals = rollbacks = slack = None
     if settings.control_database_url:
         from commands.pg.approvals import PgApprovals

@@ -81,7 +81,7 @@ class CleanupSchedules:
         self.job, self.client, self.settings, self.now = job, client, settings, now
 
     def environments(self) -> list[EnvironmentSettings]:
-        return [env for env in self.settings.environments.values() if env.snapshot_dir is not None]
+        return [env for env in self.settings.environments.values() if env.snapshots_on]
 
     def tick(self, env: EnvironmentSettings) -> list[ScheduleEvent]:
         now = self.now()

@@ -25,6 +25,7 @@ from bot.slack.slack_link import DEFAULT_API_URL
 from bot.jobs.drills import DrillSchedules
 from bot.jobs.schedules import CleanupSchedules, DriftSchedules
 from bot.jobs.watchers import AlertPoster, ApprovalSweeper, Watchers
+from bot.stores import use_snapshot_stores
 from commands.config import Settings
 from commands.errors import ConfigError
 from commands.executor import Executor
@@ -131,6 +132,7 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
         tracker = OperationTracker(PgOperations(settings.control_database_url),
                                    heartbeat_seconds=settings.heartbeat_seconds,
                                    report=lambda record: report_interrupted(client, record))
+    use_snapshot_stores()
     executor = Executor(settings, PgDatabases(application_name=application_name), PgDumpSnapshotter(),
                         audit=audit, approvals=approvals, rollback_log=rollbacks, policy=Policy(SlackDirectory(client)),
                         linter=SquawkLinter(), probe=PgProbe(), slack=SlackAuthCheck(client))

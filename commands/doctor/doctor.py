@@ -24,10 +24,11 @@ from commands.migrate import migrate_ops
 from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.doctor.doctor_privileges import listed, privilege_checks
-from commands.errors import CommandError, ConfigError, SourceError
+from commands.errors import CommandError, ConfigError, SnapshotFailed, SourceError
 from commands.probes import DatabaseFacts
 from commands.doctor.results import DoctorCheck, DoctorResult, Verdict
 from commands.results import Outcome
+from commands.snapshot.store import store_for
 from commands.units import human_size, used_percent
 
 OLDEST_SERVER = 13  # the oldest PostgreSQL dbops is tested with
@@ -122,6 +123,8 @@ def _looking(name: str, check: Callable[[], DoctorCheck]) -> DoctorCheck:
 
 def _snapshot_dir(env: EnvironmentSettings) -> DoctorCheck:
     name, directory = SNAPSHOT_DIR, env.snapshot_dir
+    if env.snapshot_url is not None and directory is None:
+        return _object_store(env)
     if directory is None:
         return _check(name, Verdict.SKIP, "not configured (pre_migration_snapshot = false): migrations run without a "
                                           "snapshot first")
@@ -151,6 +154,17 @@ def _snapshot_dir(env: EnvironmentSettings) -> DoctorCheck:
     return _check(name, Verdict.PASS, f"{directory} is writable")
 
 
+def _object_store(env: EnvironmentSettings) -> DoctorCheck:
+    """Object storage: listing its prefix proves the endpoint, the credentials and the bucket."""
+    try:
+        listing = store_for(env).list()
+    except SnapshotFailed as err:
+        return _check(SNAPSHOT_DIR, Verdict.FAIL, f"{err.message}: every snapshot fails, and with it every migration",
+                      "Check snapshot_url and s3_endpoint_url, the AWS credentials dbops runs with, and the bucket "
+                      "policy (docs/object-storage.md).")
+    return _check(SNAPSHOT_DIR, Verdict.PASS, f"{env.snapshot_url} can be listed ({len(listing.snapshots)} snapshots)")
+
+
 def _read_only(path: Path) -> bool:
     try:
         return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
@@ -161,7 +175,8 @@ def _read_only(path: Path) -> bool:
 def _free_space(env: EnvironmentSettings, facts: DatabaseFacts | None) -> DoctorCheck:
     name = FREE_SPACE
     if env.snapshot_dir is None:
-        return _check(name, Verdict.SKIP, "no snapshot directory")
+        return _check(name, Verdict.SKIP, "object storage has no disk to fill" if env.snapshot_url
+                      else "no snapshot directory")
     if facts is None:
         return _check(name, Verdict.SKIP, "not checked: the database's size is unknown (no connection)")
     where = _existing_ancestor(env.snapshot_dir)

@@ -48,7 +48,7 @@ def _migrations(env: EnvironmentSettings, f: DatabaseFacts) -> DoctorCheck:
 
 
 def _snapshots(env: EnvironmentSettings, f: DatabaseFacts) -> DoctorCheck:
-    if env.snapshot_dir is None:
+    if not env.snapshots_on:
         return DoctorCheck(name=SNAPSHOTS, verdict=Verdict.SKIP,
                            detail="snapshots are off (no snapshot_dir, pre_migration_snapshot = false)")
     if not f.unreadable:

@@ -13,7 +13,6 @@ restore: see ``commands.pg.restore``.
 from __future__ import annotations
 
 import errno
-import gzip
 import json
 import os
 import shutil
@@ -22,7 +21,8 @@ import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable
+from contextlib import AbstractContextManager, contextmanager
+from typing import IO, Callable, Iterator
 
 import structlog
 
@@ -31,7 +31,7 @@ from commands.errors import SnapshotFailed
 from commands.lock.lock_dirs import pid_alive
 from commands.pg.connect import connect, environment
 from commands.pg.streams import (
-    CHUNK, HashingWriter, fsync_dir, pipe_into, sha256_of, stderr_tail, zstd_chunks,
+    CHUNK, HashingWriter, fsync_dir, gzip_chunks, pipe_into, sha256_of, stderr_tail, zstd_chunks,
 )
 from commands.pg.tools import Tools, child_env
 from commands.redact import mask_url
@@ -40,12 +40,16 @@ from commands.snapshot.snapshots import (
     DATA_SUFFIX, DIRECTORY_MODE, FILE_MODE, MANIFEST_SUFFIX, Created, Restored, Snapshot, Verified, diagnose_os,
     environment_in_name, is_dbops_name, parse_temp, read_manifest, snapshot_name, temp_name, this_host,
 )
+from commands.snapshot.store import ObjectStore, object_store_for
 from commands.units import human_size
 
 # zstd workers: two already compress faster than pg_dump produces (about 500 MB/s against
 # 250 MB/s), and each further one adds about 15 MB of buffers; at two, dbops peaks at
 # 120 MB whatever the host's core count or the database's size (bench/snapshots.py).
 MAX_ZSTD_THREADS = 2
+# Into object storage, one worker: the S3 client (about 25 MB) and its part buffers take the
+# room a second one would, and the upload, not zstd, is the slower end (bench/s3_snapshots.py).
+OBJECT_STORE_ZSTD_THREADS = 1
 LEFTOVER_AGE_SECONDS = 600
 FOREIGN_TEMP_AGE_SECONDS = 24 * 3600
 Progress = Callable[[int, int, int], None]  # (bytes read from pg_dump, bytes written, database size)
@@ -103,6 +107,15 @@ def _is_leftover(entry: os.DirEntry, names: set[str], env_name: str, now: float)
     return False
 
 
+@contextmanager
+def _synced(fh: IO[bytes]) -> Iterator[IO[bytes]]:
+    """``fh``, flushed and fsynced on a clean exit, closed on any."""
+    with fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
 class PgDumpSnapshotter:
     """Snapshots of an environment's database (the ``Snapshotter`` contract).
 
@@ -118,6 +131,11 @@ class PgDumpSnapshotter:
 
     def create(self, env: EnvironmentSettings, *, reason: str, actor: str, state: State,
                progress: Progress | None = None) -> Created:
+        store = object_store_for(env)
+        if store is not None:
+            return self.for_env(env).create_in_store(store, env_name=env.name, url=env.database_url, reason=reason,
+                                                     actor=actor, version=state.version, dirty=state.dirty,
+                                                     progress=progress)
         if env.snapshot_dir is None:
             raise SnapshotFailed(f"No snapshot_dir is configured for {env.name}.")
         return self.for_env(env).create(env_name=env.name, url=env.database_url, directory=env.snapshot_dir,
@@ -147,10 +165,7 @@ class _EnvSnapshotter:
         self._prepare_directory(directory)
         remove_leftovers(directory, env_name)
         server_major, db_size, dbname = self._server_facts(url, env_name)
-        dump_major = self.tools.major_version("pg_dump")
-        if dump_major < server_major:
-            raise SnapshotFailed(f"pg_dump {dump_major} is older than the server ({server_major}): it cannot dump it. "
-                                 f"Set pg_bin_dir to PostgreSQL {server_major}'s client programs.")
+        dump_major = self._dump_major(server_major)
         created_at = datetime.now(timezone.utc)
         name = snapshot_name(env_name, created_at, version, dirty, reason)
         temp = directory / temp_name(name, DATA_SUFFIX)
@@ -160,7 +175,7 @@ class _EnvSnapshotter:
             raise SnapshotFailed(self._diagnose_os(err, directory, db_size)) from None
         try:
             try:
-                sha256, size = self._dump_into(fd, url, directory, db_size, progress)
+                sha256, size = self._dump_into(_synced(os.fdopen(fd, "wb")), url, directory, db_size, progress)
                 final = self._publish(temp, directory, name)
             except OSError as err:
                 raise SnapshotFailed(self._diagnose_os(err, directory, db_size)) from None
@@ -168,13 +183,9 @@ class _EnvSnapshotter:
             temp.unlink(missing_ok=True)
             raise
         name = final.name[: -len(DATA_SUFFIX)]
-        manifest = {
-            "format": "dbops-snapshot-1", "name": name, "environment": env_name, "database": dbname,
-            "reason": reason, "actor": actor, "created_at": created_at.isoformat(), "version": version,
-            "dirty": dirty, "size": size, "sha256": sha256, "compression": f"zstd-{self.compression_level}",
-            "pg_dump_version": dump_major, "server_version": server_major, "database_size": db_size,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-        }
+        manifest = self._manifest(name=name, env_name=env_name, dbname=dbname, reason=reason, actor=actor,
+                                  created_at=created_at, version=version, dirty=dirty, size=size, sha256=sha256,
+                                  dump_major=dump_major, server_major=server_major, db_size=db_size, started=started)
         try:
             try:
                 self._write_manifest(directory, name, manifest)
@@ -184,6 +195,47 @@ class _EnvSnapshotter:
             final.unlink(missing_ok=True)  # data without its manifest is no snapshot: leave nothing
             raise
         return Created(name=name, path=final, manifest=manifest)
+
+    def create_in_store(self, store: ObjectStore, *, env_name: str, url: str, reason: str, actor: str,
+                        version: int | None, dirty: bool, progress: Progress | None = None) -> Created:
+        """``create`` into object storage: the dump goes up in parts as pg_dump produces it;
+        the manifest, written last, publishes it. What an interrupted create of this
+        environment left (an unfinished upload, data without a manifest) is removed first."""
+        started = time.perf_counter()
+        store.tidy(env_name)
+        server_major, db_size, dbname = self._server_facts(url, env_name)
+        dump_major = self._dump_major(server_major)
+        created_at = datetime.now(timezone.utc)
+        upload = store.writer(snapshot_name(env_name, created_at, version, dirty, reason))
+        sha256, size = self._dump_into(upload, url, None, db_size, progress,
+                                       threads=min(self.threads, OBJECT_STORE_ZSTD_THREADS))
+        manifest = self._manifest(name=upload.name, env_name=env_name, dbname=dbname, reason=reason, actor=actor,
+                                  created_at=created_at, version=version, dirty=dirty, size=size, sha256=sha256,
+                                  dump_major=dump_major, server_major=server_major, db_size=db_size, started=started)
+        try:
+            store.write_manifest(upload.name, manifest)
+        except BaseException:
+            store.discard(upload.name)  # data without its manifest is no snapshot: leave nothing
+            raise
+        return Created(name=upload.name, path=None, manifest=manifest)
+
+    def _dump_major(self, server_major: int) -> int:
+        dump_major = self.tools.major_version("pg_dump")
+        if dump_major < server_major:
+            raise SnapshotFailed(f"pg_dump {dump_major} is older than the server ({server_major}): it cannot dump it. "
+                                 f"Set pg_bin_dir to PostgreSQL {server_major}'s client programs.")
+        return dump_major
+
+    def _manifest(self, *, name: str, env_name: str, dbname: str, reason: str, actor: str, created_at: datetime,
+                  version: int | None, dirty: bool, size: int, sha256: str, dump_major: int, server_major: int,
+                  db_size: int, started: float) -> dict:
+        return {
+            "format": "dbops-snapshot-1", "name": name, "environment": env_name, "database": dbname,
+            "reason": reason, "actor": actor, "created_at": created_at.isoformat(), "version": version,
+            "dirty": dirty, "size": size, "sha256": sha256, "compression": f"zstd-{self.compression_level}",
+            "pg_dump_version": dump_major, "server_version": server_major, "database_size": db_size,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+        }
 
     def _prepare_directory(self, directory: Path) -> None:
         """Make the directory 0700 when dbops makes it; one the operator made keeps its mode."""
@@ -199,36 +251,39 @@ class _EnvSnapshotter:
                 "current_database()").fetchone()
         return major, size, name
 
-    def _dump_into(self, fd: int, url: str, directory: Path, db_size: int,
-                   progress: Progress | None) -> tuple[str, int]:
+    def _dump_into(self, sink: AbstractContextManager[IO[bytes]], url: str, directory: Path | None, db_size: int,
+                   progress: Progress | None, *, threads: int | None = None) -> tuple[str, int]:
+        """pg_dump | zstd into ``sink`` (a file, or an object store's upload), hashed on the way;
+        (sha256, size). Entering and leaving ``sink`` is inside: its final flush, fsync or
+        upload can fail too, and then pg_dump is stopped."""
         with tempfile.TemporaryFile() as stderr:
             process = subprocess.Popen([self.tools.path("pg_dump"), "--format=custom", "--compress=0", "--no-password"],
                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
                                        env=child_env(url))
             import zstandard  # loaded by the commands that compress, not by every command line
-            compressor = zstandard.ZstdCompressor(level=self.compression_level, threads=self.threads)
+            compressor = zstandard.ZstdCompressor(level=self.compression_level,
+                                                  threads=self.threads if threads is None else threads)
             read = 0
             try:
-                # Everything that writes is inside: a full disk can surface at the final flush.
-                with os.fdopen(fd, "wb") as fh:
-                    sink = HashingWriter(fh)
-                    with compressor.stream_writer(sink, closefd=False) as writer:
+                with sink as fh:
+                    hashing = HashingWriter(fh)
+                    with compressor.stream_writer(hashing, closefd=False) as writer:
                         while chunk := process.stdout.read(CHUNK):
                             writer.write(chunk)
                             read += len(chunk)
                             if progress is not None:
-                                progress(read, sink.written, db_size)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            except OSError as err:
+                                progress(read, hashing.written, db_size)
+                    if process.wait() != 0:  # a failed dump is never published: leaving sink by raising aborts it
+                        raise SnapshotFailed(self._diagnose_dump(stderr_tail(stderr), url, directory, db_size))
+            except BaseException as err:
                 process.kill()
                 process.wait()
-                raise SnapshotFailed(self._diagnose_os(err, directory, db_size)) from None
+                if isinstance(err, OSError):
+                    raise SnapshotFailed(self._diagnose_os(err, directory, db_size)) from None
+                raise
             finally:
                 process.stdout.close()
-            if process.wait() != 0:
-                raise SnapshotFailed(self._diagnose_dump(stderr_tail(stderr), url, directory, db_size))
-        return sink.sha256.hexdigest(), sink.written
+        return hashing.sha256.hexdigest(), hashing.written
 
     @staticmethod
     def _publish(temp: Path, directory: Path, name: str) -> Path:
@@ -266,9 +321,11 @@ class _EnvSnapshotter:
         return diagnose_os(err, directory, db_size)
 
     @staticmethod
-    def _diagnose_dump(stderr: str, url: str, directory: Path, db_size: int) -> str:
+    def _diagnose_dump(stderr: str, url: str, directory: Path | None, db_size: int) -> str:
         if "connection to server" in stderr or "could not connect" in stderr or "password authentication" in stderr:
             return f"No connection: pg_dump could not connect to {mask_url(url)}: {stderr}. Nothing was kept."
+        if directory is None:
+            return f"pg_dump failed: {stderr}. Nothing was kept."
         free = shutil.disk_usage(directory).free
         if free < db_size // 10:
             return (f"Not enough disk space: {directory} has {human_size(free)} free; the database is "
@@ -283,7 +340,7 @@ class _EnvSnapshotter:
         checks = []
         manifest = read_manifest(snapshot)
         try:
-            digest = sha256_of(snapshot.path)
+            digest = sha256_of(snapshot)
         except OSError as err:  # gone since it was listed, or a link put in its place
             why = "it is a link, which dbops never follows" if err.errno == errno.ELOOP else err.strerror or str(err)
             return Verified(ok=False, checks=(("readable", False, f"{snapshot.filename} cannot be read: {why}"),))
@@ -292,7 +349,7 @@ class _EnvSnapshotter:
                        else f"sha256 {digest[:12]}… does not match the manifest's {str(manifest.get('sha256'))[:12]}…"))
         if checks[0][1]:
             with tempfile.TemporaryFile() as stderr:
-                listed = pipe_into([self.tools.path("pg_restore"), "--list"], zstd_chunks(snapshot.path),
+                listed = pipe_into([self.tools.path("pg_restore"), "--list"], zstd_chunks(snapshot),
                                     stdout=subprocess.DEVNULL, stderr=stderr)
                 checks.append(("readable", listed == 0, "pg_restore --list decodes its table of contents" if listed == 0
                                else f"pg_restore --list failed: {stderr_tail(stderr)}"))
@@ -306,14 +363,13 @@ class _EnvSnapshotter:
         from commands.pg.psql_script import PsqlScript, ScriptProblem  # only old snapshots need psql's reading
         script, head, problem = PsqlScript(), b"", None
         try:
-            with gzip.open(snapshot.path, "rb") as fh:
-                while chunk := fh.read(CHUNK):
-                    head = head or chunk[:4096]
-                    if problem is None:
-                        try:
-                            script.feed(chunk)
-                        except ScriptProblem as err:
-                            problem = str(err)
+            for chunk in gzip_chunks(snapshot):
+                head = head or chunk[:4096]
+                if problem is None:
+                    try:
+                        script.feed(chunk)
+                    except ScriptProblem as err:
+                        problem = str(err)
         except (OSError, EOFError) as err:
             return Verified(ok=False, checks=(("readable", False, f"gzip stream is damaged: {err}"),))
         if problem is None:

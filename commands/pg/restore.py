@@ -63,14 +63,14 @@ class PgRestorer:
         if snapshot.kind == "legacy":
             try:
                 # Made by pg_dump 17+ from a server before 17, the script sets transaction_timeout too.
-                yield from sql_only(portable_header(gzip_chunks(snapshot.path)), failures)
+                yield from sql_only(portable_header(gzip_chunks(snapshot)), failures)
             except (OSError, EOFError) as err:
                 failures.append(f"the gzip stream is damaged ({err})")
             return
         with tempfile.TemporaryFile() as stderr:
             restore = subprocess.Popen([self.tools.path("pg_restore"), "--clean", "--if-exists", "--file=-"],
                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=base_env())
-            feeder = threading.Thread(target=feed, args=(restore.stdin, zstd_chunks(snapshot.path), failures),
+            feeder = threading.Thread(target=feed, args=(restore.stdin, zstd_chunks(snapshot), failures),
                                       daemon=True)
             feeder.start()
             try:

@@ -15,6 +15,7 @@ from typing import IO, Iterator
 
 from commands.process_env import base_env
 from commands.redact import redact
+from commands.snapshot.snapshots import Snapshot
 
 CHUNK = 1 << 20
 
@@ -67,23 +68,33 @@ def _no_follow(path: str, flags: int) -> int:
     return os.open(path, flags | os.O_NOFOLLOW)
 
 
-def sha256_of(path: Path) -> str:
+def open_data(source: "Path | Snapshot") -> IO[bytes]:
+    """A snapshot's data (or a file) to read in chunks: from its store when it has one,
+    else from its directory, never through a link."""
+    if isinstance(source, Path):
+        return open(source, "rb", opener=_no_follow)
+    if source.store is not None:
+        return source.store.open(source)
+    return open(source.path, "rb", opener=_no_follow)
+
+
+def sha256_of(source: "Path | Snapshot") -> str:
     digest = hashlib.sha256()
-    with open(path, "rb", opener=_no_follow) as fh:
+    with open_data(source) as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def zstd_chunks(path: Path) -> Iterator[bytes]:
+def zstd_chunks(source: "Path | Snapshot") -> Iterator[bytes]:
     import zstandard  # loaded by the commands that read a snapshot, not by every command line
-    with open(path, "rb", opener=_no_follow) as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
+    with open_data(source) as fh, zstandard.ZstdDecompressor().stream_reader(fh) as reader:
         while chunk := reader.read(CHUNK):
             yield chunk
 
 
-def gzip_chunks(path: Path) -> Iterator[bytes]:
-    with open(path, "rb", opener=_no_follow) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as fh:
+def gzip_chunks(source: "Path | Snapshot") -> Iterator[bytes]:
+    with open_data(source) as raw, gzip.GzipFile(fileobj=raw, mode="rb") as fh:
         while chunk := fh.read(CHUNK):
             yield chunk
 

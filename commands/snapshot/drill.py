@@ -37,7 +37,7 @@ ROW_TOLERANCE = 0.10
 
 
 def drill(ctx: Context, command: g.SnapshotDrill, env: EnvironmentSettings) -> Result:
-    if env.snapshot_dir is None:
+    if env.snapshot_dir is None and env.snapshot_url is None:
         return Refusal(env=env.name, operation="snapshot drill", reason=Reason.NO_SNAPSHOT_DIR)
     if command.name is not None:
         snapshot = resolve(ctx.settings, env, command.name, "snapshot drill")

@@ -26,6 +26,7 @@ class DiskUsage:
     used: int
     free: int
     snapshots_bytes: int
+    store: str | None = None  # s3://BUCKET/PREFIX: in object storage (no disk figures)
 
 
 @dataclass(frozen=True, kw_only=True)

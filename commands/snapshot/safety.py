@@ -10,7 +10,8 @@ from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.errors import SnapshotFailed
 from commands.results import State
-from commands.snapshot.snapshots import find, list_snapshots
+from commands.snapshot.snapshots import find
+from commands.snapshot.store import store_for
 
 log = structlog.get_logger("dbops.migrate")  # the name its events had beside the migrations
 
@@ -27,7 +28,7 @@ def safety_snapshot(ctx: Context, env: EnvironmentSettings, state: State, reason
         created = ctx.snapshots.create(env, reason=reason, actor=ctx.actor.user, state=state,
                                        progress=ctx.snapshot_progress)
         ctx.step("verify", created.name)
-        verified = ctx.snapshots.verify(env, find(list_snapshots(env.snapshot_dir), created.name))
+        verified = ctx.snapshots.verify(env, find(store_for(env).list(), created.name))
     except SnapshotFailed as err:
         raise SnapshotFailed(f"The snapshot before {operation} failed, so nothing was changed. {err.message}") from None
     if not verified.ok:

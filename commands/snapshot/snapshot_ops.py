@@ -9,7 +9,6 @@ from __future__ import annotations
 import shutil
 import time
 from datetime import datetime
-from pathlib import Path
 
 import structlog
 
@@ -26,9 +25,10 @@ from commands.snapshot.results import (CleanupResult, DiskUsage, PinResult, Rest
 from commands.kinds import Result
 from commands.snapshot.snapshot_scope import Scope, confirmed, resolve, scope_of
 from commands.snapshot.snapshots import (
-    CleanupPlan, Listing, Snapshot, Verified, delete_files, diagnose_os, find, list_snapshots, newest_first_key,
-    plan_cleanup, set_pinned,
+    CleanupPlan, Listing, Snapshot, Verified, delete_files, diagnose_os, find, newest_first_key, plan_cleanup,
+    set_pinned,
 )
+from commands.snapshot.store import LocalStore, SnapshotStore, store_for
 
 log = structlog.get_logger("dbops.snapshots")
 LARGEST_TABLES = 5
@@ -38,21 +38,27 @@ def _checks(verified: Verified) -> tuple[Check, ...]:
     return tuple(Check(name=name, passed=passed, detail=detail) for name, passed, detail in verified.checks)
 
 
-def _directory(env: EnvironmentSettings, operation: str) -> Path | Refusal:
-    """The environment's snapshot directory, or the Refusal for one that has none."""
-    if env.snapshot_dir is None:
+def _store(env: EnvironmentSettings, operation: str) -> SnapshotStore | Refusal:
+    """The environment's snapshot store, or the Refusal for one that has none."""
+    store = store_for(env)
+    if store is None:
         return Refusal(env=env.name, operation=operation, reason=Reason.NO_SNAPSHOT_DIR)
-    return env.snapshot_dir
+    return store
 
 
 def _named(ctx: Context, env: EnvironmentSettings, name: str, operation: str) -> Snapshot | Refusal:
     """The snapshot the user named, if ``env`` may act on it for ``operation`` (UsageError if
     there is none by that name; a Refusal if it is another environment's)."""
-    directory = _directory(env, operation)
-    return directory if isinstance(directory, Refusal) else resolve(ctx.settings, env, name, operation)
+    store = _store(env, operation)
+    return store if isinstance(store, Refusal) else resolve(ctx.settings, env, name, operation)
 
 
-def disk_usage(directory: Path, snapshots: tuple[Snapshot, ...]) -> DiskUsage:
+def disk_usage(store: SnapshotStore, snapshots: tuple[Snapshot, ...]) -> DiskUsage:
+    """The file system's figures for a directory; for object storage (no disk to fill) its
+    snapshots' total only."""
+    if not isinstance(store, LocalStore):
+        return DiskUsage(total=0, used=0, free=0, snapshots_bytes=sum(s.size for s in snapshots), store=store.where)
+    directory = store.directory
     probe = directory if directory.exists() else directory.parent
     usage = shutil.disk_usage(probe)
     return DiskUsage(total=usage.total, used=usage.used, free=usage.free,
@@ -60,13 +66,13 @@ def disk_usage(directory: Path, snapshots: tuple[Snapshot, ...]) -> DiskUsage:
 
 
 def list_(ctx: Context, command: g.SnapshotList, env: EnvironmentSettings) -> Result:
-    directory = _directory(env, "snapshot list")
-    if isinstance(directory, Refusal):
-        return directory
+    store = _store(env, "snapshot list")
+    if isinstance(store, Refusal):
+        return store
     listing = scope_of(ctx.settings, env).list()
     return SnapshotListResult(env=env.name, snapshots=tuple(s.info() for s in listing.snapshots),
                               orphans=listing.orphans, incomplete=listing.incomplete,
-                              disk=disk_usage(directory, listing.snapshots), drills=_drills(ctx, env))
+                              disk=disk_usage(store, listing.snapshots), drills=_drills(ctx, env))
 
 
 def _drills(ctx: Context, env: EnvironmentSettings) -> dict:
@@ -82,9 +88,9 @@ def _drills(ctx: Context, env: EnvironmentSettings) -> dict:
 
 
 def create(ctx: Context, command: g.SnapshotCreate, env: EnvironmentSettings) -> Result:
-    directory = _directory(env, "snapshot create")
-    if isinstance(directory, Refusal):
-        return directory
+    store = _store(env, "snapshot create")
+    if isinstance(store, Refusal):
+        return store
     missing = privileges.refusal(ctx, env, privileges.SNAPSHOT_CREATE)
     if missing is not None:
         return missing
@@ -92,7 +98,7 @@ def create(ctx: Context, command: g.SnapshotCreate, env: EnvironmentSettings) ->
         state = db.store.read()
     created = ctx.snapshots.create(env, reason=command.reason, actor=ctx.actor.user, state=state,
                                    progress=ctx.snapshot_progress)
-    snapshot = find(list_snapshots(directory), created.name)
+    snapshot = find(store.list(), created.name)
     log.info("snapshot.created", snapshot=created.name, size=snapshot.size)
     return SnapshotCreated(env=env.name, snapshot=snapshot.info(), sha256=created.manifest["sha256"],
                            database_size=created.manifest["database_size"],
@@ -180,12 +186,12 @@ def own_cleanup_plan(scope: Scope, env: EnvironmentSettings, *, now: datetime, r
 
 
 def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) -> Result:
-    directory = _directory(env, "snapshot cleanup")
-    if isinstance(directory, Refusal):
-        return directory
+    store = _store(env, "snapshot cleanup")
+    if isinstance(store, Refusal):
+        return store
     retention = env.retention_days if command.retention_days is None else command.retention_days
     listing, plan = cleanup_plan(ctx.databases, ctx.settings, env, now=ctx.clock(), retention_days=retention)
-    before = disk_usage(directory, listing.snapshots)
+    before = disk_usage(store, listing.snapshots)
     freed = 0
     if not command.dry_run:
         for done, snapshot in enumerate(plan.delete):
@@ -193,12 +199,12 @@ def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) 
                 freed += delete_files(snapshot)
             except OSError as err:
                 raise SnapshotFailed(f"Could not delete snapshot {snapshot.name}: {err.strerror or err} "
-                                     f"({directory}). {done} of {len(plan.delete)} were deleted before it; "
+                                     f"({store.where}). {done} of {len(plan.delete)} were deleted before it; "
                                      "the others are still there.") from None
             log.info("snapshot.deleted", snapshot=snapshot.name, size=snapshot.size)
     else:
         freed = sum(s.size for s in plan.delete)
-    after = before if command.dry_run else disk_usage(directory, scope_of(ctx.settings, env).list().snapshots)
+    after = before if command.dry_run else disk_usage(store, scope_of(ctx.settings, env).list().snapshots)
     outcome = Outcome.DONE if plan.delete else Outcome.NO_CHANGE
     return CleanupResult(env=env.name, dry_run=command.dry_run, retention_days=retention, keep_last=env.keep_last,
                          deleted=tuple(s.info() for s in plan.delete), kept=tuple((s.info(), why) for s, why in plan.keep),

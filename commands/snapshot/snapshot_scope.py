@@ -19,7 +19,6 @@ listed in ``restore_from``; such a restore always needs this environment's appro
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from commands import grammar as g
@@ -27,9 +26,9 @@ from commands.config import EnvironmentSettings, Settings
 from commands.errors import SnapshotFailed, UsageError
 from commands.results import Reason, Refusal
 from commands.snapshot.snapshots import (
-    LEGACY_SIDECAR, Listing, Snapshot, check_name, environment_in_name, legacy_db_in_name, list_snapshots, parse_temp,
-    read_manifest,
+    LEGACY_SIDECAR, Listing, Snapshot, check_name, environment_in_name, legacy_db_in_name, parse_temp, read_manifest,
 )
+from commands.snapshot.store import SnapshotStore, store_for
 
 # Operations that may act on a snapshot of a ``restore_from`` environment.
 _CROSSING = ("snapshot restore", "snapshot verify")
@@ -46,7 +45,7 @@ class Scope:
     configured environments answering to it (by name or database name)."""
 
     env: str
-    directory: Path | None
+    store: SnapshotStore | None
     claims: dict[str, tuple[str, ...]]
 
     def owner(self, snapshot: Snapshot) -> str | None:
@@ -77,10 +76,10 @@ class Scope:
         return environment_in_name(filename) == self.env
 
     def list(self) -> Listing:
-        """This environment's part of its directory (empty when it has none)."""
-        if self.directory is None:
+        """This environment's part of its store (empty when it has none)."""
+        if self.store is None:
             return Listing(snapshots=(), orphans=(), incomplete=())
-        return self.own(list_snapshots(self.directory))
+        return self.own(self.store.list())
 
 
 def scope_of(settings: Settings, env: EnvironmentSettings) -> Scope:
@@ -89,7 +88,7 @@ def scope_of(settings: Settings, env: EnvironmentSettings) -> Scope:
     for other in settings.environments.values():
         for word in {other.name, database_name(other)} - {""}:
             claims.setdefault(word, []).append(other.name)
-    return Scope(env=env.name, directory=env.snapshot_dir, claims={w: tuple(sorted(c)) for w, c in claims.items()})
+    return Scope(env=env.name, store=store_for(env), claims={w: tuple(sorted(c)) for w, c in claims.items()})
 
 
 def manifest_environment(snapshot: Snapshot) -> str | None:
@@ -116,13 +115,12 @@ def resolve(settings: Settings, env: EnvironmentSettings, name: str, operation: 
     """
     wanted = check_name(name)
     scope = scope_of(settings, env)
-    listing = list_snapshots(env.snapshot_dir) if env.snapshot_dir is not None else None
-    found = _named(listing, wanted) if listing is not None else None
+    found = _named(scope.store.list(), wanted) if scope.store is not None else None
     if found is None and operation in _CROSSING:
         for source in env.restore_from:
-            other = settings.environment(source)
-            if other.snapshot_dir is not None and other.snapshot_dir != env.snapshot_dir:
-                found = _named(list_snapshots(other.snapshot_dir), wanted)
+            other = store_for(settings.environment(source))
+            if other is not None and other.where != (scope.store.where if scope.store is not None else None):
+                found = _named(other.list(), wanted)
                 if found is not None:
                     break
     if found is None:
@@ -165,7 +163,7 @@ def restore_source(settings: Settings, command: g.Command, env: EnvironmentSetti
     The executor asks before anything else, so a refused one never becomes an approval request.
     """
     named = named_snapshot(command)
-    if named is None or env.snapshot_dir is None:
+    if named is None or not env.snapshots_on:
         return None
     found = resolve(settings, env, *named)
     if isinstance(found, Refusal):

@@ -27,6 +27,7 @@ import stat
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any, Callable, Mapping, TypeVar
 
 from commands.errors import SnapshotFailed, UsageError
 from commands.snapshot.results import SnapshotInfo
@@ -57,7 +58,7 @@ DIRECTORY_MODE = 0o700
 class Snapshot:
     name: str
     kind: str  # "dbops" or "legacy"
-    directory: Path
+    directory: Path | None  # None: it lives in ``store`` (object storage)
     filename: str  # the data file's name
     created_at: datetime
     size: int
@@ -67,10 +68,13 @@ class Snapshot:
     pinned: bool
     written_ns: int = 0  # the file's mtime: orders snapshots taken within the same second
     environment: str | None = None  # dbops: the environment its name begins with; legacy: None
+    store: Any = None  # the commands.snapshot.store.SnapshotStore it lives in, when that is not a directory
 
     @property
     def path(self) -> Path:
         """The data file (built on demand: listing 10,000 snapshots builds no Path)."""
+        if self.directory is None:
+            raise SnapshotFailed(f"{self.name} is in object storage, not in a directory.")
         return self.directory / self.filename
 
     @property
@@ -90,7 +94,7 @@ class Snapshot:
 @dataclass(frozen=True, kw_only=True)
 class Created:
     name: str
-    path: Path
+    path: Path | None  # None: written to object storage
     manifest: dict
 
 
@@ -194,6 +198,21 @@ def list_snapshots(directory: Path) -> Listing:
     except OSError as err:  # a loop of symbolic links, not a directory, an I/O error
         raise SnapshotFailed(f"Snapshot directory {directory} cannot be read: {err.strerror or err}. Check that it "
                              "is a directory dbops' user may read.") from None
+    return listing_of(entries, _file_facts, directory=directory)
+
+
+def _file_facts(entry: os.DirEntry) -> tuple[int, int]:
+    facts = entry.stat()
+    return facts.st_size, facts.st_mtime_ns
+
+
+Entry = TypeVar("Entry")
+
+
+def listing_of(entries: Mapping[str, Entry], facts: Callable[[Entry], tuple[int, int]], *,
+               directory: Path | None, store: Any = None) -> Listing:
+    """The snapshots among ``entries`` (file or object name -> entry), newest first.
+    ``facts(entry)`` is (size, written_ns), asked only of the data files that are listed."""
     snapshots: list[Snapshot] = []
     orphans: list[str] = []
     incomplete: list[str] = []
@@ -206,12 +225,13 @@ def list_snapshots(directory: Path) -> Listing:
             if name + MANIFEST_SUFFIX not in entries or match is None:
                 incomplete.append(filename)
                 continue
-            facts = entry.stat()
+            size, written_ns = facts(entry)
             snapshots.append(Snapshot(
                 name=name, kind="dbops", directory=directory, filename=filename, created_at=_utc(match["ts"]),
-                size=facts.st_size, written_ns=facts.st_mtime_ns, reason=match["slug"].replace("-", " "),
+                size=size, written_ns=written_ns, reason=match["slug"].replace("-", " "),
                 version=-1 if match["version"] == "none" else int(match["version"]),
-                dirty=bool(match["dirty"]), pinned=name + PIN_SUFFIX in entries, environment=match["env"]))
+                dirty=bool(match["dirty"]), pinned=name + PIN_SUFFIX in entries, environment=match["env"],
+                store=store))
         elif filename.endswith(MANIFEST_SUFFIX):
             if filename[: -len(MANIFEST_SUFFIX)] + DATA_SUFFIX not in entries:
                 orphans.append(filename)
@@ -220,11 +240,11 @@ def list_snapshots(directory: Path) -> Listing:
             match = _LEGACY.fullmatch(name)
             if match is None:
                 continue
-            facts = entry.stat()
+            size, written_ns = facts(entry)
             snapshots.append(Snapshot(
                 name=name, kind="legacy", directory=directory, filename=filename, created_at=_utc(match["ts"]),
-                size=facts.st_size, written_ns=facts.st_mtime_ns, reason=(match["slug"] or "").replace("_", " ").strip() or "legacy",
-                version=None, dirty=False, pinned=name + PIN_SUFFIX in entries))
+                size=size, written_ns=written_ns, reason=(match["slug"] or "").replace("_", " ").strip() or "legacy",
+                version=None, dirty=False, pinned=name + PIN_SUFFIX in entries, store=store))
         elif filename.endswith(LEGACY_SIDECAR):
             if filename[: -len(LEGACY_SIDECAR)] + LEGACY_SUFFIX not in entries:
                 orphans.append(filename)
@@ -283,6 +303,8 @@ def plan_cleanup(snapshots: tuple[Snapshot, ...], *, now: datetime, retention_da
 
 def delete_files(snapshot: Snapshot) -> int:
     """Remove a snapshot's files, data first: from that moment it is no longer listed."""
+    if snapshot.store is not None:
+        return snapshot.store.delete(snapshot)
     snapshot.path.unlink(missing_ok=True)
     for suffix in (MANIFEST_SUFFIX, LEGACY_SIDECAR, PIN_SUFFIX):
         snapshot.path.with_name(snapshot.name + suffix).unlink(missing_ok=True)
@@ -314,6 +336,8 @@ def set_pinned(snapshot: Snapshot, pinned: bool) -> bool:
     The marker is a regular file or nothing: a link (or anything else) at its name is never
     followed, written through or removed; that is refused, with what to do.
     """
+    if snapshot.store is not None:
+        return snapshot.store.set_pinned(snapshot, pinned)
     marker = snapshot.path.with_name(snapshot.name + PIN_SUFFIX)
     try:
         mode = os.lstat(marker).st_mode
@@ -336,6 +360,8 @@ def set_pinned(snapshot: Snapshot, pinned: bool) -> bool:
 
 def read_manifest(snapshot: Snapshot) -> dict:
     """The snapshot's manifest (never through a link). SnapshotFailed if it cannot be read."""
+    if snapshot.store is not None:
+        return snapshot.store.manifest(snapshot)
     path = snapshot.path.with_name(snapshot.name + MANIFEST_SUFFIX)
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)

@@ -83,7 +83,7 @@ class CleanupJob:
 
     def tick(self, env: EnvironmentSettings, *, occurrence: datetime, now: datetime) -> list[ScheduleEvent]:
         """What is due for ``occurrence`` at ``now``: its notice (before it), its run (after)."""
-        if env.snapshot_dir is None:
+        if not env.snapshots_on:
             return []
         occurrence = occurrence.astimezone(ZoneInfo(self.zone))
         if now < occurrence:

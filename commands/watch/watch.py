@@ -19,7 +19,7 @@ from commands.migrate.migrate_ops import mismatch_of
 from commands.migrations import Alerts, AuditLog, Databases
 from commands.watch.results import Alert, AlertEvent
 from commands.results import State
-from commands.snapshot.snapshots import list_snapshots
+from commands.snapshot.store import store_for
 from commands.source import MigrationSource, load_source
 
 log = structlog.get_logger("dbops.watch")
@@ -62,7 +62,7 @@ class DirtyWatcher:
                now: datetime) -> Alert:
         migration = source.get(state.version)
         failed = migration.up.filename if migration is not None and migration.up is not None else None
-        snapshots = list_snapshots(env.snapshot_dir).snapshots if env.snapshot_dir else ()
+        snapshots = store.list().snapshots if (store := store_for(env)) is not None else ()
         # Only dbops snapshots record a version, and their names say whose they are.
         before = next((s for s in snapshots if s.environment == env.name and s.version is not None
                        and s.version < state.version), None)

@@ -37,6 +37,8 @@ def age_text(age: timedelta) -> str:
 
 
 def disk_text(disk: DiskUsage) -> str:
+    if disk.store is not None:
+        return f"snapshots {human_size(disk.snapshots_bytes)} in object storage ({disk.store})"
     # The percentage is df's Use%: blocks reserved for root are in the total but no snapshot gets them.
     return (f"snapshots {human_size(disk.snapshots_bytes)}; disk {used_percent(disk.used, disk.free)}% full: "
             f"{human_size(disk.used)} used, {human_size(disk.free)} free of {human_size(disk.total)}")

@@ -1,0 +1,313 @@
+"""Snapshots in an S3-compatible object store (``snapshot_url = "s3://BUCKET/PREFIX"``).
+
+Objects are named as the files of a snapshot directory are (``PREFIX/NAME.dump.zst``,
+``PREFIX/NAME.manifest.json``, ``PREFIX/NAME.pinned``), so listing, scoping and cleanup
+read them exactly as they read a directory.
+
+create:  a zero-byte marker ``PREFIX/.tmp-HOST-PID-NAME.dump.zst`` first (it says who is
+         writing, and lists as an interrupted run), then the data as a multipart upload of
+         parts sent as they fill (never the whole dump in memory or on disk), then
+         the manifest (the commit point), then the marker goes. An upload that fails is
+         aborted; one whose process was killed is aborted by the next create of that
+         environment (``tidy``): an unfinished multipart upload is never an object, so it is
+         never listed.
+faults:  throttling (SlowDown, 503) and 5xx answers are retried with backoff by botocore's
+         "standard" retry mode; what still fails is a SnapshotFailed naming the store and
+         the error, never a credential (they come from the standard AWS chain: environment
+         variables, config files, an instance or pod role; never dbops' config file).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import BinaryIO, Iterator
+from urllib.parse import urlsplit
+
+import boto3
+import structlog
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from commands.config import EnvironmentSettings
+from commands.errors import SnapshotFailed
+from commands.lock.lock_dirs import pid_alive
+from commands.snapshot.snapshots import (
+    DATA_SUFFIX, LEGACY_SIDECAR, MANIFEST_SUFFIX, PIN_SUFFIX, Listing, Snapshot, environment_in_name, listing_of,
+    parse_temp, temp_name, this_host,
+)
+
+# S3's parts are at least 5 MiB (but the last), at most 10,000 of them: 5 MiB parts keep memory
+# flat; after PART_SIZE_GROWS_AFTER of them parts are LARGE_PART_SIZE, so a dump may reach ~100 GiB.
+PART_SIZE = 5 << 20
+LARGE_PART_SIZE = 16 << 20
+PART_SIZE_GROWS_AFTER = 5000
+MANIFEST_LIMIT = 1 << 20
+FOREIGN_TEMP_AGE_SECONDS = 24 * 3600
+# botocore's "standard" mode retries throttling (SlowDown, 503) and 5xx with jittered exponential backoff.
+RETRIES = {"max_attempts": 6, "mode": "standard"}
+log = structlog.get_logger("dbops.snapshots")
+
+
+class S3Store:
+    """One environment's ``snapshot_url`` (the ``ObjectStore`` contract)."""
+
+    def __init__(self, url: str, *, endpoint_url: str | None = None, client=None) -> None:
+        parts = urlsplit(url)
+        self.bucket, prefix = parts.netloc, parts.path.strip("/")
+        self.prefix = f"{prefix}/" if prefix else ""
+        self.where = url
+        self.client = client or boto3.session.Session().client(
+            "s3", endpoint_url=endpoint_url,
+            config=Config(retries=RETRIES, connect_timeout=5, read_timeout=60,
+                          # the dump's own sha256 (in the manifest) is its integrity check
+                          request_checksum_calculation="when_required",
+                          s3={"addressing_style": "path"} if endpoint_url else {}))
+
+    @classmethod
+    def for_env(cls, env: EnvironmentSettings) -> "S3Store":
+        return cls(env.snapshot_url, endpoint_url=env.s3_endpoint_url)
+
+    # --- reading ---
+
+    def list(self) -> Listing:
+        entries: dict[str, dict] = {}
+        with self._fault("list the snapshots"):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=self.prefix, Delimiter="/")
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    entries[item["Key"][len(self.prefix):]] = item
+        return listing_of(entries, _object_facts, directory=None, store=self)
+
+    def manifest(self, snapshot: Snapshot) -> dict:
+        with self._fault(f"read the manifest of {snapshot.name}"):
+            try:
+                body = self.client.get_object(Bucket=self.bucket, Key=self._key(snapshot.name + MANIFEST_SUFFIX),
+                                              Range=f"bytes=0-{MANIFEST_LIMIT - 1}")["Body"].read()
+            except ClientError as err:
+                if _code(err) in ("NoSuchKey", "404"):
+                    raise SnapshotFailed(f"The manifest of {snapshot.name} cannot be read (it is gone).") from None
+                raise
+        try:
+            manifest = json.loads(body)
+        except ValueError as err:
+            raise SnapshotFailed(f"The manifest of {snapshot.name} cannot be read ({err}).") from None
+        if not isinstance(manifest, dict):
+            raise SnapshotFailed(f"The manifest of {snapshot.name} cannot be read (not a JSON object).")
+        return manifest
+
+    def open(self, snapshot: Snapshot) -> BinaryIO:
+        with self._fault(f"read {snapshot.name}"):
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(snapshot.filename))["Body"]
+
+    # --- changing ---
+
+    def delete(self, snapshot: Snapshot) -> int:
+        with self._fault(f"delete {snapshot.name}"):
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(snapshot.filename))
+            for suffix in (MANIFEST_SUFFIX, LEGACY_SIDECAR, PIN_SUFFIX):
+                self.client.delete_object(Bucket=self.bucket, Key=self._key(snapshot.name + suffix))
+        return snapshot.size
+
+    def set_pinned(self, snapshot: Snapshot, pinned: bool) -> bool:
+        key = self._key(snapshot.name + PIN_SUFFIX)
+        with self._fault(f"{'pin' if pinned else 'unpin'} {snapshot.name}"):
+            if pinned == self._exists(key):
+                return False
+            if pinned:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=b"")
+            else:
+                self.client.delete_object(Bucket=self.bucket, Key=key)
+        return True
+
+    def writer(self, name: str) -> "PartWriter":
+        """A file to write snapshot ``name``'s data into, part by part (a context manager: on a
+        clean exit the upload is completed, ``.name`` being the name it got; otherwise it is
+        aborted). The marker put first stays until ``write_manifest``."""
+        return PartWriter(self, name)
+
+    def write_manifest(self, name: str, manifest: dict) -> None:
+        with self._fault(f"write the manifest of {name}"):
+            self.client.put_object(Bucket=self.bucket, Key=self._key(name + MANIFEST_SUFFIX),
+                                   Body=json.dumps(manifest, indent=2).encode(), ContentType="application/json")
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(temp_name(name, DATA_SUFFIX)))
+
+    def discard(self, name: str) -> None:
+        """Remove snapshot ``name``'s data and marker (its manifest could not be written); what
+        cannot be removed now, the next create's ``tidy`` removes."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(name + DATA_SUFFIX))
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(temp_name(name, DATA_SUFFIX)))
+        except (BotoCoreError, ClientError) as err:
+            log.warning("snapshot.discard_failed", snapshot=name, error=type(err).__name__)
+
+    def tidy(self, env_name: str) -> list[str]:
+        """Abort the uploads interrupted creates of ``env_name`` left and remove their markers
+        and data without a manifest: a marker of this host whose process is gone, or of
+        another host untouched for FOREIGN_TEMP_AGE_SECONDS (a pid means nothing there).
+        Tidying never fails a create: what cannot be removed is logged and left."""
+        removed: list[str] = []
+        listing = self.list()  # a store that cannot be read fails the create here, before pg_dump starts
+        published = {s.name for s in listing.snapshots}
+        now = time.time()
+        for filename in listing.incomplete:
+            temp = parse_temp(filename)
+            if temp is None or environment_in_name(temp[2]) != env_name:
+                continue
+            host, pid, name = temp
+            try:
+                if host == this_host() and pid_alive(pid):
+                    continue
+                if host != this_host() and now - self._written(filename) < FOREIGN_TEMP_AGE_SECONDS:
+                    continue
+                removed += self._abort_uploads(name)
+                if name not in published:  # data whose manifest never came is no snapshot
+                    self.client.delete_object(Bucket=self.bucket, Key=self._key(name + DATA_SUFFIX))
+                self.client.delete_object(Bucket=self.bucket, Key=self._key(filename))
+            except (BotoCoreError, ClientError) as err:
+                log.warning("snapshot.leftover_kept", store=self.where, file=filename, error=type(err).__name__)
+                continue
+            removed.append(filename)
+        if removed:
+            log.info("snapshot.leftovers_removed", store=self.where, removed=removed)
+        return removed
+
+    # --- helpers ---
+
+    def _key(self, filename: str) -> str:
+        return self.prefix + filename
+
+    def _exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except ClientError as err:
+            if _code(err) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def _free_name(self, name: str) -> str:
+        for n in range(1, 100):
+            candidate = f"{name}{'' if n == 1 else f'_{n}'}"
+            if not self._exists(self._key(candidate + DATA_SUFFIX)):
+                return candidate
+        raise SnapshotFailed(f"Could not find a free name for snapshot {name} in {self.where}.")
+
+    def _written(self, filename: str) -> float:
+        head = self.client.head_object(Bucket=self.bucket, Key=self._key(filename))
+        return head["LastModified"].timestamp()
+
+    def _abort_uploads(self, name: str) -> list[str]:
+        aborted = []
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.bucket, Prefix=self._key(name + DATA_SUFFIX))
+        for page in pages:
+            for upload in page.get("Uploads", ()):
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                aborted.append(f"upload of {upload['Key'][len(self.prefix):]}")
+        return aborted
+
+    @contextmanager
+    def _fault(self, doing: str) -> Iterator[None]:
+        """botocore's errors, once its retries are spent, as a SnapshotFailed that says what to check."""
+        try:
+            yield
+        except ClientError as err:
+            code = _code(err)
+            status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            hint = {"NoSuchBucket": "the bucket does not exist", "AccessDenied": "access denied: check the bucket "
+                    "policy (docs/object-storage.md) and the credentials dbops runs with",
+                    "InvalidAccessKeyId": "the access key is not known to the store",
+                    "SignatureDoesNotMatch": "the secret key does not match the access key"}.get(code, "")
+            raise SnapshotFailed(f"Object storage {self.where} refused to {doing}: {code or status}"
+                                 f"{f' ({hint})' if hint else ''}. Nothing was kept.") from None
+        except BotoCoreError as err:
+            raise SnapshotFailed(f"Object storage {self.where} cannot be reached to {doing}: {_describe(err)}. "
+                                 "Check s3_endpoint_url, the network and the AWS credentials. Nothing was kept.") from None
+
+
+class PartWriter:
+    """A write-only file that sends parts to a multipart upload as they fill."""
+
+    def __init__(self, store: S3Store, name: str) -> None:
+        self.store, self.name = store, name
+        self.buffer = bytearray()
+        self.parts: list[dict] = []
+        self.upload_id = ""
+
+    def __enter__(self) -> "PartWriter":
+        store = self.store
+        with store._fault(f"start the upload of {self.name}"):
+            self.name = store._free_name(self.name)
+            store.client.put_object(Bucket=store.bucket, Key=self._marker, Body=b"")
+            self.upload_id = store.client.create_multipart_upload(Bucket=store.bucket, Key=self._key)["UploadId"]
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is None:
+            try:
+                self._complete()
+                return
+            except BaseException:
+                self._abort()
+                raise
+        self._abort()
+
+    @property
+    def _key(self) -> str:
+        return self.store._key(self.name + DATA_SUFFIX)
+
+    @property
+    def _marker(self) -> str:
+        return self.store._key(temp_name(self.name, DATA_SUFFIX))
+
+    def write(self, data: bytes) -> int:
+        self.buffer += data
+        # The part goes as it is (no copy): a little over the part size is fine.
+        if len(self.buffer) >= (PART_SIZE if len(self.parts) < PART_SIZE_GROWS_AFTER else LARGE_PART_SIZE):
+            part, self.buffer = self.buffer, bytearray()
+            self._send(part)
+        return len(data)
+
+    def flush(self) -> None:
+        """Parts go when full; the rest goes when the upload completes."""
+
+    def _complete(self) -> None:
+        if self.buffer or not self.parts:
+            part, self.buffer = self.buffer, bytearray()
+            self._send(part)
+        with self.store._fault(f"complete the upload of {self.name}"):
+            self.store.client.complete_multipart_upload(Bucket=self.store.bucket, Key=self._key,
+                                                        UploadId=self.upload_id, MultipartUpload={"Parts": self.parts})
+
+    def _send(self, body: bytearray) -> None:
+        number = len(self.parts) + 1
+        with self.store._fault(f"upload part {number} of {self.name}"):
+            answer = self.store.client.upload_part(Bucket=self.store.bucket, Key=self._key, UploadId=self.upload_id,
+                                                   PartNumber=number, Body=body)
+        self.parts.append({"PartNumber": number, "ETag": answer["ETag"]})
+
+    def _abort(self) -> None:
+        try:
+            self.store.client.abort_multipart_upload(Bucket=self.store.bucket, Key=self._key, UploadId=self.upload_id)
+            self.store.client.delete_object(Bucket=self.store.bucket, Key=self._marker)
+        except (BotoCoreError, ClientError) as err:  # the next create's tidy aborts it
+            log.warning("snapshot.abort_failed", snapshot=self.name, error=type(err).__name__)
+
+
+def _object_facts(item: dict) -> tuple[int, int]:
+    written: datetime = item["LastModified"]
+    return item["Size"], int(written.astimezone(timezone.utc).timestamp() * 1_000_000_000)
+
+
+def _code(err: ClientError) -> str:
+    return str(err.response.get("Error", {}).get("Code", ""))
+
+
+def _describe(err: BotoCoreError) -> str:
+    """The error without anything a credential could hide in (botocore's messages name the endpoint only)."""
+    from commands.redact import redact
+    return redact(str(err))
