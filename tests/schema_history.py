@@ -52,3 +52,15 @@ CREATE POLICY own_rows ON users FOR SELECT TO PUBLIC USING (id > 0);
     # cannot run in a transaction: applied as golang-migrate applies it, here and in the scratch database
     "4_concurrently.up.sql": "CREATE INDEX CONCURRENTLY users_created_at ON users (created_at DESC);",
 }
+
+# Two tables, then a unique index built CONCURRENTLY: the history whose third file fails (and
+# leaves an INVALID index) when two users share an email. Schema-version detection and recovery
+# both start from it.
+TWO_TABLES = {
+    "1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);",
+    "1_users.down.sql": "DROP TABLE users;",
+    "2_events.up.sql": "CREATE TABLE events (id bigint PRIMARY KEY, user_id bigint REFERENCES users (id));",
+    "2_events.down.sql": "DROP TABLE events;",
+}
+UNIQUE_EMAIL = {"3_unique_email.up.sql": "CREATE UNIQUE INDEX CONCURRENTLY users_email_unique ON users (email);",
+                "3_unique_email.down.sql": "DROP INDEX CONCURRENTLY IF EXISTS users_email_unique;"}

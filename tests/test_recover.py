@@ -18,15 +18,8 @@ from commands.pg.dump import PgDumpSnapshotter
 from commands.results import Outcome
 from commands.migrate.results import MigrateResult
 from commands.rollback.results import RollbackPlan, RollbackResult
+from tests.schema_history import TWO_TABLES, UNIQUE_EMAIL
 
-FILES = {
-    "1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);",
-    "1_users.down.sql": "DROP TABLE users;",
-    "2_events.up.sql": "CREATE TABLE events (id bigint PRIMARY KEY, user_id bigint REFERENCES users (id));",
-    "2_events.down.sql": "DROP TABLE events;",
-}
-UNIQUE_EMAIL = {"3_unique_email.up.sql": "CREATE UNIQUE INDEX CONCURRENTLY users_email_unique ON users (email);",
-                "3_unique_email.down.sql": "DROP INDEX CONCURRENTLY IF EXISTS users_email_unique;"}
 # Its own transaction commits the table, then the file fails: dirty, with the table left behind.
 WIDGETS = {"3_widgets.up.sql": "BEGIN;\nCREATE TABLE widgets (id int);\nCOMMIT;\nSELECT 1 / 0;",
            "3_widgets.down.sql": "DROP TABLE widgets;"}
@@ -40,7 +33,7 @@ def ask(bed, text: str, user: str = "U0ALICE"):
 @pytest.fixture
 def failed_index(make_bed, control_url):
     """Dirty at 3: a unique index built CONCURRENTLY over duplicate emails, left INVALID."""
-    bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"])
+    bed = make_bed(TWO_TABLES, control=control_url, channels=["C0INCIDENT"])
     migrate_control_database(control_url)
     bed.executor = Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
                             audit=PgAuditLog(control_url), rollback_log=PgRollbackLog(control_url))
@@ -88,7 +81,7 @@ def test_recovering_an_invalid_index_leaves_the_database_clean_at_the_previous_v
 
 
 def test_an_empty_table_the_failed_file_created_is_dropped_by_the_recovery(make_bed):
-    bed = make_bed(FILES)
+    bed = make_bed(TWO_TABLES)
     bed.run("migrate up test")
     bed.write(WIDGETS)
     assert bed.run("migrate up test").outcome is Outcome.FAILED and bed.state() == (3, True)
@@ -102,7 +95,7 @@ def test_an_empty_table_the_failed_file_created_is_dropped_by_the_recovery(make_
 
 
 def test_a_leftover_table_with_rows_is_not_dropped_and_the_snapshot_is_recommended(make_bed):
-    bed = make_bed(FILES)
+    bed = make_bed(TWO_TABLES)
     bed.run("migrate up test")
     bed.write(WIDGETS)
     bed.run("migrate up test")
@@ -118,7 +111,7 @@ def test_a_leftover_table_with_rows_is_not_dropped_and_the_snapshot_is_recommend
 
 
 def test_the_approval_card_of_a_recovery_shows_the_statements_it_runs(make_bed, control_url):
-    bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"], approvers=["U0BOB"],
+    bed = make_bed(TWO_TABLES, control=control_url, channels=["C0INCIDENT"], approvers=["U0BOB"],
                    require_approval=["force"])
     migrate_control_database(control_url)
     bed.executor = Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),

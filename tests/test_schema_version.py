@@ -10,15 +10,8 @@ from commands.approval.requirements import operation_of
 from commands.migrate.results import StatusResult
 from commands.results import Outcome
 from commands.schema.results import BaselineResult
+from tests.schema_history import TWO_TABLES, UNIQUE_EMAIL
 
-FILES = {
-    "1_users.up.sql": "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);",
-    "1_users.down.sql": "DROP TABLE users;",
-    "2_events.up.sql": "CREATE TABLE events (id bigint PRIMARY KEY, user_id bigint REFERENCES users (id));",
-    "2_events.down.sql": "DROP TABLE events;",
-}
-UNIQUE_EMAIL = {"3_unique_email.up.sql": "CREATE UNIQUE INDEX CONCURRENTLY users_email_unique ON users (email);",
-                "3_unique_email.down.sql": "DROP INDEX CONCURRENTLY IF EXISTS users_email_unique;"}
 
 
 def status(bed) -> tuple[StatusResult, str]:
@@ -28,14 +21,14 @@ def status(bed) -> tuple[StatusResult, str]:
 
 
 def test_a_clean_known_version_does_no_schema_work(make_bed):
-    bed = make_bed(FILES)
+    bed = make_bed(TWO_TABLES)
     bed.run("migrate up test")
     result, text = status(bed)
     assert result.schema_version is None and "live schema" not in text
 
 
 def test_detection_names_the_previous_version_after_a_failed_transactional_file(make_bed):
-    bed = make_bed(FILES)
+    bed = make_bed(TWO_TABLES)
     bed.run("migrate up test")
     bed.write({"3_widgets.up.sql": "CREATE TABLE widgets (id int);\nSELECT 1 / 0;"})
     # As the migrate CLI leaves it: dirty at 3, the file's one implicit transaction rolled back.
@@ -49,7 +42,7 @@ def test_detection_names_the_previous_version_after_a_failed_transactional_file(
 
 
 def test_detection_names_the_previous_version_plus_the_invalid_index_after_a_failed_concurrently_file(make_bed):
-    bed = make_bed(FILES)
+    bed = make_bed(TWO_TABLES)
     bed.run("migrate up test")
     bed.execute("INSERT INTO users VALUES (1, 'a@example.com'), (2, 'a@example.com')")
     bed.write(UNIQUE_EMAIL)
@@ -66,7 +59,7 @@ def test_detection_names_the_previous_version_plus_the_invalid_index_after_a_fai
 
 
 def test_detection_names_the_version_of_a_database_whose_schema_migrations_was_dropped(make_bed):
-    bed = make_bed(FILES)
+    bed = make_bed(TWO_TABLES)
     bed.run("migrate up test")
     bed.execute("DROP TABLE schema_migrations")
 
@@ -77,7 +70,7 @@ def test_detection_names_the_version_of_a_database_whose_schema_migrations_was_d
 
 
 def test_detection_says_what_differs_from_the_closest_version_when_none_matches(make_bed):
-    bed = make_bed(FILES)
+    bed = make_bed(TWO_TABLES)
     bed.run("migrate up test")
     bed.execute("DROP TABLE schema_migrations; ALTER TABLE users ADD COLUMN nickname text")
 
@@ -88,7 +81,7 @@ def test_detection_says_what_differs_from_the_closest_version_when_none_matches(
 
 
 def test_baseline_refuses_on_a_mismatch_and_records_nothing(make_bed):
-    bed = make_bed(FILES)
+    bed = make_bed(TWO_TABLES)
     bed.run("migrate up test")
     bed.execute("DROP TABLE schema_migrations; ALTER TABLE users ADD COLUMN nickname text")
 
@@ -101,7 +94,7 @@ def test_baseline_refuses_on_a_mismatch_and_records_nothing(make_bed):
 
 
 def test_baseline_records_the_version_clean_when_the_schema_matches(make_bed):
-    bed = make_bed(FILES)
+    bed = make_bed(TWO_TABLES)
     bed.run("migrate up test")
     bed.execute("DROP TABLE schema_migrations")
 
@@ -116,7 +109,7 @@ def test_baseline_records_the_version_clean_when_the_schema_matches(make_bed):
 def test_baseline_of_a_version_no_file_has_is_a_usage_error(make_bed):
     import pytest
     from commands.errors import UsageError
-    bed = make_bed(FILES)
+    bed = make_bed(TWO_TABLES)
     with pytest.raises(UsageError, match="No migration file has version 7"):
         bed.run("migrate baseline 7 test")
 
