@@ -156,8 +156,9 @@ def _refusal(r: Refusal, now: datetime) -> Message:
             card.lines(check_rows(r.checks))
             card.context(f"Pick another one: {code(f'/snapshot list {env}')}.")
         case Reason.NO_SNAPSHOT_DIR:
-            card = _refused(r, "no snapshot directory is configured")
-            card.section(f"Set `snapshot_dir` under {code(f'[environments.{env}]')} in the dbops configuration.")
+            card = _refused(r, "no place for snapshots is configured")
+            card.section(f"Set `snapshot_dir` (a directory) or `snapshot_url` (`s3://BUCKET/PREFIX`) under "
+                         f"{code(f'[environments.{env}]')} in the dbops configuration.")
         case Reason.WRONG_CHANNEL:
             if r.allowed:
                 headline = f"{op} for {bold(env)} is only accepted in {either([channel_ref(c) for c in r.allowed])}"
