@@ -123,7 +123,7 @@ class Bed:
         with psycopg.connect(self.url, autocommit=True) as conn:
             return conn.execute(query, params).fetchall()
 
-    def execute(self, statements: str) -> None:
+    def execute(self, statements: str | sql.Composable) -> None:
         """Run set-up SQL (any number of statements) outside dbops, as another client would."""
         with psycopg.connect(self.url, autocommit=True) as conn:
             conn.execute(statements)

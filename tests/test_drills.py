@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import psycopg
+from psycopg import sql
 
 import pytest
 
@@ -89,13 +90,21 @@ def test_a_drill_catches_a_snapshot_that_restores_at_another_version_than_its_ma
     assert scratch_databases(drilled) == []
 
 
-def test_a_drill_catches_a_snapshot_that_does_not_restore_and_drops_the_scratch_database(drilled):
+def snapshot_granting_to_a_dropped_role(bed) -> tuple[str, str]:
+    """A new snapshot of ``bed`` that does not restore: its GRANT names a role dropped since.
+    Returns the snapshot's name and the role's."""
     ghost = f"drill_ghost_{uuid.uuid4().hex[:8]}"
-    drilled.execute(f"CREATE ROLE {ghost}; GRANT SELECT ON orgs TO {ghost}")
-    created = drilled.run("snapshot create --reason with-a-grant")
-    drilled.execute(f"DROP OWNED BY {ghost}; DROP ROLE {ghost}")  # the restore's GRANT now names no role
+    role = sql.Identifier(ghost)
+    bed.execute(sql.SQL("CREATE ROLE {role}; GRANT SELECT ON orgs TO {role}").format(role=role))
+    name = bed.run("snapshot create --reason with-a-grant").snapshot.name
+    bed.execute(sql.SQL("DROP OWNED BY {role}; DROP ROLE {role}").format(role=role))
+    return name, ghost
+
+
+def test_a_drill_catches_a_snapshot_that_does_not_restore_and_drops_the_scratch_database(drilled):
+    name, ghost = snapshot_granting_to_a_dropped_role(drilled)
     result = drilled.run("snapshot drill")
-    assert result.name == created.snapshot.name and result.outcome is Outcome.FAILED
+    assert result.name == name and result.outcome is Outcome.FAILED
     restore = next(c for c in result.checks if c.name == "restore")
     assert not restore.passed and f'role "{ghost}" does not exist' in restore.detail
     assert result.restore_ms is None and scratch_databases(drilled) == []
@@ -172,11 +181,7 @@ def plant_bad_snapshot(bed, kind: str) -> str:
     if kind == "version":
         env = bed.settings.environment("test")
         return PgDumpSnapshotter().create(env, reason="lying", actor="alice", state=State(version=1, dirty=False)).name
-    ghost = f"drill_ghost_{uuid.uuid4().hex[:8]}"
-    bed.execute(f"CREATE ROLE {ghost}; GRANT SELECT ON orgs TO {ghost}")
-    name = bed.run("snapshot create --reason with-a-grant").snapshot.name
-    bed.execute(f"DROP OWNED BY {ghost}; DROP ROLE {ghost}")
-    return name
+    return snapshot_granting_to_a_dropped_role(bed)[0]
 
 
 @pytest.mark.parametrize("kind, says", [("version", "schema_migrations holds 2, the manifest says 1"),
