@@ -150,18 +150,12 @@ class Watchers:
                 self.scheduler.add_job(self.tick, IntervalTrigger(seconds=env.dirty_check_seconds), args=[env, watcher],
                                        id=f"{type(watcher).__name__}:{env.name}", max_instances=1, coalesce=True,
                                        next_run_time=datetime.now(timezone.utc))
-        for env in self.schedules.environments() if self.schedules else ():
-            self.scheduler.add_job(self.schedules.tick, IntervalTrigger(seconds=TICK_SECONDS), args=[env],
-                                   id=f"cleanup:{env.name}", max_instances=1, coalesce=True,
-                                   next_run_time=datetime.now(timezone.utc))
-        for env in self.drift.environments() if self.drift else ():
-            self.scheduler.add_job(self.drift.tick, IntervalTrigger(seconds=TICK_SECONDS), args=[env],
-                                   id=f"drift:{env.name}", max_instances=1, coalesce=True,
-                                   next_run_time=datetime.now(timezone.utc))
-        for env in self.drills.environments() if self.drills else ():
-            self.scheduler.add_job(self.drills.tick, IntervalTrigger(seconds=TICK_SECONDS), args=[env],
-                                   id=f"drill:{env.name}", max_instances=1, coalesce=True,
-                                   next_run_time=datetime.now(timezone.utc))
+        # The cron-scheduled jobs tick every TICK_SECONDS and act on their latest occurrence.
+        for prefix, scheduled in (("cleanup", self.schedules), ("drift", self.drift), ("drill", self.drills)):
+            for env in scheduled.environments() if scheduled else ():
+                self.scheduler.add_job(scheduled.tick, IntervalTrigger(seconds=TICK_SECONDS), args=[env],
+                                       id=f"{prefix}:{env.name}", max_instances=1, coalesce=True,
+                                       next_run_time=datetime.now(timezone.utc))
         if self.sweeper is not None:
             self.scheduler.add_job(self.sweeper.sweep, IntervalTrigger(seconds=TICK_SECONDS), id="approval-expiry",
                                    max_instances=1, coalesce=True)
