@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.slack.blocks.kit import Card, Message, bold, code, esc, extended, plain, user_ref, when
-from bot.slack.blocks.migrate import number, snapshot_version
-from bot.slack.blocks.wording import age_text, at_version, span_text
+from bot.slack.blocks.migrate import snapshot_version
+from bot.slack.blocks.wording import age_text, at_version, number, span_text
 from commands.watch.results import AlertEvent
 from commands.rollback.results import RollbackPlan
 

@@ -15,10 +15,10 @@ from bot.slack.blocks.kit import (
     extended, mrkdwn, plain, pre, shorten, user_ref, when,
 )
 from bot.slack.blocks.drills import estimate_text
-from bot.slack.blocks.migrate import json_hint, number, snapshot_version
+from bot.slack.blocks.migrate import json_hint, snapshot_version
 from bot.slack.blocks.plan import blocking_rows, finding_row
 from bot.slack.blocks.schema_change import schema_rows
-from bot.slack.blocks.wording import age_text, at_version, until_text, version_text
+from bot.slack.blocks.wording import age_text, at_version, number, until_text, version_text
 from commands.grammar_words import MAX_REASON
 from commands.lint.findings import blocking_first
 from commands.approval.results import (ApprovalDecided, ApprovalNeeded, ApprovalRefused, ApprovalRequest,

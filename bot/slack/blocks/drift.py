@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from bot.slack.blocks.differences import difference_line
 from bot.slack.blocks.kit import Card, Message, bold, code, count, esc, plain
-from bot.slack.blocks.migrate import ROWS_SHOWN, json_hint, number
-from bot.slack.blocks.wording import version_text
+from bot.slack.blocks.migrate import ROWS_SHOWN, json_hint
+from bot.slack.blocks.wording import number, version_text
 from commands.schema.results import DriftResult
 
 _UNMEASURED = {

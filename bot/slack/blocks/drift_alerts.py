@@ -7,8 +7,8 @@ from datetime import datetime
 
 from bot.slack.blocks.drift import difference_line
 from bot.slack.blocks.kit import Card, Message, bold, code, count, esc, plain
-from bot.slack.blocks.migrate import number
-from bot.slack.blocks.wording import span_text
+
+from bot.slack.blocks.wording import number, span_text
 from commands.watch.results import AlertEvent
 
 SUBJECTS = ("drift",)

@@ -12,8 +12,8 @@ from datetime import datetime
 
 from bot.slack.blocks.files import flag_headline, flag_section
 from bot.slack.blocks.kit import Card, Message, bold, code, count, duration_text, esc, plain, pre, shorten
-from bot.slack.blocks.wording import (RECOVERY_DIRTY, age_text, at_version, holder_text, mismatch_text,
-                                      sql_error_lines, version_text)
+from bot.slack.blocks.wording import (RECOVERY_DIRTY, age_text, at_version, holder_text, mismatch_text, number,
+                                    sql_error_lines, version_text)
 from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult,
                                       StepFailure, StepReport, ValidateResult)
 from commands.results import FileProblem, LockHolder, Mismatch, Outcome, SqlError, State
@@ -22,11 +22,6 @@ from commands.snapshot.results import SnapshotInfo
 PENDING_SHOWN = 15
 ROWS_SHOWN = 30
 ERROR_CHARS = 1500   # of PostgreSQL's message; detail, hint and context get a third each
-
-
-def number(version: int) -> str:
-    """A version as a headline says it: 5, or "no version" for golang-migrate's -1."""
-    return "no version" if version < 0 else str(version)
 
 
 def json_hint(verb: str, env: str) -> str:

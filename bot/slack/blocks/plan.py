@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from bot.slack.blocks.files import flag_section
 from bot.slack.blocks.kit import Card, Message, bold, code, count, esc, plain, shorten
-from bot.slack.blocks.migrate import json_hint, number
-from bot.slack.blocks.wording import at_version
+from bot.slack.blocks.migrate import json_hint
+from bot.slack.blocks.wording import at_version, number
 from commands.lint.findings import blocking_first
 from commands.lint.results import Finding, PlanFile, PlanResult
 

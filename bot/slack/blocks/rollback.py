@@ -20,7 +20,7 @@ from bot.slack.blocks.kit import (
 )
 from bot.slack.blocks.drills import estimate_text
 from bot.slack.blocks.migrate import snapshot_version
-from bot.slack.blocks.wording import age_text, at_version, version_text
+from bot.slack.blocks.wording import age_text, at_version, number, version_text
 from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
 from commands.migrate.results import MigrateResult, MigrationInfo
 from commands.results import Outcome, State
@@ -53,10 +53,6 @@ METHOD_NOTES = {  # how each method works, in one line that needs no other docum
 
 
 # --- plain phrases -------------------------------------------------------------------------------
-
-def number(version: int | None) -> str:
-    return "?" if version is None else ("no version" if version < 0 else str(version))
-
 
 def migration_label(m: MigrationInfo | None, state: State) -> str:
     return f"{m.version}_{m.name}" if m is not None else at_version(state.version)

@@ -6,8 +6,7 @@ from __future__ import annotations
 
 from bot.slack.blocks.drift import difference_line
 from bot.slack.blocks.kit import Card, Message, code, count, esc, plain, shorten
-from bot.slack.blocks.migrate import number
-from bot.slack.blocks.wording import at_version
+from bot.slack.blocks.wording import at_version, number
 from commands.approval.results import ApprovalRequest
 
 ON_CARD = 10      # differences on the card itself; the thread reply has the rest

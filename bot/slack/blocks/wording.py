@@ -20,11 +20,6 @@ def span_text(span: timedelta) -> str:
     return "less than a minute"
 
 
-def plural(n: int, noun: str) -> str:
-    """``1 row``, ``3 rows``: a count with its noun agreeing."""
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
 def until_text(left: timedelta) -> str:
     """Time left before a deadline, to the nearest minute: a request that expires in 900 s is shown
     a moment after it was made, and "14 minutes" (rounded down) read as a wrong TTL."""
@@ -42,6 +37,11 @@ def disk_text(disk: DiskUsage) -> str:
     # The percentage is df's Use%: blocks reserved for root are in the total but no snapshot gets them.
     return (f"snapshots {human_size(disk.snapshots_bytes)}; disk {used_percent(disk.used, disk.free)}% full: "
             f"{human_size(disk.used)} used, {human_size(disk.free)} free of {human_size(disk.total)}")
+
+
+def number(version: int | None) -> str:
+    """A version as a headline says it: 5, "no version" for golang-migrate's -1, "?" when unknown."""
+    return "?" if version is None else ("no version" if version < 0 else str(version))
 
 
 def at_version(version: int | None) -> str:
