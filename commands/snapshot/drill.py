@@ -24,6 +24,7 @@ from commands.kinds import Result
 from commands.results import Check, Outcome, Reason, Refusal
 from commands.snapshot.results import DrillRecord, DrillResult, RestoreEstimate, TableRows
 from commands.snapshot.snapshot_scope import resolve, scope_of
+from commands.snapshot.store import store_for
 from commands.snapshot.snapshots import Snapshot, read_manifest
 
 log = structlog.get_logger("dbops.drills")
@@ -37,7 +38,7 @@ ROW_TOLERANCE = 0.10
 
 
 def drill(ctx: Context, command: g.SnapshotDrill, env: EnvironmentSettings) -> Result:
-    if env.snapshot_dir is None and env.snapshot_url is None:
+    if store_for(env) is None:  # neither snapshot_dir nor snapshot_url
         return Refusal(env=env.name, operation="snapshot drill", reason=Reason.NO_SNAPSHOT_DIR)
     if command.name is not None:
         snapshot = resolve(ctx.settings, env, command.name, "snapshot drill")
