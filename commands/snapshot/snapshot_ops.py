@@ -13,6 +13,7 @@ from datetime import datetime
 import structlog
 
 from commands import grammar as g, privileges
+from commands.app_hooks import coordinated
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Context
 from commands.errors import CommandError, SnapshotFailed
@@ -126,6 +127,22 @@ def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) 
                        snapshot=snapshot.name,
                        checks=_checks(verified))
     started = time.perf_counter()
+    done, hooks = coordinated(ctx, env, "snapshot restore", lambda inner: _restore(inner, env, snapshot))
+    if isinstance(done, Refusal):
+        return done
+    before, safety, restored = done
+    ctx.step("read-back")
+    with ctx.databases.open(env) as db:  # a new session: new-database mode replaced the old one
+        after = db.store.read()
+        largest = tuple(db.inspector.largest_tables(LARGEST_TABLES))
+    log.info("snapshot.restored", snapshot=snapshot.name, mode=restored.mode, version=after.version)
+    return RestoreResult(env=env.name, name=snapshot.name, mode=restored.mode, safety_snapshot=safety,
+                         before=before, after=after, largest_tables=largest, kept_database=restored.kept_database,
+                         duration_ms=(time.perf_counter() - started) * 1000, app_hooks=hooks)
+
+
+def _restore(ctx: Context, env: EnvironmentSettings, snapshot: Snapshot):
+    """Under the lock: the state before, the safety snapshot, and the restore (or the Refusal)."""
     with migration_lock(ctx, env, "snapshot restore") as db:
         if isinstance(db, Refusal):
             return db
@@ -135,15 +152,7 @@ def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) 
         before = db.store.read()
         safety = safety_snapshot(ctx, env, before, f"pre-restore of {snapshot.name}", "restore")
         ctx.step("restore", snapshot.name)
-        restored = ctx.snapshots.restore(env, snapshot)
-    ctx.step("read-back")
-    with ctx.databases.open(env) as db:  # a new session: new-database mode replaced the old one
-        after = db.store.read()
-        largest = tuple(db.inspector.largest_tables(LARGEST_TABLES))
-    log.info("snapshot.restored", snapshot=snapshot.name, mode=restored.mode, version=after.version)
-    return RestoreResult(env=env.name, name=snapshot.name, mode=restored.mode, safety_snapshot=safety,
-                         before=before, after=after, largest_tables=largest, kept_database=restored.kept_database,
-                         duration_ms=(time.perf_counter() - started) * 1000)
+        return before, safety, ctx.snapshots.restore(env, snapshot)
 
 
 def pin(ctx: Context, command: g.SnapshotPin, env: EnvironmentSettings) -> Result:
