@@ -6,6 +6,7 @@ whoever else shares the directory.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from datetime import datetime
@@ -117,6 +118,12 @@ def verify(ctx: Context, command: g.SnapshotVerify, env: EnvironmentSettings) ->
 
 
 def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) -> Result:
+    """The restore, with the application's hooks around it when it has them (``commands.app_hooks``)."""
+    result, hooks = coordinated(ctx, env, "snapshot restore", lambda inner: _restore(inner, command, env))
+    return dataclasses.replace(result, app_hooks=hooks) if hooks and isinstance(result, RestoreResult) else result
+
+
+def _restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) -> Result:
     snapshot = _named(ctx, env, command.name, "snapshot restore")
     if isinstance(snapshot, Refusal):
         return snapshot
@@ -127,22 +134,6 @@ def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) 
                        snapshot=snapshot.name,
                        checks=_checks(verified))
     started = time.perf_counter()
-    done, hooks = coordinated(ctx, env, "snapshot restore", lambda inner: _restore(inner, env, snapshot))
-    if isinstance(done, Refusal):
-        return done
-    before, safety, restored = done
-    ctx.step("read-back")
-    with ctx.databases.open(env) as db:  # a new session: new-database mode replaced the old one
-        after = db.store.read()
-        largest = tuple(db.inspector.largest_tables(LARGEST_TABLES))
-    log.info("snapshot.restored", snapshot=snapshot.name, mode=restored.mode, version=after.version)
-    return RestoreResult(env=env.name, name=snapshot.name, mode=restored.mode, safety_snapshot=safety,
-                         before=before, after=after, largest_tables=largest, kept_database=restored.kept_database,
-                         duration_ms=(time.perf_counter() - started) * 1000, app_hooks=hooks)
-
-
-def _restore(ctx: Context, env: EnvironmentSettings, snapshot: Snapshot):
-    """Under the lock: the state before, the safety snapshot, and the restore (or the Refusal)."""
     with migration_lock(ctx, env, "snapshot restore") as db:
         if isinstance(db, Refusal):
             return db
@@ -152,7 +143,15 @@ def _restore(ctx: Context, env: EnvironmentSettings, snapshot: Snapshot):
         before = db.store.read()
         safety = safety_snapshot(ctx, env, before, f"pre-restore of {snapshot.name}", "restore")
         ctx.step("restore", snapshot.name)
-        return before, safety, ctx.snapshots.restore(env, snapshot)
+        restored = ctx.snapshots.restore(env, snapshot)
+    ctx.step("read-back")
+    with ctx.databases.open(env) as db:  # a new session: new-database mode replaced the old one
+        after = db.store.read()
+        largest = tuple(db.inspector.largest_tables(LARGEST_TABLES))
+    log.info("snapshot.restored", snapshot=snapshot.name, mode=restored.mode, version=after.version)
+    return RestoreResult(env=env.name, name=snapshot.name, mode=restored.mode, safety_snapshot=safety,
+                         before=before, after=after, largest_tables=largest, kept_database=restored.kept_database,
+                         duration_ms=(time.perf_counter() - started) * 1000)
 
 
 def pin(ctx: Context, command: g.SnapshotPin, env: EnvironmentSettings) -> Result:
