@@ -170,7 +170,7 @@ def coordinated(ctx: Context, env: EnvironmentSettings, operation: str, change: 
         coordinator.resume()  # a pause that failed may have half-stopped the application
         log.warning("app_hook.pause_failed", operation=operation)
         return Refusal(env=env.name, operation=operation, reason=Reason.APP_NOT_PAUSED,
-                       app_hooks=coordinator.report(change_failed=True)), None
+                       app_hooks=coordinator.report()), None
     except CommandError as err:
         coordinator.resume()
         err.message += coordinator.after_fault()
@@ -180,5 +180,5 @@ def coordinated(ctx: Context, env: EnvironmentSettings, operation: str, change: 
         coordinator.resume()
         raise
     coordinator.resume()
-    changed_failed = isinstance(result, Refusal) or failed(result)
-    return result, coordinator.report(change_failed=changed_failed, health=coordinator.health())
+    change_failed = isinstance(result, Refusal) or failed(result)
+    return result, coordinator.report(change_failed=change_failed, health=coordinator.health())

@@ -193,6 +193,17 @@ def test_a_rollback_refused_for_a_held_lock_never_stops_the_application(make_bed
     assert app.paths() == [] and bed.state() == (2, False)
 
 
+def test_a_hook_that_echoes_the_token_back_has_it_masked_in_what_dbops_shows(make_bed, app):
+    app.answers["/pause"] = Answer(401, f"token Bearer {TOKEN} is revoked")
+    bed = hooked_bed(make_bed, app)
+    name = snapshot_before_the_write(bed)
+
+    refused = bed.run(f"snapshot restore {name}")
+
+    shown = result_text(refused, command=f"snapshot restore {name}")
+    assert "answered HTTP 401: 'token ****" in shown and TOKEN not in shown + result_json(refused, 3)
+
+
 def test_a_redirect_to_another_host_is_not_followed_with_the_token(make_bed, app):
     other = app.url("/elsewhere", host="localhost")
     app.answers["/pause"] = Answer(307, "", headers={"Location": other})

@@ -931,8 +931,8 @@ SAMPLES |= {
         now=NOW, command='/rollback --steps 1 production --reason "event status broke"'),
     "refusal_app_not_paused": lambda: render(refusal(
         Reason.APP_NOT_PAUSED, operation="snapshot restore", app_hooks=app_hooks(
-            paused=hook_call("pause", 503, "HTTP 503: 'deploy in progress, try again later'"), health=None,
-            change_failed=True)), now=NOW, command=f"/snapshot restore {PRE_MIGRATION.name} production"),
+            paused=hook_call("pause", 503, "HTTP 503: 'deploy in progress, try again later'"), health=None)),
+        now=NOW, command=f"/snapshot restore {PRE_MIGRATION.name} production"),
     "approval_request_restore_app_hooks": lambda: render(ApprovalNeeded(env="production", request=dataclasses.replace(
         restore_request(), impact=dataclasses.replace(restore_request().impact, app_hooks=HOOKS))), now=NOW,
         command=f"/snapshot restore {PRE_MIGRATION.name} production"),
