@@ -45,6 +45,11 @@ class AppHealth:
     message: str
     latency_ms: float
 
+    @property
+    def passed(self) -> bool:
+        """Whether the application answered and says its migrations check passes."""
+        return self.reachable and self.migrations_status == "pass"
+
 
 class _Refused(Exception):
     pass
@@ -55,12 +60,34 @@ class _SameSchemesOnly(urllib.request.HTTPRedirectHandler):
 
     def http_error_302(self, req, fp, code, msg, headers):
         target = urljoin(req.full_url, headers.get("Location") or headers.get("URI") or "")
-        if urlsplit(target).scheme.lower() not in _SCHEMES:
+        refusal = self.refusal(req.full_url, target)
+        if refusal is not None:
             fp.close()
-            raise _Refused(f"it redirected to {mask_url(target)}; only http and https are followed")
+            raise _Refused(refusal)
         return super().http_error_302(req, fp, code, msg, headers)
 
     http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+    def refusal(self, source: str, target: str) -> str | None:
+        if urlsplit(target).scheme.lower() not in _SCHEMES:
+            return f"it redirected to {mask_url(target)}; only http and https are followed"
+        return None
+
+
+class _SameHostOnly(_SameSchemesOnly):
+    """Follows a redirect only on the same host and port, never from https to http: the
+    request carries the headers it was given (a deploy token), and urllib sends them on."""
+
+    def refusal(self, source: str, target: str) -> str | None:
+        refusal = super().refusal(source, target)
+        if refusal is not None:
+            return refusal
+        before, after = urlsplit(source), urlsplit(target)
+        if (before.hostname, before.port) != (after.hostname, after.port) or (
+                before.scheme.lower() == "https" and after.scheme.lower() != "https"):
+            return (f"it redirected to {mask_url(urlunsplit(after._replace(query='')))}; only a redirect to the same "
+                    "host (and never from https to http) is followed")
+        return None
 
 
 class _ErrorsAreAnswers(urllib.request.HTTPErrorProcessor):
@@ -74,44 +101,74 @@ class _ErrorsAreAnswers(urllib.request.HTTPErrorProcessor):
     https_response = http_response
 
 
-def _request(url: str) -> urllib.request.Request:
+def _request(url: str, method: str, headers: dict[str, str], data: bytes | None) -> urllib.request.Request:
     """urllib does not take credentials from the URL; send them as Basic auth instead."""
     parts = urlsplit(url)
     if parts.username is None:
-        return urllib.request.Request(url)
+        return urllib.request.Request(url, data=data, headers=headers, method=method)
     bare = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
     pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
-    return urllib.request.Request(bare, headers={"Authorization": "Basic " + base64.b64encode(pair).decode()})
+    basic = {"Authorization": "Basic " + base64.b64encode(pair).decode()}
+    return urllib.request.Request(bare, data=data, headers=basic | headers, method=method)
 
 
-def check_app_health(url: str, *, timeout: float = 5.0) -> AppHealth:
-    """GET ``url`` once (``timeout`` seconds per connect and read) and read its migrations check."""
-    shown = mask_url(url)
+@dataclass(frozen=True, kw_only=True)
+class Answer:
+    """What one HTTP request got: ``status`` and the start of ``body``, or (``status`` None)
+    ``failure``, one masked line saying why nothing came back."""
+
+    status: int | None
+    body: bytes = b""
+    failure: str | None = None
+    latency_ms: float = 0.0
+
+
+def call(url: str, *, method: str = "GET", headers: dict[str, str] | None = None, data: bytes | None = None,
+         timeout: float = 5.0, same_host: bool = False, shown: str | None = None,
+         max_body: int = _MAX_BODY) -> Answer:
+    """One request over http(s), never raising: redirects are followed to http(s) only (and,
+    with ``same_host``, only on the same host); 4xx and 5xx are answers. ``shown``: the URL as
+    messages name it (default: ``url`` with its password masked). At most ``max_body + 1``
+    bytes of the body are read."""
+    shown = shown or mask_url(url)
     started = time.perf_counter()
 
-    def result(message: str, *, reachable: bool = True, http_status: int | None = None, **fields: Any) -> AppHealth:
-        facts = {"status": None, "migrations_status": None, "migrations_version": None, "migrations_dirty": None}
-        facts |= fields
-        return AppHealth(url=shown, reachable=reachable, http_status=http_status, message=message,
-                         latency_ms=(time.perf_counter() - started) * 1000, **facts)
+    def answer(status: int | None, body: bytes = b"", failure: str | None = None) -> Answer:
+        return Answer(status=status, body=body, failure=failure, latency_ms=(time.perf_counter() - started) * 1000)
 
     try:
         scheme = urlsplit(url).scheme.lower()
     except ValueError:
         scheme = ""
     if scheme not in _SCHEMES:
-        return result(f"{shown} is not an http or https URL; the health check is only fetched over HTTP",
-                      reachable=False)
+        return answer(None, failure=f"{shown} is not an http or https URL")
     try:
-        opener = urllib.request.build_opener(_SameSchemesOnly, _ErrorsAreAnswers)
-        with opener.open(_request(url), timeout=timeout) as response:
-            code, body = response.status, response.read(_MAX_BODY + 1)
+        opener = urllib.request.build_opener(_SameHostOnly if same_host else _SameSchemesOnly, _ErrorsAreAnswers)
+        with opener.open(_request(url, method, headers or {}, data), timeout=timeout) as response:
+            return answer(response.status, response.read(max_body + 1))
     except _Refused as refusal:
-        return result(f"Did not follow {shown}: {refusal}", reachable=False)
+        return answer(None, failure=f"Did not follow {shown}: {refusal}")
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
         reason = err.reason if isinstance(err, urllib.error.URLError) else err
-        return result(redact(f"Could not reach {shown}: {reason}"), reachable=False)
-    return _read(body, code, result)
+        return answer(None, failure=redact(f"Could not reach {shown}: {reason}"))
+
+
+def check_app_health(url: str, *, timeout: float = 5.0) -> AppHealth:
+    """GET ``url`` once (``timeout`` seconds per connect and read) and read its migrations check."""
+    shown = mask_url(url)
+    got = call(url, timeout=timeout)
+
+    def result(message: str, *, reachable: bool = True, http_status: int | None = None, **fields: Any) -> AppHealth:
+        facts = {"status": None, "migrations_status": None, "migrations_version": None, "migrations_dirty": None}
+        facts |= fields
+        return AppHealth(url=shown, reachable=reachable, http_status=http_status, message=message,
+                         latency_ms=got.latency_ms, **facts)
+
+    if got.status is None:
+        scheme_only = got.failure == f"{shown} is not an http or https URL"
+        return result(got.failure + ("; the health check is only fetched over HTTP" if scheme_only else ""),
+                      reachable=False)
+    return _read(got.body, got.status, result)
 
 
 def _read(body: bytes, code: int, result) -> AppHealth:

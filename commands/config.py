@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from commands.errors import ConfigError
 from commands.config_values import (_approvals, _endpoint_url, _snapshot_url, _bool, _choice, _cli_users, _cron, _identifier, _int_range,
                                     _nonempty_str, _pg_duration, _postgres_url, _register_password, _rule_names,
-                                    _seconds, _str_list, _timezone)
+                                    _seconds, _str_list, _timezone, _hook_headers, _hook_url, register_hook_secrets)
 
 DEFAULT_REQUIRE_APPROVAL = ("down", "goto", "force", "restore", "cleanup", "lock-release")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -50,6 +50,14 @@ class EnvironmentSettings:
     lock_dir_timeout_minutes: int = 30    # a lock dir's locked_at older: alert; it may be released
     disk_alert_percent: int = 85          # the snapshot directory's file system fuller: alert
     health_url: str | None = None
+    # Hooks a deployment system answers around a restore or rollback (commands.app_hooks): stop
+    # writes before, start again after. The headers carry its token: never in a repr or a log.
+    app_pause_url: str | None = None
+    app_resume_url: str | None = None
+    app_hook_method: str = "POST"
+    app_hook_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    app_hook_timeout_seconds: float = 30.0
+    app_health_wait_seconds: int = 120     # after the resume hook, health_url is awaited this long
     deployment_state_file: Path | None = None  # the guide's deployment-state.json: gets last_rollback
     lock_wait_seconds: float = 15.0
     lock_timeout: str = "10s"
@@ -122,6 +130,12 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "lock_dir_timeout_minutes": _int_range(0, 1440),
     "disk_alert_percent": _int_range(1, 100),
     "health_url": _nonempty_str,
+    "app_pause_url": _hook_url,
+    "app_resume_url": _hook_url,
+    "app_hook_method": _choice("POST", "PUT", "PATCH", "GET"),
+    "app_hook_headers": _hook_headers,
+    "app_hook_timeout_seconds": _seconds(0.1, 600),
+    "app_health_wait_seconds": _int_range(0, 3600),
     "dirty_reminder_minutes": _int_range(1, 1440),
     "deployment_state_file": _nonempty_str,
     "lock_wait_seconds": _seconds(0.001, 3600),
@@ -273,6 +287,7 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
             values["lock_dirs"] = tuple(_resolved(base_dir / p, f"environments.{name}.lock_dirs", source)
                                         for p in values["lock_dirs"])
         environments[name] = EnvironmentSettings(name=name, **values)
+        register_hook_secrets(values, table.get("app_hook_headers"), environ)
         _register_password(values["database_url"])
         if "scratch_database_url" in values:
             _register_password(values["scratch_database_url"])

@@ -216,3 +216,46 @@ def _endpoint_url(value: Any) -> str:
     if parts.username or parts.password:
         raise ValueError("a URL without credentials (they come from the AWS environment variables or config files)")
     return url.rstrip("/")
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
+
+
+def _hook_url(value: Any) -> str:
+    """An http(s) URL of an application hook (a deployment system's endpoint)."""
+    url = _nonempty_str(value)
+    try:
+        parts = urlsplit(url)
+        parts.port
+    except ValueError:
+        raise ValueError("an http:// or https:// URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an http:// or https:// URL")
+    return url
+
+
+def _hook_headers(value: Any) -> tuple[tuple[str, str], ...]:
+    """A table of HTTP header names to values (``${VAR}`` takes a value from the environment)."""
+    if not isinstance(value, dict):
+        raise ValueError('a table of header names to values, e.g. { Authorization = "Bearer ${DEPLOY_TOKEN}" }')
+    for name, header in value.items():
+        if not _HEADER_NAME.fullmatch(name):
+            raise ValueError(f"a table of HTTP header names to values ({name!r} is not a header name)")
+        if not isinstance(header, str) or "\r" in header or "\n" in header or not header.strip():
+            raise ValueError(f"a table of header names to one-line, non-empty strings (the value of {name} is not)")
+    return tuple(value.items())
+
+
+def register_hook_secrets(values: dict[str, Any], raw_headers: Any, environ: dict[str, str]) -> None:
+    """Mask what an environment's hooks carry: each header value, the variables they take from
+    the environment (a token alone may turn up in an answer) and the URLs' passwords. (A URL's
+    query is never shown: ``commands.app_hooks.shown_url`` cuts it.)"""
+    for _, header in values.get("app_hook_headers", ()):
+        redact.register(header)
+    if isinstance(raw_headers, dict):
+        for raw in raw_headers.values():
+            if isinstance(raw, str):
+                redact.register(*(environ.get(name) for name in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", raw)))
+    for key in ("app_pause_url", "app_resume_url"):
+        if key in values:
+            redact.register(*url_passwords(values[key]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Protocol
 
 from commands.config import EnvironmentSettings, Settings
 from commands.errors import ConfigError
@@ -23,6 +23,15 @@ def ignore_progress(progress: Progress) -> None:
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class AppPause(Protocol):
+    """The application's side of a restore or rollback (``commands.app_hooks.AppCoordinator``)."""
+
+    def pause(self) -> None:
+        """Stop the application's writes before the change begins; called once the lock is held
+        and the state checked, and again for each step of a change (only the first call acts).
+        Raises (a CommandError) when the application could not be paused: nothing may change."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,6 +54,9 @@ class Context:
     # The command's parsed SQL files (commands.migrate.migrate_ops.read_sql): the lint before an
     # `up` and the run itself read the same files, and parsing is most of reading.
     parsed: dict = field(default_factory=dict)
+    # A restore or rollback with the application's hooks (commands.app_hooks): paused where the
+    # change begins. None: nothing to coordinate.
+    app: AppPause | None = None
 
     @property
     def approvals(self) -> Approvals:

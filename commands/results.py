@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from commands.app_results import AppHooks
+
 
 class Outcome(str, Enum):
     DONE = "done"
@@ -48,6 +50,7 @@ class Reason(str, Enum):
     MISSING_PRIVILEGE = "missing_privilege"    # the database role lacks what the operation needs (``shortfall``)
     NO_APPROVALS = "no_approvals"  # it needs a second person, and no control database can hold the request
     EDITED_APPLIED_FILE = "edited_applied_file"  # an applied file's checksum differs from its record (``files``)
+    APP_NOT_PAUSED = "app_not_paused"  # the application's pause hook did not answer 2xx (``app_hooks``)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,6 +166,7 @@ class Refusal(ResultBase):
     detail: str | None = None  # CONTROL_UNREACHABLE: the connection error (masked), naming the control database
     shortfall: Shortfall | None = None  # MISSING_PRIVILEGE
     files: tuple["FileFlag", ...] = ()  # EDITED_APPLIED_FILE: the edited files
+    app_hooks: AppHooks | None = None   # APP_NOT_PAUSED: what the pause (and the resume after it) answered
     outcome: Outcome = Outcome.REFUSED
 
 

@@ -148,8 +148,9 @@ class Bed:
 @pytest.fixture
 def make_bed(database_url: str, tmp_path: Path):
     def make(files: dict[str, str] | None = None, *, control: str | None = None, url: str | None = None,
-             **env: Any) -> Bed:
-        """``url``: another database than the fresh one (``app_role.url``: as a least-privilege role)."""
+             environ: dict[str, str] | None = None, **env: Any) -> Bed:
+        """``url``: another database than the fresh one (``app_role.url``: as a least-privilege role);
+        ``environ``: the environment variables ``${VAR}`` in a value reads."""
         migrations = tmp_path / "migrations"
         migrations.mkdir(exist_ok=True)
         document = {"environments": {"test": {"database_url": url or database_url, "migrations_dir": str(migrations),
@@ -159,7 +160,7 @@ def make_bed(database_url: str, tmp_path: Path):
             del document["environments"]["test"]["snapshot_dir"]
         if control is not None:
             document["control"] = {"database_url": control}
-        settings = parse_settings(document, source="test", base_dir=tmp_path, environ={})
+        settings = parse_settings(document, source="test", base_dir=tmp_path, environ=environ or {})
         bed = Bed(url=url or database_url, migrations=migrations, settings=settings,
                   executor=Executor(settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
                                     probe=PgProbe()))

@@ -38,6 +38,7 @@ from commands.snapshot.results import (CleanupResult, DiskUsage, DrillResult, Re
 from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult,
                                       StepFailure, StepReport, ValidateResult)
 from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
+from commands.app_results import AppHooks, HookCall, HookPlan
 from commands.lint.results import Finding, LockEstimate, PlanFile, PlanResult
 from commands.results import Missing, Shortfall
 from commands.watch.results import Alert, AlertEvent, DiskWatchInfo, DriftWatchInfo
@@ -891,6 +892,50 @@ SAMPLES = {
                                            command='/rollback --steps 1 production --reason "event status broke"'),
     "rollback_result_orphans": lambda: render(rollback_result_orphans(), now=NOW,
                                               command='/rollback --steps 1 production --reason "event status broke"'),
+}
+
+
+# --- the application's pause and resume hooks around a restore and a rollback ---------------------------
+
+HOOKS = HookPlan(pause="POST https://deploy.example.com/apps/togather/pause",
+                 resume="POST https://deploy.example.com/apps/togather/resume?…",
+                 health_url="https://togather.example.com/health", health_wait_seconds=120)
+AWAITED = AppHealthCheck(url="https://togather.example.com/health", passed=True,
+                         message="HTTP 200; migrations pass: Migrations applied successfully (version 20260128004)",
+                         version=V4, dirty=False, waited_ms=6_200.0)
+
+
+def hook_call(hook: str, status: int | None, message: str) -> HookCall:
+    url = HOOKS.pause if hook == "pause" else HOOKS.resume
+    return HookCall(hook=hook, method="POST", url=url.split(" ", 1)[1], done=status is not None and status < 300,
+                    http_status=status, message=message, latency_ms=840.0)
+
+
+def app_hooks(*, resumed: int | None = 200, **kw) -> AppHooks:
+    resume = (hook_call("resume", resumed, "HTTP 200") if resumed == 200 else
+              hook_call("resume", resumed, "HTTP 502: 'upstream scaler unavailable'"))
+    fields = dict(plan=HOOKS, paused=hook_call("pause", 200, "HTTP 200"), resumed=resume, health=AWAITED)
+    return AppHooks(**{**fields, **kw})
+
+
+SAMPLES |= {
+    "restore_app_hooks": lambda: render(dataclasses.replace(restore(), app_hooks=app_hooks()), now=NOW,
+                                        command=f"/snapshot restore {PRE_MIGRATION.name} production"),
+    "rollback_result_app_hooks": lambda: render(
+        rollback_result(app_hooks=app_hooks(health=None), app_health=AWAITED), now=NOW,
+        command='/rollback --steps 1 production --reason "event status broke"'),
+    "rollback_result_app_not_resumed": lambda: render(
+        rollback_result(app_hooks=app_hooks(resumed=502, health=None),
+                        app_health=dataclasses.replace(AWAITED, passed=False, waited_ms=None, version=None, message=(
+                            "Could not reach https://togather.example.com/health: [Errno 111] Connection refused"))),
+        now=NOW, command='/rollback --steps 1 production --reason "event status broke"'),
+    "refusal_app_not_paused": lambda: render(refusal(
+        Reason.APP_NOT_PAUSED, operation="snapshot restore", app_hooks=app_hooks(
+            paused=hook_call("pause", 503, "HTTP 503: 'deploy in progress, try again later'"), health=None)),
+        now=NOW, command=f"/snapshot restore {PRE_MIGRATION.name} production"),
+    "approval_request_restore_app_hooks": lambda: render(ApprovalNeeded(env="production", request=dataclasses.replace(
+        restore_request(), impact=dataclasses.replace(restore_request().impact, app_hooks=HOOKS))), now=NOW,
+        command=f"/snapshot restore {PRE_MIGRATION.name} production"),
 }
 
 

@@ -37,6 +37,8 @@ BOUNDS = {
     ("environments.production", "snapshot_compression_level"): (1, 19),
     ("environments.production", "lint_large_table_mb"): (0, 10000000),
     ("environments.production", "drill_max_age_days"): (0, 3650),
+    ("environments.production", "app_hook_timeout_seconds"): (0.1, 600),
+    ("environments.production", "app_health_wait_seconds"): (0, 3600),
     ("control", "heartbeat_seconds"): (0.1, 600),
 }
 

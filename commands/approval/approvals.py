@@ -25,6 +25,8 @@ from commands.identity import same_person, unmapped_account
 from commands.migrations import EnvironmentDatabase
 from commands.policy import Policy
 from commands.approval.requirements import lint_gates, operation_of, rollback_equivalent
+from commands.app_hooks import plan as hook_plan
+from commands.app_results import HookPlan
 from commands.approval.results import ApprovalRequest, Impact
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
@@ -52,6 +54,13 @@ def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tup
 
     A migration is bound to the content of the files it runs too, and an up's files are
     linted (their findings are on the impact)."""
+    digest, impact = _situation(ctx, command, env)
+    if isinstance(command, (g.Rollback, g.SnapshotRestore)):  # the approver sees that the application stops
+        impact = dataclasses.replace(impact, app_hooks=hook_plan(env))
+    return digest, impact
+
+
+def _situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tuple[str, Impact]:
     bound: dict[str, Any] = {"command": encode_command(command), "env": env.name}
     if isinstance(command, g.Rollback) and command.recover:
         return _recovery_situation(ctx, command, env, bound)
@@ -191,7 +200,8 @@ def decode_impact(data: dict) -> Impact:
                       Difference(**{**d, "change": Change(d["change"])}) for d in data["schema_change"]),
                   schema_unavailable=data.get("schema_unavailable"),
                   drops=tuple(data.get("drops", ())),
-                  restore_estimate=_estimate(data.get("restore_estimate")))
+                  restore_estimate=_estimate(data.get("restore_estimate")),
+                  app_hooks=HookPlan(**data["app_hooks"]) if data.get("app_hooks") else None)
 
 
 def _estimate(data: dict | None) -> RestoreEstimate | None:

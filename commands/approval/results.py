@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from commands.app_results import HookPlan
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
 from commands.results import Outcome, Reason, ResultBase, State
@@ -35,6 +36,7 @@ class Impact:
     schema_unavailable: str | None = None
     drops: tuple[str, ...] = ()                    # recover: the DROPs of a failed file's leftovers, as they run
     restore_estimate: RestoreEstimate | None = None  # restore: how long it should take
+    app_hooks: HookPlan | None = None              # restore, rollback: the application's hooks called around it
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from commands.app_results import AppHealthCheck, AppHooks
 from commands.migrate.results import MigrationInfo
 from commands.results import Outcome, ResultBase, State
 
@@ -49,15 +50,6 @@ class OrphanCount:
 
 
 @dataclass(frozen=True, kw_only=True)
-class AppHealthCheck:
-    url: str
-    passed: bool
-    message: str
-    version: int | None = None
-    dirty: bool | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
 class RollbackResult(ResultBase):
     env: str
     method: str
@@ -75,5 +67,6 @@ class RollbackResult(ResultBase):
     recorded: bool                    # in the control database's rollback log
     deployment_state: str | None      # the deployment-state.json written, if configured
     dropped: tuple[str, ...] = ()     # recover: the DROPs of the failed file's leftovers that ran
+    app_hooks: AppHooks | None = None  # the application paused and resumed around it (commands.app_hooks)
     outcome: Outcome = Outcome.DONE
     operation: str = "rollback"

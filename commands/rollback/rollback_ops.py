@@ -13,6 +13,7 @@ from __future__ import annotations
 import structlog
 
 from commands import grammar as g
+from commands.app_hooks import coordinated
 from commands.approval.approvals import situation
 from commands.config import EnvironmentSettings
 from commands.context import Context
@@ -131,28 +132,36 @@ def _restore_option(ctx: Context, env: EnvironmentSettings, snapshot: Snapshot |
 def execute(ctx: Context, command: g.Rollback, env: EnvironmentSettings) -> Result:
     with ctx.databases.open(env) as db:
         before = db.store.read()
-    dropped: tuple[str, ...] = ()
-    if command.recover:
-        from commands.rollback.recover import recover  # the schema reader: only for a recovery
-        step, dropped = recover(ctx, env)
-        method, expected = "recover", step.after.version if isinstance(step, MigrateResult) else None
-        expected = expected if isinstance(step, MigrateResult) and step.outcome is Outcome.DONE else None
-    else:
-        method, step, expected = _run(ctx, command, env, before)
+    done, hooks = coordinated(ctx, env, "rollback", lambda inner: _method(inner, command, env, before),
+                              failed=lambda done: done[1].outcome is Outcome.FAILED)
+    if isinstance(done, Refusal):
+        return done
+    method, step, expected, dropped = done
     if isinstance(step, Refusal):
         return step
     snapshots = tuple(s for s in _snapshots_of(step) if s)
     with ctx.databases.open(env) as db:
         after = db.store.read()
         foreign_keys = db.inspector.foreign_key_orphans()
-    health = _app_health(env)
+    health = hooks.health if hooks is not None and hooks.health is not None else _app_health(env)
     result = RollbackResult(
         env=env.name, method=method, reason=command.reason or "", requester=ctx.actor.user,
         approved_by=ctx.actor.approved_by, before=before, after=after, expected_version=expected, step=step,
         snapshots=snapshots, foreign_keys_checked=len(foreign_keys),
         orphans=tuple(o for o in foreign_keys if o.rows), app_health=health, recorded=False, deployment_state=None,
-        dropped=dropped, outcome=_outcome(step, after, expected))
+        dropped=dropped, app_hooks=hooks, outcome=_outcome(step, after, expected))
     return _record(ctx, env, result)
+
+
+def _method(ctx: Context, command: g.Rollback, env: EnvironmentSettings,
+            before: State) -> tuple[str, Result, int | None, tuple[str, ...]]:
+    """Run the chosen method: (its name, what it returned, the version it should leave, the DROPs it ran)."""
+    if command.recover:
+        from commands.rollback.recover import recover  # the schema reader: only for a recovery
+        step, dropped = recover(ctx, env)
+        expected = step.after.version if isinstance(step, MigrateResult) and step.outcome is Outcome.DONE else None
+        return "recover", step, expected, dropped
+    return *_run(ctx, command, env, before), ()
 
 
 def _run(ctx: Context, command: g.Rollback, env: EnvironmentSettings,

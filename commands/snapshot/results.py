@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from commands.app_results import AppHooks
 from commands.results import Check, Outcome, ResultBase, State
 
 
@@ -78,6 +79,7 @@ class RestoreResult(ResultBase):
     largest_tables: tuple[TableRows, ...]
     kept_database: str | None
     duration_ms: float
+    app_hooks: AppHooks | None = None  # the application paused and resumed around it (commands.app_hooks)
     outcome: Outcome = Outcome.DONE
     operation: str = "snapshot restore"
 

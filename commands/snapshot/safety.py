@@ -20,8 +20,12 @@ def safety_snapshot(ctx: Context, env: EnvironmentSettings, state: State, reason
     """Take and verify a snapshot before a change; if either fails, the change must not run.
 
     Returns the snapshot's name, or None when the environment turned pre-migration
-    snapshots off (``pre_migration_snapshot = false``).
+    snapshots off (``pre_migration_snapshot = false``). In a restore or rollback with the
+    application's hooks, the application is paused first (``commands.app_hooks``): the
+    snapshot then holds its last write, and a pause that fails stops the change here.
     """
+    if ctx.app is not None:
+        ctx.app.pause()
     if not env.pre_migration_snapshot:
         return None
     try:

@@ -6,6 +6,7 @@ whoever else shares the directory.
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from datetime import datetime
@@ -13,6 +14,7 @@ from datetime import datetime
 import structlog
 
 from commands import grammar as g, privileges
+from commands.app_hooks import coordinated
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Context
 from commands.errors import CommandError, SnapshotFailed
@@ -116,6 +118,12 @@ def verify(ctx: Context, command: g.SnapshotVerify, env: EnvironmentSettings) ->
 
 
 def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) -> Result:
+    """The restore, with the application's hooks around it when it has them (``commands.app_hooks``)."""
+    result, hooks = coordinated(ctx, env, "snapshot restore", lambda inner: _restore(inner, command, env))
+    return dataclasses.replace(result, app_hooks=hooks) if hooks and isinstance(result, RestoreResult) else result
+
+
+def _restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) -> Result:
     snapshot = _named(ctx, env, command.name, "snapshot restore")
     if isinstance(snapshot, Refusal):
         return snapshot

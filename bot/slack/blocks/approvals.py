@@ -162,6 +162,9 @@ def needed(result: ApprovalNeeded, now: datetime) -> Message:
     card.fields([("Request", code(r.id)), ("Expires", _expiry(r, now)),
                  ("Database now", version_text(r.impact.before))])
     _impact(card, r, now)
+    if r.impact.app_hooks is not None:
+        from bot.slack.blocks.app_hooks import plan_text
+        card.section(plan_text(r.impact.app_hooks))
     card.context(f"An approver of {bold(r.env)} other than {user_ref(r.requester)} must approve; only "
                  f"{user_ref(r.requester)} can cancel. Or type {code(f'/dbops approve {r.id}')}.")
     buttons = [{"type": "button", "action_id": action, "value": r.id, "text": {"type": "plain_text", "text": label},

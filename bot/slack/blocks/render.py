@@ -189,6 +189,10 @@ def _refusal(r: Refusal, now: datetime) -> Message:
             card = _refused(r, "an applied migration file was edited after it ran")
             from bot.slack.blocks.files import refusal_section
             refusal_section(card, r.files, env)
+        case Reason.APP_NOT_PAUSED:
+            card = _refused(r, "the application's pause hook did not answer 2xx")
+            from bot.slack.blocks.app_hooks import refusal_text
+            card.section(refusal_text(r.app_hooks))
         case Reason.NO_APPROVALS:
             card = _refused(r, "it needs a second person's approval, and no control database can keep the request")
             card.section(f"Set `database_url` under `[control]` in the dbops configuration, or take the operation out "

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from bot.slack.blocks.app_hooks import checklist as hooks_checklist, waited
 from bot.slack.blocks.approvals import reason_modal
 from bot.slack.blocks.kit import (
     BODY_BLOCKS, ELLIPSIS, Card, Message, bold, code, confirm_dialog, count, esc, esc_citing, mrkdwn, plain, shorten,
@@ -20,7 +21,7 @@ from bot.slack.blocks.kit import (
 )
 from bot.slack.blocks.drills import estimate_text
 from bot.slack.blocks.migrate import snapshot_version
-from bot.slack.blocks.wording import age_text, at_version, number, version_text
+from bot.slack.blocks.wording import TICKS, age_text, at_version, number, version_text
 from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
 from commands.migrate.results import MigrateResult, MigrationInfo
 from commands.results import Outcome, State
@@ -32,7 +33,6 @@ BUTTON_VALUE_CHARS = 2000
 REASON_CHARS = 500
 WARNING_CHARS = 500
 ORPHANS_SHOWN = 20
-_TICKS = {True: "✅", False: "❌", None: "➖"}
 
 CHOOSING = "Choosing asks for a reason, then a second person's approval."
 APP_FIRST = "Roll the application back first (or confirm the running version works with the old schema)."
@@ -255,12 +255,14 @@ def _checklist(r: RollbackResult) -> list[tuple[bool | None, str]]:
                             f"(run by {user_ref(r.requester)})"))
     verified, found = version_verified(r)
     items.append((verified, f"*Version {'verified' if verified else 'NOT as expected'}:* {esc(found)}"))
+    if r.app_hooks is not None:
+        items += hooks_checklist(r.app_hooks)
     h = r.app_health
     if h is None:
         items.append((None, "*Health check:* no `health_url` configured"))
     else:
         items.append((h.passed, f"*Health check {'passed' if h.passed else 'FAILED'}:* {code(h.url)}: "
-                                f"{esc(shorten(health_text(h), WARNING_CHARS))}"))
+                                f"{esc(shorten(health_text(h), WARNING_CHARS))}{waited(h)}"))
     fks = count(r.foreign_keys_checked, "foreign key") + " checked"
     if r.orphans:
         rows = sum(o.rows for o in r.orphans)
@@ -294,7 +296,7 @@ def result(r: RollbackResult, step: Message) -> Message:
     """The final card: the checklist, ticked from what happened, then ``step`` (the operation's own reply)."""
     headline = _headline(r)
     card = Card(plain(headline)).section(headline)
-    rows = [f"{_TICKS[done]} {item}" for done, item in _checklist(r)]
+    rows = [f"{TICKS[done]} {item}" for done, item in _checklist(r)]
     card.section("*Rollback checklist*\n" + "\n".join(rows))
     if r.dropped:
         card.lines([code(statement) for statement in r.dropped[:ORPHANS_SHOWN]], total=len(r.dropped), max_blocks=1,

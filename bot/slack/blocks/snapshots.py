@@ -7,7 +7,7 @@ from datetime import datetime
 
 from bot.slack.blocks.kit import Card, Message, bold, code, count, duration_text, either, esc, plain, shorten, when
 from bot.slack.blocks.migrate import json_hint, snapshot_version
-from bot.slack.blocks.wording import age_text, at_version, disk_text, version_text
+from bot.slack.blocks.wording import TICKS, age_text, at_version, disk_text, version_text
 from commands.results import Check, Outcome, Reason, Refusal
 from commands.snapshot.results import (CleanupResult, DrillRecord, PinResult, RestoreResult, SnapshotCreated, SnapshotInfo,
                                        SnapshotListResult, SnapshotVerifyResult)
@@ -131,6 +131,10 @@ def restored(r: RestoreResult) -> Message:
                  ("Replaced database", f"kept as {code(r.kept_database)}" if r.kept_database else "not kept")])
     if r.largest_tables:
         card.lines([f"{code(t.table)} {count(t.rows, 'row')}" for t in r.largest_tables], title="*Largest tables now:*")
+    if r.app_hooks is not None:
+        from bot.slack.blocks.app_hooks import checklist, health_item
+        items = checklist(r.app_hooks) + ([health_item(r.app_hooks.health)] if r.app_hooks.health else [])
+        card.section("*The application*\n" + "\n".join(f"{TICKS[done]} {item}" for done, item in items))
     undo = []
     if r.safety_snapshot:
         undo.append(f"To undo: {code(f'/snapshot restore {r.safety_snapshot} {r.env}')}.")

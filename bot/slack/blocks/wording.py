@@ -9,6 +9,8 @@ from commands.snapshot.results import DiskUsage
 from commands.results import LockHolder, Mismatch, SqlError, State
 from commands.units import human_size, used_percent
 
+TICKS = {True: "✅", False: "❌", None: "➖"}  # a checklist line: done, not done, neither (not applicable)
+
 
 def span_text(span: timedelta) -> str:
     """A length of time in its largest whole unit: "15 minutes", "2 hours", "less than a minute"."""
