@@ -15,6 +15,7 @@ name or free text.
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics, make_wsgi_app
@@ -36,9 +37,10 @@ DECISIONS = {"executing": "approved", "denied": "denied", "cancelled": "cancelle
 
 class Metrics:
     def __init__(self, settings: Settings, databases: Databases, approvals: Approvals | None, *,
-                 facts_seconds: float = FACTS_SECONDS) -> None:
+                 facts_seconds: float = FACTS_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         """``approvals``: the control database's store (None: no control database), read at
-        scrape time for the pending requests, as the environments' snapshot stores are."""
+        scrape time for the pending requests, as the environments' snapshot stores are, at most
+        once per ``facts_seconds`` by ``clock``."""
         self.environments = frozenset(settings.environments)
         # Each series' _created twin doubles the page and nothing here reads it (a process-wide
         # switch: this is the only exporter in dbops).
@@ -73,7 +75,7 @@ class Metrics:
             "dbops_slack_api_errors", "Slack Web API calls answered with an error (each attempt), by method and "
             "Slack's error code (http_NNN: no code; unreachable: no answer).", ("method", "error"),
             registry=registry))
-        self.facts = Facts(settings, databases, approvals, ttl=facts_seconds)
+        self.facts = Facts(settings, databases, approvals, ttl=facts_seconds, clock=clock)
         registry.register(FactsCollector(self.facts, self.environment))
 
     def environment(self, name: str | None) -> str:

@@ -82,3 +82,8 @@ class SlackErrorCounter(RetryHandler):
 
     def _can_retry(self, **_: object) -> bool:
         return False
+
+    def __deepcopy__(self, memo: dict) -> "SlackErrorCounter":
+        # bolt deep-copies each request's context, client and handlers included, for its lazy
+        # listeners: every copy must count into the one counter (which holds locks, uncopyable).
+        return self
