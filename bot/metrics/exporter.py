@@ -76,7 +76,8 @@ class Metrics:
             "Slack's error code (http_NNN: no code; unreachable: no answer).", ("method", "error"),
             registry=registry))
         self.facts = Facts(settings, databases, approvals, ttl=facts_seconds, clock=clock)
-        registry.register(FactsCollector(self.facts, self.environment))
+        self.facts_collector = FactsCollector(self.facts, self.environment)
+        registry.register(self.facts_collector)
 
     def environment(self, name: str | None) -> str:
         """The label of ``name``: itself when configured, "" for none, "other" for any other."""

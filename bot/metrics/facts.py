@@ -122,7 +122,25 @@ class Facts:
                 self._changed.notify_all()
 
 
-def _gauge(name: str, documentation: str, labels: tuple[str, ...] = ("environment",)) -> GaugeMetricFamily:
+# name: (help, labels): the scrape-time gauges.
+GAUGES = {
+    "dbops_control_database_up": ("1 when the last read of the control database worked.", ()),
+    "dbops_approvals_pending": ("Approval requests waiting for a decision.", ("environment",)),
+    "dbops_approvals_pending_oldest_age_seconds": ("How long the oldest pending approval request has waited.",
+                                                   ("environment",)),
+    "dbops_snapshot_store_up": ("1 when the last listing of the environment's snapshots worked.", ("environment",)),
+    "dbops_snapshots": ("The environment's snapshots (its own, in its directory or bucket).", ("environment",)),
+    "dbops_snapshots_size_bytes": ("The bytes its snapshots take, together.", ("environment",)),
+    "dbops_snapshot_newest_size_bytes": ("The size of its newest snapshot.", ("environment",)),
+    "dbops_snapshot_newest_timestamp_seconds": ("When its newest snapshot was taken (Unix time).", ("environment",)),
+    "dbops_snapshot_newest_age_seconds": ("How old its newest snapshot is.", ("environment",)),
+    "dbops_drill_last_success_timestamp_seconds": ("When its last restore drill that passed was made (Unix time).",
+                                                   ("environment",)),
+}
+
+
+def _gauge(name: str) -> GaugeMetricFamily:
+    documentation, labels = GAUGES[name]
     return GaugeMetricFamily(name, documentation, labels=list(labels))
 
 
@@ -133,12 +151,15 @@ class FactsCollector(Collector):
                  now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         self.facts, self.label, self.now = facts, label, now
 
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """The families, without reading anything (the registry asks once, at registration)."""
+        return (_gauge(name) for name in GAUGES)
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         facts, now = self.facts.current(), self.now()
         yield from self._approvals(facts, now)
         yield from self._snapshots(facts, now)
-        drills = _gauge("dbops_drill_last_success_timestamp_seconds",
-                        "When the environment's last restore drill that passed was made (Unix time).")
+        drills = _gauge("dbops_drill_last_success_timestamp_seconds")
         for env, at in sorted(facts.drills.items()):
             drills.add_metric([self.label(env)], at.timestamp())
         yield drills
@@ -146,14 +167,12 @@ class FactsCollector(Collector):
     def _approvals(self, facts: Read, now: datetime) -> Iterator[GaugeMetricFamily]:
         if not facts.control:
             return
-        up = _gauge("dbops_control_database_up", "1 when the last read of the control database worked.", ())
+        up = _gauge("dbops_control_database_up")
         up.add_metric([], 0 if facts.pending is None else 1)
         yield up
         if facts.pending is None:
             return
-        pending = _gauge("dbops_approvals_pending", "Approval requests waiting for a decision.")
-        oldest = _gauge("dbops_approvals_pending_oldest_age_seconds",
-                        "How long the oldest pending approval request has waited.")
+        pending, oldest = _gauge("dbops_approvals_pending"), _gauge("dbops_approvals_pending_oldest_age_seconds")
         for env in self.facts.settings.environments:  # 0 for each, so a rule sees the series
             count, since = facts.pending.get(env, (0, None))
             pending.add_metric([self.label(env)], count)
@@ -163,12 +182,11 @@ class FactsCollector(Collector):
         yield oldest
 
     def _snapshots(self, facts: Read, now: datetime) -> Iterator[GaugeMetricFamily]:
-        up = _gauge("dbops_snapshot_store_up", "1 when the last listing of the environment's snapshots worked.")
-        count = _gauge("dbops_snapshots", "The environment's snapshots (its own, in its directory or bucket).")
-        size = _gauge("dbops_snapshots_size_bytes", "The bytes its snapshots take, together.")
-        newest_size = _gauge("dbops_snapshot_newest_size_bytes", "The size of its newest snapshot.")
-        newest_at = _gauge("dbops_snapshot_newest_timestamp_seconds", "When its newest snapshot was taken (Unix time).")
-        newest_age = _gauge("dbops_snapshot_newest_age_seconds", "How old its newest snapshot is.")
+        up, count, size = (_gauge(n) for n in ("dbops_snapshot_store_up", "dbops_snapshots",
+                                               "dbops_snapshots_size_bytes"))
+        newest_size, newest_at, newest_age = (_gauge(n) for n in (
+            "dbops_snapshot_newest_size_bytes", "dbops_snapshot_newest_timestamp_seconds",
+            "dbops_snapshot_newest_age_seconds"))
         for env, found in sorted(facts.snapshots.items()):
             label = [self.label(env)]
             up.add_metric(label, 0 if found is None else 1)
