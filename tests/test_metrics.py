@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.error
 import urllib.request
 
 import psycopg
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.metrics.approvals import CountedApprovals
+from bot.jobs.watchers import ApprovalSweeper
 from bot.metrics.exporter import Metrics
 from bot.slack.app import SlackSettings, build_bot
 from bot.slack.http import make_server, wsgi_app
@@ -218,3 +222,56 @@ def test_socket_mode_serves_metrics_beside_health_and_no_slack_events(make_bed, 
             bot.stop()
     assert operations(page, "migrate status", "done") == 1
     assert events.value.code == 404
+
+
+def test_each_approval_decision_is_counted_once_whoever_records_it(make_bed, control_url):
+    bed = make_bed(FILES, control=control_url, approvers=["U0BOB"], require_approval=["down"])
+    ensure_control_schema(control_url)
+    metrics = Metrics(bed.settings, bed.executor.databases, PgApprovals(control_url))
+    approvals = CountedApprovals(PgApprovals(control_url), metrics)
+    replicas = [Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
+                         approvals=approvals, observer=metrics) for _ in range(2)]
+    alice, bob = Actor(user="alice"), Actor(user="U0BOB")
+    assert replicas[0].run(grammar.parse("migrate up"), alice).outcome is Outcome.DONE
+    denied, cancelled, expired = (replicas[0].run(grammar.parse("migrate down 1"), alice).request.id
+                                  for _ in range(3))
+
+    replicas[0].run(grammar.DbopsDeny(request_id=denied, reason="not during the sale"), bob)
+    replicas[1].run(grammar.DbopsDeny(request_id=denied, reason="twice"), bob)  # already decided: not counted
+    replicas[0].run(grammar.DbopsCancel(request_id=cancelled), alice)
+    with psycopg.connect(control_url, autocommit=True) as conn:  # its time to live runs out
+        conn.execute("UPDATE dbops_approvals SET expires_at = now() - interval '1 second' WHERE id = %s", (expired,))
+    sweepers = [ApprovalSweeper(WebClient(token="xoxb-unused"), approvals) for _ in range(2)]
+    assert [sweeper.sweep() for sweeper in sweepers] == [[expired], []]  # two replicas' sweeps: one closes it
+
+    page = samples(generate_latest(metrics.registry).decode())
+    decided = {decision: value(page, "dbops_approvals_decided_total", environment="test", decision=decision)
+               for decision in ("approved", "denied", "cancelled", "expired")}
+    assert decided == {"approved": None, "denied": 1, "cancelled": 1, "expired": 1}
+
+
+def test_slack_errors_are_counted_by_method_and_code_with_bounded_labels(make_bed):
+    bed = make_bed(FILES)
+    metrics = Metrics(bed.settings, bed.executor.databases, None)
+    with FakeSlack() as fake:
+        client = WebClient(token=fake.bot_token, base_url=fake.api_url, retry_handlers=[metrics.slack_errors])
+        client.chat_postMessage(channel="C0INCIDENT", text="fine")
+        for _ in range(2):
+            with pytest.raises(SlackApiError):
+                client.chat_update(channel="C0INCIDENT", ts="1.000001", text="an edit of no message")
+        with pytest.raises(SlackApiError):
+            WebClient(token="xoxb-forged", base_url=fake.api_url, retry_handlers=[metrics.slack_errors]).auth_test()
+    gone = WebClient(token="xoxb-test", base_url=fake.api_url, retry_handlers=[metrics.slack_errors])
+    with pytest.raises(urllib.error.URLError):  # the fake has stopped: nothing answers
+        gone.auth_test()
+
+    page = samples(generate_latest(metrics.registry).decode())
+    errors = {(dict(labels)["method"], dict(labels)["error"]): count for (name, labels), count in page.items()
+              if name == "dbops_slack_api_errors_total"}
+    assert errors == {("chat.update", "message_not_found"): 2, ("auth.test", "invalid_auth"): 1,
+                      ("auth.test", "unreachable"): 1}
+
+    codes = metrics.slack_errors.codes  # whatever a server answers, the label values stay few and plain
+    assert codes("Not A <Slack> code; DROP") == "other"
+    admitted = {codes(f"made_up_{n}") for n in range(200)}
+    assert len(admitted) <= 64 + 1 and "other" in admitted
