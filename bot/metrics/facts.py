@@ -73,9 +73,9 @@ def read(settings: Settings, databases: Databases, approvals: Approvals | None) 
     if control:
         try:
             pending = _pending(approvals)
-            log_ = databases.drills(settings.control_database_url)
+            drill_log = databases.drills(settings.control_database_url)
             drills = {env: last.drilled_at for env in settings.environments
-                      if (last := log_.last(env, passed=True)) is not None}
+                      if (last := drill_log.last(env, passed=True)) is not None}
         except CommandError as err:
             log.warning("metrics.control_unread", error=err.message)
             pending = None
