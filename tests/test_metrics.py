@@ -23,6 +23,7 @@ from bot.metrics.exporter import Metrics
 from bot.slack.app import SlackSettings, build_bot
 from bot.slack.http import make_server, wsgi_app
 from commands import grammar
+from commands.errors import UsageError
 from commands.executor import Executor
 from commands.identity import Actor
 from commands.pg.approvals import PgApprovals
@@ -275,3 +276,20 @@ def test_slack_errors_are_counted_by_method_and_code_with_bounded_labels(make_be
     assert codes("Not A <Slack> code; DROP") == "other"
     admitted = {codes(f"made_up_{n}") for n in range(200)}
     assert len(admitted) <= 64 + 1 and "other" in admitted
+
+
+def test_a_failed_migration_and_a_fault_are_counted_and_a_mistyped_environment_is_no_label(make_bed):
+    bed = make_bed({**FILES, "3_broken.up.sql": "ALTER TABLE no_such_table ADD COLUMN x int;",
+                    "3_broken.down.sql": ""})
+    metrics = Metrics(bed.settings, bed.executor.databases, None)
+    executor = Executor(bed.settings, bed.executor.databases, PgDumpSnapshotter(), observer=metrics)
+    alice = Actor(user="alice")
+    assert executor.run(grammar.parse("migrate up"), alice).outcome is Outcome.FAILED
+    with pytest.raises(UsageError):
+        executor.run(grammar.parse("migrate status prodution"), alice)  # a typo: no such environment
+
+    page = samples(generate_latest(metrics.registry).decode())
+    assert bed.state() == (2, False)  # the failing file rolled back alone
+    assert operations(page, "migrate up", "failed") == 1
+    assert operations(page, "migrate status", "error", environment="") == 1
+    assert "prodution" not in generate_latest(metrics.registry).decode()
