@@ -3,8 +3,8 @@
 Nothing here runs at import time. ``build_bot`` wires the executor (with the policy and the
 audit log), the Slack Web API client (``SLACK_API_URL`` may point it elsewhere, as the tests
 do), the listeners, the operation tracker and the metrics (``bot.metrics``: the executor, the
-watchers, the approvals store and the Web API client report to them); the transports (``bot.slack.http``, Socket Mode) only
-translate requests into ``App.dispatch``.
+watchers, the approvals store and the Web API client report to them); the transports
+(``bot.slack.http``, Socket Mode) only translate requests into ``App.dispatch``.
 """
 
 from __future__ import annotations
