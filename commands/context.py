@@ -10,6 +10,7 @@ from commands.config import EnvironmentSettings, Settings
 from commands.errors import ConfigError
 from commands.identity import Actor
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
+from commands.observe import NOBODY, Observer
 from commands.results import Progress
 
 if TYPE_CHECKING:
@@ -49,6 +50,7 @@ class Context:
     linter: SqlLinter | None = None  # squawk; None: /migrate plan says it was not run
     probe: Probe | None = None       # what /dbops doctor reads from PostgreSQL
     slack: SlackCheck | None = None  # Slack's auth.test for /dbops doctor; None: no bot token here
+    observer: Observer = NOBODY       # hears lock waits and retries (the metrics of dbops serve)
     # Runs an approved command as its requester, audited (the executor supplies it).
     execute: Callable[[Any, EnvironmentSettings, Actor], Any] | None = None
     # The command's parsed SQL files (commands.migrate.migrate_ops.read_sql): the lint before an

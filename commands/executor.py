@@ -32,6 +32,7 @@ from commands.errors import INSUFFICIENT_PRIVILEGE, CommandError, DatabaseUnreac
 from commands.grammar_words import command_name
 from commands.identity import Actor
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
+from commands.observe import NOBODY, Observer
 from commands.policy import Policy
 from commands.redact import redact
 from commands.results import AuditEntry, Progress, Reason, Refusal
@@ -99,7 +100,8 @@ class Executor:
                  *, audit: AuditLog | None = None, policy: Policy | None = None,
                  approvals: Approvals | None = None, rollback_log: RollbackLog | None = None,
                  clock: Callable[[], datetime] = utc_now, linter: SqlLinter | None = None,
-                 probe: Probe | None = None, slack: SlackCheck | None = None) -> None:
+                 probe: Probe | None = None, slack: SlackCheck | None = None, observer: Observer = NOBODY) -> None:
+        """``observer`` hears every run's outcome and duration, and the lock waits inside it."""
         missing = [c.__name__ for c in g.COMMANDS if c not in RUNNERS]
         if missing:
             raise RuntimeError(f"no runner for {', '.join(missing)}")
@@ -114,6 +116,7 @@ class Executor:
         self.linter = linter
         self.probe = probe
         self.slack = slack
+        self.observer = observer
 
     def run(self, command: g.Command, actor: Actor,
             progress: Callable[[Progress], None] = ignore_progress) -> Result:
@@ -169,7 +172,7 @@ class Executor:
         return Context(settings=self.settings, databases=self.databases, snapshots=self.snapshots, actor=actor,
                        audit=self.audit, clock=self.clock, progress=progress, policy=self.policy,
                        approvals_store=self.approvals, rollback_log=self.rollback_log, linter=self.linter,
-                       probe=self.probe, slack=self.slack,
+                       probe=self.probe, slack=self.slack, observer=self.observer,
                        execute=lambda command, env, requester: self._run_approved(command, env, requester, progress))
 
     def _control_refusal(self, command: g.Command, env: EnvironmentSettings | None) -> Result | None:
@@ -215,6 +218,9 @@ class Executor:
             unwritten = None
             if getattr(result, "reason", None) is not Reason.CONTROL_UNREACHABLE:  # it just failed to connect
                 unwritten = self._audit(command, actor, env, at, outcome, detail, started)
+            # The resolved environment only: a name the user typed that is not configured is no label.
+            self.observer.operation(command=command_name(command), environment=env.name if env else None,
+                                    outcome=outcome, seconds=time.perf_counter() - started)
             structlog.contextvars.unbind_contextvars("env", "actor", "command")
         return result if unwritten is None else dataclasses.replace(result, audit_unwritten=unwritten)
 

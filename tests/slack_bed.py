@@ -59,6 +59,11 @@ class Scenario:
         except urllib.error.HTTPError as err:
             return err.code, json.loads(err.read())
 
+    def metrics(self) -> tuple[int, str, str]:
+        """GET /metrics: status, content type and the Prometheus text."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10) as response:
+            return response.status, response.headers["Content-Type"], response.read().decode()
+
     def audit(self) -> list[tuple]:
         with psycopg.connect(self.control_url, autocommit=True) as conn:
             return conn.execute("SELECT actor, channel, command, outcome FROM dbops_audit_log ORDER BY id").fetchall()
@@ -71,11 +76,13 @@ def text_of(message: dict[str, Any] | Any) -> str:
 
 
 @contextmanager
-def serving(bed: Bed, fake: FakeSlack, control_url: str, *, workers: int = 32) -> Iterator[Scenario]:
-    """Serve ``bed``'s settings; on the way out, fail if Slack rejected anything dbops sent."""
+def serving(bed: Bed, fake: FakeSlack, control_url: str, *, workers: int = 32,
+            failures_made: int = 0) -> Iterator[Scenario]:
+    """Serve ``bed``'s settings; on the way out, fail if Slack rejected anything dbops sent
+    (``failures_made``: how many calls the test itself made the fake fail, with ``fail_next``)."""
     slack = SlackSettings(bot_token=fake.bot_token, signing_secret=SECRET, app_token=None, api_url=fake.api_url)
     bot = build_bot(bed.settings, slack, progress_interval=0.1, workers=workers)
-    http = wsgi_app(bed.settings, bot.executor.databases, bot.app, signing_secret=SECRET)
+    http = wsgi_app(bed.settings, bot.executor.databases, bot.app, signing_secret=SECRET, metrics=bot.metrics)
     server = make_server(http, host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -86,7 +93,7 @@ def serving(bed: Bed, fake: FakeSlack, control_url: str, *, workers: int = 32) -
         server.task_dispatcher.shutdown()
         bot.stop()
     rejected = [c for c in fake.calls if not c.ok] + [r for r in fake.responses if not r.ok]
-    assert not rejected, f"Slack rejected: {rejected}"
+    assert len(rejected) == failures_made, f"Slack rejected: {rejected}"
 
 
 def choose_with_reason(scenario: Scenario, message, reason: str, *, user: str = "U0ALICE",

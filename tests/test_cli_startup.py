@@ -8,11 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-# What a status never needs: Slack, the scheduler, the bot's HTTP server, rich (structlog's
-# pretty tracebacks), the lint rules and PostgreSQL's parser, the snapshot compressor, the
-# bot's connection pool, and the HTTP client of the application's health check.
-NOT_FOR_A_STATUS = ("slack_bolt", "slack_sdk", "apscheduler", "waitress", "rich", "commands.lint.lint", "pglast",
-                    "commands.sql.sqlparse", "zstandard", "psycopg_pool", "http.client")
+# What a status never needs: Slack, the scheduler, the bot's HTTP server and its metrics
+# exporter, rich (structlog's pretty tracebacks), the lint rules and PostgreSQL's parser, the
+# snapshot compressor, the bot's connection pool, and the HTTP client of the application's health check.
+NOT_FOR_A_STATUS = ("slack_bolt", "slack_sdk", "apscheduler", "waitress", "prometheus_client", "rich",
+                    "commands.lint.lint", "pglast", "commands.sql.sqlparse", "zstandard", "psycopg_pool",
+                    "http.client")
 # Nor what other capabilities need, which the executor, the collaborators and the renderer
 # load when a command uses it: the approval machinery and the results and replies of the
 # other commands, the SQL reader and the migration runner, the doctor's facts, the restorer,

@@ -185,3 +185,27 @@ def test_serve_listens_on_loopback_only_unless_given_a_host(mode, fake, make_bed
         assert _listening_addresses(served.port) == {"127.0.0.1"}
     finally:
         served.stop()
+
+
+def _metrics(port: int) -> tuple[int, str, str]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=30) as response:
+        return response.status, response.headers["Content-Type"], response.read().decode()
+
+
+@pytest.mark.parametrize("mode", [[], ["--http"]], ids=["socket-mode", "http"])
+def test_dbops_serve_answers_metrics_beside_health_naming_no_database_or_token(mode, fake, make_bed, tmp_path):
+    bed = make_bed(FILES)
+    config = tmp_path / "dbops.toml"
+    config.write_text(f'[environments.test]\ndatabase_url = "{bed.url}"\nmigrations_dir = "{bed.migrations}"\n'
+                      'pre_migration_snapshot = false\nrequire_approval = []\n')
+    served = Serving(mode, config, fake, tmp_path)
+    try:
+        served.wait_until_answering()
+        status, content_type, page = _metrics(served.port)
+    finally:
+        served.stop()
+
+    assert status == 200 and content_type.startswith("text/plain; version=0.0.4")
+    assert "# TYPE dbops_operations_total counter" in page and "process_resident_memory_bytes" in page
+    for secret in (bed.url, fake.bot_token, fake.app_token, "a-signing-secret", str(bed.migrations)):
+        assert secret not in page

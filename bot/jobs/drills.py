@@ -19,6 +19,7 @@ from bot.slack.blocks.kit import Message
 from commands.config import EnvironmentSettings, Settings
 from commands.errors import CommandError
 from commands.migrations import Alerts
+from commands.observe import NOBODY, Observer
 from commands.watch.watch_drill import DrillEvent, DrillJob
 
 log = structlog.get_logger("dbops.drills")
@@ -26,8 +27,10 @@ log = structlog.get_logger("dbops.drills")
 
 class DrillSchedules:
     def __init__(self, job: DrillJob, client: WebClient, alerts: Alerts, settings: Settings,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), *,
+                 observer: Observer = NOBODY) -> None:
         self.job, self.client, self.alerts, self.settings, self.now = job, client, alerts, settings, now
+        self.observer = observer
 
     def environments(self) -> list[EnvironmentSettings]:
         return [env for env in self.settings.environments.values() if env.drill_schedule]
@@ -39,7 +42,9 @@ class DrillSchedules:
             events = self.job.tick(env, occurrence=latest, now=now)
         except CommandError as err:  # the control database may be down: log it, try next tick
             log.error("drill.tick_failed", env=env.name, error=err.message)
+            self.observer.watcher_tick(watcher="drill", environment=env.name, failed=True)
             return []
+        self.observer.watcher_tick(watcher="drill", environment=env.name, failed=False)
         for event in events:
             self.post(env, event)
         return events

@@ -19,6 +19,7 @@ from slack_sdk.errors import SlackApiError
 from bot.slack.blocks import schedule as blocks_schedule
 from commands.config import EnvironmentSettings, Settings
 from commands.errors import CommandError
+from commands.observe import NOBODY, Observer
 from commands.watch.results import AlertEvent
 from commands.watch.schedule import CleanupJob, ScheduleEvent
 from commands.watch.watch_drift import DriftJob
@@ -77,8 +78,9 @@ class CleanupSchedules:
     """Each environment's scheduled cleanup: ``tick`` runs every ``TICK_SECONDS``."""
 
     def __init__(self, job: CleanupJob, client: WebClient, settings: Settings,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
-        self.job, self.client, self.settings, self.now = job, client, settings, now
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), *,
+                 observer: Observer = NOBODY) -> None:
+        self.job, self.client, self.settings, self.now, self.observer = job, client, settings, now, observer
 
     def environments(self) -> list[EnvironmentSettings]:
         return [env for env in self.settings.environments.values() if env.snapshots_on]
@@ -87,12 +89,15 @@ class CleanupSchedules:
         now = self.now()
         latest, upcoming = occurrences(crontab_trigger(env.cleanup_schedule, self.settings.schedule_timezone), now)
         events: list[ScheduleEvent] = []
+        failed = False
         try:
             for occurrence in (latest, upcoming):
                 if occurrence is not None:
                     events += self.job.tick(env, occurrence=occurrence, now=now)
         except CommandError as err:  # the control database may be down: log it, try next tick
             log.error("schedule.tick_failed", env=env.name, error=err.message)
+            failed = True
+        self.observer.watcher_tick(watcher="cleanup", environment=env.name, failed=failed)
         for event in events:
             self.post(env, event)
         return events
@@ -121,8 +126,9 @@ class DriftSchedules:
     start, the latest occurrence before it is checked: a missed check is only a late one."""
 
     def __init__(self, job: DriftJob, poster: Posting, settings: Settings,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
-        self.job, self.poster, self.settings, self.now = job, poster, settings, now
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), *,
+                 observer: Observer = NOBODY) -> None:
+        self.job, self.poster, self.settings, self.now, self.observer = job, poster, settings, now, observer
 
     def environments(self) -> list[EnvironmentSettings]:
         return [env for env in self.settings.environments.values() if env.drift_check_schedule]
@@ -136,7 +142,9 @@ class DriftSchedules:
             events = self.job.tick(env, occurrence=latest, now=now)
         except CommandError as err:  # the control database may be down: log it, try next tick
             log.error("drift.tick_failed", env=env.name, error=err.message)
+            self.observer.watcher_tick(watcher="drift", environment=env.name, failed=True)
             return []
+        self.observer.watcher_tick(watcher="drift", environment=env.name, failed=False)
         for event in events:
             self.poster.post(env, event)
         return events

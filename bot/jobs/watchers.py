@@ -28,6 +28,7 @@ from commands.identity import Actor
 from commands.errors import CommandError
 from commands.executor import Executor
 from commands.migrations import Alerts, Approvals
+from commands.observe import NOBODY, Observer
 from commands.watch.results import AlertEvent
 from commands.watch.watch import DirtyWatcher
 
@@ -95,15 +96,18 @@ class ApprovalSweeper:
     only words the cards."""
 
     def __init__(self, client: WebClient, approvals: Approvals,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
-        self.client, self.approvals, self.now = client, approvals, now
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), *,
+                 observer: Observer = NOBODY) -> None:
+        self.client, self.approvals, self.now, self.observer = client, approvals, now, observer
 
     def sweep(self) -> list[str]:
         try:
             expired = self.approvals.expire_due(None)
         except CommandError as err:
             log.error("approvals.sweep_failed", error=err.message)
+            self.observer.watcher_tick(watcher="approval_expiry", environment=None, failed=True)
             return []
+        self.observer.watcher_tick(watcher="approval_expiry", environment=None, failed=False)
         now = self.now()
         for request in expired:
             if not (request.channel and request.message_ts):
@@ -123,8 +127,9 @@ class Watchers:
     def __init__(self, watcher: DirtyWatcher, poster: AlertPoster, settings: Settings,
                  schedules: CleanupSchedules | None = None, also: Sequence[Ticking] = (),
                  sweeper: ApprovalSweeper | None = None, drift: DriftSchedules | None = None,
-                 drills: DrillSchedules | None = None) -> None:
-        self.watcher, self.poster, self.settings = watcher, poster, settings
+                 drills: DrillSchedules | None = None, observer: Observer = NOBODY) -> None:
+        """``observer`` hears each tick of the dirty, stale-lock and disk watchers, and whether it failed."""
+        self.watcher, self.poster, self.settings, self.observer = watcher, poster, settings, observer
         self.drift, self.drills = drift, drills
         self.sweeper = sweeper
         self.also = tuple(also)  # the stale-lock and disk watchers: ticked on the same interval
@@ -132,11 +137,15 @@ class Watchers:
         self.scheduler = BackgroundScheduler(timezone=timezone.utc)
 
     def tick(self, env: EnvironmentSettings, watcher: Ticking | None = None) -> list[AlertEvent]:
+        watcher = watcher or self.watcher
+        name = getattr(watcher, "watcher", type(watcher).__name__)
         try:
-            events = (watcher or self.watcher).tick(env)
+            events = watcher.tick(env)
         except CommandError as err:  # the database may be down: say so in the log, try next tick
             log.error("watch.failed", env=env.name, error=err.message)
+            self.observer.watcher_tick(watcher=name, environment=env.name, failed=True)
             return []
+        self.observer.watcher_tick(watcher=name, environment=env.name, failed=False)
         for event in events:
             self.poster.post(env, event)
         return events

@@ -2,8 +2,9 @@
 
 Nothing here runs at import time. ``build_bot`` wires the executor (with the policy and the
 audit log), the Slack Web API client (``SLACK_API_URL`` may point it elsewhere, as the tests
-do), the listeners and the operation tracker; the transports (``bot.slack.http``, Socket Mode) only
-translate requests into ``App.dispatch``.
+do), the listeners, the operation tracker and the metrics (``bot.metrics``: the executor, the
+watchers, the approvals store and the Web API client report to them); the transports
+(``bot.slack.http``, Socket Mode) only translate requests into ``App.dispatch``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from slack_bolt import App
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler, ServerErrorRetryHandler
 
+from bot.metrics.approvals import CountedApprovals
+from bot.metrics.exporter import Metrics
 from bot.slack.blocks.render import render_interrupted
 from bot.slack.directory import SlackDirectory
 from bot.slack.doctor import SlackAuthCheck
@@ -79,6 +82,7 @@ class Bot:
     watchers: Watchers | None = None  # started by ``dbops serve`` (tests tick them by hand)
     work: ThreadPoolExecutor | None = None
     control_ready: bool = True  # False: the control database could not be reached at start-up
+    metrics: Metrics | None = None  # what GET /metrics serves
 
     def stop(self) -> None:
         """Stop the watchers, then let every acknowledged command finish: none is dropped."""
@@ -124,38 +128,47 @@ def build_bot(settings: Settings, slack: SlackSettings, *, socket_mode: bool = F
     client = app.client
     audit = tracker = approvals = rollbacks = None
     control_ready = True
+    databases = PgDatabases(application_name=application_name)
     if settings.control_database_url:
         control_ready = prepare_control_database(settings.control_database_url)
         audit = PgAuditLog(settings.control_database_url)
         approvals = PgApprovals(settings.control_database_url)
+    metrics = Metrics(settings, databases, approvals)
+    # First: it only counts, and the handlers after it decide whether to retry.
+    client.retry_handlers.insert(0, metrics.slack_errors)
+    if settings.control_database_url:
+        approvals = CountedApprovals(approvals, metrics)
         rollbacks = PgRollbackLog(settings.control_database_url)
         tracker = OperationTracker(PgOperations(settings.control_database_url),
                                    heartbeat_seconds=settings.heartbeat_seconds,
                                    report=lambda record: report_interrupted(client, record))
     use_snapshot_stores()
-    executor = Executor(settings, PgDatabases(application_name=application_name), PgDumpSnapshotter(),
+    executor = Executor(settings, databases, PgDumpSnapshotter(),
                         audit=audit, approvals=approvals, rollback_log=rollbacks, policy=Policy(SlackDirectory(client)),
-                        linter=SquawkLinter(), probe=PgProbe(), slack=SlackAuthCheck(client))
+                        linter=SquawkLinter(), probe=PgProbe(), slack=SlackAuthCheck(client), observer=metrics)
     register(app, Handlers(executor=executor, progress_interval=progress_interval, tracker=tracker, observe=observe))
     watchers = None
     if settings.control_database_url:
         alerts = PgAlerts(settings.control_database_url)
         watcher = DirtyWatcher(PgDatabases(application_name=f"{application_name}-watch"), alerts, audit=audit,
-                               clock=utc_now)
-        schedules = CleanupSchedules(CleanupJob(executor, PgJobRuns(settings.control_database_url)), client, settings)
+                               clock=utc_now, observer=metrics)
+        schedules = CleanupSchedules(CleanupJob(executor, PgJobRuns(settings.control_database_url)), client, settings,
+                                     observer=metrics)
         lock_watcher = StaleLockWatcher(PgDatabases(application_name=f"{application_name}-watch"), alerts, audit=audit,
                                         clock=utc_now)
         poster = AlertPoster(client, executor, alerts, settings)
-        drift = DriftSchedules(DriftJob(executor, PgJobRuns(settings.control_database_url), alerts), poster, settings)
+        drift = DriftSchedules(DriftJob(executor, PgJobRuns(settings.control_database_url), alerts), poster, settings,
+                               observer=metrics)
         drills = DrillSchedules(DrillJob(executor, PgJobRuns(settings.control_database_url), alerts), client, alerts,
-                                settings)
+                                settings, observer=metrics)
         watchers = Watchers(watcher, poster, settings, schedules,
                             also=(lock_watcher, DiskWatcher(alerts, settings=settings, clock=utc_now)),
-                            sweeper=ApprovalSweeper(client, approvals), drift=drift, drills=drills)
+                            sweeper=ApprovalSweeper(client, approvals, observer=metrics), drift=drift, drills=drills,
+                            observer=metrics)
     if tracker is not None:
         tracker.run_in_background()
     return Bot(app=app, executor=executor, client=client, tracker=tracker, watchers=watchers, work=work,
-               control_ready=control_ready)
+               control_ready=control_ready, metrics=metrics)
 
 
 def report_interrupted(client: WebClient, record: OperationRecord) -> None:

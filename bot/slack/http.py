@@ -1,7 +1,8 @@
-"""HTTP transport: ``POST /slack/events`` (bolt, signatures checked) and ``GET /health``, on
-one port, served by waitress (a production WSGI server, not bolt's development server).
+"""HTTP transport: ``POST /slack/events`` (bolt, signatures checked), ``GET /health`` and
+``GET /metrics`` (Prometheus, ``bot.metrics``), on one port, served by waitress (a production
+WSGI server, not bolt's development server).
 
-In Socket Mode the same server answers ``/health`` only, for liveness and readiness probes.
+In Socket Mode the same server answers ``/health`` and ``/metrics`` only, for probes and scrapers.
 
 Nothing a stranger sends is kept, and what is read is bounded: waitress answers 431 to a
 request whose headers reach ``MAX_HEADER_BYTES`` and 413 to a body over ``MAX_BODY_BYTES``
@@ -37,6 +38,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk.signature import SignatureVerifier
 from waitress.server import create_server
 
+from bot.metrics.exporter import Metrics
 from bot.slack.health_reports import HealthReports
 from bot.slack.replay import ReplayGuard
 from bot.slack.slack_link import SlackCheck
@@ -45,6 +47,7 @@ from commands.migrations import Databases
 
 EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/health"
+METRICS_PATH = "/metrics"
 # Slack's requests are a few KB; an interactive payload carrying a whole message or modal
 # stays well under this.
 MAX_BODY_BYTES = 1024 * 1024
@@ -74,16 +77,19 @@ def verified_signature(verifier: SignatureVerifier, environ: dict, body: bytes) 
 
 
 class HttpApp:
-    """The WSGI application. ``app`` None serves health only (Socket Mode)."""
+    """The WSGI application. ``app`` None serves health and metrics only (Socket Mode);
+    ``metrics`` None: /metrics is not found."""
 
     def __init__(self, settings: Settings, databases: Databases, app: App | None, *,
-                 signing_secret: str | None = None, slack: Callable[[], SlackCheck] | None = None) -> None:
+                 signing_secret: str | None = None, slack: Callable[[], SlackCheck] | None = None,
+                 metrics: Metrics | None = None) -> None:
         if app is not None and not signing_secret:
             raise ValueError("serving Slack's events over HTTP needs the signing secret")
         self.slack = SlackRequestHandler(app, path=EVENTS_PATH) if app is not None else None
         self.verifier = SignatureVerifier(signing_secret) if app is not None else None
         self.replays = ReplayGuard()
         self.health = HealthReports(settings, databases, slack=slack)
+        self.metrics = metrics.wsgi() if metrics is not None else None
 
     def __call__(self, environ: dict, start_response) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "")
@@ -96,6 +102,8 @@ class HttpApp:
             body = json.dumps(report, indent=2).encode() + b"\n"
             return _respond(start_response, "200 OK" if healthy else "503 Service Unavailable", body,
                             "application/json")
+        if path == METRICS_PATH and self.metrics is not None:
+            return self.metrics(environ, start_response)
         return _respond(start_response, "404 Not Found", b"Not Found\n")
 
     def _slack_event(self, environ: dict, start_response) -> Iterable[bytes]:
@@ -113,11 +121,12 @@ class HttpApp:
 
 
 def wsgi_app(settings: Settings, databases: Databases, app: App | None, *,
-             signing_secret: str | None = None, slack: Callable[[], SlackCheck] | None = None) -> HttpApp:
-    """Route the two paths; ``app`` None serves health only (Socket Mode), otherwise
+             signing_secret: str | None = None, slack: Callable[[], SlackCheck] | None = None,
+             metrics: Metrics | None = None) -> HttpApp:
+    """Route the three paths; ``app`` None serves health and metrics only (Socket Mode), otherwise
     ``signing_secret`` is the Slack app's, to check each request's signature with. ``slack``
-    is the Slack check for /health (``SlackLink.check``)."""
-    return HttpApp(settings, databases, app, signing_secret=signing_secret, slack=slack)
+    is the Slack check for /health (``SlackLink.check``); ``metrics`` what /metrics serves."""
+    return HttpApp(settings, databases, app, signing_secret=signing_secret, slack=slack, metrics=metrics)
 
 
 def make_server(application: WSGIApp, *, host: str, port: int, threads: int = 8):

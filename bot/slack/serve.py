@@ -1,11 +1,11 @@
 """``dbops serve``: Socket Mode (``SLACK_APP_TOKEN``), or ``--http`` for the Events API.
 
-    dbops serve [--config PATH] [--host H] [--port P]     Socket Mode; /health on P if given
+    dbops serve [--config PATH] [--host H] [--port P]     Socket Mode; /health and /metrics on P if given
     dbops serve --http [--host H] [--port P] [--config PATH]
 
 The port is bound to 127.0.0.1 unless ``--host`` says otherwise (``--host 0.0.0.0`` in a
-container, where probes and the ingress arrive on the pod's address): /health is
-unauthenticated, and Slack's requests arrive through a TLS proxy in any case.
+container, where probes, scrapers and the ingress arrive on the pod's address): /health and
+/metrics are unauthenticated, and Slack's requests arrive through a TLS proxy in any case.
 
 Outages do not stop it. Slack unreachable, slow or failing at start: the first attempt is
 made before /health is served, then ``bot.slack.slack_link`` keeps trying with backoff while
@@ -85,20 +85,21 @@ def serve(settings: Settings, *, http: bool, host: str | None, port: str | None)
         signal.signal(signal.SIGTERM, shut_down)
         signal.signal(signal.SIGINT, shut_down)
         link: SlackLink
+        counted = [bot.metrics.slack_errors]  # the attempts' failures count as Slack API errors too
         if http:
-            link = http_link(slack.bot_token, slack.api_url)
+            link = http_link(slack.bot_token, slack.api_url, retry_handlers=counted)
         else:
             from slack_bolt.adapter.socket_mode import SocketModeHandler
             handler = SocketModeHandler(bot.app, slack.app_token)
-            link = socket_mode_link(slack.bot_token, slack.app_token, slack.api_url, handler)
+            link = socket_mode_link(slack.bot_token, slack.app_token, slack.api_url, handler, retry_handlers=counted)
         link.attempt()  # a token Slack refuses stops here; a start that reaches Slack is healthy at once
         server = None
         if http or chosen is not None:
             application = wsgi_app(settings, bot.executor.databases, bot.app if http else None,
-                                   signing_secret=slack.signing_secret, slack=link.check)
+                                   signing_secret=slack.signing_secret, slack=link.check, metrics=bot.metrics)
             server = make_server(application, host=host or DEFAULT_HOST, port=chosen or DEFAULT_PORT)
             log.warning("serve.listening", host=host or DEFAULT_HOST, port=server.effective_port,
-                        mode="http" if http else "socket-mode health only")
+                        mode="http" if http else "socket-mode health and metrics only")
         if not link.up:
             _in_background("slack-link", link.run, stop)
         if not bot.control_ready:

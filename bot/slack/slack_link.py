@@ -18,12 +18,13 @@ import logging
 import random
 import threading
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 from urllib.error import URLError
 
 import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.handler import RetryHandler
 
 from commands.errors import ConfigError
 
@@ -145,27 +146,32 @@ class SlackLink:
         return SlackCheck(passed=True, message="connected", attempts=attempts)
 
 
-def probe_client(token: str, api_url: str, *, timeout: float = PROBE_TIMEOUT_SECONDS) -> WebClient:
+def probe_client(token: str, api_url: str, *, timeout: float = PROBE_TIMEOUT_SECONDS,
+                 retry_handlers: Sequence[RetryHandler] = ()) -> WebClient:
     """A Web API client for attempts: no retries of its own (each attempt is one call, logged
-    once by the link) and quiet (slack_sdk would log each failure again, unstructured)."""
+    once by the link; ``retry_handlers`` may only observe, as the metrics' error counter does)
+    and quiet (slack_sdk would log each failure again, unstructured)."""
     quiet = logging.getLogger("dbops.slack.probe")
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
-    return WebClient(token=token, base_url=api_url, timeout=timeout, retry_handlers=[], logger=quiet)
+    return WebClient(token=token, base_url=api_url, timeout=timeout, retry_handlers=list(retry_handlers),
+                     logger=quiet)
 
 
-def http_link(bot_token: str, api_url: str, *, timeout: float = PROBE_TIMEOUT_SECONDS, **options) -> SlackLink:
+def http_link(bot_token: str, api_url: str, *, timeout: float = PROBE_TIMEOUT_SECONDS,
+              retry_handlers: Sequence[RetryHandler] = (), **options) -> SlackLink:
     """HTTP mode: Slack is reached when ``auth.test`` accepts the bot token."""
-    probe = probe_client(bot_token, api_url, timeout=timeout)
+    probe = probe_client(bot_token, api_url, timeout=timeout, retry_handlers=retry_handlers)
     return SlackLink(lambda: probe.auth_test(), **options)
 
 
 def socket_mode_link(bot_token: str, app_token: str, api_url: str, handler, *,
-                     timeout: float = PROBE_TIMEOUT_SECONDS, **options) -> SlackLink:
+                     timeout: float = PROBE_TIMEOUT_SECONDS, retry_handlers: Sequence[RetryHandler] = (),
+                     **options) -> SlackLink:
     """Socket Mode: the bot token is accepted, and ``handler`` (bolt's SocketModeHandler) is
     connected to a WebSocket URL that ``apps.connections.open`` issued for this attempt (one
     URL admits one connection, so a failed attempt never reuses it)."""
-    probe = probe_client(bot_token, api_url, timeout=timeout)
+    probe = probe_client(bot_token, api_url, timeout=timeout, retry_handlers=retry_handlers)
 
     def connect() -> None:
         probe.auth_test()

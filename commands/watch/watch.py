@@ -17,6 +17,7 @@ import structlog
 from commands.config import EnvironmentSettings
 from commands.migrate.migrate_ops import mismatch_of
 from commands.migrations import Alerts, AuditLog, Databases
+from commands.observe import NOBODY, Observer
 from commands.watch.results import Alert, AlertEvent
 from commands.results import State
 from commands.snapshot.store import store_for
@@ -29,15 +30,20 @@ FIXES = ("migrate force", "migrate baseline", "migrate down", "migrate goto", "m
 
 
 class DirtyWatcher:
+    watcher = "dirty"  # its name in the metrics
+
     def __init__(self, databases: Databases, alerts: Alerts, *, audit: AuditLog | None,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], observer: Observer = NOBODY) -> None:
+        """``observer`` hears each state read (the dirty gauge of dbops serve's metrics)."""
         self.databases, self.alerts, self.audit, self.clock = databases, alerts, audit, clock
+        self.observer = observer
 
     def tick(self, env: EnvironmentSettings) -> list[AlertEvent]:
         now = self.clock()
         source = load_source(env.migrations_dir)
         with self.databases.open(env) as db:
             state = db.store.read()
+        self.observer.state_seen(environment=env.name, version=state.version, dirty=state.dirty)
         subject = "dirty" if state.dirty else ("mismatch" if mismatch_of(source, state) else None)
         events = []
         for kind in SUBJECTS:

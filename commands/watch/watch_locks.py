@@ -73,6 +73,8 @@ def _alert(env: str, subject: str, version: int, now: datetime, **details) -> Al
 
 
 class StaleLockWatcher:
+    watcher = "stale_lock"  # its name in the metrics
+
     def __init__(self, databases: Databases, alerts: Alerts, *, audit: AuditLog | None,
                  clock: Callable[[], datetime]) -> None:
         self.databases, self.clock = databases, clock
@@ -100,6 +102,8 @@ class StaleLockWatcher:
 class DiskWatcher:
     """``settings``: to tell each environment's snapshots from the others' in a shared directory
     (an alert names only the environment's own)."""
+
+    watcher = "disk"  # its name in the metrics
 
     def __init__(self, alerts: Alerts, *, settings: Settings, clock: Callable[[], datetime]) -> None:
         self.clock, self.settings = clock, settings
