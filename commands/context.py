@@ -10,7 +10,7 @@ from commands.config import EnvironmentSettings, Settings
 from commands.errors import ConfigError
 from commands.identity import Actor
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
-from commands.results import Progress
+from commands.results import Progress, StatementProgress
 
 if TYPE_CHECKING:
     from commands.policy import Policy
@@ -56,6 +56,11 @@ class Context:
 
     def step(self, step: str, detail: str | None = None) -> None:
         self.progress(Progress(step=step, detail=detail))
+
+    def statement_progress(self, applying: str) -> Callable[[StatementProgress | None], None]:
+        """The runner's progress callback while it applies the file ``applying``: each sample of
+        a long statement, passed on as an "apply" step that carries it."""
+        return lambda sampled: self.progress(Progress(step="apply", detail=applying, statement=sampled))
 
     def snapshot_progress(self, read: int, written: int, total: int) -> None:
         """The Snapshotter's progress callback, passed on as a "snapshot" step."""
