@@ -21,7 +21,7 @@ from commands.errors import INSUFFICIENT_PRIVILEGE, CommandError
 from commands.pg.connect import describe
 from commands.pg.integrity import DEPENDENT_OBJECTS_STILL_EXIST, FOREIGN_KEY_VIOLATION, dependency_of
 from commands.pg.state import PgVersionStore
-from commands.pg.statement_progress import Report, StatementWatch, Unwatched, watched, watched_file
+from commands.pg.statement_progress import Report, StatementWatch, Unwatched
 from commands.results import SqlError
 from commands.sql.sqlfile import Mode, SqlFile, position_of
 
@@ -135,7 +135,7 @@ class PgMigrationRunner:
         statement's line even when PostgreSQL gives no position."""
         for statement in statements:
             try:
-                with self._watch.running(watched(statement)):
+                with self._watch.running(statement):
                     self.conn.execute(sqlfile.text[statement.start:statement.end])
             except psycopg.Error as err:
                 raise _StatementFailed(sql_error(err, sqlfile.text, offset=statement.start, line=statement.line)) from err
@@ -143,7 +143,7 @@ class PgMigrationRunner:
     def _apply_dirty_protocol(self, sqlfile: SqlFile, target: int) -> SqlError | None:
         self.store.write(target, True)
         try:
-            with self._watch.running(watched_file(sqlfile)):
+            with self._watch.running(sqlfile):
                 self.conn.execute(sqlfile.text)
         except psycopg.Error as err:
             self._abandon_transaction()

@@ -186,7 +186,7 @@ class StatementWatch:
                  every: float = SAMPLE_SECONDS, after: float = AFTER_SECONDS) -> None:
         self._connect, self.pid, self.report, self.every, self.after = connect, pid, report, every, after
         self._lock = threading.Lock()
-        self._current: tuple[Watched, float] | None = None
+        self._current: tuple[Statement | SqlFile, float] | None = None  # named when sampled: most never are
         self._reported = False
         self._stop = threading.Event()
         self._conn: psycopg.Connection | None = None
@@ -194,7 +194,8 @@ class StatementWatch:
         self._broken = False
 
     @contextmanager
-    def running(self, what: Watched) -> Iterator[None]:
+    def running(self, what: Statement | SqlFile) -> Iterator[None]:
+        """While the block runs, backend ``pid`` runs ``what``: one statement, or a file sent whole."""
         with self._lock:
             self._current = (what, time.monotonic())
         try:
@@ -213,7 +214,9 @@ class StatementWatch:
                     current = self._current
                 if current is None or self._broken or time.monotonic() - current[1] < self.after:
                     continue
-                progress = self._sample(*current)
+                running, started = current
+                what = watched_file(running) if hasattr(running, "statements") else watched(running)
+                progress = self._sample(what, started)
                 with self._lock:
                     if progress is not None and self._current is current and not self._stop.is_set():
                         self._reported = True
@@ -251,5 +254,5 @@ class Unwatched:
     """The watch of a run nobody follows (a dry run, a caller with no progress callback)."""
 
     @contextmanager
-    def running(self, what: Watched) -> Iterator[None]:
+    def running(self, what: Statement | SqlFile) -> Iterator[None]:
         yield
