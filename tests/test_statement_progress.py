@@ -11,13 +11,11 @@ was seen.
 
 from __future__ import annotations
 
-import re
 import threading
 from contextlib import contextmanager
 from typing import Iterator
 
 import psycopg
-import pytest
 
 from commands import grammar
 from commands.identity import Actor
@@ -228,10 +226,3 @@ def test_the_fix_the_result_gives_clears_the_invalid_index_and_the_retry_succeed
     assert bed.run("migrate up").outcome is Outcome.DONE
     assert bed.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email_key'::regclass") == [(True,)]
 
-
-@pytest.mark.parametrize("line", [r"(\d+) of (\d+) blocks \((\d+)%\)"])
-def test_percent_pattern_is_what_the_surfaces_show(line):
-    from bot.slack.blocks.statements import statement_progress_text
-    text = statement_progress_text(StatementProgress(statement="CREATE INDEX", line=1, seconds=2, phase="p",
-                                                     done=3, total=4, unit="blocks"))
-    assert re.search(line, text)
