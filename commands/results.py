@@ -87,7 +87,7 @@ class StatementProgress:
     row but dbops' role may not read it) or "waiting" (a view covers it but has no row yet).
     """
 
-    statement: str                 # what runs: "CREATE INDEX CONCURRENTLY", "ALTER TABLE", "the file"
+    statement: str                 # what runs: "CREATE INDEX CONCURRENTLY", "ALTER TABLE", "The whole file"
     line: int | None = None        # its line in the file; None when the whole file runs as one query
     seconds: float = 0.0           # how long it has run so far
     seen: str = "reported"

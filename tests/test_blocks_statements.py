@@ -56,6 +56,8 @@ SAMPLES = {
                                                            seen="no_view", server_version=160004)),
     "progress_copy_on_13": lambda: progress(StatementProgress(statement="COPY", line=2, seconds=12.0, seen="no_view",
                                                               server_version=130016)),
+    "progress_whole_file": lambda: progress(StatementProgress(statement="The whole file", seconds=75.0, seen="no_view",
+                                                              server_version=180001)),
     "progress_hidden": lambda: progress(StatementProgress(statement="VACUUM FULL", line=1, seconds=30.0,
                                                           seen="hidden")),
     "migrate_failed_invalid_index": lambda: render(failed_with_invalid_index(), now=NOW,

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import psycopg
+import pytest
 
 from commands import grammar
 from commands.identity import Actor
@@ -226,3 +227,30 @@ def test_the_fix_the_result_gives_clears_the_invalid_index_and_the_retry_succeed
     assert bed.run("migrate up").outcome is Outcome.DONE
     assert bed.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'users_email_key'::regclass") == [(True,)]
 
+
+
+@pytest.mark.parametrize(("text", "label", "views", "otherwise"), [
+    ("CREATE UNIQUE INDEX CONCURRENTLY i ON t (a)", "CREATE UNIQUE INDEX CONCURRENTLY", ("create_index",), "waiting"),
+    ("REINDEX INDEX CONCURRENTLY i", "REINDEX CONCURRENTLY", ("create_index",), "waiting"),
+    ("CLUSTER t USING i", "CLUSTER", ("cluster",), "waiting"),
+    ("VACUUM (FULL, ANALYZE) t", "VACUUM FULL", ("cluster", "analyze"), "waiting"),
+    ("VACUUM t", "VACUUM", ("vacuum",), "waiting"),
+    ("ANALYZE t", "ANALYZE", ("analyze",), "waiting"),
+    ("COPY t FROM '/tmp/t.csv'", "COPY", ("copy",), "waiting"),
+    ("ALTER TABLE t ADD PRIMARY KEY (a)", "ALTER TABLE", ("create_index",), "no_view"),
+    ("UPDATE t SET a = 1", "UPDATE", (), "waiting"),
+    ("REFRESH MATERIALIZED VIEW m", "REFRESH MATERIALIZED VIEW", (), "waiting"),
+])
+def test_each_statement_is_named_and_matched_to_the_views_that_report_it(text, label, views, otherwise):
+    from commands.pg.statement_progress import watched
+    from commands.sql.sqlscan import scan
+    assert watched(scan(text).statements[0]) == Watched(statement=label, line=1, views=views, otherwise=otherwise)
+
+
+def test_a_file_sent_whole_is_named_by_its_one_statement_or_as_the_file():
+    from commands.pg.statement_progress import WHOLE_FILE, watched_file
+    from commands.sql.sqlscan import scan
+    one = watched_file(scan("BEGIN;\n\nCREATE INDEX i ON t (a);\nCOMMIT;"))
+    assert (one.statement, one.line) == ("CREATE INDEX", 3)
+    many = watched_file(scan("BEGIN; UPDATE t SET a = 1; CREATE INDEX i ON t (a); COMMIT;"))
+    assert (many.statement, many.line, many.views, many.otherwise) == (WHOLE_FILE, None, ("create_index",), "no_view")

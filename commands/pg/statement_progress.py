@@ -9,7 +9,7 @@ it cannot read is reported as hidden, never taken for "no progress".
 Which views exist depends on the server: create_index, cluster and vacuum on every supported one
 (13 up), analyze from 13, copy from 14. Their columns used here are the same on 13–18 (17 renamed
 vacuum's dead-tuple counters and 18 added delay times; neither is read). No view covers ALTER TABLE
-(its table rewrites included), CREATE TABLE AS, REFRESH MATERIALIZED VIEW, UPDATE, DELETE …: of
+(its table rewrites included; only an index it builds is reported), CREATE TABLE AS, REFRESH MATERIALIZED VIEW, UPDATE, DELETE …: of
 those, only how long they have run is known, and the sample says so.
 
 Sampling is a courtesy: it never fails, blocks or slows the migration. Its queries take no lock
@@ -42,6 +42,7 @@ QUERY_TIMEOUT = "5s"  # of each sample's query
 SINCE = {"analyze": 130000, "copy": 140000}  # server_version_num that added the view; others: every supported one
 
 Report = Callable[[StatementProgress | None], None]
+WHOLE_FILE = "The whole file"  # what a file sent whole runs, when it has more than one statement
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -51,6 +52,9 @@ class Watched:
     statement: str
     line: int | None
     views: tuple[str, ...]
+    # What no row in ``views`` means: "waiting" (the statement has not begun what they show) or
+    # "no_view" (they show only a part of it, such as the index an ALTER TABLE builds).
+    otherwise: str = "waiting"
 
 
 def _words(kind: str) -> str:
@@ -90,17 +94,20 @@ def watched(statement: Statement) -> Watched:
             label, views = "VACUUM", ("vacuum",) + (("analyze",) if "analyze" in options else ())
     elif kind == "CopyStmt":
         views = ("copy",)
+    elif kind == "AlterTableStmt":  # an index it builds (ADD PRIMARY KEY, UNIQUE) reports; a rewrite does not
+        return Watched(statement=label, line=statement.line, views=("create_index",), otherwise="no_view")
     return Watched(statement=label, line=statement.line, views=views)
 
 
 def watched_file(sqlfile: SqlFile) -> Watched:
     """A file sent whole, as one query (the dirty protocol): its one statement when it has one
-    (BEGIN/COMMIT aside), else "the file", reported by any view one of its statements may use."""
+    (BEGIN/COMMIT aside), else WHOLE_FILE, reported by any view one of its statements may use."""
     inner = [watched(s) for s in sqlfile.statements if not s.transaction_control]
     if len(inner) == 1:
         return inner[0]
     views = tuple(dict.fromkeys(v for w in inner for v in w.views))
-    return Watched(statement="the file", line=None, views=views)
+    # Which of its statements runs is not known: with no row, none that a view covers does.
+    return Watched(statement=WHOLE_FILE, line=None, views=views, otherwise="no_view")
 
 
 # --- reading the views ----------------------------------------------------------------------------
@@ -169,7 +176,7 @@ def sample(conn: psycopg.Connection, pid: int, what: Watched, seconds: float, se
         done, total, unit, waiting_for = _measure(view, row)
         return StatementProgress(**base, command=row["command"], relation=row["relation"], phase=row["phase"],
                                  done=done, total=total, unit=unit, waiting_for=waiting_for)
-    return StatementProgress(**base, seen="waiting")
+    return StatementProgress(**base, seen=what.otherwise)
 
 
 # --- the sampler --------------------------------------------------------------------------------

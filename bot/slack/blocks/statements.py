@@ -33,6 +33,8 @@ def statement_progress_text(s: StatementProgress) -> str:
     where = f" (line {s.line})" if s.line is not None else ""
     what = f"{esc(s.statement)}{where}"
     running = f"running for {clock_text(s.seconds)}"
+    if s.seen == "no_view" and s.line is None:  # a file sent whole: which statement runs is not known
+        return f"{what}: {running}; no progress view reports the statement it runs now."
     if s.seen == "no_view":
         since = _SINCE.get(s.statement)
         server = s.server_version // 10000 if s.server_version else None
