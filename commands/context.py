@@ -57,10 +57,11 @@ class Context:
     def step(self, step: str, detail: str | None = None) -> None:
         self.progress(Progress(step=step, detail=detail))
 
-    def statement_progress(self, applying: str) -> Callable[[StatementProgress | None], None]:
-        """The runner's progress callback while it applies the file ``applying``: each sample of
-        a long statement, passed on as an "apply" step that carries it."""
-        return lambda sampled: self.progress(Progress(step="apply", detail=applying, statement=sampled))
+    def statement_progress(self, detail: str, step: str = "apply") -> Callable[[StatementProgress | None], None]:
+        """The callback of a run whose long statements are sampled (the runner applying the file
+        ``detail``, a restore of the snapshot ``detail``): each sample passed on as a ``step``
+        that carries it."""
+        return lambda sampled: self.progress(Progress(step=step, detail=detail, statement=sampled))
 
     def snapshot_progress(self, read: int, written: int, total: int) -> None:
         """The Snapshotter's progress callback, passed on as a "snapshot" step."""

@@ -134,9 +134,11 @@ class Snapshotter(Protocol):
     def verify(self, env: EnvironmentSettings, snapshot: Snapshot) -> Verified:
         """Check the file against its manifest's checksum and that pg_restore can read it."""
 
-    def restore(self, env: EnvironmentSettings, snapshot: Snapshot) -> Restored:
+    def restore(self, env: EnvironmentSettings, snapshot: Snapshot,
+                progress: Callable[[StatementProgress | None], None] | None = None) -> Restored:
         """Replace the database with the snapshot atomically: all of it, or nothing changes.
-        Raises SnapshotFailed (the database untouched) otherwise."""
+        Raises SnapshotFailed (the database untouched) otherwise. ``progress`` hears what the
+        server's progress views say of the restore's long statements (index builds, COPY)."""
 
 
 class Scratch(Protocol):

@@ -88,7 +88,7 @@ class StatementProgress:
     """
 
     statement: str                 # what runs: "CREATE INDEX CONCURRENTLY", "ALTER TABLE", "The whole file"
-    line: int | None = None        # its line in the file; None when the whole file runs as one query
+    line: int | None = None        # its line in the file; None: a file sent whole, with several statements
     seconds: float = 0.0           # how long it has run so far
     seen: str = "reported"
     command: str | None = None     # the view's own name for it ("CREATE INDEX CONCURRENTLY", "VACUUM FULL")

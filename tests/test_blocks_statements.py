@@ -58,6 +58,11 @@ SAMPLES = {
                                                               server_version=130016)),
     "progress_whole_file": lambda: progress(StatementProgress(statement="The whole file", seconds=75.0, seen="no_view",
                                                               server_version=180001)),
+    "progress_restore": lambda: render_progress(
+        command=f"/snapshot restore {PRE_MIGRATION.name} production", user="U0ALICE", elapsed_s=312.0,
+        progress=Progress(step="restore", detail=PRE_MIGRATION.name, statement=StatementProgress(
+            statement="The restore", seconds=301.0, command="COPY FROM", phase="COPY FROM", done=1_204_311,
+            unit="rows"))),
     "progress_hidden": lambda: progress(StatementProgress(statement="VACUUM FULL", line=1, seconds=30.0,
                                                           seen="hidden")),
     "migrate_failed_invalid_index": lambda: render(failed_with_invalid_index(), now=NOW,

@@ -181,6 +181,25 @@ def test_another_roles_session_is_reported_hidden_not_as_no_progress(make_bed, a
     assert hidden.seen == "hidden" and hidden.phase is None
 
 
+def test_a_restore_reports_the_index_it_rebuilds_while_it_runs(make_bed):
+    """psql restores the snapshot; its session, found by the name dbops gives it, is sampled. (In
+    place: advisory locks are per database, so a new-database restore could not be held so.)"""
+    bed = make_bed(FILES, **SLOW, restore_mode="in-place")
+    assert bed.run("migrate up").outcome is Outcome.DONE  # events_held is built (nothing holds it yet)
+    name = bed.run('snapshot create --reason "before the test"').snapshot.name
+    heard = Heard()
+    with holding(bed.url):
+        thread, done = run_in_background(bed, f"snapshot restore {name}", heard)
+        seen = wait_for(lambda: building(heard), what="the restore's index build, half-way")
+    thread.join(timeout=60)
+    assert done and done[0].outcome is Outcome.DONE, done
+    # The table is psql's, not yet committed: its name is not for another session to read.
+    assert (seen.statement, seen.line, seen.command, seen.relation) == ("The restore", None, "CREATE INDEX", None)
+    assert 0 < seen.done < seen.total
+    with heard.lock:
+        assert {p.step for p in heard.all if p.statement is not None} == {"restore"}
+
+
 # --- a failed CREATE INDEX CONCURRENTLY ------------------------------------------------------------
 
 DUPLICATES = {

@@ -99,6 +99,10 @@ def watched(statement: Statement) -> Watched:
     return Watched(statement=label, line=statement.line, views=views)
 
 
+# A snapshot's restore: psql runs its SQL, whose long parts are the tables' COPY and the index builds.
+RESTORE = Watched(statement="The restore", line=None, views=("create_index", "copy"), otherwise="no_view")
+
+
 def watched_file(sqlfile: SqlFile) -> Watched:
     """A file sent whole, as one query (the dirty protocol): its one statement when it has one
     (BEGIN/COMMIT aside), else WHOLE_FILE, reported by any view one of its statements may use."""
@@ -112,23 +116,26 @@ def watched_file(sqlfile: SqlFile) -> Watched:
 
 # --- reading the views ----------------------------------------------------------------------------
 
+# The table's name, if this session can read it: not when it is another database's, or was made by
+# the sampled session's transaction, not yet committed (a restore's tables): only its OID is there.
+_RELATION = "(SELECT c.oid::regclass::text FROM pg_class c WHERE c.oid = v.relid AND v.datname = current_database())"
 _QUERIES = {
-    "create_index": """SELECT command, phase, relid::regclass::text AS relation, lockers_total, lockers_done,
+    "create_index": f"""SELECT command, phase, {_RELATION} AS relation, lockers_total, lockers_done,
                               current_locker_pid, blocks_total, blocks_done, tuples_total, tuples_done,
                               partitions_total, partitions_done
-                       FROM pg_stat_progress_create_index WHERE pid = %s""",
-    "cluster": """SELECT command, phase, relid::regclass::text AS relation, heap_blks_total, heap_blks_scanned,
+                       FROM pg_stat_progress_create_index v WHERE pid = %s""",
+    "cluster": f"""SELECT command, phase, {_RELATION} AS relation, heap_blks_total, heap_blks_scanned,
                          heap_tuples_written
-                  FROM pg_stat_progress_cluster WHERE pid = %s""",
-    "vacuum": """SELECT 'VACUUM' AS command, phase, relid::regclass::text AS relation, heap_blks_total,
+                  FROM pg_stat_progress_cluster v WHERE pid = %s""",
+    "vacuum": f"""SELECT 'VACUUM' AS command, phase, {_RELATION} AS relation, heap_blks_total,
                         heap_blks_scanned, heap_blks_vacuumed
-                 FROM pg_stat_progress_vacuum WHERE pid = %s""",
-    "analyze": """SELECT 'ANALYZE' AS command, phase, relid::regclass::text AS relation, sample_blks_total,
+                 FROM pg_stat_progress_vacuum v WHERE pid = %s""",
+    "analyze": f"""SELECT 'ANALYZE' AS command, phase, {_RELATION} AS relation, sample_blks_total,
                          sample_blks_scanned, child_tables_total, child_tables_done
-                  FROM pg_stat_progress_analyze WHERE pid = %s""",
-    "copy": """SELECT command, command AS phase, relid::regclass::text AS relation, bytes_total, bytes_processed,
+                  FROM pg_stat_progress_analyze v WHERE pid = %s""",
+    "copy": f"""SELECT command, command AS phase, {_RELATION} AS relation, bytes_total, bytes_processed,
                       tuples_processed
-               FROM pg_stat_progress_copy WHERE pid = %s""",
+               FROM pg_stat_progress_copy v WHERE pid = %s""",
 }
 
 
@@ -189,11 +196,15 @@ class StatementWatch:
     a surface stops showing it); nothing is reported after ``watching`` returns.
     """
 
-    def __init__(self, connect: Callable[[], psycopg.Connection], pid: int, report: Report, *,
-                 every: float = SAMPLE_SECONDS, after: float = AFTER_SECONDS) -> None:
+    def __init__(self, connect: Callable[[], psycopg.Connection], pid: int | None, report: Report, *,
+                 application_name: str | None = None, every: float = SAMPLE_SECONDS,
+                 after: float = AFTER_SECONDS) -> None:
+        """``pid`` None: the backend is the session named ``application_name`` (another program's,
+        psql's for a restore), looked up when first sampled."""
         self._connect, self.pid, self.report, self.every, self.after = connect, pid, report, every, after
+        self.application_name = application_name
         self._lock = threading.Lock()
-        self._current: tuple[Statement | SqlFile, float] | None = None  # named when sampled: most never are
+        self._current: tuple[Statement | SqlFile | Watched, float] | None = None  # named when sampled: most never are
         self._reported = False
         self._stop = threading.Event()
         self._conn: psycopg.Connection | None = None
@@ -201,7 +212,7 @@ class StatementWatch:
         self._broken = False
 
     @contextmanager
-    def running(self, what: Statement | SqlFile) -> Iterator[None]:
+    def running(self, what: Statement | SqlFile | Watched) -> Iterator[None]:
         """While the block runs, backend ``pid`` runs ``what``: one statement, or a file sent whole."""
         with self._lock:
             self._current = (what, time.monotonic())
@@ -222,7 +233,8 @@ class StatementWatch:
                 if current is None or self._broken or time.monotonic() - current[1] < self.after:
                     continue
                 running, started = current
-                what = watched_file(running) if hasattr(running, "statements") else watched(running)
+                what = running if isinstance(running, Watched) else (
+                    watched_file(running) if hasattr(running, "statements") else watched(running))
                 progress = self._sample(what, started)
                 with self._lock:
                     if progress is not None and self._current is current and not self._stop.is_set():
@@ -239,6 +251,12 @@ class StatementWatch:
                 self._conn.row_factory = dict_row
                 self._conn.execute("SELECT set_config('statement_timeout', %s, false)", (QUERY_TIMEOUT,))
                 self._server = int(self._conn.execute("SHOW server_version_num").fetchone()["server_version_num"])
+            if self.pid is None:
+                row = self._conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+                                         "ORDER BY backend_start LIMIT 1", (self.application_name,)).fetchone()
+                if row is None:
+                    return None  # not connected yet
+                self.pid = row["pid"]
             return sample(self._conn, self.pid, what, time.monotonic() - started, self._server)
         except Exception as err:  # noqa: BLE001 - whatever it is, the migration goes on unwatched
             log.warning("progress.sample_failed", error=f"{type(err).__name__}: {err}".splitlines()[0])
@@ -261,5 +279,5 @@ class Unwatched:
     """The watch of a run nobody follows (a dry run, a caller with no progress callback)."""
 
     @contextmanager
-    def running(self, what: Statement | SqlFile) -> Iterator[None]:
+    def running(self, what: Statement | SqlFile | Watched) -> Iterator[None]:
         yield

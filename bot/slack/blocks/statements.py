@@ -31,7 +31,9 @@ def _amount(s: StatementProgress) -> str:
 def statement_progress_text(s: StatementProgress) -> str:
     """One line: what runs, where in the file, and what the server says of it."""
     where = f" (line {s.line})" if s.line is not None else ""
-    what = f"{esc(s.statement)}{where}"
+    # A file sent whole or a restore: the view's own name says which of its statements runs.
+    doing = f" ({esc(s.command)})" if s.line is None and s.command else ""
+    what = f"{esc(s.statement)}{where}{doing}"
     running = f"running for {clock_text(s.seconds)}"
     if s.seen == "no_view" and s.line is None:  # a file sent whole: which statement runs is not known
         return f"{what}: {running}; no progress view reports the statement it runs now."
@@ -48,9 +50,11 @@ def statement_progress_text(s: StatementProgress) -> str:
     if s.seen == "waiting":
         return f"{what}: {running}; no progress reported yet."
     on = f" on {code(s.relation)}" if s.relation else ""
-    amount = _amount(s)
+    # COPY has no phases: its view's phase is its command, already said.
+    said = [esc(s.phase)] if s.phase and s.phase != s.command else []
+    said += [amount] if (amount := _amount(s)) else []
     waits = f"; waiting for pid {s.waiting_for}" if s.waiting_for else ""
-    return f"{what}{on}: {esc(s.phase)}{', ' + amount if amount else ''}{waits}, {running}"
+    return f"{what}{on}: {', '.join(said) or 'under way'}{waits}, {running}"
 
 
 # --- a failed CREATE INDEX CONCURRENTLY ---------------------------------------------------------------
