@@ -480,6 +480,13 @@ def test_the_least_privilege_role_sees_its_own_builds_progress_on_every_server(m
     assert seen.unit == "blocks" and 0 < seen.done < seen.total
 
 
+def test_a_held_restore_reports_the_index_it_rebuilds_on_every_server(make_bed):
+    from tests.test_statement_progress import held_restore_is_reported
+    seen, _ = held_restore_is_reported(make_bed)
+    assert (seen.command, seen.phase) == ("CREATE INDEX", "building index: scanning table")
+    assert 0 < seen.done < seen.total
+
+
 def test_copy_reports_its_rows_from_14_and_says_13_has_no_view(matrix_server, make_bed):
     from tests.test_statement_progress import FILES, SLOW, Heard, holding, run_in_background
     bed = make_bed(FILES, **SLOW, lint_block_severity="none")

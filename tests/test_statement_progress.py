@@ -181,9 +181,10 @@ def test_another_roles_session_is_reported_hidden_not_as_no_progress(make_bed, a
     assert hidden.seen == "hidden" and hidden.phase is None
 
 
-def test_a_restore_reports_the_index_it_rebuilds_while_it_runs(make_bed):
-    """psql restores the snapshot; its session, found by the name dbops gives it, is sampled. (In
-    place: advisory locks are per database, so a new-database restore could not be held so.)"""
+def held_restore_is_reported(make_bed) -> tuple[StatementProgress, list[Progress]]:
+    """Restore a snapshot whose index build is held half-way; what the progress said of it then, and
+    every progress with a sample. In place: advisory locks are per database, so a new-database
+    restore (the same sampling, into a fresh database) could not be held so."""
     bed = make_bed(FILES, **SLOW, restore_mode="in-place")
     assert bed.run("migrate up").outcome is Outcome.DONE  # events_held is built (nothing holds it yet)
     name = bed.run('snapshot create --reason "before the test"').snapshot.name
@@ -193,11 +194,17 @@ def test_a_restore_reports_the_index_it_rebuilds_while_it_runs(make_bed):
         seen = wait_for(lambda: building(heard), what="the restore's index build, half-way")
     thread.join(timeout=60)
     assert done and done[0].outcome is Outcome.DONE, done
+    with heard.lock:
+        return seen, [p for p in heard.all if p.statement is not None]
+
+
+def test_a_restore_reports_the_index_it_rebuilds_while_it_runs(make_bed):
+    """psql restores the snapshot; its session, found by the name dbops gives it, is sampled."""
+    seen, sampled = held_restore_is_reported(make_bed)
     # The table is psql's, not yet committed: its name is not for another session to read.
     assert (seen.statement, seen.line, seen.command, seen.relation) == ("The restore", None, "CREATE INDEX", None)
     assert 0 < seen.done < seen.total
-    with heard.lock:
-        assert {p.step for p in heard.all if p.statement is not None} == {"restore"}
+    assert {p.step for p in sampled} == {"restore"}
 
 
 # --- a failed CREATE INDEX CONCURRENTLY ------------------------------------------------------------
