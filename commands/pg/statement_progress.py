@@ -29,6 +29,7 @@ import psycopg
 import structlog
 from psycopg.rows import dict_row
 
+from commands.redact import redact
 from commands.results import StatementProgress
 
 if TYPE_CHECKING:
@@ -259,7 +260,7 @@ class StatementWatch:
                 self.pid = row["pid"]
             return sample(self._conn, self.pid, what, time.monotonic() - started, self._server)
         except Exception as err:  # noqa: BLE001 - whatever it is, the migration goes on unwatched
-            log.warning("progress.sample_failed", error=f"{type(err).__name__}: {err}".splitlines()[0])
+            log.warning("progress.sample_failed", error=redact(f"{type(err).__name__}: {err}".splitlines()[0]))
             self._broken = True
             return None
 
