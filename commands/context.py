@@ -11,7 +11,7 @@ from commands.errors import ConfigError
 from commands.identity import Actor
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.observe import NOBODY, Observer
-from commands.results import Progress
+from commands.results import Progress, StatementProgress
 
 if TYPE_CHECKING:
     from commands.policy import Policy
@@ -70,6 +70,12 @@ class Context:
 
     def step(self, step: str, detail: str | None = None) -> None:
         self.progress(Progress(step=step, detail=detail))
+
+    def statement_progress(self, detail: str, step: str = "apply") -> Callable[[StatementProgress | None], None]:
+        """The callback of a run whose long statements are sampled (the runner applying the file
+        ``detail``, a restore of the snapshot ``detail``): each sample passed on as a ``step``
+        that carries it."""
+        return lambda sampled: self.progress(Progress(step=step, detail=detail, statement=sampled))
 
     def snapshot_progress(self, read: int, written: int, total: int) -> None:
         """The Snapshotter's progress callback, passed on as a "snapshot" step."""

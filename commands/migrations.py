@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from commands.results import SqlError
+from commands.results import InvalidIndex, SqlError, StatementProgress
 
 # The Protocols only name these in annotations: importing them here would make every command
 # (a status from the shell too) pay for the results of every capability.
@@ -61,11 +61,14 @@ DryRunRow = tuple[str, str, str | None, SqlError | None, float]
 
 
 class MigrationRunner(Protocol):
-    def apply(self, sqlfile: SqlFile | None, target: int) -> SqlError | None:
+    def apply(self, sqlfile: SqlFile | None, target: int,
+              progress: Callable[[StatementProgress | None], None] | None = None) -> SqlError | None:
         """Run ``sqlfile`` (None: no-op) and record ``target`` clean; on error return it.
 
         A transactional file that fails leaves the recorded state as it was; any other
-        file that fails leaves ``target`` recorded dirty.
+        file that fails leaves ``target`` recorded dirty (and its error names the INVALID
+        indexes a failed CREATE INDEX CONCURRENTLY left). ``progress`` hears, while a long
+        statement runs, what the server's progress views say of it, and None when it ends.
         """
 
     def dry_run(self, files: list[tuple[str, SqlFile | None]]) -> list[DryRunRow]:
@@ -73,6 +76,9 @@ class MigrationRunner(Protocol):
 
 
 class Inspector(Protocol):
+    def invalid_indexes(self, sqlfile: SqlFile) -> tuple[InvalidIndex, ...]:
+        """The INVALID indexes that ``sqlfile``'s CREATE INDEX CONCURRENTLY statements left, now."""
+
     def largest_tables(self, limit: int) -> list[TableRows]:
         """The ``limit`` largest tables by size on disk, with exact row counts."""
 
@@ -128,9 +134,11 @@ class Snapshotter(Protocol):
     def verify(self, env: EnvironmentSettings, snapshot: Snapshot) -> Verified:
         """Check the file against its manifest's checksum and that pg_restore can read it."""
 
-    def restore(self, env: EnvironmentSettings, snapshot: Snapshot) -> Restored:
+    def restore(self, env: EnvironmentSettings, snapshot: Snapshot,
+                progress: Callable[[StatementProgress | None], None] | None = None) -> Restored:
         """Replace the database with the snapshot atomically: all of it, or nothing changes.
-        Raises SnapshotFailed (the database untouched) otherwise."""
+        Raises SnapshotFailed (the database untouched) otherwise. ``progress`` hears what the
+        server's progress views say of the restore's long statements (index builds, COPY)."""
 
 
 class Scratch(Protocol):

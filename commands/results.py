@@ -76,6 +76,32 @@ class Progress:
     read_bytes: int | None = None
     written_bytes: int | None = None
     total_bytes: int | None = None
+    statement: "StatementProgress | None" = None  # "apply": what PostgreSQL says of the running statement
+
+
+@dataclass(frozen=True, kw_only=True)
+class StatementProgress:
+    """A long statement of a migration file as PostgreSQL's progress views show it, sampled
+    from a second session of the same role while it runs.
+
+    ``seen``: "reported" (a progress view has its row: ``phase`` and, where the phase counts
+    something, ``done`` of ``total`` ``unit``), "no_view" (PostgreSQL has no progress view for
+    ``statement`` on this server: only how long it has run is known), "hidden" (a view has its
+    row but dbops' role may not read it) or "waiting" (a view covers it but has no row yet).
+    """
+
+    statement: str                 # what runs: "CREATE INDEX CONCURRENTLY", "ALTER TABLE", "The whole file"
+    line: int | None = None        # its line in the file; None: a file sent whole, with several statements
+    seconds: float = 0.0           # how long it has run so far
+    seen: str = "reported"
+    command: str | None = None     # the view's own name for it ("CREATE INDEX CONCURRENTLY", "VACUUM FULL")
+    relation: str | None = None    # the table it works on
+    phase: str | None = None       # PostgreSQL's words: "building index: scanning table"
+    done: int | None = None
+    total: int | None = None
+    unit: str | None = None        # "blocks", "tuples", "bytes", "transactions", "partitions"
+    waiting_for: int | None = None  # the pid of the transaction a waiting phase waits for
+    server_version: int | None = None  # server_version_num, for "no_view" on an older server
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,6 +149,18 @@ class SqlError:
     column: int | None = None
     constraint: str | None = None
     dependency: str | None = None  # for a foreign-key-order failure: the dependency that caused it
+    # A failed CREATE INDEX CONCURRENTLY: the INVALID indexes it left behind, read from the catalog.
+    invalid_indexes: tuple["InvalidIndex", ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvalidIndex:
+    """An index PostgreSQL marked INVALID (``pg_index.indisvalid`` false) that a failed file was
+    building: no query uses it, yet every write to ``table`` still maintains it."""
+
+    schema: str
+    name: str
+    table: str  # schema-qualified
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -87,6 +87,8 @@ def app_role(server_url: str) -> Iterator[AppRole]:
     suffix = uuid.uuid4().hex[:12]
     name, database, password = f"app_{suffix}", f"t_app_{suffix}", secrets.token_urlsafe(18)
     with psycopg.connect(server_url, autocommit=True) as conn:
+        # PostgreSQL 13 stores new passwords as md5 by default, which scram-sha-256 login refuses.
+        conn.execute("SET password_encryption = 'scram-sha-256'")
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION "
                              "NOBYPASSRLS IN ROLE {}").format(sql.Identifier(name), sql.Literal(password),
                                                                sql.Identifier(PASSWORD_GROUP)))

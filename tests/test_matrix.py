@@ -464,3 +464,58 @@ def test_the_same_history_reads_as_the_same_schema_on_every_server(matrix_server
             if obj["name"] in VIEWS_BEFORE_16:
                 obj["attributes"]["definition"] = VIEWS_BEFORE_16[obj["name"]]
     assert reading == golden
+
+
+# --- long statements' progress, and a failed CREATE INDEX CONCURRENTLY (tests/test_statement_progress.py) ---
+
+def test_a_held_index_build_reports_phase_blocks_and_percent_on_every_server(make_bed):
+    from tests.test_statement_progress import held_build_is_reported
+    seen = held_build_is_reported(make_bed)
+    assert seen.phase == "building index: scanning table" and seen.unit == "blocks" and 0 < seen.done < seen.total
+
+
+def test_the_least_privilege_role_sees_its_own_builds_progress_on_every_server(make_bed, app_role):
+    from tests.test_statement_progress import held_build_is_reported
+    seen = held_build_is_reported(make_bed, url=app_role.url)
+    assert seen.unit == "blocks" and 0 < seen.done < seen.total
+
+
+def test_a_held_restore_reports_the_index_it_rebuilds_on_every_server(make_bed):
+    from tests.test_statement_progress import held_restore_is_reported
+    seen, _ = held_restore_is_reported(make_bed)
+    assert (seen.command, seen.phase) == ("CREATE INDEX", "building index: scanning table")
+    assert 0 < seen.done < seen.total
+
+
+def test_copy_reports_its_rows_from_14_and_says_13_has_no_view(matrix_server, make_bed):
+    from tests.test_statement_progress import FILES, SLOW, Heard, holding, run_in_background
+    bed = make_bed(FILES, **SLOW, lint_block_severity="none")
+    bed.run("migrate up 1")
+    bed.write({"2_held_index.up.sql": "COPY (SELECT held(id) FROM events ORDER BY id) TO '/dev/null';"})
+    heard = Heard()
+    with holding(bed.url):
+        thread, done = run_in_background(bed, "migrate up", heard)
+        seen = wait_for_sample(heard)
+    thread.join(timeout=60)
+    assert done[0].outcome is Outcome.DONE
+    if matrix_server.major >= 14:
+        assert (seen.seen, seen.command, seen.unit) == ("reported", "COPY TO", "rows") and seen.done > 0
+    else:
+        assert (seen.seen, seen.statement, seen.server_version // 10000) == ("no_view", "COPY", 13)
+
+
+def wait_for_sample(heard):
+    from tests.conftest import wait_for
+    # COPY reports its rows as it goes: the first sample may come before the held row.
+    return wait_for(lambda: next((s for s in heard.statements() if s.seen == "no_view" or (s.done or 0) > 0), None),
+                    what="the COPY's sample")
+
+
+def test_a_failed_concurrent_build_names_its_invalid_index_on_every_server(make_bed):
+    from commands.results import InvalidIndex
+    from tests.test_statement_progress import DUPLICATES
+    bed = make_bed(DUPLICATES)
+    result = bed.run("migrate up")
+    assert bed.state() == (2, True)
+    assert result.failure.error.invalid_indexes == (
+        InvalidIndex(schema="public", name="users_email_key", table="users"),)

@@ -161,7 +161,18 @@ def _run(args: list[str], config_path: str | None, output: str, *, own_process: 
         settings = load(config_path)
         actor = shell_actor(settings)
         executor = build_executor(settings, doctor=isinstance(command, grammar.DbopsDoctor))
-    return _print_result(executor.run(command, actor), settings, actor.user, output, " ".join(args))
+    progress = _progress(settings, actor.user, " ".join(args))
+    return _print_result(executor.run(command, actor, progress), settings, actor.user, output, " ".join(args))
+
+
+def _progress(settings: Settings, user: str, command: str):
+    """Progress lines on stderr when a person watches it (``bot.cli.progress``); else none."""
+    from commands.context import ignore_progress
+    if not sys.stderr.isatty():
+        return ignore_progress
+    from bot.cli.progress import ProgressLines
+    return ProgressLines(command="/" + command, user=user, stream=sys.stderr, names=_names(settings),
+                         ansi=_ansi(sys.stderr))
 
 
 def _print_result(result: Result, settings: Settings, user: str, output: str, command: str) -> int:

@@ -169,7 +169,8 @@ class Console:
         message = shown.message
         lines = render_blocks(message.blocks, message.text, self.names, self.style)
         if shown.kind == "updated" and message.text.startswith("⏳"):  # progress: a line per update
-            self.say(self.style.dim(f"  {message.key} … {lines[0] if lines else message.text}"))
+            first, *more = lines or [message.text]  # more: what the server says of a long statement
+            self.say(*(self.style.dim(line) for line in (f"  {message.key} … {first}", *(f"    {m}" for m in more))))
             return
         if buttons(message.blocks):
             self.latest_with_buttons = message.key

@@ -225,8 +225,9 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
     for step, sqlfile in zip(plan, files):
         step_started = time.perf_counter()
         mode = sqlfile.mode.value if sqlfile is not None and not sqlfile.empty else "transactional"
-        ctx.step("apply", step.file.filename if step.file else f"{step.migration.version} (no {step.direction} file)")
-        error = db.runner.apply(sqlfile, step.target)
+        applying = step.file.filename if step.file else f"{step.migration.version} (no {step.direction} file)"
+        ctx.step("apply", applying)
+        error = db.runner.apply(sqlfile, step.target, progress=ctx.statement_progress(applying))
         filename = step.file.filename if step.file else None
         if error is not None:
             failure = StepFailure(version=step.migration.version, name=step.migration.name,

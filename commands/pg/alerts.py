@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 
 from commands.pg.connect import run_once
 from commands.watch.results import Alert, DiskWatchInfo, DriftWatchInfo
-from commands.results import LockDirInfo, LockHolder
+from commands.results import InvalidIndex, LockDirInfo, LockHolder
 from commands.schema.compare import Change, Difference
 from commands.snapshot.results import SnapshotInfo
 
@@ -43,6 +43,8 @@ def _lock_details(details: dict) -> dict:
     drift = details.get("drift")
     return {"drift": _drift(drift) if drift else None,
             "holder": LockHolder(**_times(holder, "since", "state_since")) if holder else None,
+            "invalid_indexes": tuple(InvalidIndex(**i) for i in details.get("invalid_indexes") or ()),
+            "previous_version": details.get("previous_version"),
             "lock_dir": LockDirInfo(**_times(lock_dir, "locked_at")) if lock_dir else None,
             "disk": DiskWatchInfo(**{**disk, "biggest": _snapshots(disk["biggest"]),
                                      "oldest": _snapshots(disk["oldest"])}) if disk else None}
@@ -87,7 +89,9 @@ class PgAlerts:
              "details": Jsonb({"failed_file": alert.failed_file, "latest_file_version": alert.latest_file_version,
                                "snapshot": snapshot, "holder": _encode(alert.holder),
                                "lock_dir": _encode(alert.lock_dir), "disk": _encode(alert.disk),
-                               "drift": _encode(alert.drift)})})
+                               "drift": _encode(alert.drift),
+                               "invalid_indexes": [dataclasses.asdict(i) for i in alert.invalid_indexes],
+                               "previous_version": alert.previous_version})})
         return _alert(rows[0]) if rows else None
 
     def remind(self, alert_id: int, *, last_notified: datetime, now: datetime) -> Alert | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import psycopg
 from psycopg import sql
@@ -92,6 +92,10 @@ class PgInspector:
         except psycopg.errors.InsufficientPrivilege:
             return False  # a table dbops may not read is not known to be empty (autocommit: nothing aborted)
 
+    def invalid_indexes(self, sqlfile) -> tuple:
+        from commands.pg.invalid_indexes import invalid_indexes  # only a dirty alert looks
+        return invalid_indexes(self.conn, sqlfile)
+
     def foreign_key_orphans(self) -> list[OrphanCount]:
         from commands.pg.integrity import orphaned_rows  # a rollback's checklist: not every command's
         from commands.rollback.results import OrphanCount
@@ -107,6 +111,7 @@ class PgEnvironment:
     conn: psycopg.Connection
     lock_timeout: str
     statement_timeout: str
+    sampler: Callable[[], psycopg.Connection] | None = None  # a second session, to sample statements' progress
 
     @cached_property
     def leftovers(self) -> PgLeftovers:
@@ -119,7 +124,8 @@ class PgEnvironment:
         # and the SQL file reader behind it.
         from commands.pg.runner import PgMigrationRunner, Timeouts
         return PgMigrationRunner(self.conn, self.store, Timeouts(lock_timeout=self.lock_timeout,
-                                                                 statement_timeout=self.statement_timeout))
+                                                                 statement_timeout=self.statement_timeout),
+                                 sampler=self.sampler)
 
 
 class PgDatabases:
@@ -138,7 +144,9 @@ class PgDatabases:
             key = golang_migrate_lock_key(schema=schema, table=env.migrations_table, database_url=env.database_url)
             lock = PgAdvisoryLock(conn, key)
             yield PgEnvironment(store=store, lock=lock, inspector=PgInspector(conn), conn=conn,
-                                lock_timeout=env.lock_timeout, statement_timeout=env.statement_timeout)
+                                lock_timeout=env.lock_timeout, statement_timeout=env.statement_timeout,
+                                sampler=lambda: connect(env.database_url, database=name,
+                                                        application_name=f"{self.application_name}-progress"))
         except psycopg.errors.InsufficientPrivilege as err:
             raise privilege_error(describe(err)) from None
         except psycopg.OperationalError as err:

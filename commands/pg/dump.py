@@ -145,10 +145,10 @@ class PgDumpSnapshotter:
     def verify(self, env: EnvironmentSettings, snapshot: Snapshot) -> Verified:
         return self.for_env(env).verify(snapshot)
 
-    def restore(self, env: EnvironmentSettings, snapshot: Snapshot) -> Restored:
+    def restore(self, env: EnvironmentSettings, snapshot: Snapshot, progress=None) -> Restored:
         from commands.pg.restore import PgRestorer  # loaded by a restore, not by every command
         return PgRestorer(Tools.for_bin_dir(env.pg_bin_dir), database=environment(env.name)).restore(
-            snapshot, url=env.database_url, mode=env.restore_mode, lock_timeout=env.lock_timeout)
+            snapshot, url=env.database_url, mode=env.restore_mode, lock_timeout=env.lock_timeout, progress=progress)
 
 
 class _EnvSnapshotter:

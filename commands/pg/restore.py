@@ -23,8 +23,9 @@ import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import psycopg
 from psycopg import sql
@@ -39,6 +40,9 @@ from commands.pg.tools import Tools, child_env
 from commands.process_env import base_env
 from commands.snapshot.snapshots import Restored, Snapshot
 
+if TYPE_CHECKING:
+    from commands.pg.statement_progress import Report
+
 
 class PgRestorer:
     def __init__(self, tools: Tools, *, database: str) -> None:
@@ -46,14 +50,16 @@ class PgRestorer:
         self.tools = tools
         self.database = database
 
-    def restore(self, snapshot: Snapshot, *, url: str, mode: str, lock_timeout: str) -> Restored:
+    def restore(self, snapshot: Snapshot, *, url: str, mode: str, lock_timeout: str,
+                progress: Report | None = None) -> Restored:
+        """``progress`` hears what PostgreSQL's progress views say of psql's session as it restores."""
         started = time.perf_counter()
         self._require_restricted_mode(snapshot)
         if mode == "in-place":
-            self._restore_in_place(snapshot, url, lock_timeout)
+            self._restore_in_place(snapshot, url, lock_timeout, progress)
             kept = None
         else:
-            kept = self._restore_new_database(snapshot, url)
+            kept = self._restore_new_database(snapshot, url, progress)
         return Restored(database=conninfo_dbname(url), mode=mode, kept_database=kept,
                         duration_ms=(time.perf_counter() - started) * 1000)
 
@@ -129,13 +135,28 @@ class PgRestorer:
                     f"hold. {snapshot.name} was not restored and nothing was changed; set pg_bin_dir to PostgreSQL "
                     "18's client programs.")
 
-    def _restore_in_place(self, snapshot: Snapshot, url: str, lock_timeout: str) -> None:
+    def _restore_in_place(self, snapshot: Snapshot, url: str, lock_timeout: str, progress: Report | None) -> None:
         with connect(url, database=self.database, application_name="dbops-restore") as conn:
             major = conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone()[0]
-        self._psql_restore(snapshot, child_env(url, options=f"-c lock_timeout={lock_timeout}"),
-                           prelude=empty_schemas_sql(major))
+        with self._watching(url, progress) as named:
+            self._psql_restore(snapshot, {**child_env(url, options=f"-c lock_timeout={lock_timeout}"), **named},
+                               prelude=empty_schemas_sql(major))
 
-    def _restore_new_database(self, snapshot: Snapshot, url: str) -> str:
+    @contextmanager
+    def _watching(self, url: str, progress: Report | None) -> Iterator[dict[str, str]]:
+        """psql's session sampled while it restores (``commands.pg.statement_progress``). Its pid is
+        psql's to know, so it is found by a name of its own; yields psql's environment for that."""
+        if progress is None:
+            yield {}
+            return
+        from commands.pg.statement_progress import RESTORE, StatementWatch
+        name = f"dbops-restore-{secrets.token_hex(6)}"
+        watch = StatementWatch(lambda: connect(url, database=self.database, application_name="dbops-progress"),
+                               None, progress, application_name=name)
+        with watch.watching(), watch.running(RESTORE):
+            yield {"PGAPPNAME": name}
+
+    def _restore_new_database(self, snapshot: Snapshot, url: str, progress: Report | None) -> str:
         target = conninfo_dbname(url)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
         fresh, kept = f"{target}_restoring_{stamp}"[:63], f"{target}_before_restore_{stamp}"[:63]
@@ -148,7 +169,8 @@ class PgRestorer:
                                      "(restore_mode = \"new-database\" needs CREATEDB: ALTER ROLE … CREATEDB, or set "
                                      f"restore_mode = \"in-place\"). {target} is unchanged.") from None
             try:
-                self._psql_restore(snapshot, child_env(url, dbname=fresh), prelude=None)
+                with self._watching(url, progress) as named:
+                    self._psql_restore(snapshot, {**child_env(url, dbname=fresh), **named}, prelude=None)
             except BaseException:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(fresh)))
                 raise

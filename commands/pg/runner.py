@@ -11,7 +11,9 @@ Two ways, chosen per file by ``commands.sql.sqlscan``:
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from typing import Callable, Iterator
 
 import psycopg
 
@@ -19,6 +21,7 @@ from commands.errors import INSUFFICIENT_PRIVILEGE, CommandError
 from commands.pg.connect import describe
 from commands.pg.integrity import DEPENDENT_OBJECTS_STILL_EXIST, FOREIGN_KEY_VIOLATION, dependency_of
 from commands.pg.state import PgVersionStore
+from commands.pg.statement_progress import Report, StatementWatch, Unwatched
 from commands.results import SqlError
 from commands.sql.sqlfile import Mode, SqlFile, position_of
 
@@ -62,11 +65,16 @@ class PgMigrationRunner:
     after an error in any other file it is ``target`` dirty.
     """
 
-    def __init__(self, conn: psycopg.Connection, store: PgVersionStore, timeouts: Timeouts) -> None:
+    def __init__(self, conn: psycopg.Connection, store: PgVersionStore, timeouts: Timeouts,
+                 sampler: Callable[[], psycopg.Connection] | None = None) -> None:
+        """``sampler``: opens the second session (same URL, same role) that samples a long
+        statement's progress; None: progress is not sampled."""
         self.conn = conn
         self.store = store
         self.timeouts = timeouts
         self._timeouts_set = False
+        self.sampler = sampler
+        self._watch: StatementWatch | Unwatched = Unwatched()
 
     def _set_timeouts(self) -> None:
         """Session-wide, once per operation: the connection lives for one operation only."""
@@ -77,13 +85,27 @@ class PgMigrationRunner:
             )
             self._timeouts_set = True
 
-    def apply(self, sqlfile: SqlFile | None, target: int) -> SqlError | None:
+    def apply(self, sqlfile: SqlFile | None, target: int, progress: Report | None = None) -> SqlError | None:
+        """``progress`` hears what PostgreSQL's progress views say of a long statement while it runs."""
         self._set_timeouts()
-        if sqlfile is None or sqlfile.empty or sqlfile.mode is Mode.TRANSACTIONAL:
-            error = self._apply_in_transaction(sqlfile, target)
-        else:
-            error = self._apply_dirty_protocol(sqlfile, target)
+        with self._watching(progress):
+            if sqlfile is None or sqlfile.empty or sqlfile.mode is Mode.TRANSACTIONAL:
+                error = self._apply_in_transaction(sqlfile, target)
+            else:
+                error = self._apply_dirty_protocol(sqlfile, target)
         return self._explained(error)
+
+    @contextmanager
+    def _watching(self, progress: Report | None) -> Iterator[None]:
+        if progress is None or self.sampler is None:
+            yield
+            return
+        with StatementWatch(self.sampler, self.conn.info.backend_pid, progress).watching() as watch:
+            self._watch = watch
+            try:
+                yield
+            finally:
+                self._watch = Unwatched()
 
     def _explained(self, error: SqlError | None) -> SqlError | None:
         """A foreign-key-order failure names the dependency that caused it (read after the
@@ -113,19 +135,30 @@ class PgMigrationRunner:
         statement's line even when PostgreSQL gives no position."""
         for statement in statements:
             try:
-                self.conn.execute(sqlfile.text[statement.start:statement.end])
+                with self._watch.running(statement):
+                    self.conn.execute(sqlfile.text[statement.start:statement.end])
             except psycopg.Error as err:
                 raise _StatementFailed(sql_error(err, sqlfile.text, offset=statement.start, line=statement.line)) from err
 
     def _apply_dirty_protocol(self, sqlfile: SqlFile, target: int) -> SqlError | None:
         self.store.write(target, True)
         try:
-            self.conn.execute(sqlfile.text)
+            with self._watch.running(sqlfile):
+                self.conn.execute(sqlfile.text)
         except psycopg.Error as err:
             self._abandon_transaction()
-            return sql_error(err, sqlfile.text)
+            return self._invalid_indexes(sql_error(err, sqlfile.text), sqlfile)
         self.store.write(target, False)
         return None
+
+    def _invalid_indexes(self, error: SqlError, sqlfile: SqlFile) -> SqlError:
+        """A failed CREATE INDEX CONCURRENTLY leaves its index behind, INVALID: named, from the catalog."""
+        from commands.pg.invalid_indexes import invalid_indexes  # only a failed no-transaction file looks
+        try:
+            found = invalid_indexes(self.conn, sqlfile)
+        except psycopg.Error:
+            return error  # the error is what matters; the catalog could not say more
+        return replace(error, invalid_indexes=found) if found else error
 
     def _abandon_transaction(self) -> None:
         """A file that opened its own transaction and failed leaves it aborted: end it."""

@@ -143,7 +143,7 @@ def _restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings)
         before = db.store.read()
         safety = safety_snapshot(ctx, env, before, f"pre-restore of {snapshot.name}", "restore")
         ctx.step("restore", snapshot.name)
-        restored = ctx.snapshots.restore(env, snapshot)
+        restored = ctx.snapshots.restore(env, snapshot, progress=ctx.statement_progress(snapshot.name, "restore"))
     ctx.step("read-back")
     with ctx.databases.open(env) as db:  # a new session: new-database mode replaced the old one
         after = db.store.read()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from commands.results import LockDirInfo, LockHolder, Outcome, State
+from commands.results import InvalidIndex, LockDirInfo, LockHolder, Outcome, State
 from commands.schema.compare import Difference
 from commands.snapshot.results import SnapshotInfo
 
@@ -33,6 +33,10 @@ class Alert:
     lock_dir: "LockDirInfo | None" = None    # "stale_lock_dir": the stale lock directory
     disk: "DiskWatchInfo | None" = None      # "disk": the file system and its biggest and oldest snapshots
     drift: "DriftWatchInfo | None" = None    # "drift": the differences from the expected schema
+    # "dirty" after a failed CREATE INDEX CONCURRENTLY: the INVALID indexes it left, and the
+    # version before the failed one (what to force once they are dropped).
+    invalid_indexes: tuple[InvalidIndex, ...] = ()
+    previous_version: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -15,11 +15,12 @@ from typing import Callable
 import structlog
 
 from commands.config import EnvironmentSettings
-from commands.migrate.migrate_ops import mismatch_of
+from commands.migrate.migrate_ops import mismatch_of, read_sql
 from commands.migrations import Alerts, AuditLog, Databases
 from commands.observe import NOBODY, Observer
 from commands.watch.results import Alert, AlertEvent
-from commands.results import State
+from commands.errors import CommandError
+from commands.results import InvalidIndex, State
 from commands.snapshot.store import store_for
 from commands.source import MigrationSource, load_source
 
@@ -41,8 +42,11 @@ class DirtyWatcher:
     def tick(self, env: EnvironmentSettings) -> list[AlertEvent]:
         now = self.clock()
         source = load_source(env.migrations_dir)
+        invalid: tuple = ()
         with self.databases.open(env) as db:
             state = db.store.read()
+            if state.dirty and self.alerts.open_alert(env.name, "dirty") is None:
+                invalid = _invalid_indexes(db, source, state)
         self.observer.state_seen(environment=env.name, version=state.version, dirty=state.dirty)
         subject = "dirty" if state.dirty else ("mismatch" if mismatch_of(source, state) else None)
         events = []
@@ -54,7 +58,7 @@ class DirtyWatcher:
             return events
         current = self.alerts.open_alert(env.name, subject)
         if current is None:
-            raised = self.alerts.raise_alert(self._alert(env, source, subject, state, now))
+            raised = self.alerts.raise_alert(self._alert(env, source, subject, state, now, invalid))
             if raised is not None:
                 log.warning("alert.opened", env=env.name, subject=subject, version=state.version)
                 events.append(AlertEvent(kind="opened", alert=raised, state=state))
@@ -65,7 +69,7 @@ class DirtyWatcher:
         return events
 
     def _alert(self, env: EnvironmentSettings, source: MigrationSource, subject: str, state: State,
-               now: datetime) -> Alert:
+               now: datetime, invalid: tuple[InvalidIndex, ...] = ()) -> Alert:
         migration = source.get(state.version)
         failed = migration.up.filename if migration is not None and migration.up is not None else None
         snapshots = store.list().snapshots if (store := store_for(env)) is not None else ()
@@ -74,7 +78,8 @@ class DirtyWatcher:
                        and s.version < state.version), None)
         return Alert(id=0, env=env.name, subject=subject, version=state.version, opened_at=now, notified_at=now,
                      reminders=0, failed_file=failed, latest_file_version=source.last_version,
-                     snapshot=before.info() if before else None)
+                     snapshot=before.info() if before else None, invalid_indexes=invalid,
+                     previous_version=source.previous(state.version) if invalid else None)
 
     def _resolve(self, alert: Alert, state: State, now: datetime) -> list[AlertEvent]:
         by, how = self._who_fixed(alert)
@@ -96,3 +101,24 @@ class DirtyWatcher:
             if entry.command in FIXES and entry.outcome == "done" and not planned_only:
                 return entry.actor, entry.command
         return None, None
+
+
+def _invalid_indexes(db, source: MigrationSource, state: State) -> tuple[InvalidIndex, ...]:
+    """The INVALID indexes the dirty version's up file left, if it builds any concurrently: read
+    once, when the alert opens. A file that cannot be read or parsed names none (the alert still
+    opens: it says what it knows)."""
+    migration = source.get(state.version)
+    if migration is None or migration.up is None:
+        return ()
+    try:
+        if b"concurrently" not in migration.up.path.read_bytes().lower():  # a seed file is not parsed for nothing
+            return ()
+    except OSError:
+        return ()
+    try:
+        sqlfile = read_sql(migration.up)
+    except CommandError:
+        return ()
+    if not any(s.kind == "IndexStmt" for s in sqlfile.statements):
+        return ()
+    return db.inspector.invalid_indexes(sqlfile)

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from bot.slack.blocks.kit import Card, Message, bold, code, esc, extended, plain, user_ref, when
 from bot.slack.blocks.migrate import snapshot_version
+from bot.slack.blocks.statements import invalid_indexes_text
 from bot.slack.blocks.wording import age_text, at_version, number, span_text
 from commands.watch.results import AlertEvent
 from commands.rollback.results import RollbackPlan
@@ -42,6 +43,10 @@ def alert(event: AlertEvent, plan: RollbackPlan | Message | None, *, now: dateti
     """The alert, followed by the recovery options of /rollback as buttons (``plan``)."""
     headline = _headline(event)
     card = Card(headline).section(f":rotating_light: {bold(esc(headline))}").fields(_facts(event, now))
+    a = event.alert
+    if a.subject == "dirty" and a.invalid_indexes:  # what the failed file left is known: say it and its fix
+        card.section(invalid_indexes_text(a.invalid_indexes, env=a.env, version=a.version,
+                                          previous=a.previous_version))
     message = card.message()
     if isinstance(plan, RollbackPlan) and plan.options:
         options = render_plan(plan, now)

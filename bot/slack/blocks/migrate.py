@@ -190,7 +190,14 @@ def migrate(r: MigrateResult, command: str) -> Message:
     if f is not None:
         card.section(f"*What failed:* {esc(f.direction)} {code(f.filename or _label(f.version, f.name))}\n"
                      + sql_error_block(f.error, f.filename))
-        if r.after.dirty:
+        if r.after.dirty and f.error.invalid_indexes:  # what it left is known: its own fix, not the general options
+            from bot.slack.blocks.statements import invalid_indexes_text
+            started_from = f.version if f.direction == "down" else (r.steps[-1].version if r.steps else r.before.version)
+            card.section(invalid_indexes_text(f.error.invalid_indexes, env=r.env, version=f.version,
+                                              previous=started_from))
+            card.context(f"Or restore the snapshot taken before it: {code(f'/snapshot restore {r.snapshot} {r.env}')}"
+                         if r.snapshot else f"Or restore a snapshot taken before it: {code(f'/snapshot list {r.env}')}")
+        elif r.after.dirty:
             card.section(f"This file could not run in a transaction ({esc(f.mode)}), so it may be half applied.\n"
                          + recovery_dirty(r.after, r.env, r.snapshot))
         else:

@@ -323,6 +323,9 @@ def _doing(p: Progress | None) -> str:
 def render_progress(*, command: str, user: str, progress: Progress | None, elapsed_s: float) -> Message:
     """The message a long operation shows while it runs; the result replaces it."""
     text = f"⏳ {user_ref(user)} ran {code(command)} — {_doing(progress)}, {clock_text(elapsed_s)} elapsed"
+    if progress is not None and progress.statement is not None:  # what the server says of a long statement
+        from bot.slack.blocks.statements import statement_progress_text
+        text += "\n" + statement_progress_text(progress.statement)
     return Card(plain(text)).section(text).message()
 
 
