@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from commands.redact import redact, url_passwords
 
 # Operations that may be listed in require_approval.
-APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release", "dry-run")
+APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release", "dry-run", "unblock")
 
 
 def _str(value: Any) -> str:

@@ -73,6 +73,7 @@ class Progress:
     read_bytes: int | None = None
     written_bytes: int | None = None
     total_bytes: int | None = None
+    lock_wait: "LockWait | None" = None  # "lock-wait": what the file waits for, who blocks it, which retry
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +97,45 @@ class LockHolder:
     # pg_read_all_stats: those fields are unknown, not empty.
     hidden: bool = False
     own: bool = True  # a session of dbops' own role (or one it is a member of): it may end it
+
+
+@dataclass(frozen=True, kw_only=True)
+class Blocker:
+    """A session holding a lock a migration needs (or waiting for one ahead of it).
+
+    ``pid`` with ``session_start`` (its backend_start) names the session: a pid is reused by the
+    next connection, so nothing is ever signalled by pid alone. ``query``: its current (or
+    last, when idle) statement trimmed to a few hundred characters, literals and all, so it is
+    shown as the database shows it and said to be trimmed; None when PostgreSQL hides another
+    role's (``hidden``)."""
+
+    pid: int
+    session_start: datetime | None
+    application_name: str
+    client: str
+    user: str
+    state: str | None
+    xact_start: datetime | None = None
+    state_since: datetime | None = None
+    query: str | None = None
+    query_trimmed: bool = False
+    lock: str | None = None       # the mode it holds (or waits for), as pg_locks names it: "AccessShareLock"
+    relation: str | None = None   # the table it is held on
+    waiting: bool = False         # it waits for a lock itself
+    superuser: bool = False       # a superuser's session: only a superuser may signal it
+    hidden: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockWait:
+    """A migration file's waits for a lock: what it waited for, who held it (as last seen), and
+    how many times it was tried (``attempts``) of the ``retries`` + 1 allowed."""
+
+    waited_for: str | None       # "AccessExclusiveLock on public.users"; None: not seen in time
+    blockers: tuple[Blocker, ...]
+    attempts: int
+    retries: int
+    next_in_s: float | None = None  # the next try, this many seconds from now (progress only)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,6 +19,7 @@ from commands.pg.state import PgVersionStore
 from commands.snapshot.results import TableRows
 
 if TYPE_CHECKING:
+    from commands.pg.blockers import PgBlockers
     from commands.pg.leftovers import PgLeftovers
     from commands.pg.drills import PgDrillLog
     from commands.pg.runner import PgMigrationRunner
@@ -107,6 +108,13 @@ class PgEnvironment:
     conn: psycopg.Connection
     lock_timeout: str
     statement_timeout: str
+    url: str = ""       # for a second connection (the lock watch); holds credentials: never shown
+    database: str = ""  # how errors name it: "environment production"
+
+    @cached_property
+    def blockers(self) -> PgBlockers:
+        from commands.pg.blockers import PgBlockers  # only a migration and its plan look for blockers
+        return PgBlockers(self.conn, self.url, self.database)
 
     @cached_property
     def leftovers(self) -> PgLeftovers:
@@ -138,7 +146,8 @@ class PgDatabases:
             key = golang_migrate_lock_key(schema=schema, table=env.migrations_table, database_url=env.database_url)
             lock = PgAdvisoryLock(conn, key)
             yield PgEnvironment(store=store, lock=lock, inspector=PgInspector(conn), conn=conn,
-                                lock_timeout=env.lock_timeout, statement_timeout=env.statement_timeout)
+                                lock_timeout=env.lock_timeout, statement_timeout=env.statement_timeout,
+                                url=env.database_url, database=name)
         except psycopg.errors.InsufficientPrivilege as err:
             raise privilege_error(describe(err)) from None
         except psycopg.OperationalError as err:
