@@ -19,6 +19,7 @@ from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.errors import CommandError, SourceError, UsageError
 from commands.lock.migration_lock import migration_lock
+from commands.migrate import lock_waits
 from commands.migrate.applied import check as check_files, edited as edited_files, record as record_file
 from commands.migrations import EnvironmentDatabase
 from commands.migrate.plans import Step, plan_down, plan_goto, plan_up, require_version
@@ -221,13 +222,16 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
     reports: list[StepReport] = []
     failure: StepFailure | None = None
     unrecorded: str | None = None
+    waited = None
     position = before.version
     for step, sqlfile in zip(plan, files):
         step_started = time.perf_counter()
         mode = sqlfile.mode.value if sqlfile is not None and not sqlfile.empty else "transactional"
         ctx.step("apply", step.file.filename if step.file else f"{step.migration.version} (no {step.direction} file)")
-        error = db.runner.apply(sqlfile, step.target)
         filename = step.file.filename if step.file else None
+        error, wait = lock_waits.apply(ctx, db, env, sqlfile, step.target, position,
+                                       filename or f"{step.migration.version} (no {step.direction} file)")
+        waited = wait or waited
         if error is not None:
             failure = StepFailure(version=step.migration.version, name=step.migration.name,
                                   direction=step.direction, filename=filename, mode=mode, error=error)
@@ -249,7 +253,8 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
     return MigrateResult(env=env.name, operation=operation,
                          outcome=Outcome.FAILED if failure or unrecorded else Outcome.DONE, before=before,
                          after=after, steps=tuple(reports), failure=failure, snapshot=snapshot,
-                         duration_ms=(time.perf_counter() - started) * 1000, audit_unwritten=unrecorded)
+                         duration_ms=(time.perf_counter() - started) * 1000, audit_unwritten=unrecorded,
+                         lock_wait=waited)
 
 
 def force(ctx: Context, command: g.MigrateForce, env: EnvironmentSettings) -> Result:

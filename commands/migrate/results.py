@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from commands.results import FileCheck, FileProblem, LockHolder, Mismatch, Outcome, ResultBase, SqlError, State
+from commands.results import (FileCheck, FileProblem, LockHolder, LockWait, Mismatch, Outcome, ResultBase, SqlError,
+                              State)
 from commands.snapshot.results import SnapshotInfo
 
 
@@ -69,6 +70,9 @@ class MigrateResult(ResultBase):
     failure: StepFailure | None = None
     snapshot: str | None = None  # the snapshot taken before anything changed
     duration_ms: float = 0.0
+    # The last file's lock waits, when it met any: who blocked it; on a failure the blockers
+    # a surface may offer to cancel or end (``migrate unblock``)
+    lock_wait: LockWait | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
