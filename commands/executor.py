@@ -57,6 +57,7 @@ RUNNERS: dict[type, str] = {
     g.MigrateDown: "commands.migrate.migrate_ops:migrate",
     g.MigrateGoto: "commands.migrate.migrate_ops:migrate",
     g.MigrateForce: "commands.migrate.migrate_ops:force",
+    g.MigrateUnblock: "commands.migrate.unblock_ops:unblock",
     g.MigrateBaseline: "commands.schema.baseline_ops:baseline",
     g.SnapshotList: "commands.snapshot.snapshot_ops:list_",
     g.SnapshotCreate: "commands.snapshot.snapshot_ops:create",

@@ -117,6 +117,8 @@ class Blocker:
     state: str | None
     xact_start: datetime | None = None
     state_since: datetime | None = None
+    xact_seconds: float | None = None   # how long its transaction has been open, by the server's clock
+    state_seconds: float | None = None  # how long it has been in ``state``
     query: str | None = None
     query_trimmed: bool = False
     lock: str | None = None       # the mode it holds (or waits for), as pg_locks names it: "AccessShareLock"

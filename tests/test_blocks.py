@@ -35,7 +35,7 @@ from commands.results import (AppliedFile, AuditEntry, Check, FileCheck, FileFla
                               OperationRecord, Outcome, Progress, Reason, Refusal, SqlError, State)
 from commands.snapshot.results import (CleanupResult, DiskUsage, DrillResult, RestoreEstimate, PinResult, RestoreResult, SnapshotCreated,
                                        SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, TableRows)
-from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult,
+from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult, UnblockResult,
                                       StepFailure, StepReport, ValidateResult)
 from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
 from commands.lint.results import Finding, LockEstimate, PlanFile, PlanResult
@@ -968,7 +968,7 @@ def test_every_result_and_reason_has_a_sample() -> None:
                                  approval_decided, approvals_list, rollback_plan_clean, rollback_result,
                                  lambda: lock_status(held=True), lambda: lock_release(done=True), plan_result,
                                  doctor_result, drift_result, baseline_result, drill)}
-    kinds |= {HelpResult, Refusal, ApprovalRefused}
+    kinds |= {HelpResult, Refusal, ApprovalRefused, UnblockResult}  # UnblockResult: tests/test_blocks_lock_waits.py
     assert kinds == set(Result.__args__)
     assert {f"refusal_{r.value}" for r in Reason if r not in APPROVAL_REASONS} <= set(SAMPLES)
     assert set(REFUSED_SAMPLES) >= APPROVAL_REASONS and set(REFUSED_SAMPLES.values()) <= set(SAMPLES)

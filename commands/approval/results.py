@@ -7,7 +7,7 @@ from datetime import datetime
 
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
-from commands.results import Outcome, Reason, ResultBase, State
+from commands.results import Blocker, Outcome, Reason, ResultBase, State
 from commands.schema.compare import Difference
 from commands.snapshot.results import RestoreEstimate, SnapshotInfo
 
@@ -35,6 +35,7 @@ class Impact:
     schema_unavailable: str | None = None
     drops: tuple[str, ...] = ()                    # recover: the DROPs of a failed file's leftovers, as they run
     restore_estimate: RestoreEstimate | None = None  # restore: how long it should take
+    blocker: Blocker | None = None                 # unblock: the session it signals, as found
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,7 +19,6 @@ from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.errors import CommandError, SourceError, UsageError
 from commands.lock.migration_lock import migration_lock
-from commands.migrate import lock_waits
 from commands.migrate.applied import check as check_files, edited as edited_files, record as record_file
 from commands.migrations import EnvironmentDatabase
 from commands.migrate.plans import Step, plan_down, plan_goto, plan_up, require_version
@@ -224,6 +223,7 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
     unrecorded: str | None = None
     waited = None
     position = before.version
+    from commands.migrate import lock_waits  # reads SQL files' modes: loaded by what changes a database
     for step, sqlfile in zip(plan, files):
         step_started = time.perf_counter()
         mode = sqlfile.mode.value if sqlfile is not None and not sqlfile.empty else "transactional"

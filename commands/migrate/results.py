@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from commands.results import (FileCheck, FileProblem, LockHolder, LockWait, Mismatch, Outcome, ResultBase, SqlError,
+from commands.results import (Blocker, FileCheck, FileProblem, LockHolder, LockWait, Mismatch, Outcome, ResultBase, SqlError,
                               State)
 from commands.snapshot.results import SnapshotInfo
 
@@ -104,3 +104,25 @@ class ValidateResult(ResultBase):
     problems: tuple[FileProblem, ...] = field(default_factory=tuple)
     outcome: Outcome = Outcome.DONE
     operation: str = "validate"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnblockResult(ResultBase):
+    """``migrate unblock``: the session signalled (or why not), and the retried ``up``.
+
+    ``blocker``: the session as found (None: no session has that pid now); ``signalled``: the
+    cancel (or end) was sent to it; ``gone``: that pid now belongs to no session, or to another
+    one than the one shown (it started at another time), so nothing was signalled;
+    ``retry``: the ``up`` run after it; ``retry_needs_approval``: ``up`` needs its own approval
+    here, so it was not run."""
+
+    env: str
+    pid: int
+    terminate: bool
+    blocker: Blocker | None
+    signalled: bool
+    gone: bool = False
+    retry: MigrateResult | None = None
+    retry_needs_approval: bool = False
+    outcome: Outcome = Outcome.DONE
+    operation: str = "migrate unblock"

@@ -64,7 +64,8 @@ def conflicts(wanted: str, held: str) -> bool:
 
 _SESSIONS = """
 SELECT a.pid, a.backend_start, coalesce(a.application_name, ''), a.client_addr::text, coalesce(a.usename, ''),
-       a.state, a.xact_start, a.state_change, left(a.query, %(chars)s), length(a.query) > %(chars)s,
+       a.state, a.xact_start, a.state_change, extract(epoch FROM now() - a.xact_start)::float8,
+       extract(epoch FROM now() - a.state_change)::float8, left(a.query, %(chars)s), length(a.query) > %(chars)s,
        -- PostgreSQL shows another role's state, query and client only to pg_read_all_stats
        coalesce(NOT (pg_has_role(a.usesysid, 'USAGE') OR pg_has_role('pg_read_all_stats', 'USAGE')), false),
        coalesce(r.rolsuper, false),
@@ -86,12 +87,13 @@ def sessions(conn: psycopg.Connection, pids: Sequence[int], relation: int | None
         return ()
     rows = conn.execute(_SESSIONS, {"pids": list(pids), "rel": relation, "chars": QUERY_CHARS}).fetchall()
     found = []
-    for (pid, started, app, addr, user, state, xact, since, query, trimmed, hidden, superuser, mode, rel,
-         waiting) in rows:
+    for (pid, started, app, addr, user, state, xact, since, xact_s, state_s, query, trimmed, hidden, superuser, mode,
+         rel, waiting) in rows:
         shown = None if hidden or query == HIDDEN_QUERY else query
         found.append(Blocker(pid=pid, session_start=started, application_name=app,
                              client="unknown" if hidden else addr or "local socket", user=user, state=state,
-                             xact_start=xact, state_since=since, query=shown, query_trimmed=bool(trimmed and shown),
+                             xact_start=xact, state_since=since, xact_seconds=xact_s, state_seconds=state_s,
+                             query=shown, query_trimmed=bool(trimmed and shown),
                              lock=mode, relation=rel, waiting=waiting, superuser=superuser, hidden=hidden))
     return tuple(found)
 
