@@ -57,7 +57,7 @@ class EnvironmentSettings:
     lock_timeout: str = "2s"
     lock_retries: int = 5                   # a file that hit lock_timeout is rolled back and tried again this often
     lock_retry_seconds: float = 1.0         # the first pause between tries; doubled each time, with jitter
-    blockers: str = "wait"                  # sessions in a pending migration's way before `up`: "wait" or "refuse"
+    blockers: str = "wait"                  # sessions in a pending migration's way before `up`: "wait", "refuse", "off"
     blocker_wait_seconds: float = 60.0      # with blockers = "wait": for this long at most, then refuse
     statement_timeout: str = "0"
     pre_migration_snapshot: bool = True
@@ -134,7 +134,7 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "lock_timeout": _pg_duration("1h"),
     "lock_retries": _int_range(0, 100),
     "lock_retry_seconds": _seconds(0.01, 600),
-    "blockers": _choice("wait", "refuse"),
+    "blockers": _choice("wait", "refuse", "off"),
     "blocker_wait_seconds": _seconds(0, 3600),
     "statement_timeout": _pg_duration("7d"),
     "pre_migration_snapshot": _bool,

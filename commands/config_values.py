@@ -154,6 +154,12 @@ def _pg_duration(most: str) -> Callable[[Any], str]:
     return check
 
 
+def duration_seconds(text: str) -> float:
+    """A duration that ``_pg_duration`` accepted, in seconds (0: no limit)."""
+    match = _DURATION.fullmatch(text)
+    return float(match[1]) * _MS_PER_UNIT[match[2] or "ms"] / 1000
+
+
 def _postgres_url(value: Any) -> str:
     url = _nonempty_str(value)
     try:

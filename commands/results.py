@@ -48,6 +48,7 @@ class Reason(str, Enum):
     MISSING_PRIVILEGE = "missing_privilege"    # the database role lacks what the operation needs (``shortfall``)
     NO_APPROVALS = "no_approvals"  # it needs a second person, and no control database can hold the request
     EDITED_APPLIED_FILE = "edited_applied_file"  # an applied file's checksum differs from its record (``files``)
+    BLOCKED = "blocked"  # sessions hold locks a pending statement needs (``blockers``; ``detail``: "wait" or "refuse")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,6 +206,7 @@ class Refusal(ResultBase):
     detail: str | None = None  # CONTROL_UNREACHABLE: the connection error (masked), naming the control database
     shortfall: Shortfall | None = None  # MISSING_PRIVILEGE
     files: tuple["FileFlag", ...] = ()  # EDITED_APPLIED_FILE: the edited files
+    blockers: tuple[Blocker, ...] = ()  # BLOCKED: the sessions in the way
     outcome: Outcome = Outcome.REFUSED
 
 

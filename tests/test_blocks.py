@@ -39,7 +39,7 @@ from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, M
                                       StepFailure, StepReport, ValidateResult)
 from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
 from commands.lint.results import Finding, LockEstimate, PlanFile, PlanResult
-from commands.results import Missing, Shortfall
+from commands.results import Blocker, Missing, Shortfall
 from commands.watch.results import Alert, AlertEvent, DiskWatchInfo, DriftWatchInfo
 from bot.slack.blocks import drift_alerts as blocks_drift
 from bot.slack.blocks.schema_change import schema_thread
@@ -59,6 +59,9 @@ NAMES = {V1: "initial_schema", V2: "add_users", V3: "add_user_preferences", V4: 
 DISK = DiskUsage(total=100 * GB, used=61 * GB, free=39 * GB, snapshots_bytes=212 * MB)
 HOLDER = LockHolder(pid=48213, application_name="migrate", client="10.0.4.17", user="togather",
                     since=NOW - timedelta(minutes=12), state="idle in transaction")
+IDLE_BLOCKER = Blocker(pid=51007, session_start=NOW - timedelta(minutes=40), application_name="api", client="10.20.0.12",
+                       user="app", state="idle in transaction", xact_seconds=1260.0, state_seconds=1190.0,
+                       query="UPDATE users SET last_seen = now() WHERE id = 7", lock="RowExclusiveLock", relation="users")
 
 
 def info(v: int, *, up: bool = True, down: bool = True) -> MigrationInfo:
@@ -779,6 +782,9 @@ SAMPLES = {
     "refusal_edited_applied_file": lambda: render(
         refusal(Reason.EDITED_APPLIED_FILE, state=State(version=V3, dirty=False), files=(EDITED,)), now=NOW,
         command="/migrate up production"),
+    "refusal_blocked": lambda: render(
+        refusal(Reason.BLOCKED, state=State(version=V3, dirty=False), detail="wait", blockers=(IDLE_BLOCKER,)),
+        now=NOW, command="/migrate up production"),
     "help": lambda: render(HelpResult(usage=grammar.all_usage()), now=NOW, command="/dbops help"),
     "refusal_lock_held": lambda: render(refusal(Reason.LOCK_HELD, holder=HOLDER), now=NOW,
                                         command="/migrate up production"),

@@ -18,16 +18,14 @@ from commands.approval.results import ApprovalNeeded, Impact
 from commands.errors import UsageError
 from commands.migrate.results import MigrateResult, StepFailure, UnblockResult
 from commands.results import Blocker, LockWait, Outcome, Progress, SqlError, State
-from tests.test_blocks import GOLDEN, NOW, assert_fits_slack, migrate_done, request
+from tests.test_blocks import GOLDEN, IDLE_BLOCKER, NOW, assert_fits_slack, migrate_done, plan_result, request
 
 REPORT = Blocker(pid=48213, session_start=NOW - timedelta(hours=2, seconds=0.25), application_name="monthly-report",
                  client="10.20.0.7", user="reporting", state="active", xact_start=NOW - timedelta(minutes=14),
                  state_since=NOW - timedelta(minutes=14), xact_seconds=840.0, state_seconds=840.0,
                  query="SELECT customer_id, sum(total) FROM orders JOIN users USING (id) WHERE email LIKE '%@acme.com' "
                        "GROUP BY 1", query_trimmed=True, lock="AccessShareLock", relation="users")
-IDLE = Blocker(pid=51007, session_start=NOW - timedelta(minutes=40), application_name="api",
-               client="10.20.0.12", user="app", state="idle in transaction", xact_seconds=1260.0, state_seconds=1190.0,
-               query="UPDATE users SET last_seen = now() WHERE id = 7", lock="RowExclusiveLock", relation="users")
+IDLE = IDLE_BLOCKER
 HIDDEN = Blocker(pid=3301, session_start=NOW - timedelta(days=1), application_name="", client="unknown",
                  user="postgres", state=None, hidden=True, superuser=True, lock="AccessShareLock", relation="users")
 WAIT = LockWait(waited_for="AccessExclusiveLock on users", blockers=(REPORT, IDLE, HIDDEN), attempts=6, retries=5)
@@ -62,6 +60,12 @@ SAMPLES = {
     "unblocked_and_retried": lambda: render(UnblockResult(
         env="production", pid=REPORT.pid, terminate=False, blocker=REPORT, signalled=True, retry=migrate_done()),
         now=NOW, command="/migrate unblock"),
+    "plan_blockers": lambda: render(dataclasses.replace(plan_result(), blockers=(REPORT, IDLE)), now=NOW,
+                                    command="/migrate plan production"),
+    "progress_blockers": lambda: render_progress(
+        command="/migrate up production", user="U0ALICE", elapsed_s=31.0, progress=Progress(
+            step="blockers", lock_wait=LockWait(waited_for=None, blockers=(IDLE,), attempts=0, retries=0,
+                                                next_in_s=29.0))),
     "unblocked_gone": lambda: render(UnblockResult(
         env="production", pid=IDLE.pid, terminate=True, blocker=None, signalled=False, gone=True,
         outcome=Outcome.NO_CHANGE), now=NOW, command="/migrate unblock"),

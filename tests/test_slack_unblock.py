@@ -26,7 +26,8 @@ FILES = {"1_users.up.sql": "CREATE TABLE users (id int PRIMARY KEY);\nINSERT INT
 def desk(make_bed, control_url):
     with FakeSlack() as fake:
         bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"], approvers=["U0BOB"],
-                       require_approval=["unblock"], lock_timeout="200ms", lock_retries=2, lock_retry_seconds=0.05)
+                       require_approval=["unblock"], lock_timeout="200ms", lock_retries=2, lock_retry_seconds=0.05,
+                       blockers="off")
         with serving(bed, fake, control_url) as scenario:
             scenario.command("up 1")
             wait_for(lambda: bed.state() == (1, False), what="version 1")

@@ -16,7 +16,7 @@ from commands import grammar as g
 from commands.approval.results import ApprovalRequest
 from commands.migrate.results import MigrateResult, UnblockResult
 from commands.redact import redact
-from commands.results import Blocker, LockWait
+from commands.results import Blocker, LockWait, Refusal
 
 UNBLOCK_ACTION = "dbops_unblock"
 BLOCKERS_SHOWN = 5
@@ -51,13 +51,26 @@ def blocker_text(b: Blocker) -> str:
 
 
 def waiting_text(w: LockWait) -> str:
-    """The progress line while a file waits: what for, which try, who is in the way."""
+    """The progress line while a file waits: what for, which try, who is in the way (``attempts``
+    0: before anything runs, waiting for sessions already in the way to finish)."""
     what = f"waiting for {esc(w.waited_for)}" if w.waited_for else "waiting for a lock"
     tries = f"try {w.attempts} of {w.retries + 1}"
     after = f", next in {w.next_in_s:.1f} s" if w.next_in_s is not None else ""
+    if not w.attempts:
+        what, tries, after = "waiting, before it starts, for sessions in its way to finish", "", ""
+        after = f" ({w.next_in_s:.0f} s at most)" if w.next_in_s is not None else ""
     who = "; ".join(blocker_text(b) for b in w.blockers[:2]) or "blocker not seen yet"
     more = f" and {len(w.blockers) - 2} more" if len(w.blockers) > 2 else ""
-    return f"{what} ({tries}{after}), blocked by {who}{more}"
+    return f"{what} ({tries}{after}), blocked by {who}{more}" if tries else f"{what}{after}: {who}{more}"
+
+
+def blockers_section(card: Card, blockers: tuple[Blocker, ...]) -> None:
+    """On a plan: the sessions whose locks conflict with the plan's now."""
+    card.lines([f"• {blocker_text(b)}" for b in blockers[:BLOCKERS_SHOWN]], total=len(blockers),
+               title=f"*{count(len(blockers), 'session')} now in the way of these statements' locks:* `/migrate up` "
+                     "waits for them (or refuses, per `blockers`); those holding a transaction open longer than "
+                     "`lock_timeout` are what it waits for.")
+    card.context(QUERY_NOTE)
 
 
 def waited(w: LockWait) -> str:
@@ -81,6 +94,28 @@ def _button(b: Blocker, env: str, terminate: bool) -> dict:
                                       "a second person's approval where unblock requires one.")}
 
 
+def _with_buttons(card: Card, blockers: tuple[Blocker, ...], env: str) -> Message:
+    buttons = []
+    for b in blockers[:2]:
+        if b.state == "active":
+            buttons.append(_button(b, env, False))
+        buttons.append(_button(b, env, True))
+    message = card.message()
+    return extended(message, {"type": "actions", "elements": buttons}) if buttons else message
+
+
+def refused_blocked(card: Card, r: Refusal) -> Message:
+    """``up`` refused before it ran anything: sessions in the way of its statements."""
+    waited = "It waited for them as long as `blocker_wait_seconds` allows" if r.detail == "wait" else (
+        "This environment refuses at once (`blockers = \"refuse\"`)")
+    card.section(f"Nothing was changed: no snapshot was taken and no SQL ran. {waited}; while they hold their locks "
+                 "each statement would wait behind them, and every query on those tables behind it.")
+    card.lines([f"• {blocker_text(b)}" for b in r.blockers[:BLOCKERS_SHOWN]], total=len(r.blockers),
+               title="*In the way:*")
+    card.context(QUERY_NOTE, "When they are done, run `/migrate up` again; or cancel or end one below.")
+    return _with_buttons(card, r.blockers, r.env)
+
+
 def blocked(card: Card, r: MigrateResult) -> Message:
     """The failed migration's card with who blocked it and, per session, the way forward."""
     w = r.lock_wait
@@ -89,13 +124,7 @@ def blocked(card: Card, r: MigrateResult) -> Message:
                      f"lock_timeout, then gave up; in its way:*")
     card.context(QUERY_NOTE, "An idle transaction holds its locks until it ends: cancelling a query does nothing "
                              "to it; ending its session does.")
-    buttons = []
-    for b in w.blockers[:2]:
-        if b.state == "active":
-            buttons.append(_button(b, r.env, False))
-        buttons.append(_button(b, r.env, True))
-    message = card.message()
-    return extended(message, {"type": "actions", "elements": buttons}) if buttons else message
+    return _with_buttons(card, w.blockers, r.env)
 
 
 def unblock(r: UnblockResult, retried: Message | None) -> Message:

@@ -134,6 +134,9 @@ def _refused(r: Refusal, why: str) -> Card:
 
 def _refusal(r: Refusal, now: datetime) -> Message:
     op, env = code(_slash(r.operation)), r.env
+    if r.reason is Reason.BLOCKED:
+        from bot.slack.blocks.lock_waits import refused_blocked  # with its buttons
+        return refused_blocked(_refused(r, "sessions hold locks its statements need"), r)
     match r.reason:
         case Reason.LOCK_HELD if r.lock_dir is not None:
             card = _refused(r, "a deploy script holds its lock directory")
@@ -318,9 +321,9 @@ def _doing(p: Progress | None) -> str:
     if p is None:
         return _STEPS["start"]
     doing = _STEPS.get(p.step, esc(p.step))
-    if p.step == "lock-wait" and p.lock_wait is not None:
+    if p.step in ("lock-wait", "blockers") and p.lock_wait is not None:
         from bot.slack.blocks.lock_waits import waiting_text  # only while a migration waits for a lock
-        return f"{_STEPS['apply']} {code(p.detail)}: {waiting_text(p.lock_wait)}"
+        return (f"{_STEPS['apply']} {code(p.detail)}: " if p.detail else "") + waiting_text(p.lock_wait)
     if p.step == "snapshot" and p.read_bytes is not None:
         of = f" of {human_size(p.total_bytes)}" if p.total_bytes else ""
         written = f", {human_size(p.written_bytes)} written" if p.written_bytes else ""
