@@ -133,6 +133,9 @@ class Blockers(Protocol):
     def session(self, pid: int) -> Blocker | None:
         """Session ``pid`` as it is now; None when there is none."""
 
+    def powers(self) -> tuple[str, bool, bool]:
+        """dbops' role: its name, whether it is a superuser, whether it may signal other roles' sessions."""
+
     def signal(self, pid: int, session_start: datetime, *, terminate: bool) -> bool:
         """Cancel its query (or end it) only if ``pid`` is still the session started at ``session_start``."""
 

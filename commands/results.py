@@ -126,6 +126,7 @@ class Blocker:
     relation: str | None = None   # the table it is held on
     waiting: bool = False         # it waits for a lock itself
     superuser: bool = False       # a superuser's session: only a superuser may signal it
+    own: bool = False             # a session of dbops' role (or one it has the privileges of): it may signal it
     hidden: bool = False
 
 

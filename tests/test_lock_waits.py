@@ -127,3 +127,29 @@ def test_while_dbops_waits_for_a_lock_other_sessions_queries_on_the_table_keep_c
     stop.set()
     thread.join()
     blocker.close()
+
+
+def test_under_a_least_privilege_role_a_blocker_is_named_and_only_its_own_sessions_are_signalled(make_bed, app_role):
+    """The role sees its own sessions whole and another role's with their query hidden; it may
+    end its own, and is refused by name (nothing signalled) for a superuser's."""
+    bed = make_bed(ALTER, url=app_role.url, lock_retries=1, **FAST)
+    assert bed.run("migrate up 1").outcome is Outcome.DONE
+    own = holding(app_role.url, application="app-worker")
+    result = bed.run("migrate up")
+    assert result.outcome is Outcome.FAILED and bed.state() == (1, False)
+    (shown,) = result.lock_wait.blockers
+    assert (shown.pid, shown.application_name, shown.query, shown.own) == (
+        own.info.backend_pid, "app-worker", "SELECT * FROM users", True)
+    session = shown.session_start.isoformat()
+    ended = bed.run(f"migrate unblock {shown.pid} --terminate --session {session} --retry")
+    assert ended.signalled and ended.retry.outcome is Outcome.DONE and bed.state() == (2, False)
+    own.close()
+    bed.write({"3_name.up.sql": "ALTER TABLE users ADD COLUMN name text;"})
+    with holding(app_role.admin_url, application="psql-admin") as admin:
+        result = bed.run("migrate up")
+        (shown,) = result.lock_wait.blockers
+        assert shown.superuser and shown.hidden and shown.query is None and shown.client == "unknown"
+        refused = bed.run(f"migrate unblock {shown.pid} --terminate")
+        assert refused.reason.value == "missing_privilege" and "superuser" in refused.shortfall.missing[0].what
+        assert admin.execute("SELECT 1").fetchone() == (1,)  # its session lives on
+    assert bed.state() == (2, False)

@@ -20,16 +20,44 @@ import structlog
 
 from commands import grammar as g
 from commands.config import EnvironmentSettings
+from commands.privileges import ident
 from commands.context import Context
 from commands.migrate.results import UnblockResult
-from commands.results import Outcome
+from commands.results import Blocker, Missing, Outcome, Reason, Refusal, Shortfall
 
 log = structlog.get_logger("dbops.unblock")
 
 
-def unblock(ctx: Context, command: g.MigrateUnblock, env: EnvironmentSettings) -> UnblockResult:
+def _beyond_the_role(env: EnvironmentSettings, session: Blocker, role: str, superuser: bool, signal_backend: bool,
+                     command: g.MigrateUnblock) -> Refusal | None:
+    """PostgreSQL's rule for signalling, said before trying: a superuser's session only by a
+    superuser; another role's only with pg_signal_backend's privileges; and dbops signals only a
+    session whose start it can see (another role's is hidden without pg_read_all_stats)."""
+    if superuser or (session.own and not session.superuser):
+        return None
+    verb = "pg_terminate_backend" if command.terminate else "pg_cancel_backend"
+    if session.superuser:
+        missing = [Missing(what=f"superuser: pid {session.pid} is a superuser's session, which only a superuser may "
+                                "signal (dbops asks for no more)", fix=f"SELECT {verb}({session.pid}) as a superuser")]
+    else:
+        missing = [] if signal_backend else [Missing(
+            what=f"pg_signal_backend: pid {session.pid} is a session of role {session.user or '?'}",
+            fix=f"GRANT pg_signal_backend TO {ident(role)}")]
+        if session.session_start is None:
+            missing.append(Missing(what=f"pg_read_all_stats: to see when pid {session.pid}'s session started, so that "
+                                        "only that session is ever signalled", fix=f"GRANT pg_read_all_stats TO {ident(role)}"))
+    if not missing:
+        return None
+    return Refusal(env=env.name, operation="migrate unblock", reason=Reason.MISSING_PRIVILEGE,
+                   shortfall=Shortfall(role=role, missing=tuple(missing)))
+
+
+def unblock(ctx: Context, command: g.MigrateUnblock, env: EnvironmentSettings) -> UnblockResult | Refusal:
     with ctx.databases.open(env) as db:
         session = db.blockers.session(command.pid)
+        refused = session and _beyond_the_role(env, session, *db.blockers.powers(), command)
+        if refused:
+            return refused
         expected = datetime.fromisoformat(command.session) if command.session else (
             session.session_start if session else None)
         if session is None or expected is None or session.session_start != expected:

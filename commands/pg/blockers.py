@@ -68,7 +68,7 @@ SELECT a.pid, a.backend_start, coalesce(a.application_name, ''), a.client_addr::
        extract(epoch FROM now() - a.state_change)::float8, left(a.query, %(chars)s), length(a.query) > %(chars)s,
        -- PostgreSQL shows another role's state, query and client only to pg_read_all_stats
        coalesce(NOT (pg_has_role(a.usesysid, 'USAGE') OR pg_has_role('pg_read_all_stats', 'USAGE')), false),
-       coalesce(r.rolsuper, false),
+       coalesce(r.rolsuper, false), coalesce(pg_has_role(a.usesysid, 'USAGE'), false),
        (SELECT l.mode FROM pg_locks l WHERE l.pid = a.pid AND l.relation = %(rel)s
         ORDER BY l.granted DESC LIMIT 1),
        (SELECT l.relation::regclass::text FROM pg_locks l WHERE l.pid = a.pid AND l.relation = %(rel)s LIMIT 1),
@@ -87,14 +87,15 @@ def sessions(conn: psycopg.Connection, pids: Sequence[int], relation: int | None
         return ()
     rows = conn.execute(_SESSIONS, {"pids": list(pids), "rel": relation, "chars": QUERY_CHARS}).fetchall()
     found = []
-    for (pid, started, app, addr, user, state, xact, since, xact_s, state_s, query, trimmed, hidden, superuser, mode,
-         rel, waiting) in rows:
+    for (pid, started, app, addr, user, state, xact, since, xact_s, state_s, query, trimmed, hidden, superuser, own,
+         mode, rel, waiting) in rows:
         shown = None if hidden or query == HIDDEN_QUERY else query
         found.append(Blocker(pid=pid, session_start=started, application_name=app,
                              client="unknown" if hidden else addr or "local socket", user=user, state=state,
                              xact_start=xact, state_since=since, xact_seconds=xact_s, state_seconds=state_s,
                              query=shown, query_trimmed=bool(trimmed and shown),
-                             lock=mode, relation=rel, waiting=waiting, superuser=superuser, hidden=hidden))
+                             lock=mode, relation=rel, waiting=waiting, superuser=superuser, own=own,
+                             hidden=hidden))
     return tuple(found)
 
 
@@ -205,6 +206,11 @@ class PgBlockers:
     def session(self, pid: int) -> Blocker | None:
         found = sessions(self.conn, [pid])
         return found[0] if found else None
+
+    def powers(self) -> tuple[str, bool, bool]:
+        """dbops' role: its name, whether it is a superuser, and whether it has pg_signal_backend's privileges."""
+        return self.conn.execute("SELECT current_user, rolsuper, pg_has_role('pg_signal_backend', 'USAGE') "
+                                 "FROM pg_roles WHERE rolname = current_user").fetchone()
 
     def signal(self, pid: int, session_start: datetime, *, terminate: bool) -> bool:
         """Cancel the query of (or end) session ``pid`` only if it is still the session that started
