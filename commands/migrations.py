@@ -111,13 +111,10 @@ class Leftovers(Protocol):
 
 
 class LockWatch(Protocol):
-    """Watches the operation's session for lock waits while it is entered (a context manager)."""
-
-    def reset(self) -> None:
-        """Forget what was seen: a new attempt starts."""
+    """One attempt's watch of the operation's session for lock waits (entered as a context manager)."""
 
     def latest(self) -> tuple[str, bool, tuple[Blocker, ...]] | None:
-        """The last wait seen since ``reset``: what it waited for, whether that was a table lock
+        """The last wait seen in this attempt: what it waited for, whether that was a table lock
         (so nothing of the statement ran yet), and who blocked it; None if none was seen."""
 
 
@@ -125,7 +122,7 @@ class Blockers(Protocol):
     """The sessions in a migration's way, and the one safe way to signal one."""
 
     def watch(self, on_wait: Callable[[str, tuple[Blocker, ...]], None]) -> AbstractContextManager[LockWatch]:
-        """A watch of this operation's session; ``on_wait`` hears each attempt's first wait."""
+        """A watch of this operation's session for one attempt; ``on_wait`` hears its first wait."""
 
     def on_tables(self, wanted: Sequence[tuple[str, str]]) -> tuple[Blocker, ...]:
         """Other sessions holding or waiting for locks that conflict with ``wanted`` ((table, mode))."""

@@ -74,26 +74,25 @@ def apply(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, sqlfi
         ctx.progress(Progress(step="lock-wait", detail=label, lock_wait=LockWait(
             waited_for=what, blockers=blockers, attempts=attempts, retries=env.lock_retries)))
 
-    with db.blockers.watch(waiting) as watch:
-        while True:
-            attempts += 1
-            watch.reset()
+    while True:
+        attempts += 1
+        with db.blockers.watch(waiting) as watch:
             error = db.runner.apply(sqlfile, target)
             latest = watch.latest()
-            seen = latest or seen
-            if error is None or error.sqlstate != LOCK_NOT_AVAILABLE:
-                return error, _wait(seen, attempts, env) if attempts > 1 else None
-            table_wait = latest is not None and latest[1]
-            clean = nothing_ran(sqlfile, table_wait)
-            if clean and sqlfile is not None and sqlfile.mode is not Mode.TRANSACTIONAL and not sqlfile.empty:
-                db.store.write(previous, False)  # the runner marked it dirty; nothing of it ran
-            log.warning("migration.lock_timeout", file=label, attempt=attempts, waited_for=seen[0],
-                        blockers=[b.pid for b in seen[2]], retry=clean and attempts <= env.lock_retries)
-            if not clean or attempts > env.lock_retries:
-                return error, _wait(seen, attempts, env)
-            wait = pause(attempts, env.lock_retry_seconds)
-            ctx.progress(Progress(step="lock-wait", detail=label, lock_wait=_wait(seen, attempts, env, wait)))
-            time.sleep(wait)
+        seen = latest or seen
+        if error is None or error.sqlstate != LOCK_NOT_AVAILABLE:
+            return error, _wait(seen, attempts, env) if attempts > 1 else None
+        table_wait = latest is not None and latest[1]
+        clean = nothing_ran(sqlfile, table_wait)
+        if clean and sqlfile is not None and sqlfile.mode is not Mode.TRANSACTIONAL and not sqlfile.empty:
+            db.store.write(previous, False)  # the runner marked it dirty; nothing of it ran
+        log.warning("migration.lock_timeout", file=label, attempt=attempts, waited_for=seen[0],
+                    blockers=[b.pid for b in seen[2]], retry=clean and attempts <= env.lock_retries)
+        if not clean or attempts > env.lock_retries:
+            return error, _wait(seen, attempts, env)
+        wait = pause(attempts, env.lock_retry_seconds)
+        ctx.progress(Progress(step="lock-wait", detail=label, lock_wait=_wait(seen, attempts, env, wait)))
+        time.sleep(wait)
 
 
 def _wait(seen: tuple[str | None, bool, tuple[Blocker, ...]], attempts: int, env: EnvironmentSettings,

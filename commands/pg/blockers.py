@@ -18,8 +18,9 @@ keeps them in ``pg_stat_activity``); another role's is hidden unless dbops' role
 from __future__ import annotations
 
 import threading
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import psycopg
 import structlog
@@ -107,55 +108,66 @@ FROM pg_locks w WHERE w.pid = %s AND NOT w.granted LIMIT 1
 
 
 class PgLockWatch:
-    """Watches session ``pid`` from its own connection, from ``__enter__`` to ``__exit__``.
+    """Watches session ``pid`` from a connection of its own, opened once per operation.
 
-    Contract: ``latest()`` is the last wait seen since ``reset()`` as (what it waited for,
-    whether that was a table lock, the blockers), or None if none was seen; ``on_wait`` hears
-    the first wait of each attempt (from the watching thread). A failure of the watch (its
-    connection refused or lost) is logged and only stops the watching: the migration goes on.
+    Contract: ``watching(on_wait)`` is a context manager for one attempt's watch: inside it the
+    session is polled, ``on_wait`` hears the attempt's first wait (from the watching thread), and
+    ``latest()`` is the last wait seen since it was entered, as (what it waited for, whether that
+    was a table lock, the blockers), or None. A failure of the watch (its connection refused or
+    lost) is logged and only stops the watching: the migration goes on. ``stop()`` ends it.
     """
 
-    def __init__(self, url: str, database: str, pid: int, on_wait: Callable[[str, tuple[Blocker, ...]], None]):
-        self.url, self.database, self.pid, self.on_wait = url, database, pid, on_wait
-        self._stop = threading.Event()
+    def __init__(self, url: str, database: str, pid: int) -> None:
+        self.url, self.database, self.pid = url, database, pid
+        self._stop, self._active = threading.Event(), threading.Event()
         self._lock = threading.Lock()
         self._latest: tuple[str, bool, tuple[Blocker, ...]] | None = None
-        self._told = False
+        self._on_wait: Callable[[str, tuple[Blocker, ...]], None] | None = None
         self._thread: threading.Thread | None = None
         self._conn: psycopg.Connection | None = None
 
-    def __enter__(self) -> PgLockWatch:
+    def start(self) -> None:
         try:
             self._conn = connect(self.url, database=self.database, application_name="dbops lock watch")
         except CommandError as err:
             log.warning("lock_watch.unavailable", error=err.message)
-            return self
+            return
         self._thread = threading.Thread(target=self._run, name=f"lock-watch-{self.pid}", daemon=True)
         self._thread.start()
-        return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
         if self._conn is not None:
             self._conn.close()
 
-    def reset(self) -> None:
+    @contextmanager
+    def watching(self, on_wait: Callable[[str, tuple[Blocker, ...]], None]) -> Iterator[PgLockWatch]:
         with self._lock:
-            self._latest, self._told = None, False
+            self._latest, self._on_wait = None, on_wait
+        self._active.set()
+        try:
+            yield self
+        finally:
+            self._active.clear()
+            with self._lock:
+                self._on_wait = None
 
     def latest(self) -> tuple[str, bool, tuple[Blocker, ...]] | None:
         with self._lock:
             return self._latest
 
     def _run(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
+        while not self._stop.is_set():
+            if not self._active.wait(0.2):
+                continue
             try:
                 self._look()
             except psycopg.Error as err:
                 log.warning("lock_watch.failed", error=describe(err))
                 return
+            self._stop.wait(POLL_SECONDS)
 
     def _look(self) -> None:
         row = self._conn.execute(_WAITING, (self.pid,)).fetchone()
@@ -167,10 +179,12 @@ class PgLockWatch:
         if not found:
             return
         with self._lock:
-            self._latest = (what, locktype == "relation", found)
-            tell, self._told = not self._told, True
-        if tell:
-            self.on_wait(what, found)
+            if not self._active.is_set():
+                return
+            tell, self._latest = self._latest is None, (what, locktype == "relation", found)
+            on_wait = self._on_wait
+        if tell and on_wait is not None:
+            on_wait(what, found)
 
 
 _ON_TABLE = """
@@ -185,9 +199,19 @@ class PgBlockers:
 
     def __init__(self, conn: psycopg.Connection, url: str, database: str) -> None:
         self.conn, self.url, self.database = conn, url, database
+        self._watch: PgLockWatch | None = None
 
-    def watch(self, on_wait: Callable[[str, tuple[Blocker, ...]], None]) -> PgLockWatch:
-        return PgLockWatch(self.url, self.database, self.conn.info.backend_pid, on_wait)
+    def watch(self, on_wait: Callable[[str, tuple[Blocker, ...]], None]) -> AbstractContextManager[PgLockWatch]:
+        """One attempt's watch; the watching connection is opened at the first, and kept for
+        the operation (``close``)."""
+        if self._watch is None:
+            self._watch = PgLockWatch(self.url, self.database, self.conn.info.backend_pid)
+            self._watch.start()
+        return self._watch.watching(on_wait)
+
+    def close(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()
 
     def on_tables(self, wanted: Sequence[tuple[str, str]]) -> tuple[Blocker, ...]:
         """Sessions holding (or waiting for) a lock that conflicts with one of ``wanted``

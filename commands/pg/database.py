@@ -140,14 +140,16 @@ class PgDatabases:
     def open(self, env: EnvironmentSettings) -> Iterator[PgEnvironment]:
         name = environment(env.name)
         conn = connect(env.database_url, database=name, application_name=self.application_name)
+        environment_: PgEnvironment | None = None
         try:
             schema = env.migrations_schema or conn.execute("SELECT coalesce(current_schema(), 'public')").fetchone()[0]
             store = PgVersionStore(conn, schema=schema, table=env.migrations_table)
             key = golang_migrate_lock_key(schema=schema, table=env.migrations_table, database_url=env.database_url)
             lock = PgAdvisoryLock(conn, key)
-            yield PgEnvironment(store=store, lock=lock, inspector=PgInspector(conn), conn=conn,
-                                lock_timeout=env.lock_timeout, statement_timeout=env.statement_timeout,
-                                url=env.database_url, database=name)
+            environment_ = PgEnvironment(store=store, lock=lock, inspector=PgInspector(conn), conn=conn,
+                                         lock_timeout=env.lock_timeout, statement_timeout=env.statement_timeout,
+                                         url=env.database_url, database=name)
+            yield environment_
         except psycopg.errors.InsufficientPrivilege as err:
             raise privilege_error(describe(err)) from None
         except psycopg.OperationalError as err:
@@ -160,6 +162,8 @@ class PgDatabases:
                                       "the server; check `/migrate status` before trying again.",
                                       database=name) from None
         finally:
+            if environment_ is not None and "blockers" in vars(environment_):
+                environment_.blockers.close()  # a lock watch was opened: its connection goes too
             conn.close()
 
     def scratch(self, env: EnvironmentSettings) -> PgScratch:
