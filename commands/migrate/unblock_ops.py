@@ -52,6 +52,13 @@ def _beyond_the_role(env: EnvironmentSettings, session: Blocker, role: str, supe
                    shortfall=Shortfall(role=role, missing=tuple(missing)))
 
 
+def refusal(ctx: Context, command: g.MigrateUnblock, env: EnvironmentSettings) -> Refusal | None:
+    """What the role may not signal, said before anyone is asked to approve it."""
+    with ctx.databases.open(env) as db:
+        session = db.blockers.session(command.pid)
+        return session and _beyond_the_role(env, session, *db.blockers.powers(), command)
+
+
 def unblock(ctx: Context, command: g.MigrateUnblock, env: EnvironmentSettings) -> UnblockResult | Refusal:
     with ctx.databases.open(env) as db:
         session = db.blockers.session(command.pid)

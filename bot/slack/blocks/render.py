@@ -314,7 +314,8 @@ def render_internal_error(*, command: str, reference: str) -> Message:
 _STEPS = {"start": "starting", "lock": "waiting for the migration lock", "snapshot": "taking a snapshot",
           "verify": "verifying the snapshot", "apply": "applying", "restore": "restoring",
           "read-back": "reading the restored database back", "build": "building the expected schema of version",
-          "unblock": "signalling pid"}
+          "unblock": "signalling pid", "lock-wait": "waiting for a lock another session holds",
+          "blockers": "waiting for sessions in its way to finish"}
 
 
 def _doing(p: Progress | None) -> str:
