@@ -171,7 +171,8 @@ class Executor:
                        audit=self.audit, clock=self.clock, progress=progress, policy=self.policy,
                        approvals_store=self.approvals, rollback_log=self.rollback_log, linter=self.linter,
                        probe=self.probe, slack=self.slack,
-                       execute=lambda command, env, requester: self._run_approved(command, env, requester, progress))
+                       execute=lambda command, env, requester: self._run_approved(command, env, requester, progress),
+                       run=lambda command, who: self.run(command, who, progress))
 
     def _control_refusal(self, command: g.Command, env: EnvironmentSettings | None) -> Result | None:
         """The refusal of a command that needs the control database while it cannot be reached."""

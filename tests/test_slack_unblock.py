@@ -103,3 +103,25 @@ def test_an_approved_unblock_never_signals_a_pid_now_held_by_another_session(des
     assert result.outcome.value == "awaiting_approval", result
     approved = desk.bot.executor.run(parse(f"dbops approve {result.request.id}"), approver)
     assert approved.result.gone and not approved.result.signalled
+
+
+def test_an_unblocks_retry_of_an_up_that_needs_approval_becomes_its_own_request(make_bed, control_url):
+    with FakeSlack() as fake:
+        bed = make_bed(FILES, control=control_url, channels=["C0INCIDENT"], approvers=["U0BOB"],
+                       require_approval=["up"], lock_timeout="200ms", lock_retries=0, blockers="off")
+        with serving(bed, fake, control_url) as desk:
+            asker, approver = Actor(user="U0ALICE", channel="C0INCIDENT"), Actor(user="U0BOB", channel="C0INCIDENT")
+            run = desk.bot.executor.run
+            run(parse(f"dbops approve {run(parse('migrate up 1'), asker).request.id}"), approver)
+            assert bed.state() == (1, False)
+            blocker = psycopg.connect(bed.url, application_name="report-job")
+            blocker.execute("SELECT * FROM users")
+            pid = blocker.info.backend_pid
+            failed = run(parse(f"dbops approve {run(parse('migrate up'), asker).request.id}"), approver).result
+            assert failed.lock_wait.blockers[0].pid == pid and bed.state() == (1, False)
+            # Unblock needs no approval here; its retry is an up, which does: a request, not a run.
+            ended = run(parse(f"migrate unblock {pid} --terminate --retry"), asker)
+            assert ended.signalled and ended.retry.outcome.value == "awaiting_approval"
+            assert ended.retry.request.requester == "U0ALICE" and bed.state() == (1, False)
+            done = run(parse(f"dbops approve {ended.retry.request.id}"), approver)
+            assert done.result.outcome.value == "done" and bed.state() == (2, False)

@@ -113,8 +113,7 @@ class UnblockResult(ResultBase):
     ``blocker``: the session as found (None: no session has that pid now); ``signalled``: the
     cancel (or end) was sent to it; ``gone``: that pid now belongs to no session, or to another
     one than the one shown (it started at another time), so nothing was signalled;
-    ``retry``: the ``up`` run after it; ``retry_needs_approval``: ``up`` needs its own approval
-    here, so it was not run."""
+    ``retry``: the result of the ``up`` run after it (a request for approval, where ``up`` needs one)."""
 
     env: str
     pid: int
@@ -122,7 +121,6 @@ class UnblockResult(ResultBase):
     blocker: Blocker | None
     signalled: bool
     gone: bool = False
-    retry: MigrateResult | None = None
-    retry_needs_approval: bool = False
+    retry: "Result | None" = None  # a commands.kinds.Result, named only: kinds imports this module
     outcome: Outcome = Outcome.DONE
     operation: str = "migrate unblock"

@@ -8,8 +8,9 @@ that started then (checked in the same statement), so a pid reused by a new conn
 signalled. PostgreSQL decides who may signal whom (a superuser; the same role; a member of
 ``pg_signal_backend``, never to a superuser's session): a refusal is its own, by name.
 
-With ``--retry`` the pending migrations run again afterwards (``migrate up``), unless ``up``
-needs its own approval here: then the result says so, and the up is asked for as usual.
+With ``--retry`` the pending migrations run again afterwards: ``migrate up`` as if the
+requester typed it then (policy, approval, audit), so an ``up`` that needs a second person here
+becomes its own request, never a side effect of the unblock's approval.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from commands import grammar as g
 from commands.config import EnvironmentSettings
 from commands.privileges import ident
 from commands.context import Context
+from commands.identity import Actor
 from commands.migrate.results import UnblockResult
 from commands.results import Blocker, Missing, Outcome, Reason, Refusal, Shortfall
 
@@ -80,10 +82,8 @@ def unblock(ctx: Context, command: g.MigrateUnblock, env: EnvironmentSettings) -
     if not command.retry:
         return UnblockResult(env=env.name, pid=command.pid, terminate=command.terminate, blocker=session,
                              signalled=True)
-    if "up" in env.require_approval:
-        return UnblockResult(env=env.name, pid=command.pid, terminate=command.terminate, blocker=session,
-                             signalled=True, retry_needs_approval=True)
-    from commands.migrate.migrate_ops import migrate
-    retried = migrate(ctx, g.MigrateUp(env=env.name), env)
+    # As if the requester typed it now: an `up` that needs approval here becomes its request.
+    retried = ctx.run(g.MigrateUp(env=env.name), Actor(user=ctx.actor.user, channel=ctx.actor.channel,
+                                                       surface=ctx.actor.surface))
     return UnblockResult(env=env.name, pid=command.pid, terminate=command.terminate, blocker=session, signalled=True,
                          retry=retried, outcome=retried.outcome)

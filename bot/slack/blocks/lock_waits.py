@@ -141,8 +141,6 @@ def unblock(r: UnblockResult, retried: Message | None) -> Message:
     card = Card(plain(headline)).section(headline)
     if r.blocker is not None:
         card.section(f"It was {blocker_text(r.blocker)}")
-    if r.retry_needs_approval:
-        card.section(f"`up` needs its own approval here: run {code(f'/migrate up {r.env}')} to ask for it.")
     message = card.message()
     if retried is None:
         return message
@@ -154,7 +152,8 @@ def unblock_impact(card: Card, r: ApprovalRequest) -> None:
     """What an unblock request would signal, as found when it was asked for."""
     b = r.impact.blocker
     verb = "*Ends the session*" if "--terminate" in r.command else "*Cancels the running query*"
-    retry = " Then it runs `/migrate up` again." if "--retry" in r.command else ""
+    retry = (" Then it runs `/migrate up` again, as if its requester typed it: where `up` needs approval, that "
+             "is a request of its own." if "--retry" in r.command else "")
     if b is None:
         card.section(f"{verb} of a pid that no session had when this was asked for: approving it changes nothing.")
         return
