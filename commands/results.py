@@ -66,7 +66,9 @@ class Progress:
 
     ``step``: "start" (the policy allowed it; nothing done yet), "lock" (waiting for the migration lock), "snapshot" (with bytes of the database
     read, written and its size), "verify", "apply" (``detail``: the file), "restore", "read-back", "build" (the
-    expected schema of version ``detail``, in a scratch database).
+    expected schema of version ``detail``, in a scratch database), "lock-wait" (the file ``detail`` waits for a
+    lock: ``lock_wait``), "blockers" (before it starts, waiting for the sessions in ``lock_wait`` to finish),
+    "unblock" (signalling pid ``detail``).
     """
 
     step: str
