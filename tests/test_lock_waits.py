@@ -153,3 +153,17 @@ def test_under_a_least_privilege_role_a_blocker_is_named_and_only_its_own_sessio
         assert refused.reason.value == "missing_privilege" and "superuser" in refused.shortfall.missing[0].what
         assert admin.execute("SELECT 1").fetchone() == (1,)  # its session lives on
     assert bed.state() == (2, False)
+
+
+def test_a_file_run_as_a_whole_is_retried_only_when_nothing_of_it_can_have_run():
+    from commands.migrate.lock_waits import nothing_ran
+    from commands.sql.sqlscan import scan
+
+    wrapped = scan("BEGIN;\nALTER TABLE users ADD COLUMN a int;\nUPDATE users SET a = 1;\nCOMMIT;\n")
+    two = scan("BEGIN;\nALTER TABLE users ADD COLUMN a int;\nCOMMIT;\nBEGIN;\nALTER TABLE users ADD COLUMN b int;\nCOMMIT;\n")
+    index = scan("CREATE INDEX CONCURRENTLY users_a ON users (a);")
+    assert nothing_ran(wrapped, table_wait=False)        # one transaction, rolled back whole
+    assert not nothing_ran(two, table_wait=True)         # the first may have committed
+    assert nothing_ran(index, table_wait=True)           # it waited for the table: nothing built yet
+    assert not nothing_ran(index, table_wait=False)      # it waited later (old transactions): the index exists
+    assert nothing_ran(scan("ALTER TABLE users ADD COLUMN a int;"), table_wait=False)  # dbops' own transaction
