@@ -19,7 +19,7 @@ from commands.config_values import (_approvals, _endpoint_url, _snapshot_url, _b
                                     _nonempty_str, _pg_duration, _postgres_url, _register_password, _rule_names,
                                     _seconds, _str_list, _timezone, _hook_headers, _hook_url, register_hook_secrets)
 
-DEFAULT_REQUIRE_APPROVAL = ("down", "goto", "force", "restore", "cleanup", "lock-release")
+DEFAULT_REQUIRE_APPROVAL = ("down", "goto", "force", "restore", "cleanup", "lock-release", "unblock")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # fullmatch: "$" would accept a trailing newline
 
@@ -60,7 +60,13 @@ class EnvironmentSettings:
     app_health_wait_seconds: int = 120     # after the resume hook, health_url is awaited this long
     deployment_state_file: Path | None = None  # the guide's deployment-state.json: gets last_rollback
     lock_wait_seconds: float = 15.0
-    lock_timeout: str = "10s"
+    # Short: while a migration waits for a table lock, every query on that table queues behind
+    # it; a lock wait now ends within this, and is retried (lock_retries) instead.
+    lock_timeout: str = "2s"
+    lock_retries: int = 5                   # a file that hit lock_timeout is rolled back and tried again this often
+    lock_retry_seconds: float = 1.0         # the first pause between tries; doubled each time, with jitter
+    blockers: str = "wait"                  # sessions in a pending migration's way before `up`: "wait", "refuse", "off"
+    blocker_wait_seconds: float = 60.0      # with blockers = "wait": for this long at most, then refuse
     statement_timeout: str = "0"
     pre_migration_snapshot: bool = True
     restore_mode: str = "in-place"          # or "new-database": restore beside, swap by rename, keep the old
@@ -140,6 +146,10 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "deployment_state_file": _nonempty_str,
     "lock_wait_seconds": _seconds(0.001, 3600),
     "lock_timeout": _pg_duration("1h"),
+    "lock_retries": _int_range(0, 100),
+    "lock_retry_seconds": _seconds(0.01, 600),
+    "blockers": _choice("wait", "refuse", "off"),
+    "blocker_wait_seconds": _seconds(0, 3600),
     "statement_timeout": _pg_duration("7d"),
     "pre_migration_snapshot": _bool,
     "restore_mode": _choice("in-place", "new-database"),

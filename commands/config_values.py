@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from commands.redact import redact, url_passwords
 
 # Operations that may be listed in require_approval.
-APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release", "dry-run")
+APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release", "dry-run", "unblock")
 
 
 def _str(value: Any) -> str:
@@ -152,6 +152,12 @@ def _pg_duration(most: str) -> Callable[[Any], str]:
             raise ValueError(f'{shape}; "{text}" is under 1ms, which PostgreSQL rounds to 0: no limit at all')
         return text if "." not in match[1] else f"{round(ms)}ms"
     return check
+
+
+def duration_seconds(text: str) -> float:
+    """A duration that ``_pg_duration`` accepted, in seconds (0: no limit)."""
+    match = _DURATION.fullmatch(text)
+    return float(match[1]) * _MS_PER_UNIT[match[2] or "ms"] / 1000
 
 
 def _postgres_url(value: Any) -> str:

@@ -53,6 +53,9 @@ class Context:
     observer: Observer = NOBODY       # hears lock waits and retries (the metrics of dbops serve)
     # Runs an approved command as its requester, audited (the executor supplies it).
     execute: Callable[[Any, EnvironmentSettings, Actor], Any] | None = None
+    # Runs another command as if ``actor`` had just typed it: policy, approval, audit (the
+    # executor supplies it). An unblock's retry is an `up` like any other.
+    run: Callable[[Any, Actor], Any] | None = None
     # The command's parsed SQL files (commands.migrate.migrate_ops.read_sql): the lint before an
     # `up` and the run itself read the same files, and parsing is most of reading.
     parsed: dict = field(default_factory=dict)

@@ -80,6 +80,7 @@ class PrivilegeError(DatabaseError):
 
 # PostgreSQL's SQLSTATE for "insufficient privilege" (permission denied, must be owner of …).
 INSUFFICIENT_PRIVILEGE = "42501"
+LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out
 
 
 def privilege_error(message: str) -> PrivilegeError:

@@ -58,6 +58,7 @@ RUNNERS: dict[type, str] = {
     g.MigrateDown: "commands.migrate.migrate_ops:migrate",
     g.MigrateGoto: "commands.migrate.migrate_ops:migrate",
     g.MigrateForce: "commands.migrate.migrate_ops:force",
+    g.MigrateUnblock: "commands.migrate.unblock_ops:unblock",
     g.MigrateBaseline: "commands.schema.baseline_ops:baseline",
     g.SnapshotList: "commands.snapshot.snapshot_ops:list_",
     g.SnapshotCreate: "commands.snapshot.snapshot_ops:create",
@@ -173,7 +174,8 @@ class Executor:
                        audit=self.audit, clock=self.clock, progress=progress, policy=self.policy,
                        approvals_store=self.approvals, rollback_log=self.rollback_log, linter=self.linter,
                        probe=self.probe, slack=self.slack, observer=self.observer,
-                       execute=lambda command, env, requester: self._run_approved(command, env, requester, progress))
+                       execute=lambda command, env, requester: self._run_approved(command, env, requester, progress),
+                       run=lambda command, who: self.run(command, who, progress))
 
     def _control_refusal(self, command: g.Command, env: EnvironmentSettings | None) -> Result | None:
         """The refusal of a command that needs the control database while it cannot be reached."""

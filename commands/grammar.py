@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from commands import usage as usage_lines
 from commands.errors import UsageError
+from commands.grammar_unblock import MigrateUnblock, unblock_words
 from commands.grammar_words import (REQUEST_ID, command_name, count_word, drill_words, env_word, quoted_word, reason_word,
                                     split_options, tokenize, trailing_env, version_word)
 from commands.usage import Usage
@@ -206,12 +207,12 @@ class DbopsHelp:
 Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
            | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotDrill | SnapshotRestore | SnapshotPin
            | SnapshotCleanup | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel
-           | Rollback | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor | MigrateDrift | MigrateBaseline)
+           | Rollback | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor | MigrateDrift | MigrateBaseline | MigrateUnblock)
 COMMANDS: tuple[type, ...] = Command.__args__  # every command type, in the order above
 # A dry run is here: it runs the pending SQL on the live database, holding its locks until the
 # rollback, and what a rollback cannot undo (sequence values) stays changed.
 STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, MigrateBaseline, MigrateDryRun,
-                                    SnapshotRestore, SnapshotCleanup, Rollback, DbopsLockRelease)
+                                    SnapshotRestore, SnapshotCleanup, Rollback, DbopsLockRelease, MigrateUnblock)
 # Commands about dbops itself rather than a database: never shown as a running operation.
 ABOUT_DBOPS: tuple[type, ...] = (DbopsHistory, DbopsHelp, DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
 
@@ -238,8 +239,8 @@ def canonical(command: Command, env: str) -> str:
             args += ([] if reason is None else ["--reason", shlex.quote(reason)])
         case SnapshotCleanup(retention_days=days, dry_run=dry_run):
             args = ([] if days is None else ["--retention-days", str(days)]) + (["--dry-run"] if dry_run else [])
-        case _:
-            args = []
+        case _:  # a command that words its own arguments (MigrateUnblock), or has none
+            args = command.arguments() if hasattr(command, "arguments") else []
     return " ".join([command_name(command), *args, env])
 
 
@@ -253,6 +254,8 @@ def _parse_migrate(args: list[str]) -> Command:
     usage = usage_lines.MIGRATE.get(verb)
     if usage is None:
         raise UsageError(f"Unknown migrate command {quoted_word(args[0])}.", usage=usage_lines.MIGRATE_GROUP)
+    if verb == "unblock":
+        return unblock_words(rest, usage)
     flags = ("--all",) if verb == "down" else ()
     positional, env, seen, _ = split_options(rest, usage, flags)
 
@@ -386,14 +389,10 @@ def parse(text: str | list[str]) -> Command:
     if not tokens:
         raise UsageError("Empty command.", usage=usage_lines.MIGRATE_GROUP)
     head = tokens[0].lstrip("/").lower()
-    if head == "migrate":
-        return _parse_migrate(tokens[1:])
-    if head == "snapshot":
-        return _parse_snapshot(tokens[1:])
-    if head == "dbops":
-        return _parse_dbops(tokens[1:])
+    parser = {"migrate": _parse_migrate, "snapshot": _parse_snapshot, "dbops": _parse_dbops,
+              "rollback": _parse_rollback}.get(head)
+    if parser is not None:
+        return parser(tokens[1:])
     if head in ("lock", "doctor"):  # the shell's ``dbops lock status``, ``dbops doctor``
         return _parse_dbops(tokens)
-    if head == "rollback":
-        return _parse_rollback(tokens[1:])
     raise UsageError(f"Unknown command {quoted_word(tokens[0])}.", usage=usage_lines.ANY)

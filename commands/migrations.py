@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from commands.config import EnvironmentSettings
     from commands.lint.lint_live import LiveObjects  # the judgement needs PostgreSQL's parser
     from commands.lint.results import Finding
-    from commands.results import AppliedFile, AuditEntry, LockHolder, OperationRecord, State
+    from commands.results import AppliedFile, AuditEntry, Blocker, LockHolder, OperationRecord, State
     from commands.rollback.results import OrphanCount, RollbackResult
     from commands.schema.model import Schema
     from commands.snapshot.results import DrillRecord, TableRows
@@ -116,12 +116,40 @@ class Leftovers(Protocol):
         is still empty, else CommandError and nothing dropped)."""
 
 
+class LockWatch(Protocol):
+    """One attempt's watch of the operation's session for lock waits (entered as a context manager)."""
+
+    def latest(self) -> tuple[str, bool, tuple[Blocker, ...]] | None:
+        """The last wait seen in this attempt: what it waited for, whether that was a table lock
+        (so nothing of the statement ran yet), and who blocked it; None if none was seen."""
+
+
+class Blockers(Protocol):
+    """The sessions in a migration's way, and the one safe way to signal one."""
+
+    def watch(self, on_wait: Callable[[str, tuple[Blocker, ...]], None]) -> AbstractContextManager[LockWatch]:
+        """A watch of this operation's session for one attempt; ``on_wait`` hears its first wait."""
+
+    def on_tables(self, wanted: Sequence[tuple[str, str]]) -> tuple[Blocker, ...]:
+        """Other sessions holding or waiting for locks that conflict with ``wanted`` ((table, mode))."""
+
+    def session(self, pid: int) -> Blocker | None:
+        """Session ``pid`` as it is now; None when there is none."""
+
+    def powers(self) -> tuple[str, bool, bool]:
+        """dbops' role: its name, whether it is a superuser, whether it may signal other roles' sessions."""
+
+    def signal(self, pid: int, session_start: datetime, *, terminate: bool) -> bool:
+        """Cancel its query (or end it) only if ``pid`` is still the session started at ``session_start``."""
+
+
 class EnvironmentDatabase(Protocol):
     store: VersionStore
     lock: MigrationLock
     runner: MigrationRunner
     inspector: Inspector
     leftovers: Leftovers
+    blockers: Blockers
 
 
 class Snapshotter(Protocol):

@@ -51,6 +51,7 @@ class Reason(str, Enum):
     NO_APPROVALS = "no_approvals"  # it needs a second person, and no control database can hold the request
     EDITED_APPLIED_FILE = "edited_applied_file"  # an applied file's checksum differs from its record (``files``)
     APP_NOT_PAUSED = "app_not_paused"  # the application's pause hook did not answer 2xx (``app_hooks``)
+    BLOCKED = "blocked"  # sessions hold locks a pending statement needs (``blockers``; ``detail``: "wait" or "refuse")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,7 +69,9 @@ class Progress:
 
     ``step``: "start" (the policy allowed it; nothing done yet), "lock" (waiting for the migration lock), "snapshot" (with bytes of the database
     read, written and its size), "verify", "apply" (``detail``: the file), "restore", "read-back", "build" (the
-    expected schema of version ``detail``, in a scratch database).
+    expected schema of version ``detail``, in a scratch database), "lock-wait" (the file ``detail`` waits for a
+    lock: ``lock_wait``), "blockers" (before it starts, waiting for the sessions in ``lock_wait`` to finish),
+    "unblock" (signalling pid ``detail``).
     """
 
     step: str
@@ -102,6 +105,7 @@ class StatementProgress:
     unit: str | None = None        # "blocks", "tuples", "bytes", "transactions", "partitions"
     waiting_for: int | None = None  # the pid of the transaction a waiting phase waits for
     server_version: int | None = None  # server_version_num, for "no_view" on an older server
+    lock_wait: "LockWait | None" = None  # "lock-wait": what the file waits for, who blocks it, which retry
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +129,48 @@ class LockHolder:
     # pg_read_all_stats: those fields are unknown, not empty.
     hidden: bool = False
     own: bool = True  # a session of dbops' own role (or one it is a member of): it may end it
+
+
+@dataclass(frozen=True, kw_only=True)
+class Blocker:
+    """A session holding a lock a migration needs (or waiting for one ahead of it).
+
+    ``pid`` with ``session_start`` (its backend_start) names the session: a pid is reused by the
+    next connection, so nothing is ever signalled by pid alone. ``query``: its current (or
+    last, when idle) statement trimmed to a few hundred characters, literals and all, so it is
+    shown as the database shows it and said to be trimmed; None when PostgreSQL hides another
+    role's (``hidden``)."""
+
+    pid: int
+    session_start: datetime | None
+    application_name: str
+    client: str
+    user: str
+    state: str | None
+    xact_start: datetime | None = None
+    state_since: datetime | None = None
+    xact_seconds: float | None = None   # how long its transaction has been open, by the server's clock
+    state_seconds: float | None = None  # how long it has been in ``state``
+    query: str | None = None
+    query_trimmed: bool = False
+    lock: str | None = None       # the mode it holds (or waits for), as pg_locks names it: "AccessShareLock"
+    relation: str | None = None   # the table it is held on
+    waiting: bool = False         # it waits for a lock itself
+    superuser: bool = False       # a superuser's session: only a superuser may signal it
+    own: bool = False             # a session of dbops' role (or one it has the privileges of): it may signal it
+    hidden: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class LockWait:
+    """A migration file's waits for a lock: what it waited for, who held it (as last seen), and
+    how many times it was tried (``attempts``) of the ``retries`` + 1 allowed."""
+
+    waited_for: str | None       # "AccessExclusiveLock on public.users"; None: not seen in time
+    blockers: tuple[Blocker, ...]
+    attempts: int
+    retries: int
+    next_in_s: float | None = None  # the next try, this many seconds from now (progress only)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,6 +251,7 @@ class Refusal(ResultBase):
     shortfall: Shortfall | None = None  # MISSING_PRIVILEGE
     files: tuple["FileFlag", ...] = ()  # EDITED_APPLIED_FILE: the edited files
     app_hooks: AppHooks | None = None   # APP_NOT_PAUSED: what the pause (and the resume after it) answered
+    blockers: tuple[Blocker, ...] = ()  # BLOCKED: the sessions in the way
     outcome: Outcome = Outcome.REFUSED
 
 

@@ -30,8 +30,9 @@ MIGRATE: dict[str, Usage] = {
     "force": ("migrate force VERSION [ENV]   (VERSION may be -1: no version)",),
     "baseline": ("migrate baseline VERSION [ENV]   (only if the schema is exactly VERSION)",),
     "dry-run": ("migrate dry-run [N] [ENV]",),
+    "unblock": ("migrate unblock PID [ENV] --cancel|--terminate [--retry]   (a session in a migration's way)",),
 }
-MIGRATE_GROUP: Usage = ("migrate status|validate|up|down|goto|force|baseline|dry-run|plan|drift …",)
+MIGRATE_GROUP: Usage = ("migrate status|validate|up|down|goto|force|baseline|dry-run|plan|drift|unblock …",)
 SNAPSHOT: dict[str, Usage] = {
     "list": ("snapshot list [ENV]",),
     "create": ('snapshot create [ENV] [--reason "TEXT"]  (default reason: manual)',),

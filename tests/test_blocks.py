@@ -35,12 +35,12 @@ from commands.results import (AppliedFile, AuditEntry, Check, FileCheck, FileFla
                               OperationRecord, Outcome, Progress, Reason, Refusal, SqlError, State)
 from commands.snapshot.results import (CleanupResult, DiskUsage, DrillResult, RestoreEstimate, PinResult, RestoreResult, SnapshotCreated,
                                        SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, TableRows)
-from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult,
+from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult, UnblockResult,
                                       StepFailure, StepReport, ValidateResult)
 from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
 from commands.app_results import AppHooks, HookCall, HookPlan
 from commands.lint.results import Finding, LockEstimate, PlanFile, PlanResult
-from commands.results import Missing, Shortfall
+from commands.results import Blocker, Missing, Shortfall
 from commands.watch.results import Alert, AlertEvent, DiskWatchInfo, DriftWatchInfo
 from bot.slack.blocks import drift_alerts as blocks_drift
 from bot.slack.blocks.schema_change import schema_thread
@@ -60,6 +60,9 @@ NAMES = {V1: "initial_schema", V2: "add_users", V3: "add_user_preferences", V4: 
 DISK = DiskUsage(total=100 * GB, used=61 * GB, free=39 * GB, snapshots_bytes=212 * MB)
 HOLDER = LockHolder(pid=48213, application_name="migrate", client="10.0.4.17", user="togather",
                     since=NOW - timedelta(minutes=12), state="idle in transaction")
+IDLE_BLOCKER = Blocker(pid=51007, session_start=NOW - timedelta(minutes=40), application_name="api", client="10.20.0.12",
+                       user="app", state="idle in transaction", xact_seconds=1260.0, state_seconds=1190.0,
+                       query="UPDATE users SET last_seen = now() WHERE id = 7", lock="RowExclusiveLock", relation="users")
 
 
 def info(v: int, *, up: bool = True, down: bool = True) -> MigrationInfo:
@@ -780,6 +783,9 @@ SAMPLES = {
     "refusal_edited_applied_file": lambda: render(
         refusal(Reason.EDITED_APPLIED_FILE, state=State(version=V3, dirty=False), files=(EDITED,)), now=NOW,
         command="/migrate up production"),
+    "refusal_blocked": lambda: render(
+        refusal(Reason.BLOCKED, state=State(version=V3, dirty=False), detail="wait", blockers=(IDLE_BLOCKER,)),
+        now=NOW, command="/migrate up production"),
     "help": lambda: render(HelpResult(usage=grammar.all_usage()), now=NOW, command="/dbops help"),
     "refusal_lock_held": lambda: render(refusal(Reason.LOCK_HELD, holder=HOLDER), now=NOW,
                                         command="/migrate up production"),
@@ -1013,7 +1019,7 @@ def test_every_result_and_reason_has_a_sample() -> None:
                                  approval_decided, approvals_list, rollback_plan_clean, rollback_result,
                                  lambda: lock_status(held=True), lambda: lock_release(done=True), plan_result,
                                  doctor_result, drift_result, baseline_result, drill)}
-    kinds |= {HelpResult, Refusal, ApprovalRefused}
+    kinds |= {HelpResult, Refusal, ApprovalRefused, UnblockResult}  # UnblockResult: tests/test_blocks_lock_waits.py
     assert kinds == set(Result.__args__)
     assert {f"refusal_{r.value}" for r in Reason if r not in APPROVAL_REASONS} <= set(SAMPLES)
     assert set(REFUSED_SAMPLES) >= APPROVAL_REASONS and set(REFUSED_SAMPLES.values()) <= set(SAMPLES)

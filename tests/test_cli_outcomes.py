@@ -90,7 +90,7 @@ def test_every_command_of_the_grammar_has_its_help() -> None:
 def test_a_group_or_help_word_leads_to_the_same_help(capsys) -> None:
     assert main(["migrate", "--help"]) == 0
     group = capsys.readouterr().out
-    assert group.startswith("usage: dbops migrate status|validate|plan|drift|up|down|goto|force|baseline|dry-run …")
+    assert group.startswith("usage: dbops migrate status|validate|plan|drift|up|down|goto|force|baseline|dry-run|unblock …")
     assert "dbops migrate dry-run [N] [ENV]" in group and "dbops snapshot" not in group
     assert main(["help", "rollback"]) == 0 and main(["rollback", "--help"]) == 0
     first, second = capsys.readouterr().out.split("usage: ")[1:]

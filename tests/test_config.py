@@ -51,7 +51,8 @@ def test_example_config_loads_with_every_value_as_written(tmp_path: Path) -> Non
     assert prod.channels == ("C0INCIDENT",)
     assert prod.operators == ()
     assert prod.approvers == ("U0ALICE", "S0DBAS")
-    assert prod.require_approval == ("down", "goto", "force", "restore", "cleanup", "lock-release", "up", "dry-run")
+    assert prod.require_approval == ("down", "goto", "force", "restore", "cleanup", "lock-release", "up", "dry-run",
+                                     "unblock")
     assert prod.approval_ttl_seconds == 900
     assert prod.retention_days == 7
     assert prod.keep_last == 3
@@ -60,7 +61,8 @@ def test_example_config_loads_with_every_value_as_written(tmp_path: Path) -> Non
     assert prod.lock_dirs == (Path("/tmp/togather-migration-production.lock"),)
     assert prod.health_url == "http://localhost:8080/health"
     assert prod.lock_wait_seconds == 15.0
-    assert prod.lock_timeout == "10s"
+    assert prod.lock_timeout == "2s"
+    assert (prod.lock_retries, prod.lock_retry_seconds, prod.blockers, prod.blocker_wait_seconds) == (5, 1.0, "wait", 60.0)
     assert prod.statement_timeout == "0"
     assert prod.pre_migration_snapshot is True
     assert settings.cli_users == {"alice": "U0ALICE"}
@@ -71,7 +73,8 @@ def test_minimal_environment_gets_documented_defaults(tmp_path: Path) -> None:
     prod = settings.environment("production")
     assert settings.control_database_url is None and settings.alerts_channel is None
     assert prod.require_approval == DEFAULT_REQUIRE_APPROVAL and "up" not in prod.require_approval
-    assert (prod.migrations_table, prod.retention_days, prod.lock_timeout) == ("schema_migrations", 7, "10s")
+    assert (prod.migrations_table, prod.retention_days, prod.lock_timeout) == ("schema_migrations", 7, "2s")
+    assert (prod.lock_retries, prod.blockers) == (5, "wait") and "unblock" in prod.require_approval
 
 
 def test_dollar_brace_variables_expand_inside_strings_and_lists(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ FILES = {"1_users.up.sql": "CREATE TABLE users (id bigserial PRIMARY KEY, email 
          "2_orders.up.sql": "CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint REFERENCES users);",
          "2_orders.down.sql": "DROP TABLE orders;"}
 CHECKS = ("database connection", "control database", "client tools", "migration privileges", "snapshot privileges",
-          "restore privileges (in-place)", "lock release privileges", "snapshot directory", "free space",
+          "restore privileges (in-place)", "lock release privileges", "unblock privileges", "snapshot directory", "free space",
           "migration files", "lock directories", "app health check", "Slack token")
 HEALTHY = {"status": "pass", "checks": {"migrations": {"status": "pass", "message": "Migrations applied (version 2)",
                                                         "details": {"version": 2, "dirty": False}}}}
@@ -157,7 +157,7 @@ def test_a_token_slack_refuses_fails_its_line_and_is_never_shown(good, capsys, s
     code, out = doctor(capsys, config, environ={**environ, "SLACK_BOT_TOKEN": "xoxb-not-the-bots-token"})
 
     assert code == 1
-    assert out.splitlines()[0] == "test: doctor found problems: 1 failed, 12 passed"
+    assert out.splitlines()[0] == "test: doctor found problems: 1 failed, 13 passed"
     lines = check_lines(out)
     assert lines["Slack token"] == ("FAIL", "auth.test: Slack refused the token (invalid_auth)")
     assert lines["Slack token fix"][1].startswith("Set SLACK_BOT_TOKEN to the app's Bot User OAuth Token")
@@ -186,7 +186,7 @@ def test_an_unreachable_control_database_fails_its_line_and_the_rest_still_run(g
                            "read-only commands answer")
     assert lines["control database fix"][1].startswith("Check [control] database_url: host, port, database, user")
     assert "s3cret-control" not in out
-    assert [label for name, (label, _) in lines.items() if not name.endswith(" fix")].count("ok") == 12
+    assert [label for name, (label, _) in lines.items() if not name.endswith(" fix")].count("ok") == 13
 
 
 def test_a_migration_file_that_does_not_parse_fails_its_line_naming_file_and_line(good, capsys):
@@ -309,7 +309,7 @@ def test_slash_dbops_doctor_answers_privately_with_one_row_per_check(make_bed, c
 
     assert reply["response_type"] == "ephemeral"
     shown = text_of(reply)
-    assert reply["blocks"][0]["text"]["text"] == "*test*: no check failed: 1 warning, 10 passed, 2 skipped"
+    assert reply["blocks"][0]["text"]["text"] == "*test*: no check failed: 1 warning, 11 passed, 2 skipped"
     assert ":white_check_mark: *Slack token*: auth.test: authenticated as dbops in workspace dbops-test" in shown
     assert ":warning: *snapshot directory*:" in shown and "_Fix:_ mkdir -p" in shown
     assert all(f"*{name}*" in shown for name in CHECKS)

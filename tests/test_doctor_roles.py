@@ -38,6 +38,10 @@ def test_least_privilege_new_database_restore_fails_on_createdb_naming_the_grant
                 f"pg_read_all_stats (to see that another role's session is idle): /dbops lock release ends only "
                 f"sessions of {role} itself; a stale lock held by another role is kept, and said so")
     assert lines["lock release privileges fix"][1].startswith(f"GRANT pg_signal_backend, pg_read_all_stats TO {role} ")
+    assert lines["unblock privileges"] == (
+        "WARN", f"role {role} is not a member of pg_signal_backend (to signal another role's session) or "
+                "pg_read_all_stats (to see another role's query, client and state): /migrate unblock signals only "
+                "sessions of its own role (or of roles it is a member of); a superuser's session is never signalled")
     assert lines["migration privileges"][0] == lines["snapshot privileges"][0] == "ok"
 
     # What the doctor names is what it takes: granted, every privilege check passes and a
@@ -50,7 +54,8 @@ def test_least_privilege_new_database_restore_fails_on_createdb_naming_the_grant
     assert granted.outcome is Outcome.DONE
     assert {name: label for name, (label, _) in lines_of(granted).items() if "privileges" in name} == {
         "migration privileges": "ok", "snapshot privileges": "ok", "restore privileges (new-database)": "ok",
-        "lock release privileges": "ok"}
+        "lock release privileges": "ok", "unblock privileges": "ok"}
+    assert "never a superuser's" in lines_of(granted)["unblock privileges"][1]
     assert bed.run(f"snapshot restore {snapshot}").outcome is Outcome.DONE
 
 

@@ -91,7 +91,8 @@ def test_doctor_takes_only_an_environment_in_slack_and_in_the_shell() -> None:
 
 def test_unknown_verb_is_a_usage_error_with_the_migrate_usage() -> None:
     error = usage_error("migrate upp")
-    assert "'upp'" in error.message and error.usage == ("migrate status|validate|up|down|goto|force|baseline|dry-run|plan|drift …",)
+    assert "'upp'" in error.message and error.usage == (
+        "migrate status|validate|up|down|goto|force|baseline|dry-run|plan|drift|unblock …",)
 
 
 @pytest.mark.parametrize("text", ["migrate down", "migrate down --env production", "/migrate down --env=staging"])

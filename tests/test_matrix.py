@@ -420,6 +420,26 @@ def test_a_held_migrate_lock_is_reported_with_its_holder_and_nothing_changes(mak
     assert bed.run("migrate up").outcome is Outcome.DONE  # the lock went with the session
 
 
+def test_a_migration_behind_an_idle_transaction_retries_ends_clean_naming_it_and_unblock_ends_it(make_bed):
+    bed = make_bed({"1_users.up.sql": "CREATE TABLE users (id int PRIMARY KEY);",
+                    "2_email.up.sql": "ALTER TABLE users ADD COLUMN email text;",
+                    "3_idx.up.sql": "CREATE INDEX CONCURRENTLY users_email_idx ON users (email);"},
+                   lock_timeout="200ms", lock_retries=2, lock_retry_seconds=0.05, blockers="off")
+    bed.run("migrate up 1")
+    blocker = psycopg.connect(bed.url, application_name="report-job")
+    blocker.execute("SELECT * FROM users")  # its transaction stays open, holding its lock
+    assert bed.run("migrate plan").blockers[0].pid == blocker.info.backend_pid
+    failed = bed.run("migrate up")
+    assert failed.outcome is Outcome.FAILED and failed.failure.error.sqlstate == "55P03"
+    assert failed.lock_wait.attempts == 3 and bed.state() == (1, False)
+    (shown,) = failed.lock_wait.blockers
+    assert (shown.pid, shown.application_name, shown.state) == (blocker.info.backend_pid, "report-job",
+                                                                "idle in transaction")
+    ended = bed.run(f"migrate unblock {shown.pid} --terminate --session {shown.session_start.isoformat()} --retry")
+    assert ended.signalled and ended.retry.outcome is Outcome.DONE and bed.state() == (3, False)
+    blocker.close()
+
+
 def test_the_dirty_watcher_alerts_once_and_resolves_after_force(desk):
     watcher = DirtyWatcher(PgDatabases(application_name="dbops-watch"), PgAlerts(desk.control_url),
                            audit=PgAuditLog(desk.control_url), clock=lambda: datetime.now(timezone.utc))

@@ -77,7 +77,8 @@ def test_syntax_error_in_any_planned_file_refuses_before_anything_runs(make_bed)
 
 
 def test_lock_timeout_bounds_a_migration_waiting_on_a_busy_table(make_bed):
-    bed = make_bed({**OK, "2_alter.up.sql": "ALTER TABLE users ADD COLUMN email text;"}, lock_timeout="200ms")
+    bed = make_bed({**OK, "2_alter.up.sql": "ALTER TABLE users ADD COLUMN email text;"}, lock_timeout="200ms",
+                   lock_retries=0, blockers="off")
     bed.run("migrate up 1")
     with psycopg.connect(bed.url) as blocker:  # an application transaction holding the table
         blocker.execute("SELECT * FROM users")

@@ -82,6 +82,13 @@ GROUPS: dict[str, dict[str, Help]] = {
                                  (("VERSION", "the version the schema is"), ENV)),
         "migrate dry-run": Help("run the pending migrations in a transaction and roll it back (sequence values "
                                 "stay advanced)", "dbops migrate dry-run staging", u.MIGRATE["dry-run"], (N, ENV)),
+        "migrate unblock": Help("cancel the query of (or end) the session in a migration's way, then (--retry) run "
+                                "up again; needs approval as \"unblock\" by default",
+                                "dbops migrate unblock 48213 production --terminate --retry", u.MIGRATE["unblock"],
+                                (("PID", "the session's process id, as the blocked migration names it"), ENV,
+                                 ("--cancel", "cancel its running query (an idle transaction keeps its locks)"),
+                                 ("--terminate", "end its session: its open transaction is rolled back"),
+                                 ("--retry", "then run `migrate up` again"))),
     },
     "Snapshots": {
         "snapshot list": Help("the environment's snapshots, newest first, and the disk they use",

@@ -28,6 +28,7 @@ from bot.slack.blocks.render import (REFRESH_ACTION, Message, attributed, render
                                      render_internal_error, with_refresh)
 from bot.slack.approval_listeners import DENY_MODAL, ApprovalHandlers
 from bot.slack.blocks.approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION
+from bot.slack.blocks.lock_waits import UNBLOCK_ACTION
 from bot.slack.blocks.rollback import CHOOSE_ACTION
 from bot.slack.blocks.schema_change import schema_thread
 from bot.slack.operations import OperationTracker
@@ -132,6 +133,18 @@ class Handlers:
             message = with_refresh(message, text)
         self.send(respond, client, actor, message, replace_original=True)
 
+    def run_unblock(self, body: dict, action: dict, client: WebClient, respond) -> None:
+        """A blocked migration's button: ``/migrate unblock …`` for whoever pressed it (a request
+        for approval where the environment requires one), and nothing else whatever the value."""
+        text = action.get("value", "")
+        actor = Actor(user=body["user"]["id"], channel=(body.get("channel") or {}).get("id"), surface="slack")
+        try:
+            parsed = g.parse(text)
+        except UsageError:
+            return
+        if isinstance(parsed, g.MigrateUnblock):
+            self.perform(text, actor, client, respond)
+
     # --- shared -------------------------------------------------------------------------
     def execute(self, command: g.Command, actor: Actor, text: str,
                  reporter: ProgressMessage | None) -> tuple[Result | None, Message]:
@@ -216,6 +229,7 @@ def register(app, handlers: Handlers) -> None:
     known = "|".join(re.escape(name[1:]) for name in SLASH_COMMANDS)
     app.command(re.compile(rf"^/(?!(?:{known})$)"))(ack=handlers.ack_command, lazy=[handlers.run_command])
     app.action(REFRESH_ACTION)(ack=handlers.ack_action, lazy=[handlers.run_refresh])
+    app.action(re.compile(rf"^{UNBLOCK_ACTION}_"))(ack=handlers.ack_action, lazy=[handlers.run_unblock])
     approvals = ApprovalHandlers(handlers)
     app.action(APPROVE_ACTION)(ack=approvals.ack, lazy=[approvals.approve])
     app.action(CANCEL_ACTION)(ack=approvals.ack, lazy=[approvals.cancel])

@@ -53,9 +53,9 @@ class ProgressMessage:
             previous, self._latest = self._latest, progress
         if previous is None:  # the first step: show the message, then keep it fresh
             self._begin()
-        elif self.ts is not None and previous.step != progress.step:
+        elif self.ts is not None and (previous.step != progress.step or progress.lock_wait != previous.lock_wait):
             self._update(self._progress_message())
-            if self.tracker is not None and self.operation_id is not None:
+            if self.tracker is not None and self.operation_id is not None and previous.step != progress.step:
                 self.tracker.record_step(self.operation_id, progress.step)
 
     def stop(self, outcome: str) -> None:

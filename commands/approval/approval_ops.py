@@ -74,6 +74,9 @@ def _beyond_the_role(ctx: Context, command: g.Command, env: EnvironmentSettings)
             return privileges.refusal(ctx, env, "force")
         case g.SnapshotRestore():
             return privileges.refusal(ctx, env, privileges.RESTORE)
+        case g.MigrateUnblock():
+            from commands.migrate.unblock_ops import refusal  # only an unblock signals a session
+            return refusal(ctx, command, env)
         case g.DbopsLockRelease():
             with ctx.databases.open(env) as db:
                 holder = db.lock.holder()

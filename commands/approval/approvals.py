@@ -31,7 +31,7 @@ from commands.approval.results import ApprovalRequest, Impact
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
 from commands.snapshot.results import RestoreEstimate
-from commands.results import Reason, Refusal, State
+from commands.results import Blocker, Reason, Refusal, State
 from commands.schema.compare import Change, Difference
 from commands.snapshot.results import SnapshotInfo
 from commands.snapshot.snapshot_scope import resolve, scope_of
@@ -71,6 +71,7 @@ def _situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tu
         holder = db.lock.holder()
         if isinstance(command, MIGRATIONS):
             migration, bound["files"] = _migration_impact(ctx, db, command, env, state)
+        blocker = db.blockers.session(command.pid) if isinstance(command, g.MigrateUnblock) else None
     bound |= {"version": state.version, "dirty": state.dirty, "lock_holder": holder.pid if holder else None}
     impact = Impact(before=state)
     match command:
@@ -90,6 +91,9 @@ def _situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tu
                 impact = Impact(before=state, snapshot=snapshot.info(),
                                 restore_from=owner if owner != env.name else None,
                                 restore_estimate=estimate(ctx, env, snapshot.size))
+        case g.MigrateUnblock():  # bound to the session that has the pid: another one voids it
+            bound["session"] = blocker.session_start if blocker else None
+            impact = Impact(before=state, blocker=blocker)
         case g.DbopsLockRelease():  # bound to the holder (above) and to each lock directory's locked_at
             bound["lock_dirs"] = [[str(path), lock_dir_stamp(path)] for path in env.lock_dirs]
         case g.SnapshotCleanup(retention_days=days):
@@ -201,7 +205,16 @@ def decode_impact(data: dict) -> Impact:
                   schema_unavailable=data.get("schema_unavailable"),
                   drops=tuple(data.get("drops", ())),
                   restore_estimate=_estimate(data.get("restore_estimate")),
-                  app_hooks=HookPlan(**data["app_hooks"]) if data.get("app_hooks") else None)
+                  app_hooks=HookPlan(**data["app_hooks"]) if data.get("app_hooks") else None,
+                  blocker=_blocker(data.get("blocker")))
+
+
+def _blocker(data: dict | None) -> Blocker | None:
+    if data is None:
+        return None
+    times = {k: datetime.fromisoformat(data[k]) if data.get(k) else None
+             for k in ("session_start", "xact_start", "state_since")}
+    return Blocker(**{**data, **times})
 
 
 def _estimate(data: dict | None) -> RestoreEstimate | None:

@@ -21,7 +21,7 @@ OPERATIONS: dict[type, str] = {
     g.MigrateUp: "up", g.MigrateDown: "down", g.MigrateGoto: "goto", g.MigrateForce: "force",
     g.MigrateBaseline: "force",  # it records a version as force does, only more carefully
     g.MigrateDryRun: "dry-run", g.SnapshotRestore: "restore", g.SnapshotCleanup: "cleanup",
-    g.DbopsLockRelease: "lock-release",
+    g.DbopsLockRelease: "lock-release", g.MigrateUnblock: "unblock",
 }
 
 

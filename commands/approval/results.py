@@ -8,7 +8,7 @@ from datetime import datetime
 from commands.app_results import HookPlan
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
-from commands.results import Outcome, Reason, ResultBase, State
+from commands.results import Blocker, Outcome, Reason, ResultBase, State
 from commands.schema.compare import Difference
 from commands.snapshot.results import RestoreEstimate, SnapshotInfo
 
@@ -37,6 +37,7 @@ class Impact:
     drops: tuple[str, ...] = ()                    # recover: the DROPs of a failed file's leftovers, as they run
     restore_estimate: RestoreEstimate | None = None  # restore: how long it should take
     app_hooks: HookPlan | None = None              # restore, rollback: the application's hooks called around it
+    blocker: Blocker | None = None                 # unblock: the session it signals, as found
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -16,14 +16,16 @@ MIGRATIONS = "migration privileges"
 SNAPSHOTS = "snapshot privileges"
 RESTORE = "restore privileges"
 LOCK_RELEASE = "lock release privileges"
-NAMES = (MIGRATIONS, SNAPSHOTS, RESTORE, LOCK_RELEASE)
+UNBLOCK = "unblock privileges"
+NAMES = (MIGRATIONS, SNAPSHOTS, RESTORE, LOCK_RELEASE, UNBLOCK)
 
 
 def privilege_checks(env: EnvironmentSettings, facts: DatabaseFacts | None) -> list[DoctorCheck]:
     if facts is None:
         return [DoctorCheck(name=name, verdict=Verdict.SKIP, detail="not checked: the database connection failed")
                 for name in NAMES]
-    return [_migrations(env, facts), _snapshots(env, facts), _restore(env, facts), _lock_release(facts)]
+    return [_migrations(env, facts), _snapshots(env, facts), _restore(env, facts), _lock_release(facts),
+            _unblock(facts)]
 
 
 def _migrations(env: EnvironmentSettings, f: DatabaseFacts) -> DoctorCheck:
@@ -101,6 +103,32 @@ def _lock_release(f: DatabaseFacts) -> DoctorCheck:
                f"only sessions of {r.user} itself; a stale lock held by another role is kept, and said so",
         fix=f"GRANT {', '.join(lacking)} TO {ident(r.user)} (as a superuser or the service's admin role), or end "
             "such a session as its own role")
+
+
+def _unblock(f: DatabaseFacts) -> DoctorCheck:
+    """Who ``/migrate unblock`` may signal: PostgreSQL lets a superuser signal anyone, a role its
+    own sessions (and those of roles it is a member of), a member of pg_signal_backend any
+    session but a superuser's."""
+    r = f.role
+    if r.superuser:
+        return DoctorCheck(name=UNBLOCK, verdict=Verdict.PASS,
+                           detail=f"role {r.user} is a superuser: /migrate unblock may cancel the query of (or end) "
+                                  "any session in a migration's way")
+    lacking = [name for name, member in (("pg_signal_backend", r.signal_backend),
+                                         ("pg_read_all_stats", r.read_all_stats)) if not member]
+    others = ("other roles' sessions too, but never a superuser's" if r.signal_backend
+              else "only sessions of its own role (or of roles it is a member of)")
+    if not lacking:
+        return DoctorCheck(name=UNBLOCK, verdict=Verdict.PASS,
+                           detail=f"role {r.user} may cancel the query of (or end) a session in a migration's way: "
+                                  f"{others}; a superuser's session is named, and left alone")
+    why = {"pg_signal_backend": "pg_signal_backend (to signal another role's session)",
+           "pg_read_all_stats": "pg_read_all_stats (to see another role's query, client and state)"}
+    return DoctorCheck(
+        name=UNBLOCK, verdict=Verdict.WARN,
+        detail=f"role {r.user} is not a member of {' or '.join(why[x] for x in lacking)}: /migrate unblock signals "
+               f"{others}; a superuser's session is never signalled",
+        fix=f"GRANT {', '.join(lacking)} TO {ident(r.user)} (as a superuser or the service's admin role)")
 
 
 def _lacking(name: str, head: str, needs: list[Need], verdict: Verdict) -> DoctorCheck:

@@ -107,8 +107,10 @@ def plan(ctx: Context, command: g.MigratePlan, env: EnvironmentSettings) -> Resu
         if isinstance(steps, Refusal):
             return steps
         files = lint_steps(ctx, db, env, steps)
+        wanted = list(dict.fromkeys((lk.table, lk.lock) for f in files for lk in f.locks))
+        in_the_way = db.blockers.on_tables(wanted) if wanted else ()
     files_check = applied.check(ctx, env, source, state)
     stopped = blocking(files, env.lint_block_severity)
     outcome = Outcome.FAILED if stopped else (Outcome.DONE if files else Outcome.NO_CHANGE)
     return PlanResult(env=env.name, state=state, files=files, block_severity=env.lint_block_severity,
-                      blocking=len(stopped), outcome=outcome, files_check=files_check)
+                      blocking=len(stopped), outcome=outcome, files_check=files_check, blockers=in_the_way)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from commands.results import FileCheck, Outcome, ResultBase, State
+from commands.results import Blocker, FileCheck, Outcome, ResultBase, State
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,4 +60,6 @@ class PlanResult(ResultBase):
     blocking: int        # how many findings block
     outcome: Outcome
     files_check: FileCheck = FileCheck()  # applied files edited, gone or out of order
+    # Sessions holding (or waiting for) locks that conflict with the plan's, now: `up` would wait behind them
+    blockers: tuple[Blocker, ...] = ()
     operation: str = "plan"

@@ -216,19 +216,27 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
     if edited:
         return Refusal(env=env.name, operation=operation, reason=Reason.EDITED_APPLIED_FILE, state=before,
                        files=edited)
+    if operation == "up":  # a down's files are the way back: nothing waits for sessions then
+        from commands.migrate.blocker_check import check as blocker_check
+        blocked = blocker_check(ctx, db, env, files, operation, before)
+        if blocked is not None:
+            return blocked
     snapshot = safety_snapshot(ctx, env, before, f"pre-migration v{_v(before.version)} to v{_v(plan[-1].target)}",
                                operation)
     reports: list[StepReport] = []
     failure: StepFailure | None = None
     unrecorded: str | None = None
+    waited = None
     position = before.version
+    from commands.migrate import lock_waits  # reads SQL files' modes: loaded by what changes a database
     for step, sqlfile in zip(plan, files):
         step_started = time.perf_counter()
         mode = sqlfile.mode.value if sqlfile is not None and not sqlfile.empty else "transactional"
         applying = step.file.filename if step.file else f"{step.migration.version} (no {step.direction} file)"
         ctx.step("apply", applying)
-        error = db.runner.apply(sqlfile, step.target, progress=ctx.statement_progress(applying))
         filename = step.file.filename if step.file else None
+        error, wait = lock_waits.apply(ctx, db, env, sqlfile, step.target, position, applying)
+        waited = wait or waited
         if error is not None:
             failure = StepFailure(version=step.migration.version, name=step.migration.name,
                                   direction=step.direction, filename=filename, mode=mode, error=error)
@@ -250,7 +258,8 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
     return MigrateResult(env=env.name, operation=operation,
                          outcome=Outcome.FAILED if failure or unrecorded else Outcome.DONE, before=before,
                          after=after, steps=tuple(reports), failure=failure, snapshot=snapshot,
-                         duration_ms=(time.perf_counter() - started) * 1000, audit_unwritten=unrecorded)
+                         duration_ms=(time.perf_counter() - started) * 1000, audit_unwritten=unrecorded,
+                         lock_wait=waited)
 
 
 def force(ctx: Context, command: g.MigrateForce, env: EnvironmentSettings) -> Result:

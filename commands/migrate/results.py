@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from commands.results import FileCheck, FileProblem, LockHolder, Mismatch, Outcome, ResultBase, SqlError, State
+from commands.results import (Blocker, FileCheck, FileProblem, LockHolder, LockWait, Mismatch, Outcome, ResultBase, SqlError,
+                              State)
 from commands.snapshot.results import SnapshotInfo
 
 
@@ -69,6 +70,9 @@ class MigrateResult(ResultBase):
     failure: StepFailure | None = None
     snapshot: str | None = None  # the snapshot taken before anything changed
     duration_ms: float = 0.0
+    # The last file's lock waits, when it met any: who blocked it; on a failure the blockers
+    # a surface may offer to cancel or end (``migrate unblock``)
+    lock_wait: LockWait | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,3 +104,23 @@ class ValidateResult(ResultBase):
     problems: tuple[FileProblem, ...] = field(default_factory=tuple)
     outcome: Outcome = Outcome.DONE
     operation: str = "validate"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnblockResult(ResultBase):
+    """``migrate unblock``: the session signalled (or why not), and the retried ``up``.
+
+    ``blocker``: the session as found (None: no session has that pid now); ``signalled``: the
+    cancel (or end) was sent to it; ``gone``: that pid now belongs to no session, or to another
+    one than the one shown (it started at another time), so nothing was signalled;
+    ``retry``: the result of the ``up`` run after it (a request for approval, where ``up`` needs one)."""
+
+    env: str
+    pid: int
+    terminate: bool
+    blocker: Blocker | None
+    signalled: bool
+    gone: bool = False
+    retry: "Result | None" = None  # a commands.kinds.Result, named only: kinds imports this module
+    outcome: Outcome = Outcome.DONE
+    operation: str = "migrate unblock"

@@ -19,6 +19,7 @@ from commands.pg.state import PgVersionStore
 from commands.snapshot.results import TableRows
 
 if TYPE_CHECKING:
+    from commands.pg.blockers import PgBlockers
     from commands.pg.leftovers import PgLeftovers
     from commands.pg.drills import PgDrillLog
     from commands.pg.runner import PgMigrationRunner
@@ -112,6 +113,13 @@ class PgEnvironment:
     lock_timeout: str
     statement_timeout: str
     sampler: Callable[[], psycopg.Connection] | None = None  # a second session, to sample statements' progress
+    url: str = ""       # for a second connection (the lock watch); holds credentials: never shown
+    database: str = ""  # how errors name it: "environment production"
+
+    @cached_property
+    def blockers(self) -> PgBlockers:
+        from commands.pg.blockers import PgBlockers  # only a migration and its plan look for blockers
+        return PgBlockers(self.conn, self.url, self.database)
 
     @cached_property
     def leftovers(self) -> PgLeftovers:
@@ -138,15 +146,18 @@ class PgDatabases:
     def open(self, env: EnvironmentSettings) -> Iterator[PgEnvironment]:
         name = environment(env.name)
         conn = connect(env.database_url, database=name, application_name=self.application_name)
+        environment_: PgEnvironment | None = None
         try:
             schema = env.migrations_schema or conn.execute("SELECT coalesce(current_schema(), 'public')").fetchone()[0]
             store = PgVersionStore(conn, schema=schema, table=env.migrations_table)
             key = golang_migrate_lock_key(schema=schema, table=env.migrations_table, database_url=env.database_url)
             lock = PgAdvisoryLock(conn, key)
-            yield PgEnvironment(store=store, lock=lock, inspector=PgInspector(conn), conn=conn,
-                                lock_timeout=env.lock_timeout, statement_timeout=env.statement_timeout,
-                                sampler=lambda: connect(env.database_url, database=name,
-                                                        application_name=f"{self.application_name}-progress"))
+            environment_ = PgEnvironment(store=store, lock=lock, inspector=PgInspector(conn), conn=conn,
+                                         lock_timeout=env.lock_timeout, statement_timeout=env.statement_timeout,
+                                         sampler=lambda: connect(env.database_url, database=name,
+                                                                 application_name=f"{self.application_name}-progress"),
+                                         url=env.database_url, database=name)
+            yield environment_
         except psycopg.errors.InsufficientPrivilege as err:
             raise privilege_error(describe(err)) from None
         except psycopg.OperationalError as err:
@@ -159,6 +170,8 @@ class PgDatabases:
                                       "the server; check `/migrate status` before trying again.",
                                       database=name) from None
         finally:
+            if environment_ is not None and "blockers" in vars(environment_):
+                environment_.blockers.close()  # a lock watch was opened: its connection goes too
             conn.close()
 
     def scratch(self, env: EnvironmentSettings) -> PgScratch:

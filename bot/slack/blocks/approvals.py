@@ -37,7 +37,7 @@ ROWS_SHOWN = 30
 DELETES_SHOWN = 10  # a request card lists a few; the dry run lists them all
 REASON_CHARS = 500
 # Approving one of these loses something or unblocks a migration: Slack asks "are you sure?" first.
-CONFIRMED_OPERATIONS = ("down", "goto", "force", "restore", "cleanup", "lock-release")
+CONFIRMED_OPERATIONS = ("down", "goto", "force", "restore", "cleanup", "lock-release", "unblock")
 DRY_RUN_REQUEST_CAVEAT = ("Its statements hold their locks until the rollback, and the rollback does not undo "
                           "sequence values it takes (nextval, setval, serial or identity inserts).")
 
@@ -64,7 +64,10 @@ def _migration_row(m: MigrationInfo) -> str:
 def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
     i: Impact = r.impact
     target = f", {at_version(i.before.version)} → {number(i.target)}" if i.target is not None else ""
-    if r.operation == "force" and i.drops:
+    if r.operation == "unblock":
+        from bot.slack.blocks.lock_waits import unblock_impact  # only an unblock's card names a session
+        unblock_impact(card, r)
+    elif r.operation == "force" and i.drops:
         card.section(f"*Removes what migration {number(i.before.version)} left behind, then sets the recorded version "
                      f"to {number(i.target if i.target is not None else -1)}* (now {version_text(i.before)}) and marks "
                      "it clean. These statements run, and lose no data (an index, an empty table):")
@@ -146,6 +149,9 @@ def _consequence(r: ApprovalRequest, now: datetime) -> str:
         return f"Deletes {count(len(i.deletes), 'snapshot')} of {r.env} ({human_size(i.delete_bytes)}) for good."
     if r.operation == "lock-release":
         return f"Releases the migration lock of {r.env}, so the next migration may start."
+    if r.operation == "unblock" and i.blocker is not None:
+        verb = "Ends the session" if "--terminate" in r.command else "Cancels the running query"
+        return f"{verb} of pid {i.blocker.pid} ({i.blocker.application_name or 'unknown application'}) on {r.env}."
     return f"Runs it on {r.env}."
 
 

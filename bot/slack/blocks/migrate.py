@@ -16,6 +16,7 @@ from bot.slack.blocks.wording import (RECOVERY_DIRTY, age_text, at_version, hold
                                     sql_error_lines, version_text)
 from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult,
                                       StepFailure, StepReport, ValidateResult)
+from commands.errors import LOCK_NOT_AVAILABLE
 from commands.results import FileProblem, LockHolder, Mismatch, Outcome, SqlError, State
 from commands.snapshot.results import SnapshotInfo
 
@@ -200,6 +201,10 @@ def migrate(r: MigrateResult, command: str) -> Message:
         elif r.after.dirty:
             card.section(f"This file could not run in a transaction ({esc(f.mode)}), so it may be half applied.\n"
                          + recovery_dirty(r.after, r.env, r.snapshot))
+        elif r.lock_wait is not None and f.error.sqlstate == LOCK_NOT_AVAILABLE:
+            card.section(f"Another session holds a lock it needs. Each try was rolled back: the database is clean at "
+                         f"{version_text(r.after)}. When the session in its way is done (or cancelled, or ended "
+                         f"below), run {code(command)} again.")
         else:
             card.section(f"The failing file ran in one transaction with its version update, so none of it was kept: "
                          f"the database is at {version_text(r.after)}. Fix the file and run "
@@ -208,6 +213,11 @@ def migrate(r: MigrateResult, command: str) -> Message:
         card.lines([_step_row(s) for s in r.steps[:ROWS_SHOWN]], total=len(r.steps),
                    title=f"*{done.capitalize()}:*" if f is None else f"*{done.capitalize()} before the failure:*",
                    more=f"{count(len(r.steps), 'step')} in all")
+    if r.lock_wait is not None:
+        from bot.slack.blocks.lock_waits import blocked, waited  # only after a lock wait
+        if f is not None and f.error.sqlstate == LOCK_NOT_AVAILABLE and r.lock_wait.blockers:
+            return blocked(card, r)
+        card.context(waited(r.lock_wait))
     return card.message()
 
 

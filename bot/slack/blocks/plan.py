@@ -76,6 +76,9 @@ def plan(r: PlanResult) -> Message:
     if stopping:
         blocking_rows(card, stopping, "`/migrate up` will need approval", json_hint("migrate plan", r.env))
     flag_section(card, r.files_check, r.env, notes=False)
+    if r.blockers:
+        from bot.slack.blocks.lock_waits import blockers_section  # only when sessions are in the way
+        blockers_section(card, r.blockers)
     shown = 0
     for f in r.files[:FILES_SHOWN]:
         if card.room() < 5:  # a file takes up to 3 blocks; keep room for the two closing lines

@@ -30,6 +30,7 @@ from commands.units import human_size
 if TYPE_CHECKING:
     from commands.approval.results import ApprovalDecided
     from commands.kinds import Result
+    from commands.migrate.results import UnblockResult
     from commands.rollback.results import RollbackResult
 
 __all__ = ["REFRESH_ACTION", "Message", "attributed", "render", "render_error", "render_internal_error",
@@ -91,6 +92,7 @@ RENDERERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "LockStatusResult": ("bot.slack.blocks.locks:lock_status", ("now",)),
     "LockReleaseResult": ("bot.slack.blocks.locks:lock_release", ()),
     "DoctorResult": ("bot.slack.blocks.doctor:doctor", ()),
+    "UnblockResult": ("bot.slack.blocks.render:_unblocked", ("now",)),
 }
 
 
@@ -103,6 +105,12 @@ def _decided(r: ApprovalDecided, now: datetime, command: str) -> Message:
     """An approval's answer, with the reply of the command it ran (if it ran one) inside."""
     from bot.slack.blocks.approvals import decided
     return decided(r, now, render(r.result, now=now, command=command) if r.result is not None else None)
+
+
+def _unblocked(r: UnblockResult, now: datetime) -> Message:
+    """An unblock, with the reply of the up it retried (if it ran one) below."""
+    from bot.slack.blocks.lock_waits import unblock
+    return unblock(r, render(r.retry, now=now, command=f"/migrate up {r.env}") if r.retry is not None else None)
 
 
 def _rolled_back(r: RollbackResult, now: datetime, command: str) -> Message:
@@ -126,6 +134,9 @@ def _refused(r: Refusal, why: str) -> Card:
 
 def _refusal(r: Refusal, now: datetime) -> Message:
     op, env = code(_slash(r.operation)), r.env
+    if r.reason is Reason.BLOCKED:
+        from bot.slack.blocks.lock_waits import refused_blocked  # with its buttons
+        return refused_blocked(_refused(r, "sessions hold locks its statements need"), r)
     match r.reason:
         case Reason.LOCK_HELD if r.lock_dir is not None:
             card = _refused(r, "a deploy script holds its lock directory")
@@ -306,13 +317,18 @@ def render_internal_error(*, command: str, reference: str) -> Message:
 
 _STEPS = {"start": "starting", "lock": "waiting for the migration lock", "snapshot": "taking a snapshot",
           "verify": "verifying the snapshot", "apply": "applying", "restore": "restoring",
-          "read-back": "reading the restored database back", "build": "building the expected schema of version"}
+          "read-back": "reading the restored database back", "build": "building the expected schema of version",
+          "unblock": "signalling pid", "lock-wait": "waiting for a lock another session holds",
+          "blockers": "waiting for sessions in its way to finish"}
 
 
 def _doing(p: Progress | None) -> str:
     if p is None:
         return _STEPS["start"]
     doing = _STEPS.get(p.step, esc(p.step))
+    if p.step in ("lock-wait", "blockers") and p.lock_wait is not None:
+        from bot.slack.blocks.lock_waits import waiting_text  # only while a migration waits for a lock
+        return (f"{_STEPS['apply']} {code(p.detail)}: " if p.detail else "") + waiting_text(p.lock_wait)
     if p.step == "snapshot" and p.read_bytes is not None:
         of = f" of {human_size(p.total_bytes)}" if p.total_bytes else ""
         written = f", {human_size(p.written_bytes)} written" if p.written_bytes else ""
