@@ -80,6 +80,7 @@ class Progress:
     written_bytes: int | None = None
     total_bytes: int | None = None
     statement: "StatementProgress | None" = None  # "apply": what PostgreSQL says of the running statement
+    lock_wait: "LockWait | None" = None  # "lock-wait": what the file waits for, who blocks it, which retry
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,7 +106,6 @@ class StatementProgress:
     unit: str | None = None        # "blocks", "tuples", "bytes", "transactions", "partitions"
     waiting_for: int | None = None  # the pid of the transaction a waiting phase waits for
     server_version: int | None = None  # server_version_num, for "no_view" on an older server
-    lock_wait: "LockWait | None" = None  # "lock-wait": what the file waits for, who blocks it, which retry
 
 
 @dataclass(frozen=True, kw_only=True)
