@@ -17,6 +17,10 @@ from structlog.testing import capture_logs
 from bot.cli.outcome import fault_text, result_json
 from bot.cli.shell import result_text
 from commands.errors import SnapshotFailed
+from commands.executor import Executor
+from commands.pg.control import PgRollbackLog, migrate_control_database
+from commands.pg.database import PgDatabases
+from commands.pg.dump import PgDumpSnapshotter
 from commands.results import Outcome, Reason, Refusal
 from commands.rollback.results import RollbackResult
 from commands.snapshot.results import RestoreResult
@@ -169,6 +173,36 @@ def test_a_rollback_pauses_before_the_down_file_runs_and_ticks_the_checklist(mak
     assert f"✅ Application stopped: the pause hook `POST {app.url('/pause')}` answered HTTP 200" in shown
     assert f"✅ Application restarted: the resume hook `POST {app.url('/resume')}` answered HTTP 200" in shown
     assert "✅ Health check passed" in shown
+
+
+def test_the_rollback_log_keeps_each_hook_call_and_its_answer_but_never_the_token_query_or_password(
+        make_bed, app, control_url):
+    bed = hooked_bed(make_bed, app, app_pause_url=app.url("/pause") + "?key=query-secret",
+                     app_resume_url=app.url("/resume").replace("http://", "http://ops:url-password@"))
+    migrate_control_database(control_url)
+    bed.executor = Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
+                            rollback_log=PgRollbackLog(control_url))
+    app.answers["/resume"] = Answer(503, f"scaling up, try later (token {TOKEN})")
+
+    result = bed.run('rollback --steps 1 --reason "orders page broke"')
+
+    assert isinstance(result, RollbackResult) and result.recorded and bed.state() == (1, False)
+    with psycopg.connect(control_url) as conn:
+        (checks, row), = conn.execute("SELECT checks, r::text FROM dbops_rollbacks r").fetchall()
+    hooks = checks["app_hooks"]
+    assert isinstance(hooks["pause"].pop("latency_ms"), int) and isinstance(hooks["resume"].pop("latency_ms"), int)
+    assert hooks == {
+        "pause": {"hook": "pause", "method": "POST", "url": app.url("/pause") + "?…", "done": True,
+                  "http_status": 200, "answer": "HTTP 200"},
+        "resume": {"hook": "resume", "method": "POST", "url": app.url("/resume").replace("http://", "http://ops:****@"),
+                   "done": False, "http_status": 503, "answer": "HTTP 503: 'scaling up, try later (token ****)'"},
+        "change_failed": False}
+    assert checks["app_health"]["passed"] and checks["app_health"]["url"] == app.url("/health")
+    # The hooks were really called with the secrets; none of them reached the log.
+    assert app.called("/pause")[0].path.endswith("?key=query-secret")
+    assert app.called("/resume")[0].headers["Authorization"] == f"Bearer {TOKEN}"
+    for secret in (TOKEN, "Bearer", "query-secret", "url-password", "Authorization", "X-Deploy-Env"):
+        assert secret not in row
 
 
 def test_a_rollback_whose_down_file_fails_still_resumes_the_application(make_bed, app):
