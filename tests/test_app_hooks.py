@@ -16,11 +16,13 @@ from structlog.testing import capture_logs
 
 from bot.cli.outcome import fault_text, result_json
 from bot.cli.shell import result_text
+from commands.config import parse_settings
 from commands.errors import SnapshotFailed
 from commands.executor import Executor
 from commands.pg.control import PgRollbackLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
+from commands.redact import redact
 from commands.results import Outcome, Reason, Refusal
 from commands.rollback.results import RollbackResult
 from commands.snapshot.results import RestoreResult
@@ -249,3 +251,16 @@ def test_a_redirect_to_another_host_is_not_followed_with_the_token(make_bed, app
     assert isinstance(refused, Refusal) and refused.reason is Reason.APP_NOT_PAUSED
     assert "/elsewhere" not in app.paths()
     assert "only a redirect to the same host" in refused.app_hooks.paused.message
+
+
+def test_credential_headers_and_environment_values_are_masked_but_a_plain_header_value_is_not(tmp_path):
+    document = {"environments": {"masking": {
+        "database_url": "postgresql://dbops@db.example.com/app", "migrations_dir": str(tmp_path),
+        "pre_migration_snapshot": False, "require_approval": [], "app_pause_url": "https://deploy.example.com/pause",
+        "app_hook_headers": {"Authorization": "Bearer ${MASKING_TOKEN}", "X-Api-Key": "key-written-in-the-file",
+                             "X-Deploy-Env": "blue-fleet"}}}}
+    parse_settings(document, source="test", base_dir=tmp_path, environ={"MASKING_TOKEN": "tok-from-the-env"})
+
+    assert redact("tok-from-the-env / key-written-in-the-file") == "**** / ****"
+    # A plain value is no secret: masking it would mask the same word in every message.
+    assert redact("deploying to blue-fleet") == "deploying to blue-fleet"
