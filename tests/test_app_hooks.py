@@ -207,6 +207,19 @@ def test_the_rollback_log_keeps_each_hook_call_and_its_answer_but_never_the_toke
         assert secret not in row
 
 
+def test_the_rollback_options_at_a_terminal_say_the_hooks_pause_and_resume_the_application_and_call_nothing(
+        make_bed, app):
+    bed = hooked_bed(make_bed, app)
+
+    shown = result_text(bed.run("rollback"), command="rollback")
+
+    assert app.calls == []  # planning calls no hook
+    assert ("The application's hooks (around each option that says so):\nThe application is paused first: once the "
+            f"lock is taken, dbops calls `POST {app.url('/pause')}` and changes nothing unless it answers 2xx.") in shown
+    down = shown[shown.index("1. Run the down file of `2_orders`"):]
+    assert "Pauses the application first and resumes it after, through its hooks (above)." in down
+
+
 def test_a_rollback_whose_down_file_fails_still_resumes_the_application(make_bed, app):
     bed = hooked_bed(make_bed, app)
     bed.write({"2_orders.down.sql": "DROP TABLE no_such_table;"})
