@@ -19,7 +19,7 @@ from bot.cli.shell import result_text
 from commands.config import parse_settings
 from commands.errors import SnapshotFailed
 from commands.executor import Executor
-from commands.pg.control import PgRollbackLog, migrate_control_database
+from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
 from commands.redact import redact
@@ -133,6 +133,31 @@ def test_a_failing_pause_hook_refuses_the_restore_and_leaves_the_database_untouc
         bed = hooked_bed(make_bed, app)
     assert isinstance(bed.run(f"snapshot restore {name}"), RestoreResult)
     assert users(bed) == [(1, "ada@example.com")]
+
+
+def test_the_history_shows_what_the_hooks_answered_for_a_refused_and_a_done_rollback(make_bed, app, control_url):
+    bed = hooked_bed(make_bed, app, app_resume_url=app.url("/resume") + "?key=query-secret")
+    migrate_control_database(control_url)
+    bed.executor = Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
+                            audit=PgAuditLog(control_url), rollback_log=PgRollbackLog(control_url))
+    app.answers["/pause"] = Answer(503, f"deploy in progress (token {TOKEN})")
+
+    refused = bed.run('rollback --steps 1 --reason "orders page broke"')
+
+    assert isinstance(refused, Refusal) and refused.reason is Reason.APP_NOT_PAUSED and bed.state() == (2, False)
+    history = result_text(bed.run("dbops history"), command="dbops history")
+    assert "`rollback steps=1 reason=orders page broke` on test → refused · " in history
+    assert (f"the pause hook POST {app.url('/pause')} answered HTTP 503: 'deploy in progress (token ****)'; the "
+            f"resume hook POST {app.url('/resume')}?… answered HTTP 200") in history
+    assert TOKEN not in history and "query-secret" not in history
+    with psycopg.connect(control_url) as conn:
+        assert conn.execute("SELECT count(*) FROM dbops_rollbacks").fetchone() == (0,)  # nothing was rolled back
+
+    app.answers["/pause"] = Answer(200, "paused")
+    assert bed.run('rollback --steps 1 --reason "orders page broke"').outcome is Outcome.DONE
+    newest = result_text(bed.run("dbops history"), command="dbops history").split("Newest first:\n")[1].split("\n2")[0]
+    assert "→ done" in newest and (f"the pause hook POST {app.url('/pause')} answered HTTP 200; the resume hook POST "
+                                   f"{app.url('/resume')}?… answered HTTP 200") in newest
 
 
 def test_the_resume_hook_is_called_after_a_restore_that_failed_and_the_fault_says_so(make_bed, app):
