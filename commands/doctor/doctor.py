@@ -43,7 +43,8 @@ def run(ctx: Context, command: g.DbopsDoctor, env: EnvironmentSettings) -> Docto
     connection, facts = _connection(ctx, env)
     checks = [connection, _control(ctx, env), _client_tools(ctx, env, facts), *privilege_checks(env, facts),
               _looking(SNAPSHOT_DIR, lambda: _snapshot_dir(env)), _looking(FREE_SPACE, lambda: _free_space(env, facts)),
-              _migration_files(ctx, env), _looking(LOCK_DIRS, lambda: _lock_dirs(ctx, env)), _health(env), hooks_check(env), _slack(ctx)]
+              _migration_files(ctx, env), _looking(LOCK_DIRS, lambda: _lock_dirs(ctx, env)), _health(env),
+              hooks_check(env), _slack(ctx)]
     failed = any(c.verdict is Verdict.FAIL for c in checks)
     return DoctorResult(env=env.name, checks=tuple(checks), outcome=Outcome.FAILED if failed else Outcome.DONE)
 
