@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -151,6 +153,41 @@ def call(url: str, *, method: str = "GET", headers: dict[str, str] | None = None
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as err:
         reason = err.reason if isinstance(err, urllib.error.URLError) else err
         return answer(None, failure=redact(f"Could not reach {shown}: {reason}"))
+
+
+def connects(url: str, *, timeout: float) -> str | None:
+    """Whether ``url``'s server accepts a connection, without sending it any request: a TCP
+    connect (to the proxy urllib would use, if one is set for it) and, for https, the TLS
+    handshake verified as a request's would be. None when it does, else one masked line saying
+    why not. No HTTP is spoken, so no endpoint is called: this is how a pause hook is checked."""
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        return f"{mask_url(url)} is not an http or https URL"
+    if parts.scheme.lower() not in _SCHEMES or not host:
+        return f"{mask_url(url)} is not an http or https URL"
+    proxy = urllib.request.getproxies().get(parts.scheme.lower())
+    if proxy and not urllib.request.proxy_bypass(host):
+        via = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        try:
+            target, where = (via.hostname or "", via.port or 80), f"the proxy {mask_url(proxy)}"
+        except ValueError:
+            return f"the proxy {mask_url(proxy)} for {parts.scheme} is not a URL"
+        tls = None  # through a proxy the TLS handshake needs a CONNECT request: not made
+    else:
+        target, where, tls = (host, port), f"{host}:{port}", host if parts.scheme.lower() == "https" else None
+    try:
+        with socket.create_connection(target, timeout=timeout) as sock:
+            if tls is not None:
+                with ssl.create_default_context().wrap_socket(sock, server_hostname=tls):
+                    pass
+    except ssl.SSLError as err:
+        why = getattr(err, "verify_message", None) or err.reason or str(err)
+        return redact(f"the TLS handshake with {where} failed: {why}")
+    except OSError as err:
+        return redact(f"could not connect to {where}: {err.strerror or err or type(err).__name__}")
+    return None
 
 
 def check_app_health(url: str, *, timeout: float = 5.0) -> AppHealth:

@@ -155,6 +155,13 @@ class AppCoordinator:
                 f"{r.message}. Start the application by hand.")
 
 
+def said(h: AppHooks) -> str | None:
+    """What each hook called answered, as one line for the audit log's detail (URLs as shown,
+    never headers); None when none was called."""
+    calls = [c for c in (h.paused, h.resumed) if c is not None]
+    return "; ".join(f"the {c.hook} hook {c.method} {c.url} answered {c.message}" for c in calls) or None
+
+
 def coordinated(ctx: Context, env: EnvironmentSettings, operation: str, change: Callable[[Context], T], *,
                 failed: Callable[[T], bool] = lambda _: False) -> tuple[T | Refusal, AppHooks | None]:
     """Run ``change`` with the application's hooks around it: (its result or the pause's

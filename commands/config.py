@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 from commands.errors import ConfigError
 from commands.config_values import (_approvals, _endpoint_url, _snapshot_url, _bool, _choice, _cli_users, _cron, _identifier, _int_range,
                                     _nonempty_str, _pg_duration, _postgres_url, _register_password, _rule_names,
-                                    _seconds, _str_list, _timezone, _hook_headers, _hook_url, register_hook_secrets)
+                                    _seconds, _str_list, _timezone, _hook_headers, _hook_url, hook_header_variables,
+                                    register_hook_secrets)
 
 DEFAULT_REQUIRE_APPROVAL = ("down", "goto", "force", "restore", "cleanup", "lock-release", "unblock")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -56,6 +57,8 @@ class EnvironmentSettings:
     app_resume_url: str | None = None
     app_hook_method: str = "POST"
     app_hook_headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # Not a key: which header takes which ${VAR} (names only), and whether it had a value.
+    app_hook_header_variables: tuple[tuple[str, str, bool], ...] = field(default=(), repr=False)
     app_hook_timeout_seconds: float = 30.0
     app_health_wait_seconds: int = 120     # after the resume hook, health_url is awaited this long
     deployment_state_file: Path | None = None  # the guide's deployment-state.json: gets last_rollback
@@ -296,6 +299,8 @@ def parse_settings(document: dict[str, Any], *, source: str, base_dir: Path,
         if "lock_dirs" in values:
             values["lock_dirs"] = tuple(_resolved(base_dir / p, f"environments.{name}.lock_dirs", source)
                                         for p in values["lock_dirs"])
+        if "app_hook_headers" in values:
+            values["app_hook_header_variables"] = hook_header_variables(table.get("app_hook_headers"), environ)
         environments[name] = EnvironmentSettings(name=name, **values)
         register_hook_secrets(values, table.get("app_hook_headers"), environ)
         _register_password(values["database_url"])

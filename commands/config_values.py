@@ -252,16 +252,33 @@ def _hook_headers(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple(value.items())
 
 
+def hook_header_variables(raw_headers: Any, environ: dict[str, str]) -> tuple[tuple[str, str, bool], ...]:
+    """(header, variable, whether the variable has a value) for each ``${VAR}`` a hook's header
+    takes from the environment: names only, for ``/dbops doctor`` (an empty variable sends a
+    header such as "Bearer " that no deployment system accepts)."""
+    if not isinstance(raw_headers, dict):
+        return ()
+    return tuple((header, name, bool(environ.get(name)))
+                 for header, raw in raw_headers.items() if isinstance(raw, str)
+                 for name in dict.fromkeys(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", raw)))
+
+
+CREDENTIAL_HEADER = re.compile(r"auth|token|secret|key|passw|cookie|session|signature", re.IGNORECASE)
+
+
 def register_hook_secrets(values: dict[str, Any], raw_headers: Any, environ: dict[str, str]) -> None:
-    """Mask what an environment's hooks carry: each header value, the variables they take from
-    the environment (a token alone may turn up in an answer) and the URLs' passwords. (A URL's
-    query is never shown: ``commands.app_hooks.shown_url`` cuts it.)"""
-    for _, header in values.get("app_hook_headers", ()):
-        redact.register(header)
-    if isinstance(raw_headers, dict):
-        for raw in raw_headers.values():
-            if isinstance(raw, str):
-                redact.register(*(environ.get(name) for name in re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", raw)))
+    """Mask what an environment's hooks carry: the value of each header that takes a variable
+    from the environment or whose name says it is a credential (``CREDENTIAL_HEADER``), the
+    variables' own values (a token alone may turn up in an answer) and the URLs' passwords. A
+    plain header written in the file (``X-Deploy-Env = "prod"``) is not masked: every "prod"
+    in every message would be. (A URL's query is never shown: ``commands.app_hooks.shown_url``
+    cuts it.)"""
+    raw = raw_headers if isinstance(raw_headers, dict) else {}
+    for name, header in values.get("app_hook_headers", ()):
+        taken = re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", raw.get(name) or "")
+        if taken or CREDENTIAL_HEADER.search(name):
+            redact.register(header)
+        redact.register(*(environ.get(variable) for variable in taken))
     for key in ("app_pause_url", "app_resume_url"):
         if key in values:
             redact.register(*url_passwords(values[key]))

@@ -312,7 +312,9 @@ class Approvals(Protocol):
 
 class RollbackLog(Protocol):
     def record(self, result: RollbackResult) -> None:
-        """Append a finished rollback (reason, people, method, versions, checks) to the log."""
+        """Append a finished rollback (reason, people, method, versions, checks) to the log, with
+        what the application's hooks were called with and answered (never their headers, and
+        their URLs as shown: password masked, query cut)."""
 
 
 class Alerts(Protocol):

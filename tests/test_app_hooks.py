@@ -16,7 +16,13 @@ from structlog.testing import capture_logs
 
 from bot.cli.outcome import fault_text, result_json
 from bot.cli.shell import result_text
+from commands.config import parse_settings
 from commands.errors import SnapshotFailed
+from commands.executor import Executor
+from commands.pg.control import PgAuditLog, PgRollbackLog, migrate_control_database
+from commands.pg.database import PgDatabases
+from commands.pg.dump import PgDumpSnapshotter
+from commands.redact import redact
 from commands.results import Outcome, Reason, Refusal
 from commands.rollback.results import RollbackResult
 from commands.snapshot.results import RestoreResult
@@ -129,6 +135,31 @@ def test_a_failing_pause_hook_refuses_the_restore_and_leaves_the_database_untouc
     assert users(bed) == [(1, "ada@example.com")]
 
 
+def test_the_history_shows_what_the_hooks_answered_for_a_refused_and_a_done_rollback(make_bed, app, control_url):
+    bed = hooked_bed(make_bed, app, app_resume_url=app.url("/resume") + "?key=query-secret")
+    migrate_control_database(control_url)
+    bed.executor = Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
+                            audit=PgAuditLog(control_url), rollback_log=PgRollbackLog(control_url))
+    app.answers["/pause"] = Answer(503, f"deploy in progress (token {TOKEN})")
+
+    refused = bed.run('rollback --steps 1 --reason "orders page broke"')
+
+    assert isinstance(refused, Refusal) and refused.reason is Reason.APP_NOT_PAUSED and bed.state() == (2, False)
+    history = result_text(bed.run("dbops history"), command="dbops history")
+    assert "`rollback steps=1 reason=orders page broke` on test → refused · " in history
+    assert (f"the pause hook POST {app.url('/pause')} answered HTTP 503: 'deploy in progress (token ****)'; the "
+            f"resume hook POST {app.url('/resume')}?… answered HTTP 200") in history
+    assert TOKEN not in history and "query-secret" not in history
+    with psycopg.connect(control_url) as conn:
+        assert conn.execute("SELECT count(*) FROM dbops_rollbacks").fetchone() == (0,)  # nothing was rolled back
+
+    app.answers["/pause"] = Answer(200, "paused")
+    assert bed.run('rollback --steps 1 --reason "orders page broke"').outcome is Outcome.DONE
+    newest = result_text(bed.run("dbops history"), command="dbops history").split("Newest first:\n")[1].split("\n2")[0]
+    assert "→ done" in newest and (f"the pause hook POST {app.url('/pause')} answered HTTP 200; the resume hook POST "
+                                   f"{app.url('/resume')}?… answered HTTP 200") in newest
+
+
 def test_the_resume_hook_is_called_after_a_restore_that_failed_and_the_fault_says_so(make_bed, app):
     bed = hooked_bed(make_bed, app, lock_timeout="500ms")
     name = snapshot_before_the_write(bed)
@@ -169,6 +200,49 @@ def test_a_rollback_pauses_before_the_down_file_runs_and_ticks_the_checklist(mak
     assert f"✅ Application stopped: the pause hook `POST {app.url('/pause')}` answered HTTP 200" in shown
     assert f"✅ Application restarted: the resume hook `POST {app.url('/resume')}` answered HTTP 200" in shown
     assert "✅ Health check passed" in shown
+
+
+def test_the_rollback_log_keeps_each_hook_call_and_its_answer_but_never_the_token_query_or_password(
+        make_bed, app, control_url):
+    bed = hooked_bed(make_bed, app, app_pause_url=app.url("/pause") + "?key=query-secret",
+                     app_resume_url=app.url("/resume").replace("http://", "http://ops:url-password@"))
+    migrate_control_database(control_url)
+    bed.executor = Executor(bed.settings, PgDatabases(application_name="dbops-test"), PgDumpSnapshotter(),
+                            rollback_log=PgRollbackLog(control_url))
+    app.answers["/resume"] = Answer(503, f"scaling up, try later (token {TOKEN})")
+
+    result = bed.run('rollback --steps 1 --reason "orders page broke"')
+
+    assert isinstance(result, RollbackResult) and result.recorded and bed.state() == (1, False)
+    with psycopg.connect(control_url) as conn:
+        (checks, row), = conn.execute("SELECT checks, r::text FROM dbops_rollbacks r").fetchall()
+    hooks = checks["app_hooks"]
+    assert isinstance(hooks["pause"].pop("latency_ms"), int) and isinstance(hooks["resume"].pop("latency_ms"), int)
+    assert hooks == {
+        "pause": {"hook": "pause", "method": "POST", "url": app.url("/pause") + "?…", "done": True,
+                  "http_status": 200, "answer": "HTTP 200"},
+        "resume": {"hook": "resume", "method": "POST", "url": app.url("/resume").replace("http://", "http://ops:****@"),
+                   "done": False, "http_status": 503, "answer": "HTTP 503: 'scaling up, try later (token ****)'"},
+        "change_failed": False}
+    assert checks["app_health"]["passed"] and checks["app_health"]["url"] == app.url("/health")
+    # The hooks were really called with the secrets; none of them reached the log.
+    assert app.called("/pause")[0].path.endswith("?key=query-secret")
+    assert app.called("/resume")[0].headers["Authorization"] == f"Bearer {TOKEN}"
+    for secret in (TOKEN, "Bearer", "query-secret", "url-password", "Authorization", "X-Deploy-Env"):
+        assert secret not in row
+
+
+def test_the_rollback_options_at_a_terminal_say_the_hooks_pause_and_resume_the_application_and_call_nothing(
+        make_bed, app):
+    bed = hooked_bed(make_bed, app)
+
+    shown = result_text(bed.run("rollback"), command="rollback")
+
+    assert app.calls == []  # planning calls no hook
+    assert ("The application's hooks (around each option that says so):\nThe application is paused first: once the "
+            f"lock is taken, dbops calls `POST {app.url('/pause')}` and changes nothing unless it answers 2xx.") in shown
+    down = shown[shown.index("1. Run the down file of `2_orders`"):]
+    assert "Pauses the application first and resumes it after, through its hooks (above)." in down
 
 
 def test_a_rollback_whose_down_file_fails_still_resumes_the_application(make_bed, app):
@@ -215,3 +289,16 @@ def test_a_redirect_to_another_host_is_not_followed_with_the_token(make_bed, app
     assert isinstance(refused, Refusal) and refused.reason is Reason.APP_NOT_PAUSED
     assert "/elsewhere" not in app.paths()
     assert "only a redirect to the same host" in refused.app_hooks.paused.message
+
+
+def test_credential_headers_and_environment_values_are_masked_but_a_plain_header_value_is_not(tmp_path):
+    document = {"environments": {"masking": {
+        "database_url": "postgresql://dbops@db.example.com/app", "migrations_dir": str(tmp_path),
+        "pre_migration_snapshot": False, "require_approval": [], "app_pause_url": "https://deploy.example.com/pause",
+        "app_hook_headers": {"Authorization": "Bearer ${MASKING_TOKEN}", "X-Api-Key": "key-written-in-the-file",
+                             "X-Deploy-Env": "blue-fleet"}}}}
+    parse_settings(document, source="test", base_dir=tmp_path, environ={"MASKING_TOKEN": "tok-from-the-env"})
+
+    assert redact("tok-from-the-env / key-written-in-the-file") == "**** / ****"
+    # A plain value is no secret: masking it would mask the same word in every message.
+    assert redact("deploying to blue-fleet") == "deploying to blue-fleet"

@@ -942,7 +942,45 @@ SAMPLES |= {
     "approval_request_restore_app_hooks": lambda: render(ApprovalNeeded(env="production", request=dataclasses.replace(
         restore_request(), impact=dataclasses.replace(restore_request().impact, app_hooks=HOOKS))), now=NOW,
         command=f"/snapshot restore {PRE_MIGRATION.name} production"),
+    "rollback_plan_app_hooks": lambda: render(rollback_plan_hooked(), now=NOW, command="/rollback production"),
 }
+
+
+def rollback_plan_hooked() -> RollbackPlan:
+    """The dirty plan with hooks: the restore and force-down run as /rollback (hooked); /migrate force does not."""
+    plan = rollback_plan_dirty()
+    return dataclasses.replace(plan, options=tuple(
+        dataclasses.replace(o, impact=dataclasses.replace(o.impact, app_hooks=HOOKS))
+        if o.command.startswith(("/rollback", "/snapshot")) or o.method == "restore" else o for o in plan.options))
+
+
+def confirm_text(block: dict) -> str:
+    return block["accessory"]["confirm"]["text"]["text"]
+
+
+def test_rollback_options_say_which_choice_pauses_and_resumes_the_application_through_its_hooks() -> None:
+    blocks = SAMPLES["rollback_plan_app_hooks"]().blocks
+    text = json.dumps(blocks, ensure_ascii=False)
+    assert "*The application's hooks* (around each option that says so):\\n*The application is paused first:*" in text
+    assert "`POST https://deploy.example.com/apps/togather/pause`" in text
+    options = [b for b in blocks if b.get("accessory", {}).get("action_id") == "dbops_rollback_choose"]
+    noted = ["Pauses the application first and resumes it after, through its hooks" in b["text"]["text"]
+             for b in options]
+    assert noted == [True, False, True]  # /migrate force (records a version, runs no SQL) is not wrapped in hooks
+    dialog = confirm_text(options[0])
+    assert len(dialog) <= 300  # the snapshot's long name is cut first, so the sentence about the application stays
+    assert "is lost. dbops pauses the application first (its pause hook) and resumes it after. Next you give" in dialog
+    unhooked = json.dumps(SAMPLES["rollback_plan_dirty"]().blocks, ensure_ascii=False)
+    assert "hooks" not in unhooked and "pauses the application" not in unhooked
+
+
+def test_the_approve_dialog_of_a_hooked_restore_says_the_application_is_paused_however_long_the_name() -> None:
+    actions = SAMPLES["approval_request_restore_app_hooks"]().blocks[-1]
+    dialog = actions["elements"][0]["confirm"]["text"]["text"]
+    assert len(dialog) <= 300
+    assert "dbops pauses the application first (its pause hook) and resumes it after. It runs at once" in dialog
+    plain = SAMPLES["approval_request_restore"]().blocks[-1]["elements"][0]["confirm"]["text"]["text"]
+    assert "pause" not in plain
 
 
 # --- what every message must be ---------------------------------------------------------------------

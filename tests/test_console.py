@@ -23,6 +23,7 @@ from commands.pg.approvals import PgApprovals
 from commands.pg.control import migrate_control_database
 from commands.pg.database import PgDatabases
 from commands.pg.dump import PgDumpSnapshotter
+from tests.app_server import AppServer, Answer
 
 ROOT = Path(__file__).resolve().parents[1]
 MIGRATIONS = {
@@ -71,6 +72,26 @@ def test_down_is_approved_by_a_second_user_pressing_the_number(bed):
             "(1 statement) is lost. It runs at once, as requested: /migrate down 1 test\n(@bob pressed Approve on m1)") in after  # Slack's dialog, then the press
     assert "was approved by @bob" in after
     assert bed.state() == (1, False)
+
+
+def test_a_rollback_with_hooks_says_at_the_console_that_approving_pauses_and_resumes_the_application(
+        make_bed, control_url):
+    with AppServer() as app:
+        app.answers = {"/pause": Answer(200, "paused"), "/resume": Answer(200, "resumed")}
+        bed = make_bed(MIGRATIONS, control=control_url, channels=["C0INCIDENT"], approvers=["U0BOB"],
+                       require_approval=["down"], app_pause_url=app.url("/pause"), app_resume_url=app.url("/resume"))
+        bed.run("migrate up")
+        code, out = run_script(bed, '/rollback --steps 1 --reason "name column broke"\n:as bob\n1\n')
+        called = app.paths()
+
+    assert code == 0, out
+    card, _, after = out.partition("> [alice] :as bob")
+    assert f"The application is paused first: once the lock is taken, dbops calls `POST {app.url('/pause')}`" in card
+    assert ("  ⚠️ Approve down on test?\n  Reverts 1 migration on test, version 2 → 1. Data their down files drop "
+            "(1 statement) is lost. dbops pauses the application first (its pause hook) and resumes it after. It runs "
+            "at once, as requested: /rollback --steps 1 --reason 'name column broke' test") in after
+    assert called == ["/pause", "/resume"] and bed.state() == (1, False)
+    assert f"Application stopped: the pause hook `POST {app.url('/pause')}` answered HTTP 200" in after
 
 
 def test_requester_pressing_approve_is_refused_privately_and_nothing_runs(bed):

@@ -17,6 +17,8 @@ import pytest
 
 from bot.cli.main import main
 from bot.cli.shell import result_text
+from commands.results import Outcome
+from tests.app_server import AppServer
 from tests.slack_fake import FakeSlack
 
 FILES = {"1_users.up.sql": "CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL);",
@@ -24,8 +26,8 @@ FILES = {"1_users.up.sql": "CREATE TABLE users (id bigserial PRIMARY KEY, email 
          "2_orders.up.sql": "CREATE TABLE orders (id bigint PRIMARY KEY, user_id bigint REFERENCES users);",
          "2_orders.down.sql": "DROP TABLE orders;"}
 CHECKS = ("database connection", "control database", "client tools", "migration privileges", "snapshot privileges",
-          "restore privileges (in-place)", "lock release privileges", "unblock privileges", "snapshot directory", "free space",
-          "migration files", "lock directories", "app health check", "Slack token")
+          "restore privileges (in-place)", "lock release privileges", "unblock privileges", "snapshot directory",
+          "free space", "migration files", "lock directories", "app health check", "app hooks", "Slack token")
 HEALTHY = {"status": "pass", "checks": {"migrations": {"status": "pass", "message": "Migrations applied (version 2)",
                                                         "details": {"version": 2, "dirty": False}}}}
 
@@ -109,6 +111,8 @@ def good(make_bed, control_url, tmp_path, health_url, slack):
     (tmp_path / "snapshots").mkdir()
     (tmp_path / "locks").mkdir()
     config = write_config(tmp_path, bed.url, control=control_url, health_url=health_url,
+                          app_pause_url=health_url.replace("/health", "/pause"),
+                          app_resume_url=health_url.replace("/health", "/resume"),
                           lock_dirs=[str(tmp_path / "locks" / "togather-migration-test.lock")])
     return bed, config, {"SLACK_BOT_TOKEN": slack.bot_token, "SLACK_API_URL": slack.api_url}
 
@@ -295,6 +299,83 @@ def test_a_lock_dir_whose_parent_is_missing_fails_and_a_dead_app_health_check_fa
     assert lines["app health check fix"][1].startswith("Check health_url under [environments.test]")
 
 
+# --- the application's pause and resume hooks -----------------------------------------------------------
+
+TOKEN = "dpl-doctor-secret-token"
+
+
+def test_doctor_checks_the_hooks_by_connecting_without_calling_them_so_nothing_is_paused(make_bed):
+    with AppServer() as app:
+        bed = make_bed(FILES, app_pause_url=app.url("/pause") + "?key=query-secret", app_resume_url=app.url("/resume"),
+                       health_url=app.url("/health"), app_health_wait_seconds=60,
+                       app_hook_headers={"Authorization": "Bearer ${DEPLOY_TOKEN}", "X-Deploy-Env": "test"},
+                       environ={"DEPLOY_TOKEN": TOKEN})
+        result = bed.run("dbops doctor")
+        called = list(app.calls)
+
+    # The health check is read, as ever; the hooks got a TCP connection each and no request: the application
+    # was neither paused nor resumed.
+    assert [(c.method, c.path) for c in called] == [("GET", "/health")]
+    text = result_text(result, command="dbops doctor")
+    assert lines_of(result)["app hooks"] == ("ok", (
+        f"pause POST {app.url('/pause')}?… and resume POST {app.url('/resume')} (not called: a doctor never pauses "
+        "the application; it only opens a connection, sending no request); headers Authorization (from ${DEPLOY_TOKEN}), "
+        "X-Deploy-Env; health_url awaited up to 60 s after the resume"))
+    assert "app hooks fix" not in lines_of(result)
+    assert TOKEN not in text and "query-secret" not in text and "Bearer" not in text
+
+
+def test_doctor_fails_the_hooks_when_a_hook_cannot_be_reached_or_a_header_variable_is_empty(make_bed):
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    with AppServer() as app:
+        bed = make_bed(FILES, app_pause_url=app.url("/pause").replace("http://", "https://"),
+                       app_resume_url=f"http://127.0.0.1:{port}/resume", health_url=app.url("/health"),
+                       app_hook_headers={"Authorization": "Bearer ${DEPLOY_TOKEN}"}, environ={"DEPLOY_TOKEN": ""})
+        result = bed.run("dbops doctor")
+        called = list(app.calls)
+
+    assert [c.path for c in called] == ["/health"] and result.outcome is Outcome.FAILED
+    label, detail = lines_of(result)["app hooks"]
+    assert label == "FAIL"
+    assert detail.startswith(f"the pause hook POST https://127.0.0.1:{app.port}/pause: the TLS handshake with "
+                             f"127.0.0.1:{app.port} failed: ")  # an https URL whose server speaks plain http
+    assert (f"; the resume hook POST http://127.0.0.1:{port}/resume: could not connect to 127.0.0.1:{port}: "
+            "Connection refused; the variable DEPLOY_TOKEN (for the Authorization header) is empty in dbops' "
+            "environment; ") in detail
+    fix = lines_of(result)["app hooks fix"][1]
+    assert ("Check app_pause_url under [environments.test] and that dbops' host may connect to it: until it does, "
+            "every restore and rollback is refused before it changes anything.") in fix
+    assert "Set DEPLOY_TOKEN in the environment dbops runs in, then restart dbops." in fix
+
+
+def test_doctor_warns_of_a_missing_resume_hook_or_health_url_and_a_credential_written_in_the_file(make_bed):
+    with AppServer() as app:
+        bed = make_bed(FILES, app_pause_url=app.url("/pause"), app_hook_method="PUT",
+                       app_hook_headers={"Authorization": "Bearer written-in-the-file"})
+        result = bed.run("dbops doctor")
+        called = list(app.calls)
+
+    assert called == []
+    label, detail = lines_of(result)["app hooks"]
+    assert label == "WARN"
+    assert detail == ("no app_resume_url: after a restore or rollback the application stays stopped until someone "
+                      "starts it; Authorization written into the configuration file, not taken from the environment; "
+                      f"pause PUT {app.url('/pause')} (not called: a doctor never pauses the application; it only "
+                      "opens a connection, sending no request); headers Authorization")
+    assert "written-in-the-file" not in result_text(result, command="dbops doctor")
+    assert lines_of(result)["app hooks fix"][1] == (
+        "Set app_resume_url under [environments.test], or start the application by hand after each restore. "
+        'Take credentials from the environment: { Authorization = "Bearer ${DEPLOY_TOKEN}" }.')
+
+
+def test_doctor_skips_the_hooks_when_none_are_configured(make_bed):
+    assert lines_of(make_bed(FILES).run("dbops doctor"))["app hooks"] == (
+        "skip", "not configured (app_pause_url, app_resume_url): a restore or rollback does not stop the application; "
+                "stop its writes by hand")
+
+
 # --- Slack ----------------------------------------------------------------------------------------------
 
 def test_slash_dbops_doctor_answers_privately_with_one_row_per_check(make_bed, control_url):
@@ -309,7 +390,7 @@ def test_slash_dbops_doctor_answers_privately_with_one_row_per_check(make_bed, c
 
     assert reply["response_type"] == "ephemeral"
     shown = text_of(reply)
-    assert reply["blocks"][0]["text"]["text"] == "*test*: no check failed: 1 warning, 11 passed, 2 skipped"
+    assert reply["blocks"][0]["text"]["text"] == "*test*: no check failed: 1 warning, 11 passed, 3 skipped"
     assert ":white_check_mark: *Slack token*: auth.test: authenticated as dbops in workspace dbops-test" in shown
     assert ":warning: *snapshot directory*:" in shown and "_Fix:_ mkdir -p" in shown
     assert all(f"*{name}*" in shown for name in CHECKS)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import psycopg
+
 from tests.app_server import HEALTHY, AppServer, Answer
 from tests.conftest import wait_for
 from tests.slack_bed import SECRET, choose_with_reason, serving, text_of
@@ -29,6 +31,12 @@ def test_the_approval_card_names_the_hooks_and_the_checklist_ticks_their_answers
             wait_for(lambda: bed.state() == (2, False), what="the migrations")
             desk.command("", command="/rollback")
             plan = fake.wait_for_message("C0INCIDENT", lambda m: "Choose" in text_of(m))
+            options = text_of(plan)
+            assert "*The application's hooks* (around each option that says so):" in options
+            assert options.count("_Pauses the application first and resumes it after, through its hooks") == 2
+            restore_dialog = next(b["accessory"]["confirm"]["text"]["text"] for b in plan.blocks
+                                  if "confirm" in b.get("accessory", {}))
+            assert "dbops pauses the application first (its pause hook) and resumes it after." in restore_dialog
             choose_with_reason(desk, plan, "orders endpoint returns 500s")
 
             card = fake.wait_for_message("C0INCIDENT", lambda m: "dbops_approve" in text_of(m))
@@ -37,6 +45,10 @@ def test_the_approval_card_names_the_hooks_and_the_checklist_ticks_their_answers
                 in asked
             assert f"dbops calls `POST {app.url('/resume')}?…`, then waits up to 120 s for" in asked
             assert app.calls == []  # nothing is called before a second person approves
+            (dialog,) = [e["confirm"] for b in card.blocks if b["type"] == "actions" for e in b["elements"]
+                         if "confirm" in e]
+            assert dialog["title"]["text"] == "Approve down on test?"
+            assert "dbops pauses the application first (its pause hook) and resumes it after." in dialog["text"]["text"]
             approve = press_button(card, "Approve", user_id="U0BOB",
                                    response_url=fake.response_url(user="U0BOB", message_ts=card.ts))
             assert desk.post(approve, sign(SECRET, approve))[0] == 200
@@ -50,5 +62,9 @@ def test_the_approval_card_names_the_hooks_and_the_checklist_ticks_their_answers
         assert app.paths() == ["/pause", "/resume", "/health"]
         assert app.called("/pause")[0].seen == (2, False) and bed.state() == (1, False)
         assert app.called("/resume")[0].headers["Authorization"] == f"Bearer {TOKEN}"
+        with psycopg.connect(control_url) as conn:
+            (hooks, row), = conn.execute("SELECT checks->'app_hooks', r::text FROM dbops_rollbacks r").fetchall()
+        assert (hooks["pause"]["url"], hooks["pause"]["answer"]) == (app.url("/pause"), "HTTP 200")
+        assert (hooks["resume"]["url"], hooks["resume"]["answer"]) == (app.url("/resume") + "?…", "HTTP 200")
         sent = json.dumps([c.params for c in fake.calls] + [r.body for r in fake.responses], default=str)
-        assert TOKEN not in sent and "in-the-query" not in sent
+        assert TOKEN not in sent + row and "in-the-query" not in sent + row

@@ -4,7 +4,8 @@ with what to do about it.
 One line per check, in a fixed order: the managed and the control database, the client
 programs against the server, the role's privileges for each feature
 (``commands.doctor.doctor_privileges``), the snapshot directory and its free space, the migration
-files, the lock directories, the app's health check and the Slack token. A check that needs
+files, the lock directories, the app's health check, its pause and resume hooks (never called:
+``commands.doctor.doctor_hooks``) and the Slack token. A check that needs
 what failed before it is skipped, not failed again. Nothing is changed: the snapshot
 directory's write test uses an unnamed temporary file, and a missing directory is not made.
 """
@@ -23,6 +24,7 @@ from commands.lock import lock_dirs
 from commands.migrate import migrate_ops
 from commands.config import EnvironmentSettings
 from commands.context import Context
+from commands.doctor.doctor_hooks import hooks_check
 from commands.doctor.doctor_privileges import listed, privilege_checks
 from commands.errors import CommandError, ConfigError, SnapshotFailed, SourceError
 from commands.probes import DatabaseFacts
@@ -41,7 +43,8 @@ def run(ctx: Context, command: g.DbopsDoctor, env: EnvironmentSettings) -> Docto
     connection, facts = _connection(ctx, env)
     checks = [connection, _control(ctx, env), _client_tools(ctx, env, facts), *privilege_checks(env, facts),
               _looking(SNAPSHOT_DIR, lambda: _snapshot_dir(env)), _looking(FREE_SPACE, lambda: _free_space(env, facts)),
-              _migration_files(ctx, env), _looking(LOCK_DIRS, lambda: _lock_dirs(ctx, env)), _health(env), _slack(ctx)]
+              _migration_files(ctx, env), _looking(LOCK_DIRS, lambda: _lock_dirs(ctx, env)), _health(env),
+              hooks_check(env), _slack(ctx)]
     failed = any(c.verdict is Verdict.FAIL for c in checks)
     return DoctorResult(env=env.name, checks=tuple(checks), outcome=Outcome.FAILED if failed else Outcome.DONE)
 

@@ -23,11 +23,13 @@ from commands.pg import applied_files
 from commands.pg.connect import CONTROL, connect, control_connection, control_error, run_once
 from commands.pg.lock import PgAdvisoryLock, golang_migrate_lock_key
 from commands.pg.state import PgVersionStore
+from commands.redact import redact
 from commands.migrate.plans import plan_up
 from commands.results import AppliedFile, AuditEntry, OperationRecord, State
 from commands.source import load_source
 
 if TYPE_CHECKING:  # a rollback's record: named, not loaded by every command that writes the audit log
+    from commands.app_results import HookCall
     from commands.rollback.results import RollbackResult
 
 CONTROL_MIGRATIONS = Path(__file__).resolve().parents[1] / "control_migrations"
@@ -195,11 +197,15 @@ class PgRollbackLog:
         self.pooled = pooled  # False: a session of its own each time (a one-shot command line)
 
     def record(self, result: RollbackResult) -> None:
+        health, hooks = result.app_health, result.app_hooks
         checks = {"foreign_keys_checked": result.foreign_keys_checked,
                   "orphans": [{"constraint": o.constraint, "table": o.table, "rows": o.rows} for o in result.orphans],
-                  "app_health": None if result.app_health is None else {
-                      "url": result.app_health.url, "passed": result.app_health.passed,
-                      "message": result.app_health.message},
+                  "app_health": None if health is None else {
+                      "url": health.url, "passed": health.passed, "message": health.message,
+                      **({} if health.waited_ms is None else {"waited_ms": round(health.waited_ms)})},
+                  "app_hooks": None if hooks is None else {
+                      "pause": _hook_call(hooks.paused), "resume": _hook_call(hooks.resumed),
+                      "change_failed": hooks.change_failed},
                   "snapshots": list(result.snapshots)}
         try:
             with control_connection(self.url, pooled=self.pooled) as conn:
@@ -212,3 +218,12 @@ class PgRollbackLog:
                      result.outcome.value, Jsonb(checks)))
         except psycopg.Error as err:
             raise control_error("could not write the rollback log", err) from None
+
+
+def _hook_call(call: HookCall | None) -> dict | None:
+    """One call of an application hook as the rollback log keeps it: what was called and what it
+    answered. The URL is the shown one (password masked, query cut); headers are never kept."""
+    if call is None:
+        return None
+    return {"hook": call.hook, "method": call.method, "url": call.url, "done": call.done,
+            "http_status": call.http_status, "answer": redact(call.message), "latency_ms": round(call.latency_ms)}

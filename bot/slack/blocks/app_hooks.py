@@ -1,10 +1,11 @@
 """Slack wording for the application's pause and resume hooks around a restore or a rollback:
-the approval card's line, the checklist lines ticked from the hooks' answers, and the refusal
-when the pause hook did not answer 2xx. The terminal shows these same lines (``bot.terminal``)."""
+the approval card's line (and its Approve dialog's sentence), the rollback options card's, the
+checklist lines ticked from the hooks' answers, and the refusal when the pause hook did not
+answer 2xx. The terminal shows these same lines (``bot.terminal``)."""
 
 from __future__ import annotations
 
-from bot.slack.blocks.kit import code, duration_text, esc, shorten
+from bot.slack.blocks.kit import ELLIPSIS, code, duration_text, esc, shorten
 from commands.app_results import AppHealthCheck, AppHooks, HookCall, HookPlan
 
 ANSWER_CHARS = 300
@@ -34,6 +35,41 @@ def plan_text(p: HookPlan) -> str:
     else:
         lines.append("*Not resumed by dbops* (no `app_resume_url`): start the application by hand afterwards.")
     return "\n".join(lines)
+
+
+def options_text(p: HookPlan) -> str:
+    """The rollback options card's section on the hooks, above the options that say they use them."""
+    return f"*The application's hooks* (around each option that says so):\n{plan_text(p)}"
+
+
+def option_note(p: HookPlan) -> str:
+    """One option's line: choosing it pauses and resumes the application (mrkdwn)."""
+    if p.pause and p.resume:
+        return "_Pauses the application first and resumes it after, through its hooks (above)._"
+    if p.pause:
+        return "_Pauses the application first through its pause hook (above); start it again by hand after._"
+    return "_Calls the application's resume hook after (above); stop its writes by hand first._"
+
+
+def dialog_sentence(p: HookPlan) -> str:
+    """The same in a confirmation dialog's plain text (no code spans, no URLs: the card names them)."""
+    if p.pause and p.resume:
+        return "dbops pauses the application first (its pause hook) and resumes it after."
+    if p.pause:
+        return "dbops pauses the application first (its pause hook); start it again by hand after."
+    return "dbops does not pause the application (stop its writes by hand first); it calls its resume hook after."
+
+
+def with_hooks(text: str, p: HookPlan | None, tail: str, limit: int) -> str:
+    """A dialog's ``text``, the hooks' sentence, then ``tail``: ``text`` is cut first, so that the
+    sentence about the application survives the dialog's ``limit`` (the tail may be cut after)."""
+    if p is None:
+        return f"{text} {tail}"
+    sentence = dialog_sentence(p)
+    room = limit - len(sentence) - 1
+    if len(text) > room:
+        text = text[:room - 1] + ELLIPSIS
+    return f"{text} {sentence} {tail}"
 
 
 def checklist(h: AppHooks) -> list[tuple[bool | None, str]]:

@@ -11,8 +11,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.slack.blocks.kit import (
-    BODY_BLOCKS, ELLIPSIS, TEXT_CHARS, Card, Message, bold, channel_ref, clip, code, confirm_dialog, count, esc,
-    extended, mrkdwn, plain, pre, shorten, user_ref, when,
+    BODY_BLOCKS, CONFIRM_TEXT_CHARS, ELLIPSIS, TEXT_CHARS, Card, Message, bold, channel_ref, clip, code, confirm_dialog,
+    count, esc, extended, mrkdwn, plain, pre, shorten, user_ref, when,
 )
 from bot.slack.blocks.drills import estimate_text
 from bot.slack.blocks.migrate import json_hint, snapshot_version
@@ -156,8 +156,10 @@ def _consequence(r: ApprovalRequest, now: datetime) -> str:
 
 
 def _approve_confirm(r: ApprovalRequest, now: datetime) -> dict:
+    from bot.slack.blocks.app_hooks import with_hooks
     return confirm_dialog(title=f"Approve {r.operation} on {r.env}?", confirm="Approve",
-                          text=f"{_consequence(r, now)} It runs at once, as requested: /{r.command}")
+                          text=with_hooks(_consequence(r, now), r.impact.app_hooks,
+                                          f"It runs at once, as requested: /{r.command}", CONFIRM_TEXT_CHARS))
 
 
 def needed(result: ApprovalNeeded, now: datetime) -> Message:

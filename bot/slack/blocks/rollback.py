@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from bot.slack.blocks.app_hooks import checklist as hooks_checklist, waited
+from bot.slack.blocks.app_hooks import checklist as hooks_checklist, option_note, options_text, waited, with_hooks
 from bot.slack.blocks.approvals import reason_modal
 from bot.slack.blocks.kit import (
-    BODY_BLOCKS, ELLIPSIS, Card, Message, bold, code, confirm_dialog, count, esc, esc_citing, mrkdwn, plain, shorten,
-    user_ref, when,
+    BODY_BLOCKS, CONFIRM_TEXT_CHARS, ELLIPSIS, Card, Message, bold, code, confirm_dialog, count, esc, esc_citing,
+    mrkdwn, plain, shorten, user_ref, when,
 )
 from bot.slack.blocks.drills import estimate_text
 from bot.slack.blocks.migrate import snapshot_version
@@ -173,16 +173,18 @@ def _restore_confirm(o: RollbackOption, r: RollbackPlan, now: datetime) -> dict 
     s = o.impact.snapshot if o.impact is not None else None
     if o.method != "restore" or s is None:
         return None
-    return confirm_dialog(title=f"Restore snapshot on {r.env}?", confirm="Choose",
-                          text=f"Replaces the data of {r.env} with snapshot {s.name}. Everything written since "
-                               f"{when(s.created_at)} ({age_text(now - s.created_at)}) is lost. Next you give a "
-                               f"reason; where {r.env} requires it, a second person approves.")
+    return confirm_dialog(title=f"Restore snapshot on {r.env}?", confirm="Choose", text=with_hooks(
+        f"Replaces the data of {r.env} with snapshot {s.name}. Everything written since {when(s.created_at)} "
+        f"({age_text(now - s.created_at)}) is lost.", o.impact.app_hooks,
+        f"Next you give a reason; where {r.env} requires it, a second person approves.", CONFIRM_TEXT_CHARS))
 
 
 def _option(n: int, o: RollbackOption, r: RollbackPlan, now: datetime) -> dict:
     head = f"*{n}. {_title(o, r)}*" + (" · *Recommended*" if o.recommended else "")
     lines = [head, f"_{esc(METHOD_NOTES.get(o.method, o.method))}_"] + _impact(o, now)
     lines += [f":warning: {esc_citing(shorten(w, WARNING_CHARS))}" for w in o.warnings]
+    if o.available and o.impact is not None and o.impact.app_hooks is not None:
+        lines.append(option_note(o.impact.app_hooks))
     block = {"type": "section"}
     if not o.available:
         lines.append(f"*Not available:* {esc_citing(shorten(o.why_not or 'not offered for this state', WARNING_CHARS))}")
@@ -214,6 +216,9 @@ def plan(r: RollbackPlan, now: datetime) -> Message:
     if r.schema_version is not None:
         from bot.slack.blocks.schema_version import schema_version_text
         card.section(schema_version_text(r.schema_version, r.state, r.env, advice=False))
+    hooks = next((o.impact.app_hooks for o in r.options if o.available and o.impact and o.impact.app_hooks), None)
+    if hooks is not None:  # the options that change the database stop the application: say how, once
+        card.section(options_text(hooks))
     for n, option in enumerate(r.options[:card.room() - 1], 1):
         card.blocks.append(_option(n, option, r, now))
     return card.context(f"{esc(CHOOSING)} {esc(APP_FIRST)}").message()
