@@ -161,7 +161,7 @@ def test_a_token_slack_refuses_fails_its_line_and_is_never_shown(good, capsys, s
     code, out = doctor(capsys, config, environ={**environ, "SLACK_BOT_TOKEN": "xoxb-not-the-bots-token"})
 
     assert code == 1
-    assert out.splitlines()[0] == "test: doctor found problems: 1 failed, 13 passed"
+    assert out.splitlines()[0] == "test: doctor found problems: 1 failed, 14 passed"
     lines = check_lines(out)
     assert lines["Slack token"] == ("FAIL", "auth.test: Slack refused the token (invalid_auth)")
     assert lines["Slack token fix"][1].startswith("Set SLACK_BOT_TOKEN to the app's Bot User OAuth Token")
@@ -190,7 +190,7 @@ def test_an_unreachable_control_database_fails_its_line_and_the_rest_still_run(g
                            "read-only commands answer")
     assert lines["control database fix"][1].startswith("Check [control] database_url: host, port, database, user")
     assert "s3cret-control" not in out
-    assert [label for name, (label, _) in lines.items() if not name.endswith(" fix")].count("ok") == 13
+    assert [label for name, (label, _) in lines.items() if not name.endswith(" fix")].count("ok") == 14
 
 
 def test_a_migration_file_that_does_not_parse_fails_its_line_naming_file_and_line(good, capsys):
