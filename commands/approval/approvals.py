@@ -28,6 +28,7 @@ from commands.approval.requirements import lint_gates, operation_of, rollback_eq
 from commands.approval.results import ApprovalRequest, Impact
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
+from commands.preserve.results import LossEstimate, TableLoss
 from commands.snapshot.results import RestoreEstimate
 from commands.results import Reason, Refusal, State
 from commands.schema.compare import Change, Difference
@@ -78,9 +79,11 @@ def situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tup
                 bound["snapshot"] = [owner, read_manifest(snapshot).get("sha256") if snapshot.kind == "dbops" else (
                     snapshot.name, snapshot.size, snapshot.written_ns)]
                 from commands.snapshot.drill import estimate  # a restore's time: only restores read the drills
+                from commands.preserve.preserve_ops import measure  # and what it would lose: only restores
                 impact = Impact(before=state, snapshot=snapshot.info(),
                                 restore_from=owner if owner != env.name else None,
-                                restore_estimate=estimate(ctx, env, snapshot.size))
+                                restore_estimate=estimate(ctx, env, snapshot.size),
+                                loss=measure(ctx, env, snapshot) if owner == env.name else None)
         case g.DbopsLockRelease():  # bound to the holder (above) and to each lock directory's locked_at
             bound["lock_dirs"] = [[str(path), lock_dir_stamp(path)] for path in env.lock_dirs]
         case g.SnapshotCleanup(retention_days=days):
@@ -191,7 +194,17 @@ def decode_impact(data: dict) -> Impact:
                       Difference(**{**d, "change": Change(d["change"])}) for d in data["schema_change"]),
                   schema_unavailable=data.get("schema_unavailable"),
                   drops=tuple(data.get("drops", ())),
-                  restore_estimate=_estimate(data.get("restore_estimate")))
+                  restore_estimate=_estimate(data.get("restore_estimate")),
+                  loss=_loss(data.get("loss")))
+
+
+def _loss(data: dict | None) -> LossEstimate | None:
+    if data is None:
+        return None
+    tables = {key: tuple(TableLoss(**{**t, "columns": tuple(t["columns"])}) for t in data[key])
+              for key in ("counted", "uncountable")}
+    return LossEstimate(since=datetime.fromisoformat(data["since"]), untracked=tuple(data["untracked"]),
+                        estimates_known=data["estimates_known"], **tables)
 
 
 def _estimate(data: dict | None) -> RestoreEstimate | None:

@@ -7,6 +7,7 @@ from datetime import datetime
 
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
+from commands.preserve.results import LossEstimate
 from commands.results import Outcome, Reason, ResultBase, State
 from commands.schema.compare import Difference
 from commands.snapshot.results import RestoreEstimate, SnapshotInfo
@@ -35,6 +36,7 @@ class Impact:
     schema_unavailable: str | None = None
     drops: tuple[str, ...] = ()                    # recover: the DROPs of a failed file's leftovers, as they run
     restore_estimate: RestoreEstimate | None = None  # restore: how long it should take
+    loss: LossEstimate | None = None               # restore: the rows written since the snapshot (None: not measured)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,6 +19,7 @@ from commands.pg.state import PgVersionStore
 from commands.snapshot.results import TableRows
 
 if TYPE_CHECKING:
+    from commands.pg.changed_rows import PgChangedRows
     from commands.pg.leftovers import PgLeftovers
     from commands.pg.drills import PgDrillLog
     from commands.pg.runner import PgMigrationRunner
@@ -160,6 +161,10 @@ class PgDatabases:
     def schema_cache(self, control_url: str) -> PgSchemaCache:
         from commands.pg.scratch import PgSchemaCache
         return PgSchemaCache(control_url)
+
+    def changed_rows(self, env: EnvironmentSettings) -> PgChangedRows:
+        from commands.pg.changed_rows import PgChangedRows  # only a restore's card and its preserved rows
+        return PgChangedRows(env.database_url, env_name=env.name)
 
     def drills(self, control_url: str) -> PgDrillLog:
         from commands.pg.drills import PgDrillLog  # only a drill, a list and a restore's estimate read it

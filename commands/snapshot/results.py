@@ -78,6 +78,7 @@ class RestoreResult(ResultBase):
     largest_tables: tuple[TableRows, ...]
     kept_database: str | None
     duration_ms: float
+    preserved: "PreserveReport | None" = None  # --preserve: the rows kept (a commands.preserve.results type, named only)
     outcome: Outcome = Outcome.DONE
     operation: str = "snapshot restore"
 
@@ -103,6 +104,7 @@ class CleanupResult(ResultBase):
     disk_before: DiskUsage
     disk_after: DiskUsage
     outcome: Outcome
+    bundles_deleted: tuple[str, ...] = ()  # bundles of preserved rows past retention (same rules)
     operation: str = "snapshot cleanup"
 
 
