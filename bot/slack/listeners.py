@@ -28,6 +28,7 @@ from bot.slack.blocks.render import (REFRESH_ACTION, Message, attributed, render
                                      render_internal_error, with_refresh)
 from bot.slack.approval_listeners import DENY_MODAL, ApprovalHandlers
 from bot.slack.blocks.approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION
+from bot.slack.blocks.preserve import PRESERVE_ACTION
 from bot.slack.blocks.rollback import CHOOSE_ACTION
 from bot.slack.blocks.schema_change import schema_thread
 from bot.slack.operations import OperationTracker
@@ -132,6 +133,17 @@ class Handlers:
             message = with_refresh(message, text)
         self.send(respond, client, actor, message, replace_original=True)
 
+    def run_preserving(self, body: dict, action: dict, client: WebClient, respond) -> None:
+        """A restore's card asked again with ``--preserve``: a new request, by whoever pressed it."""
+        text = action.get("value", "")
+        actor = Actor(user=body["user"]["id"], channel=(body.get("channel") or {}).get("id"), surface="slack")
+        try:
+            parsed = g.parse(text)
+        except UsageError:
+            return
+        if isinstance(parsed, (g.SnapshotRestore, g.Rollback)) and getattr(parsed, "preserve", False):
+            self.perform(text, actor, client, respond)  # a forged value runs nothing else
+
     # --- shared -------------------------------------------------------------------------
     def execute(self, command: g.Command, actor: Actor, text: str,
                  reporter: ProgressMessage | None) -> tuple[Result | None, Message]:
@@ -216,6 +228,7 @@ def register(app, handlers: Handlers) -> None:
     known = "|".join(re.escape(name[1:]) for name in SLASH_COMMANDS)
     app.command(re.compile(rf"^/(?!(?:{known})$)"))(ack=handlers.ack_command, lazy=[handlers.run_command])
     app.action(REFRESH_ACTION)(ack=handlers.ack_action, lazy=[handlers.run_refresh])
+    app.action(PRESERVE_ACTION)(ack=handlers.ack_action, lazy=[handlers.run_preserving])
     approvals = ApprovalHandlers(handlers)
     app.action(APPROVE_ACTION)(ack=approvals.ack, lazy=[approvals.approve])
     app.action(CANCEL_ACTION)(ack=approvals.ack, lazy=[approvals.cancel])

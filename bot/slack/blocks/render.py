@@ -91,6 +91,8 @@ RENDERERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "LockStatusResult": ("bot.slack.blocks.locks:lock_status", ("now",)),
     "LockReleaseResult": ("bot.slack.blocks.locks:lock_release", ()),
     "DoctorResult": ("bot.slack.blocks.doctor:doctor", ()),
+    "PreservedListResult": ("bot.slack.blocks.preserve:preserved_list", ("now",)),
+    "ReimportResult": ("bot.slack.blocks.preserve:reimported", ()),
 }
 
 
