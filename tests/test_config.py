@@ -51,7 +51,8 @@ def test_example_config_loads_with_every_value_as_written(tmp_path: Path) -> Non
     assert prod.channels == ("C0INCIDENT",)
     assert prod.operators == ()
     assert prod.approvers == ("U0ALICE", "S0DBAS")
-    assert prod.require_approval == ("down", "goto", "force", "restore", "cleanup", "lock-release", "up", "dry-run")
+    assert prod.require_approval == ("down", "goto", "force", "restore", "cleanup", "lock-release", "up", "dry-run",
+                                     "reimport")
     assert prod.approval_ttl_seconds == 900
     assert prod.retention_days == 7
     assert prod.keep_last == 3
