@@ -179,3 +179,14 @@ def test_a_bundle_name_that_is_not_one_is_refused_and_changes_nothing(shop):
         shop.run("snapshot reimport ../../etc/passwd")
     with pytest.raises(UsageError, match="No bundle named"):
         shop.run("snapshot reimport test_20200101_000000_preserved")
+
+
+def test_a_new_database_restore_with_preserve_puts_the_rows_back_into_the_database_that_replaced_the_old(make_bed):
+    bed = make_bed(FILES, preserve={"orders": ["placed"]}, restore_mode="new-database")
+    name = writes_after_the_snapshot(bed)
+    result = bed.run(f"snapshot restore {name} --preserve")
+    assert result.kept_database is not None
+    assert {t.table: (t.imported, t.conflicts) for t in result.preserved.tables} == {
+        "public.users": (3, 2), "public.orders": (4, 0)}
+    assert bed.query("SELECT count(*) FROM users") == [(53,)]
+    bed.execute(f'DROP DATABASE "{result.kept_database}"')
