@@ -18,6 +18,7 @@ from typing import Iterable, Iterator, Mapping
 import psycopg
 from psycopg import sql
 
+from commands.errors import SnapshotFailed
 from commands.pg.connect import connect, describe, environment
 from commands.preserve.results import LossEstimate, TableLoss, TableReimport
 
@@ -177,6 +178,14 @@ class PgChangedRows:
         """Write the rows newer than ``since`` of every table with time columns that the role
         may read into ``sink`` (``BundleSink``), parents before the tables that point at them,
         from one consistent view of the database."""
+        try:
+            self._export(since, configured, exclude, sink)
+        except psycopg.Error as err:
+            raise SnapshotFailed(f"{self.database}: the rows written since the snapshot could not be read: "
+                                 f"{describe(err)}. Nothing was restored.") from None
+
+    def _export(self, since: datetime, configured: Mapping[str, tuple[str, ...]], exclude: tuple[str, ...],
+                sink) -> None:
         with self._connect("preserve") as conn:
             with conn.transaction():
                 conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

@@ -97,7 +97,12 @@ class Keeper:
         log.info("preserve.exported", bundle=self.bundle, rows=sum(t["rows"] for t in writer.tables))
 
     def reimport(self) -> PreserveReport:
-        return _reimport(self.ctx, self.env, self.store, self.bundle)
+        try:
+            return _reimport(self.ctx, self.env, self.store, self.bundle)
+        except CommandError as err:  # the restore is done: say where the rows are
+            raise SnapshotFailed(f"The restore is done, but the rows written since the snapshot could not be put "
+                                 f"back: {err.message} They are kept in bundle {self.bundle}: "
+                                 f"`/snapshot reimport {self.bundle} {self.env.name}` tries again.") from None
 
 
 def _reimport(ctx: Context, env: EnvironmentSettings, store: BundleStore, name: str) -> PreserveReport:
