@@ -89,7 +89,8 @@ def _stamps(table: _Table, configured: Mapping[str, tuple[str, ...]]) -> tuple[s
     return tuple(c for c in wanted if types.get(c) in STAMP_TYPES)
 
 
-def _tables(conn: psycopg.Connection, configured: Mapping[str, tuple[str, ...]], exclude: tuple[str, ...]) -> list[_Table]:
+def _tables(conn: psycopg.Connection, configured: Mapping[str, tuple[str, ...]],
+            exclude: tuple[str, ...]) -> list[_Table]:
     found = []
     for schema, name, readable, keyed, names, types, references in conn.execute(_TABLES).fetchall():
         if name in exclude:
@@ -227,7 +228,8 @@ class PgChangedRows:
                 conn.execute(sql.SQL("CREATE TEMPORARY TABLE dbops_preserved ON COMMIT DROP AS SELECT {} FROM {} "
                                      "WITH NO DATA").format(columns, target))
                 with conn.cursor() as cursor:
-                    with cursor.copy(sql.SQL("COPY dbops_preserved ({}) FROM STDIN (FORMAT csv)").format(columns)) as copy:
+                    into = sql.SQL("COPY dbops_preserved ({}) FROM STDIN (FORMAT csv)").format(columns)
+                    with cursor.copy(into) as copy:
                         for chunk in chunks:
                             copy.write(chunk)
                     cursor.execute(sql.SQL("INSERT INTO {} ({}) OVERRIDING SYSTEM VALUE SELECT {} FROM dbops_preserved "

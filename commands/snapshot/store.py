@@ -167,10 +167,10 @@ class LocalBundles:
             return []
         except OSError as err:
             raise SnapshotFailed(f"{self.directory} cannot be read: {err.strerror or err}.") from None
-        return [StoredBundle(name=n[: -len(BUNDLE_SUFFIX)], size=e.stat().st_size,
-                             pinned=n[: -len(BUNDLE_SUFFIX)] + BUNDLE_PIN_SUFFIX in entries)
-                for n, e in entries.items() if n.endswith(BUNDLE_SUFFIX) and BUNDLE_NAME.fullmatch(n[: -len(BUNDLE_SUFFIX)])
-                and n[: -len(BUNDLE_SUFFIX)] + BUNDLE_MANIFEST_SUFFIX in entries]
+        names = {n[: -len(BUNDLE_SUFFIX)]: e for n, e in entries.items() if n.endswith(BUNDLE_SUFFIX)}
+        return [StoredBundle(name=name, size=e.stat().st_size, pinned=name + BUNDLE_PIN_SUFFIX in entries)
+                for name, e in names.items()
+                if BUNDLE_NAME.fullmatch(name) and name + BUNDLE_MANIFEST_SUFFIX in entries]
 
     def manifest(self, name: str) -> dict:
         try:

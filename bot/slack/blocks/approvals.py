@@ -113,7 +113,8 @@ def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
         if not i.restore_from and i.loss is not None:
             from bot.slack.blocks.preserve import keeping_text, loss_text  # only a restore's card
             preserving = "--preserve" in r.command.split()
-            card.section(f"*Written since the snapshot:* {loss_text(i.loss)}\n{keeping_text(preserving, i.loss)}".strip())
+            keeping = keeping_text(preserving, i.loss)
+            card.section(f"*Written since the snapshot:* {loss_text(i.loss)}" + (f"\n{keeping}" if keeping else ""))
         if i.restore_from:
             card.section(f":warning: *It is a snapshot of {esc(i.restore_from)}*: the data of {bold(i.restore_from)} "
                          f"replaces the data of {bold(r.env)}. Restoring another environment's snapshot "
