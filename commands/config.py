@@ -16,11 +16,12 @@ from urllib.parse import urlsplit
 
 from commands.errors import ConfigError
 from commands.config_values import (_approvals, _endpoint_url, _snapshot_url, _bool, _choice, _cli_users, _cron, _identifier, _int_range,
-                                    _nonempty_str, _pg_duration, _postgres_url, _register_password, _rule_names,
+                                    _nonempty_str, _pg_duration, _postgres_url, _preserve_columns, _register_password, _rule_names,
                                     _seconds, _str_list, _timezone, _hook_headers, _hook_url, hook_header_variables,
                                     register_hook_secrets)
 
-DEFAULT_REQUIRE_APPROVAL = ("down", "goto", "force", "restore", "cleanup", "lock-release", "unblock")
+DEFAULT_REQUIRE_APPROVAL = ("down", "goto", "force", "restore", "cleanup", "lock-release", "unblock",
+                            "reimport")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # fullmatch: "$" would accept a trailing newline
 
@@ -84,6 +85,9 @@ class EnvironmentSettings:
     drift_check_schedule: str | None = None  # cron: check drift from the recorded version then; None: never
     drill_schedule: str | None = None       # cron: restore-drill the newest snapshot then; None: never
     drill_max_age_days: int = 7             # with drill_schedule: remind when no drill passed this long; 0: never
+    # [environments.X.preserve]: table (schema.name or name) -> its insert/update time columns, for
+    # measuring and keeping what a restore would lose; tables not named use created_at, updated_at, …
+    preserve: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def snapshots_on(self) -> bool:
@@ -167,6 +171,7 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "drift_check_schedule": _cron,
     "drill_schedule": _cron,
     "drill_max_age_days": _int_range(0, 3650),
+    "preserve": _preserve_columns,
 }
 _REQUIRED_ENVIRONMENT_KEYS = ("database_url", "migrations_dir")
 _SECTION_KEYS: dict[str, dict[str, Callable[[Any], Any]]] = {

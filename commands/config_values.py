@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from commands.redact import redact, url_passwords
 
 # Operations that may be listed in require_approval.
-APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release", "dry-run", "unblock")
+APPROVABLE = ("up", "down", "goto", "force", "restore", "cleanup", "lock-release", "dry-run", "unblock",
+              "reimport")
 
 
 def _str(value: Any) -> str:
@@ -49,6 +50,22 @@ def _bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("true or false")
     return value
+
+
+def _preserve_columns(value: Any) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """[environments.X.preserve]: each table (``name`` or ``schema.name``) with the list of its
+    insert/update time columns."""
+    shape = 'a table of table names, each a list of column names (orders = ["updated_at"])'
+    if not isinstance(value, dict):
+        raise ValueError(shape)
+    checked = []
+    for table, columns in value.items():
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_$]{0,62}(\.[A-Za-z_][A-Za-z0-9_$]{0,62})?", table):
+            raise ValueError(f"{shape}; {table!r} is not a table name")
+        if not isinstance(columns, list) or not columns or not all(isinstance(c, str) and c for c in columns):
+            raise ValueError(f"{shape}; {table} has {columns!r}")
+        checked.append((table, tuple(columns)))
+    return tuple(checked)
 
 
 def _approvals(value: Any) -> tuple[str, ...]:

@@ -64,7 +64,9 @@ RUNNERS: dict[type, str] = {
     g.SnapshotCreate: "commands.snapshot.snapshot_ops:create",
     g.SnapshotVerify: "commands.snapshot.snapshot_ops:verify",
     g.SnapshotDrill: "commands.snapshot.drill:drill",
-    g.SnapshotRestore: "commands.snapshot.snapshot_ops:restore",
+    g.SnapshotRestore: "commands.preserve.preserve_ops:restore",  # with --preserve, the rows kept around it
+    g.SnapshotPreserved: "commands.preserve.preserve_ops:preserved",
+    g.SnapshotReimport: "commands.preserve.preserve_ops:reimport",
     g.SnapshotPin: "commands.snapshot.snapshot_ops:pin",
     g.SnapshotCleanup: "commands.snapshot.snapshot_ops:cleanup",
     g.DbopsHistory: "commands.dbops_ops:history",

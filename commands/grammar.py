@@ -15,7 +15,7 @@ from commands import usage as usage_lines
 from commands.errors import UsageError
 from commands.grammar_unblock import MigrateUnblock, unblock_words
 from commands.grammar_words import (REQUEST_ID, command_name, count_word, drill_words, env_word, quoted_word, reason_word,
-                                    split_options, tokenize, trailing_env, version_word)
+                                    rollback_words, split_options, tokenize, trailing_env, version_word)
 from commands.usage import Usage
 
 
@@ -106,6 +106,18 @@ class SnapshotDrill:
 class SnapshotRestore:
     env: str | None = None
     name: str
+    preserve: bool = False  # export the rows written since the snapshot first, re-import them after
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotPreserved:  # the bundles of rows restores kept (``--preserve``)
+    env: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotReimport:  # put a bundle's rows back (those whose key is not there yet)
+    env: str | None = None
+    name: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -145,6 +157,7 @@ class Rollback:
     snapshot: str | None = None
     recover: bool = False
     reason: str | None = None
+    preserve: bool = False  # with snapshot: keep the rows written since it (SnapshotRestore.preserve)
 
     @property
     def planning(self) -> bool:
@@ -207,12 +220,14 @@ class DbopsHelp:
 Command = (MigrateStatus | MigrateValidate | MigrateUp | MigrateDown | MigrateGoto | MigrateForce | MigrateDryRun
            | SnapshotList | SnapshotCreate | SnapshotVerify | SnapshotDrill | SnapshotRestore | SnapshotPin
            | SnapshotCleanup | DbopsHistory | DbopsHelp | DbopsApprovals | DbopsApprove | DbopsDeny | DbopsCancel
-           | Rollback | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor | MigrateDrift | MigrateBaseline | MigrateUnblock)
+           | Rollback | DbopsLockStatus | DbopsLockRelease | MigratePlan | DbopsDoctor | MigrateDrift | MigrateBaseline | MigrateUnblock
+           | SnapshotPreserved | SnapshotReimport)
 COMMANDS: tuple[type, ...] = Command.__args__  # every command type, in the order above
 # A dry run is here: it runs the pending SQL on the live database, holding its locks until the
 # rollback, and what a rollback cannot undo (sequence values) stays changed.
 STATE_CHANGING: tuple[type, ...] = (MigrateUp, MigrateDown, MigrateGoto, MigrateForce, MigrateBaseline, MigrateDryRun,
-                                    SnapshotRestore, SnapshotCleanup, Rollback, DbopsLockRelease, MigrateUnblock)
+                                    SnapshotRestore, SnapshotCleanup, Rollback, DbopsLockRelease, MigrateUnblock,
+                                    SnapshotReimport)
 # Commands about dbops itself rather than a database: never shown as a running operation.
 ABOUT_DBOPS: tuple[type, ...] = (DbopsHistory, DbopsHelp, DbopsApprovals, DbopsApprove, DbopsDeny, DbopsCancel)
 
@@ -231,11 +246,12 @@ def canonical(command: Command, env: str) -> str:
             args = ["--all"] if steps is None else [str(steps)]
         case MigrateGoto(version=version) | MigrateForce(version=version) | MigrateBaseline(version=version):
             args = [str(version)]
-        case SnapshotRestore(name=name) | SnapshotVerify(name=name) | SnapshotDrill(name=str(name)):
-            args = [name]
-        case Rollback(steps=steps, to=to, snapshot=snapshot, recover=recover, reason=reason):
+        case SnapshotRestore(name=name) | SnapshotVerify(name=name) | SnapshotDrill(name=str(name)) | SnapshotReimport(name=name):
+            args = [name] + (["--preserve"] if getattr(command, "preserve", False) else [])
+        case Rollback(steps=steps, to=to, snapshot=snapshot, recover=recover, reason=reason, preserve=preserve):
             args = ([] if steps is None else ["--steps", str(steps)]) + ([] if to is None else ["--to", str(to)])
             args += ([] if snapshot is None else ["--snapshot", snapshot]) + (["--recover"] if recover else [])
+            args += ["--preserve"] if preserve else []
             args += ([] if reason is None else ["--reason", shlex.quote(reason)])
         case SnapshotCleanup(retention_days=days, dry_run=dry_run):
             args = ([] if days is None else ["--retention-days", str(days)]) + (["--dry-run"] if dry_run else [])
@@ -291,13 +307,13 @@ def _parse_snapshot(args: list[str]) -> Command:
     usage = usage_lines.SNAPSHOT.get(verb)
     if usage is None:
         raise UsageError(f"Unknown snapshot command {quoted_word(args[0])}.", usage=usage_lines.SNAPSHOT_GROUP)
-    flags = ("--dry-run",) if verb == "cleanup" else ()
+    flags = {"cleanup": ("--dry-run",), "restore": ("--preserve",)}.get(verb, ())
     valued = {"create": ("--reason",), "cleanup": ("--retention-days",)}.get(verb, ())
     positional, env, seen, values = split_options(rest, usage, flags, valued)
-    if verb in ("list", "create", "cleanup"):
+    if verb in ("list", "create", "cleanup", "preserved"):
         positional, env = trailing_env(positional, env, usage, 0)
-        if verb == "list":
-            return SnapshotList(env=env)
+        if verb in ("list", "preserved"):
+            return (SnapshotList if verb == "list" else SnapshotPreserved)(env=env)
         if verb == "create":
             return SnapshotCreate(env=env, reason=reason_word(values.get("--reason", "manual"), usage))
         days = values.get("--retention-days")
@@ -316,8 +332,9 @@ def _parse_snapshot(args: list[str]) -> Command:
         raise UsageError(f"{verb} needs exactly one snapshot name." if not positional else
                          "Too many arguments.", usage=usage)
     name = positional[0]
-    if verb in ("verify", "restore"):
-        return (SnapshotVerify if verb == "verify" else SnapshotRestore)(env=env, name=name)
+    if verb in ("verify", "restore", "reimport"):
+        return {"verify": SnapshotVerify, "restore": SnapshotRestore, "reimport": SnapshotReimport}[verb](
+            env=env, name=name, **({"preserve": "--preserve" in seen} if verb == "restore" else {}))
     return SnapshotPin(env=env, name=name, pinned=verb == "pin")
 
 
@@ -365,22 +382,7 @@ def _parse_lock(args: list[str], usage: Usage) -> Command:
 
 
 def _parse_rollback(args: list[str]) -> Command:
-    usage = usage_lines.ROLLBACK
-    positional, env, seen, values = split_options(args, usage, ("--recover",),
-                                                  ("--steps", "--to", "--snapshot", "--reason"))
-    positional, env = trailing_env(positional, env, usage, 0)
-    targets = [option for option in ("--steps", "--to", "--snapshot") if option in values]
-    targets += ["--recover"] if "--recover" in seen else []
-    if len(targets) > 1:
-        raise UsageError(f"Give one of --steps, --to, --snapshot and --recover, not {' and '.join(targets)}.",
-                         usage=usage)
-    reason = reason_word(values["--reason"], usage) if "--reason" in values else None
-    if targets and reason is None:
-        raise UsageError("A rollback needs a reason, recorded with it: --reason \"TEXT\".", usage=usage)
-    steps = count_word(values["--steps"], usage) if "--steps" in values else None
-    to = version_word(values["--to"], usage, allow_nil=True) if "--to" in values else None
-    snapshot = values.get("--snapshot")  # checked against the snapshot directory when it runs
-    return Rollback(env=env, steps=steps, to=to, snapshot=snapshot, recover="--recover" in seen, reason=reason)
+    return Rollback(**rollback_words(args, usage_lines.ROLLBACK))
 
 
 def parse(text: str | list[str]) -> Command:

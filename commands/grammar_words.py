@@ -154,3 +154,25 @@ def drill_words(positional: list[str], env: str | None, usage: Usage) -> dict[st
             raise UsageError("The environment is given twice.", usage=usage)
         env = env_word(others[0], usage)
     return {"env": env, "name": names[0] if names else None}
+
+
+def rollback_words(args: list[str], usage: Usage) -> dict:
+    """The fields of ``rollback [ENV] [--steps N | --to V | --snapshot NAME [--preserve] | --recover] --reason
+    "TEXT"``: one target at most, a reason with it, --preserve only with a snapshot."""
+    positional, env, seen, values = split_options(args, usage, ("--recover", "--preserve"),
+                                                  ("--steps", "--to", "--snapshot", "--reason"))
+    positional, env = trailing_env(positional, env, usage, 0)
+    targets = [option for option in ("--steps", "--to", "--snapshot") if option in values]
+    targets += ["--recover"] if "--recover" in seen else []
+    if len(targets) > 1:
+        raise UsageError(f"Give one of --steps, --to, --snapshot and --recover, not {' and '.join(targets)}.",
+                         usage=usage)
+    reason = reason_word(values["--reason"], usage) if "--reason" in values else None
+    if targets and reason is None:
+        raise UsageError("A rollback needs a reason, recorded with it: --reason \"TEXT\".", usage=usage)
+    if "--preserve" in seen and "--snapshot" not in values:
+        raise UsageError("--preserve keeps the rows a restore would lose: it goes with --snapshot NAME.", usage=usage)
+    return {"env": env, "steps": count_word(values["--steps"], usage) if "--steps" in values else None,
+            "to": version_word(values["--to"], usage, allow_nil=True) if "--to" in values else None,
+            "snapshot": values.get("--snapshot"),  # checked against the snapshot directory when it runs
+            "recover": "--recover" in seen, "reason": reason, "preserve": "--preserve" in seen}

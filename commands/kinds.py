@@ -7,6 +7,7 @@ from commands.doctor.results import DoctorResult
 from commands.lint.results import PlanResult
 from commands.lock.results import LockReleaseResult, LockStatusResult
 from commands.migrate.results import DryRunResult, MigrateResult, StatusResult, UnblockResult, ValidateResult
+from commands.preserve.results import PreservedListResult, ReimportResult
 from commands.results import HelpResult, HistoryResult, Refusal
 from commands.rollback.results import RollbackPlan, RollbackResult
 from commands.schema.results import BaselineResult, DriftResult
@@ -18,4 +19,4 @@ Result = (StatusResult | MigrateResult | Refusal | DryRunResult | ValidateResult
           | SnapshotVerifyResult | RestoreResult | PinResult | CleanupResult | HistoryResult | HelpResult
           | ApprovalNeeded | ApprovalRefused | ApprovalDecided | ApprovalsResult | RollbackPlan | RollbackResult
           | LockStatusResult | LockReleaseResult | PlanResult | DoctorResult | DriftResult | BaselineResult
-          | DrillResult | UnblockResult)
+          | DrillResult | UnblockResult | PreservedListResult | ReimportResult)

@@ -6,7 +6,7 @@ PostgreSQL's programs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from commands.config import EnvironmentSettings
     from commands.lint.lint_live import LiveObjects  # the judgement needs PostgreSQL's parser
     from commands.lint.results import Finding
+    from commands.preserve.results import LossEstimate, TableReimport
     from commands.results import AppliedFile, AuditEntry, Blocker, LockHolder, OperationRecord, State
     from commands.rollback.results import OrphanCount, RollbackResult
     from commands.schema.model import Schema
@@ -225,6 +226,36 @@ class Databases(Protocol):
 
     def drills(self, control_url: str) -> DrillLog:
         """Restore drills kept in the control database at ``control_url``."""
+
+    def changed_rows(self, env: EnvironmentSettings) -> ChangedRows:
+        """Finds, exports and re-imports the rows of ``env``'s database written since a snapshot."""
+
+
+class BundleSink(Protocol):
+    """Where an export writes: each table's header, then its rows' CSV in pieces, then its count."""
+
+    def table(self, header: dict) -> None: ...
+    def rows(self, data: bytes) -> None: ...
+    def end(self, rows: int) -> None: ...
+
+
+class ChangedRows(Protocol):
+    def estimates(self) -> dict[str, int | None]:
+        """Every user table's row estimate (schema.name -> rows; None: never analysed)."""
+
+    def measure(self, since: datetime, configured: Mapping[str, tuple[str, ...]], exclude: tuple[str, ...],
+                recorded: Mapping[str, int | None] | None) -> LossEstimate:
+        """Per table, the rows whose time columns (``configured`` per table, else by convention)
+        are newer than ``since``, counted read-only and each within a time limit; and the tables
+        without such columns whose row estimate differs from ``recorded`` (None: unknown)."""
+
+    def export(self, since: datetime, configured: Mapping[str, tuple[str, ...]], exclude: tuple[str, ...],
+               sink: BundleSink) -> None:
+        """Stream those rows into ``sink`` from one consistent, read-only view."""
+
+    def reimport(self, tables: Iterable[tuple[dict, Iterator[bytes]]]) -> list[TableReimport]:
+        """Put each table's rows back in a transaction of its own, skipping those whose key is
+        already there and every row of a table that no longer fits them."""
 
 
 class AuditLog(Protocol):

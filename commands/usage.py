@@ -38,14 +38,16 @@ SNAPSHOT: dict[str, Usage] = {
     "create": ('snapshot create [ENV] [--reason "TEXT"]  (default reason: manual)',),
     "verify": ("snapshot verify NAME [ENV]",),
     "drill": ("snapshot drill [ENV] [NAME]   (default: the newest snapshot)",),
-    "restore": ("snapshot restore NAME [ENV]",),
+    "restore": ("snapshot restore NAME [ENV] [--preserve]   (--preserve: keep the rows written since it)",),
+    "preserved": ("snapshot preserved [ENV]   (the rows restores kept)",),
+    "reimport": ("snapshot reimport BUNDLE [ENV]",),
     "pin": ("snapshot pin NAME [ENV]",),
     "unpin": ("snapshot unpin NAME [ENV]",),
     "cleanup": ("snapshot cleanup [ENV] [--retention-days N] [--dry-run]",),
 }
-SNAPSHOT_GROUP: Usage = ("snapshot list|create|verify|drill|restore|pin|unpin|cleanup …",)
+SNAPSHOT_GROUP: Usage = ("snapshot list|create|verify|drill|restore|pin|unpin|cleanup|preserved|reimport …",)
 # The reason goes with a target: without one the rollback only shows its options, so asks none.
-ROLLBACK: Usage = ('rollback [ENV] [--steps N | --to VERSION | --snapshot NAME | --recover  --reason "TEXT"]',)
+ROLLBACK: Usage = ('rollback [ENV] [--steps N | --to VERSION | --snapshot NAME [--preserve] | --recover  --reason "TEXT"]',)
 DBOPS: dict[str, Usage] = {
     "help": ("dbops help",),
     "history": ("dbops history [ENV]",),

@@ -37,6 +37,8 @@ from commands.snapshot.results import (CleanupResult, DiskUsage, DrillResult, Re
                                        SnapshotInfo, SnapshotListResult, SnapshotVerifyResult, TableRows)
 from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, MigrationInfo, StatusResult, UnblockResult,
                                       StepFailure, StepReport, ValidateResult)
+from commands.preserve.results import (BundleInfo, LossEstimate, PreservedListResult, PreserveReport, ReimportResult,
+                                       TableLoss, TableReimport)
 from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
 from commands.app_results import AppHooks, HookCall, HookPlan
 from commands.lint.results import Finding, LockEstimate, PlanFile, PlanResult
@@ -334,6 +336,34 @@ def request(state: str = "pending", *, operation: str = "down", command: str = "
                            requester=kw.pop("requester", "U0BOB"), channel="C0INCIDENT", surface="slack",
                            fingerprint="9" * 64, impact=impact, state=state, created_at=NOW - timedelta(minutes=3),
                            expires_at=kw.pop("expires_at", NOW + timedelta(minutes=12)), **kw)
+
+
+LOSS = LossEstimate(since=PRE_MIGRATION.created_at, counted=(
+    TableLoss(table="public.users", columns=("created_at", "updated_at"), rows=1_204),
+    TableLoss(table="public.orders", columns=("placed_at",), rows=88)),
+    uncountable=(TableLoss(table="billing.invoices", columns=("created_at",), why="not counted within 5s"),),
+    untracked=("public.audit_notes", "public.sessions", "public.tags"))
+PRESERVED = PreserveReport(bundle="production_20260128_163004_preserved", tables=(
+    TableReimport(table="public.users", exported=1_204, imported=1_190, conflicts=14),
+    TableReimport(table="public.orders", exported=88, unfit=88, why="column discount no longer exists")),
+    untracked=("public.audit_notes",))
+
+
+def preserving_request(*, preserve: bool) -> ApprovalRequest:
+    """A restore whose card counts the rows written since its snapshot, asked with or without --preserve."""
+    flag = " --preserve" if preserve else ""
+    return request(operation="restore", command=f"snapshot restore {PRE_MIGRATION.name}{flag} production",
+                   impact=Impact(before=State(version=V5, dirty=False), snapshot=PRE_MIGRATION, loss=LOSS,
+                                 restore_estimate=DRILLED_ESTIMATE))
+
+
+def preserved_list() -> PreservedListResult:
+    return PreservedListResult(env="production", where="/var/lib/togather/db-snapshots", bundles=(
+        BundleInfo(name=PRESERVED.bundle, created_at=NOW - timedelta(minutes=2), snapshot=PRE_MIGRATION.name,
+                   rows=1_292, tables=2, size=310_000, pinned=True),
+        BundleInfo(name="production_20260120_101500_preserved", created_at=NOW - timedelta(days=8, hours=6),
+                   snapshot="production_20260120_093000_v20260128001_manual", rows=3, tables=1, size=900,
+                   pinned=False)))
 
 
 def restore_request(source: str | None = None) -> ApprovalRequest:
@@ -766,6 +796,11 @@ SAMPLES = {
                                       command='/snapshot create production --reason "before rollback of migration 8"'),
     "verify_failed": lambda: render(verify_failed(), now=NOW, command=f"/snapshot verify {PRE_MIGRATION.name}"),
     "restore": lambda: render(restore(), now=NOW, command=f"/snapshot restore {PRE_MIGRATION.name} production"),
+    "restore_preserved": lambda: render(dataclasses.replace(restore(), preserved=PRESERVED), now=NOW,
+                                        command=f"/snapshot restore {PRE_MIGRATION.name} production --preserve"),
+    "preserved_list": lambda: render(preserved_list(), now=NOW, command="/snapshot preserved production"),
+    "reimport_done": lambda: render(ReimportResult(env="production", report=PRESERVED), now=NOW,
+                                    command=f"/snapshot reimport {PRESERVED.bundle} production"),
     "drill_passed": lambda: render(drill(), now=NOW, command="/snapshot drill production"),
     "drill_version_differs": lambda: render(drill(passed=False), now=NOW, command="/snapshot drill production"),
     "drill_not_restored": lambda: render(drill_not_restored(), now=NOW, command="/snapshot drill production"),
@@ -859,6 +894,12 @@ SAMPLES = {
         message_ts="1769617800.000100", owner="bot-1:812:1a2b3c4d", step="apply", started_at=NOW - timedelta(minutes=9),
         heartbeat_at=NOW - timedelta(minutes=6))),
     "approval_request_down": lambda: render(approval_needed(), now=NOW, command="/migrate down 2 production"),
+    "approval_request_restore_loss": lambda: render(
+        ApprovalNeeded(env="production", request=preserving_request(preserve=False)), now=NOW,
+        command=f"/snapshot restore {PRE_MIGRATION.name} production"),
+    "approval_request_restore_preserve": lambda: render(
+        ApprovalNeeded(env="production", request=preserving_request(preserve=True)), now=NOW,
+        command=f"/snapshot restore {PRE_MIGRATION.name} production --preserve"),
     "approval_request_restore": lambda: render(ApprovalNeeded(env="production", request=restore_request()), now=NOW,
                                                command=f"/snapshot restore {PRE_MIGRATION.name} production"),
     "approval_request_restore_from": lambda: render(
@@ -878,6 +919,10 @@ SAMPLES = {
        for reason, name in REFUSED_SAMPLES.items()},
     "approvals_list": lambda: render(approvals_list(), now=NOW, command="/dbops approvals"),
     "rollback_plan_clean": lambda: render(rollback_plan_clean(), now=NOW, command="/rollback production"),
+    "rollback_plan_loss": lambda: render(dataclasses.replace(rollback_plan_clean(), options=(
+        rollback_plan_clean().options[0], dataclasses.replace(restore_option(recommended=False), impact=Impact(
+            before=State(version=V5, dirty=False), snapshot=PRE_MIGRATION, loss=LOSS)))), now=NOW,
+        command="/rollback production"),
     "rollback_plan_dirty": lambda: render(rollback_plan_dirty(), now=NOW, command="/rollback production"),
     "rollback_plan_recover": lambda: render(rollback_plan_recover(), now=NOW, command="/rollback production"),
     "rollback_result_recover": lambda: render(rollback_result_recover(), now=NOW,
@@ -1056,7 +1101,8 @@ def test_every_result_and_reason_has_a_sample() -> None:
                                  verify_failed, restore, pin, history, lambda: cleanup(dry_run=True), approval_needed,
                                  approval_decided, approvals_list, rollback_plan_clean, rollback_result,
                                  lambda: lock_status(held=True), lambda: lock_release(done=True), plan_result,
-                                 doctor_result, drift_result, baseline_result, drill)}
+                                 doctor_result, drift_result, baseline_result, drill, preserved_list,
+                                 lambda: ReimportResult(env="production", report=PRESERVED))}
     kinds |= {HelpResult, Refusal, ApprovalRefused, UnblockResult}  # UnblockResult: tests/test_blocks_lock_waits.py
     assert kinds == set(Result.__args__)
     assert {f"refusal_{r.value}" for r in Reason if r not in APPROVAL_REASONS} <= set(SAMPLES)

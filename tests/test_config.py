@@ -52,7 +52,7 @@ def test_example_config_loads_with_every_value_as_written(tmp_path: Path) -> Non
     assert prod.operators == ()
     assert prod.approvers == ("U0ALICE", "S0DBAS")
     assert prod.require_approval == ("down", "goto", "force", "restore", "cleanup", "lock-release", "up", "dry-run",
-                                     "unblock")
+                                     "unblock", "reimport")
     assert prod.approval_ttl_seconds == 900
     assert prod.retention_days == 7
     assert prod.keep_last == 3

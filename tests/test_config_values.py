@@ -202,3 +202,12 @@ def test_a_lock_dir_under_a_loop_stops_up_with_a_clear_error_and_changes_nothing
         bed.run("migrate up")
     assert "Lock directory" in info.value.message and "Too many levels of symbolic links" in info.value.message
     assert bed.state() is None
+
+
+def test_preserve_names_each_tables_time_columns_and_refuses_anything_else(tmp_path):
+    good = config_with(tmp_path, "environments.production",
+                       'preserve = { orders = ["placed_at"], "billing.invoices" = ["issued_at", "paid_at"] }')
+    env = load_settings(good, environ={}).environment("production")
+    assert dict(env.preserve) == {"orders": ("placed_at",), "billing.invoices": ("issued_at", "paid_at")}
+    message = load_error(config_with(tmp_path, "environments.production", 'preserve = { orders = "placed_at" }'))
+    assert "environments.production.preserve must be a table of table names, each a list of column names" in message

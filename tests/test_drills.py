@@ -268,3 +268,23 @@ def test_a_drill_fails_when_a_large_table_restores_with_far_fewer_rows_than_the_
     rows = next(c for c in result.checks if c.name == "row counts")
     assert result.outcome is Outcome.FAILED and not rows.passed
     assert rows.detail == "public.users: 400 of 4000"
+
+
+def test_a_drill_compares_the_largest_tables_with_the_row_estimates_every_manifest_records(drilled):
+    drilled.execute("ANALYZE")
+    name = drilled.run("snapshot create --reason estimated").snapshot.name
+    manifest_path = drilled.settings.environment("test").snapshot_dir / (name + MANIFEST_SUFFIX)
+    manifest = json.loads(manifest_path.read_text())
+    assert manifest["row_estimates"]["public.users"] == 400 and "table_rows" not in manifest
+    rows = next(c for c in drilled.run(f"snapshot drill test {name}").checks if c.name == "row counts")
+    assert rows.passed and rows.detail == "public.users 400, public.orgs 50, public.schema_migrations 1, as recorded"
+
+    manifest["row_estimates"]["public.users"] = 4000  # as if the dump had lost most of them
+    manifest_path.write_text(json.dumps(manifest))
+    rows = next(c for c in drilled.run(f"snapshot drill test {name}").checks if c.name == "row counts")
+    assert not rows.passed and rows.detail == "public.users: 400 of 4000"
+
+    del manifest["row_estimates"]  # a snapshot taken before manifests recorded them
+    manifest_path.write_text(json.dumps(manifest))
+    rows = next(c for c in drilled.run(f"snapshot drill test {name}").checks if c.name == "row counts")
+    assert rows.passed and rows.detail.endswith("(the manifest records none to compare)")

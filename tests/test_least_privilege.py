@@ -324,3 +324,25 @@ def test_cli_text_of_a_missing_privilege_names_the_grant_and_the_setting(make_be
                                       "before any snapshot or SQL."]
     assert lines.splitlines()[-1] == ("  Grant as a superuser or the service's admin role. `dbops doctor test` checks "
                                       "every privilege dbops needs.")
+
+
+def test_a_preserving_restore_works_under_the_role_and_a_table_it_may_not_read_is_said_not_counted(make_bed,
+                                                                                                  app_role):
+    from tests.test_preserve import FILES as SHOP, writes_after_the_snapshot
+    role, db = app_role.name, app_role.database
+    bed = make_bed(SHOP, url=app_role.url, preserve={"orders": ["placed"]})
+    fixes = ([f"ALTER DATABASE {db} OWNER TO {role}"] if major(bed) >= 15 else
+             [f"ALTER SCHEMA public OWNER TO {role}", f"GRANT CREATE ON DATABASE {db} TO {role}"])
+    for fix in fixes:  # what an in-place restore needs under the role (the test above)
+        app_role.admin(fix)
+    name = writes_after_the_snapshot(bed)
+
+    result = bed.run(f"snapshot restore {name} --preserve")
+    assert result.outcome is Outcome.DONE, result
+    assert {t.table: (t.imported, t.conflicts) for t in result.preserved.tables} == {
+        "public.users": (3, 2), "public.orders": (4, 0)}
+
+    app_role.admin("CREATE TABLE payroll (id int, created_at timestamptz)")  # the superuser's, granted to nobody
+    restore = next(o for o in bed.run("rollback").options if o.method == "restore")
+    assert [(t.table, t.why) for t in restore.impact.loss.uncountable] == [
+        ("public.payroll", "the database role may not read it")]

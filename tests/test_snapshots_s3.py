@@ -4,6 +4,7 @@ two processes sharing one bucket."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -265,3 +266,30 @@ def test_two_processes_sharing_a_bucket_run_one_cleanup_per_occurrence(s3_bed, s
     reports = [e for e in events if e.kind == "report"]
     assert len(reports) == 1 and len(reports[0].result.deleted) == 2
     assert len(store_for(env).list().snapshots) == 1
+
+
+def test_a_preserving_restore_keeps_its_bundle_in_the_bucket_beside_the_snapshots(s3_bed, s3):
+    from tests.test_preserve import FILES, writes_after_the_snapshot
+    bed = s3_bed(FILES, preserve={"orders": ["placed"]})
+    name = writes_after_the_snapshot(bed, at=1)  # the restore takes version 2's column away
+    restored = bed.run(f"snapshot restore {name} --preserve")
+    assert isinstance(restored, RestoreResult) and restored.outcome is Outcome.DONE
+    bundle = restored.preserved.bundle
+    assert f"team/db/{bundle}.preserved.zst" in keys(s3) and f"team/db/{bundle}.preserved.json" in keys(s3)
+    assert {t.table: t.unfit for t in restored.preserved.tables} == {"public.users": 5, "public.orders": 4}
+    listing = bed.run("snapshot list")
+    assert listing.orphans == () and listing.incomplete == ()  # a bundle is no snapshot, whole or partial
+    assert [b.name for b in bed.run("snapshot preserved").bundles] == [bundle]
+
+    bed.run("migrate up")
+    again = bed.run(f"snapshot reimport {bundle}")
+    assert {t.table: (t.imported, t.conflicts) for t in again.report.tables} == {
+        "public.users": (3, 2), "public.orders": (4, 0)}
+
+    assert bed.run(f"snapshot pin {bundle}").outcome is Outcome.DONE
+    env = bed.settings.environment("test")
+    bed.settings.environments["test"] = dataclasses.replace(env, keep_last=0)
+    assert bed.run("snapshot cleanup --retention-days 0").bundles_deleted == ()  # pinned
+    assert bed.run(f"snapshot unpin {bundle}").outcome is Outcome.DONE
+    assert bed.run("snapshot cleanup --retention-days 0").bundles_deleted == (bundle,)
+    assert not [k for k in keys(s3) if ".preserved." in k]

@@ -103,7 +103,15 @@ GROUPS: dict[str, dict[str, Help]] = {
                                "dbops snapshot drill production", u.SNAPSHOT["drill"], (ENV, NAME)),
         "snapshot restore": Help("restore a snapshot, all or nothing, after a safety snapshot",
                                  "dbops snapshot restore production_20260128_154500_v20260128003_manual production",
-                                 u.SNAPSHOT["restore"], (NAME, ENV)),
+                                 u.SNAPSHOT["restore"], (NAME, ENV, (
+                                     "--preserve", "save the rows written since the snapshot to a bundle first, "
+                                                   "put back those that still fit after it"))),
+        "snapshot preserved": Help("the bundles of rows restores kept (--preserve), newest first",
+                                   "dbops snapshot preserved production", u.SNAPSHOT["preserved"], (ENV,)),
+        "snapshot reimport": Help("put a bundle's rows back; rows whose key is there already are skipped",
+                                  "dbops snapshot reimport production_20260128_163004_preserved production",
+                                  u.SNAPSHOT["reimport"], (("BUNDLE", "a bundle, as `snapshot preserved` lists it"),
+                                                           ENV)),
         "snapshot pin": Help("keep a snapshot from cleanup", "dbops snapshot pin "
                              "production_20260128_154500_v20260128003_manual production", u.SNAPSHOT["pin"],
                              (NAME, ENV)),
@@ -121,6 +129,7 @@ GROUPS: dict[str, dict[str, Help]] = {
                          'dbops rollback production --steps 1 --reason "the release broke sign-up"', u.ROLLBACK,
                          (ENV, ("--steps N", "undo the last N migrations through their down files"),
                           ("--to VERSION", "go down to VERSION"), ("--snapshot NAME", "restore that snapshot"),
+                          ("--preserve", "with --snapshot: keep the rows written since it"),
                           ("--recover", "dirty: remove the failed file's leftovers (no data loss) and force the "
                                         "previous version"),
                           ("--reason TEXT", "why: required with a target, kept in the rollback log"))),

@@ -29,6 +29,7 @@ from bot.slack.blocks.render import (REFRESH_ACTION, Message, attributed, render
 from bot.slack.approval_listeners import DENY_MODAL, ApprovalHandlers
 from bot.slack.blocks.approvals import APPROVE_ACTION, CANCEL_ACTION, DENY_ACTION
 from bot.slack.blocks.lock_waits import UNBLOCK_ACTION
+from bot.slack.blocks.preserve import PRESERVE_ACTION
 from bot.slack.blocks.rollback import CHOOSE_ACTION
 from bot.slack.blocks.schema_change import schema_thread
 from bot.slack.operations import OperationTracker
@@ -136,14 +137,14 @@ class Handlers:
     def run_unblock(self, body: dict, action: dict, client: WebClient, respond) -> None:
         """A blocked migration's button: ``/migrate unblock …`` for whoever pressed it (a request
         for approval where the environment requires one), and nothing else whatever the value."""
-        text = action.get("value", "")
-        actor = Actor(user=body["user"]["id"], channel=(body.get("channel") or {}).get("id"), surface="slack")
-        try:
-            parsed = g.parse(text)
-        except UsageError:
-            return
-        if isinstance(parsed, g.MigrateUnblock):
-            self.perform(text, actor, client, respond)
+        if isinstance(_button_command(action), g.MigrateUnblock):
+            self.perform(action["value"], _button_actor(body), client, respond)
+
+    def run_preserving(self, body: dict, action: dict, client: WebClient, respond) -> None:
+        """A restore's card asked again with ``--preserve``: a new request, by whoever pressed it."""
+        parsed = _button_command(action)
+        if isinstance(parsed, (g.SnapshotRestore, g.Rollback)) and getattr(parsed, "preserve", False):
+            self.perform(action["value"], _button_actor(body), client, respond)  # a forged value runs nothing else
 
     # --- shared -------------------------------------------------------------------------
     def execute(self, command: g.Command, actor: Actor, text: str,
@@ -220,6 +221,18 @@ class Handlers:
             log.error("slack.answer_lost", error=err.response.get("error"), user=actor.user, channel=actor.channel)
 
 
+def _button_command(action: dict) -> g.Command | None:
+    """The command a button's value names, or None for a value that is not one."""
+    try:
+        return g.parse(action.get("value", ""))
+    except UsageError:
+        return None
+
+
+def _button_actor(body: dict) -> Actor:
+    return Actor(user=body["user"]["id"], channel=(body.get("channel") or {}).get("id"), surface="slack")
+
+
 def register(app, handlers: Handlers) -> None:
     """Wire the listeners into a bolt App: every slash command, then the buttons."""
     for name in SLASH_COMMANDS:
@@ -230,6 +243,7 @@ def register(app, handlers: Handlers) -> None:
     app.command(re.compile(rf"^/(?!(?:{known})$)"))(ack=handlers.ack_command, lazy=[handlers.run_command])
     app.action(REFRESH_ACTION)(ack=handlers.ack_action, lazy=[handlers.run_refresh])
     app.action(re.compile(rf"^{UNBLOCK_ACTION}_"))(ack=handlers.ack_action, lazy=[handlers.run_unblock])
+    app.action(PRESERVE_ACTION)(ack=handlers.ack_action, lazy=[handlers.run_preserving])
     approvals = ApprovalHandlers(handlers)
     app.action(APPROVE_ACTION)(ack=approvals.ack, lazy=[approvals.approve])
     app.action(CANCEL_ACTION)(ack=approvals.ack, lazy=[approvals.cancel])

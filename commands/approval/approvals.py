@@ -30,6 +30,7 @@ from commands.app_results import HookPlan
 from commands.approval.results import ApprovalRequest, Impact
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
+from commands.preserve.results import LossEstimate, TableLoss
 from commands.snapshot.results import RestoreEstimate
 from commands.results import Blocker, Reason, Refusal, State
 from commands.schema.compare import Change, Difference
@@ -88,9 +89,11 @@ def _situation(ctx: Context, command: g.Command, env: EnvironmentSettings) -> tu
                 bound["snapshot"] = [owner, read_manifest(snapshot).get("sha256") if snapshot.kind == "dbops" else (
                     snapshot.name, snapshot.size, snapshot.written_ns)]
                 from commands.snapshot.drill import estimate  # a restore's time: only restores read the drills
+                from commands.preserve.preserve_ops import measure  # and what it would lose: only restores
                 impact = Impact(before=state, snapshot=snapshot.info(),
                                 restore_from=owner if owner != env.name else None,
-                                restore_estimate=estimate(ctx, env, snapshot.size))
+                                restore_estimate=estimate(ctx, env, snapshot.size),
+                                loss=measure(ctx, env, snapshot) if owner == env.name else None)
         case g.MigrateUnblock():  # bound to the session that has the pid: another one voids it
             bound["session"] = blocker.session_start if blocker else None
             impact = Impact(before=state, blocker=blocker)
@@ -206,7 +209,8 @@ def decode_impact(data: dict) -> Impact:
                   drops=tuple(data.get("drops", ())),
                   restore_estimate=_estimate(data.get("restore_estimate")),
                   app_hooks=HookPlan(**data["app_hooks"]) if data.get("app_hooks") else None,
-                  blocker=_blocker(data.get("blocker")))
+                  blocker=_blocker(data.get("blocker")),
+                  loss=_loss(data.get("loss")))
 
 
 def _blocker(data: dict | None) -> Blocker | None:
@@ -215,6 +219,15 @@ def _blocker(data: dict | None) -> Blocker | None:
     times = {k: datetime.fromisoformat(data[k]) if data.get(k) else None
              for k in ("session_start", "xact_start", "state_since")}
     return Blocker(**{**data, **times})
+
+
+def _loss(data: dict | None) -> LossEstimate | None:
+    if data is None:
+        return None
+    tables = {key: tuple(TableLoss(**{**t, "columns": tuple(t["columns"])}) for t in data[key])
+              for key in ("counted", "uncountable")}
+    return LossEstimate(since=datetime.fromisoformat(data["since"]), untracked=tuple(data["untracked"]),
+                        estimates_known=data["estimates_known"], **tables)
 
 
 def _estimate(data: dict | None) -> RestoreEstimate | None:

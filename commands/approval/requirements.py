@@ -21,7 +21,7 @@ OPERATIONS: dict[type, str] = {
     g.MigrateUp: "up", g.MigrateDown: "down", g.MigrateGoto: "goto", g.MigrateForce: "force",
     g.MigrateBaseline: "force",  # it records a version as force does, only more carefully
     g.MigrateDryRun: "dry-run", g.SnapshotRestore: "restore", g.SnapshotCleanup: "cleanup",
-    g.DbopsLockRelease: "lock-release", g.MigrateUnblock: "unblock",
+    g.DbopsLockRelease: "lock-release", g.MigrateUnblock: "unblock", g.SnapshotReimport: "reimport",
 }
 
 
@@ -40,7 +40,7 @@ def operation_of(command: g.Command) -> str | None:
 def rollback_equivalent(command: g.Rollback) -> g.Command | None:
     """The plain command a rollback's method comes down to (None: the plan, which changes nothing)."""
     if command.snapshot is not None:
-        return g.SnapshotRestore(env=command.env, name=command.snapshot)
+        return g.SnapshotRestore(env=command.env, name=command.snapshot, preserve=command.preserve)
     if command.to is not None:
         return g.MigrateGoto(env=command.env, version=command.to)
     if command.steps is not None:

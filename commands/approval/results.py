@@ -8,6 +8,7 @@ from datetime import datetime
 from commands.app_results import HookPlan
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
+from commands.preserve.results import LossEstimate
 from commands.results import Blocker, Outcome, Reason, ResultBase, State
 from commands.schema.compare import Difference
 from commands.snapshot.results import RestoreEstimate, SnapshotInfo
@@ -38,6 +39,7 @@ class Impact:
     restore_estimate: RestoreEstimate | None = None  # restore: how long it should take
     app_hooks: HookPlan | None = None              # restore, rollback: the application's hooks called around it
     blocker: Blocker | None = None                 # unblock: the session it signals, as found
+    loss: LossEstimate | None = None               # restore: the rows written since the snapshot (None: not measured)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -123,6 +123,10 @@ class S3Store:
                 self.client.delete_object(Bucket=self.bucket, Key=key)
         return True
 
+    def bundles(self) -> "S3Bundles":
+        from commands.objstore.bundles import S3Bundles  # only a restore that keeps rows, and their list
+        return S3Bundles(self)
+
     def writer(self, name: str) -> "PartWriter":
         """A file to write snapshot ``name``'s data into, part by part (a context manager: on a
         clean exit the upload is completed, ``.name`` being the name it got; otherwise it is

@@ -20,6 +20,7 @@ from commands.snapshot.results import TableRows
 
 if TYPE_CHECKING:
     from commands.pg.blockers import PgBlockers
+    from commands.pg.changed_rows import PgChangedRows
     from commands.pg.leftovers import PgLeftovers
     from commands.pg.drills import PgDrillLog
     from commands.pg.runner import PgMigrationRunner
@@ -181,6 +182,10 @@ class PgDatabases:
     def schema_cache(self, control_url: str) -> PgSchemaCache:
         from commands.pg.scratch import PgSchemaCache
         return PgSchemaCache(control_url)
+
+    def changed_rows(self, env: EnvironmentSettings) -> PgChangedRows:
+        from commands.pg.changed_rows import PgChangedRows  # only a restore's card and its preserved rows
+        return PgChangedRows(env.database_url, env_name=env.name)
 
     def drills(self, control_url: str) -> PgDrillLog:
         from commands.pg.drills import PgDrillLog  # only a drill, a list and a restore's estimate read it

@@ -29,6 +29,7 @@ import structlog
 from commands.config import EnvironmentSettings
 from commands.errors import SnapshotFailed
 from commands.lock.lock_dirs import pid_alive
+from commands.pg.changed_rows import row_estimates
 from commands.pg.connect import connect, environment
 from commands.pg.streams import (
     CHUNK, HashingWriter, fsync_dir, gzip_chunks, pipe_into, sha256_of, stderr_tail, zstd_chunks,
@@ -164,7 +165,7 @@ class _EnvSnapshotter:
         started = time.perf_counter()
         self._prepare_directory(directory)
         remove_leftovers(directory, env_name)
-        server_major, db_size, dbname = self._server_facts(url, env_name)
+        server_major, db_size, dbname, estimates = self._server_facts(url, env_name)
         dump_major = self._dump_major(server_major)
         created_at = datetime.now(timezone.utc)
         name = snapshot_name(env_name, created_at, version, dirty, reason)
@@ -185,7 +186,8 @@ class _EnvSnapshotter:
         name = final.name[: -len(DATA_SUFFIX)]
         manifest = self._manifest(name=name, env_name=env_name, dbname=dbname, reason=reason, actor=actor,
                                   created_at=created_at, version=version, dirty=dirty, size=size, sha256=sha256,
-                                  dump_major=dump_major, server_major=server_major, db_size=db_size, started=started)
+                                  dump_major=dump_major, server_major=server_major, db_size=db_size, started=started,
+                                  row_estimates=estimates)
         try:
             try:
                 self._write_manifest(directory, name, manifest)
@@ -203,7 +205,7 @@ class _EnvSnapshotter:
         environment left (an unfinished upload, data without a manifest) is removed first."""
         started = time.perf_counter()
         store.tidy(env_name)
-        server_major, db_size, dbname = self._server_facts(url, env_name)
+        server_major, db_size, dbname, estimates = self._server_facts(url, env_name)
         dump_major = self._dump_major(server_major)
         created_at = datetime.now(timezone.utc)
         upload = store.writer(snapshot_name(env_name, created_at, version, dirty, reason))
@@ -211,7 +213,8 @@ class _EnvSnapshotter:
                                        threads=min(self.threads, OBJECT_STORE_ZSTD_THREADS))
         manifest = self._manifest(name=upload.name, env_name=env_name, dbname=dbname, reason=reason, actor=actor,
                                   created_at=created_at, version=version, dirty=dirty, size=size, sha256=sha256,
-                                  dump_major=dump_major, server_major=server_major, db_size=db_size, started=started)
+                                  dump_major=dump_major, server_major=server_major, db_size=db_size, started=started,
+                                  row_estimates=estimates)
         try:
             store.write_manifest(upload.name, manifest)
         except BaseException:
@@ -228,13 +231,13 @@ class _EnvSnapshotter:
 
     def _manifest(self, *, name: str, env_name: str, dbname: str, reason: str, actor: str, created_at: datetime,
                   version: int | None, dirty: bool, size: int, sha256: str, dump_major: int, server_major: int,
-                  db_size: int, started: float) -> dict:
+                  db_size: int, started: float, row_estimates: dict[str, int | None]) -> dict:
         return {
             "format": "dbops-snapshot-1", "name": name, "environment": env_name, "database": dbname,
             "reason": reason, "actor": actor, "created_at": created_at.isoformat(), "version": version,
             "dirty": dirty, "size": size, "sha256": sha256, "compression": f"zstd-{self.compression_level}",
             "pg_dump_version": dump_major, "server_version": server_major, "database_size": db_size,
-            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            "duration_ms": round((time.perf_counter() - started) * 1000, 1), "row_estimates": row_estimates,
         }
 
     def _prepare_directory(self, directory: Path) -> None:
@@ -244,12 +247,13 @@ class _EnvSnapshotter:
         except OSError as err:
             raise SnapshotFailed(self._diagnose_os(err, directory, None)) from None
 
-    def _server_facts(self, url: str, env_name: str) -> tuple[int, int, str]:
+    def _server_facts(self, url: str, env_name: str) -> tuple[int, int, str, dict[str, int | None]]:
+        """The server's major version, the database's size and name, and every table's row estimate."""
         with connect(url, database=environment(env_name), application_name="dbops-snapshot") as conn:
             major, size, name = conn.execute(
                 "SELECT current_setting('server_version_num')::int / 10000, pg_database_size(current_database()), "
                 "current_database()").fetchone()
-        return major, size, name
+            return major, size, name, row_estimates(conn)
 
     def _dump_into(self, sink: AbstractContextManager[IO[bytes]], url: str, directory: Path | None, db_size: int,
                    progress: Progress | None, *, threads: int | None = None) -> tuple[str, int]:

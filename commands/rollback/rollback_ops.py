@@ -25,7 +25,7 @@ from commands.migrate.results import MigrateResult, MigrationInfo
 from commands.results import Outcome, Refusal, State
 from commands.snapshot.results import RestoreResult
 from commands.kinds import Result
-from commands.snapshot.snapshot_ops import restore
+from commands.preserve.preserve_ops import restore
 from commands.snapshot.snapshot_scope import scope_of
 from commands.snapshot.snapshots import Snapshot
 from commands.source import NIL_VERSION, load_source
@@ -167,7 +167,7 @@ def _method(ctx: Context, command: g.Rollback, env: EnvironmentSettings,
 def _run(ctx: Context, command: g.Rollback, env: EnvironmentSettings,
          before: State) -> tuple[str, Result, int | None]:
     if command.snapshot is not None:
-        step = restore(ctx, g.SnapshotRestore(env=env.name, name=command.snapshot), env)
+        step = restore(ctx, g.SnapshotRestore(env=env.name, name=command.snapshot, preserve=command.preserve), env)
         version = step.after.version if isinstance(step, RestoreResult) else None
         return "restore", step, version
     if command.to is not None:

@@ -79,7 +79,7 @@ def _drill(ctx: Context, env: EnvironmentSettings, snapshot: Snapshot) -> DrillR
             orphans = [o for o in db.inspector.foreign_key_orphans() if o.rows]
     manifest = _manifest(snapshot)
     checks.append(_version_check(manifest.get("version", snapshot.version), state.version, state.dirty))
-    checks.append(_rows_check(manifest.get("table_rows"), largest))
+    checks.append(_rows_check(_recorded_rows(manifest), largest))
     checks.append(Check(name="foreign keys", passed=not orphans,
                         detail="no orphaned rows" if not orphans else
                         "; ".join(f"{o.constraint} on {o.table}: {o.rows} orphaned" for o in orphans[:3])))
@@ -107,9 +107,20 @@ def _version_check(expected: int | None, version: int, dirty: bool) -> Check:
                  detail=f"schema_migrations holds {said}, the manifest says {expected}")
 
 
+def _recorded_rows(manifest: dict) -> dict | None:
+    """What the manifest says each table held: its counts (``table_rows``), else the row
+    estimates every snapshot records (``row_estimates``; a table never analysed has none);
+    None when it says neither (an older snapshot)."""
+    if isinstance(manifest.get("table_rows"), dict):
+        return manifest["table_rows"]
+    estimates = manifest.get("row_estimates")
+    known = {t: n for t, n in estimates.items() if isinstance(n, int)} if isinstance(estimates, dict) else {}
+    return known or None
+
+
 def _rows_check(recorded: object, largest: tuple[TableRows, ...]) -> Check:
-    """The restored largest tables against the counts the manifest recorded (``table_rows``:
-    table -> rows), where it recorded them."""
+    """The restored largest tables against the rows the manifest recorded (table -> rows),
+    where it recorded them."""
     shown = ", ".join(f"{t.table} {t.rows}" for t in largest) or "no tables"
     if not isinstance(recorded, dict):
         return Check(name="row counts", passed=True, detail=f"{shown} (the manifest records none to compare)")

@@ -80,6 +80,7 @@ class RestoreResult(ResultBase):
     kept_database: str | None
     duration_ms: float
     app_hooks: AppHooks | None = None  # the application paused and resumed around it (commands.app_hooks)
+    preserved: "PreserveReport | None" = None  # --preserve: the rows kept (a commands.preserve.results type, named only)
     outcome: Outcome = Outcome.DONE
     operation: str = "snapshot restore"
 
@@ -105,6 +106,7 @@ class CleanupResult(ResultBase):
     disk_before: DiskUsage
     disk_after: DiskUsage
     outcome: Outcome
+    bundles_deleted: tuple[str, ...] = ()  # bundles of preserved rows past retention (same rules)
     operation: str = "snapshot cleanup"
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import shutil
 import time
 from datetime import datetime
+from typing import Any, Protocol
 
 import structlog
 
@@ -17,7 +18,7 @@ from commands import grammar as g, privileges
 from commands.app_hooks import coordinated
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Context
-from commands.errors import CommandError, SnapshotFailed
+from commands.errors import CommandError, SnapshotFailed, UsageError
 from commands.lock.migration_lock import migration_lock
 from commands.snapshot.safety import safety_snapshot
 from commands.migrations import Databases
@@ -30,7 +31,8 @@ from commands.snapshot.snapshots import (
     CleanupPlan, Listing, Snapshot, Verified, delete_files, diagnose_os, find, newest_first_key, plan_cleanup,
     set_pinned,
 )
-from commands.snapshot.store import LocalStore, SnapshotStore, store_for
+from commands.snapshot.store import (BUNDLE_NAME, LocalStore, SnapshotStore, bundle_store_for, expired_bundles,
+                                     store_for)
 
 log = structlog.get_logger("dbops.snapshots")
 LARGEST_TABLES = 5
@@ -117,13 +119,23 @@ def verify(ctx: Context, command: g.SnapshotVerify, env: EnvironmentSettings) ->
                                 outcome=Outcome.DONE if verified.ok else Outcome.FAILED)
 
 
-def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) -> Result:
+class Keep(Protocol):
+    """What keeps the rows a restore loses (``commands.preserve``): ``export`` runs under the
+    lock after the safety snapshot (so after the application's pause hook) and before the
+    restore (a failure stops it there); ``reimport`` after the restore, its report going on the
+    result, before the application resumes."""
+
+    def export(self, snapshot: Snapshot) -> None: ...
+    def reimport(self) -> Any: ...
+
+
+def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings, keep: Keep | None = None) -> Result:
     """The restore, with the application's hooks around it when it has them (``commands.app_hooks``)."""
-    result, hooks = coordinated(ctx, env, "snapshot restore", lambda inner: _restore(inner, command, env))
+    result, hooks = coordinated(ctx, env, "snapshot restore", lambda inner: _restore(inner, command, env, keep))
     return dataclasses.replace(result, app_hooks=hooks) if hooks and isinstance(result, RestoreResult) else result
 
 
-def _restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings) -> Result:
+def _restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings, keep: Keep | None) -> Result:
     snapshot = _named(ctx, env, command.name, "snapshot restore")
     if isinstance(snapshot, Refusal):
         return snapshot
@@ -142,8 +154,12 @@ def _restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings)
             return missing
         before = db.store.read()
         safety = safety_snapshot(ctx, env, before, f"pre-restore of {snapshot.name}", "restore")
+        if keep is not None:
+            ctx.step("preserve", snapshot.name)
+            keep.export(snapshot)
         ctx.step("restore", snapshot.name)
         restored = ctx.snapshots.restore(env, snapshot, progress=ctx.statement_progress(snapshot.name, "restore"))
+    preserved = keep.reimport() if keep is not None else None
     ctx.step("read-back")
     with ctx.databases.open(env) as db:  # a new session: new-database mode replaced the old one
         after = db.store.read()
@@ -151,11 +167,18 @@ def _restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings)
     log.info("snapshot.restored", snapshot=snapshot.name, mode=restored.mode, version=after.version)
     return RestoreResult(env=env.name, name=snapshot.name, mode=restored.mode, safety_snapshot=safety,
                          before=before, after=after, largest_tables=largest, kept_database=restored.kept_database,
-                         duration_ms=(time.perf_counter() - started) * 1000)
+                         duration_ms=(time.perf_counter() - started) * 1000, preserved=preserved)
 
 
 def pin(ctx: Context, command: g.SnapshotPin, env: EnvironmentSettings) -> Result:
     operation = "snapshot pin" if command.pinned else "snapshot unpin"
+    bundles = bundle_store_for(env) if BUNDLE_NAME.fullmatch(command.name) else None
+    if bundles is not None and BUNDLE_NAME.fullmatch(command.name)["env"] == env.name:  # rows a restore kept
+        if command.name not in {b.name for b in bundles.bundles()}:
+            raise UsageError(f"No bundle named {command.name!r}. `/snapshot preserved` lists them.")
+        changed = bundles.set_pinned(command.name, command.pinned)
+        return PinResult(env=env.name, name=command.name, pinned=command.pinned,
+                         outcome=Outcome.DONE if changed else Outcome.NO_CHANGE, operation=operation)
     snapshot = _named(ctx, env, command.name, operation)
     if isinstance(snapshot, Refusal):
         return snapshot
@@ -212,8 +235,16 @@ def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) 
             log.info("snapshot.deleted", snapshot=snapshot.name, size=snapshot.size)
     else:
         freed = sum(s.size for s in plan.delete)
+    expired = expired_bundles(env, now=ctx.clock(), retention_days=retention)
+    if not command.dry_run:
+        for bundle in expired:
+            freed += bundle_store_for(env).delete(bundle.name)
+            log.info("snapshot.bundle_deleted", bundle=bundle.name, size=bundle.size)
+    else:
+        freed += sum(b.size for b in expired)
     after = before if command.dry_run else disk_usage(store, scope_of(ctx.settings, env).list().snapshots)
-    outcome = Outcome.DONE if plan.delete else Outcome.NO_CHANGE
+    outcome = Outcome.DONE if plan.delete or expired else Outcome.NO_CHANGE
     return CleanupResult(env=env.name, dry_run=command.dry_run, retention_days=retention, keep_last=env.keep_last,
                          deleted=tuple(s.info() for s in plan.delete), kept=tuple((s.info(), why) for s, why in plan.keep),
-                         freed_bytes=freed, disk_before=before, disk_after=after, outcome=outcome)
+                         freed_bytes=freed, disk_before=before, disk_after=after, outcome=outcome,
+                         bundles_deleted=tuple(b.name for b in expired))

@@ -28,7 +28,7 @@ from commands.results import Reason, Refusal
 from commands.snapshot.snapshots import (
     LEGACY_SIDECAR, Listing, Snapshot, check_name, environment_in_name, legacy_db_in_name, parse_temp, read_manifest,
 )
-from commands.snapshot.store import SnapshotStore, store_for
+from commands.snapshot.store import BUNDLE_NAME, SnapshotStore, store_for
 
 # Operations that may act on a snapshot of a ``restore_from`` environment.
 _CROSSING = ("snapshot restore", "snapshot verify")
@@ -149,7 +149,7 @@ def named_snapshot(command: g.Command) -> tuple[str, str] | None:
             return name, "snapshot restore"
         case g.SnapshotVerify(name=name):
             return name, "snapshot verify"
-        case g.SnapshotPin(name=name, pinned=pinned):
+        case g.SnapshotPin(name=name, pinned=pinned) if not BUNDLE_NAME.fullmatch(name):  # a bundle: its own rules
             return name, "snapshot pin" if pinned else "snapshot unpin"
         case g.Rollback(snapshot=str(name)):
             return name, "snapshot restore"  # what it runs, and what its refusals are worded as

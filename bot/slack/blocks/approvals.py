@@ -113,6 +113,11 @@ def _impact(card: Card, r: ApprovalRequest, now: datetime) -> None:
         card.section(f"*Restores snapshot {code(s.name)}* ({snapshot_version(s)}).\n"
                      f"Everything written since {when(s.created_at)} ({age_text(now - s.created_at)}) will be lost."
                      f"{took}")
+        if not i.restore_from and i.loss is not None:
+            from bot.slack.blocks.preserve import keeping_text, loss_text  # only a restore's card
+            preserving = "--preserve" in r.command.split()
+            keeping = keeping_text(preserving, i.loss)
+            card.section(f"*Written since the snapshot:* {loss_text(i.loss)}" + (f"\n{keeping}" if keeping else ""))
         if i.restore_from:
             card.section(f":warning: *It is a snapshot of {esc(i.restore_from)}*: the data of {bold(i.restore_from)} "
                          f"replaces the data of {bold(r.env)}. Restoring another environment's snapshot "
@@ -181,6 +186,10 @@ def needed(result: ApprovalNeeded, now: datetime) -> Message:
                                             (CANCEL_ACTION, "Cancel", None))]
     if r.operation in CONFIRMED_OPERATIONS:
         buttons[0]["confirm"] = _approve_confirm(r, now)
+    if r.impact.loss is not None and r.impact.loss.rows and "--preserve" not in r.command.split():
+        from bot.slack.blocks.preserve import PRESERVE_ACTION  # only a restore's card
+        buttons.append({"type": "button", "action_id": PRESERVE_ACTION, "value": f"{r.command} --preserve",
+                        "text": {"type": "plain_text", "text": "Ask again with --preserve"}})
     return extended(card.message(), {"type": "actions", "elements": buttons})
 
 

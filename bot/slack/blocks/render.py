@@ -93,6 +93,8 @@ RENDERERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "LockReleaseResult": ("bot.slack.blocks.locks:lock_release", ()),
     "DoctorResult": ("bot.slack.blocks.doctor:doctor", ()),
     "UnblockResult": ("bot.slack.blocks.render:_unblocked", ("now",)),
+    "PreservedListResult": ("bot.slack.blocks.preserve:preserved_list", ("now",)),
+    "ReimportResult": ("bot.slack.blocks.preserve:reimported", ()),
 }
 
 

@@ -153,6 +153,9 @@ def _impact(o: RollbackOption, now: datetime) -> list[str]:
         lines.append(f"Taken {when(s.created_at)} ({age_text(now - s.created_at)}), at {snapshot_version(s)}.")
         if i.restore_estimate is not None:
             lines.append(f"Restore time: {estimate_text(i.restore_estimate)}.")
+        if i.loss is not None:
+            from bot.slack.blocks.preserve import loss_text  # only a plan with a restore option
+            lines.append(f"Written since: {loss_text(i.loss)}")
     elif o.method == "force-previous" and i.target is not None:
         lines.append(f"Sets the recorded version to {number(i.target)}; the schema is not changed.")
     elif o.method == "recover" and i.target is not None:
@@ -221,6 +224,11 @@ def plan(r: RollbackPlan, now: datetime) -> Message:
         card.section(options_text(hooks))
     for n, option in enumerate(r.options[:card.room() - 1], 1):
         card.blocks.append(_option(n, option, r, now))
+        if option.method == "restore" and option.available and option.impact and option.impact.loss \
+                and option.impact.loss.rows and len(option.command) + 11 <= BUTTON_VALUE_CHARS:
+            card.blocks.append({"type": "actions", "elements": [{
+                "type": "button", "action_id": CHOOSE_ACTION, "value": f"{option.command} --preserve",
+                "text": {"type": "plain_text", "text": f"Choose {n}, keeping the rows written since"}}]})
     return card.context(f"{esc(CHOOSING)} {esc(APP_FIRST)}").message()
 
 

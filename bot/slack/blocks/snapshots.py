@@ -135,6 +135,9 @@ def restored(r: RestoreResult) -> Message:
         from bot.slack.blocks.app_hooks import checklist, health_item
         items = checklist(r.app_hooks) + ([health_item(r.app_hooks.health)] if r.app_hooks.health else [])
         card.section("*The application*\n" + "\n".join(f"{TICKS[done]} {item}" for done, item in items))
+    if r.preserved is not None:
+        from bot.slack.blocks.preserve import add_report  # only a restore that kept rows
+        add_report(card, r.preserved, r.env)
     undo = []
     if r.safety_snapshot:
         undo.append(f"To undo: {code(f'/snapshot restore {r.safety_snapshot} {r.env}')}.")
@@ -166,6 +169,10 @@ def cleanup(r: CleanupResult, now: datetime) -> Message:
         headline = (f"{bold(r.env)}: cleanup deleted {n} and freed {freed}" if r.deleted
                     else f"{bold(r.env)}: cleanup found nothing to delete")
     card = Card(plain(headline)).section(headline)
+    if r.bundles_deleted:
+        card.context(f"Also {'would delete' if r.dry_run else 'deleted'} {count(len(r.bundles_deleted), 'bundle')} of "
+                     f"rows kept by restores, past retention: {', '.join(code(b) for b in r.bundles_deleted[:5])}"
+                     + (f" and {len(r.bundles_deleted) - 5:,} more" if len(r.bundles_deleted) > 5 else "") + ".")
     card.context(f"Retention {count(r.retention_days, 'day')}; the newest {r.keep_last:,} and pinned snapshots "
                  "are always kept.")
     if r.deleted:

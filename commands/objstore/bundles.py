@@ -1,0 +1,94 @@
+"""Bundles of preserved rows in the snapshots' bucket and prefix (the ``BundleStore`` contract).
+
+Objects are named as the files of a snapshot directory are (``PREFIX/NAME.preserved.zst``,
+``.preserved.json``, ``.preserved.pinned``). The data goes up from the finished local file
+(boto3's managed transfer: multipart, streamed from disk), the manifest last: until it is
+written the bundle is not listed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import BinaryIO
+
+from botocore.exceptions import ClientError
+
+from commands.errors import SnapshotFailed
+from commands.snapshot.store import BUNDLE_MANIFEST_SUFFIX, BUNDLE_NAME, BUNDLE_PIN_SUFFIX, BUNDLE_SUFFIX, StoredBundle
+
+MANIFEST_LIMIT = 1 << 20
+
+
+class S3Bundles:
+    def __init__(self, store) -> None:  # the S3Store whose bucket and prefix they share (it imports this module)
+        self.store = store
+        self.where = store.where
+
+    def bundles(self) -> list[StoredBundle]:
+        store, entries = self.store, {}
+        with store._fault("list the preserved rows"):
+            for page in store.client.get_paginator("list_objects_v2").paginate(
+                    Bucket=store.bucket, Prefix=store.prefix, Delimiter="/"):
+                for item in page.get("Contents", ()):
+                    entries[item["Key"][len(store.prefix):]] = item
+        return [StoredBundle(name=k[: -len(BUNDLE_SUFFIX)], size=item["Size"],
+                             pinned=k[: -len(BUNDLE_SUFFIX)] + BUNDLE_PIN_SUFFIX in entries)
+                for k, item in entries.items()
+                if k.endswith(BUNDLE_SUFFIX) and BUNDLE_NAME.fullmatch(k[: -len(BUNDLE_SUFFIX)])
+                and k[: -len(BUNDLE_SUFFIX)] + BUNDLE_MANIFEST_SUFFIX in entries]
+
+    def manifest(self, name: str) -> dict:
+        store = self.store
+        with store._fault(f"read the manifest of bundle {name}"):
+            try:
+                body = store.client.get_object(Bucket=store.bucket, Key=store._key(name + BUNDLE_MANIFEST_SUFFIX),
+                                               Range=f"bytes=0-{MANIFEST_LIMIT - 1}")["Body"].read()
+            except ClientError as err:
+                if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                    raise SnapshotFailed(f"The manifest of bundle {name} cannot be read (it is gone).") from None
+                raise
+        try:
+            manifest = json.loads(body)
+        except ValueError as err:
+            raise SnapshotFailed(f"The manifest of bundle {name} cannot be read ({err}).") from None
+        if not isinstance(manifest, dict):
+            raise SnapshotFailed(f"The manifest of bundle {name} cannot be read (not a JSON object).")
+        return manifest
+
+    def publish(self, name: str, data: Path, manifest: dict) -> str:
+        store = self.store
+        with store._fault(f"store bundle {name}"):
+            final = next((f"{name}{'' if n == 1 else f'_{n}'}" for n in range(1, 100)
+                          if not store._exists(store._key(f"{name}{'' if n == 1 else f'_{n}'}" + BUNDLE_SUFFIX))), None)
+            if final is None:
+                raise SnapshotFailed(f"Could not find a free name for bundle {name} in {store.where}.")
+            store.client.upload_file(str(data), store.bucket, store._key(final + BUNDLE_SUFFIX))
+            store.client.put_object(Bucket=store.bucket, Key=store._key(final + BUNDLE_MANIFEST_SUFFIX),
+                                    Body=json.dumps({**manifest, "name": final}, indent=2).encode(),
+                                    ContentType="application/json")
+        return final
+
+    def open(self, name: str) -> BinaryIO:
+        store = self.store
+        with store._fault(f"read bundle {name}"):
+            return store.client.get_object(Bucket=store.bucket, Key=store._key(name + BUNDLE_SUFFIX))["Body"]
+
+    def delete(self, name: str) -> int:
+        store = self.store
+        sizes = {b.name: b.size for b in self.bundles()}
+        with store._fault(f"delete bundle {name}"):
+            for suffix in (BUNDLE_MANIFEST_SUFFIX, BUNDLE_SUFFIX, BUNDLE_PIN_SUFFIX):
+                store.client.delete_object(Bucket=store.bucket, Key=store._key(name + suffix))
+        return sizes.get(name, 0)
+
+    def set_pinned(self, name: str, pinned: bool) -> bool:
+        store, key = self.store, self.store._key(name + BUNDLE_PIN_SUFFIX)
+        with store._fault(f"{'pin' if pinned else 'unpin'} bundle {name}"):
+            if pinned == store._exists(key):
+                return False
+            if pinned:
+                store.client.put_object(Bucket=store.bucket, Key=key, Body=b"")
+            else:
+                store.client.delete_object(Bucket=store.bucket, Key=key)
+        return True
