@@ -78,6 +78,7 @@ class RestoreResult(ResultBase):
     largest_tables: tuple[TableRows, ...]
     kept_database: str | None
     duration_ms: float
+    jobs: int = 1  # new-database mode: pg_restore's parallel jobs; 1: one transaction
     outcome: Outcome = Outcome.DONE
     operation: str = "snapshot restore"
 
