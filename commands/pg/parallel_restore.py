@@ -46,6 +46,7 @@ from psycopg.conninfo import make_conninfo
 from commands.errors import SnapshotFailed
 from commands.pg.streams import stderr_tail, zstd_chunks
 from commands.pg.tools import Tools
+from commands.redact import redact
 from commands.snapshot.snapshots import Snapshot, read_manifest
 from commands.units import human_size
 
@@ -159,7 +160,16 @@ def restore_archive(tools: Tools, archive: Archive, env: dict[str, str], *, data
                               pass_fds=archive.pass_fds).returncode
         if code == 0 or (server_major < 17 and _only_timeout_errors(stderr)):
             return None
-        return stderr_tail(stderr)
+        return _errors(stderr)
+
+
+def _errors(stderr: IO[bytes]) -> str:
+    """pg_restore's first errors that say something (an old server's opening one says nothing
+    here), or the end of what it said."""
+    stderr.seek(0)
+    lines = stderr.read().decode("utf-8", "replace").splitlines()
+    errors = [line for line in lines if line.startswith("pg_restore: error:") and not line.endswith(_OLD_SERVER_ERROR)]
+    return redact(" | ".join(errors[:2])) if errors else stderr_tail(stderr)
 
 
 def _only_timeout_errors(stderr: IO[bytes]) -> bool:

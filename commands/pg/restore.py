@@ -151,10 +151,9 @@ class PgRestorer:
         run) before anything is created, so a snapshot that cannot be read, or no room for
         it, changes nothing on the server."""
         target = conninfo_dbname(url)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
-        fresh, kept = f"{target}_restoring_{stamp}"[:63], f"{target}_before_restore_{stamp}"[:63]
         maintenance = database_url(url, "postgres")
         with connect(maintenance, database=self.database, application_name="dbops-restore") as admin:
+            fresh, kept = _free_names(admin, target)
             room = server_room(admin)
             if snapshot.kind == "legacy":
                 jobs = 1  # a plain script has no table of contents to share out
@@ -203,6 +202,18 @@ class PgRestorer:
         except psycopg.Error:
             admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(target)))
             raise
+
+
+def _free_names(admin: psycopg.Connection, target: str) -> tuple[str, str]:
+    """Names for the fresh database and the kept one that no database has: restores within
+    the same second (an undo right after a restore) get a number after the time."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
+    for n in range(1, 100):
+        tag = stamp if n == 1 else f"{stamp}_{n}"
+        fresh, kept = f"{target}_restoring_{tag}"[:63], f"{target}_before_restore_{tag}"[:63]
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname IN (%s, %s)", (fresh, kept)).fetchone():
+            return fresh, kept
+    raise SnapshotFailed(f"Could not find free names beside {target} for a restore; {target} is unchanged.")
 
 
 def restricted_block(kind: str) -> tuple[bytes, bytes]:
