@@ -256,8 +256,8 @@ def test_auto_takes_the_fewest_of_the_cap_the_cores_the_workers_and_half_the_fre
     assert auto_jobs(room, client_cores=2) == 2
     assert auto_jobs(room, client_cores=64) == MAX_AUTO_JOBS
     assert auto_jobs(ServerRoom(server_major=18, max_worker_processes=3, free_connections=97), 64) == 3
-    assert auto_jobs(ServerRoom(server_major=18, max_worker_processes=8, free_connections=6), 64) == 2
-    assert auto_jobs(ServerRoom(server_major=13, max_worker_processes=8, free_connections=2), 64) == 1
+    assert auto_jobs(ServerRoom(server_major=18, max_worker_processes=8, free_connections=7), 64) == 3
+    assert auto_jobs(ServerRoom(server_major=13, max_worker_processes=8, free_connections=3), 64) == 1
     assert auto_jobs(ServerRoom(server_major=13, max_worker_processes=0, free_connections=-3), 64) == 1
 
 

@@ -8,7 +8,7 @@ How many jobs ("auto"): the fewest of
     (its own statement of how much parallel work it is sized for: SQL cannot see its cores);
   - half the connection slots left (``max_connections`` less the reserved ones and every
     session now, and the role's ``CONNECTION LIMIT``): the application and the team keep
-    the other half. pg_restore holds one connection per job, and one more at its start.
+    the other half. pg_restore holds one connection per job at most.
 One job is the single-transaction path, which needs no temporary file.
 
 Why a temporary file: pg_restore runs jobs only on an archive it can seek in (each job reads
@@ -17,8 +17,9 @@ refuses. A snapshot is zstd over pg_dump's custom archive, maybe an object in S3
 decompressed once into a file in the temporary directory (TMPDIR, else /tmp), made 0600 and
 exclusive, after checking there is room for it: without room the restore is refused before
 the server is touched. Where /proc is mounted (Linux) the file's name is removed as soon as
-it is made and pg_restore opens it as ``/proc/self/fd/N``, so nothing is left on disk however
-dbops ends, a SIGKILL included; elsewhere the name is removed when the restore ends. The
+it is made and pg_restore opens it as ``/proc/self/fd/N``: its space is freed when the last
+of dbops and its pg_restore closes it, however dbops ends (a SIGKILL included), and no file
+is ever left behind; elsewhere the name is removed when the restore ends. The
 alternatives cost more: one pg_restore per job, each with its share of the table of contents,
 would download and decompress the whole snapshot once per job.
 
@@ -35,12 +36,14 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Iterator
 
 import psycopg
+import structlog
 from psycopg.conninfo import make_conninfo
 
 from commands.errors import SnapshotFailed
@@ -50,6 +53,7 @@ from commands.redact import redact
 from commands.snapshot.snapshots import Snapshot, read_manifest
 from commands.units import human_size
 
+log = structlog.get_logger("dbops.snapshots")
 MAX_AUTO_JOBS = 4
 # Left free on the temporary file system beyond the archive itself, so a restore never
 # fills a disk that other programs (perhaps the server's own) write to.
@@ -69,7 +73,8 @@ class ServerRoom:
 def server_room(admin: psycopg.Connection) -> ServerRoom:
     """Read on any server from 13 by any role: settings and pg_stat_activity's row count."""
     major, workers, limit, reserved, sessions, role_limit, role_sessions = admin.execute(
-        "SELECT current_setting('server_version_num')::int / 10000, current_setting('max_worker_processes')::int, current_setting('max_connections')::int, "
+        "SELECT current_setting('server_version_num')::int / 10000, current_setting('max_worker_processes')::int, "
+        "current_setting('max_connections')::int, "
         "current_setting('superuser_reserved_connections')::int "
         "+ coalesce(current_setting('reserved_connections', true)::int, 0), "
         "(SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), "
@@ -81,9 +86,18 @@ def server_room(admin: psycopg.Connection) -> ServerRoom:
     return ServerRoom(server_major=major, max_worker_processes=workers, free_connections=free)
 
 
+def client_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container's cpuset, not the host's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def auto_jobs(room: ServerRoom, client_cores: int) -> int:
     """The jobs "auto" picks (module docstring); 1 means the single-transaction path."""
-    by_connections = (room.free_connections - 1) // 2  # pg_restore's opening connection, then one per job
+    # One connection per job: pg_restore closes its opening one before the jobs start.
+    by_connections = room.free_connections // 2
     return max(1, min(MAX_AUTO_JOBS, client_cores, room.max_worker_processes, by_connections))
 
 
@@ -114,21 +128,27 @@ def unpacked(snapshot: Snapshot, directory: Path | None = None) -> Iterator[Arch
     free = shutil.disk_usage(where).free
     if free < need:
         raise SnapshotFailed(_no_room(snapshot, where, free, need, exact))
+    started = time.perf_counter()
     fd, name = tempfile.mkstemp(prefix="dbops-restore-", suffix=".dump", dir=where)  # 0600, O_EXCL
     anonymous = _PROC_FD.is_dir()
     try:
         if anonymous:
             os.unlink(name)
-        with os.fdopen(os.dup(fd), "wb") as fh:
-            try:
+        import zstandard  # loaded by a restore, not by every command line
+        try:
+            with os.fdopen(os.dup(fd), "wb") as fh:  # its last flush, on leaving, can meet a full disk too
                 for chunk in zstd_chunks(snapshot):
                     fh.write(chunk)
-            except OSError as err:
-                if err.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise SnapshotFailed(_no_room(snapshot, where, shutil.disk_usage(where).free, need, exact)) \
-                        from None
-                raise SnapshotFailed(f"Could not unpack {snapshot.name} into {where} for a parallel restore: "
-                                     f"{err.strerror or err}. Nothing was changed.") from None
+        except OSError as err:
+            if err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise SnapshotFailed(_no_room(snapshot, where, shutil.disk_usage(where).free, need, exact)) from None
+            raise SnapshotFailed(f"Could not unpack {snapshot.name} into {where} for a parallel restore: "
+                                 f"{err.strerror or err}. Nothing was changed.") from None
+        except zstandard.ZstdError as err:
+            raise SnapshotFailed(f"{snapshot.name} could not be unpacked: the snapshot file is damaged ({err}). "
+                                 "Nothing was changed.") from None
+        log.info("restore.unpacked", snapshot=snapshot.name, directory=str(where), bytes=os.fstat(fd).st_size,
+                 seconds=round(time.perf_counter() - started, 2))
         yield Archive(str(_PROC_FD / str(fd)), (fd,)) if anonymous else Archive(name, ())
     finally:
         os.close(fd)

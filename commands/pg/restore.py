@@ -13,17 +13,17 @@ new-database: restore into a fresh database, then rename it over the old one in 
 
 SQL only: psql runs the snapshot's SQL in restricted mode, where it refuses every
 meta-command (``\\!`` would start a shell), with a random key per restore that the file
-cannot know. A parallel restore has no psql at all: pg_restore sends the archive's SQL
-straight to the server, where a meta-command is not a thing (``commands.pg.parallel_restore``). pg_restore writes ``\\restrict`` with a key of its own making before any of a
+cannot know. pg_restore writes ``\\restrict`` with a key of its own making before any of a
 dbops archive's content; a legacy script is read first (``commands.pg.psql_script``: it
 stops at a meta-command) and dbops wraps it in ``\\restrict KEY`` … ``\\unrestrict KEY``,
 the key written to psql's stdin, never its command line. Client programs without
-restricted mode are refused before the database is touched.
+restricted mode are refused before the database is touched. A parallel restore runs no psql
+at all: pg_restore sends the archive's SQL straight to the server, where a meta-command is
+only a syntax error (``commands.pg.parallel_restore``).
 """
 
 from __future__ import annotations
 
-import os
 import secrets
 import subprocess
 import tempfile
@@ -40,7 +40,7 @@ from psycopg.conninfo import conninfo_to_dict
 from commands.errors import SnapshotFailed
 from commands.pg.connect import connect, describe
 from commands.pg.embedded import database_url
-from commands.pg.parallel_restore import auto_jobs, restore_archive, server_room, unpacked
+from commands.pg.parallel_restore import auto_jobs, client_cores, restore_archive, server_room, unpacked
 from commands.pg.psql_script import sql_only
 from commands.pg.streams import CHUNK, feed, gzip_chunks, stderr_tail, zstd_chunks
 from commands.pg.tools import Tools, child_env
@@ -158,7 +158,7 @@ class PgRestorer:
             if snapshot.kind == "legacy":
                 jobs = 1  # a plain script has no table of contents to share out
             elif jobs is None:
-                jobs = auto_jobs(room, os.cpu_count() or 1)
+                jobs = auto_jobs(room, client_cores())
             with unpacked(snapshot) if jobs > 1 else nullcontext() as archive:
                 try:
                     admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(fresh)))
