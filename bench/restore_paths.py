@@ -151,7 +151,8 @@ def dbops(args: list[str], cfg: Path, server_pid: int) -> dict:
 def row(run: dict, **extra) -> dict:
     other = max(0.0, run["machine_cpu_s"] - sum(run["cpu"].values()) - run["bench_cpu_s"])
     return {"s": round(run["seconds"], 1), "peak_mb": peak_mb(run, "dbops") if "dbops" in run["peaks"] else None,
-            "server_cpu_s": round(run["cpu"].get("server", 0.0), 1), "other_cpu_s": round(other, 1), **extra}
+            "cpu_s": {role: round(seconds, 1) for role, seconds in run["cpu"].items()}, "other_cpu_s": round(other, 1),
+            **extra}
 
 
 def main() -> int:
