@@ -8,10 +8,14 @@ unpack the archive. The supported-server matrix runs it on 13-18 (tests/test_mat
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import os
+import signal
+import stat
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -310,3 +314,50 @@ def test_a_meta_command_planted_in_an_archive_never_runs_in_a_parallel_restore(s
 
     assert not mark.exists()
     assert (fingerprint(bed), databases(bed)) == (before, existing)
+
+
+def test_a_legacy_gzip_snapshot_keeps_the_one_transaction_psql_path_whatever_restore_jobs_says(shop, private_tmp):
+    bed = shop(restore_jobs=4)
+    expected = fingerprint(bed)
+    plain = subprocess.run([str(bundled_bin_dir() / "pg_dump"), "--no-password"], env=child_env(bed.url),
+                           capture_output=True, check=True).stdout
+    directory = bed.settings.environment("test").snapshot_dir
+    directory.mkdir(exist_ok=True)
+    legacy = f"togather_{bed.query('SELECT current_database()')[0][0]}_20260128_143022_before_deploy"
+    (directory / f"{legacy}.sql.gz").write_bytes(gzip.compress(plain))
+    incident(bed)
+
+    result = bed.run(f"snapshot restore {legacy}")
+
+    assert (result.mode, result.jobs) == ("new-database", 1)
+    assert fingerprint(bed) == expected
+    assert "Mode: new-database, one transaction" in result_text(result, command=f"snapshot restore {legacy}")
+
+
+def test_the_unpacked_archive_has_no_name_so_a_sigkilled_dbops_leaves_no_file(shop, private_tmp):
+    bed = shop(restore_jobs=2)
+    name = bed.run("snapshot create").snapshot.name
+    directory = bed.settings.environment("test").snapshot_dir
+    archive_size = json.loads((directory / f"{name}.manifest.json").read_text())["archive_size"]
+    # A process that unpacks the snapshot as a restore does, then waits on its stdin.
+    child = subprocess.Popen([sys.executable, "-c", (
+        "import sys, tempfile\n"
+        f"tempfile.tempdir = {str(private_tmp)!r}\n"
+        "from pathlib import Path\n"
+        "from commands.pg.parallel_restore import unpacked\n"
+        "from commands.snapshot.snapshots import find, list_snapshots\n"
+        f"with unpacked(find(list_snapshots(Path({str(directory)!r})), {name!r})) as archive:\n"
+        "    print('archive', archive.path, flush=True)\n"
+        "    sys.stdin.read()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        path = next(line.split()[1] for line in child.stdout if line.startswith("archive "))  # after its log lines
+        assert path.startswith("/proc/self/fd/")
+        held = os.readlink(f"/proc/{child.pid}/fd/{path.rsplit('/', 1)[1]}")
+        assert held.startswith(f"{private_tmp}/dbops-restore-") and held.endswith(" (deleted)")
+        assert os.stat(f"/proc/{child.pid}/fd/{path.rsplit('/', 1)[1]}").st_size == archive_size
+        assert list(private_tmp.iterdir()) == []  # in use, and already nameless
+        assert stat.S_IMODE(os.stat(f"/proc/{child.pid}/fd/{path.rsplit('/', 1)[1]}").st_mode) == 0o600
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    assert child.returncode == -signal.SIGKILL and list(private_tmp.iterdir()) == []
