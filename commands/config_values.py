@@ -138,6 +138,20 @@ def _int_range(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
+def _jobs(most: int) -> Callable[[Any], int | None]:
+    """``"auto"`` (None: sized to the server at each restore) or a whole number from 1 to ``most``."""
+    whole = _int_range(1, most)
+
+    def check(value: Any) -> int | None:
+        if value == "auto":
+            return None
+        try:
+            return whole(value)
+        except ValueError:
+            raise ValueError(f'"auto" or a whole number from 1 to {most}') from None
+    return check
+
+
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|min|h|d)?")
 _SPACED_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s+(us|ms|s|min|h|d)")
 _MS_PER_UNIT = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}

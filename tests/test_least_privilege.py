@@ -138,7 +138,7 @@ def test_an_in_place_restore_is_refused_naming_the_owner_before_any_snapshot_and
 def test_a_new_database_restore_without_createdb_is_refused_naming_it_and_the_in_place_alternative(make_bed,
                                                                                                   app_role):
     role, db = app_role.name, app_role.database
-    bed = make_bed(FILES, url=app_role.url, restore_mode="new-database")
+    bed = make_bed(FILES, url=app_role.url, restore_mode="new-database", restore_jobs=2)
     bed.run("migrate up")
     snapshot = bed.run('snapshot create --reason "empty"').snapshot.name
     bed.execute("INSERT INTO users (email) VALUES ('ana@example.com')")
@@ -158,8 +158,33 @@ def test_a_new_database_restore_without_createdb_is_refused_naming_it_and_the_in
 
     for fix in [m.fix for m in result.shortfall.missing]:
         app_role.admin(fix)
-    assert bed.run(f"snapshot restore {snapshot}").outcome is Outcome.DONE
+    restored = bed.run(f"snapshot restore {snapshot}")
+    assert (restored.outcome, restored.jobs) == (Outcome.DONE, 2)  # pg_restore --jobs as the role
     assert bed.query("SELECT email FROM users") == []
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_new_database_restore_gives_a_table_back_to_the_role_that_owns_it_in_one_transaction_or_in_parallel(
+        make_bed, app_role, jobs):
+    """The role restores what another role owns (a schema and its table) when it is a member of
+    that role: pg_restore --jobs as the one-transaction path does."""
+    owner = f"reporting_{jobs}_{secrets.token_hex(3)}"
+    app_role.admin(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(owner)).as_string(None))
+    app_role.grant(f"GRANT {owner} TO {{role}}; ALTER ROLE {{role}} CREATEDB; ALTER DATABASE {{database}} OWNER TO {{role}}")
+    bed = make_bed(FILES, url=app_role.url, restore_mode="new-database", restore_jobs=jobs)
+    bed.run("migrate up")
+    bed.execute(sql.SQL("CREATE SCHEMA reporting AUTHORIZATION {0}; CREATE TABLE reporting.report (n int); "
+                        "INSERT INTO reporting.report VALUES (1); ALTER TABLE reporting.report OWNER TO {0}")
+                .format(sql.Identifier(owner)))
+    snapshot = bed.run('snapshot create --reason "owned by another role"').snapshot.name
+    bed.execute("INSERT INTO users (email) VALUES ('ana@example.com')")
+
+    restored = bed.run(f"snapshot restore {snapshot}")
+
+    assert (restored.outcome, restored.jobs) == (Outcome.DONE, jobs)
+    assert bed.query("SELECT tableowner FROM pg_tables WHERE tablename = 'report'") == [(owner,)]
+    assert bed.query("SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'reporting'") == [(owner,)]
+    assert bed.query("SELECT n FROM reporting.report") == [(1,)] and bed.query("SELECT email FROM users") == []
 
 
 def test_a_restore_the_role_cannot_do_is_refused_at_request_time_so_nobody_is_asked_to_approve_it(make_bed, app_role,

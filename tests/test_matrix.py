@@ -4,7 +4,8 @@ real executor, with the client tools of the wheel (18) for every server.
 
 The rest of the suite runs on the wheel's 18 only; this module pins, per version, what a
 user relies on: status, up/down/goto/force with transactional and non-transactional files,
-dry-run, snapshot create/verify/restore in both modes (round trip equal, atomic on failure),
+dry-run, snapshot create/verify/restore in both modes, new-database in one transaction and
+with pg_restore --jobs (round trip equal, atomic on failure),
 the rollback flow, lock holder reporting and the dirty watcher.
 """
 
@@ -273,9 +274,12 @@ def test_snapshot_create_then_verify_passes_and_it_is_listed(rich):
     assert created.snapshot.name in [s.name for s in bed.run("snapshot list").snapshots]
 
 
-@pytest.mark.parametrize("mode", ["in-place", "new-database"])
-def test_restore_round_trips_jsonb_identity_sequences_a_view_and_a_trigger(rich, mode):
-    bed = rich(restore_mode=mode)
+RESTORES = [("in-place", 1), ("new-database", 1), ("new-database", 2)]  # 2: pg_restore --jobs=2
+
+
+@pytest.mark.parametrize("mode, jobs", RESTORES)
+def test_restore_round_trips_jsonb_identity_sequences_a_view_and_a_trigger(rich, mode, jobs):
+    bed = rich(restore_mode=mode, restore_jobs=jobs)
     expected = fingerprint(bed)
     name = bed.run('snapshot create --reason "before the incident"').snapshot.name
     # The incident: a later migration, new rows, sequences moved on, a view and a trigger dropped.
@@ -288,7 +292,7 @@ def test_restore_round_trips_jsonb_identity_sequences_a_view_and_a_trigger(rich,
     result = bed.run(f"snapshot restore {name}")
 
     assert isinstance(result, RestoreResult), result
-    assert (result.mode, result.before.version, result.after.version) == (mode, 2, 1)
+    assert (result.mode, result.jobs, result.before.version, result.after.version) == (mode, jobs, 2, 1)
     assert "pre-restore" in result.safety_snapshot
     assert fingerprint(bed) == expected
     # The restored database works on: identities continue after the restored rows, the trigger fires.
@@ -318,9 +322,9 @@ def test_a_legacy_dump_made_the_guides_way_restores_exactly(rich, mode):
     assert fingerprint(bed) == expected
 
 
-@pytest.mark.parametrize("mode", ["in-place", "new-database"])
-def test_a_restore_cut_off_half_way_leaves_the_database_exactly_as_it_was(rich, mode):
-    bed = rich(restore_mode=mode)
+@pytest.mark.parametrize("mode, jobs", RESTORES)
+def test_a_restore_cut_off_half_way_leaves_the_database_exactly_as_it_was(rich, mode, jobs):
+    bed = rich(restore_mode=mode, restore_jobs=jobs)
     name = bed.run("snapshot create").snapshot.name
     directory = bed.settings.environment("test").snapshot_dir
     # Cut the archive short and re-seal its checksum: pg_restore reads the table of contents,

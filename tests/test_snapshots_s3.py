@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -131,6 +132,25 @@ def test_a_damaged_object_fails_verify_and_is_never_restored(s3_bed, s3):
     refused = bed.run(f"snapshot restore {name}")
     assert isinstance(refused, Refusal) and refused.reason is Reason.SNAPSHOT_DAMAGED
     assert bed.state() == (1, False)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_new_database_restore_from_object_storage_streams_it_or_unpacks_it_privately_for_parallel_jobs(
+        s3_bed, s3, tmp_path, monkeypatch, jobs):
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))  # TMPDIR as dbops reads it
+    bed = s3_bed(restore_mode="new-database", restore_jobs=jobs)
+    bed.run("migrate up 1")
+    name = bed.run('snapshot create --reason "before"').snapshot.name
+    bed.run("migrate up")
+    bed.execute("INSERT INTO a VALUES (3)")
+
+    restored = bed.run(f"snapshot restore {name}")
+
+    assert isinstance(restored, RestoreResult) and (restored.mode, restored.jobs) == ("new-database", jobs)
+    assert bed.state() == (1, False) and bed.query("SELECT x FROM a ORDER BY x") == [(1,), (2,)]
+    assert "b" not in bed.tables() and list(private.iterdir()) == []
 
 
 def test_a_drill_restores_a_snapshot_from_object_storage_and_checks_it(s3_bed, s3):

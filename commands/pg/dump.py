@@ -149,7 +149,8 @@ class PgDumpSnapshotter:
     def restore(self, env: EnvironmentSettings, snapshot: Snapshot, progress=None) -> Restored:
         from commands.pg.restore import PgRestorer  # loaded by a restore, not by every command
         return PgRestorer(Tools.for_bin_dir(env.pg_bin_dir), database=environment(env.name)).restore(
-            snapshot, url=env.database_url, mode=env.restore_mode, lock_timeout=env.lock_timeout, progress=progress)
+            snapshot, url=env.database_url, mode=env.restore_mode, lock_timeout=env.lock_timeout,
+            jobs=env.restore_jobs, progress=progress)
 
 
 class _EnvSnapshotter:
@@ -176,7 +177,8 @@ class _EnvSnapshotter:
             raise SnapshotFailed(self._diagnose_os(err, directory, db_size)) from None
         try:
             try:
-                sha256, size = self._dump_into(_synced(os.fdopen(fd, "wb")), url, directory, db_size, progress)
+                sha256, size, archive = self._dump_into(_synced(os.fdopen(fd, "wb")), url, directory, db_size,
+                                                        progress)
                 final = self._publish(temp, directory, name)
             except OSError as err:
                 raise SnapshotFailed(self._diagnose_os(err, directory, db_size)) from None
@@ -186,8 +188,8 @@ class _EnvSnapshotter:
         name = final.name[: -len(DATA_SUFFIX)]
         manifest = self._manifest(name=name, env_name=env_name, dbname=dbname, reason=reason, actor=actor,
                                   created_at=created_at, version=version, dirty=dirty, size=size, sha256=sha256,
-                                  dump_major=dump_major, server_major=server_major, db_size=db_size, started=started,
-                                  row_estimates=estimates)
+                                  archive_size=archive, dump_major=dump_major, server_major=server_major, db_size=db_size,
+                                  started=started, row_estimates=estimates)
         try:
             try:
                 self._write_manifest(directory, name, manifest)
@@ -209,12 +211,12 @@ class _EnvSnapshotter:
         dump_major = self._dump_major(server_major)
         created_at = datetime.now(timezone.utc)
         upload = store.writer(snapshot_name(env_name, created_at, version, dirty, reason))
-        sha256, size = self._dump_into(upload, url, None, db_size, progress,
-                                       threads=min(self.threads, OBJECT_STORE_ZSTD_THREADS))
+        sha256, size, archive = self._dump_into(upload, url, None, db_size, progress,
+                                                threads=min(self.threads, OBJECT_STORE_ZSTD_THREADS))
         manifest = self._manifest(name=upload.name, env_name=env_name, dbname=dbname, reason=reason, actor=actor,
                                   created_at=created_at, version=version, dirty=dirty, size=size, sha256=sha256,
-                                  dump_major=dump_major, server_major=server_major, db_size=db_size, started=started,
-                                  row_estimates=estimates)
+                                  archive_size=archive, dump_major=dump_major, server_major=server_major, db_size=db_size,
+                                  started=started, row_estimates=estimates)
         try:
             store.write_manifest(upload.name, manifest)
         except BaseException:
@@ -230,12 +232,13 @@ class _EnvSnapshotter:
         return dump_major
 
     def _manifest(self, *, name: str, env_name: str, dbname: str, reason: str, actor: str, created_at: datetime,
-                  version: int | None, dirty: bool, size: int, sha256: str, dump_major: int, server_major: int,
-                  db_size: int, started: float, row_estimates: dict[str, int | None]) -> dict:
+                  version: int | None, dirty: bool, size: int, archive_size: int, sha256: str, dump_major: int,
+                  server_major: int, db_size: int, started: float, row_estimates: dict[str, int | None]) -> dict:
         return {
             "format": "dbops-snapshot-1", "name": name, "environment": env_name, "database": dbname,
             "reason": reason, "actor": actor, "created_at": created_at.isoformat(), "version": version,
-            "dirty": dirty, "size": size, "sha256": sha256, "compression": f"zstd-{self.compression_level}",
+            "dirty": dirty, "size": size, "archive_size": archive_size, "sha256": sha256,
+            "compression": f"zstd-{self.compression_level}",
             "pg_dump_version": dump_major, "server_version": server_major, "database_size": db_size,
             "duration_ms": round((time.perf_counter() - started) * 1000, 1), "row_estimates": row_estimates,
         }
@@ -256,10 +259,11 @@ class _EnvSnapshotter:
             return major, size, name, row_estimates(conn)
 
     def _dump_into(self, sink: AbstractContextManager[IO[bytes]], url: str, directory: Path | None, db_size: int,
-                   progress: Progress | None, *, threads: int | None = None) -> tuple[str, int]:
+                   progress: Progress | None, *, threads: int | None = None) -> tuple[str, int, int]:
         """pg_dump | zstd into ``sink`` (a file, or an object store's upload), hashed on the way;
-        (sha256, size). Entering and leaving ``sink`` is inside: its final flush, fsync or
-        upload can fail too, and then pg_dump is stopped."""
+        (sha256, size, the archive's size before compression: what a parallel restore unpacks).
+        Entering and leaving ``sink`` is inside: its final flush, fsync or upload can fail too,
+        and then pg_dump is stopped."""
         with tempfile.TemporaryFile() as stderr:
             process = subprocess.Popen([self.tools.path("pg_dump"), "--format=custom", "--compress=0", "--no-password"],
                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr,
@@ -287,7 +291,7 @@ class _EnvSnapshotter:
                 raise
             finally:
                 process.stdout.close()
-        return hashing.sha256.hexdigest(), hashing.written
+        return hashing.sha256.hexdigest(), hashing.written, read
 
     @staticmethod
     def _publish(temp: Path, directory: Path, name: str) -> Path:

@@ -5,7 +5,11 @@ in-place:     one psql session; dbops writes BEGIN, a prelude that empties every
               and COMMIT only once all of it arrived. A failure anywhere, or this process
               dying, ends psql's input inside the open transaction: the server rolls back.
 new-database: restore into a fresh database, then rename it over the old one in one
-              transaction; the old one is kept for undo.
+              transaction; the old one is kept for undo. With more than one job
+              (``restore_jobs``, sized to the server by default) pg_restore loads the fresh
+              database in parallel from a temporary copy of the archive
+              (``commands.pg.parallel_restore``); any failure drops the fresh database, so the
+              old one is as it was either way. Legacy scripts take the one-transaction path.
 
 SQL only: psql runs the snapshot's SQL in restricted mode, where it refuses every
 meta-command (``\\!`` would start a shell), with a random key per restore that the file
@@ -13,7 +17,9 @@ cannot know. pg_restore writes ``\\restrict`` with a key of its own making befor
 dbops archive's content; a legacy script is read first (``commands.pg.psql_script``: it
 stops at a meta-command) and dbops wraps it in ``\\restrict KEY`` … ``\\unrestrict KEY``,
 the key written to psql's stdin, never its command line. Client programs without
-restricted mode are refused before the database is touched.
+restricted mode are refused before the database is touched. A parallel restore runs no psql
+at all: pg_restore sends the archive's SQL straight to the server, where a meta-command is
+only a syntax error (``commands.pg.parallel_restore``).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Iterator
 
@@ -34,6 +40,7 @@ from psycopg.conninfo import conninfo_to_dict
 from commands.errors import SnapshotFailed
 from commands.pg.connect import connect, describe
 from commands.pg.embedded import database_url
+from commands.pg.parallel_restore import auto_jobs, client_cores, restore_archive, server_room, unpacked
 from commands.pg.psql_script import sql_only
 from commands.pg.streams import CHUNK, feed, gzip_chunks, stderr_tail, zstd_chunks
 from commands.pg.tools import Tools, child_env
@@ -51,16 +58,19 @@ class PgRestorer:
         self.database = database
 
     def restore(self, snapshot: Snapshot, *, url: str, mode: str, lock_timeout: str,
-                progress: Report | None = None) -> Restored:
-        """``progress`` hears what PostgreSQL's progress views say of psql's session as it restores."""
+                jobs: int | None = 1, progress: Report | None = None) -> Restored:
+        """``jobs``: new-database mode's pg_restore jobs; None sizes them to the server
+        (``parallel_restore.auto_jobs``); 1 is one transaction. ``progress`` hears what
+        PostgreSQL's progress views say of psql's session as it restores (one transaction only:
+        parallel jobs run in several sessions, and none of them is sampled)."""
         started = time.perf_counter()
         self._require_restricted_mode(snapshot)
         if mode == "in-place":
             self._restore_in_place(snapshot, url, lock_timeout, progress)
-            kept = None
+            kept, jobs = None, 1
         else:
-            kept = self._restore_new_database(snapshot, url, progress)
-        return Restored(database=conninfo_dbname(url), mode=mode, kept_database=kept,
+            kept, jobs = self._restore_new_database(snapshot, url, jobs, progress)
+        return Restored(database=conninfo_dbname(url), mode=mode, kept_database=kept, jobs=jobs,
                         duration_ms=(time.perf_counter() - started) * 1000)
 
     def _sql_chunks(self, snapshot: Snapshot, failures: list[str]) -> Iterator[bytes]:
@@ -156,31 +166,49 @@ class PgRestorer:
         with watch.watching(), watch.running(RESTORE):
             yield {"PGAPPNAME": name}
 
-    def _restore_new_database(self, snapshot: Snapshot, url: str, progress: Report | None) -> str:
+    def _restore_new_database(self, snapshot: Snapshot, url: str, jobs: int | None,
+                              progress: Report | None) -> tuple[str, int]:
+        """(the kept database, the jobs that restored it). The archive is unpacked (when jobs
+        run) before anything is created, so a snapshot that cannot be read, or no room for
+        it, changes nothing on the server."""
         target = conninfo_dbname(url)
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
-        fresh, kept = f"{target}_restoring_{stamp}"[:63], f"{target}_before_restore_{stamp}"[:63]
         maintenance = database_url(url, "postgres")
         with connect(maintenance, database=self.database, application_name="dbops-restore") as admin:
-            try:
-                admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(fresh)))
-            except psycopg.errors.InsufficientPrivilege as err:
-                raise SnapshotFailed(f"Could not create a database to restore {snapshot.name} into: {describe(err)} "
-                                     "(restore_mode = \"new-database\" needs CREATEDB: ALTER ROLE … CREATEDB, or set "
-                                     f"restore_mode = \"in-place\"). {target} is unchanged.") from None
-            try:
-                with self._watching(url, progress) as named:
-                    self._psql_restore(snapshot, {**child_env(url, dbname=fresh), **named}, prelude=None)
-            except BaseException:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(fresh)))
-                raise
+            fresh, kept = _free_names(admin, target)
+            room = server_room(admin)
+            if snapshot.kind == "legacy":
+                jobs = 1  # a plain script has no table of contents to share out
+            elif jobs is None:
+                jobs = auto_jobs(room, client_cores())
+            with unpacked(snapshot) if jobs > 1 else nullcontext() as archive:
+                try:
+                    admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(sql.Identifier(fresh)))
+                except psycopg.errors.InsufficientPrivilege as err:
+                    raise SnapshotFailed(f"Could not create a database to restore {snapshot.name} into: "
+                                         f"{describe(err)} (restore_mode = \"new-database\" needs CREATEDB: ALTER "
+                                         f"ROLE … CREATEDB, or set restore_mode = \"in-place\"). {target} is "
+                                         "unchanged.") from None
+                try:
+                    if archive is None:
+                        with self._watching(url, progress) as named:
+                            self._psql_restore(snapshot, {**child_env(url, dbname=fresh), **named}, prelude=None)
+                    else:
+                        said = restore_archive(self.tools, archive, child_env(url, dbname=fresh), database=fresh,
+                                               jobs=jobs, server_major=room.server_major)
+                        if said is not None:
+                            raise SnapshotFailed(f"Restore of {snapshot.name} failed part-way; the database it was "
+                                                 f"loading was dropped and the database is as it was. pg_restore "
+                                                 f"said: {said}")
+                except BaseException:
+                    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(fresh)))
+                    raise
             try:
                 self._swap(admin, target, fresh, kept)
             except psycopg.Error as err:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(fresh)))
                 raise SnapshotFailed(f"Could not swap in the restored database: {describe(err)}. "
                                      f"{target} is unchanged.") from None
-        return kept
+        return kept, jobs
 
     @staticmethod
     def _swap(admin: psycopg.Connection, target: str, fresh: str, kept: str) -> None:
@@ -196,6 +224,18 @@ class PgRestorer:
         except psycopg.Error:
             admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(target)))
             raise
+
+
+def _free_names(admin: psycopg.Connection, target: str) -> tuple[str, str]:
+    """Names for the fresh database and the kept one that no database has: restores within
+    the same second (an undo right after a restore) get a number after the time."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
+    for n in range(1, 100):
+        tag = stamp if n == 1 else f"{stamp}_{n}"
+        fresh, kept = f"{target}_restoring_{tag}"[:63], f"{target}_before_restore_{tag}"[:63]
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname IN (%s, %s)", (fresh, kept)).fetchone():
+            return fresh, kept
+    raise SnapshotFailed(f"Could not find free names beside {target} for a restore; {target} is unchanged.")
 
 
 def restricted_block(kind: str) -> tuple[bytes, bytes]:

@@ -164,10 +164,11 @@ def _restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings,
     with ctx.databases.open(env) as db:  # a new session: new-database mode replaced the old one
         after = db.store.read()
         largest = tuple(db.inspector.largest_tables(LARGEST_TABLES))
-    log.info("snapshot.restored", snapshot=snapshot.name, mode=restored.mode, version=after.version)
+    log.info("snapshot.restored", snapshot=snapshot.name, mode=restored.mode, jobs=restored.jobs,
+             version=after.version)
     return RestoreResult(env=env.name, name=snapshot.name, mode=restored.mode, safety_snapshot=safety,
                          before=before, after=after, largest_tables=largest, kept_database=restored.kept_database,
-                         duration_ms=(time.perf_counter() - started) * 1000, preserved=preserved)
+                         jobs=restored.jobs, duration_ms=(time.perf_counter() - started) * 1000, preserved=preserved)
 
 
 def pin(ctx: Context, command: g.SnapshotPin, env: EnvironmentSettings) -> Result:

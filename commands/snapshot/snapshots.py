@@ -110,6 +110,7 @@ class Restored:
     mode: str
     kept_database: str | None  # new-database mode: the old database, kept for undo
     duration_ms: float
+    jobs: int = 1  # pg_restore's parallel jobs; 1: one transaction
 
 
 @dataclass(frozen=True, kw_only=True)

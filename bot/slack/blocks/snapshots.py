@@ -125,7 +125,7 @@ def restored(r: RestoreResult) -> Message:
     headline = (f"{bold(r.env)}: restored {code(r.name)}; {version_text(r.before)} → "
                 f"{version_text(r.after)}")
     card = Card(plain(headline)).section(headline)
-    card.fields([("Mode", esc(r.mode)), ("Took", duration_text(r.duration_ms)),
+    card.fields([("Mode", _mode_text(r)), ("Took", duration_text(r.duration_ms)),
                  ("Before", version_text(r.before)), ("After", version_text(r.after)),
                  ("Safety snapshot", code(r.safety_snapshot) if r.safety_snapshot else "none (off for this environment)"),
                  ("Replaced database", f"kept as {code(r.kept_database)}" if r.kept_database else "not kept")])
@@ -147,6 +147,13 @@ def restored(r: RestoreResult) -> Message:
         undo.append(f"The snapshot itself was taken while the database was dirty at {at_version(r.after.version)}: "
                     f"{code(f'/migrate status {r.env}')} shows the recovery options.")
     return card.section("\n".join(undo)).message() if undo else card.message()
+
+
+def _mode_text(r: RestoreResult) -> str:
+    """How it restored: a new-database restore says whether pg_restore loaded it in parallel."""
+    if r.mode != "new-database":
+        return esc(r.mode)
+    return f"new-database, {count(r.jobs, 'parallel job')}" if r.jobs > 1 else "new-database, one transaction"
 
 
 def pinned(r: PinResult) -> Message:
