@@ -178,3 +178,15 @@ class PartsProxy(StoreProxy):
         if part_number(method, path) is not None:
             with self.lock:
                 self.at_once -= 1
+
+
+class DenyingProxy(StoreProxy):
+    """Answers every request whose method is in ``methods`` with 403 AccessDenied: a bucket
+    policy without, say, s3:DeleteObject and s3:AbortMultipartUpload ({"DELETE"})."""
+
+    def __init__(self, upstream: str, methods: set[str]) -> None:
+        super().__init__(upstream)
+        self.methods = methods
+
+    def answer(self, method: str, path: str) -> tuple[int, str] | None:
+        return (403, "AccessDenied") if method in self.methods else None

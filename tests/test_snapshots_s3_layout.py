@@ -87,3 +87,24 @@ def test_a_part_that_fails_mid_upload_aborts_the_upload_and_nothing_is_listed(s3
     assert "refused to upload part 2" in caught.value.message and "ExpiredToken" in caught.value.message
     assert listed.snapshots == () and listed.incomplete == ()
     assert uploads(s3) == [] and keys(s3) == []
+
+
+def _checks(result) -> dict[str, tuple[str, str]]:
+    return {check.name: (check.verdict.name, check.detail) for check in result.checks}
+
+
+def test_doctor_proves_the_bucket_can_be_listed_written_deleted_and_its_uploads_aborted_and_leaves_nothing(
+        s3_bed, s3, moto_endpoint):
+    checks = _checks(s3_bed().run("dbops doctor"))
+    assert checks["snapshot directory"] == ("PASS", f"s3://{BUCKET}/team/db can be listed (0 snapshots); a probe object "
+                                                    "was written and deleted, and a multipart upload started and "
+                                                    "aborted, under its prefix")
+    assert checks["free space"][0] == "SKIP" and "no disk to fill" in checks["free space"][1]
+    assert keys(s3) == [] and uploads(s3) == []
+
+    with s3_server.DenyingProxy(moto_endpoint, {"DELETE"}) as proxy:
+        verdict, detail = _checks(s3_bed(s3_endpoint_url=proxy.url).run("dbops doctor"))["snapshot directory"]
+    assert verdict == "WARN" and "(delete: AccessDenied; abort an upload: AccessDenied)" in detail
+    with s3_server.DenyingProxy(moto_endpoint, {"PUT", "POST"}) as proxy:
+        verdict, detail = _checks(s3_bed(s3_endpoint_url=proxy.url).run("dbops doctor"))["snapshot directory"]
+    assert verdict == "FAIL" and "may not write there (write: AccessDenied; start an upload: AccessDenied)" in detail

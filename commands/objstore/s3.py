@@ -22,6 +22,7 @@ faults:  throttling (SlowDown, 503) and 5xx answers are retried with backoff by 
 from __future__ import annotations
 
 import json
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -205,6 +206,36 @@ class S3Store:
         if removed:
             log.info("snapshot.leftovers_removed", store=self.where, removed=removed)
         return removed
+
+    def probe(self) -> dict[str, str]:
+        """Do under the prefix what a create and a cleanup do, on a probe named
+        ``.dbops-doctor-HOST-PID``: write a tiny object and delete it, start a multipart upload
+        and abort it. Each step that was refused, with the store's error code ("write",
+        "delete", "start an upload", "abort an upload"); empty when all were allowed. A step
+        that needs one refused before it is not tried. SnapshotFailed if the store cannot
+        be reached."""
+        key = self._key(f".dbops-doctor-{this_host()}-{os.getpid()}")
+        refused: dict[str, str] = {}
+        with self._fault("probe the prefix"):
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=key, Body=b"dbops doctor")
+            except ClientError as err:
+                refused["write"] = _code(err)
+            else:
+                try:
+                    self.client.delete_object(Bucket=self.bucket, Key=key)
+                except ClientError as err:
+                    refused["delete"] = _code(err)
+            try:
+                upload = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+            except ClientError as err:
+                refused["start an upload"] = _code(err)
+            else:
+                try:
+                    self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload)
+                except ClientError as err:
+                    refused["abort an upload"] = _code(err)
+        return refused
 
     # --- helpers ---
 
