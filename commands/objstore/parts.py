@@ -12,16 +12,11 @@ after the parts still in flight have ended, so no part outlives the abort.
 from __future__ import annotations
 
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING
-
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
 from commands.objstore.layout import data_file
 from commands.snapshot.snapshots import DATA_SUFFIX, temp_name
-
-if TYPE_CHECKING:
-    from commands.objstore.s3 import S3Store
 
 # S3's parts are at least 5 MiB (but the last), at most 10,000 of them: 5 MiB parts keep memory
 # flat; after PART_SIZE_GROWS_AFTER of them parts are LARGE_PART_SIZE, so a dump may reach ~100 GiB.
@@ -35,9 +30,10 @@ log = structlog.get_logger("dbops.snapshots")
 
 class PartWriter:
     """Snapshot ``name``'s data, sent part by part (a context manager: on a clean exit the
-    upload is completed, ``.name`` being the name it got; otherwise it is aborted)."""
+    upload is completed, ``.name`` being the name it got; otherwise it is aborted). ``store``
+    is the ``S3Store`` it writes to (not imported here: it imports this)."""
 
-    def __init__(self, store: "S3Store", name: str) -> None:
+    def __init__(self, store, name: str) -> None:
         self.store, self.name = store, name
         self.buffer = bytearray()
         self.etags: dict[int, str] = {}
