@@ -12,6 +12,7 @@ after the parts still in flight have ended, so no part outlives the abort.
 from __future__ import annotations
 
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
