@@ -222,12 +222,13 @@ def listing_of(entries: Mapping[str, Entry], facts: Callable[[Entry], tuple[int,
             incomplete.append(filename)
         elif filename.endswith(DATA_SUFFIX):
             name = filename[: -len(DATA_SUFFIX)]
-            if name + MANIFEST_SUFFIX not in entries or not is_dbops_name(name):
+            match = _NAME.fullmatch(name)
+            if name + MANIFEST_SUFFIX not in entries or match is None:
                 incomplete.append(filename)
                 continue
             size, written_ns = facts(entry)
-            snapshots.append(dbops_snapshot(name, filename=filename, size=size, written_ns=written_ns,
-                                            pinned=name + PIN_SUFFIX in entries, directory=directory, store=store))
+            snapshots.append(_dbops(match, filename=filename, size=size, written_ns=written_ns,
+                                    pinned=name + PIN_SUFFIX in entries, directory=directory, store=store))
         elif filename.endswith(MANIFEST_SUFFIX):
             if filename[: -len(MANIFEST_SUFFIX)] + DATA_SUFFIX not in entries:
                 orphans.append(filename)
@@ -252,9 +253,14 @@ def dbops_snapshot(name: str, *, filename: str, size: int, written_ns: int, pinn
                    store: Any = None, entry: str = "") -> Snapshot:
     """The snapshot a dbops name describes (``is_dbops_name(name)`` must hold): everything but
     its size, write time and pin is in the name."""
-    match = _NAME.fullmatch(name)
+    return _dbops(_NAME.fullmatch(name), filename=filename, size=size, written_ns=written_ns, pinned=pinned,
+                  directory=directory, store=store, entry=entry)
+
+
+def _dbops(match: re.Match, *, filename: str, size: int, written_ns: int, pinned: bool, directory: Path | None,
+           store: Any, entry: str = "") -> Snapshot:
     return Snapshot(
-        name=name, kind="dbops", directory=directory, filename=filename, created_at=_utc(match["ts"]),
+        name=match[0], kind="dbops", directory=directory, filename=filename, created_at=_utc(match["ts"]),
         size=size, written_ns=written_ns, reason=match["slug"].replace("-", " "),
         version=-1 if match["version"] == "none" else int(match["version"]),
         dirty=bool(match["dirty"]), pinned=pinned, environment=match["env"], store=store, entry=entry)
