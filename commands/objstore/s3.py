@@ -9,10 +9,9 @@ create:  a zero-byte marker ``PREFIX/.tmp-HOST-PID-NAME.dump.zst`` first (it say
          writing, and lists as an interrupted run), then the data as a multipart upload of
          parts sent as they fill, several at once (``commands.objstore.parts``: never the
          whole dump in memory or on disk), then the manifest (the commit point), then the
-         marker goes. An upload that fails is
-         aborted; one whose process was killed is aborted by the next create of that
-         environment (``tidy``): an unfinished multipart upload is never an object, so it is
-         never listed.
+         marker goes. An upload that fails is aborted; one whose process was killed is
+         aborted by the next create of that environment (``tidy``): an unfinished multipart
+         upload is never an object, so it is never listed.
 faults:  throttling (SlowDown, 503) and 5xx answers are retried with backoff by botocore's
          "standard" retry mode; what still fails is a SnapshotFailed naming the store and
          the error, never a credential (they come from the standard AWS chain: environment
