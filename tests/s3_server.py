@@ -11,6 +11,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Iterator
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 from botocore.config import Config
@@ -54,12 +55,14 @@ def client(endpoint: str):
                                           config=Config(s3={"addressing_style": "path"}))
 
 
-class ThrottlingProxy:
-    """Forwards every request to ``upstream``, but answers the first ``refuse`` with 503 SlowDown."""
+class StoreProxy:
+    """Forwards every request to ``upstream`` and records it (method, path with query); a
+    subclass's ``answer`` may answer one itself instead (an error code and its HTTP status)."""
 
-    def __init__(self, upstream: str, refuse: int) -> None:
+    def __init__(self, upstream: str) -> None:
         self.upstream = upstream.removeprefix("http://")
-        self.remaining, self.refused, self.forwarded = refuse, 0, 0
+        self.requests: list[tuple[str, str]] = []
+        self.forwarded = 0
         self.lock = threading.Lock()
         proxy = self
 
@@ -71,26 +74,26 @@ class ThrottlingProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else None
                 with proxy.lock:
-                    refuse = proxy.remaining > 0
-                    if refuse:
-                        proxy.remaining -= 1
-                        proxy.refused += 1
-                    else:
-                        proxy.forwarded += 1
-                if refuse:
-                    said = (b"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>SlowDown</Code>"
-                            b"<Message>Please reduce your request rate.</Message></Error>")
-                    self.send_response(503)
+                    proxy.requests.append((self.command, self.path))
+                said = proxy.answer(self.command, self.path)
+                if said is not None:
+                    status, code = said
+                    error = (f"<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>"
+                             f"<Message>{code}</Message></Error>").encode()
+                    self.send_response(status)
                     self.send_header("Content-Type", "application/xml")
-                    self.send_header("Content-Length", str(len(said)))
+                    self.send_header("Content-Length", str(len(error)))
                     self.end_headers()
-                    self.wfile.write(said)
+                    self.wfile.write(error)
                     return
+                with proxy.lock:
+                    proxy.forwarded += 1
                 upstream = http.client.HTTPConnection(proxy.upstream, timeout=60)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
                 upstream.request(self.command, self.path, body=body, headers=headers)
                 answer = upstream.getresponse()
                 data = answer.read()
+                proxy.answered(self.command, self.path)
                 self.send_response(answer.status)
                 for key, value in answer.getheaders():
                     if key.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
@@ -107,10 +110,83 @@ class ThrottlingProxy:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "ThrottlingProxy":
+    def answer(self, method: str, path: str) -> tuple[int, str] | None:
+        return None
+
+    def answered(self, method: str, path: str) -> None:
+        """Called once the upstream has answered a forwarded request."""
+
+    def __enter__(self) -> "StoreProxy":
         self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class ThrottlingProxy(StoreProxy):
+    """Answers the first ``refuse`` requests with 503 SlowDown (what a throttling store says)."""
+
+    def __init__(self, upstream: str, refuse: int) -> None:
+        super().__init__(upstream)
+        self.remaining, self.refused = refuse, 0
+
+    def answer(self, method: str, path: str) -> tuple[int, str] | None:
+        with self.lock:
+            if self.remaining <= 0:
+                return None
+            self.remaining -= 1
+            self.refused += 1
+        return 503, "SlowDown"
+
+
+def part_number(method: str, path: str) -> int | None:
+    """The part an UploadPart request sends (PUT …?partNumber=N&uploadId=…); None for any other request."""
+    query = parse_qs(urlsplit(path).query)
+    return int(query["partNumber"][0]) if method == "PUT" and "partNumber" in query else None
+
+
+class PartsProxy(StoreProxy):
+    """Watches an upload's parts: how many were on their way at once (``most_at_once``). With
+    ``hold_first``, part 1's answer waits until part 2 has arrived (or 30 s): a writer that
+    waits for each part before sending the next never gets past part 1 in time.
+    With ``fail_part``, that part is answered 400 ExpiredToken (not retried)."""
+
+    def __init__(self, upstream: str, *, hold_first: bool = False, fail_part: int | None = None) -> None:
+        super().__init__(upstream)
+        self.hold_first, self.fail_part = hold_first, fail_part
+        self.second_arrived = threading.Event()
+        self.at_once = self.most_at_once = 0
+
+    def answer(self, method: str, path: str) -> tuple[int, str] | None:
+        number = part_number(method, path)
+        if number is None:
+            return None
+        if number == 2:
+            self.second_arrived.set()
+        if number == self.fail_part:
+            return 400, "ExpiredToken"
+        with self.lock:
+            self.at_once += 1
+            self.most_at_once = max(self.most_at_once, self.at_once)
+        if number == 1 and self.hold_first:
+            self.second_arrived.wait(timeout=30)
+        return None
+
+    def answered(self, method: str, path: str) -> None:
+        if part_number(method, path) is not None:
+            with self.lock:
+                self.at_once -= 1
+
+
+class DenyingProxy(StoreProxy):
+    """Answers every request whose method is in ``methods`` with 403 AccessDenied: a bucket
+    policy without, say, s3:DeleteObject and s3:AbortMultipartUpload ({"DELETE"})."""
+
+    def __init__(self, upstream: str, methods: set[str]) -> None:
+        super().__init__(upstream)
+        self.methods = methods
+
+    def answer(self, method: str, path: str) -> tuple[int, str] | None:
+        return (403, "AccessDenied") if method in self.methods else None

@@ -5,6 +5,7 @@ two processes sharing one bucket."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import signal
 import subprocess
@@ -64,6 +65,11 @@ def keys(client, prefix: str = "") -> list[str]:
     return sorted(item["Key"] for page in pages for item in page.get("Contents", ()))
 
 
+def manifest_key(name: str, size: int) -> str:
+    """Where a snapshot's manifest is: its own folder, its key saying the dump's size."""
+    return f"team/db/manifests/{hashlib.sha256(name.encode()).hexdigest()[0]}/{name}.{size}.manifest.json"
+
+
 def uploads(client) -> list[str]:
     return [u["Key"] for u in client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", ())]
 
@@ -85,8 +91,8 @@ def test_the_whole_snapshot_life_cycle_works_in_object_storage(s3_bed, s3, tmp_p
     assert isinstance(created, SnapshotCreated)
     name = created.snapshot.name
     # The dump went up as a multipart upload (its ETag says so), then the manifest; nothing on local disk.
-    assert keys(s3) == [f"team/db/{name}.dump.zst", f"team/db/{name}.manifest.json"]
-    assert "-" in s3.head_object(Bucket=BUCKET, Key=f"team/db/{name}.dump.zst")["ETag"]
+    assert keys(s3) == [f"team/db/data/{name}.dump.zst", manifest_key(name, created.snapshot.size)]
+    assert "-" in s3.head_object(Bucket=BUCKET, Key=f"team/db/data/{name}.dump.zst")["ETag"]
     assert not (tmp_path / "snapshots").exists()
     assert uploads(s3) == []
 
@@ -109,7 +115,7 @@ def test_the_whole_snapshot_life_cycle_works_in_object_storage(s3_bed, s3, tmp_p
 
     # pin protects from cleanup; cleanup keeps the newest keep_last and deletes the rest
     assert bed.run(f"snapshot pin {name}").outcome is Outcome.DONE
-    assert f"team/db/{name}.pinned" in keys(s3)
+    assert f"team/db/pins/{name}.pinned" in keys(s3)
     cleaned = bed.run("snapshot cleanup --retention-days 0")
     assert isinstance(cleaned, CleanupResult) and cleaned.deleted == ()  # keep_last 3: all three kept
     bed2 = s3_bed(keep_last=1)
@@ -118,14 +124,14 @@ def test_the_whole_snapshot_life_cycle_works_in_object_storage(s3_bed, s3, tmp_p
     assert {s.name for s in cleaned.deleted} == set(after_up[:1]) - {newest} | ({restored.safety_snapshot} - {newest})
     assert sorted(s.name for s in bed2.run("snapshot list").snapshots) == sorted({name, newest})
     assert bed2.run(f"snapshot unpin {name}").outcome is Outcome.DONE
-    assert f"team/db/{name}.pinned" not in keys(s3)
+    assert f"team/db/pins/{name}.pinned" not in keys(s3)
 
 
 def test_a_damaged_object_fails_verify_and_is_never_restored(s3_bed, s3):
     bed = s3_bed()
     bed.run("migrate up 1")
     name = bed.run('snapshot create --reason "x"').snapshot.name
-    s3.put_object(Bucket=BUCKET, Key=f"team/db/{name}.dump.zst", Body=b"not a dump at all")
+    s3.put_object(Bucket=BUCKET, Key=f"team/db/data/{name}.dump.zst", Body=b"not a dump at all")
     verified = bed.run(f"snapshot verify {name}")
     assert verified.outcome is Outcome.FAILED
     assert any(not c.passed and "does not match the manifest" in c.detail for c in verified.checks)
@@ -233,7 +239,8 @@ def test_a_killed_upload_leaves_nothing_listed_and_the_next_create_aborts_it(s3_
     created = bed.run('snapshot create --reason "after the kill"')
     assert isinstance(created, SnapshotCreated)
     assert uploads(s3) == []  # the abandoned upload was aborted
-    assert keys(s3) == [f"team/db/{created.snapshot.name}.dump.zst", f"team/db/{created.snapshot.name}.manifest.json"]
+    assert keys(s3) == [f"team/db/data/{created.snapshot.name}.dump.zst",
+                        manifest_key(created.snapshot.name, created.snapshot.size)]
     assert bed.run(f"snapshot verify {created.snapshot.name}").outcome is Outcome.DONE
 
 

@@ -7,7 +7,8 @@ programs against the server, the role's privileges for each feature
 files, the lock directories, the app's health check, its pause and resume hooks (never called:
 ``commands.doctor.doctor_hooks``) and the Slack token. A check that needs
 what failed before it is skipped, not failed again. Nothing is changed: the snapshot
-directory's write test uses an unnamed temporary file, and a missing directory is not made.
+directory's write test uses an unnamed temporary file, and a missing directory is not made;
+object storage's is a probe object deleted at once and a multipart upload aborted at once.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from commands.errors import CommandError, ConfigError, SnapshotFailed, SourceErr
 from commands.probes import DatabaseFacts
 from commands.doctor.results import DoctorCheck, DoctorResult, Verdict
 from commands.results import Outcome
-from commands.snapshot.store import store_for
+from commands.snapshot.store import object_store_for
 from commands.units import human_size, used_percent
 
 OLDEST_SERVER = 13  # the oldest PostgreSQL dbops is tested with
@@ -158,14 +159,28 @@ def _snapshot_dir(env: EnvironmentSettings) -> DoctorCheck:
 
 
 def _object_store(env: EnvironmentSettings) -> DoctorCheck:
-    """Object storage: listing its prefix proves the endpoint, the credentials and the bucket."""
+    """Object storage: listing its prefix proves the endpoint, the credentials and the bucket;
+    a probe object written and deleted, and a multipart upload started and aborted, prove
+    what a create and a cleanup will ask (in place of a directory's write test and free space)."""
+    fix = ("Check snapshot_url and s3_endpoint_url, the AWS credentials dbops runs with, and the bucket policy "
+           "(docs/object-storage.md).")
     try:
-        listing = store_for(env).list()
+        store = object_store_for(env)
+        listing = store.list()
+        refused = store.probe()
     except SnapshotFailed as err:
         return _check(SNAPSHOT_DIR, Verdict.FAIL, f"{err.message}: every snapshot fails, and with it every migration",
-                      "Check snapshot_url and s3_endpoint_url, the AWS credentials dbops runs with, and the bucket "
-                      "policy (docs/object-storage.md).")
-    return _check(SNAPSHOT_DIR, Verdict.PASS, f"{env.snapshot_url} can be listed ({len(listing.snapshots)} snapshots)")
+                      fix)
+    listed = f"{env.snapshot_url} can be listed ({len(listing.snapshots)} snapshots)"
+    said = "; ".join(f"{step}: {code}" for step, code in refused.items())
+    if "write" in refused or "start an upload" in refused:
+        return _check(SNAPSHOT_DIR, Verdict.FAIL, f"{listed}, but dbops may not write there ({said}): every snapshot "
+                                                  "fails, and with it every migration", fix)
+    if refused:
+        return _check(SNAPSHOT_DIR, Verdict.WARN, f"{listed} and written to, but not everything was allowed ({said}): "
+                      "cleanup cannot delete snapshots, or a killed create's upload cannot be aborted", fix)
+    return _check(SNAPSHOT_DIR, Verdict.PASS, f"{listed}; a probe object was written and deleted, and a multipart upload "
+                                              "started and aborted, under its prefix")
 
 
 def _read_only(path: Path) -> bool:
@@ -178,8 +193,8 @@ def _read_only(path: Path) -> bool:
 def _free_space(env: EnvironmentSettings, facts: DatabaseFacts | None) -> DoctorCheck:
     name = FREE_SPACE
     if env.snapshot_dir is None:
-        return _check(name, Verdict.SKIP, "object storage has no disk to fill" if env.snapshot_url
-                      else "no snapshot directory")
+        return _check(name, Verdict.SKIP, "object storage has no disk to fill (the check above writes there instead)"
+                      if env.snapshot_url else "no snapshot directory")
     if facts is None:
         return _check(name, Verdict.SKIP, "not checked: the database's size is unknown (no connection)")
     where = _existing_ancestor(env.snapshot_dir)

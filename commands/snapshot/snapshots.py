@@ -69,6 +69,7 @@ class Snapshot:
     written_ns: int = 0  # the file's mtime: orders snapshots taken within the same second
     environment: str | None = None  # dbops: the environment its name begins with; legacy: None
     store: Any = None  # the commands.snapshot.store.SnapshotStore it lives in, when that is not a directory
+    entry: str = ""  # object storage: its manifest's object, when that is not NAME.manifest.json beside the data
 
     @property
     def path(self) -> Path:
@@ -227,12 +228,8 @@ def listing_of(entries: Mapping[str, Entry], facts: Callable[[Entry], tuple[int,
                 incomplete.append(filename)
                 continue
             size, written_ns = facts(entry)
-            snapshots.append(Snapshot(
-                name=name, kind="dbops", directory=directory, filename=filename, created_at=_utc(match["ts"]),
-                size=size, written_ns=written_ns, reason=match["slug"].replace("-", " "),
-                version=-1 if match["version"] == "none" else int(match["version"]),
-                dirty=bool(match["dirty"]), pinned=name + PIN_SUFFIX in entries, environment=match["env"],
-                store=store))
+            snapshots.append(_dbops(match, filename=filename, size=size, written_ns=written_ns,
+                                    pinned=name + PIN_SUFFIX in entries, directory=directory, store=store))
         elif filename.endswith(MANIFEST_SUFFIX):
             if filename[: -len(MANIFEST_SUFFIX)] + DATA_SUFFIX not in entries:
                 orphans.append(filename)
@@ -251,6 +248,23 @@ def listing_of(entries: Mapping[str, Entry], facts: Callable[[Entry], tuple[int,
                 orphans.append(filename)
     snapshots.sort(key=newest_first_key, reverse=True)
     return Listing(snapshots=tuple(snapshots), orphans=tuple(sorted(orphans)), incomplete=tuple(sorted(incomplete)))
+
+
+def dbops_snapshot(name: str, *, filename: str, size: int, written_ns: int, pinned: bool, directory: Path | None,
+                   store: Any = None, entry: str = "") -> Snapshot:
+    """The snapshot a dbops name describes (``is_dbops_name(name)`` must hold): everything but
+    its size, write time and pin is in the name."""
+    return _dbops(_NAME.fullmatch(name), filename=filename, size=size, written_ns=written_ns, pinned=pinned,
+                  directory=directory, store=store, entry=entry)
+
+
+def _dbops(match: re.Match, *, filename: str, size: int, written_ns: int, pinned: bool, directory: Path | None,
+           store: Any, entry: str = "") -> Snapshot:
+    return Snapshot(
+        name=match[0], kind="dbops", directory=directory, filename=filename, created_at=_utc(match["ts"]),
+        size=size, written_ns=written_ns, reason=match["slug"].replace("-", " "),
+        version=-1 if match["version"] == "none" else int(match["version"]),
+        dirty=bool(match["dirty"]), pinned=pinned, environment=match["env"], store=store, entry=entry)
 
 
 def newest_first_key(snapshot: Snapshot) -> tuple:

@@ -13,7 +13,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator, Protocol
+from contextlib import AbstractContextManager
+from typing import BinaryIO, Callable, Protocol
 
 from commands.config import EnvironmentSettings
 from commands.errors import SnapshotFailed
@@ -39,13 +40,18 @@ class SnapshotStore(Protocol):
 
 
 class ObjectStore(SnapshotStore, Protocol):
-    def upload(self, name: str, chunks: Iterator[bytes]) -> int:
-        """Write ``chunks`` as snapshot ``name``'s data without ever holding it whole; its
-        size. Until its manifest is written the snapshot is not listed; an upload that
-        fails or is interrupted leaves nothing listed."""
+    def writer(self, name: str) -> AbstractContextManager[BinaryIO]:
+        """A file to write snapshot ``name``'s data into, sent as it is written, never held
+        whole (its ``.name`` is the free name it got, ``name`` or ``name_N``). Leaving it
+        cleanly completes the upload; leaving it by an exception aborts it. Until its
+        manifest is written the snapshot is not listed; an upload that fails or is
+        interrupted leaves nothing listed."""
 
     def write_manifest(self, name: str, manifest: dict) -> None:
-        """Publish ``name``: from this moment it is listed."""
+        """Publish ``name`` (``manifest["size"]`` is its data's size): from this moment it is listed."""
+
+    def discard(self, name: str) -> None:
+        """Remove ``name``'s data written by ``writer`` (its manifest could not be written)."""
 
     def open(self, snapshot: Snapshot) -> BinaryIO:
         """The snapshot's data as a stream (read in chunks; never whole)."""
@@ -55,6 +61,11 @@ class ObjectStore(SnapshotStore, Protocol):
 
     def bundles(self) -> "BundleStore":
         """The bundles kept beside these snapshots, in the same bucket and prefix."""
+
+    def probe(self) -> dict[str, str]:
+        """Write and delete a tiny object, start and abort a multipart upload under the prefix
+        (doctor's check): each refused step ("write", "delete", "start an upload", "abort an
+        upload") with the store's error code; empty when all were allowed."""
 
 
 class LocalStore:
