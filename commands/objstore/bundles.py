@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import BinaryIO
 
+from boto3.s3.transfer import S3Transfer
 from botocore.exceptions import ClientError
 
 from commands.errors import SnapshotFailed
@@ -63,7 +64,9 @@ class S3Bundles:
                           if not store._exists(store._key(f"{name}{'' if n == 1 else f'_{n}'}" + BUNDLE_SUFFIX))), None)
             if final is None:
                 raise SnapshotFailed(f"Could not find a free name for bundle {name} in {store.where}.")
-            store.client.upload_file(str(data), store.bucket, store._key(final + BUNDLE_SUFFIX))
+            # boto3's transfer manager: multipart for a large bundle, a file read part by part (the
+            # client is botocore's own, which has no upload_file of its own).
+            S3Transfer(store.client).upload_file(str(data), store.bucket, store._key(final + BUNDLE_SUFFIX))
             store.client.put_object(Bucket=store.bucket, Key=store._key(final + BUNDLE_MANIFEST_SUFFIX),
                                     Body=json.dumps({**manifest, "name": final}, indent=2).encode(),
                                     ContentType="application/json")
