@@ -1075,6 +1075,21 @@ def assert_fits_slack(message: Message) -> None:
 
 # --- golden files ---------------------------------------------------------------------------------------
 
+def assert_matches_golden(name: str, message: Message) -> None:
+    """A message of a capability's own sample table against both its golden files: the blocks
+    (``GOLDEN/NAME.json``) and the same blocks as terminal text (``GOLDEN/terminal/NAME.txt``)."""
+    from bot.cli.shell import message_text
+    assert_fits_slack(message)
+    rendered = json.dumps({"text": message.text, "blocks": message.blocks}, indent=2, sort_keys=True,
+                          ensure_ascii=False) + "\n"
+    for path, text in ((GOLDEN / f"{name}.json", rendered), (GOLDEN / "terminal" / f"{name}.txt",
+                                                             message_text(message) + "\n")):
+        if os.environ.get("DBOPS_UPDATE_GOLDEN") == "1":
+            path.write_text(text, encoding="utf-8")
+        assert path.exists(), f"no golden file {path.name}: run with DBOPS_UPDATE_GOLDEN=1"
+        assert text == path.read_text(encoding="utf-8"), f"{path.name} changed: rerun with DBOPS_UPDATE_GOLDEN=1"
+
+
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_reply_matches_its_golden_file(name: str) -> None:
     message = SAMPLES[name]()

@@ -5,8 +5,6 @@ limits, and what each must say."""
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from datetime import timedelta
 
 import pytest
@@ -18,7 +16,7 @@ from commands.approval.results import ApprovalNeeded, Impact
 from commands.errors import UsageError
 from commands.migrate.results import MigrateResult, StepFailure, UnblockResult
 from commands.results import Blocker, LockWait, Outcome, Progress, SqlError, State
-from tests.test_blocks import GOLDEN, IDLE_BLOCKER, NOW, assert_fits_slack, migrate_done, plan_result, request
+from tests.test_blocks import IDLE_BLOCKER, NOW, assert_matches_golden, migrate_done, plan_result, request
 
 REPORT = Blocker(pid=48213, session_start=NOW - timedelta(hours=2, seconds=0.25), application_name="monthly-report",
                  client="10.20.0.7", user="reporting", state="active", xact_start=NOW - timedelta(minutes=14),
@@ -74,16 +72,7 @@ SAMPLES = {
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_lock_wait_message_matches_its_golden_files(name: str) -> None:
-    message = SAMPLES[name]()
-    assert_fits_slack(message)
-    rendered = json.dumps({"text": message.text, "blocks": message.blocks}, indent=2, sort_keys=True,
-                          ensure_ascii=False) + "\n"
-    for path, text in ((GOLDEN / f"{name}.json", rendered), (GOLDEN / "terminal" / f"{name}.txt",
-                                                             message_text(message) + "\n")):
-        if os.environ.get("DBOPS_UPDATE_GOLDEN") == "1":
-            path.write_text(text, encoding="utf-8")
-        assert path.exists(), f"no golden file {path.name}: run with DBOPS_UPDATE_GOLDEN=1"
-        assert text == path.read_text(encoding="utf-8"), f"{path.name} changed: rerun with DBOPS_UPDATE_GOLDEN=1"
+    assert_matches_golden(name, SAMPLES[name]())
 
 
 def buttons(message) -> list[dict]:

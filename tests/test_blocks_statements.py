@@ -5,8 +5,6 @@ card and the dirty alert). Golden files (JSON and terminal text) and Slack's lim
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from datetime import timedelta
 
 import pytest
@@ -18,7 +16,7 @@ from bot.slack.blocks.rollback import plan as render_plan
 from bot.slack.blocks.statements import percent
 from commands.results import InvalidIndex, Progress, State, StatementProgress
 from commands.watch.results import Alert, AlertEvent
-from tests.test_blocks import GOLDEN, NAMES, NOW, PRE_MIGRATION, V3, V4, assert_fits_slack, migrate_failed, \
+from tests.test_blocks import NAMES, NOW, PRE_MIGRATION, V3, V4, assert_matches_golden, migrate_failed, \
     rollback_plan_dirty
 
 INDEX = InvalidIndex(schema="public", name="users_email_key", table="public.users")
@@ -73,16 +71,7 @@ SAMPLES = {
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_statement_message_matches_its_golden_files(name: str) -> None:
-    message = SAMPLES[name]()
-    assert_fits_slack(message)
-    rendered = json.dumps({"text": message.text, "blocks": message.blocks}, indent=2, sort_keys=True,
-                          ensure_ascii=False) + "\n"
-    for path, text in ((GOLDEN / f"{name}.json", rendered), (GOLDEN / "terminal" / f"{name}.txt",
-                                                             message_text(message) + "\n")):
-        if os.environ.get("DBOPS_UPDATE_GOLDEN") == "1":
-            path.write_text(text, encoding="utf-8")
-        assert path.exists(), f"no golden file {path.name}: run with DBOPS_UPDATE_GOLDEN=1"
-        assert text == path.read_text(encoding="utf-8"), f"{path.name} changed: rerun with DBOPS_UPDATE_GOLDEN=1"
+    assert_matches_golden(name, SAMPLES[name]())
 
 
 def test_index_build_progress_says_phase_blocks_and_percent() -> None:
