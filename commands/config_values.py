@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import re
 from typing import Any, Callable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from commands.redact import redact, url_passwords
@@ -240,8 +240,8 @@ def _snapshot_url(value: Any) -> str:
     return f"s3://{parts.netloc}/{prefix}" if prefix else f"s3://{parts.netloc}"
 
 
-def _endpoint_url(value: Any) -> str:
-    """An http(s) URL of an S3-compatible endpoint, without user or password in it."""
+def _http_url(value: Any) -> tuple[str, SplitResult]:
+    """An http(s) URL with a host and a valid port, and its parts."""
     url = _nonempty_str(value)
     try:
         parts = urlsplit(url)
@@ -250,6 +250,12 @@ def _endpoint_url(value: Any) -> str:
         raise ValueError("an http:// or https:// URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("an http:// or https:// URL")
+    return url, parts
+
+
+def _endpoint_url(value: Any) -> str:
+    """An http(s) URL of an S3-compatible endpoint, without user or password in it."""
+    url, parts = _http_url(value)
     if parts.username or parts.password:
         raise ValueError("a URL without credentials (they come from the AWS environment variables or config files)")
     return url.rstrip("/")
@@ -260,15 +266,7 @@ _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
 
 def _hook_url(value: Any) -> str:
     """An http(s) URL of an application hook (a deployment system's endpoint)."""
-    url = _nonempty_str(value)
-    try:
-        parts = urlsplit(url)
-        parts.port
-    except ValueError:
-        raise ValueError("an http:// or https:// URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("an http:// or https:// URL")
-    return url
+    return _http_url(value)[0]
 
 
 def _hook_headers(value: Any) -> tuple[tuple[str, str], ...]:
