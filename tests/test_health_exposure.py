@@ -173,13 +173,17 @@ def test_while_a_check_hangs_on_a_database_other_callers_get_the_last_report_at_
             "database unreachable")
 
 
-@pytest.mark.parametrize("mode", [[], ["--http"]], ids=["socket-mode", "http"])
-def test_serve_listens_on_loopback_only_unless_given_a_host(mode, fake, make_bed, tmp_path):
-    bed = make_bed(FILES)
+def _serving_one_environment(mode: list[str], bed, fake, tmp_path) -> "Serving":
+    """``dbops serve`` (Socket Mode, or ``--http``) in a process of its own, for one environment: ``bed``'s."""
     config = tmp_path / "dbops.toml"
     config.write_text(f'[environments.test]\ndatabase_url = "{bed.url}"\nmigrations_dir = "{bed.migrations}"\n'
                       'pre_migration_snapshot = false\nrequire_approval = []\n')
-    served = Serving(mode, config, fake, tmp_path)
+    return Serving(mode, config, fake, tmp_path)
+
+
+@pytest.mark.parametrize("mode", [[], ["--http"]], ids=["socket-mode", "http"])
+def test_serve_listens_on_loopback_only_unless_given_a_host(mode, fake, make_bed, tmp_path):
+    served = _serving_one_environment(mode, make_bed(FILES), fake, tmp_path)
     try:
         assert served.wait_until_answering()[0] == 200
         assert _listening_addresses(served.port) == {"127.0.0.1"}
@@ -195,10 +199,7 @@ def _metrics(port: int) -> tuple[int, str, str]:
 @pytest.mark.parametrize("mode", [[], ["--http"]], ids=["socket-mode", "http"])
 def test_dbops_serve_answers_metrics_beside_health_naming_no_database_or_token(mode, fake, make_bed, tmp_path):
     bed = make_bed(FILES)
-    config = tmp_path / "dbops.toml"
-    config.write_text(f'[environments.test]\ndatabase_url = "{bed.url}"\nmigrations_dir = "{bed.migrations}"\n'
-                      'pre_migration_snapshot = false\nrequire_approval = []\n')
-    served = Serving(mode, config, fake, tmp_path)
+    served = _serving_one_environment(mode, bed, fake, tmp_path)
     try:
         served.wait_until_answering()
         status, content_type, page = _metrics(served.port)

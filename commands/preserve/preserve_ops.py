@@ -22,7 +22,7 @@ from commands.preserve.bundles import FORMAT, NAME, BundleWriter, bundle_name, c
 from commands.preserve.results import BundleInfo, LossEstimate, PreservedListResult, PreserveReport, ReimportResult
 from commands.results import Outcome, Reason, Refusal
 from commands.snapshot import snapshot_ops
-from commands.snapshot.snapshots import Snapshot, read_manifest
+from commands.snapshot.snapshots import Snapshot, manifest_if_readable
 from commands.snapshot.store import BundleStore, bundle_store_for
 
 log = structlog.get_logger("dbops.preserve")
@@ -30,15 +30,6 @@ log = structlog.get_logger("dbops.preserve")
 
 def _columns(env: EnvironmentSettings) -> dict[str, tuple[str, ...]]:
     return dict(env.preserve)
-
-
-def _manifest(snapshot: Snapshot) -> dict:
-    if snapshot.kind != "dbops":
-        return {}
-    try:
-        return read_manifest(snapshot)
-    except CommandError:
-        return {}
 
 
 def _since(snapshot: Snapshot, manifest: dict) -> datetime:
@@ -57,7 +48,7 @@ def _recorded(manifest: dict) -> dict | None:
 def measure(ctx: Context, env: EnvironmentSettings, snapshot: Snapshot) -> LossEstimate | None:
     """What restoring ``snapshot`` would lose now; None when it could not be measured (the card
     says so rather than fail)."""
-    manifest = _manifest(snapshot)
+    manifest = manifest_if_readable(snapshot)
     try:
         return ctx.databases.changed_rows(env).measure(_since(snapshot, manifest), _columns(env),
                                                        (env.migrations_table,), _recorded(manifest))
@@ -75,7 +66,7 @@ class Keeper:
 
     def export(self, snapshot: Snapshot) -> None:
         ctx, env = self.ctx, self.env
-        manifest = _manifest(snapshot)
+        manifest = manifest_if_readable(snapshot)
         since = _since(snapshot, manifest)
         changed = ctx.databases.changed_rows(env)
         loss = changed.measure(since, _columns(env), (env.migrations_table,), _recorded(manifest))

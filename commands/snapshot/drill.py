@@ -25,7 +25,7 @@ from commands.results import Check, Outcome, Reason, Refusal
 from commands.snapshot.results import DrillRecord, DrillResult, RestoreEstimate, TableRows
 from commands.snapshot.snapshot_scope import resolve, scope_of
 from commands.snapshot.store import store_for
-from commands.snapshot.snapshots import Snapshot, read_manifest
+from commands.snapshot.snapshots import Snapshot, manifest_if_readable
 
 log = structlog.get_logger("dbops.drills")
 LARGEST_TABLES = 5
@@ -77,7 +77,7 @@ def _drill(ctx: Context, env: EnvironmentSettings, snapshot: Snapshot) -> DrillR
             state = db.store.read()
             largest = tuple(db.inspector.largest_tables(LARGEST_TABLES))
             orphans = [o for o in db.inspector.foreign_key_orphans() if o.rows]
-    manifest = _manifest(snapshot)
+    manifest = manifest_if_readable(snapshot)
     checks.append(_version_check(manifest.get("version", snapshot.version), state.version, state.dirty))
     checks.append(_rows_check(_recorded_rows(manifest), largest))
     checks.append(Check(name="foreign keys", passed=not orphans,
@@ -86,15 +86,6 @@ def _drill(ctx: Context, env: EnvironmentSettings, snapshot: Snapshot) -> DrillR
     passed = all(c.passed for c in checks)
     return replace(base, restore_ms=restored.duration_ms, checks=tuple(checks), largest_tables=largest,
                    outcome=Outcome.DONE if passed else Outcome.FAILED)
-
-
-def _manifest(snapshot: Snapshot) -> dict:
-    if snapshot.kind != "dbops":
-        return {}
-    try:
-        return read_manifest(snapshot)
-    except CommandError:
-        return {}
 
 
 def _version_check(expected: int | None, version: int, dirty: bool) -> Check:

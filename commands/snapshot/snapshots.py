@@ -29,7 +29,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Mapping, TypeVar
 
-from commands.errors import SnapshotFailed, UsageError
+from commands.errors import CommandError, SnapshotFailed, UsageError
 from commands.snapshot.results import SnapshotInfo
 from commands.units import human_size
 
@@ -371,6 +371,14 @@ def set_pinned(snapshot: Snapshot, pinned: bool) -> bool:
     else:
         marker.unlink(missing_ok=True)
     return True
+
+
+def manifest_if_readable(snapshot: Snapshot) -> dict:
+    """The manifest, or {} (legacy, or unreadable): for what only adds to a report."""
+    try:
+        return read_manifest(snapshot) if snapshot.kind == "dbops" else {}
+    except CommandError:
+        return {}
 
 
 def read_manifest(snapshot: Snapshot) -> dict:
