@@ -52,7 +52,7 @@ class EnvironmentSettings:
     lock_dir_timeout_minutes: int = 30    # a lock dir's locked_at older: alert; it may be released
     disk_alert_percent: int = 85          # the snapshot directory's file system fuller: alert
     health_url: str | None = None
-    # Hooks a deployment system answers around a restore or rollback (commands.app_hooks): stop
+    # Hooks a deployment system answers around a restore or rollback (commands.app.hooks): stop
     # writes before, start again after. The headers carry its token: never in a repr or a log.
     app_pause_url: str | None = None
     app_resume_url: str | None = None

@@ -300,7 +300,7 @@ def register_hook_secrets(values: dict[str, Any], raw_headers: Any, environ: dic
     from the environment or whose name says it is a credential (``CREDENTIAL_HEADER``), the
     variables' own values (a token alone may turn up in an answer) and the URLs' passwords. A
     plain header written in the file (``X-Deploy-Env = "prod"``) is not masked: every "prod"
-    in every message would be. (A URL's query is never shown: ``commands.app_hooks.shown_url``
+    in every message would be. (A URL's query is never shown: ``commands.app.hooks.shown_url``
     cuts it.)"""
     raw = raw_headers if isinstance(raw_headers, dict) else {}
     for name, header in values.get("app_hook_headers", ()):

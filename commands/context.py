@@ -27,7 +27,7 @@ def utc_now() -> datetime:
 
 
 class AppPause(Protocol):
-    """The application's side of a restore or rollback (``commands.app_hooks.AppCoordinator``)."""
+    """The application's side of a restore or rollback (``commands.app.hooks.AppCoordinator``)."""
 
     def pause(self) -> None:
         """Stop the application's writes before the change begins; called once the lock is held
@@ -59,7 +59,7 @@ class Context:
     # The command's parsed SQL files (commands.migrate.migrate_ops.read_sql): the lint before an
     # `up` and the run itself read the same files, and parsing is most of reading.
     parsed: dict = field(default_factory=dict)
-    # A restore or rollback with the application's hooks (commands.app_hooks): paused where the
+    # A restore or rollback with the application's hooks (commands.app.hooks): paused where the
     # change begins. None: nothing to coordinate.
     app: AppPause | None = None
 

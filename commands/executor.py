@@ -208,7 +208,7 @@ class Executor:
             result = go(env)
             outcome = result.outcome.value
             if getattr(result, "app_hooks", None) is not None:  # a restore or rollback: for /dbops history
-                from commands.app_hooks import said
+                from commands.app.hooks import said
                 detail = said(result.app_hooks)
         except CommandError as err:
             detail = err.message

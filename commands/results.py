@@ -12,8 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from commands.app_results import AppHooks
+if TYPE_CHECKING:  # a refusal names the hooks' answers; the app package sits above this core
+    from commands.app.results import AppHooks
 
 
 class Outcome(str, Enum):

@@ -84,3 +84,16 @@ def test_every_package_says_what_lives_there_and_what_it_may_import():
             if len(doc.strip().splitlines()) < 2 or "import" not in doc:
                 silent.append(str(init.relative_to(ROOT)))
     assert silent == []
+
+
+def test_the_contracts_that_list_commands_modules_name_every_one():
+    # "only commands.pg touches psycopg" and "only commands.objstore touches boto3" list each
+    # package and module of commands by name: a new module left off would escape its contract.
+    import tomllib
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    commands = ROOT / "commands"
+    every = {f"commands.{path.stem if path.is_file() else path.name}" for path in commands.iterdir()
+             if (path.suffix == ".py" and path.stem != "__init__") or (path / "__init__.py").is_file()}
+    for name, adapter in (("only the Postgres layer", "commands.pg"), ("only the object storage", "commands.objstore")):
+        listed = next(set(c["source_modules"]) for c in contracts if c["name"].startswith(name))
+        assert every - {adapter} - listed == set(), name

@@ -40,7 +40,7 @@ from commands.migrate.results import (DryRunFile, DryRunResult, MigrateResult, M
 from commands.preserve.results import (BundleInfo, LossEstimate, PreservedListResult, PreserveReport, ReimportResult,
                                        TableLoss, TableReimport)
 from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
-from commands.app_results import AppHooks, HookCall, HookPlan
+from commands.app.results import AppHooks, HookCall, HookPlan
 from commands.lint.results import Finding, LockEstimate, PlanFile, PlanResult
 from commands.results import Blocker, Missing, Shortfall
 from commands.watch.results import Alert, AlertEvent, DiskWatchInfo, DriftWatchInfo

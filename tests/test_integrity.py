@@ -12,7 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import psycopg
 import pytest
 
-from commands.app_health import check_app_health
+from commands.app.health import check_app_health
 from commands.pg.integrity import Orphans, dependency_of, orphaned_rows
 
 

@@ -25,8 +25,8 @@ from commands.identity import same_person, unmapped_account
 from commands.migrations import EnvironmentDatabase
 from commands.policy import Policy
 from commands.approval.requirements import lint_gates, operation_of, rollback_equivalent
-from commands.app_hooks import plan as hook_plan
-from commands.app_results import HookPlan
+from commands.app.hooks import plan as hook_plan
+from commands.app.results import HookPlan
 from commands.approval.results import ApprovalRequest, Impact
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo

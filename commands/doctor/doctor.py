@@ -266,7 +266,7 @@ def _health(env: EnvironmentSettings) -> DoctorCheck:
     name = "app health check"
     if env.health_url is None:
         return _check(name, Verdict.SKIP, "not configured (health_url): a rollback cannot check the app afterwards")
-    from commands.app_health import check_app_health  # its HTTP client only when a doctor runs
+    from commands.app.health import check_app_health  # its HTTP client only when a doctor runs
     health = check_app_health(env.health_url)
     fix = (f"Check health_url under [environments.{env.name}]: the app must answer GET with its health JSON "
            "(checks.migrations).")

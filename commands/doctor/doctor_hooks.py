@@ -1,4 +1,4 @@
-"""``/dbops doctor``'s line about the application's pause and resume hooks (``commands.app_hooks``).
+"""``/dbops doctor``'s line about the application's pause and resume hooks (``commands.app.hooks``).
 
 A doctor must never stop production, so the hooks are not called: their URLs are checked for
 form, their servers for a TCP connection (and a verified TLS handshake for https) over which no
@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from commands.app_hooks import configured, shown_url
+from commands.app.hooks import configured, shown_url
 from commands.config import EnvironmentSettings
 from commands.config_values import CREDENTIAL_HEADER
 from commands.privileges import listed
@@ -81,7 +81,7 @@ def hooks_check(env: EnvironmentSettings) -> DoctorCheck:
 
 
 def _reach(url: str, env: EnvironmentSettings) -> str | None:
-    from commands.app_health import connects  # sockets and TLS: only when a doctor runs
+    from commands.app.health import connects  # sockets and TLS: only when a doctor runs
     return connects(url, timeout=min(env.app_hook_timeout_seconds, CONNECT_SECONDS))
 
 

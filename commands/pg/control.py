@@ -29,7 +29,7 @@ from commands.results import AppliedFile, AuditEntry, OperationRecord, State
 from commands.source import load_source
 
 if TYPE_CHECKING:  # a rollback's record: named, not loaded by every command that writes the audit log
-    from commands.app_results import HookCall
+    from commands.app.results import HookCall
     from commands.rollback.results import RollbackResult
 
 CONTROL_MIGRATIONS = Path(__file__).resolve().parents[1] / "control_migrations"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from commands.app_results import AppHealthCheck, AppHooks
+from commands.app.results import AppHealthCheck, AppHooks
 from commands.migrate.results import MigrationInfo
 from commands.results import Outcome, ResultBase, State
 
@@ -67,6 +67,6 @@ class RollbackResult(ResultBase):
     recorded: bool                    # in the control database's rollback log
     deployment_state: str | None      # the deployment-state.json written, if configured
     dropped: tuple[str, ...] = ()     # recover: the DROPs of the failed file's leftovers that ran
-    app_hooks: AppHooks | None = None  # the application paused and resumed around it (commands.app_hooks)
+    app_hooks: AppHooks | None = None  # the application paused and resumed around it (commands.app.hooks)
     outcome: Outcome = Outcome.DONE
     operation: str = "rollback"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import structlog
 
 from commands import grammar as g
-from commands.app_hooks import coordinated
+from commands.app.hooks import coordinated
 from commands.approval.approvals import situation
 from commands.config import EnvironmentSettings
 from commands.context import Context
@@ -207,7 +207,7 @@ def _app_health(env: EnvironmentSettings) -> AppHealthCheck | None:
     if not env.health_url:
         return None
     # urllib and the TLS stack under it are loaded by the one command that checks: a rollback.
-    from commands.app_health import check_app_health
+    from commands.app.health import check_app_health
     seen = check_app_health(env.health_url)
     passed = seen.reachable and seen.migrations_status == "pass"
     return AppHealthCheck(url=seen.url, passed=passed, message=seen.message, version=seen.migrations_version,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from commands.app_results import AppHooks
+from commands.app.results import AppHooks
 from commands.results import Check, Outcome, ResultBase, State
 
 
@@ -79,7 +79,7 @@ class RestoreResult(ResultBase):
     largest_tables: tuple[TableRows, ...]
     kept_database: str | None
     duration_ms: float
-    app_hooks: AppHooks | None = None  # the application paused and resumed around it (commands.app_hooks)
+    app_hooks: AppHooks | None = None  # the application paused and resumed around it (commands.app.hooks)
     preserved: "PreserveReport | None" = None  # --preserve: the rows kept (a commands.preserve.results type, named only)
     jobs: int = 1  # new-database mode: pg_restore's parallel jobs; 1: one transaction
     outcome: Outcome = Outcome.DONE

@@ -21,7 +21,7 @@ def safety_snapshot(ctx: Context, env: EnvironmentSettings, state: State, reason
 
     Returns the snapshot's name, or None when the environment turned pre-migration
     snapshots off (``pre_migration_snapshot = false``). In a restore or rollback with the
-    application's hooks, the application is paused first (``commands.app_hooks``): the
+    application's hooks, the application is paused first (``commands.app.hooks``): the
     snapshot then holds its last write, and a pause that fails stops the change here.
     """
     if ctx.app is not None:

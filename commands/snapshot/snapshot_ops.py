@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import structlog
 
 from commands import grammar as g, privileges
-from commands.app_hooks import coordinated
+from commands.app.hooks import coordinated
 from commands.config import EnvironmentSettings, Settings
 from commands.context import Context
 from commands.errors import CommandError, SnapshotFailed, UsageError
@@ -130,7 +130,7 @@ class Keep(Protocol):
 
 
 def restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings, keep: Keep | None = None) -> Result:
-    """The restore, with the application's hooks around it when it has them (``commands.app_hooks``)."""
+    """The restore, with the application's hooks around it when it has them (``commands.app.hooks``)."""
     result, hooks = coordinated(ctx, env, "snapshot restore", lambda inner: _restore(inner, command, env, keep))
     return dataclasses.replace(result, app_hooks=hooks) if hooks and isinstance(result, RestoreResult) else result
 

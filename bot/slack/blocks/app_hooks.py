@@ -6,7 +6,7 @@ answer 2xx. The terminal shows these same lines (``bot.terminal``)."""
 from __future__ import annotations
 
 from bot.slack.blocks.kit import ELLIPSIS, code, duration_text, esc, shorten
-from commands.app_results import AppHealthCheck, AppHooks, HookCall, HookPlan
+from commands.app.results import AppHealthCheck, AppHooks, HookCall, HookPlan
 
 ANSWER_CHARS = 300
 

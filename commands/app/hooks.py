@@ -18,7 +18,7 @@ operation before anything changes: a Refusal (APP_NOT_PAUSED) with what came bac
 released, no snapshot taken. Once the pause hook was called, the resume hook is called
 whatever happens next (a failed pause may have half-stopped the application; a failed change
 must not leave it stopped), and the result or the fault says what it answered. Requests go
-through ``commands.app_health.call``: http(s) only, redirects followed on the same host only,
+through ``commands.app.health.call``: http(s) only, redirects followed on the same host only,
 no shell.
 """
 
@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 
-from commands.app_results import AppHealthCheck, AppHooks, HookCall, HookPlan
+from commands.app.results import AppHealthCheck, AppHooks, HookCall, HookPlan
 from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.errors import CommandError
@@ -102,7 +102,7 @@ class AppCoordinator:
             self.resumed = self._call("resume", self.env.app_resume_url)
 
     def _call(self, hook: str, url: str) -> HookCall:
-        from commands.app_health import call  # urllib and TLS: loaded by the operations that call hooks
+        from commands.app.health import call  # urllib and TLS: loaded by the operations that call hooks
         env = self.env
         data = None
         headers = dict(env.app_hook_headers)
@@ -129,7 +129,7 @@ class AppCoordinator:
         resume hook did not answer 2xx: the application is not coming back by itself)."""
         if not self.env.health_url or not self.reached:
             return None
-        from commands.app_health import check_app_health
+        from commands.app.health import check_app_health
         started = time.monotonic()
         deadline = started + (self.env.app_health_wait_seconds if self.resumed is None or self.resumed.done else 0)
         while True:

@@ -1,6 +1,6 @@
 """What dbops saw of the application around a change: its hooks' answers and its health.
 
-Plain data, as every result is (``commands.app_hooks`` makes them; each surface words them).
+Plain data, as every result is (``commands.app.hooks`` makes them; each surface words them).
 URLs here are as shown to people: passwords masked, a query string cut to ``?…``; headers never
 appear at all.
 """
