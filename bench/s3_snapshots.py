@@ -1,9 +1,11 @@
-"""Benchmark: snapshots in S3-compatible object storage (issue 20), against moto's standalone
-server over HTTP on this machine.
+"""Benchmark: snapshots in S3-compatible object storage (issue 20), against local S3-compatible
+servers over HTTP on this machine: moto's standalone server (Python) and s3rver (Node), side
+by side in one run, or any endpoint already running.
 
 Not a test: run it by hand (see bench/README.md).
 
     .venv/bin/python bench/s3_snapshots.py [--count 10000] [--layout both] [--mb 300] [--json]
+                                           [--server moto|s3rver|both | --endpoint URL]
 
 1. list: COUNT snapshots (data, manifest, a pin on every 50th: 2.02 objects each) put in a
    bucket, in the catalog layout dbops writes and in the flat one it wrote before (one
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +38,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(Path(__file__).resolve().parent)]
 
+import boto3  # noqa: E402
 import psycopg  # noqa: E402
+from botocore.config import Config  # noqa: E402
 
 from bot.stores import use_snapshot_stores  # noqa: E402
 from commands.config import parse_settings  # noqa: E402
@@ -49,15 +54,60 @@ from commands.snapshot.store import store_for  # noqa: E402
 from dbops_cli import dbops_program, peak_mb  # noqa: E402
 from monitor import run_monitored  # noqa: E402
 from tests import s3_server  # noqa: E402
+from tests.conftest import wait_for  # noqa: E402
 
 BUCKET = "bench-snapshots"
+S3RVER = "s3rver@3.7.1"
+S3RVER_HOME = Path(os.environ.get("S3RVER_HOME", "/tmp/dbops-bench-s3rver"))
+# s3rver knows one key pair (S3RVER/S3RVER) unless told another: it is given the tests' pair,
+# so both servers are spoken to with the same credentials.
+S3RVER_LAUNCHER = """
+const S3rver = require('s3rver');
+require('s3rver/lib/models/account').DUMMY_ACCOUNT.createKeyPair(process.env.KEY, process.env.SECRET);
+new S3rver({address: '127.0.0.1', port: Number(process.env.PORT), directory: process.env.DIR, silent: true})
+  .run().then(() => console.log('listening'));
+"""
 LIST_TARGET_S = 1.0
+NEWEST_PAGE = 20
 MEMORY_TARGET_MB = 150.0
 
 
 def _credentials() -> None:
-    os.environ.update(AWS_ACCESS_KEY_ID=s3_server.ACCESS_KEY, AWS_SECRET_ACCESS_KEY=s3_server.SECRET_KEY,
-                      AWS_DEFAULT_REGION="us-east-1")
+    if "AWS_ACCESS_KEY_ID" not in os.environ:
+        os.environ.update(AWS_ACCESS_KEY_ID=s3_server.ACCESS_KEY, AWS_SECRET_ACCESS_KEY=s3_server.SECRET_KEY)
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+
+
+def start_s3rver(work: Path):
+    """s3rver (Node) on a free port, its objects under ``work``; yields its endpoint URL."""
+    if not (S3RVER_HOME / "node_modules" / "s3rver").is_dir():
+        S3RVER_HOME.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--prefix", str(S3RVER_HOME), "--no-audit", "--no-fund", S3RVER],
+                       check=True, stdout=subprocess.DEVNULL)
+    port = s3_server.free_port()
+    (work / "s3rver").mkdir(exist_ok=True)
+    env = dict(os.environ, NODE_PATH=str(S3RVER_HOME / "node_modules"), PORT=str(port), DIR=str(work / "s3rver"),
+               KEY=s3_server.ACCESS_KEY, SECRET=s3_server.SECRET_KEY)
+    # s3rver's ListObjectsV2 continuation tokens are DES-encrypted, which OpenSSL 3 (Node 17 on)
+    # refuses without its legacy provider: a second page would be an InternalError.
+    process = subprocess.Popen(["node", "--openssl-legacy-provider", "-e", S3RVER_LAUNCHER], env=env,
+                               stdout=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: s3_server._answers(port), timeout=30, what="s3rver to listen")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def started(server: str, work: Path):
+    return s3_server.start_moto() if server == "moto" else start_s3rver(work)
+
+
+def _client(endpoint: str):
+    """A client with the AWS environment's credentials (the tests' pair unless others were set)."""
+    return boto3.session.Session().client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                                          config=Config(s3={"addressing_style": "path"}))
 
 
 def _keys(layout: str, count: int) -> list[str]:
@@ -87,17 +137,17 @@ def _union(spans: list[tuple[float, float]]) -> float:
     return total
 
 
-def bench_list(endpoint: str, count: int, layout: str) -> dict:
+def bench_list(endpoint: str, count: int, layout: str, server: str = "moto") -> dict:
     """``/snapshot list`` over COUNT snapshots written in ``layout`` ("catalog": what dbops
     writes now; "flat": what it wrote before, data, manifest and pin side by side)."""
     bucket = f"{BUCKET}-list-{layout}"
-    client = s3_server.client(endpoint)
+    client = _client(endpoint)
     client.create_bucket(Bucket=bucket)
     keys = _keys(layout, count)
     started = time.perf_counter()
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda key: client.put_object(Bucket=bucket, Key=key, Body=b"x"), keys))
-    print(f"  {len(keys):,} objects put in {time.perf_counter() - started:.0f} s", flush=True)
+    print(f"  {len(keys):,} objects put in {time.perf_counter() - started:.0f} s ({server})", flush=True)
     settings = parse_settings({"environments": {"production": {
         "database_url": "postgresql://127.0.0.1:1/unused", "migrations_dir": "m",
         "snapshot_url": f"s3://{bucket}/db", "s3_endpoint_url": endpoint,
@@ -131,10 +181,40 @@ def bench_list(endpoint: str, count: int, layout: str) -> dict:
         runs.append((time.perf_counter() - started, _union(spans), sum(parsing), len(spans)))
         assert len(result.snapshots) == count, len(result.snapshots)
     median, store_share, parse_share, requests = sorted(runs)[2]  # the median run and its split
-    return {"layout": layout, "count": count, "objects": len(keys), "requests_per_list": requests,
-            "median_s": round(median, 3), "min_s": round(min(run[0] for run in runs), 3),
-            "store_share_s": round(store_share, 3), "botocore_parsing_s": round(parse_share, 3),
-            "dbops_share_s": round(median - store_share, 3), "target_s": LIST_TARGET_S}
+    out = {"server": server, "layout": layout, "count": count, "objects": len(keys), "requests_per_list": requests,
+           "median_s": round(median, 3), "min_s": round(min(run[0] for run in runs), 3),
+           "store_share_s": round(store_share, 3), "botocore_parsing_s": round(parse_share, 3),
+           "dbops_share_s": round(median - store_share, 3), "target_s": LIST_TARGET_S}
+    if layout == "catalog":
+        out |= newest_page(store_for(env), count)
+    return out
+
+
+def newest_page(store, count: int, page: int = NEWEST_PAGE) -> dict:
+    """What the next step (bench/RESULTS.md) would read for a page of the newest ``page``
+    snapshots: each manifest folder from a cut-off time on (``StartAfter``: a folder's keys of
+    one environment sort by the time in their name), plus the pins, all at once. Here the
+    cut-off is the ``page``-th newest snapshot's time (a real one starts from a window and
+    widens it until the page is full). Not dbops code: the read it would make, timed bare."""
+    from commands.objstore import layout as catalog
+    cutoff = f"production_{datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(minutes=count - page):%Y%m%d_%H%M%S}"
+    client = store.client
+
+    def folder(under: str, after: str = "") -> int:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=store.bucket, Prefix=store._key(under), StartAfter=store._key(under + after) if after else "")
+        return sum(len(answer.get("Contents", ())) for answer in pages)
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        with ThreadPoolExecutor(len(catalog.SHARDS) + 1) as pool:
+            pins = pool.submit(folder, catalog.PIN_DIR)
+            found = sum(pool.map(lambda under: folder(under, cutoff), catalog.manifest_dirs()))
+            pins.result()
+        runs.append(time.perf_counter() - started)
+        assert found == page, found
+    return {"newest_page": page, "newest_page_requests": len(catalog.SHARDS) + 1,
+            "newest_page_median_s": round(statistics.median(runs), 3)}
 
 
 def big_database(base_url: str, mb: int) -> str:
@@ -151,7 +231,7 @@ def big_database(base_url: str, mb: int) -> str:
 
 
 def bench_memory(endpoint: str, base_url: str, mb: int, work: Path) -> dict:
-    client = s3_server.client(endpoint)
+    client = _client(endpoint)
     client.create_bucket(Bucket=f"{BUCKET}-big")
     url = big_database(base_url, mb)
     (work / "m").mkdir(exist_ok=True)
@@ -179,30 +259,42 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--layout", choices=("catalog", "flat", "both"), default="both")
     parser.add_argument("--mb", type=int, default=300)
+    parser.add_argument("--server", choices=("moto", "s3rver", "both"), default="moto",
+                        help="the local server(s) to start; with both, the listing runs on each in turn "
+                             "and the memory run on moto")
+    parser.add_argument("--endpoint", help="an S3-compatible server already running (credentials from the "
+                                           "AWS environment variables) instead of starting one")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     _credentials()
     use_snapshot_stores()
     results = {}
+    servers = [args.endpoint] if args.endpoint else ["moto", "s3rver"] if args.server == "both" else [args.server]
+    layouts = (("catalog", "flat") if args.layout == "both" else (args.layout,)) if args.count else ()
     with tempfile.TemporaryDirectory(prefix="dbops-s3-bench-", dir="/tmp") as tmp:
         work = Path(tmp)
-        moto = s3_server.start_moto()
-        endpoint = next(moto)
-        try:
-            for layout in (("catalog", "flat") if args.layout == "both" else (args.layout,)) if args.count else ():
-                print(f"list, {layout} layout ...", flush=True)
-                results[f"list_{layout}"] = bench_list(endpoint, args.count, layout)
-                print(json.dumps(results[f"list_{layout}"]), flush=True)
-            if args.mb:
-                base_url = embedded.start(work / "data")
-                print("memory ...", flush=True)
-                results["memory"] = bench_memory(endpoint, base_url, args.mb, work)
-                print(json.dumps(results["memory"]), flush=True)
-        finally:
-            moto.close()  # the embedded server stops when this process exits (cleanup_mode="stop")
+        for n, server in enumerate(servers):
+            running = iter([server]) if args.endpoint else started(server, work)
+            endpoint = next(running)
+            label = "endpoint" if args.endpoint else server
+            try:
+                for layout in layouts:
+                    print(f"list, {layout} layout, {label} ...", flush=True)
+                    key = f"list_{layout}" if len(servers) == 1 else f"list_{layout}_{label}"
+                    results[key] = bench_list(endpoint, args.count, layout, label)
+                    print(json.dumps(results[key]), flush=True)
+                if args.mb and n == 0:
+                    base_url = embedded.start(work / "data")
+                    print("memory ...", flush=True)
+                    results["memory"] = bench_memory(endpoint, base_url, args.mb, work)
+                    print(json.dumps(results["memory"]), flush=True)
+            finally:
+                if not args.endpoint:
+                    running.close()  # the embedded server stops when this process exits (cleanup_mode="stop")
     print(json.dumps(results, indent=2) if args.json else results)
     memory = results.get("memory", {})
-    ok = (results.get("list_catalog", {}).get("median_s", 0) < LIST_TARGET_S
+    listed = [value["median_s"] for key, value in results.items() if key.startswith("list_catalog")]
+    ok = (all(median < LIST_TARGET_S for median in listed)
           and memory.get("upload_peak_mb", 0) < MEMORY_TARGET_MB and memory.get("download_peak_mb", 0) < MEMORY_TARGET_MB)
     return 0 if ok else 1
 
