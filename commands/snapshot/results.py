@@ -82,6 +82,7 @@ class RestoreResult(ResultBase):
     app_hooks: AppHooks | None = None  # the application paused and resumed around it (commands.app_hooks)
     preserved: "PreserveReport | None" = None  # --preserve: the rows kept (a commands.preserve.results type, named only)
     jobs: int = 1  # new-database mode: pg_restore's parallel jobs; 1: one transaction
+    abandoned_dropped: tuple[str, ...] = ()  # new-database mode: what killed restores had left, dropped first
     outcome: Outcome = Outcome.DONE
     operation: str = "snapshot restore"
 

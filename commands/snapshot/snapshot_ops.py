@@ -168,7 +168,8 @@ def _restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings,
              version=after.version)
     return RestoreResult(env=env.name, name=snapshot.name, mode=restored.mode, safety_snapshot=safety,
                          before=before, after=after, largest_tables=largest, kept_database=restored.kept_database,
-                         jobs=restored.jobs, duration_ms=(time.perf_counter() - started) * 1000, preserved=preserved)
+                         jobs=restored.jobs, duration_ms=(time.perf_counter() - started) * 1000, preserved=preserved,
+                         abandoned_dropped=restored.abandoned_dropped)
 
 
 def pin(ctx: Context, command: g.SnapshotPin, env: EnvironmentSettings) -> Result:

@@ -112,6 +112,7 @@ class Restored:
     kept_database: str | None  # new-database mode: the old database, kept for undo
     duration_ms: float
     jobs: int = 1  # pg_restore's parallel jobs; 1: one transaction
+    abandoned_dropped: tuple[str, ...] = ()  # new-database mode: what killed restores had left, dropped first
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -146,7 +146,12 @@ def restored(r: RestoreResult) -> Message:
     if r.after.dirty:
         undo.append(f"The snapshot itself was taken while the database was dirty at {at_version(r.after.version)}: "
                     f"{code(f'/migrate status {r.env}')} shows the recovery options.")
-    return card.section("\n".join(undo)).message() if undo else card.message()
+    card.section("\n".join(undo))
+    if r.abandoned_dropped:
+        left = ", ".join(code(name) for name in r.abandoned_dropped)
+        card.context(f"Dropped first: {left}, half-loaded by a restore of {bold(r.env)} that was killed part-way "
+                     "(the database it was loading; never a kept one).")
+    return card.message()
 
 
 def _mode_text(r: RestoreResult) -> str:
