@@ -223,7 +223,8 @@ def restore() -> RestoreResult:
                          largest_tables=(TableRows(table="public.events", rows=1_284_311),
                                          TableRows(table="public.users", rows=48_120),
                                          TableRows(table="public.organizations", rows=912)),
-                         kept_database="togather_before_restore_20260128_162931", jobs=4, duration_ms=96_400.0)
+                         kept_database="togather_before_restore_20260128_162931", database="togather",
+                         kept_size=570 * MB, jobs=4, duration_ms=96_400.0)
 
 
 def pin() -> PinResult:

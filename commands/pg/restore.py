@@ -67,10 +67,10 @@ class PgRestorer:
         self._require_restricted_mode(snapshot)
         if mode == "in-place":
             self._restore_in_place(snapshot, url, lock_timeout, progress)
-            kept, jobs, abandoned = None, 1, ()
+            kept, kept_size, jobs, abandoned = None, None, 1, ()
         else:
-            kept, jobs, abandoned = self._restore_new_database(snapshot, url, jobs, progress)
-        return Restored(database=conninfo_dbname(url), mode=mode, kept_database=kept, jobs=jobs,
+            kept, kept_size, jobs, abandoned = self._restore_new_database(snapshot, url, jobs, progress)
+        return Restored(database=conninfo_dbname(url), mode=mode, kept_database=kept, kept_size=kept_size, jobs=jobs,
                         duration_ms=(time.perf_counter() - started) * 1000, abandoned_dropped=abandoned)
 
     def _sql_chunks(self, snapshot: Snapshot, failures: list[str]) -> Iterator[bytes]:
@@ -167,9 +167,10 @@ class PgRestorer:
             yield {"PGAPPNAME": name}
 
     def _restore_new_database(self, snapshot: Snapshot, url: str, jobs: int | None,
-                              progress: Report | None) -> tuple[str, int, tuple[str, ...]]:
-        """(the kept database, the jobs that restored it, the databases killed restores had left
-        and this one dropped: ``restore_names``). The archive is unpacked (when jobs run) before
+                              progress: Report | None) -> tuple[str, int | None, int, tuple[str, ...]]:
+        """(the kept database, its size in bytes (None if the server would not say), the jobs
+        that restored it, the databases killed restores had left and this one dropped:
+        ``restore_names``). The archive is unpacked (when jobs run) before
         anything is created, so a snapshot that cannot be read, or no room for it, changes
         nothing on the server but those leftovers."""
         target = conninfo_dbname(url)
@@ -210,7 +211,11 @@ class PgRestorer:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(fresh)))
                 raise SnapshotFailed(f"Could not swap in the restored database: {describe(err)}. "
                                      f"{target} is unchanged.") from None
-        return kept, jobs, abandoned
+            try:
+                kept_size = admin.execute("SELECT pg_database_size(%s)", (kept,)).fetchone()[0]
+            except psycopg.Error:  # no CONNECT on it (nor pg_read_all_stats): the card says so without a figure
+                kept_size = None
+        return kept, kept_size, jobs, abandoned
 
     @staticmethod
     def _swap(admin: psycopg.Connection, target: str, fresh: str, kept: str) -> None:

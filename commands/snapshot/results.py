@@ -77,8 +77,10 @@ class RestoreResult(ResultBase):
     before: State
     after: State
     largest_tables: tuple[TableRows, ...]
-    kept_database: str | None
+    kept_database: str | None  # new-database mode: the replaced database, renamed and closed to connections
     duration_ms: float
+    database: str | None = None    # the restored database's name (the kept one's, before the swap)
+    kept_size: int | None = None   # the kept database's bytes on the server, when the server says
     app_hooks: AppHooks | None = None  # the application paused and resumed around it (commands.app_hooks)
     preserved: "PreserveReport | None" = None  # --preserve: the rows kept (a commands.preserve.results type, named only)
     jobs: int = 1  # new-database mode: pg_restore's parallel jobs; 1: one transaction

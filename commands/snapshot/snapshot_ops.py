@@ -169,6 +169,7 @@ def _restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings,
     return RestoreResult(env=env.name, name=snapshot.name, mode=restored.mode, safety_snapshot=safety,
                          before=before, after=after, largest_tables=largest, kept_database=restored.kept_database,
                          jobs=restored.jobs, duration_ms=(time.perf_counter() - started) * 1000, preserved=preserved,
+                         database=restored.database, kept_size=restored.kept_size,
                          abandoned_dropped=restored.abandoned_dropped)
 
 
