@@ -111,6 +111,7 @@ class CleanupResult(ResultBase):
     disk_after: DiskUsage
     outcome: Outcome
     bundles_deleted: tuple[str, ...] = ()  # bundles of preserved rows past retention (same rules)
+    export_leftovers: tuple[str, ...] = ()  # files killed --preserve exports left (commands.snapshot.bundle_leftovers)
     operation: str = "snapshot cleanup"
 
 

@@ -31,6 +31,7 @@ from commands.snapshot.snapshots import (
     CleanupPlan, Listing, Snapshot, Verified, delete_files, diagnose_os, find, newest_first_key, plan_cleanup,
     set_pinned,
 )
+from commands.snapshot.bundle_leftovers import export_directory, remove_bundle_leftovers
 from commands.snapshot.store import (BUNDLE_NAME, LocalStore, SnapshotStore, bundle_store_for, expired_bundles,
                                      store_for)
 
@@ -245,9 +246,10 @@ def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) 
             log.info("snapshot.bundle_deleted", bundle=bundle.name, size=bundle.size)
     else:
         freed += sum(b.size for b in expired)
+    leftovers = remove_bundle_leftovers(export_directory(env.snapshot_dir), env.name, dry_run=command.dry_run)
     after = before if command.dry_run else disk_usage(store, scope_of(ctx.settings, env).list().snapshots)
-    outcome = Outcome.DONE if plan.delete or expired else Outcome.NO_CHANGE
+    outcome = Outcome.DONE if plan.delete or expired or leftovers else Outcome.NO_CHANGE
     return CleanupResult(env=env.name, dry_run=command.dry_run, retention_days=retention, keep_last=env.keep_last,
                          deleted=tuple(s.info() for s in plan.delete), kept=tuple((s.info(), why) for s, why in plan.keep),
                          freed_bytes=freed, disk_before=before, disk_after=after, outcome=outcome,
-                         bundles_deleted=tuple(b.name for b in expired))
+                         bundles_deleted=tuple(b.name for b in expired), export_leftovers=tuple(leftovers))

@@ -219,6 +219,11 @@ def cleanup(r: CleanupResult, now: datetime) -> Message:
         card.context(f"Also {'would delete' if r.dry_run else 'deleted'} {count(len(r.bundles_deleted), 'bundle')} of "
                      f"rows kept by restores, past retention: {', '.join(code(b) for b in r.bundles_deleted[:5])}"
                      + (f" and {len(r.bundles_deleted) - 5:,} more" if len(r.bundles_deleted) > 5 else "") + ".")
+    if r.export_leftovers:
+        shown = ", ".join(code(f) for f in r.export_leftovers[:5])
+        more = f" and {len(r.export_leftovers) - 5:,} more" if len(r.export_leftovers) > 5 else ""
+        card.context(f"Also {'would remove' if r.dry_run else 'removed'} {count(len(r.export_leftovers), 'file')} that "
+                     f"exports of rows (--preserve) killed part-way had left, their writer gone: {shown}{more}.")
     card.context(f"Retention {count(r.retention_days, 'day')}; the newest {r.keep_last:,} and pinned snapshots "
                  "are always kept.")
     if r.deleted:
