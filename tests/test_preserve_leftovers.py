@@ -1,6 +1,6 @@
-"""What a ``--preserve`` export killed part-way leaves in the snapshot directory: found by cleanup
-once its writer is gone, reported (a dry run says what it would remove) and removed; a writer
-still alive, and everything listed, are left alone."""
+"""What a ``--preserve`` export killed part-way leaves in the snapshot directory, or in the bucket
+(an unfinished upload): found by cleanup once its writer is gone, reported (a dry run says what
+it would remove) and removed; a writer still alive, and everything listed, are left alone."""
 
 from __future__ import annotations
 
@@ -8,12 +8,15 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 from bot.cli.shell import result_text
 from commands.preserve.bundles import BundleWriter
 from commands.results import Outcome
+from commands.snapshot.snapshots import this_host
 from tests.test_preserve import FILES, writes_after_the_snapshot
+from tests.test_snapshots_s3 import BUCKET, keys, moto_endpoint, s3, s3_bed, uploads  # noqa: F401 (fixtures)
 
 KILLED_EXPORT = """
 import os, signal, sys
@@ -69,3 +72,34 @@ def test_cleanup_removes_and_reports_what_a_killed_export_left_and_keeps_a_live_
         assert [b.name for b in bed.run("snapshot preserved").bundles] == [kept_bundle]
     finally:
         live.discard()
+
+
+def test_cleanup_aborts_the_upload_a_killed_publish_left_in_the_bucket_and_keeps_a_live_ones(s3_bed, s3, tmp_path,
+                                                                                            monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where its exports are written: dbops' own here
+    bed = s3_bed(FILES)
+    dead_pid = subprocess.Popen(["true"])  # a pid whose process has ended: the killed publisher's
+    dead_pid.wait()
+    prefix = "team/db/"
+
+    def publishing(pid: int, name: str) -> str:
+        """What a publish leaves while its data goes up: its marker, and an unfinished multipart upload."""
+        marker = f".preserving-{this_host()}-{pid}-{name}.preserved.json"
+        s3.put_object(Bucket=BUCKET, Key=prefix + marker, Body=b"")
+        upload = s3.create_multipart_upload(Bucket=BUCKET, Key=f"{prefix}{name}.preserved.zst")["UploadId"]
+        s3.upload_part(Bucket=BUCKET, Key=f"{prefix}{name}.preserved.zst", UploadId=upload, PartNumber=1,
+                       Body=b"x" * (5 << 20))
+        return marker
+
+    killed = publishing(dead_pid.pid, "test_20260101_000000_preserved")
+    live = publishing(os.getpid(), "test_20260101_000001_preserved")
+
+    dry = bed.run("snapshot cleanup --dry-run")
+    assert dry.export_leftovers == (killed,) and len(uploads(s3)) == 2
+
+    done = bed.run("snapshot cleanup")
+
+    assert done.outcome is Outcome.DONE and done.export_leftovers == (killed,)
+    assert f"`{killed}`" in result_text(done, command="snapshot cleanup")
+    assert uploads(s3) == [f"{prefix}test_20260101_000001_preserved.preserved.zst"]
+    assert keys(s3, prefix + ".preserving-") == [prefix + live]

@@ -1,16 +1,20 @@
-"""What a killed ``--preserve`` export leaves in a directory, named so that it can be found and
-removed once its writer is gone (as ``commands.pg.dump.remove_leftovers`` does for snapshots).
+"""What a killed ``--preserve`` export leaves, named so that it can be found and removed once
+its writer is gone (as ``commands.pg.dump.remove_leftovers`` does for snapshots).
 
 A bundle is written to ``.preserving-HOST-PID-ENV_bXXXXXXXX.zst`` (in the snapshot directory,
-or the system's temporary directory when the snapshots are in object storage), linked into
-place as ``NAME.preserved.zst``, then its manifest is written to
-``.preserving-HOST-PID-NAME.preserved.json`` and renamed into place. A process killed on the
-way leaves one of those, listed nowhere. (``commands.snapshot.store.writer_temp_name`` and ``manifest_temp_name``). A temporary file
-is its writer's until the writer is gone: on this host, when its pid is no longer alive; from another host (a shared directory,
-where a pid means nothing) or from a dbops before names carried the host, once untouched for
+or the system's temporary directory when the snapshots are in object storage); in a directory
+it is linked into place as ``NAME.preserved.zst``, then its manifest is written to
+``.preserving-HOST-PID-NAME.preserved.json`` and renamed into place; in a bucket, an empty
+object of that name marks the publish while the data goes up, and goes once the manifest is
+there (``commands.snapshot.store.writer_temp_name``, ``manifest_temp_name``). A process killed
+on the way leaves one of those, listed nowhere, or an unfinished multipart upload.
+
+A temporary file or marker is its writer's until the writer is gone: on this host, when its
+pid is no longer alive; from another host (a shared directory or bucket, where a pid means
+nothing) or from a dbops before names carried the host, once untouched for
 FOREIGN_AGE_SECONDS. A linked bundle whose manifest never came goes once untouched for
-UNPUBLISHED_AGE_SECONDS (a publish takes a moment). Only ``env``'s files are touched, but for
-an older dbops's writer file, which names no environment.
+UNPUBLISHED_AGE_SECONDS (a publish takes a moment). Only ``env``'s are touched, but for an
+older dbops's writer file, which names no environment.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import re
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import structlog
 
@@ -79,12 +84,7 @@ def _abandoned(entry: os.DirEntry, names: set[str], env_name: str, now: float) -
         return now - entry.stat(follow_symlinks=False).st_mtime > seconds
 
     if (temp := _TEMP.fullmatch(entry.name)) is not None:
-        owner = temp["env"] or BUNDLE_NAME.fullmatch(temp["name"])["env"]
-        if owner != env_name:
-            return False
-        if temp["host"] == this_host():
-            return not pid_alive(int(temp["pid"]))
-        return untouched_for(FOREIGN_AGE_SECONDS)
+        return _writer_gone(temp, env_name, untouched_for)
     if (older := _OLDER.fullmatch(entry.name)) is not None:
         if older["name"] is not None and BUNDLE_NAME.fullmatch(older["name"])["env"] != env_name:
             return False
@@ -95,3 +95,23 @@ def _abandoned(entry: os.DirEntry, names: set[str], env_name: str, now: float) -
         return (published is not None and published["env"] == env_name
                 and name + BUNDLE_MANIFEST_SUFFIX not in names and untouched_for(UNPUBLISHED_AGE_SECONDS))
     return False
+
+
+def _writer_gone(temp: re.Match, env_name: str, untouched_for: Callable[[int], bool]) -> bool:
+    owner = temp["env"] or BUNDLE_NAME.fullmatch(temp["name"])["env"]
+    if owner != env_name:
+        return False
+    if temp["host"] == this_host():
+        return not pid_alive(int(temp["pid"]))
+    return untouched_for(FOREIGN_AGE_SECONDS)
+
+
+def abandoned_publish(marker: str, env_name: str, written_at: float) -> str | None:
+    """The bundle whose publish to object storage left ``marker`` (a ``manifest_temp_name``
+    put before its upload) and was killed: its name, when the marker is ``env_name``'s and its
+    writer is gone; else None."""
+    temp = _TEMP.fullmatch(marker)
+    if temp is None or temp["name"] is None:
+        return None
+    gone = _writer_gone(temp, env_name, lambda seconds: time.time() - written_at > seconds)
+    return temp["name"] if gone else None

@@ -33,7 +33,7 @@ from commands.snapshot.snapshots import (
 )
 from commands.snapshot.bundle_leftovers import export_directory, remove_bundle_leftovers
 from commands.snapshot.store import (BUNDLE_NAME, LocalStore, SnapshotStore, bundle_store_for, expired_bundles,
-                                     store_for)
+                                     object_store_for, store_for)
 
 log = structlog.get_logger("dbops.snapshots")
 LARGEST_TABLES = 5
@@ -247,6 +247,8 @@ def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) 
     else:
         freed += sum(b.size for b in expired)
     leftovers = remove_bundle_leftovers(export_directory(env.snapshot_dir), env.name, dry_run=command.dry_run)
+    if (bucket := object_store_for(env)) is not None:  # a killed publish's unfinished upload
+        leftovers += bucket.tidy_bundles(env.name, dry_run=command.dry_run)
     after = before if command.dry_run else disk_usage(store, scope_of(ctx.settings, env).list().snapshots)
     outcome = Outcome.DONE if plan.delete or expired or leftovers else Outcome.NO_CHANGE
     return CleanupResult(env=env.name, dry_run=command.dry_run, retention_days=retention, keep_last=env.keep_last,

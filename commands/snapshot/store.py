@@ -63,6 +63,11 @@ class ObjectStore(SnapshotStore, Protocol):
     def bundles(self) -> "BundleStore":
         """The bundles kept beside these snapshots, in the same bucket and prefix."""
 
+    def tidy_bundles(self, env_name: str, *, dry_run: bool = False) -> list[str]:
+        """Abort and remove what killed publishes of ``env_name``'s bundles left once their
+        writer is gone (``commands.snapshot.bundle_leftovers.abandoned_publish``); their markers'
+        names (``dry_run``: what would be). What cannot be removed is logged and left."""
+
     def probe(self) -> dict[str, str]:
         """Write and delete a tiny object, start and abort a multipart upload under the prefix
         (doctor's check): each refused step ("write", "delete", "start an upload", "abort an
