@@ -69,7 +69,7 @@ class EnvironmentSettings:
     lock_timeout: str = "2s"
     lock_retries: int = 5                   # a file that hit lock_timeout is rolled back and tried again this often
     lock_retry_seconds: float = 1.0         # the first pause between tries; doubled each time, with jitter
-    blockers: str = "wait"                  # sessions in a pending migration's way before `up`: "wait", "refuse", "off"
+    blockers: str = "wait"                  # sessions in a pending migration's way before `up`, `down`, `goto`: "wait", "refuse", "off"
     blocker_wait_seconds: float = 60.0      # with blockers = "wait": for this long at most, then refuse
     statement_timeout: str = "0"
     pre_migration_snapshot: bool = True

@@ -63,6 +63,7 @@ class DatabaseFacts:
     unreadable: tuple[Unreadable, ...]        # what pg_dump cannot read
     untrusted_extensions: tuple[str, ...]     # only a superuser can create them again
     large_objects_not_owned: int
+    abandoned_restores: tuple[str, ...] = ()  # databases killed new-database restores left (commands.pg.restore_names)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -6,9 +6,13 @@ takes a snapshot or runs anything."""
 from __future__ import annotations
 
 import threading
+from datetime import datetime, timezone
 
 import psycopg
+import pytest
 
+from bot.cli.shell import result_text
+from bot.slack.blocks.render import render
 from commands import grammar
 from commands.identity import Actor
 from commands.migrate.blocker_check import in_the_way
@@ -87,3 +91,34 @@ def test_only_idle_transactions_and_those_older_than_lock_timeout_count_as_in_th
              session(4, "idle in transaction (aborted)", 0.1))
     assert [b.pid for b in in_the_way(found, "2s")] == [2, 3, 4]  # one try outwaits a query shorter than its limit
     assert [b.pid for b in in_the_way(found, "0")] == [1, 2, 3, 4]  # no limit: every try would wait for each
+
+
+ARCHIVE = {**FILES, "2_archive.up.sql": "CREATE TABLE archive (id int);", "2_archive.down.sql": "DROP TABLE archive;"}
+del ARCHIVE["2_email.up.sql"]
+
+
+@pytest.mark.parametrize(("command", "start", "table"), [("migrate down 1", 1, "users"),
+                                                         ("migrate goto 1", 2, "archive")])
+def test_down_and_goto_refuse_before_changing_anything_while_a_session_holds_a_table_their_file_drops(
+        make_bed, command, start, table):
+    bed = make_bed(ARCHIVE, blockers="refuse")
+    bed.run(f"migrate up {start}")
+    tables, taken = bed.tables(), snapshots(bed)
+    with psycopg.connect(bed.url, application_name="billing-worker") as blocker:
+        blocker.execute(f"SELECT count(*) FROM {table}")  # idle in transaction, holding its lock on the table
+
+        result = bed.run(command)
+
+        assert isinstance(result, Refusal) and result.reason is Reason.BLOCKED
+        assert [(b.pid, b.application_name, b.state) for b in result.blockers] == [
+            (blocker.info.backend_pid, "billing-worker", "idle in transaction")]
+        assert bed.state() == (start, False) and bed.tables() == tables and snapshots(bed) == taken
+        card = result_text(result, command=command)
+        assert f"`dbops {command.rsplit(' ', 1)[0]}` refused: sessions hold locks its statements need" in card
+        assert "Nothing was changed: no snapshot was taken and no SQL ran." in card
+        assert f"pid {blocker.info.backend_pid}" in card and "run the same command again" in card
+        # Its button ends the session and no more: an unblock retries only an up.
+        buttons = render(result, now=datetime.now(timezone.utc), command=command).blocks[-1]["elements"]
+        assert [b["text"]["text"] for b in buttons] == [f"End session {blocker.info.backend_pid}"]
+        assert "--retry" not in buttons[0]["value"]
+    assert bed.run(command).outcome is Outcome.DONE and table not in bed.tables()

@@ -223,7 +223,8 @@ def restore() -> RestoreResult:
                          largest_tables=(TableRows(table="public.events", rows=1_284_311),
                                          TableRows(table="public.users", rows=48_120),
                                          TableRows(table="public.organizations", rows=912)),
-                         kept_database="togather_before_restore_20260128_162931", jobs=4, duration_ms=96_400.0)
+                         kept_database="togather_before_restore_20260128_162931", database="togather",
+                         kept_size=570 * MB, jobs=4, duration_ms=96_400.0)
 
 
 def pin() -> PinResult:
@@ -732,6 +733,16 @@ def doctor_result() -> DoctorResult:
               "release ends only sessions of togather itself; a stale lock held by another role is kept, and said so",
               "GRANT pg_signal_backend TO togather (as a superuser or the service's admin role), or end such a "
               "session as its own role"),
+        check("unblock privileges", Verdict.WARN,
+              "role togather is not a member of pg_signal_backend (to signal another role's session): /migrate "
+              "unblock signals only sessions of its own role (or of roles it is a member of); a superuser's session "
+              "is never signalled",
+              "GRANT pg_signal_backend TO togather (as a superuser or the service's admin role)"),
+        check("abandoned restores", Verdict.WARN,
+              "database togather_restoring_20260128_161502 is left from a restore of togather killed part-way: "
+              "half-loaded, taking space, and used by nothing",
+              "The next /snapshot restore production drops it first. Or, unless a restore is running now (/dbops "
+              "lock status production), by hand: DROP DATABASE togather_restoring_20260128_161502 WITH (FORCE);"),
         check("snapshot directory", Verdict.PASS, "/var/lib/togather/db-snapshots is writable"),
         check("free space", Verdict.PASS, "39.0 GB free in /var/lib/togather/db-snapshots; the database is 570.0 MB, "
                                           "212.0 MB of it table data (what a snapshot holds, before zstd)"),
@@ -742,6 +753,13 @@ def doctor_result() -> DoctorResult:
         check("lock directories", Verdict.PASS, "/tmp/togather-migration-production.lock: free, and can be taken"),
         check("app health check", Verdict.SKIP, "not configured (health_url): a rollback cannot check the app "
                                                 "afterwards"),
+        check("app hooks", Verdict.WARN,
+              "no health_url: after the resume hook nothing is awaited, so a restore reports done without knowing "
+              "whether the application came back; pause POST https://deploy.example.com/apps/togather/pause and "
+              "resume POST https://deploy.example.com/apps/togather/resume (not called: a doctor never pauses the "
+              "application; it only opens a connection, sending no request); headers Authorization (from "
+              "${DEPLOY_TOKEN})",
+              "Set health_url under [environments.production] to the application's health check."),
         check("Slack token", Verdict.PASS, "auth.test: authenticated as dbops in workspace togather")))
 
 

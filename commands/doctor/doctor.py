@@ -26,7 +26,7 @@ from commands.migrate import migrate_ops
 from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.doctor.doctor_hooks import hooks_check
-from commands.doctor.doctor_privileges import listed, privilege_checks
+from commands.doctor.doctor_privileges import ident, listed, privilege_checks
 from commands.errors import CommandError, ConfigError, SnapshotFailed, SourceError
 from commands.probes import DatabaseFacts
 from commands.doctor.results import DoctorCheck, DoctorResult, Verdict
@@ -36,6 +36,7 @@ from commands.units import human_size, used_percent
 
 OLDEST_SERVER = 13  # the oldest PostgreSQL dbops is tested with
 SNAPSHOT_DIR, FREE_SPACE, LOCK_DIRS = "snapshot directory", "free space", "lock directories"
+ABANDONED_RESTORES = "abandoned restores"
 
 
 def run(ctx: Context, command: g.DbopsDoctor, env: EnvironmentSettings) -> DoctorResult:
@@ -43,6 +44,7 @@ def run(ctx: Context, command: g.DbopsDoctor, env: EnvironmentSettings) -> Docto
         raise ConfigError("dbops doctor was started without a way to read PostgreSQL's catalogs (no Probe).")
     connection, facts = _connection(ctx, env)
     checks = [connection, _control(ctx, env), _client_tools(ctx, env, facts), *privilege_checks(env, facts),
+              *_abandoned_restores(env, facts),
               _looking(SNAPSHOT_DIR, lambda: _snapshot_dir(env)), _looking(FREE_SPACE, lambda: _free_space(env, facts)),
               _migration_files(ctx, env), _looking(LOCK_DIRS, lambda: _lock_dirs(ctx, env)), _health(env),
               hooks_check(env), _slack(ctx)]
@@ -108,6 +110,21 @@ def _client_tools(ctx: Context, env: EnvironmentSettings, facts: DatabaseFacts |
         return _check(name, Verdict.WARN, f"PostgreSQL {facts.server_version} is older than {OLDEST_SERVER}, the "
                                           "oldest dbops is tested with", "Upgrade the server.")
     return _check(name, Verdict.PASS, f"pg_dump {client} for PostgreSQL {facts.server_version}")
+
+
+def _abandoned_restores(env: EnvironmentSettings, facts: DatabaseFacts | None) -> list[DoctorCheck]:
+    """A line only when there is something to say: a killed new-database restore's fresh
+    database, half-loaded and taking space (``commands.pg.restore_names``)."""
+    if facts is None or not facts.abandoned_restores:
+        return []
+    names = facts.abandoned_restores
+    which = f"database {names[0]} is" if len(names) == 1 else f"{len(names)} databases ({listed(names)}) are"
+    drops = " ".join(f"DROP DATABASE {ident(name)} WITH (FORCE);" for name in names)
+    return [_check(ABANDONED_RESTORES, Verdict.WARN,
+                   f"{which} left from a restore of {facts.database} killed part-way: half-loaded, taking space, "
+                   "and used by nothing",
+                   f"The next /snapshot restore {env.name} drops {'it' if len(names) == 1 else 'them'} first. Or, "
+                   f"unless a restore is running now (/dbops lock status {env.name}), by hand: {drops}")]
 
 
 def _existing_ancestor(path: Path) -> Path:

@@ -2,8 +2,8 @@
 
 A long transaction, or a session ``idle in transaction``, holding a lock that conflicts with one
 a pending statement takes, would make every try of that statement wait (and, while it waits,
-queue the table's other queries behind it). ``up`` looks for such sessions before it takes a
-snapshot or runs anything; per environment (``blockers``) it waits for them to finish, for
+queue the table's other queries behind it). ``up``, ``down`` and ``goto`` look for such sessions
+before they take a snapshot or run anything; per environment (``blockers``) it waits for them to finish, for
 ``blocker_wait_seconds`` at most, or refuses at once, naming them (Reason.BLOCKED). A session
 whose transaction is younger than ``lock_timeout`` is not counted: one try outwaits it.
 """

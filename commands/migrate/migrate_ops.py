@@ -216,11 +216,12 @@ def _change(ctx: Context, db: EnvironmentDatabase, env: EnvironmentSettings, com
     if edited:
         return Refusal(env=env.name, operation=operation, reason=Reason.EDITED_APPLIED_FILE, state=before,
                        files=edited)
-    if operation == "up":  # a down's files are the way back: nothing waits for sessions then
-        from commands.migrate.blocker_check import check as blocker_check
-        blocked = blocker_check(ctx, db, env, files, operation, before)
-        if blocked is not None:
-            return blocked
+    # A down's or a goto's statements queue behind those sessions as an up's do, and the table's
+    # other queries behind them: the same look first, before the snapshot and any SQL.
+    from commands.migrate.blocker_check import check as blocker_check
+    blocked = blocker_check(ctx, db, env, files, operation, before)
+    if blocked is not None:
+        return blocked
     snapshot = safety_snapshot(ctx, env, before, f"pre-migration v{_v(before.version)} to v{_v(plan[-1].target)}",
                                operation)
     reports: list[StepReport] = []

@@ -3,7 +3,8 @@
 Objects are named as the files of a snapshot directory are (``PREFIX/NAME.preserved.zst``,
 ``.preserved.json``, ``.preserved.pinned``). The data goes up from the finished local file
 (boto3's managed transfer: multipart, streamed from disk), the manifest last: until it is
-written the bundle is not listed.
+written the bundle is not listed. A marker named for the publishing host and pid stands while
+it goes up, so that what a killed publish left can be found and removed (``tidy``).
 """
 
 from __future__ import annotations
@@ -12,11 +13,16 @@ import json
 from pathlib import Path
 from typing import BinaryIO
 
+import structlog
 from boto3.s3.transfer import S3Transfer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from commands.errors import SnapshotFailed
-from commands.snapshot.store import BUNDLE_MANIFEST_SUFFIX, BUNDLE_NAME, BUNDLE_PIN_SUFFIX, BUNDLE_SUFFIX, StoredBundle
+from commands.snapshot.bundle_leftovers import abandoned_publish
+from commands.snapshot.store import (BUNDLE_MANIFEST_SUFFIX, BUNDLE_NAME, BUNDLE_PIN_SUFFIX, BUNDLE_SUFFIX,
+                                     BUNDLE_TEMP_PREFIX, StoredBundle, manifest_temp_name)
+
+log = structlog.get_logger("dbops.preserve")
 
 MANIFEST_LIMIT = 1 << 20
 
@@ -64,13 +70,46 @@ class S3Bundles:
                           if not store._exists(store._key(f"{name}{'' if n == 1 else f'_{n}'}" + BUNDLE_SUFFIX))), None)
             if final is None:
                 raise SnapshotFailed(f"Could not find a free name for bundle {name} in {store.where}.")
+            # Put first, gone once the manifest is: a publish killed in between leaves it, naming
+            # its host and pid, for ``tidy`` to abort the upload it left (a multipart upload has
+            # no name of its own that says whose it is).
+            marker = store._key(manifest_temp_name(final))
+            store.client.put_object(Bucket=store.bucket, Key=marker, Body=b"")
             # boto3's transfer manager: multipart for a large bundle, a file read part by part (the
             # client is botocore's own, which has no upload_file of its own).
             S3Transfer(store.client).upload_file(str(data), store.bucket, store._key(final + BUNDLE_SUFFIX))
             store.client.put_object(Bucket=store.bucket, Key=store._key(final + BUNDLE_MANIFEST_SUFFIX),
                                     Body=json.dumps({**manifest, "name": final}, indent=2).encode(),
                                     ContentType="application/json")
+            store.client.delete_object(Bucket=store.bucket, Key=marker)
         return final
+
+    def tidy(self, env_name: str, *, dry_run: bool = False) -> list[str]:
+        """What ``ObjectStore.tidy_bundles`` says: for each marker of a killed publish, its
+        unfinished upload aborted, its data removed if no manifest came, then the marker."""
+        store, removed = self.store, []
+        with store._fault("list the preserved rows"):
+            markers = {item["Key"][len(store.prefix):]: item["LastModified"].timestamp()
+                       for page in store.client.get_paginator("list_objects_v2").paginate(
+                           Bucket=store.bucket, Prefix=store._key(BUNDLE_TEMP_PREFIX), Delimiter="/")
+                       for item in page.get("Contents", ())}
+        for marker, written in markers.items():
+            name = abandoned_publish(marker, env_name, written)
+            if name is None:
+                continue
+            if not dry_run:
+                try:
+                    store._abort_uploads(name + BUNDLE_SUFFIX)
+                    if not store._exists(store._key(name + BUNDLE_MANIFEST_SUFFIX)):
+                        store.client.delete_object(Bucket=store.bucket, Key=store._key(name + BUNDLE_SUFFIX))
+                    store.client.delete_object(Bucket=store.bucket, Key=store._key(marker))
+                except (BotoCoreError, ClientError) as err:
+                    log.warning("preserve.leftover_kept", store=self.where, file=marker, error=type(err).__name__)
+                    continue
+            removed.append(marker)
+        if removed and not dry_run:
+            log.info("preserve.leftovers_removed", store=self.where, removed=removed)
+        return removed
 
     def open(self, name: str) -> BinaryIO:
         store = self.store

@@ -158,6 +158,9 @@ class S3Store:
         from commands.objstore.bundles import S3Bundles  # only a restore that keeps rows, and their list
         return S3Bundles(self)
 
+    def tidy_bundles(self, env_name: str, *, dry_run: bool = False) -> list[str]:
+        return self.bundles().tidy(env_name, dry_run=dry_run)
+
     def writer(self, name: str) -> "PartWriter":
         """A file to write snapshot ``name``'s data into, part by part (a context manager: on a
         clean exit the upload is completed, ``.name`` being the name it got; otherwise it is

@@ -21,6 +21,7 @@ from commands.config import EnvironmentSettings
 from commands.errors import DatabaseError
 from commands.pg.connect import CONTROL, connect, describe, environment
 from commands.pg.control import CONTROL_MIGRATIONS, CONTROL_TABLE
+from commands.pg.restore_names import abandoned_restores
 from commands.pg.state import PgVersionStore
 from commands.pg.tools import ToolError, Tools
 from commands.redact import mask_url
@@ -140,7 +141,8 @@ class PgProbe:
                              for schema_, name, why in conn.execute(_UNREADABLE).fetchall()),
             untrusted_extensions=self._column(conn, _UNTRUSTED_EXTENSIONS),
             large_objects_not_owned=conn.execute(
-                "SELECT count(*) FROM pg_largeobject_metadata WHERE NOT pg_has_role(lomowner, 'USAGE')").fetchone()[0])
+                "SELECT count(*) FROM pg_largeobject_metadata WHERE NOT pg_has_role(lomowner, 'USAGE')").fetchone()[0],
+            abandoned_restores=tuple(abandoned_restores(conn, database)))
 
     @staticmethod
     def _column(conn: psycopg.Connection, query: str, params: dict | None = None) -> tuple[str, ...]:

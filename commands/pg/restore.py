@@ -30,7 +30,6 @@ import tempfile
 import threading
 import time
 from contextlib import contextmanager, nullcontext
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Iterator
 
 import psycopg
@@ -42,6 +41,7 @@ from commands.pg.connect import connect, describe
 from commands.pg.embedded import database_url
 from commands.pg.parallel_restore import auto_jobs, client_cores, restore_archive, server_room, unpacked
 from commands.pg.psql_script import sql_only
+from commands.pg.restore_names import drop_abandoned_restores, free_names
 from commands.pg.streams import CHUNK, feed, gzip_chunks, stderr_tail, zstd_chunks
 from commands.pg.tools import Tools, child_env
 from commands.process_env import base_env
@@ -67,11 +67,11 @@ class PgRestorer:
         self._require_restricted_mode(snapshot)
         if mode == "in-place":
             self._restore_in_place(snapshot, url, lock_timeout, progress)
-            kept, jobs = None, 1
+            kept, kept_size, jobs, abandoned = None, None, 1, ()
         else:
-            kept, jobs = self._restore_new_database(snapshot, url, jobs, progress)
-        return Restored(database=conninfo_dbname(url), mode=mode, kept_database=kept, jobs=jobs,
-                        duration_ms=(time.perf_counter() - started) * 1000)
+            kept, kept_size, jobs, abandoned = self._restore_new_database(snapshot, url, jobs, progress)
+        return Restored(database=conninfo_dbname(url), mode=mode, kept_database=kept, kept_size=kept_size, jobs=jobs,
+                        duration_ms=(time.perf_counter() - started) * 1000, abandoned_dropped=abandoned)
 
     def _sql_chunks(self, snapshot: Snapshot, failures: list[str]) -> Iterator[bytes]:
         """The snapshot as SQL: pg_restore's output for dbops snapshots, gunzip for legacy
@@ -167,14 +167,17 @@ class PgRestorer:
             yield {"PGAPPNAME": name}
 
     def _restore_new_database(self, snapshot: Snapshot, url: str, jobs: int | None,
-                              progress: Report | None) -> tuple[str, int]:
-        """(the kept database, the jobs that restored it). The archive is unpacked (when jobs
-        run) before anything is created, so a snapshot that cannot be read, or no room for
-        it, changes nothing on the server."""
+                              progress: Report | None) -> tuple[str, int | None, int, tuple[str, ...]]:
+        """(the kept database, its size in bytes (None if the server would not say), the jobs
+        that restored it, the databases killed restores had left and this one dropped:
+        ``restore_names``). The archive is unpacked (when jobs run) before
+        anything is created, so a snapshot that cannot be read, or no room for it, changes
+        nothing on the server but those leftovers."""
         target = conninfo_dbname(url)
         maintenance = database_url(url, "postgres")
         with connect(maintenance, database=self.database, application_name="dbops-restore") as admin:
-            fresh, kept = _free_names(admin, target)
+            abandoned = drop_abandoned_restores(admin, target)
+            fresh, kept = free_names(admin, target)
             room = server_room(admin)
             if snapshot.kind == "legacy":
                 jobs = 1  # a plain script has no table of contents to share out
@@ -208,7 +211,11 @@ class PgRestorer:
                 admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(fresh)))
                 raise SnapshotFailed(f"Could not swap in the restored database: {describe(err)}. "
                                      f"{target} is unchanged.") from None
-        return kept, jobs
+            try:
+                kept_size = admin.execute("SELECT pg_database_size(%s)", (kept,)).fetchone()[0]
+            except psycopg.Error:  # no CONNECT on it (nor pg_read_all_stats): the card says so without a figure
+                kept_size = None
+        return kept, kept_size, jobs, abandoned
 
     @staticmethod
     def _swap(admin: psycopg.Connection, target: str, fresh: str, kept: str) -> None:
@@ -224,18 +231,6 @@ class PgRestorer:
         except psycopg.Error:
             admin.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(target)))
             raise
-
-
-def _free_names(admin: psycopg.Connection, target: str) -> tuple[str, str]:
-    """Names for the fresh database and the kept one that no database has: restores within
-    the same second (an undo right after a restore) get a number after the time."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d_%H%M%S")
-    for n in range(1, 100):
-        tag = stamp if n == 1 else f"{stamp}_{n}"
-        fresh, kept = f"{target}_restoring_{tag}"[:63], f"{target}_before_restore_{tag}"[:63]
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname IN (%s, %s)", (fresh, kept)).fetchone():
-            return fresh, kept
-    raise SnapshotFailed(f"Could not find free names beside {target} for a restore; {target} is unchanged.")
 
 
 def restricted_block(kind: str) -> tuple[bytes, bytes]:

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import BinaryIO, Iterator
 
 from commands.errors import SnapshotFailed, UsageError
-from commands.snapshot.store import BUNDLE_NAME, BUNDLE_TEMP_PREFIX
+from commands.snapshot.bundle_leftovers import export_directory
+from commands.snapshot.store import BUNDLE_NAME, writer_temp_name
 
 FORMAT = "dbops-preserved-1"
 CHUNK = 1 << 20
@@ -56,12 +57,14 @@ class BundleWriter:
     ``directory`` (the snapshot directory, so publishing is a link on the same file system;
     the system's temporary directory for object storage). ``discard`` removes it."""
 
-    def __init__(self, directory: Path | None, level: int = 6) -> None:
+    def __init__(self, directory: Path | None, env_name: str, level: int = 6) -> None:
         import zstandard  # loaded by a restore that keeps rows, not by every command
         if directory is not None:
             directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=BUNDLE_TEMP_PREFIX, suffix=".zst", dir=directory)
-        self.path = Path(name)
+        # Named for its host, pid and environment: a killed export's file is removed once its
+        # writer is gone (commands.snapshot.bundle_leftovers).
+        self.path = export_directory(directory) / writer_temp_name(env_name)
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
         self.file = os.fdopen(fd, "wb")
         self.hashing = _Hashing(self.file)
         self.writer = zstandard.ZstdCompressor(level=level).stream_writer(self.hashing, closefd=False)

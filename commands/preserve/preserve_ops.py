@@ -22,6 +22,7 @@ from commands.preserve.bundles import FORMAT, NAME, BundleWriter, bundle_name, c
 from commands.preserve.results import BundleInfo, LossEstimate, PreservedListResult, PreserveReport, ReimportResult
 from commands.results import Outcome, Reason, Refusal
 from commands.snapshot import snapshot_ops
+from commands.snapshot.bundle_leftovers import export_directory, remove_bundle_leftovers
 from commands.snapshot.snapshots import Snapshot, manifest_if_readable
 from commands.snapshot.store import BundleStore, bundle_store_for
 
@@ -70,7 +71,8 @@ class Keeper:
         since = _since(snapshot, manifest)
         changed = ctx.databases.changed_rows(env)
         loss = changed.measure(since, _columns(env), (env.migrations_table,), _recorded(manifest))
-        writer = BundleWriter(env.snapshot_dir, level=env.snapshot_compression_level)
+        remove_bundle_leftovers(export_directory(env.snapshot_dir), env.name)  # under the lock: no export runs
+        writer = BundleWriter(env.snapshot_dir, env.name, level=env.snapshot_compression_level)
         try:
             changed.export(since, _columns(env), (env.migrations_table,), writer)
             sha256, size = writer.finish()

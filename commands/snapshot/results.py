@@ -77,11 +77,14 @@ class RestoreResult(ResultBase):
     before: State
     after: State
     largest_tables: tuple[TableRows, ...]
-    kept_database: str | None
+    kept_database: str | None  # new-database mode: the replaced database, renamed and closed to connections
     duration_ms: float
+    database: str | None = None    # the restored database's name (the kept one's, before the swap)
+    kept_size: int | None = None   # the kept database's bytes on the server, when the server says
     app_hooks: AppHooks | None = None  # the application paused and resumed around it (commands.app.hooks)
     preserved: "PreserveReport | None" = None  # --preserve: the rows kept (a commands.preserve.results type, named only)
     jobs: int = 1  # new-database mode: pg_restore's parallel jobs; 1: one transaction
+    abandoned_dropped: tuple[str, ...] = ()  # new-database mode: what killed restores had left, dropped first
     outcome: Outcome = Outcome.DONE
     operation: str = "snapshot restore"
 
@@ -108,6 +111,7 @@ class CleanupResult(ResultBase):
     disk_after: DiskUsage
     outcome: Outcome
     bundles_deleted: tuple[str, ...] = ()  # bundles of preserved rows past retention (same rules)
+    export_leftovers: tuple[str, ...] = ()  # files killed --preserve exports left (commands.snapshot.bundle_leftovers)
     operation: str = "snapshot cleanup"
 
 

@@ -31,8 +31,9 @@ from commands.snapshot.snapshots import (
     CleanupPlan, Listing, Snapshot, Verified, delete_files, diagnose_os, find, newest_first_key, plan_cleanup,
     set_pinned,
 )
+from commands.snapshot.bundle_leftovers import export_directory, remove_bundle_leftovers
 from commands.snapshot.store import (BUNDLE_NAME, LocalStore, SnapshotStore, bundle_store_for, expired_bundles,
-                                     store_for)
+                                     object_store_for, store_for)
 
 log = structlog.get_logger("dbops.snapshots")
 LARGEST_TABLES = 5
@@ -168,7 +169,9 @@ def _restore(ctx: Context, command: g.SnapshotRestore, env: EnvironmentSettings,
              version=after.version)
     return RestoreResult(env=env.name, name=snapshot.name, mode=restored.mode, safety_snapshot=safety,
                          before=before, after=after, largest_tables=largest, kept_database=restored.kept_database,
-                         jobs=restored.jobs, duration_ms=(time.perf_counter() - started) * 1000, preserved=preserved)
+                         jobs=restored.jobs, duration_ms=(time.perf_counter() - started) * 1000, preserved=preserved,
+                         database=restored.database, kept_size=restored.kept_size,
+                         abandoned_dropped=restored.abandoned_dropped)
 
 
 def pin(ctx: Context, command: g.SnapshotPin, env: EnvironmentSettings) -> Result:
@@ -243,9 +246,12 @@ def cleanup(ctx: Context, command: g.SnapshotCleanup, env: EnvironmentSettings) 
             log.info("snapshot.bundle_deleted", bundle=bundle.name, size=bundle.size)
     else:
         freed += sum(b.size for b in expired)
+    leftovers = remove_bundle_leftovers(export_directory(env.snapshot_dir), env.name, dry_run=command.dry_run)
+    if (bucket := object_store_for(env)) is not None:  # a killed publish's unfinished upload
+        leftovers += bucket.tidy_bundles(env.name, dry_run=command.dry_run)
     after = before if command.dry_run else disk_usage(store, scope_of(ctx.settings, env).list().snapshots)
-    outcome = Outcome.DONE if plan.delete or expired else Outcome.NO_CHANGE
+    outcome = Outcome.DONE if plan.delete or expired or leftovers else Outcome.NO_CHANGE
     return CleanupResult(env=env.name, dry_run=command.dry_run, retention_days=retention, keep_last=env.keep_last,
                          deleted=tuple(s.info() for s in plan.delete), kept=tuple((s.info(), why) for s, why in plan.keep),
                          freed_bytes=freed, disk_before=before, disk_after=after, outcome=outcome,
-                         bundles_deleted=tuple(b.name for b in expired))
+                         bundles_deleted=tuple(b.name for b in expired), export_leftovers=tuple(leftovers))

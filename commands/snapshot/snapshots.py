@@ -110,8 +110,10 @@ class Restored:
     database: str
     mode: str
     kept_database: str | None  # new-database mode: the old database, kept for undo
+    kept_size: int | None = None  # its size on the server, bytes, when the server says
     duration_ms: float
     jobs: int = 1  # pg_restore's parallel jobs; 1: one transaction
+    abandoned_dropped: tuple[str, ...] = ()  # new-database mode: what killed restores had left, dropped first
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import BinaryIO, Callable, Protocol
 from commands.config import EnvironmentSettings
 from commands.errors import SnapshotFailed
 from commands.snapshot.snapshots import (DIRECTORY_MODE, FILE_MODE, Listing, Snapshot, delete_files, list_snapshots,
-                                         read_manifest, set_pinned)
+                                         read_manifest, set_pinned, this_host)
 
 
 class SnapshotStore(Protocol):
@@ -61,6 +62,11 @@ class ObjectStore(SnapshotStore, Protocol):
 
     def bundles(self) -> "BundleStore":
         """The bundles kept beside these snapshots, in the same bucket and prefix."""
+
+    def tidy_bundles(self, env_name: str, *, dry_run: bool = False) -> list[str]:
+        """Abort and remove what killed publishes of ``env_name``'s bundles left once their
+        writer is gone (``commands.snapshot.bundle_leftovers.abandoned_publish``); their markers'
+        names (``dry_run``: what would be). What cannot be removed is logged and left."""
 
     def probe(self) -> dict[str, str]:
         """Write and delete a tiny object, start and abort a multipart upload under the prefix
@@ -119,6 +125,17 @@ BUNDLE_SUFFIX = ".preserved.zst"
 BUNDLE_MANIFEST_SUFFIX = ".preserved.json"
 BUNDLE_PIN_SUFFIX = ".preserved.pinned"
 BUNDLE_TEMP_PREFIX = ".preserving-"  # not TEMP_PREFIX: a bundle being written is no interrupted snapshot
+def writer_temp_name(env_name: str) -> str:
+    """The name a bundle of ``env_name`` is written under before it is published (host and pid:
+    ``commands.snapshot.bundle_leftovers`` removes it once its writer is gone)."""
+    return f"{BUNDLE_TEMP_PREFIX}{this_host()}-{os.getpid()}-{env_name}_b{secrets.token_hex(4)}.zst"
+
+
+def manifest_temp_name(name: str) -> str:
+    """The name bundle ``name``'s manifest is written under before it is renamed into place."""
+    return f"{BUNDLE_TEMP_PREFIX}{this_host()}-{os.getpid()}-{name}{BUNDLE_MANIFEST_SUFFIX}"
+
+
 BUNDLE_NAME = re.compile(r"(?P<env>[a-z][a-z0-9_-]{0,39})_(?P<ts>\d{8}_\d{6})_preserved(?:_(?P<n>\d{1,3}))?")
 
 
@@ -206,7 +223,7 @@ class LocalBundles:
                 continue
         else:
             raise SnapshotFailed(f"Could not find a free name for bundle {name} in {self.directory}.")
-        temp = self.directory / f"{BUNDLE_TEMP_PREFIX}{os.getpid()}-{final}{BUNDLE_MANIFEST_SUFFIX}"
+        temp = self.directory / manifest_temp_name(final)
         try:
             fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, FILE_MODE)
             with os.fdopen(fd, "w", encoding="utf-8") as fh:

@@ -80,40 +80,45 @@ def waited(w: LockWait) -> str:
             + (f", behind {who}" if who else "") + ".")
 
 
-def _button(b: Blocker, env: str, terminate: bool) -> dict:
+def _button(b: Blocker, env: str, terminate: bool, retry: bool) -> dict:
+    """``retry``: the unblock runs ``up`` again after it (it knows no other migration's arguments)."""
     command = g.MigrateUnblock(env=env, pid=b.pid, terminate=terminate,
-                               session=b.session_start.isoformat() if b.session_start else None, retry=True)
-    label = f"End session {b.pid} and retry" if terminate else f"Cancel query of {b.pid} and retry"
+                               session=b.session_start.isoformat() if b.session_start else None, retry=retry)
+    label = f"End session {b.pid}" if terminate else f"Cancel query of {b.pid}"
     what = ("Ends its session: its open transaction is rolled back and the application sees its connection "
             "closed." if terminate else "Cancels its running query: the application sees it fail.")
+    then = "Then the migration runs again." if retry else "Then run the migration again."
     return {"type": "button", "action_id": f"{UNBLOCK_ACTION}_{'end' if terminate else 'cancel'}_{b.pid}",
-            "value": "/" + g.canonical(command, env), "text": {"type": "plain_text", "text": label[:75]},
+            "value": "/" + g.canonical(command, env),
+            "text": {"type": "plain_text", "text": (label + " and retry" if retry else label)[:75]},
             "style": "danger",
             "confirm": confirm_dialog(title=f"{'End session' if terminate else 'Cancel query'} {b.pid}?",
-                                      confirm="Ask for it", text=f"{what} Then the migration runs again. It needs "
+                                      confirm="Ask for it", text=f"{what} {then} It needs "
                                       "a second person's approval where unblock requires one.")}
 
 
-def _with_buttons(card: Card, blockers: tuple[Blocker, ...], env: str) -> Message:
-    buttons = []
+def _with_buttons(card: Card, blockers: tuple[Blocker, ...], env: str, operation: str) -> Message:
+    buttons, retry = [], operation == "up"
     for b in blockers[:2]:
         if b.state == "active":
-            buttons.append(_button(b, env, False))
-        buttons.append(_button(b, env, True))
+            buttons.append(_button(b, env, False, retry))
+        buttons.append(_button(b, env, True, retry))
     message = card.message()
     return extended(message, {"type": "actions", "elements": buttons}) if buttons else message
 
 
 def refused_blocked(card: Card, r: Refusal) -> Message:
-    """``up`` refused before it ran anything: sessions in the way of its statements."""
+    """``up``, ``down`` or ``goto`` refused before it ran anything: sessions in the way of its
+    statements. Only an ``up``'s buttons retry it."""
     waited = "It waited for them as long as `blocker_wait_seconds` allows" if r.detail == "wait" else (
         "This environment refuses at once (`blockers = \"refuse\"`)")
     card.section(f"Nothing was changed: no snapshot was taken and no SQL ran. {waited}; while they hold their locks "
                  "each statement would wait behind them, and every query on those tables behind it.")
     card.lines([f"• {blocker_text(b)}" for b in r.blockers[:BLOCKERS_SHOWN]], total=len(r.blockers),
                title="*In the way:*")
-    card.context(QUERY_NOTE, "When they are done, run `/migrate up` again; or cancel or end one below.")
-    return _with_buttons(card, r.blockers, r.env)
+    again = "run `/migrate up` again" if r.operation == "up" else "run the same command again"
+    card.context(QUERY_NOTE, f"When they are done, {again}; or cancel or end one below.")
+    return _with_buttons(card, r.blockers, r.env, r.operation)
 
 
 def blocked(card: Card, r: MigrateResult) -> Message:
@@ -124,7 +129,7 @@ def blocked(card: Card, r: MigrateResult) -> Message:
                      f"lock_timeout, then gave up; in its way:*")
     card.context(QUERY_NOTE, "An idle transaction holds its locks until it ends: cancelling a query does nothing "
                              "to it; ending its session does.")
-    return _with_buttons(card, w.blockers, r.env)
+    return _with_buttons(card, w.blockers, r.env, r.operation)
 
 
 def unblock(r: UnblockResult, retried: Message | None) -> Message:

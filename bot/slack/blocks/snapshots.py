@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from bot.slack.blocks.kit import Card, Message, bold, code, count, duration_text, either, esc, plain, shorten, when
+from bot.slack.blocks.kit import Card, Message, bold, code, count, duration_text, either, esc, plain, pre, shorten, when
 from bot.slack.blocks.migrate import json_hint, snapshot_version
 from bot.slack.blocks.wording import TICKS, age_text, at_version, disk_text, version_text
+from commands.privileges import ident
 from commands.results import Check, Outcome, Reason, Refusal
 from commands.snapshot.results import (CleanupResult, DrillRecord, PinResult, RestoreResult, SnapshotCreated, SnapshotInfo,
                                        SnapshotListResult, SnapshotVerifyResult)
@@ -139,14 +140,52 @@ def restored(r: RestoreResult) -> Message:
         from bot.slack.blocks.preserve import add_report  # only a restore that kept rows
         add_report(card, r.preserved, r.env)
     undo = []
-    if r.safety_snapshot:
+    if r.safety_snapshot and not r.kept_database:
         undo.append(f"To undo: {code(f'/snapshot restore {r.safety_snapshot} {r.env}')}.")
-    if r.kept_database:
-        undo.append(f"The database it replaced is kept as {code(r.kept_database)}: drop it when it is no longer needed.")
     if r.after.dirty:
         undo.append(f"The snapshot itself was taken while the database was dirty at {at_version(r.after.version)}: "
                     f"{code(f'/migrate status {r.env}')} shows the recovery options.")
-    return card.section("\n".join(undo)).message() if undo else card.message()
+    if r.kept_database:
+        _kept(card, r)
+    card.section("\n".join(undo))
+    if r.abandoned_dropped:
+        left = ", ".join(code(name) for name in r.abandoned_dropped)
+        card.context(f"Dropped first: {left}, half-loaded by a restore of {bold(r.env)} that was killed part-way "
+                     "(the database it was loading; never a kept one).")
+    return card.message()
+
+
+def _kept(card: Card, r: RestoreResult) -> None:
+    """What the database a new-database restore replaced is for, and the ways back to it: the
+    safety snapshot (the same data, through the lock and approval) or, at once, a rename by hand."""
+    kept, database = r.kept_database, r.database or r.kept_database.rsplit("_before_restore_", 1)[0]
+    space = (f"it still takes {human_size(r.kept_size)} on the database server" if r.kept_size is not None
+             else "it still takes as much space on the database server as the database did")
+    card.section(f"*The database it replaced* is kept as {code(kept)}: {bold(database)} exactly as it was before "
+                 "this restore, to go back to. It is closed to connections (ALLOW_CONNECTIONS false) so that nothing "
+                 f"writes to it by mistake, and {space} until it is dropped.")
+    ways = []
+    if r.safety_snapshot:
+        ways.append("• Restore the safety snapshot, taken just before this restore, through the lock and any approval: "
+                    + code(f"/snapshot restore {r.safety_snapshot} {r.env}"))
+    aside = f"{database}_restored_{kept.rsplit('_before_restore_', 1)[-1]}"[:63]
+    ways.append("• Or rename it back by hand, at once: stop the application, connect to another database on the "
+                f"server (postgres), and run the SQL below. This restore's database is set aside as {code(aside)}, "
+                "with what was written to it since.")
+    heading = "*Two ways back to it:*" if len(ways) == 2 else "*The way back to it:*"
+    card.section(heading + "\n" + "\n".join(ways))
+    card.section(pre(swap_back_sql(database, kept, aside)))
+    card.context(f"When it is no longer needed: {code(f'DROP DATABASE {ident(kept)};')}")
+
+
+def swap_back_sql(database: str, kept: str, aside: str) -> str:
+    """The statements that put ``kept`` back in ``database``'s place, as dbops' swap does it."""
+    db, literal = ident(database), "'" + database.replace("'", "''") + "'"
+    return "\n".join((f"ALTER DATABASE {db} ALLOW_CONNECTIONS false;",
+                      f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = {literal};",
+                      f"ALTER DATABASE {db} RENAME TO {ident(aside)};",
+                      f"ALTER DATABASE {ident(kept)} RENAME TO {db};",
+                      f"ALTER DATABASE {db} ALLOW_CONNECTIONS true;"))
 
 
 def _mode_text(r: RestoreResult) -> str:
@@ -180,6 +219,11 @@ def cleanup(r: CleanupResult, now: datetime) -> Message:
         card.context(f"Also {'would delete' if r.dry_run else 'deleted'} {count(len(r.bundles_deleted), 'bundle')} of "
                      f"rows kept by restores, past retention: {', '.join(code(b) for b in r.bundles_deleted[:5])}"
                      + (f" and {len(r.bundles_deleted) - 5:,} more" if len(r.bundles_deleted) > 5 else "") + ".")
+    if r.export_leftovers:
+        shown = ", ".join(code(f) for f in r.export_leftovers[:5])
+        more = f" and {len(r.export_leftovers) - 5:,} more" if len(r.export_leftovers) > 5 else ""
+        card.context(f"Also {'would remove' if r.dry_run else 'removed'} {count(len(r.export_leftovers), 'file')} that "
+                     f"exports of rows (--preserve) killed part-way had left, their writer gone: {shown}{more}.")
     card.context(f"Retention {count(r.retention_days, 'day')}; the newest {r.keep_last:,} and pinned snapshots "
                  "are always kept.")
     if r.deleted:
