@@ -7,12 +7,10 @@ in the name (environment, time, version, reason), so listing 10,000 snapshots re
 directory and never opens a file.
 
 Legacy snapshots (``togather_<db>_<YYYYMMDD_HHMMSS>_<reason>.sql.gz``, plain SQL, with an
-optional ``.meta.json`` sidecar) are listed and restorable as they are.
-
-Several environments may share one directory: which of these files an environment may see
-and act on is ``commands.snapshot.snapshot_scope``'s to say. Temporary files carry the host and the
-pid that write them (``.tmp-HOST-PID-NAME…``), so only the host that wrote one judges it by
-its pid. Every file dbops writes here is 0600 and opened without following links.
+optional ``.meta.json`` sidecar) are listed and restorable as they are. Several environments
+may share one directory (``snapshot_scope`` says which files each may act on). Temporary files
+carry the host and pid that write them (``.tmp-HOST-PID-NAME…``): only their host judges them
+by pid. Every file dbops writes here is 0600 and opened without following links.
 """
 
 from __future__ import annotations
