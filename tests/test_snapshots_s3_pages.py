@@ -1,7 +1,7 @@
 """`/snapshot list` on a bucket shows a page of the newest, read from few keys (commands.snapshot.paging),
 against moto's standalone server over HTTP: the page is exactly the newest, "More" pages through every
 snapshot once, a snapshot written between two pages by another process shifts nothing, and snapshots of
-the flat layout and legacy names are on the pages where their time puts them."""
+the flat layout and legacy names are on the pages where their time puts them; a directory pages alike."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from commands.snapshot.paging import PAGE
 from commands.snapshot.results import SnapshotListResult
 from tests import s3_server
+from tests.test_schedule import write_snapshot
 from tests.test_snapshots_s3 import BUCKET, manifest_key, moto_endpoint, s3, s3_bed  # noqa: F401
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -124,3 +125,19 @@ def test_a_bucket_with_few_snapshots_is_listed_exactly_in_one_round_of_requests(
     # 16 manifest folders from the cut-off, their first keys, the pins, the flat layout: one round, nothing read
     assert len(proxy.requests) == 2 * 16 + 2
     assert all(method == "GET" and "list-type=2" in path for method, path in proxy.requests), proxy.requests
+
+
+def test_a_snapshot_directory_pages_the_same_way_with_exact_counts(make_bed, tmp_path):
+    bed = make_bed({"1_a.up.sql": "SELECT 1;", "1_a.down.sql": "SELECT 1;"})
+    directory = bed.settings.environment("test").snapshot_dir
+    names = []
+    for i in range(45):
+        names.append(write_snapshot(directory, NOW - timedelta(hours=7 * i), reason=f"n{i}"))
+    first = bed.run("snapshot list")
+    assert [s.name for s in first.snapshots] == names[:30]
+    assert first.complete and first.counted == 45 and first.more == names[29]
+    assert first.disk.snapshots_bytes == 45 * 1000  # the whole directory's, as before
+    pages = _pages(bed)
+    assert [len(p.snapshots) for p in pages] == [30, 15] and _names(pages) == names
+    assert pages[1].counted == 15 and pages[1].more is None
+    assert bed.run(f"snapshot list --before {names[-1]}").snapshots == ()
