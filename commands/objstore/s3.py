@@ -86,7 +86,7 @@ class S3Store:
             manifests = [pool.submit(self._objects, folder) for folder in folders]
             return self._listing(flat.result(), set(pins.result()), [folder.result() for folder in manifests])
 
-    def list_since(self, env_name: str, since: datetime | None) -> tuple[Listing, bool]:
+    def list_since(self, env_name: str, since: datetime | None, memo: dict) -> tuple[Listing, bool]:
         """The snapshots named ``ENV_YYYYMMDD_HHMMSS…`` from ``since`` on (to the second; every
         one when None), read from few keys, for a page of the newest (``commands.snapshot.paging``);
         and whether that is all of the environment's catalog (nothing older exists).
@@ -99,18 +99,22 @@ class S3Store:
         scopes and cuts it by name. The flat layout (older snapshots, legacy ``togather_*``
         names that carry no environment prefix, interrupted runs' markers) is read whole, as
         ``list`` reads it: dbops no longer writes there, so it is a few keys, one request when empty.
+        ``memo`` keeps what does not depend on ``since`` (the flat layout, the pins, each folder's
+        first key) from one round of a page to the next, so a wider round asks the 16 folders only.
         """
         start = f"{env_name}_{since:%Y%m%d_%H%M%S}" if since is not None else ""
         folders = layout.manifest_dirs()
         with self._fault("list the snapshots"), ThreadPoolExecutor(2 * len(folders) + 2,
                                                                   thread_name_prefix="dbops-page") as pool:
-            flat = pool.submit(self._objects, "", "/")
-            pins = pool.submit(self._objects, f"{layout.PIN_DIR}{env_name}_")
+            if not memo:
+                memo["flat"] = pool.submit(self._objects, "", "/")
+                memo["pins"] = pool.submit(self._objects, f"{layout.PIN_DIR}{env_name}_")
+                memo["firsts"] = [pool.submit(self._first, f"{folder}{env_name}_") for folder in folders]
             manifests = [pool.submit(self._objects, f"{folder}{env_name}_", "", f"{folder}{start}" if start else "")
                          for folder in folders]
-            firsts = [pool.submit(self._first, f"{folder}{env_name}_") for folder in folders] if start else []
-            listing = self._listing(flat.result(), set(pins.result()), [folder.result() for folder in manifests])
-            return listing, all(_not_before(first.result(), env_name, start) for first in firsts)
+            listing = self._listing(memo["flat"].result(), set(memo["pins"].result()),
+                                    [folder.result() for folder in manifests])
+            return listing, all(_not_before(first.result(), env_name, start) for first in memo["firsts"])
 
     def _first(self, under: str) -> str | None:
         """The first key under ``PREFIX/under`` (by its key under ``PREFIX/``), or None."""
@@ -351,7 +355,7 @@ def _not_before(first: str | None, env_name: str, start: str) -> bool:
     """Whether a manifest folder whose first key (under the environment's prefix) is ``first``
     holds none of ``env_name``'s snapshots named before ``start``. A look-alike environment's
     key there (``prod_1x_…`` before ``prod_2026…``) says nothing of ours: not known, so False."""
-    if first is None:
+    if first is None or not start:
         return True
     name = first.rpartition("/")[2]
     return environment_in_name(name) == env_name and name >= start

@@ -11,9 +11,10 @@ the cut-off (and perhaps more); candidates are cut at the same cut-off by name, 
 snapshot not among them is older than every candidate. When at least a page of candidates
 came back, the newest page of them is the newest page overall; otherwise the cut-off widens
 (1, 7, 30, 365 days, then everything: at most 5 rounds, one when snapshots are taken daily).
-The first key of each manifest folder, asked in the same round, says when nothing is older
-than the cut-off: then the read was everything, and the count exact (one round for an
-environment with few snapshots).
+The first key of each manifest folder, asked in the first round with the pins and the flat
+layout (which a wider round does not ask again), says when nothing is older than the cut-off:
+then the read was everything, and the count exact (one round for an environment with few
+snapshots).
 
 "More" continues from the oldest name shown (``before``): a key, never an offset, so a
 snapshot created or deleted between two pages (here or by another replica) neither shifts a
@@ -60,9 +61,10 @@ def newest_page(scope: Scope, *, before: str | None = None, size: int = PAGE,
         return _cut(scope.list(), None, bound, size)
     anchor = bound[0] if bound is not None else (now or datetime.now(timezone.utc))
     anchor = anchor.replace(microsecond=0)
+    memo: dict = {}  # what the rounds share (``S3Store.list_since``)
     for days in (*WINDOWS_DAYS, None):
         since = anchor - timedelta(days=days) if days is not None else None
-        listing, nothing_older = read_since(scope.env, since)
+        listing, nothing_older = read_since(scope.env, since, memo)
         page = _cut(scope.own(listing), since if not nothing_older else None, bound, size)
         if page.complete or page.counted >= size:
             return page
