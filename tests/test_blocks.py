@@ -118,7 +118,7 @@ def snapshot_page(before: str | None = None) -> SnapshotListResult:
     shown = tuple(snap(60 * 6 * i + (0 if before is None else 60 * 24 * 30), V3, f"nightly {i}", pinned=i == 2)
                   for i in range(3))
     return SnapshotListResult(env="production", snapshots=shown, orphans=(), incomplete=(), before=before,
-                              counted=212, complete=False,
+                              counted=212, complete=False, more=shown[-1].name,
                               disk=DiskUsage(total=0, used=0, free=0, snapshots_bytes=3 * 42 * MB,
                                              store="s3://dbops-snapshots/production"))
 
@@ -1327,7 +1327,7 @@ HOSTILE = "<!channel> `rm -rf` & <@U0EVE> ```x``` <#C0ALL> *bold* > done"
 def test_a_page_of_ten_thousand_snapshots_shows_every_row_and_a_more_button_from_the_oldest_shown() -> None:
     page = tuple(snap(i, V3, f"nightly {i}") for i in range(30))
     result = SnapshotListResult(env="production", snapshots=page, orphans=(), incomplete=(), disk=DISK,
-                                counted=10_000, complete=True)
+                                counted=10_000, complete=True, more=page[-1].name)
     message = render(result, now=NOW, command="/snapshot list")
     assert_fits_slack(message)
     assert message.blocks[0]["text"]["text"] == "production: newest 30 of 10,000 snapshots"

@@ -3,8 +3,9 @@
 The page order is (time in the name, name), newest first: for one environment's dbops names
 (``ENV_YYYYMMDD_HHMMSS_…``) that is the names' own order, which is what lets an object store
 answer "everything from this time on" from a ``StartAfter`` key (``S3Store.list_since``).
-Two snapshots of the same second are ordered by name here (the full listing orders them by
-write time): a page's continuation must be a position that a name alone fixes.
+Which snapshots make a page is decided in that order (a continuation must be a position a
+name alone fixes); within the page they are shown as the full listing orders them, by write
+time within one second.
 
 Correctness does not depend on any clock: the store returns every snapshot named at or after
 the cut-off (and perhaps more); candidates are cut at the same cut-off by name, so any
@@ -34,7 +35,7 @@ from datetime import datetime, timedelta, timezone
 from commands.errors import UsageError
 from commands.snapshot.snapshot_scope import Scope
 from commands.snapshot.snapshots import (LEGACY_SUFFIX, Listing, Snapshot, check_name, dbops_snapshot, is_dbops_name,
-                                         listing_of)
+                                         listing_of, newest_first_key)
 
 PAGE = 30
 WINDOWS_DAYS = (1, 7, 30, 365)
@@ -46,6 +47,7 @@ class Page:
     counted: int          # snapshots older than ``before`` (all when None) that were read: at least this many exist
     complete: bool        # everything was read: ``counted`` is exact and ``whole`` holds all of them
     whole: Listing | None  # the environment's whole listing, when it was read (a directory, or the last round)
+    more: str | None       # the name the next page continues from (None: nothing older)
 
 
 def page_key(snapshot: Snapshot) -> tuple:
@@ -93,6 +95,10 @@ def _cut(listing: Listing, since: datetime | None, bound: tuple | None, size: in
     kept = [s for s in listing.snapshots
             if (since is None or s.created_at >= since) and (bound is None or page_key(s) < bound)]
     kept.sort(key=page_key, reverse=True)
-    shown = Listing(snapshots=tuple(kept[:size]), orphans=listing.orphans, incomplete=listing.incomplete)
-    return Page(listing=shown, counted=len(kept), complete=since is None,
-                whole=listing if since is None else None)
+    chosen, complete = kept[:size], since is None
+    # shown as the full listing orders them (by write time within one second); the next page
+    # starts below the last one chosen by name, whichever row that is
+    shown = Listing(snapshots=tuple(sorted(chosen, key=newest_first_key, reverse=True)), orphans=listing.orphans,
+                    incomplete=listing.incomplete)
+    more = chosen[-1].name if chosen and (len(kept) > len(chosen) or not complete) else None
+    return Page(listing=shown, counted=len(kept), complete=complete, whole=listing if complete else None, more=more)

@@ -41,18 +41,13 @@ class SnapshotListResult(ResultBase):
     # A page (``commands.snapshot.paging``): ``snapshots`` are the newest of those older than
     # ``before`` (all when None); ``counted`` of them were read, exactly all when ``complete``.
     # An incomplete page's ``disk`` sums the page only, and its orphans are those it came across.
+    # ``more``: the name the next page continues from (None: nothing older).
     before: str | None = None
     counted: int = 0
     complete: bool = True
+    more: str | None = None
     outcome: Outcome = Outcome.DONE
     operation: str = "snapshot list"
-
-    @property
-    def more(self) -> str | None:
-        """The name the next page continues from (None: this page shows the oldest)."""
-        if not self.snapshots or (self.complete and len(self.snapshots) >= self.counted):
-            return None
-        return self.snapshots[-1].name
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -77,14 +77,14 @@ def list_(ctx: Context, command: g.SnapshotList, env: EnvironmentSettings) -> Re
     scope = scope_of(ctx.settings, env)
     if command.all:
         listing = scope.list()
-        page = Page(listing=listing, counted=len(listing.snapshots), complete=True, whole=listing)
+        page = Page(listing=listing, counted=len(listing.snapshots), complete=True, whole=listing, more=None)
     else:
         page = newest_page(scope, before=command.before)
     listing = page.listing
     return SnapshotListResult(env=env.name, snapshots=tuple(s.info() for s in listing.snapshots),
                               orphans=listing.orphans, incomplete=listing.incomplete,
                               disk=disk_usage(store, (page.whole or listing).snapshots), drills=_drills(ctx, env),
-                              before=command.before, counted=page.counted, complete=page.complete)
+                              before=command.before, counted=page.counted, complete=page.complete, more=page.more)
 
 
 def _drills(ctx: Context, env: EnvironmentSettings) -> dict:
