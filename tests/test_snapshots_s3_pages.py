@@ -141,3 +141,16 @@ def test_a_snapshot_directory_pages_the_same_way_with_exact_counts(make_bed, tmp
     assert [len(p.snapshots) for p in pages] == [30, 15] and _names(pages) == names
     assert pages[1].counted == 15 and pages[1].more is None
     assert bed.run(f"snapshot list --before {names[-1]}").snapshots == ()
+
+
+def test_flat_snapshots_older_than_the_cut_off_never_take_the_place_of_newer_ones_not_yet_read(s3_bed, s3):
+    bed = s3_bed()
+    today = [_name("test", NOW - timedelta(minutes=30 * i + 1)) for i in range(25)]
+    three_days = [_name("test", NOW - timedelta(days=3, minutes=i)) for i in range(10)]
+    _put_catalog(s3, today + three_days)
+    for i in range(10):  # flat ones five days back: with today's 25 they would make 35 read in the first round
+        flat = _name("test", NOW - timedelta(days=5, minutes=i), "flat")
+        s3.put_object(Bucket=BUCKET, Key=f"team/db/{flat}.dump.zst", Body=b"x")
+        s3.put_object(Bucket=BUCKET, Key=f"team/db/{flat}.manifest.json", Body=b"{}")
+    page = bed.run("snapshot list")
+    assert [s.name for s in page.snapshots] == today + three_days[:5]
