@@ -14,8 +14,8 @@ from typing import ClassVar
 from commands import usage as usage_lines
 from commands.errors import UsageError
 from commands.grammar_unblock import MigrateUnblock, unblock_words
-from commands.grammar_words import (REQUEST_ID, command_name, count_word, drill_words, env_word, quoted_word, reason_word,
-                                    rollback_words, split_options, tokenize, trailing_env, version_word)
+from commands.grammar_words import (REQUEST_ID, command_name, count_word, drill_words, env_word, list_words, quoted_word,
+                                    reason_word, rollback_words, split_options, tokenize, trailing_env, version_word)
 from commands.usage import Usage
 
 
@@ -82,6 +82,8 @@ class MigrateDryRun:
 @dataclass(frozen=True, kw_only=True)
 class SnapshotList:
     env: str | None = None
+    before: str | None = None  # the page of those older than this snapshot (the card's "More")
+    all: bool = False          # every snapshot, read from the whole inventory (for scripts: --format json)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -307,13 +309,13 @@ def _parse_snapshot(args: list[str]) -> Command:
     usage = usage_lines.SNAPSHOT.get(verb)
     if usage is None:
         raise UsageError(f"Unknown snapshot command {quoted_word(args[0])}.", usage=usage_lines.SNAPSHOT_GROUP)
-    flags = {"cleanup": ("--dry-run",), "restore": ("--preserve",)}.get(verb, ())
-    valued = {"create": ("--reason",), "cleanup": ("--retention-days",)}.get(verb, ())
+    flags = {"cleanup": ("--dry-run",), "restore": ("--preserve",), "list": ("--all",)}.get(verb, ())
+    valued = {"create": ("--reason",), "cleanup": ("--retention-days",), "list": ("--before",)}.get(verb, ())
     positional, env, seen, values = split_options(rest, usage, flags, valued)
     if verb in ("list", "create", "cleanup", "preserved"):
         positional, env = trailing_env(positional, env, usage, 0)
         if verb in ("list", "preserved"):
-            return (SnapshotList if verb == "list" else SnapshotPreserved)(env=env)
+            return SnapshotList(env=env, **list_words(values, seen, usage)) if verb == "list" else SnapshotPreserved(env=env)
         if verb == "create":
             return SnapshotCreate(env=env, reason=reason_word(values.get("--reason", "manual"), usage))
         days = values.get("--retention-days")
@@ -365,11 +367,9 @@ def _parse_dbops(args: list[str]) -> Command:
         return _parse_lock(rest, usage)
     positional, env, _, _ = split_options(rest, usage, ())
     positional, env = trailing_env(positional, env, usage, 0)
-    if verb == "approvals":
-        return DbopsApprovals(env=env)
-    if verb == "doctor":
-        return DbopsDoctor(env=env)
-    return DbopsHelp() if verb == "help" else DbopsHistory(env=env)
+    if verb == "help":
+        return DbopsHelp()
+    return {"approvals": DbopsApprovals, "doctor": DbopsDoctor}.get(verb, DbopsHistory)(env=env)
 
 
 def _parse_lock(args: list[str], usage: Usage) -> Command:

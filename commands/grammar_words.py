@@ -156,6 +156,17 @@ def drill_words(positional: list[str], env: str | None, usage: Usage) -> dict[st
     return {"env": env, "name": names[0] if names else None}
 
 
+def list_words(values: dict[str, str], seen: set[str], usage: Usage) -> dict:
+    """``before`` and ``all`` of ``list [ENV] [--before NAME | --all]``."""
+    before = values.get("--before")
+    if before is not None and "--all" in seen:
+        raise UsageError("Give either --before NAME or --all, not both.", usage=usage)
+    if before is not None and not _SNAPSHOT_STAMP.fullmatch(before):
+        raise UsageError(f"--before takes a snapshot's name (`/snapshot list` shows them), not {quoted_word(before)}.",
+                         usage=usage)
+    return {"before": before, "all": "--all" in seen}
+
+
 def rollback_words(args: list[str], usage: Usage) -> dict:
     """The fields of ``rollback [ENV] [--steps N | --to V | --snapshot NAME [--preserve] | --recover] --reason
     "TEXT"``: one target at most, a reason with it, --preserve only with a snapshot."""

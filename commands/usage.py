@@ -34,7 +34,7 @@ MIGRATE: dict[str, Usage] = {
 }
 MIGRATE_GROUP: Usage = ("migrate status|validate|up|down|goto|force|baseline|dry-run|plan|drift|unblock …",)
 SNAPSHOT: dict[str, Usage] = {
-    "list": ("snapshot list [ENV]",),
+    "list": ("snapshot list [ENV] [--before NAME | --all]   (a page of the newest; --before: the next one)",),
     "create": ('snapshot create [ENV] [--reason "TEXT"]  (default reason: manual)',),
     "verify": ("snapshot verify NAME [ENV]",),
     "drill": ("snapshot drill [ENV] [NAME]   (default: the newest snapshot)",),

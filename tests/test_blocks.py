@@ -113,6 +113,22 @@ def snapshot_list() -> SnapshotListResult:
         disk=DISK)
 
 
+def snapshot_page(before: str | None = None) -> SnapshotListResult:
+    """A page of a bucket's newest: counted from the newest only, so no total size."""
+    shown = tuple(snap(60 * 6 * i + (0 if before is None else 60 * 24 * 30), V3, f"nightly {i}", pinned=i == 2)
+                  for i in range(3))
+    return SnapshotListResult(env="production", snapshots=shown, orphans=(), incomplete=(), before=before,
+                              counted=212, complete=False, more=shown[-1].name,
+                              disk=DiskUsage(total=0, used=0, free=0, snapshots_bytes=3 * 42 * MB,
+                                             store="s3://dbops-snapshots/production"))
+
+
+def snapshot_last_page() -> SnapshotListResult:
+    older = snap(60 * 24 * 9, V2, "manual")
+    return SnapshotListResult(env="production", snapshots=(older,), orphans=(), incomplete=(), disk=DISK,
+                              before=PRE_MIGRATION.name, counted=1, complete=True)
+
+
 def migrate_done() -> MigrateResult:
     return MigrateResult(env="production", operation="up", outcome=Outcome.DONE, before=State(version=V3, dirty=False),
                          after=State(version=V5, dirty=False), steps=(
@@ -781,6 +797,11 @@ SAMPLES = {
     "status_clean": lambda: render(status_clean(), now=NOW, command="/migrate status production"),
     "status_dirty": lambda: render(status_dirty(), now=NOW, command="/migrate status production"),
     "snapshot_list": lambda: render(snapshot_list(), now=NOW, command="/snapshot list production"),
+    "snapshot_list_page": lambda: render(snapshot_page(), now=NOW, command="/snapshot list production"),
+    "snapshot_list_older": lambda: render(snapshot_page(before=PRE_MIGRATION.name), now=NOW,
+                                          command=f"/snapshot list production --before {PRE_MIGRATION.name}"),
+    "snapshot_list_last_page": lambda: render(snapshot_last_page(), now=NOW,
+                                              command=f"/snapshot list production --before {PRE_MIGRATION.name}"),
     "migrate_done": lambda: render(migrate_done(), now=NOW, command="/migrate up production"),
     "migrate_failed_clean": lambda: render(migrate_failed(dirty=False), now=NOW, command="/migrate up production"),
     "migrate_failed_dirty": lambda: render(migrate_failed(dirty=True), now=NOW, command="/migrate up production"),
@@ -1321,15 +1342,18 @@ def test_text_surface_prints_the_request_id_and_the_impact() -> None:
 HOSTILE = "<!channel> `rm -rf` & <@U0EVE> ```x``` <#C0ALL> *bold* > done"
 
 
-def test_ten_thousand_snapshots_are_summed_up_in_one_line() -> None:
-    many = tuple(snap(i, V3, f"nightly {i}") for i in range(10_000))
-    result = SnapshotListResult(env="production", snapshots=many, orphans=(), incomplete=(), disk=DISK)
+def test_a_page_of_ten_thousand_snapshots_shows_every_row_and_a_more_button_from_the_oldest_shown() -> None:
+    page = tuple(snap(i, V3, f"nightly {i}") for i in range(30))
+    result = SnapshotListResult(env="production", snapshots=page, orphans=(), incomplete=(), disk=DISK,
+                                counted=10_000, complete=True, more=page[-1].name)
     message = render(result, now=NOW, command="/snapshot list")
     assert_fits_slack(message)
+    assert message.blocks[0]["text"]["text"] == "production: newest 30 of 10,000 snapshots"
     shown = sum(b["text"]["text"].count("`production_") for b in message.blocks if b["type"] == "section")
-    more = [e["text"] for b in message.blocks if b["type"] == "context" for e in b["elements"]
-            if e["text"].startswith("…and")]
-    assert more == [f"…and {10_000 - shown:,} more (use `dbops snapshot list production --format json` for all)"]
+    assert shown == 30
+    buttons = [e for b in message.blocks if b["type"] == "actions" for e in b["elements"]]
+    assert [(b["text"]["text"], b["value"]) for b in buttons] == [
+        ("More", f"/snapshot list production --before {page[-1].name}")]
 
 
 def test_long_lists_stay_within_the_limits() -> None:

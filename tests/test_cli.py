@@ -272,3 +272,21 @@ def test_the_shell_names_a_migration_as_the_console_does(config, capsys):
     naming = [line for line in shell.splitlines() if "1_users" in line and "dbops" not in line]
     assert "Undoing: `1_users`" in naming and any(line.startswith("down `1_users.down.sql` · ") for line in naming)
     assert [line for line in naming if line.split(" · ")[0] not in shown] == [], shown
+
+
+def test_the_snapshot_list_shows_a_page_and_its_json_is_the_whole_inventory(config, capsys, tmp_path):
+    from datetime import datetime, timedelta, timezone
+    from tests.test_schedule import write_snapshot
+    _, path = config
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    names = [write_snapshot(tmp_path / "snapshots", now - timedelta(hours=i), reason=f"n{i}") for i in range(35)]
+    assert main(["snapshot", "list", "--config", path]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("test: newest 30 of 35 snapshots\n") and names[29] in out and names[30] not in out
+    assert f"Older ones: `dbops snapshot list test --before {names[29]}`." in out
+    assert main(["snapshot", "list", "--before", names[29], "--config", path]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("test: 5 older snapshots\n") and all(name in out for name in names[30:])
+    assert main(["snapshot", "list", "--format", "json", "--config", path]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [s["name"] for s in result["snapshots"]] == names and result["complete"] and result["counted"] == 35

@@ -142,6 +142,24 @@ def test_refresh_runs_the_status_again_in_place(scenario):
     assert "version 2 (clean)" in shown and "2 applied, 0 pending" in shown
 
 
+def test_more_replaces_the_snapshot_list_with_the_next_page_in_place(scenario):
+    from datetime import datetime, timedelta, timezone
+    from tests.test_schedule import write_snapshot
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    directory = scenario.bed.settings.environment("test").snapshot_dir
+    names = [write_snapshot(directory, now - timedelta(hours=i), reason=f"n{i}") for i in range(33)]
+    _, _, url = scenario.command("list", command="/snapshot")
+    first = text_of(scenario.reply(url))
+    assert "test: newest 30 of 33 snapshots" in first and names[29] in first and names[30] not in first
+    card = wait_for(lambda: [m for m in scenario.fake.messages("C0INCIDENT") if m.ephemeral_to], what="list card")[0]
+    body = press_button(card, "More", response_url=scenario.fake.response_url(message_ts=card.ts))
+
+    assert scenario.post(body, sign(SECRET, body))[0] == 200
+    shown = text_of(scenario.fake.wait_for_response(lambda r: r.body.get("replace_original") is True).body)
+    assert "test: 3 older snapshots" in shown and all(name in shown for name in names[30:])
+    assert f"`{names[29]}` ·" not in shown  # named as the boundary (and in Refresh's value), not a row again
+
+
 def test_a_forged_refresh_cannot_run_a_state_changing_command(scenario):
     from tests.slack_fake_requests import block_actions_body
     url = scenario.fake.response_url()

@@ -91,8 +91,10 @@ GROUPS: dict[str, dict[str, Help]] = {
                                  ("--retry", "then run `migrate up` again"))),
     },
     "Snapshots": {
-        "snapshot list": Help("the environment's snapshots, newest first, and the disk they use",
-                              "dbops snapshot list production", u.SNAPSHOT["list"], (ENV,)),
+        "snapshot list": Help("the environment's newest snapshots, a page of 30, and the disk they use",
+                              "dbops snapshot list production", u.SNAPSHOT["list"],
+                              (ENV, ("--before NAME", "the next page: those older than NAME (the last one shown)"),
+                               ("--all", "every snapshot (what --format json gives): the exact count and size"))),
         "snapshot create": Help("take a verified snapshot now", 'dbops snapshot create production --reason "before '
                                 'the schema change"', u.SNAPSHOT["create"], (ENV, REASON)),
         "snapshot verify": Help("check a snapshot's checksum and that it can be read back",

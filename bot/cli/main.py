@@ -158,6 +158,10 @@ def _run(args: list[str], config_path: str | None, output: str, *, own_process: 
         from commands import grammar
 
         command = grammar.parse(args)
+        if output == "json" and isinstance(command, grammar.SnapshotList) and command.before is None:
+            # scripts get the whole inventory (exact count, total size, orphans) as before; pages are for reading
+            from dataclasses import replace
+            command = replace(command, all=True)
         settings = load(config_path)
         actor = shell_actor(settings)
         executor = build_executor(settings, doctor=isinstance(command, grammar.DbopsDoctor))

@@ -84,27 +84,66 @@ class S3Store:
             flat = pool.submit(self._objects, "", "/")
             pins = pool.submit(self._objects, layout.PIN_DIR)
             manifests = [pool.submit(self._objects, folder) for folder in folders]
-            flat_listing = listing_of(flat.result(), _object_facts, directory=None, store=self)
-            pinned = set(pins.result())
-            snapshots, orphans = list(flat_listing.snapshots), list(flat_listing.orphans)
-            for folder in manifests:
-                for filename, item in folder.result().items():
-                    named = layout.read_manifest_file(filename)
-                    if named is None:
-                        orphans.append(filename)
-                        continue
-                    name, size = named
-                    snapshots.append(dbops_snapshot(
-                        name, filename=layout.data_file(name), size=size, written_ns=_object_facts(item)[1],
-                        pinned=layout.pin_file(name) in pinned, directory=None, store=self, entry=filename))
+            return self._listing(flat.result(), set(pins.result()), [folder.result() for folder in manifests])
+
+    def list_since(self, env_name: str, since: datetime | None, memo: dict) -> tuple[Listing, bool]:
+        """The snapshots named ``ENV_YYYYMMDD_HHMMSS…`` from ``since`` on (to the second; every
+        one when None), read from few keys, for a page of the newest (``commands.snapshot.paging``);
+        and whether that is all of the environment's catalog (nothing older exists).
+
+        Within a manifest folder an environment's keys sort by the time in their name, so each
+        of the 16 folders is read from ``StartAfter=manifests/H/ENV_<since>`` only, and its first
+        key (``MaxKeys=1``) says whether anything older is there: one round of requests at once.
+        What comes back also holds look-alike environments (``prod_eu`` sorts after
+        ``prod_2026…``) and is a superset of the catalog snapshots from ``since`` on: the caller
+        scopes and cuts it by name. The flat layout (older snapshots, legacy ``togather_*``
+        names that carry no environment prefix, interrupted runs' markers) is read whole, as
+        ``list`` reads it: dbops no longer writes there, so it is a few keys, one request when empty.
+        ``memo`` keeps what does not depend on ``since`` (the flat layout, the pins, each folder's
+        first key) from one round of a page to the next, so a wider round asks the 16 folders only.
+        """
+        start = f"{env_name}_{since:%Y%m%d_%H%M%S}" if since is not None else ""
+        folders = layout.manifest_dirs()
+        with self._fault("list the snapshots"), ThreadPoolExecutor(2 * len(folders) + 2,
+                                                                  thread_name_prefix="dbops-page") as pool:
+            if not memo:
+                memo["flat"] = pool.submit(self._objects, "", "/")
+                memo["pins"] = pool.submit(self._objects, f"{layout.PIN_DIR}{env_name}_")
+                memo["firsts"] = [pool.submit(self._first, f"{folder}{env_name}_") for folder in folders]
+            manifests = [pool.submit(self._objects, f"{folder}{env_name}_", "", f"{folder}{start}" if start else "")
+                         for folder in folders]
+            listing = self._listing(memo["flat"].result(), set(memo["pins"].result()),
+                                    [folder.result() for folder in manifests])
+            return listing, all(_not_before(first.result(), env_name, start) for first in memo["firsts"])
+
+    def _first(self, under: str) -> str | None:
+        """The first key under ``PREFIX/under`` (by its key under ``PREFIX/``), or None."""
+        found = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key(under), MaxKeys=1)
+        return next((item["Key"][len(self.prefix):] for item in found.get("Contents", ())), None)
+
+    def _listing(self, flat: dict, pinned: set[str], folders: list[dict]) -> Listing:
+        flat_listing = listing_of(flat, _object_facts, directory=None, store=self)
+        snapshots, orphans = list(flat_listing.snapshots), list(flat_listing.orphans)
+        for folder in folders:
+            for filename, item in folder.items():
+                named = layout.read_manifest_file(filename)
+                if named is None:
+                    orphans.append(filename)
+                    continue
+                name, size = named
+                snapshots.append(dbops_snapshot(
+                    name, filename=layout.data_file(name), size=size, written_ns=_object_facts(item)[1],
+                    pinned=layout.pin_file(name) in pinned, directory=None, store=self, entry=filename))
         snapshots.sort(key=newest_first_key, reverse=True)
         return Listing(snapshots=tuple(snapshots), orphans=tuple(sorted(orphans)), incomplete=flat_listing.incomplete)
 
-    def _objects(self, under: str, delimiter: str = "") -> dict[str, dict]:
+    def _objects(self, under: str, delimiter: str = "", start_after: str = "") -> dict[str, dict]:
         """The objects under ``PREFIX/under`` by their key under ``PREFIX/`` (with a delimiter:
-        not those in its sub-folders)."""
+        not those in its sub-folders; with ``start_after``: only those whose key under
+        ``PREFIX/`` sorts after it)."""
+        more = {"StartAfter": self._key(start_after)} if start_after else {}
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=self._key(under), Delimiter=delimiter)
+            Bucket=self.bucket, Prefix=self._key(under), Delimiter=delimiter, **more)
         return {item["Key"][len(self.prefix):]: item for page in pages for item in page.get("Contents", ())}
 
     def manifest(self, snapshot: Snapshot) -> dict:
@@ -313,6 +352,16 @@ def _timestamp(value: str) -> datetime:
         return datetime.fromisoformat(value)
     except (TypeError, ValueError):
         return parse_timestamp(value)
+
+
+def _not_before(first: str | None, env_name: str, start: str) -> bool:
+    """Whether a manifest folder whose first key (under the environment's prefix) is ``first``
+    holds none of ``env_name``'s snapshots named before ``start``. A look-alike environment's
+    key there (``prod_1x_…`` before ``prod_2026…``) says nothing of ours: not known, so False."""
+    if first is None or not start:
+        return True
+    name = first.rpartition("/")[2]
+    return environment_in_name(name) == env_name and name >= start
 
 
 def _manifest_of(snapshot: Snapshot) -> str:

@@ -38,6 +38,14 @@ class SnapshotListResult(ResultBase):
     incomplete: tuple[str, ...]
     disk: DiskUsage
     drills: dict[str, "DrillRecord"] = field(default_factory=dict)  # each drilled snapshot's last drill, by name
+    # A page (``commands.snapshot.paging``): ``snapshots`` are the newest of those older than
+    # ``before`` (all when None); ``counted`` of them were read, exactly all when ``complete``.
+    # An incomplete page's ``disk`` sums the page only, and its orphans are those it came across.
+    # ``more``: the name the next page continues from (None: nothing older).
+    before: str | None = None
+    counted: int = 0
+    complete: bool = True
+    more: str | None = None
     outcome: Outcome = Outcome.DONE
     operation: str = "snapshot list"
 

@@ -20,6 +20,7 @@ from commands.config import EnvironmentSettings, Settings
 from commands.context import Context
 from commands.errors import CommandError, SnapshotFailed, UsageError
 from commands.lock.migration_lock import migration_lock
+from commands.snapshot.paging import Page, newest_page
 from commands.snapshot.safety import safety_snapshot
 from commands.migrations import Databases
 from commands.results import Check, Outcome, Reason, Refusal
@@ -74,10 +75,17 @@ def list_(ctx: Context, command: g.SnapshotList, env: EnvironmentSettings) -> Re
     store = _store(env, "snapshot list")
     if isinstance(store, Refusal):
         return store
-    listing = scope_of(ctx.settings, env).list()
+    scope = scope_of(ctx.settings, env)
+    if command.all:
+        listing = scope.list()
+        page = Page(listing=listing, counted=len(listing.snapshots), complete=True, whole=listing, more=None)
+    else:
+        page = newest_page(scope, before=command.before)
+    listing = page.listing
     return SnapshotListResult(env=env.name, snapshots=tuple(s.info() for s in listing.snapshots),
                               orphans=listing.orphans, incomplete=listing.incomplete,
-                              disk=disk_usage(store, listing.snapshots), drills=_drills(ctx, env))
+                              disk=disk_usage(store, (page.whole or listing).snapshots), drills=_drills(ctx, env),
+                              before=command.before, counted=page.counted, complete=page.complete, more=page.more)
 
 
 def _drills(ctx: Context, env: EnvironmentSettings) -> dict:

@@ -35,6 +35,9 @@ CONTEXT_ELEMENTS = 10
 TEXT_CHARS = 3000
 CONFIRM_TITLE_CHARS, CONFIRM_TEXT_CHARS, CONFIRM_BUTTON_CHARS = 100, 300, 30
 ELLIPSIS = "…"
+# A button that runs a read-only command (its value) for whoever presses it, in place: Refresh, a list's More.
+REFRESH_ACTION = "dbops_refresh"
+BUTTON_VALUE_CHARS = 2000
 _BACKTICK = "\u02cb"  # MODIFIER LETTER GRAVE ACCENT: looks like ` but never opens a code span
 _USER_ID = re.compile(r"[UW][A-Z0-9]{2,30}")
 _GROUP_ID = re.compile(r"S[A-Z0-9]{2,30}")
@@ -188,6 +191,13 @@ class Card:
         shown = [{"type": "mrkdwn", "text": clip(f"*{label}*\n{value}", FIELD_CHARS), "verbatim": True}
                  for label, value in pairs[:MAX_FIELDS]]
         return self._add({"type": "section", "fields": shown}) if shown else self
+
+    def button(self, text: str, *, action_id: str, value: str) -> Card:
+        """A row of one button; none when ``value`` is too long for Slack (say the command too)."""
+        if len(value) > BUTTON_VALUE_CHARS:
+            return self
+        return self._add({"type": "actions", "elements": [
+            {"type": "button", "action_id": action_id, "value": value, "text": {"type": "plain_text", "text": text}}]})
 
     def context(self, *texts: str) -> Card:
         elements = [mrkdwn(t) for t in texts if t.strip()][:CONTEXT_ELEMENTS]

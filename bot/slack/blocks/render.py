@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Callable
 
 from bot.slack.blocks import migrate as migrate_blocks
 from bot.slack.blocks.kit import (
-    Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, esc_citing, extended, mrkdwn,
+    REFRESH_ACTION, Card, Message, bold, channel_ref, clock_text, code, count, duration_text, either, esc, esc_citing, extended, mrkdwn,
     plain, principal_ref, shorten, user_ref, when,
 )
 from bot.slack.blocks.migrate import holder_line, lock_advice, mismatch_section, problem_row, recovery_dirty
@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 __all__ = ["REFRESH_ACTION", "Message", "attributed", "render", "render_error", "render_internal_error",
            "render_interrupted", "render_progress", "with_refresh"]
 
-REFRESH_ACTION = "dbops_refresh"
 BUTTON_VALUE_CHARS = 2000
 HISTORY_SHOWN = 25
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from datetime import datetime
 
-from bot.slack.blocks.kit import Card, Message, bold, code, count, duration_text, either, esc, plain, pre, shorten, when
+from bot.slack.blocks.kit import (REFRESH_ACTION, Card, Message, bold, code, count, duration_text, either, esc, plain,
+                                  pre, shorten, when)
 from bot.slack.blocks.migrate import json_hint, snapshot_version
 from bot.slack.blocks.wording import TICKS, age_text, at_version, disk_text, version_text
 from commands.privileges import ident
@@ -32,17 +33,35 @@ def _row(s: SnapshotInfo, now: datetime, drill: DrillRecord | None = None) -> st
             f"{snapshot_version(s)}{flags}{drill_mark(drill)}{reason}")
 
 
+def _list_title(r: SnapshotListResult) -> str:
+    older = " older" if r.before else ""  # than the one named on the card (too long for a header)
+    if not r.snapshots:
+        return f"{r.env}: no{older} snapshots" + ("" if r.before else " yet")
+    if r.complete and len(r.snapshots) >= r.counted:
+        return f"{r.env}: {count(len(r.snapshots), f'{older} snapshot'.strip())}"
+    return f"{r.env}: newest {len(r.snapshots)} of {'' if r.complete else 'at least '}{r.counted:,}{older} snapshots"
+
+
 def snapshot_list(r: SnapshotListResult, now: datetime) -> Message:
-    title = f"{r.env}: {count(len(r.snapshots), 'snapshot')}" if r.snapshots else f"{r.env}: no snapshots yet"
+    """A page of the newest (``commands.snapshot.paging``), and where the next one is."""
+    title = _list_title(r)
     card = Card(esc(title)).header(title)
+    heading = f"*Older than {code(r.before)}, newest first:*" if r.before else "*Newest first:*"
     if r.snapshots:
-        card.lines([_row(s, now, r.drills.get(s.name)) for s in r.snapshots[:SNAPSHOTS_SHOWN]], total=len(r.snapshots),
-                   title="*Newest first:*", more=json_hint("snapshot list", r.env))
+        card.lines([_row(s, now, r.drills.get(s.name)) for s in r.snapshots], title=heading)
         card.context(f"Restore one with {code(f'/snapshot restore NAME {r.env}')}; "
                      f"{code(f'/snapshot pin NAME {r.env}')} keeps it from cleanup.")
+    elif r.before:
+        card.section(f"None older than {code(r.before)}: that was the oldest.")
     else:
         card.section(f"Take one with {code(f'/snapshot create {r.env} --reason TEXT')}.")
-    notes = [f"Disk: {disk_text(r.disk)}"]
+    if r.more:
+        older = f"/snapshot list {r.env} --before {r.more}"
+        card.context(f"Older ones: {code(older)}.")
+        card.button("More", action_id=REFRESH_ACTION, value=older)
+    notes = [f"Disk: {disk_text(r.disk)}" if r.complete else
+             "Counted from the newest only, so no total size: "
+             f"{code(f'/snapshot list {r.env} --all')} reads every snapshot."]
     if r.orphans:
         names = ", ".join(code(o) for o in r.orphans[:5]) + (" …" if len(r.orphans) > 5 else "")
         notes.append(f"{count(len(r.orphans), 'sidecar file')} without {'its' if len(r.orphans) == 1 else 'their'} "
@@ -234,7 +253,7 @@ def cleanup(r: CleanupResult, now: datetime) -> Message:
                    title=f"*{'Would delete' if r.dry_run else 'Deleted'}:*", more=hint, max_blocks=3)
     if r.kept:
         card.lines([f"{code(s.name)} · {esc(why)}" for s, why in r.kept[:SNAPSHOTS_SHOWN]], total=len(r.kept),
-                   title="*Kept:*", more=json_hint("snapshot list", r.env), max_blocks=3)
+                   title="*Kept:*", more=json_hint("snapshot list", f"{r.env} --all"), max_blocks=3)
     disk = [f"Disk before: {disk_text(r.disk_before)}"]
     if not r.dry_run:
         disk.append(f"Disk after: {disk_text(r.disk_after)}")
