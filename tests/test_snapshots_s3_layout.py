@@ -5,6 +5,8 @@ several at once, in order, aborted as a whole when one fails."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 
 from commands.errors import SnapshotFailed
@@ -12,6 +14,7 @@ from commands.objstore.parts import PART_THREADS
 from commands.results import Outcome
 from commands.snapshot.results import CleanupResult, RestoreResult, SnapshotCreated
 from tests import s3_server
+from tests.conftest import wait_for
 from tests.test_snapshots_s3 import BUCKET, keys, manifest_key, moto_endpoint, s3, s3_bed, uploads  # noqa: F401
 
 BIG_TABLE = ("CREATE TABLE big AS SELECT g, md5(g::text) || md5((g * 7)::text) || md5(random()::text) AS t "
@@ -53,6 +56,11 @@ def test_snapshots_of_the_flat_layout_are_listed_verified_pinned_restored_and_cl
     assert bed.run(f"snapshot pin {flat.name}").outcome is Outcome.DONE
     assert f"team/db/{flat.name}.pinned" in keys(s3) and bed.run("snapshot list").snapshots[1].pinned
     assert bed.run(f"snapshot unpin {flat.name}").outcome is Outcome.DONE
+    # A snapshot's time is its name's second (and the store's LastModified, whole seconds on
+    # moto): two made in one second are equally the newest. The restore comes later, as it
+    # would in use, so its safety snapshot is the one keep_last keeps.
+    made = catalog.created_at
+    wait_for(lambda: datetime.now(timezone.utc).replace(microsecond=0) > made, what="the next second")
     restored = bed.run(f"snapshot restore {flat.name}")
     assert isinstance(restored, RestoreResult) and restored.safety_snapshot is not None
 
