@@ -29,7 +29,6 @@ import structlog
 from commands.config import EnvironmentSettings
 from commands.errors import SnapshotFailed
 from commands.lock.lock_dirs import pid_alive
-from commands.pg.changed_rows import row_estimates
 from commands.pg.connect import connect, environment
 from commands.pg.streams import (
     CHUNK, HashingWriter, fsync_dir, gzip_chunks, pipe_into, sha256_of, stderr_tail, zstd_chunks,
@@ -256,6 +255,7 @@ class _EnvSnapshotter:
             major, size, name = conn.execute(
                 "SELECT current_setting('server_version_num')::int / 10000, pg_database_size(current_database()), "
                 "current_database()").fetchone()
+            from commands.pg.changed_rows import row_estimates  # a create only: not a status's listing
             return major, size, name, row_estimates(conn)
 
     def _dump_into(self, sink: AbstractContextManager[IO[bytes]], url: str, directory: Path | None, db_size: int,

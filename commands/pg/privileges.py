@@ -21,7 +21,6 @@ from commands.config import EnvironmentSettings
 from commands.errors import DatabaseError
 from commands.pg.connect import CONTROL, connect, describe, environment
 from commands.pg.control import CONTROL_MIGRATIONS, CONTROL_TABLE
-from commands.pg.restore_names import abandoned_restores
 from commands.pg.state import PgVersionStore
 from commands.pg.tools import ToolError, Tools
 from commands.redact import mask_url
@@ -142,7 +141,7 @@ class PgProbe:
             untrusted_extensions=self._column(conn, _UNTRUSTED_EXTENSIONS),
             large_objects_not_owned=conn.execute(
                 "SELECT count(*) FROM pg_largeobject_metadata WHERE NOT pg_has_role(lomowner, 'USAGE')").fetchone()[0],
-            abandoned_restores=tuple(abandoned_restores(conn, database)))
+            abandoned_restores=tuple(_abandoned_restores(conn, database)))
 
     @staticmethod
     def _column(conn: psycopg.Connection, query: str, params: dict | None = None) -> tuple[str, ...]:
@@ -165,3 +164,8 @@ class PgProbe:
             return tools.major_version("pg_dump")
         except (OSError, subprocess.SubprocessError) as err:
             raise ToolError(f"{tools.path('pg_dump')} --version did not run: {err}.") from None
+
+
+def _abandoned_restores(conn, database: str) -> list[str]:
+    from commands.pg.restore_names import abandoned_restores  # the doctor's facts only: a status never loads it
+    return abandoned_restores(conn, database)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from commands.app.results import AppHooks
 from commands.results import Check, Outcome, ResultBase, State
+
+if TYPE_CHECKING:  # named by a restore's result only: a listing does not load the app package
+    from commands.app.results import AppHooks
 
 
 @dataclass(frozen=True, kw_only=True)

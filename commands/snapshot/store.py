@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -128,6 +127,7 @@ BUNDLE_TEMP_PREFIX = ".preserving-"  # not TEMP_PREFIX: a bundle being written i
 def writer_temp_name(env_name: str) -> str:
     """The name a bundle of ``env_name`` is written under before it is published (host and pid:
     ``commands.snapshot.bundle_leftovers`` removes it once its writer is gone)."""
+    import secrets  # only an export names a file: not loaded by a listing
     return f"{BUNDLE_TEMP_PREFIX}{this_host()}-{os.getpid()}-{env_name}_b{secrets.token_hex(4)}.zst"
 
 
