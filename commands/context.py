@@ -11,9 +11,10 @@ from commands.errors import ConfigError
 from commands.identity import Actor
 from commands.migrations import Approvals, AuditLog, Databases, RollbackLog, Snapshotter, SqlLinter
 from commands.observe import NOBODY, Observer
-from commands.results import Progress, StatementProgress
+from commands.results import Progress
 
 if TYPE_CHECKING:
+    from commands.sessions import StatementProgress
     from commands.policy import Policy
     from commands.probes import Probe, SlackCheck
 

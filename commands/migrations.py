@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol
 
-from commands.results import InvalidIndex, SqlError, StatementProgress
+from commands.results import SqlError
 
 # The Protocols only name these in annotations: importing them here would make every command
 # (a status from the shell too) pay for the results of every capability.
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from commands.lint.lint_live import LiveObjects  # the judgement needs PostgreSQL's parser
     from commands.lint.results import Finding
     from commands.preserve.results import LossEstimate, TableReimport
-    from commands.results import AppliedFile, AuditEntry, Blocker, LockHolder, OperationRecord, State
+    from commands.results import AppliedFile, AuditEntry, LockHolder, OperationRecord, State
+    from commands.sessions import Blocker, InvalidIndex, StatementProgress
     from commands.rollback.results import OrphanCount, RollbackResult
     from commands.schema.model import Schema
     from commands.snapshot.results import DrillRecord, TableRows

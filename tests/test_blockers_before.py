@@ -16,7 +16,8 @@ from bot.slack.blocks.render import render
 from commands import grammar
 from commands.identity import Actor
 from commands.migrate.blocker_check import in_the_way
-from commands.results import Blocker, Outcome, Reason, Refusal
+from commands.results import Outcome, Reason, Refusal
+from commands.sessions import Blocker
 from tests.conftest import wait_for
 
 FILES = {"1_users.up.sql": "CREATE TABLE users (id int PRIMARY KEY);", "1_users.down.sql": "DROP TABLE users;",

@@ -42,7 +42,8 @@ from commands.preserve.results import (BundleInfo, LossEstimate, PreservedListRe
 from commands.rollback.results import AppHealthCheck, OrphanCount, RollbackOption, RollbackPlan, RollbackResult
 from commands.app.results import AppHooks, HookCall, HookPlan
 from commands.lint.results import Finding, LockEstimate, PlanFile, PlanResult
-from commands.results import Blocker, Missing, Shortfall
+from commands.results import Missing, Shortfall
+from commands.sessions import Blocker
 from commands.watch.results import Alert, AlertEvent, DiskWatchInfo, DriftWatchInfo
 from bot.slack.blocks import drift_alerts as blocks_drift
 from bot.slack.blocks.schema_change import schema_thread

@@ -15,7 +15,8 @@ from commands import grammar
 from commands.approval.results import ApprovalNeeded, Impact
 from commands.errors import UsageError
 from commands.migrate.results import MigrateResult, StepFailure, UnblockResult
-from commands.results import Blocker, LockWait, Outcome, Progress, SqlError, State
+from commands.results import Outcome, Progress, SqlError, State
+from commands.sessions import Blocker, LockWait
 from tests.test_blocks import IDLE_BLOCKER, NOW, assert_matches_golden, migrate_done, plan_result, request
 
 REPORT = Blocker(pid=48213, session_start=NOW - timedelta(hours=2, seconds=0.25), application_name="monthly-report",

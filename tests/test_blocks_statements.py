@@ -14,7 +14,8 @@ from bot.slack.blocks import alerts as blocks_alerts
 from bot.slack.blocks.render import render, render_progress
 from bot.slack.blocks.rollback import plan as render_plan
 from bot.slack.blocks.statements import percent
-from commands.results import InvalidIndex, Progress, State, StatementProgress
+from commands.results import Progress, State
+from commands.sessions import InvalidIndex, StatementProgress
 from commands.watch.results import Alert, AlertEvent
 from tests.test_blocks import NAMES, NOW, PRE_MIGRATION, V3, V4, assert_matches_golden, migrate_failed, \
     rollback_plan_dirty

@@ -27,7 +27,8 @@ OTHER_CAPABILITIES = ("commands.approval.approvals", "commands.approval.results"
                       "bot.slack.blocks.doctor", "bot.slack.blocks.plan", "bot.cli.help",
                       "commands.schema.results", "commands.schema.model", "commands.pg.scratch",
                       "commands.pg.catalog", "bot.slack.blocks.drift", "commands.pg.changed_rows",
-                      "commands.pg.restore_names", "commands.preserve.results", "commands.app.results")
+                      "commands.pg.restore_names", "commands.preserve.results", "commands.app.results",
+                      "commands.sessions")
 RUN_STATUS = """
 import json, sys
 from bot.cli.main import main

@@ -536,7 +536,7 @@ def wait_for_sample(heard):
 
 
 def test_a_failed_concurrent_build_names_its_invalid_index_on_every_server(make_bed):
-    from commands.results import InvalidIndex
+    from commands.sessions import InvalidIndex
     from tests.test_statement_progress import DUPLICATES
     bed = make_bed(DUPLICATES)
     result = bed.run("migrate up")

@@ -22,7 +22,8 @@ from commands import grammar
 from commands.identity import Actor
 from commands.migrate.results import MigrateResult
 from commands.pg.statement_progress import Watched, sample
-from commands.results import InvalidIndex, Outcome, Progress, StatementProgress
+from commands.results import Outcome, Progress
+from commands.sessions import InvalidIndex, StatementProgress
 from tests.conftest import wait_for
 
 LOCK_KEY = 4242

@@ -32,7 +32,8 @@ from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
 from commands.preserve.results import LossEstimate, TableLoss
 from commands.snapshot.results import RestoreEstimate
-from commands.results import Blocker, Reason, Refusal, State
+from commands.results import Reason, Refusal, State
+from commands.sessions import Blocker
 from commands.schema.compare import Change, Difference
 from commands.snapshot.results import SnapshotInfo
 from commands.snapshot.snapshot_scope import resolve, scope_of

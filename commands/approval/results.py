@@ -9,7 +9,8 @@ from commands.app.results import HookPlan
 from commands.lint.results import Finding, LossyStatement
 from commands.migrate.results import MigrationInfo
 from commands.preserve.results import LossEstimate
-from commands.results import Blocker, Outcome, Reason, ResultBase, State
+from commands.results import Outcome, Reason, ResultBase, State
+from commands.sessions import Blocker
 from commands.schema.compare import Difference
 from commands.snapshot.results import RestoreEstimate, SnapshotInfo
 

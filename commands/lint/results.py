@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from commands.results import Blocker, FileCheck, Outcome, ResultBase, State
+from commands.results import FileCheck, Outcome, ResultBase, State
+from commands.sessions import Blocker
 
 
 @dataclass(frozen=True, kw_only=True)

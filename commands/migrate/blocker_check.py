@@ -19,7 +19,8 @@ from commands.config import EnvironmentSettings
 from commands.config_values import duration_seconds
 from commands.context import Context
 from commands.migrations import EnvironmentDatabase
-from commands.results import Blocker, LockWait, Progress, Reason, Refusal, State
+from commands.results import Progress, Reason, Refusal, State
+from commands.sessions import Blocker, LockWait
 from commands.sql.sqlfile import SqlFile
 
 log = structlog.get_logger("dbops.blockers")

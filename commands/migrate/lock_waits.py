@@ -29,7 +29,8 @@ from commands.config import EnvironmentSettings
 from commands.context import Context
 from commands.errors import LOCK_NOT_AVAILABLE
 from commands.migrations import EnvironmentDatabase
-from commands.results import Blocker, LockWait, Progress, SqlError
+from commands.results import Progress, SqlError
+from commands.sessions import Blocker, LockWait
 from commands.sql.sqlfile import Mode, SqlFile
 
 log = structlog.get_logger("dbops.lock_waits")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from commands.results import (Blocker, FileCheck, FileProblem, LockHolder, LockWait, Mismatch, Outcome, ResultBase, SqlError,
-                              State)
+from commands.results import FileCheck, FileProblem, LockHolder, Mismatch, Outcome, ResultBase, SqlError, State
 from commands.snapshot.results import SnapshotInfo
+
+if TYPE_CHECKING:  # named by an unblock's result and a lock wait only
+    from commands.sessions import Blocker, LockWait
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -25,7 +25,8 @@ from commands.privileges import ident
 from commands.context import Context
 from commands.identity import Actor
 from commands.migrate.results import UnblockResult
-from commands.results import Blocker, Missing, Outcome, Reason, Refusal, Shortfall
+from commands.results import Missing, Outcome, Reason, Refusal, Shortfall
+from commands.sessions import Blocker
 
 log = structlog.get_logger("dbops.unblock")
 

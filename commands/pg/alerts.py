@@ -10,7 +10,8 @@ from psycopg.types.json import Jsonb
 
 from commands.pg.connect import run_once
 from commands.watch.results import Alert, DiskWatchInfo, DriftWatchInfo
-from commands.results import InvalidIndex, LockDirInfo, LockHolder
+from commands.results import LockDirInfo, LockHolder
+from commands.sessions import InvalidIndex
 from commands.schema.compare import Change, Difference
 from commands.snapshot.results import SnapshotInfo
 

@@ -27,7 +27,7 @@ import structlog
 
 from commands.errors import CommandError
 from commands.pg.connect import connect, describe
-from commands.results import Blocker
+from commands.sessions import Blocker
 
 log = structlog.get_logger("dbops.blockers")
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from commands.results import InvalidIndex
+from commands.sessions import InvalidIndex
 
 if TYPE_CHECKING:
     import psycopg

@@ -30,7 +30,7 @@ import structlog
 from psycopg.rows import dict_row
 
 from commands.redact import redact
-from commands.results import StatementProgress
+from commands.sessions import StatementProgress
 
 if TYPE_CHECKING:
     from commands.sql.sqlfile import SqlFile, Statement

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from commands.results import InvalidIndex, LockDirInfo, LockHolder, Outcome, State
+from commands.results import LockDirInfo, LockHolder, Outcome, State
+from commands.sessions import InvalidIndex
 from commands.schema.compare import Difference
 from commands.snapshot.results import SnapshotInfo
 

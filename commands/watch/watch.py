@@ -20,7 +20,8 @@ from commands.migrations import Alerts, AuditLog, Databases
 from commands.observe import NOBODY, Observer
 from commands.watch.results import Alert, AlertEvent
 from commands.errors import CommandError
-from commands.results import InvalidIndex, State
+from commands.results import State
+from commands.sessions import InvalidIndex
 from commands.snapshot.store import store_for
 from commands.source import MigrationSource, load_source
 

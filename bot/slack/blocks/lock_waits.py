@@ -16,7 +16,8 @@ from commands import grammar as g
 from commands.approval.results import ApprovalRequest
 from commands.migrate.results import MigrateResult, UnblockResult
 from commands.redact import redact
-from commands.results import Blocker, LockWait, Refusal
+from commands.results import Refusal
+from commands.sessions import Blocker, LockWait
 
 UNBLOCK_ACTION = "dbops_unblock"
 BLOCKERS_SHOWN = 5

@@ -5,7 +5,7 @@ left behind (in the failure's card and the dirty alert), with the fix."""
 from __future__ import annotations
 
 from bot.slack.blocks.kit import clock_text, code, esc
-from commands.results import InvalidIndex, StatementProgress
+from commands.sessions import InvalidIndex, StatementProgress
 from commands.units import human_size
 
 _SINCE = {"COPY": 14}  # the server version that added the view, where it is not in every supported one
