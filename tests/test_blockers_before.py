@@ -9,6 +9,7 @@ import threading
 from datetime import datetime, timezone
 
 import psycopg
+from psycopg import sql
 import pytest
 
 from bot.cli.shell import result_text
@@ -106,7 +107,7 @@ def test_down_and_goto_refuse_before_changing_anything_while_a_session_holds_a_t
     bed.run(f"migrate up {start}")
     tables, taken = bed.tables(), snapshots(bed)
     with psycopg.connect(bed.url, application_name="billing-worker") as blocker:
-        blocker.execute(f"SELECT count(*) FROM {table}")  # idle in transaction, holding its lock on the table
+        blocker.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))  # idle in transaction, holding its lock on the table
 
         result = bed.run(command)
 

@@ -271,11 +271,11 @@ def test_auto_reads_the_server_and_a_role_near_its_connection_limit_restores_in_
     role = bed.query("SELECT current_user")[0][0]
     result = bed.run(f"snapshot restore {name}")
     assert result.jobs == min(MAX_AUTO_JOBS, os.cpu_count() or 1)
-    bed.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT 3')  # fixed name: the test server's superuser
+    bed.execute(sql.SQL('ALTER ROLE {} CONNECTION LIMIT 3').format(sql.Identifier(role)))  # fixed name: the test server's superuser
     try:
         assert bed.run(f"snapshot restore {name}").jobs == 1
     finally:
-        bed.execute(f'ALTER ROLE "{role}" CONNECTION LIMIT -1')
+        bed.execute(sql.SQL('ALTER ROLE {} CONNECTION LIMIT -1').format(sql.Identifier(role)))
 
 
 def test_a_meta_command_planted_in_an_archive_never_runs_in_a_parallel_restore(shop, private_tmp, tmp_path):
@@ -283,7 +283,7 @@ def test_a_meta_command_planted_in_an_archive_never_runs_in_a_parallel_restore(s
     that psql would run as a shell command is only text the server rejects."""
     bed = shop(restore_jobs=2)
     placeholder = "X" * 200
-    bed.execute(f"COMMENT ON TABLE customers IS '{placeholder}'")
+    bed.execute(sql.SQL("COMMENT ON TABLE customers IS {}").format(sql.Literal(placeholder)))
     name = bed.run("snapshot create").snapshot.name
     mark = tmp_path / "ran"
     payload = f"';\n\\! touch {mark}\n--".ljust(len(placeholder), "-")

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 
 import pytest
+from psycopg import sql
 
 from commands import grammar
 from commands.approval.results import ApprovalDecided, ApprovalNeeded
@@ -189,4 +190,4 @@ def test_a_new_database_restore_with_preserve_puts_the_rows_back_into_the_databa
     assert {t.table: (t.imported, t.conflicts) for t in result.preserved.tables} == {
         "public.users": (3, 2), "public.orders": (4, 0)}
     assert bed.query("SELECT count(*) FROM users") == [(53,)]
-    bed.execute(f'DROP DATABASE "{result.kept_database}"')
+    bed.execute(sql.SQL('DROP DATABASE {}').format(sql.Identifier(result.kept_database)))

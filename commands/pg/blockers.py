@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Callable, Iterator, Sequence
 
 import psycopg
+from psycopg import sql
 import structlog
 
 from commands.errors import CommandError
@@ -240,11 +241,12 @@ class PgBlockers:
         """Cancel the query of (or end) session ``pid`` only if it is still the session that started
         at ``session_start``: the check and the signal are one statement. True once sent (for an
         end on 14 and later: once the session is gone)."""
-        if terminate:
-            wait = ", 5000" if self.conn.info.server_version >= 140000 else ""  # 14+: until it has exited
-            call = f"pg_terminate_backend(a.pid{wait})"
+        if not terminate:
+            call = sql.SQL("pg_cancel_backend(a.pid)")
+        elif self.conn.info.server_version >= 140000:  # 14+: until it has exited
+            call = sql.SQL("pg_terminate_backend(a.pid, 5000)")
         else:
-            call = "pg_cancel_backend(a.pid)"
-        row = self.conn.execute(f"SELECT {call} FROM pg_stat_activity a WHERE a.pid = %s AND a.backend_start = %s",
-                                (pid, session_start)).fetchone()
+            call = sql.SQL("pg_terminate_backend(a.pid)")
+        query = sql.SQL("SELECT {} FROM pg_stat_activity a WHERE a.pid = %s AND a.backend_start = %s").format(call)
+        row = self.conn.execute(query, (pid, session_start)).fetchone()
         return bool(row and row[0])
