@@ -24,21 +24,14 @@ from commands.snapshot.store import (BUNDLE_MANIFEST_SUFFIX, BUNDLE_NAME, BUNDLE
 
 log = structlog.get_logger("dbops.preserve")
 
-MANIFEST_LIMIT = 1 << 20
-
-
 class S3Bundles:
     def __init__(self, store) -> None:  # the S3Store whose bucket and prefix they share (it imports this module)
         self.store = store
         self.where = store.where
 
     def bundles(self) -> list[StoredBundle]:
-        store, entries = self.store, {}
-        with store._fault("list the preserved rows"):
-            for page in store.client.get_paginator("list_objects_v2").paginate(
-                    Bucket=store.bucket, Prefix=store.prefix, Delimiter="/"):
-                for item in page.get("Contents", ()):
-                    entries[item["Key"][len(store.prefix):]] = item
+        with self.store._fault("list the preserved rows"):
+            entries = self.store._objects("", "/")
         return [StoredBundle(name=k[: -len(BUNDLE_SUFFIX)], size=item["Size"],
                              pinned=k[: -len(BUNDLE_SUFFIX)] + BUNDLE_PIN_SUFFIX in entries)
                 for k, item in entries.items()
@@ -46,22 +39,7 @@ class S3Bundles:
                 and k[: -len(BUNDLE_SUFFIX)] + BUNDLE_MANIFEST_SUFFIX in entries]
 
     def manifest(self, name: str) -> dict:
-        store = self.store
-        with store._fault(f"read the manifest of bundle {name}"):
-            try:
-                body = store.client.get_object(Bucket=store.bucket, Key=store._key(name + BUNDLE_MANIFEST_SUFFIX),
-                                               Range=f"bytes=0-{MANIFEST_LIMIT - 1}")["Body"].read()
-            except ClientError as err:
-                if err.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
-                    raise SnapshotFailed(f"The manifest of bundle {name} cannot be read (it is gone).") from None
-                raise
-        try:
-            manifest = json.loads(body)
-        except ValueError as err:
-            raise SnapshotFailed(f"The manifest of bundle {name} cannot be read ({err}).") from None
-        if not isinstance(manifest, dict):
-            raise SnapshotFailed(f"The manifest of bundle {name} cannot be read (not a JSON object).")
-        return manifest
+        return self.store.read_manifest(name + BUNDLE_MANIFEST_SUFFIX, f"bundle {name}")
 
     def publish(self, name: str, data: Path, manifest: dict) -> str:
         store = self.store

@@ -147,20 +147,25 @@ class S3Store:
         return {item["Key"][len(self.prefix):]: item for page in pages for item in page.get("Contents", ())}
 
     def manifest(self, snapshot: Snapshot) -> dict:
-        with self._fault(f"read the manifest of {snapshot.name}"):
+        return self.read_manifest(_manifest_of(snapshot), snapshot.name)
+
+    def read_manifest(self, filename: str, label: str) -> dict:
+        """The JSON object at ``PREFIX/filename`` (a snapshot's or a bundle's manifest, read up to
+        MANIFEST_LIMIT bytes); SnapshotFailed naming ``label`` when it is gone or not one."""
+        with self._fault(f"read the manifest of {label}"):
             try:
-                body = self.client.get_object(Bucket=self.bucket, Key=self._key(_manifest_of(snapshot)),
+                body = self.client.get_object(Bucket=self.bucket, Key=self._key(filename),
                                               Range=f"bytes=0-{MANIFEST_LIMIT - 1}")["Body"].read()
             except ClientError as err:
                 if _code(err) in ("NoSuchKey", "404"):
-                    raise SnapshotFailed(f"The manifest of {snapshot.name} cannot be read (it is gone).") from None
+                    raise SnapshotFailed(f"The manifest of {label} cannot be read (it is gone).") from None
                 raise
         try:
             manifest = json.loads(body)
         except ValueError as err:
-            raise SnapshotFailed(f"The manifest of {snapshot.name} cannot be read ({err}).") from None
+            raise SnapshotFailed(f"The manifest of {label} cannot be read ({err}).") from None
         if not isinstance(manifest, dict):
-            raise SnapshotFailed(f"The manifest of {snapshot.name} cannot be read (not a JSON object).")
+            raise SnapshotFailed(f"The manifest of {label} cannot be read (not a JSON object).")
         return manifest
 
     def open(self, snapshot: Snapshot) -> BinaryIO:
