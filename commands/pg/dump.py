@@ -36,6 +36,7 @@ from commands.pg.streams import (
 from commands.pg.tools import Tools, child_env
 from commands.redact import mask_url
 from commands.results import State
+from commands.snapshot.tidy import delete_judged
 from commands.snapshot.snapshots import (
     DATA_SUFFIX, DIRECTORY_MODE, FILE_MODE, MANIFEST_SUFFIX, Created, Restored, Snapshot, Verified, diagnose_os,
     environment_in_name, is_dbops_name, parse_temp, read_manifest, snapshot_name, temp_name, this_host,
@@ -69,26 +70,8 @@ def remove_leftovers(directory: Path, env_name: str) -> list[str]:
 
     A file that cannot be removed is left and logged: tidying never fails a create.
     """
-    removed: list[str] = []
-    try:
-        with os.scandir(directory) as it:
-            entries = [e for e in it if e.is_file(follow_symlinks=False)]
-    except OSError:
-        return removed
-    names = {e.name for e in entries}
-    now = time.time()
-    for entry in entries:
-        if not _is_leftover(entry, names, env_name, now):
-            continue
-        try:
-            os.unlink(entry.path)
-        except FileNotFoundError:
-            continue
-        except OSError as err:
-            log.warning("snapshot.leftover_kept", file=entry.name, error=err.strerror)
-            continue
-        removed.append(entry.name)
-    return removed
+    return delete_judged(directory, lambda entry, names, now: _is_leftover(entry, names, env_name, now),
+                         kept_event="snapshot.leftover_kept")
 
 
 def _is_leftover(entry: os.DirEntry, names: set[str], env_name: str, now: float) -> bool:

@@ -30,6 +30,7 @@ import structlog
 
 from commands.lock.lock_dirs import pid_alive
 from commands.snapshot.snapshots import this_host
+from commands.snapshot.tidy import delete_judged
 from commands.snapshot.store import BUNDLE_MANIFEST_SUFFIX, BUNDLE_NAME, BUNDLE_SUFFIX
 
 log = structlog.get_logger("dbops.preserve")
@@ -54,26 +55,8 @@ def remove_bundle_leftovers(directory: Path, env_name: str, *, dry_run: bool = F
     """Delete what killed exports of ``env_name`` left in ``directory`` (regular files only,
     never through a link); the names deleted (``dry_run``: that would be). What cannot be
     deleted is logged and left."""
-    try:
-        with os.scandir(directory) as it:
-            entries = [e for e in it if e.is_file(follow_symlinks=False)]
-    except OSError:
-        return []
-    names, now, removed = {e.name for e in entries}, time.time(), []
-    for entry in entries:
-        if not _abandoned(entry, names, env_name, now):
-            continue
-        if dry_run:
-            removed.append(entry.name)
-            continue
-        try:
-            os.unlink(entry.path)
-        except FileNotFoundError:
-            continue
-        except OSError as err:
-            log.warning("preserve.leftover_kept", file=entry.name, error=err.strerror)
-            continue
-        removed.append(entry.name)
+    removed = delete_judged(directory, lambda entry, names, now: _abandoned(entry, names, env_name, now),
+                            kept_event="preserve.leftover_kept", dry_run=dry_run)
     if removed and not dry_run:
         log.info("preserve.leftovers_removed", directory=str(directory), removed=removed)
     return removed
