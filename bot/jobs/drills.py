@@ -13,7 +13,7 @@ import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.jobs.schedules import crontab_trigger, occurrences
+from bot.jobs.schedules import tick_latest
 from bot.slack.blocks import drills as blocks_drills
 from bot.slack.blocks.kit import Message
 from commands.config import EnvironmentSettings, Settings
@@ -36,18 +36,9 @@ class DrillSchedules:
         return [env for env in self.settings.environments.values() if env.drill_schedule]
 
     def tick(self, env: EnvironmentSettings) -> list[DrillEvent]:
-        now = self.now()
-        latest, _ = occurrences(crontab_trigger(env.drill_schedule, self.settings.schedule_timezone), now)
-        try:
-            events = self.job.tick(env, occurrence=latest, now=now)
-        except CommandError as err:  # the control database may be down: log it, try next tick
-            log.error("drill.tick_failed", env=env.name, error=err.message)
-            self.observer.watcher_tick(watcher="drill", environment=env.name, failed=True)
-            return []
-        self.observer.watcher_tick(watcher="drill", environment=env.name, failed=False)
-        for event in events:
-            self.post(env, event)
-        return events
+        # Asked even before the first occurrence: the job also reminds when no drill passed lately.
+        return tick_latest(self.job, env, env.drill_schedule, settings=self.settings, now=self.now(),
+                           observer=self.observer, watcher="drill", post=self.post, needs_occurrence=False)
 
     def post(self, env: EnvironmentSettings, event: DrillEvent) -> None:
         channel = (event.alert.channel if event.alert and event.alert.channel else None) or \

@@ -74,6 +74,27 @@ def occurrences(trigger: BaseTrigger, now: datetime) -> tuple[datetime | None, d
     return None, upcoming
 
 
+def tick_latest(job, env: EnvironmentSettings, schedule: str, *, settings: Settings, now: datetime,
+                observer: Observer, watcher: str, post: Callable, needs_occurrence: bool) -> list:
+    """Hand ``schedule``'s latest occurrence to ``job`` (which acts on it once, whatever the
+    replicas) and post what it says; a job that ``needs_occurrence`` is not asked before the
+    first one. A fault (the control database down) is logged and counted: the next tick tries
+    again."""
+    latest, _ = occurrences(crontab_trigger(schedule, settings.schedule_timezone), now)
+    if latest is None and needs_occurrence:
+        return []
+    try:
+        events = job.tick(env, occurrence=latest, now=now)
+    except CommandError as err:
+        log.error(f"{watcher}.tick_failed", env=env.name, error=err.message)
+        observer.watcher_tick(watcher=watcher, environment=env.name, failed=True)
+        return []
+    observer.watcher_tick(watcher=watcher, environment=env.name, failed=False)
+    for event in events:
+        post(env, event)
+    return events
+
+
 class CleanupSchedules:
     """Each environment's scheduled cleanup: ``tick`` runs every ``TICK_SECONDS``."""
 
@@ -134,17 +155,5 @@ class DriftSchedules:
         return [env for env in self.settings.environments.values() if env.drift_check_schedule]
 
     def tick(self, env: EnvironmentSettings) -> list[AlertEvent]:
-        now = self.now()
-        latest, _ = occurrences(crontab_trigger(env.drift_check_schedule, self.settings.schedule_timezone), now)
-        if latest is None:
-            return []
-        try:
-            events = self.job.tick(env, occurrence=latest, now=now)
-        except CommandError as err:  # the control database may be down: log it, try next tick
-            log.error("drift.tick_failed", env=env.name, error=err.message)
-            self.observer.watcher_tick(watcher="drift", environment=env.name, failed=True)
-            return []
-        self.observer.watcher_tick(watcher="drift", environment=env.name, failed=False)
-        for event in events:
-            self.poster.post(env, event)
-        return events
+        return tick_latest(self.job, env, env.drift_check_schedule, settings=self.settings, now=self.now(),
+                           observer=self.observer, watcher="drift", post=self.poster.post, needs_occurrence=True)
