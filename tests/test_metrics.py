@@ -79,7 +79,10 @@ def test_metrics_count_slack_commands_by_outcome_with_their_durations_approvals_
             approve = press_button(card, "Approve", user_id="U0BOB",
                                    response_url=fake.response_url(user="U0BOB", message_ts=card.ts))
             assert desk.post(approve, sign(SECRET, approve))[0] == 200
-            wait_for(lambda: operations(samples(desk.metrics()[2]), "migrate down", "done") == 1, what="the down")
+            # The approved down is counted inside the approve, which is counted once it returns: wait for both.
+            wait_for(lambda: (operations(page := samples(desk.metrics()[2]), "migrate down", "done"),
+                              operations(page, "dbops approve", "done", environment="")) == (1, 1),
+                     what="the down and its approval")
             status, content_type, text = desk.metrics()
 
     assert status == 200 and content_type.startswith("text/plain; version=0.0.4")
